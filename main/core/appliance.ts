@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { createLogger, type LogHandle } from './logging.js';
+import type { ApplianceService } from './service.js';
+import { SettingsFile } from './settings/settings-file.js';
+import type { Settings } from './settings/schema.js';
+import { Archive, type InstanceInfo } from './store/archive.js';
+import type { RecoveryReport } from './store/recovery.js';
+
+/** Values given on the command line (or by the Electron shell); they win over the settings file. */
+export interface ApplianceOverrides {
+  aeTitle?: string;
+  dimsePort?: number;
+  httpHost?: string;
+  httpPort?: number;
+  apiToken?: string;
+}
+
+export interface ApplianceOptions {
+  dataDir: string;
+  overrides?: ApplianceOverrides;
+  /** Write logs to stdout as well as the log file (headless mode). */
+  logToStdout?: boolean;
+  /** Print function for the listener lines; defaults to console.log. */
+  announce?: (line: string) => void;
+}
+
+export function applyOverrides(settings: Settings, overrides: ApplianceOverrides = {}): Settings {
+  return {
+    ...settings,
+    aeTitle: overrides.aeTitle ?? settings.aeTitle,
+    dimse: { ...settings.dimse, port: overrides.dimsePort ?? settings.dimse.port },
+    http: {
+      ...settings.http,
+      host: overrides.httpHost ?? settings.http.host,
+      port: overrides.httpPort ?? settings.http.port,
+      apiToken: overrides.apiToken ?? settings.http.apiToken,
+    },
+  };
+}
+
+/** Routes an instance to the enabled destinations whose filter it passes. */
+export function routeFor(settings: Settings): (instance: InstanceInfo) => string[] {
+  return (instance) =>
+    settings.destinations
+      .filter((d) => d.enabled)
+      .filter((d) => d.route.callingAes.length === 0 || d.route.callingAes.includes(instance.callingAe))
+      .filter((d) => d.route.modalities.length === 0 || d.route.modalities.includes(instance.modality))
+      .map((d) => d.name);
+}
+
+/**
+ * The composition root: builds the services from settings, starts them in order and stops them in
+ * reverse order. Both the headless CLI and the Electron shell use it.
+ */
+export class Appliance {
+  readonly services: ApplianceService[] = [];
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly settingsFile: SettingsFile,
+    public settings: Settings,
+    readonly logger: Logger,
+    private readonly logHandle: LogHandle,
+    readonly archive: Archive,
+    readonly recovery: RecoveryReport,
+    /** The session token every HTTP route requires. */
+    readonly apiToken: string,
+    private readonly announce: (line: string) => void,
+  ) {}
+
+  static async create(options: ApplianceOptions): Promise<Appliance> {
+    const { file, settings: stored } = await SettingsFile.open(options.dataDir);
+    const settings = applyOverrides(stored, options.overrides);
+    // Overrides are validated by the same schema, so a bad flag is named like a bad field.
+    file.validate(settings);
+    const logHandle = await createLogger({ dataDir: options.dataDir, level: settings.log.level, stdout: options.logToStdout ?? false });
+    const logger = logHandle.logger;
+    const { archive, recovery } = await Archive.open({
+      dataDir: options.dataDir,
+      limits: settings.storage,
+      logger,
+      route: routeFor(settings),
+    });
+    const apiToken = settings.http.apiToken || randomBytes(24).toString('base64url');
+    const appliance = new Appliance(options.dataDir, file, settings, logger, logHandle, archive, recovery, apiToken,
+      options.announce ?? ((line) => console.log(line)));
+    appliance.services.push(...(await buildServices(appliance)));
+    return appliance;
+  }
+
+  async start(): Promise<void> {
+    this.logger.info({ event: 'start', dataDir: this.dataDir, aeTitle: this.settings.aeTitle }, 'appliance starting');
+    for (const service of this.services) {
+      const lines = await service.start();
+      for (const line of lines) this.announce(line);
+    }
+    this.logger.info({ event: 'started' }, 'appliance started');
+  }
+
+  /** No new work; in-flight writes finish; the index closes. Safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.logger.info({ event: 'stop' }, 'appliance stopping');
+      for (const service of [...this.services].reverse()) {
+        try {
+          await service.stop();
+        } catch (error) {
+          this.logger.error({ event: 'stop-failed', service: service.name, reason: (error as Error).message }, 'service did not stop cleanly');
+        }
+      }
+      await this.archive.close();
+      this.logger.info({ event: 'stopped' }, 'appliance stopped');
+      await this.logHandle.close();
+    })();
+    return this.stopping;
+  }
+}
+
+/** The listeners and workers, in start order. Each room adds its own factory here. */
+async function buildServices(_appliance: Appliance): Promise<ApplianceService[]> {
+  const services: ApplianceService[] = [];
+  return services;
+}

@@ -1,0 +1,103 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Appliance, type ApplianceOverrides } from './appliance.js';
+import { SettingsError } from './settings/errors.js';
+
+const USAGE = `usage: dicom-edge serve [options]
+
+  --data-dir DIR      where settings, archive, index and logs live
+                      (default: $DICOM_EDGE_DATA_DIR or $XDG_DATA_HOME/dicom-edge or ~/.local/share/dicom-edge)
+  --aet TITLE         our AE title (default DICOMEDGE)
+  --dimse-port PORT   DIMSE listener port (default 11112)
+  --http-host HOST    HTTP bind address (default 127.0.0.1)
+  --http-port PORT    HTTP port (default 8780)
+  --api-token TOKEN   session token for the HTTP API (default: generated at each start)
+
+Flags override settings.json, which overrides the defaults.`;
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DICOM_EDGE_DATA_DIR) return resolve(env.DICOM_EDGE_DATA_DIR);
+  const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'dicom-edge');
+}
+
+function portFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--${name} must be a port number from 1 to 65535, got ${JSON.stringify(value)}`);
+  }
+  return port;
+}
+
+class UsageError extends Error {}
+
+export function parseServeArgs(argv: string[]): { dataDir: string; overrides: ApplianceOverrides } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'data-dir': { type: 'string' },
+      aet: { type: 'string' },
+      'dimse-port': { type: 'string' },
+      'http-host': { type: 'string' },
+      'http-port': { type: 'string' },
+      'api-token': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) throw new UsageError(USAGE);
+  if (positionals.length > 1 || (positionals[0] ?? 'serve') !== 'serve') {
+    throw new UsageError(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}`);
+  }
+  return {
+    dataDir: values['data-dir'] ? resolve(values['data-dir']) : defaultDataDir(),
+    overrides: {
+      aeTitle: values.aet,
+      dimsePort: portFlag('dimse-port', values['dimse-port']),
+      httpHost: values['http-host'],
+      httpPort: portFlag('http-port', values['http-port']),
+      apiToken: values['api-token'],
+    },
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let options;
+  try {
+    options = parseServeArgs(argv);
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  }
+  let appliance: Appliance;
+  try {
+    appliance = await Appliance.create({ ...options, logToStdout: true });
+    await appliance.start();
+  } catch (error) {
+    if (error instanceof SettingsError) console.error(`dicom-edge: ${error.message}`);
+    else console.error(`dicom-edge: cannot start: ${(error as Error).stack ?? error}`);
+    return 1;
+  }
+  console.log(`data dir: ${options.dataDir}`);
+  return new Promise<number>((resolveExit) => {
+    const shutdown = (signal: string) => {
+      console.log(`received ${signal}, stopping`);
+      appliance.stop().then(
+        () => resolveExit(0),
+        (error) => {
+          console.error(`dicom-edge: stop failed: ${(error as Error).message}`);
+          resolveExit(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+}
+
+const isEntry = process.argv[1] && /cli\.(ts|js)$/.test(process.argv[1]);
+if (isEntry) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

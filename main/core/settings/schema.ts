@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { uidProblem } from '../dicom/uid.js';
+
+/** AE titles: 1–16 characters of the default repertoire, no backslash or control characters (PS3.5 6.2). */
+export const aeTitle = z
+  .string()
+  .regex(/^[\x20-\x5b\x5d-\x7e]{1,16}$/, 'must be 1 to 16 printable ASCII characters without backslash')
+  .refine((v) => v.trim().length > 0, 'must not be only spaces');
+
+const port = z.number().int().min(1).max(65535);
+const byteCount = z.number().int().min(0);
+
+export const peerSchema = z.object({
+  aeTitle,
+  host: z.string().min(1),
+  port,
+  description: z.string().default(''),
+});
+
+export const tlsSchema = z.object({
+  enabled: z.boolean().default(false),
+  port: port.default(2762),
+  certFile: z.string().default(''),
+  keyFile: z.string().default(''),
+  caFile: z.string().default(''),
+  requireClientCertificate: z.boolean().default(false),
+});
+
+export const dimseSchema = z.object({
+  host: z.string().default('0.0.0.0'),
+  port: port.default(11112),
+  acceptAnyCalledAe: z.boolean().default(false),
+  allowedCallingAes: z.array(aeTitle).default([]),
+  maxAssociations: z.number().int().min(1).max(1024).default(16),
+  acceptPrivateSopClasses: z.boolean().default(false),
+  artimTimeoutMs: z.number().int().min(1000).default(30_000),
+  associationTimeoutMs: z.number().int().min(1000).default(300_000),
+  dimseIdleTimeoutMs: z.number().int().min(1000).default(60_000),
+  tls: tlsSchema.prefault({}),
+});
+
+export const httpSchema = z.object({
+  host: z.string().default('127.0.0.1'),
+  port: port.default(8780),
+  /** Session token for the API; empty means one is generated at each start. */
+  apiToken: z.string().default(''),
+  /** For non-loopback binds: HTTP basic credential, password stored as a scrypt hash. */
+  basicAuth: z
+    .object({ user: z.string().min(1), passwordHash: z.string().regex(/^scrypt\$/, 'must be a scrypt$… hash') })
+    .optional(),
+  corsOrigins: z.array(z.string().url()).default([]),
+  maxRequestBytes: byteCount.default(4 * 1024 ** 3),
+});
+
+export const storageSchema = z.object({
+  /** 0 means no limit. */
+  maxArchiveBytes: byteCount.default(0),
+  /** Ingest is refused when the free space of the data dir's filesystem would fall below this. */
+  minFreeBytes: byteCount.default(1024 ** 3),
+  /** Evict delivered studies, oldest first, to stay within the limits. */
+  evictDelivered: z.boolean().default(false),
+});
+
+const secret = z.string().min(1);
+
+export const destinationAuthSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('none') }),
+  z.object({ kind: z.literal('basic'), user: z.string().min(1), password: secret }),
+  z.object({ kind: z.literal('bearer'), token: secret }),
+  z.object({
+    kind: z.literal('entra-client-secret'),
+    tenantId: z.string().min(1),
+    clientId: z.string().min(1),
+    clientSecret: secret,
+    authority: z.string().url().optional(),
+    scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
+  }),
+  z.object({
+    kind: z.literal('entra-client-certificate'),
+    tenantId: z.string().min(1),
+    clientId: z.string().min(1),
+    certificateFile: z.string().min(1),
+    privateKeyFile: z.string().min(1),
+    authority: z.string().url().optional(),
+    scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
+  }),
+  z.object({
+    kind: z.literal('entra-device-code'),
+    tenantId: z.string().min(1),
+    clientId: z.string().min(1),
+    authority: z.string().url().optional(),
+    scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
+  }),
+]);
+
+export const destinationSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _'),
+  baseUrl: z.string().url(),
+  enabled: z.boolean().default(true),
+  auth: destinationAuthSchema.default({ kind: 'none' }),
+  maxConcurrentRequests: z.number().int().min(1).max(64).default(4),
+  maxInstancesPerRequest: z.number().int().min(1).max(10_000).default(50),
+  maxBytesPerRequest: byteCount.min(1).default(256 * 1024 ** 2),
+  upsert: z.boolean().default(false),
+  verifyAfterDelivery: z.boolean().default(false),
+  requestTimeoutMs: z.number().int().min(1000).default(300_000),
+  route: z
+    .object({ callingAes: z.array(aeTitle).default([]), modalities: z.array(z.string().min(1)).default([]) })
+    .prefault({}),
+});
+
+export const settingsSchema = z.object({
+  aeTitle: aeTitle.default('DICOMEDGE'),
+  dimse: dimseSchema.prefault({}),
+  peers: z.array(peerSchema).default([]),
+  http: httpSchema.prefault({}),
+  storage: storageSchema.prefault({}),
+  destinations: z
+    .array(destinationSchema)
+    .default([])
+    .refine((list) => new Set(list.map((d) => d.name)).size === list.length, 'destination names must be unique'),
+  log: z
+    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+    .prefault({}),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+export type DestinationSettings = z.infer<typeof destinationSchema>;
+export type DestinationAuth = z.infer<typeof destinationAuthSchema>;
+export type PeerSettings = z.infer<typeof peerSchema>;
+
+export const DEFAULT_HTTP_PORT = 8780;
+export const DEFAULT_DIMSE_PORT = 11112;
+
+export { uidProblem };

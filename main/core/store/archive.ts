@@ -1,0 +1,326 @@
+import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { DicomParseError, type InstanceHeader } from '../dicom/header.js';
+import { InvalidUidError, uidProblem } from '../dicom/uid.js';
+import { openDatabase, type Db } from './database.js';
+import { CannotUnderstandError, IngestError, MismatchError, OutOfResourcesError, StudyMismatchError } from './errors.js';
+import { ArchiveEvents } from './events.js';
+import { IndexWriter, type ExistingInstance } from './index-writer.js';
+import { KeyedLock } from './keyed-lock.js';
+import { Outbox } from './outbox.js';
+import { ArchivePaths } from './paths.js';
+import { checkRoom, type QuotaLimits } from './quota.js';
+import { readInstanceHeader } from './header-reader.js';
+import { spoolToTempFile, type SpooledFile } from './temp-file.js';
+import { recoverArchive, type RecoveryReport } from './recovery.js';
+import { evictDelivered } from './eviction.js';
+
+export interface IngestContext {
+  /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
+  callingAe: string;
+  /** Peer address, for the log. */
+  peer: string;
+  /** What the sender declared; a differing dataset is refused. */
+  expect?: { sopClassUid?: string; sopInstanceUid?: string; studyInstanceUid?: string };
+}
+
+export type IngestOutcome = 'stored' | 'replaced' | 'duplicate';
+
+export interface IngestResult {
+  outcome: IngestOutcome;
+  header: InstanceHeader;
+  sizeBytes: number;
+  sha256: string;
+  relativePath: string;
+}
+
+export interface InstanceInfo {
+  sopInstanceUid: string;
+  seriesUid: string;
+  studyUid: string;
+  modality: string;
+  callingAe: string;
+  sopClassUid: string;
+}
+
+export interface ArchiveOptions {
+  dataDir: string;
+  limits: QuotaLimits & { evictDelivered: boolean };
+  logger: Logger;
+  /** Which destinations an instance is queued for. Empty: none configured, it waits under '*'. */
+  route?: (instance: InstanceInfo) => string[];
+}
+
+/**
+ * The archive: original bytes on disk plus the SQLite index and outbox. Every way in (DIMSE, STOW-RS)
+ * calls `ingest`; nothing is acknowledged before the file is fsynced, renamed into place and the
+ * index and outbox rows are committed together.
+ */
+export class Archive {
+  readonly paths: ArchivePaths;
+  readonly events = new ArchiveEvents();
+  readonly db: Db;
+  readonly outbox: Outbox;
+  private readonly index: IndexWriter;
+  private readonly lock = new KeyedLock();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
+  private route: (instance: InstanceInfo) => string[];
+  private limits: ArchiveOptions['limits'];
+  private readonly logger: Logger;
+  private archiveBytes = 0;
+
+  private constructor(options: ArchiveOptions, db: Db) {
+    this.paths = new ArchivePaths(options.dataDir);
+    this.db = db;
+    this.outbox = new Outbox(db);
+    this.index = new IndexWriter(db);
+    this.route = options.route ?? (() => []);
+    this.limits = options.limits;
+    this.logger = options.logger.child({ component: 'archive' });
+    this.archiveBytes = this.totalBytes();
+  }
+
+  /** Opens the index, creates the folders and recovers from an earlier crash. */
+  static async open(options: ArchiveOptions): Promise<{ archive: Archive; recovery: RecoveryReport }> {
+    const paths = new ArchivePaths(options.dataDir);
+    await mkdir(paths.tempDir, { recursive: true });
+    const db = openDatabase(paths.databaseFile);
+    const archive = new Archive(options, db);
+    const recovery = await recoverArchive(archive, options.logger);
+    archive.archiveBytes = archive.totalBytes();
+    return { archive, recovery };
+  }
+
+  setRoute(route: (instance: InstanceInfo) => string[]): void {
+    this.route = route;
+  }
+
+  setLimits(limits: ArchiveOptions['limits']): void {
+    this.limits = limits;
+  }
+
+  get usedBytes(): number {
+    return this.archiveBytes;
+  }
+
+  /** Streams one Part 10 instance into the archive. Resolves only once it is durable and indexed. */
+  ingest(source: AsyncIterable<Uint8Array> | Readable, context: IngestContext): Promise<IngestResult> {
+    if (this.closed) return Promise.reject(new OutOfResourcesError('the archive is shutting down'));
+    const work = this.ingestNow(source, context);
+    this.inFlight.add(work);
+    const forget = () => this.inFlight.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  private async ingestNow(source: AsyncIterable<Uint8Array> | Readable, context: IngestContext): Promise<IngestResult> {
+    const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
+    let spooled: SpooledFile | undefined;
+    try {
+      await this.ensureRoom(0);
+      spooled = await spoolToTempFile(source, this.paths.tempDir);
+      const header = await this.parse(spooled);
+      checkExpectations(header, context);
+      await this.ensureRoom(spooled.sizeBytes);
+      const file = spooled;
+      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context));
+      spooled = undefined; // renamed or removed by commit
+      log.info(
+        { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
+          sopInstanceUid: header.sopInstanceUid, sizeBytes: result.sizeBytes, transferSyntaxUid: header.transferSyntaxUid },
+        `instance ${result.outcome}`,
+      );
+      return result;
+    } catch (error) {
+      if (spooled) await unlink(spooled.path).catch(() => undefined);
+      const failure = toIngestError(error);
+      log.warn({ event: 'ingest-failed', reason: failure.name, status: failure.dimseStatus, sopInstanceUid: context.expect?.sopInstanceUid },
+        failure.message);
+      throw failure;
+    }
+  }
+
+  private async parse(spooled: SpooledFile): Promise<InstanceHeader> {
+    let header: InstanceHeader;
+    try {
+      header = await readInstanceHeader(spooled.path, spooled.sizeBytes, spooled);
+    } catch (error) {
+      if (error instanceof DicomParseError) throw new CannotUnderstandError(error.message);
+      throw error;
+    }
+    for (const [name, value] of [
+      ['SOP Instance UID (0008,0018)', header.sopInstanceUid],
+      ['SOP Class UID (0008,0016)', header.sopClassUid],
+      ['Study Instance UID (0020,000D)', header.studyInstanceUid],
+      ['Series Instance UID (0020,000E)', header.seriesInstanceUid],
+    ] as const) {
+      const problem = uidProblem(value);
+      if (problem) throw new CannotUnderstandError(value ? `${name} ${JSON.stringify(value)} ${problem}` : `missing ${name}`);
+    }
+    return header;
+  }
+
+  private async ensureRoom(incomingBytes: number): Promise<void> {
+    try {
+      await checkRoom(this.paths.root, this.limits, this.archiveBytes, incomingBytes);
+    } catch (error) {
+      if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
+      const freed = await evictDelivered(this, incomingBytes, this.logger);
+      if (freed === 0) throw error;
+      await checkRoom(this.paths.root, this.limits, this.archiveBytes, incomingBytes);
+    }
+  }
+
+  private async commit(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): Promise<IngestResult> {
+    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    const existing = this.index.existing(header.sopInstanceUid);
+    const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
+    if (existing && existing.sha256 === spooled.sha256 && existing.path === relativePath && !existing.file_missing) {
+      await unlink(spooled.path);
+      return { outcome: 'duplicate', ...base };
+    }
+    const finalPath = this.paths.absolute(relativePath);
+    const firstCreated = await mkdir(dirname(finalPath), { recursive: true });
+    await rename(spooled.path, finalPath);
+    await fsyncDirectory(dirname(finalPath));
+    if (firstCreated) {
+      // New study/series folders must survive power loss too: sync each parent up to the archive root.
+      for (let dir = dirname(dirname(finalPath)); dir.length >= this.paths.root.length; dir = dirname(dir)) {
+        await fsyncDirectory(dir);
+        if (dir === this.paths.root) break;
+      }
+    }
+    const receivedAt = Date.now();
+    const info: InstanceInfo = {
+      sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
+      modality: header.modality, callingAe: context.callingAe, sopClassUid: header.sopClassUid,
+    };
+    const destinations = this.route(info);
+    const { counts, queuedFor } = this.db.transaction(() => {
+      const counts = this.index.write(
+        header,
+        { relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt },
+        existing,
+      );
+      const queuedFor = this.outbox.enqueue(
+        { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes: spooled.sizeBytes,
+          replacesEarlier: existing !== undefined, now: receivedAt },
+        destinations,
+      );
+      return { counts, queuedFor };
+    })();
+    this.archiveBytes += spooled.sizeBytes - (existing?.size_bytes ?? 0);
+    if (existing && existing.path !== relativePath) await rm(this.paths.absolute(existing.path), { force: true });
+    const outcome: IngestOutcome = existing ? 'replaced' : 'stored';
+    this.emitStored(header, context.callingAe, outcome, spooled.sizeBytes, counts, queuedFor, existing);
+    return { outcome, ...base };
+  }
+
+  private emitStored(
+    header: InstanceHeader, callingAe: string, outcome: 'stored' | 'replaced', sizeBytes: number,
+    counts: { numSeries: number; numInstances: number }, queuedFor: string[], existing?: ExistingInstance,
+  ): void {
+    const ids = { sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid };
+    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes });
+    this.events.emit('study-updated', { studyUid: header.studyInstanceUid, ...counts });
+    if (existing && existing.study_uid !== header.studyInstanceUid) {
+      this.events.emit('study-updated', { studyUid: existing.study_uid, numSeries: -1, numInstances: -1 });
+    }
+    for (const destination of queuedFor) {
+      this.events.emit('outbox-changed', { studyUid: header.studyInstanceUid, destination, sopInstanceUids: [header.sopInstanceUid], state: 'pending' });
+    }
+  }
+
+  /** Removes an instance's file and rows (and its outbox rows). Used by DELETE and eviction. */
+  async removeInstance(sopInstanceUid: string): Promise<boolean> {
+    return this.lock.run(sopInstanceUid, async () => {
+      const existing = this.index.existing(sopInstanceUid);
+      if (!existing) return false;
+      this.db.transaction(() => {
+        this.db.prepare('DELETE FROM outbox WHERE sop_instance_uid = ?').run(sopInstanceUid);
+        this.index.remove(existing, Date.now());
+      })();
+      this.archiveBytes -= existing.size_bytes;
+      await rm(this.paths.absolute(existing.path), { force: true });
+      this.events.emit('instance-deleted', { sopInstanceUid, seriesUid: existing.series_uid, studyUid: existing.study_uid });
+      return true;
+    });
+  }
+
+  /** Re-indexes a file already at its final path (recovery after a crash between rename and commit). */
+  async indexExistingFile(relativePath: string, sizeBytes: number): Promise<InstanceHeader> {
+    const absolutePath = this.paths.absolute(relativePath);
+    const header = await readInstanceHeader(absolutePath, sizeBytes);
+    const expectedPath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    if (expectedPath !== relativePath) throw new CannotUnderstandError(`file's UIDs point to ${expectedPath}`);
+    const { sha256 } = await hashFile(absolutePath);
+    const existing = this.index.existing(header.sopInstanceUid);
+    const now = Date.now();
+    const info: InstanceInfo = {
+      sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
+      modality: header.modality, callingAe: '', sopClassUid: header.sopClassUid,
+    };
+    const destinations = this.route(info);
+    this.db.transaction(() => {
+      this.index.write(header, { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: now }, existing);
+      this.outbox.enqueue(
+        { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes, replacesEarlier: existing !== undefined, now },
+        destinations,
+      );
+    })();
+    return header;
+  }
+
+  totalBytes(): number {
+    return (this.db.prepare('SELECT COALESCE(SUM(size_bytes), 0) AS total FROM instances').get() as { total: number }).total;
+  }
+
+  /** Stops taking new work, waits for in-flight ingests, and closes the index. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    this.db.close();
+  }
+}
+
+function checkExpectations(header: InstanceHeader, context: IngestContext): void {
+  const expect = context.expect;
+  if (!expect) return;
+  if (expect.sopInstanceUid && expect.sopInstanceUid !== header.sopInstanceUid) {
+    throw new MismatchError(`SOP Instance UID in the dataset (${header.sopInstanceUid}) differs from the request's (${expect.sopInstanceUid})`);
+  }
+  if (expect.sopClassUid && expect.sopClassUid !== header.sopClassUid) {
+    throw new MismatchError(`SOP Class UID in the dataset (${header.sopClassUid}) differs from the request's (${expect.sopClassUid})`);
+  }
+  if (expect.studyInstanceUid && expect.studyInstanceUid !== header.studyInstanceUid) {
+    throw new StudyMismatchError(`Study Instance UID in the dataset (${header.studyInstanceUid}) differs from the URL's (${expect.studyInstanceUid})`);
+  }
+}
+
+function toIngestError(error: unknown): IngestError {
+  if (error instanceof IngestError) return error;
+  if (error instanceof InvalidUidError) return new CannotUnderstandError(error.message);
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new OutOfResourcesError(`disk full: ${code}`);
+  return new OutOfResourcesError(`storage failure: ${(error as Error)?.message ?? String(error)}`);
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function hashFile(path: string): Promise<{ sha256: string }> {
+  const { createHash } = await import('node:crypto');
+  const { createReadStream } = await import('node:fs');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return { sha256: hash.digest('hex') };
+}

@@ -1,0 +1,122 @@
+import type { Db } from './database.js';
+import type { InstanceHeader } from '../dicom/header.js';
+
+export interface StoredFile {
+  relativePath: string;
+  sizeBytes: number;
+  sha256: string;
+  callingAe: string;
+  receivedAt: number;
+}
+
+export interface ExistingInstance {
+  sop_instance_uid: string;
+  series_uid: string;
+  study_uid: string;
+  sha256: string;
+  size_bytes: number;
+  path: string;
+  file_missing: number;
+}
+
+export const UNROUTED_DESTINATION = '*';
+
+/** Writes and removes index rows. Callers run these inside one transaction with the outbox rows. */
+export class IndexWriter {
+  private readonly upsertStudy;
+  private readonly upsertSeries;
+  private readonly upsertInstance;
+  private readonly refreshSeries;
+  private readonly refreshStudy;
+  private readonly findInstance;
+  private readonly deleteInstanceRow;
+  private readonly deleteEmptySeries;
+  private readonly deleteEmptyStudy;
+
+  constructor(private readonly db: Db) {
+    this.upsertStudy = db.prepare(`
+      INSERT INTO studies (study_uid, patient_name, patient_id, patient_birth_date, patient_sex, study_date, study_time,
+        accession_number, study_id, study_description, referring_physician_name, specific_character_set, received_at, updated_at)
+      VALUES (@studyInstanceUid, @patientName, @patientId, @patientBirthDate, @patientSex, @studyDate, @studyTime,
+        @accessionNumber, @studyId, @studyDescription, @referringPhysicianName, @specificCharacterSet, @now, @now)
+      ON CONFLICT(study_uid) DO UPDATE SET
+        patient_name = excluded.patient_name, patient_id = excluded.patient_id,
+        patient_birth_date = excluded.patient_birth_date, patient_sex = excluded.patient_sex,
+        study_date = excluded.study_date, study_time = excluded.study_time,
+        accession_number = excluded.accession_number, study_id = excluded.study_id,
+        study_description = excluded.study_description, referring_physician_name = excluded.referring_physician_name,
+        specific_character_set = excluded.specific_character_set, updated_at = excluded.updated_at`);
+    this.upsertSeries = db.prepare(`
+      INSERT INTO series (series_uid, study_uid, modality, series_number, series_description, body_part_examined, pps_start_date, received_at)
+      VALUES (@seriesInstanceUid, @studyInstanceUid, @modality, @seriesNumber, @seriesDescription, @bodyPartExamined,
+        @performedProcedureStepStartDate, @now)
+      ON CONFLICT(series_uid) DO UPDATE SET
+        modality = excluded.modality, series_number = excluded.series_number,
+        series_description = excluded.series_description, body_part_examined = excluded.body_part_examined,
+        pps_start_date = excluded.pps_start_date`);
+    this.upsertInstance = db.prepare(`
+      INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, instance_number, transfer_syntax_uid,
+        number_of_frames, rows, columns, size_bytes, sha256, calling_ae, received_at, path)
+      VALUES (@sopInstanceUid, @seriesInstanceUid, @studyInstanceUid, @sopClassUid, @instanceNumber, @transferSyntaxUid,
+        @numberOfFrames, @rows, @columns, @sizeBytes, @sha256, @callingAe, @receivedAt, @relativePath)
+      ON CONFLICT(sop_instance_uid) DO UPDATE SET
+        series_uid = excluded.series_uid, study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
+        instance_number = excluded.instance_number, transfer_syntax_uid = excluded.transfer_syntax_uid,
+        number_of_frames = excluded.number_of_frames, rows = excluded.rows, columns = excluded.columns,
+        size_bytes = excluded.size_bytes, sha256 = excluded.sha256, calling_ae = excluded.calling_ae,
+        received_at = excluded.received_at, path = excluded.path, file_missing = 0,
+        replaced_count = replaced_count + 1`);
+    this.refreshSeries = db.prepare(`
+      UPDATE series SET
+        num_instances = (SELECT COUNT(*) FROM instances WHERE series_uid = @uid),
+        size_bytes = (SELECT COALESCE(SUM(size_bytes), 0) FROM instances WHERE series_uid = @uid)
+      WHERE series_uid = @uid`);
+    this.refreshStudy = db.prepare(`
+      UPDATE studies SET
+        num_series = (SELECT COUNT(*) FROM series WHERE study_uid = @uid),
+        num_instances = (SELECT COUNT(*) FROM instances WHERE study_uid = @uid),
+        size_bytes = (SELECT COALESCE(SUM(size_bytes), 0) FROM instances WHERE study_uid = @uid),
+        modalities_in_study = (SELECT COALESCE(GROUP_CONCAT(modality, '\\'), '') FROM
+          (SELECT DISTINCT modality FROM series WHERE study_uid = @uid AND modality <> '' ORDER BY modality)),
+        updated_at = @now
+      WHERE study_uid = @uid RETURNING num_series, num_instances`);
+    this.findInstance = db.prepare(
+      'SELECT sop_instance_uid, series_uid, study_uid, sha256, size_bytes, path, file_missing FROM instances WHERE sop_instance_uid = ?',
+    );
+    this.deleteInstanceRow = db.prepare('DELETE FROM instances WHERE sop_instance_uid = ?');
+    this.deleteEmptySeries = db.prepare(
+      'DELETE FROM series WHERE series_uid = ? AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = series.series_uid)',
+    );
+    this.deleteEmptyStudy = db.prepare(
+      'DELETE FROM studies WHERE study_uid = ? AND NOT EXISTS (SELECT 1 FROM instances WHERE study_uid = studies.study_uid)',
+    );
+  }
+
+  existing(sopInstanceUid: string): ExistingInstance | undefined {
+    return this.findInstance.get(sopInstanceUid) as ExistingInstance | undefined;
+  }
+
+  /** Returns the study's new counts. */
+  write(header: InstanceHeader, file: StoredFile, moved?: ExistingInstance): { numSeries: number; numInstances: number } {
+    const now = file.receivedAt;
+    this.upsertStudy.run({ ...header, now });
+    this.upsertSeries.run({ ...header, now });
+    this.upsertInstance.run({ ...header, ...file });
+    this.refreshSeries.run({ uid: header.seriesInstanceUid });
+    if (moved && moved.series_uid !== header.seriesInstanceUid) this.afterRemoval(moved, now);
+    const counts = this.refreshStudy.get({ uid: header.studyInstanceUid, now }) as { num_series: number; num_instances: number };
+    return { numSeries: counts.num_series, numInstances: counts.num_instances };
+  }
+
+  remove(instance: ExistingInstance, now: number): void {
+    this.deleteInstanceRow.run(instance.sop_instance_uid);
+    this.afterRemoval(instance, now);
+  }
+
+  private afterRemoval(instance: ExistingInstance, now: number): void {
+    this.refreshSeries.run({ uid: instance.series_uid });
+    this.deleteEmptySeries.run(instance.series_uid);
+    this.refreshStudy.get({ uid: instance.study_uid, now });
+    this.deleteEmptyStudy.run(instance.study_uid);
+  }
+}

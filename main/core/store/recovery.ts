@@ -1,0 +1,78 @@
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { Logger } from 'pino';
+import type { Archive } from './archive.js';
+import { TEMP_SUFFIX } from './temp-file.js';
+
+export interface RecoveryReport {
+  tempFilesRemoved: number;
+  filesIndexed: number;
+  filesReindexed: number;
+  unreadableFiles: number;
+  rowsMissingFile: number;
+}
+
+/**
+ * Brings files and index back into agreement after a crash:
+ * temp files are removed, final-path files without a row (crash between rename and commit) are indexed,
+ * files whose size differs from their row (crash while replacing) are re-indexed, and rows whose file is
+ * gone are flagged.
+ */
+export async function recoverArchive(archive: Archive, logger: Logger): Promise<RecoveryReport> {
+  const report: RecoveryReport = { tempFilesRemoved: 0, filesIndexed: 0, filesReindexed: 0, unreadableFiles: 0, rowsMissingFile: 0 };
+  const { paths, db } = archive;
+  for (const name of await readdir(paths.tempDir)) {
+    if (name.endsWith(TEMP_SUFFIX)) {
+      await rm(join(paths.tempDir, name), { force: true });
+      report.tempFilesRemoved++;
+    }
+  }
+  const rows = new Map<string, number>();
+  for (const row of db.prepare('SELECT path, size_bytes FROM instances').iterate() as Iterable<{ path: string; size_bytes: number }>) {
+    rows.set(row.path, row.size_bytes);
+  }
+  const seen = new Set<string>();
+  for await (const file of walkInstanceFiles(paths.root, paths.tempDir)) {
+    const relativePath = relative(paths.root, file).split(sep).join('/');
+    const key = relativePath.split('/').join(sep);
+    seen.add(key);
+    const rowSize = rows.get(key);
+    const { size } = await stat(file);
+    if (rowSize === size) continue;
+    try {
+      await archive.indexExistingFile(key, size);
+      if (rowSize === undefined) report.filesIndexed++;
+      else report.filesReindexed++;
+    } catch (error) {
+      report.unreadableFiles++;
+      logger.error({ event: 'recovery-unreadable', file, reason: (error as Error).message }, 'file in the archive cannot be indexed');
+    }
+  }
+  const flag = db.prepare('UPDATE instances SET file_missing = ? WHERE path = ?');
+  db.transaction(() => {
+    for (const path of rows.keys()) {
+      const missing = !seen.has(path);
+      if (missing) report.rowsMissingFile++;
+      flag.run(missing ? 1 : 0, path);
+    }
+  })();
+  logger.info({ event: 'recovery', ...report }, 'archive recovery finished');
+  return report;
+}
+
+async function* walkInstanceFiles(root: string, skip: string): AsyncGenerator<string> {
+  let entries;
+  try {
+    entries = await readdir(root, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const full = join(root, entry.name);
+    if (entry.isDirectory()) {
+      if (full !== skip) yield* walkInstanceFiles(full, skip);
+    } else if (entry.isFile() && entry.name.endsWith('.dcm')) {
+      yield full;
+    }
+  }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// Builds what runs outside tsx: the core as ESM JavaScript (dist/), the Electron main and preload bundles,
+// and the renderer (when present).
+import { build } from 'esbuild';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function sources(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) sources(path, out);
+    else if (path.endsWith('.ts') && !path.endsWith('.d.ts')) out.push(path);
+  }
+  return out;
+}
+
+// The core stays unbundled ESM so native modules and dynamic imports resolve from node_modules.
+await build({
+  entryPoints: sources('main/core'),
+  outdir: 'dist/main/core',
+  outbase: 'main/core',
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+
+if (existsSync('main/electron/main.ts')) {
+  await build({
+    entryPoints: ['main/electron/main.ts'],
+    outfile: 'dist/electron/main.cjs',
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['electron', 'better-sqlite3', 'dcmjs-codecs', 'dcmjs-imaging', 'pino', 'pino-roll', 'thread-stream'],
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+}
+if (existsSync('preload/index.ts')) {
+  await build({
+    entryPoints: ['preload/index.ts'],
+    outfile: 'dist/preload/index.cjs',
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    external: ['electron'],
+    logLevel: 'warning',
+  });
+}
+if (existsSync('renderer/vite.config.ts')) {
+  const result = spawnSync(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'renderer/vite.config.ts'], { stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// `npm start`: builds, then launches the Electron shell; where Electron's binary is missing, runs headless.
+import { spawnSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+let electronBinary;
+try {
+  // The electron package exports the binary's path, and throws when its download never happened.
+  electronBinary = createRequire(import.meta.url)('electron');
+} catch {
+  electronBinary = undefined;
+}
+const args = process.argv.slice(2);
+const child = electronBinary
+  ? spawn(electronBinary, ['.', ...args], { stdio: 'inherit' })
+  : (console.log('Electron binary is not installed here (its download was skipped or blocked): starting the headless appliance instead.'),
+    spawn(process.execPath, ['bin/dicom-edge.js', 'serve', ...args], { stdio: 'inherit' }));
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code) => process.exit(code ?? 0));

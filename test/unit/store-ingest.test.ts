@@ -1,0 +1,305 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { Archive } from '../../main/core/store/archive.js';
+import { CannotUnderstandError, MismatchError, OutOfResourcesError } from '../../main/core/store/errors.js';
+import { ArchivePaths } from '../../main/core/store/paths.js';
+import { InvalidUidError } from '../../main/core/dicom/uid.js';
+import { makeInstance } from '../support/instance.js';
+import { newUid } from '../support/uid.js';
+
+const silent = pino({ level: 'silent' });
+const noLimits = { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false };
+
+function chunked(bytes: Buffer, size = 4096): Readable {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
+  return Readable.from(parts);
+}
+
+async function openArchive(dir: string, limits = noLimits, route?: () => string[]) {
+  return (await Archive.open({ dataDir: dir, limits, logger: silent, route })).archive;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name));
+  }
+  return out;
+}
+
+/** Rewrites (0008,0018) of an explicit-LE instance; dcmjs itself truncates UIDs longer than 64 characters. */
+function withSopInstanceUid(bytes: Buffer, uid: string): Buffer {
+  const tag = Buffer.from([0x08, 0x00, 0x18, 0x00, 0x55, 0x49]);
+  const at = bytes.indexOf(tag, 132 + 12);
+  assert.ok(at > 0, 'SOP Instance UID element found');
+  const oldLength = bytes.readUInt16LE(at + 6);
+  const value = Buffer.from(uid.length % 2 ? `${uid}\0` : uid, 'latin1');
+  const header = Buffer.from(bytes.subarray(at, at + 8));
+  header.writeUInt16LE(value.length, 6);
+  return Buffer.concat([bytes.subarray(0, at), header, value, bytes.subarray(at + 8 + oldLength)]);
+}
+
+const ctx = { callingAe: 'MODALITY1', peer: '127.0.0.1:40000' };
+
+describe('archive ingest', () => {
+  let dir: string;
+  let archive: Archive;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-ingest-'));
+    archive = await openArchive(dir);
+  });
+  after(async () => {
+    await archive.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('stores the exact bytes, indexes all four levels and queues the instance', async () => {
+    const studyUid = newUid();
+    const seriesUid = newUid();
+    const sopInstanceUid = newUid();
+    const bytes = makeInstance({
+      studyUid, seriesUid, sopInstanceUid, patientName: 'Müller^Jürgen', patientId: 'PID-1', patientBirthDate: '19700102',
+      patientSex: 'M', studyDate: '20260101', studyTime: '101500', accession: 'ACC1', studyDescription: 'CT Head',
+      seriesDescription: 'Axial', modality: 'CT', seriesNumber: 3, instanceNumber: 7, rows: 32, columns: 48,
+      extra: { BodyPartExamined: 'HEAD', ReferringPhysicianName: 'Who^Doctor', StudyID: 'S1' },
+    });
+    const result = await archive.ingest(chunked(bytes), ctx);
+    assert.equal(result.outcome, 'stored');
+    const stored = await readFile(join(dir, 'archive', studyUid, seriesUid, `${sopInstanceUid}.dcm`));
+    assert.ok(stored.equals(bytes), 'file on disk is byte-identical');
+
+    const study = archive.db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(studyUid) as Record<string, unknown>;
+    assert.equal(study.patient_name, 'Müller^Jürgen');
+    assert.equal(study.patient_id, 'PID-1');
+    assert.equal(study.patient_birth_date, '19700102');
+    assert.equal(study.patient_sex, 'M');
+    assert.equal(study.study_date, '20260101');
+    assert.equal(study.study_time, '101500');
+    assert.equal(study.accession_number, 'ACC1');
+    assert.equal(study.study_id, 'S1');
+    assert.equal(study.study_description, 'CT Head');
+    assert.equal(study.referring_physician_name, 'Who^Doctor');
+    assert.equal(study.modalities_in_study, 'CT');
+    assert.equal(study.num_series, 1);
+    assert.equal(study.num_instances, 1);
+    const series = archive.db.prepare('SELECT * FROM series WHERE series_uid = ?').get(seriesUid) as Record<string, unknown>;
+    assert.equal(series.modality, 'CT');
+    assert.equal(series.series_number, 3);
+    assert.equal(series.series_description, 'Axial');
+    assert.equal(series.body_part_examined, 'HEAD');
+    assert.equal(series.num_instances, 1);
+    const instance = archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as Record<string, unknown>;
+    assert.equal(instance.sop_class_uid, '1.2.840.10008.5.1.4.1.1.2');
+    assert.equal(instance.instance_number, 7);
+    assert.equal(instance.transfer_syntax_uid, '1.2.840.10008.1.2.1');
+    assert.equal(instance.rows, 32);
+    assert.equal(instance.columns, 48);
+    assert.equal(instance.size_bytes, bytes.length);
+    assert.equal(instance.calling_ae, 'MODALITY1');
+    assert.match(String(instance.sha256), /^[0-9a-f]{64}$/);
+
+    const outbox = archive.outbox.rowsFor(sopInstanceUid);
+    assert.equal(outbox.length, 1);
+    assert.equal(outbox[0]!.state, 'pending');
+    assert.equal(outbox[0]!.destination, '*');
+    assert.equal(outbox[0]!.replaces_earlier, 0);
+  });
+
+  test('decodes names with the dataset SpecificCharacterSet (ISO_IR 100)', async () => {
+    const sopInstanceUid = newUid();
+    const bytes = makeInstance({ sopInstanceUid, patientName: 'Ascii^Only', specificCharacterSet: 'ISO_IR 100' });
+    // Replace the ASCII name with Latin-1 bytes of the same length: 'Ä' is 0xC4 in ISO-8859-1.
+    const at = bytes.indexOf(Buffer.from('Ascii^Only'));
+    Buffer.from([0xc4]).copy(bytes, at);
+    await archive.ingest(chunked(bytes), ctx);
+    const row = archive.db.prepare('SELECT patient_name FROM studies s JOIN instances i ON i.study_uid = s.study_uid WHERE i.sop_instance_uid = ?')
+      .get(sopInstanceUid) as { patient_name: string };
+    assert.equal(row.patient_name, 'Äscii^Only');
+  });
+
+  test('a duplicate with identical bytes succeeds, changes nothing and is not queued again', async () => {
+    const bytes = makeInstance();
+    const first = await archive.ingest(chunked(bytes), ctx);
+    const uid = first.header.sopInstanceUid;
+    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(uid);
+    const before = archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(uid);
+    const second = await archive.ingest(chunked(bytes), ctx);
+    assert.equal(second.outcome, 'duplicate');
+    assert.deepEqual(archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(uid), before);
+    assert.deepEqual(archive.outbox.rowsFor(uid).map((r) => r.state), ['delivered']);
+  });
+
+  test('a duplicate with different bytes replaces the file and is queued again, marked as replacing', async () => {
+    const sopInstanceUid = newUid();
+    const studyUid = newUid();
+    const seriesUid = newUid();
+    const v1 = makeInstance({ sopInstanceUid, studyUid, seriesUid, patientName: 'First^Version' });
+    const v2 = makeInstance({ sopInstanceUid, studyUid, seriesUid, patientName: 'Second^Version' });
+    await archive.ingest(chunked(v1), ctx);
+    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(sopInstanceUid);
+    const result = await archive.ingest(chunked(v2), ctx);
+    assert.equal(result.outcome, 'replaced');
+    const onDisk = await readFile(join(dir, 'archive', studyUid, seriesUid, `${sopInstanceUid}.dcm`));
+    assert.ok(onDisk.equals(v2));
+    const study = archive.db.prepare('SELECT patient_name, num_instances FROM studies WHERE study_uid = ?').get(studyUid) as Record<string, unknown>;
+    assert.deepEqual(study, { patient_name: 'Second^Version', num_instances: 1 });
+    const [row] = archive.outbox.rowsFor(sopInstanceUid);
+    assert.equal(row!.state, 'pending');
+    assert.equal(row!.replaces_earlier, 1);
+  });
+
+  test('emits instance-stored, study-updated and outbox-changed events', async () => {
+    const seen: string[] = [];
+    const off = archive.events.onAny((name) => seen.push(name));
+    await archive.ingest(chunked(makeInstance()), ctx);
+    off();
+    assert.deepEqual(seen, ['instance-stored', 'study-updated', 'outbox-changed']);
+  });
+});
+
+describe('archive refuses bad input and writes nothing', () => {
+  let dir: string;
+  let archive: Archive;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-bad-'));
+    archive = await openArchive(dir);
+  });
+  after(async () => {
+    await archive.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function assertNothingStored() {
+    const counts = archive.db.prepare('SELECT (SELECT COUNT(*) FROM instances) i, (SELECT COUNT(*) FROM studies) s, (SELECT COUNT(*) FROM outbox) o').get();
+    assert.deepEqual(counts, { i: 0, s: 0, o: 0 });
+    assert.deepEqual(await filesUnder(join(dir, 'archive')), []);
+  }
+
+  for (const [label, uid, pattern] of [
+    ['a path-traversal UID', '../../x', /characters other than digits and dots/],
+    ['a 70-character UID', '1.' + '2'.repeat(68), /70 characters long/],
+    ['an empty UID', '', /missing SOP Instance UID|is empty/],
+  ] as const) {
+    test(`SOP Instance UID: ${label}`, async () => {
+      const bytes = withSopInstanceUid(makeInstance(), uid);
+      await assert.rejects(archive.ingest(chunked(bytes), ctx), (error: Error) => {
+        assert.ok(error instanceof CannotUnderstandError, `${error.name}: ${error.message}`);
+        assert.match(error.message, pattern);
+        return true;
+      });
+      await assertNothingStored();
+    });
+  }
+
+  test('a Study Instance UID with path traversal', async () => {
+    const bytes = makeInstance({ studyUid: '../../etc' });
+    await assert.rejects(archive.ingest(chunked(bytes), ctx), CannotUnderstandError);
+    await assertNothingStored();
+  });
+
+  test('the path builder itself refuses traversal', () => {
+    const paths = new ArchivePaths(dir);
+    assert.throws(() => paths.relativeInstancePath('1.2', '1.3', '../x'), InvalidUidError);
+    assert.throws(() => paths.relativeInstancePath('1.2/..', '1.3', '1.4'), InvalidUidError);
+  });
+
+  test('a truncated file', async () => {
+    const bytes = makeInstance({ rows: 64, columns: 64 });
+    await assert.rejects(archive.ingest(chunked(bytes.subarray(0, bytes.length - 100)), ctx), (error: Error) => {
+      assert.ok(error instanceof CannotUnderstandError);
+      assert.match(error.message, /truncated/);
+      return true;
+    });
+    await assertNothingStored();
+  });
+
+  test('a file truncated inside the header', async () => {
+    const bytes = makeInstance();
+    await assert.rejects(archive.ingest(chunked(bytes.subarray(0, 400)), ctx), CannotUnderstandError);
+    await assertNothingStored();
+  });
+
+  test('random bytes', async () => {
+    const bytes = Buffer.alloc(5000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 251;
+    await assert.rejects(archive.ingest(chunked(bytes), ctx), (error: Error) => {
+      assert.ok(error instanceof CannotUnderstandError);
+      assert.match(error.message, /not a DICOM Part 10 file/);
+      return true;
+    });
+    await assertNothingStored();
+  });
+
+  test('a file without SOP Instance UID', async () => {
+    const bytes = makeInstance({ omitSopInstanceUid: true });
+    await assert.rejects(archive.ingest(chunked(bytes), ctx), /missing SOP Instance UID/);
+    await assertNothingStored();
+  });
+
+  test('a dataset whose SOP Class differs from the declared one', async () => {
+    const bytes = makeInstance();
+    await assert.rejects(
+      archive.ingest(chunked(bytes), { ...ctx, expect: { sopClassUid: '1.2.840.10008.5.1.4.1.1.7' } }),
+      (error: Error) => error instanceof MismatchError && error.dimseStatus === 0xa900,
+    );
+    await assertNothingStored();
+  });
+
+  test('a sender that aborts mid-stream leaves nothing', async () => {
+    const bytes = makeInstance();
+    async function* aborting() {
+      yield bytes.subarray(0, 1000);
+      throw new Error('connection reset');
+    }
+    await assert.rejects(archive.ingest(aborting(), ctx));
+    await assertNothingStored();
+  });
+});
+
+describe('disk reserve and quota', () => {
+  test('a reserve larger than the free space gives out-of-resources and writes nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-quota-'));
+    const archive = await openArchive(dir, { maxArchiveBytes: 0, minFreeBytes: Number.MAX_SAFE_INTEGER, evictDelivered: false });
+    try {
+      await assert.rejects(archive.ingest(chunked(makeInstance()), ctx), (error: Error) => {
+        assert.ok(error instanceof OutOfResourcesError);
+        assert.equal((error as OutOfResourcesError).dimseStatus, 0xa700);
+        assert.match(error.message, /disk reserve/);
+        return true;
+      });
+      assert.deepEqual(await filesUnder(join(dir, 'archive')), []);
+      assert.equal((archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 0);
+    } finally {
+      await archive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('archive quota refuses, and eviction frees only delivered studies, oldest first', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-evict-'));
+    const one = makeInstance().length;
+    const archive = await openArchive(dir, { maxArchiveBytes: one * 2 + 10, minFreeBytes: 0, evictDelivered: false }, () => ['cloud']);
+    try {
+      const a = await archive.ingest(chunked(makeInstance()), ctx);
+      const b = await archive.ingest(chunked(makeInstance()), ctx);
+      await assert.rejects(archive.ingest(chunked(makeInstance()), ctx), /archive quota/);
+      archive.setLimits({ maxArchiveBytes: one * 2 + 10, minFreeBytes: 0, evictDelivered: true });
+      // Nothing delivered yet: eviction must not touch pending instances.
+      await assert.rejects(archive.ingest(chunked(makeInstance()), ctx), OutOfResourcesError);
+      archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(a.header.sopInstanceUid);
+      const c = await archive.ingest(chunked(makeInstance()), ctx);
+      const left = (archive.db.prepare('SELECT sop_instance_uid FROM instances ORDER BY sop_instance_uid').all() as Array<{ sop_instance_uid: string }>)
+        .map((r) => r.sop_instance_uid).sort();
+      assert.deepEqual(left, [b.header.sopInstanceUid, c.header.sopInstanceUid].sort());
+    } finally {
+      await archive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
