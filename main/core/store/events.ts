@@ -20,6 +20,13 @@ export interface ArchiveEventMap {
     state: OutboxState;
     reason?: string;
   };
+  /** A forward destination changed state (online/offline/paused/auth/forbidden/idle); emitted by forward/. */
+  'destination-status': {
+    destination: string;
+    state: 'online' | 'offline' | 'paused' | 'auth' | 'forbidden' | 'idle';
+    since: number;
+    lastError: string | null;
+  };
 }
 
 export type ArchiveEventName = keyof ArchiveEventMap;
