@@ -64,7 +64,7 @@ export function spawnDaemon(cmd: string, args: readonly string[], opts: { logFil
         return;
       }
       child.kill('SIGTERM');
-      const gone = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+      const gone = await Promise.race([exited.then(() => true), sleep(graceMs, false, { ref: false })]);
       if (!gone) {
         child.kill('SIGKILL');
         await exited;

@@ -115,6 +115,7 @@ export async function startOrthanc(opts: OrthancOptions): Promise<OrthancPeer> {
   const httpPort = opts.httpPort ?? (await freePort());
   const dicomPort = opts.dicomPort ?? (await freePort());
   const storageDir = opts.storageDir ?? join(opts.dir, 'storage');
+  await mkdir(opts.dir, { recursive: true });
   await mkdir(storageDir, { recursive: true });
 
   const config = {

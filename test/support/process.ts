@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
 
 // Debian installs daemons such as Orthanc in sbin, which a non-root PATH often lacks.
 const EXTRA_SEARCH_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin'];
@@ -16,7 +16,10 @@ function isExecutable(path: string): boolean {
 
 /** Absolute path of a test peer binary; throws (never skips) when it is not installed. */
 export function requireTool(binary: string, debPackage: string): string {
-  if (isAbsolute(binary) && isExecutable(binary)) return binary;
+  if (binary.includes('/')) {
+    if (isExecutable(binary)) return isAbsolute(binary) ? binary : resolvePath(binary);
+    throw new Error(`missing test peer: '${binary}' is not an executable file — install the Debian package '${debPackage}' (apt-get install -y ${debPackage})`);
+  }
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...EXTRA_SEARCH_DIRS];
   for (const dir of dirs) {
     const candidate = join(dir, binary);
@@ -56,28 +59,33 @@ export interface RunResult {
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Own process group, so a timeout also kills grandchildren that would keep the pipes open.
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
-    let timedOut = false;
+    let settled = false;
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
+      settled = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+      reject(new Error(`${cmd} ${args.join(' ')} timed out after ${timeoutMs} ms and was killed; stderr: ${stderr}`));
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new Error(`could not run ${cmd}: ${err.message}`));
+      if (!settled) reject(new Error(`could not run ${cmd}: ${err.message}`));
+      settled = true;
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) {
-        reject(new Error(`${cmd} ${args.join(' ')} timed out after ${timeoutMs} ms and was killed; stderr: ${stderr}`));
-      } else {
-        resolve({ code, stdout, stderr });
-      }
+      if (!settled) resolve({ code, stdout, stderr });
+      settled = true;
     });
+    child.stdin.on('error', () => {}); // a command that exits without reading stdin is not an error
     child.stdin.end(opts.input);
   });
 }

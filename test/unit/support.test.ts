@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -158,7 +158,6 @@ const DECODERS: Record<SyntaxName, ((input: string, output: string) => Promise<v
     const input = await readFile(i);
     const transcoder = new codecs.Transcoder(input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer);
     transcoder.transcode(TRANSFER_SYNTAX_UIDS.explicit);
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(o, Buffer.from(transcoder.getDicomPart10()));
   },
   'jpeg-baseline': undefined, // lossy
@@ -222,7 +221,7 @@ describe('Orthanc peer', () => {
       const posted = await fetch(`${orthanc.httpUrl}/instances`, {
         method: 'POST',
         headers: { 'content-type': 'application/dicom' },
-        body: item!.buffer,
+        body: Uint8Array.from(item!.buffer),
       });
       assert.equal(posted.status, 200, await posted.clone().text());
       assert.equal(((await posted.json()) as { Status: string }).Status, 'Success');
