@@ -71,30 +71,47 @@ export async function main(argv: string[]): Promise<number> {
     console.error((error as Error).message);
     return 2;
   }
-  let appliance: Appliance;
+  // Signals are handled from the first moment, so a stop requested during start-up is not lost.
+  let requestedStop: string | undefined;
+  let onStopRequest: ((signal: string) => void) | undefined;
+  const handleSignal = (signal: string) => {
+    if (requestedStop) {
+      console.log(`received ${signal} again, still waiting for in-flight writes to finish`);
+      return;
+    }
+    requestedStop = signal;
+    onStopRequest?.(signal);
+  };
+  process.on('SIGINT', handleSignal);
+  process.on('SIGTERM', handleSignal);
+  // Keeps the process alive even when no listener holds the event loop open.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
-    appliance = await Appliance.create({ ...options, logToStdout: true });
-    await appliance.start();
-  } catch (error) {
-    if (error instanceof SettingsError) console.error(`dicom-edge: ${error.message}`);
-    else console.error(`dicom-edge: cannot start: ${(error as Error).stack ?? error}`);
-    return 1;
+    let appliance: Appliance;
+    try {
+      appliance = await Appliance.create({ ...options, logToStdout: true });
+      await appliance.start();
+    } catch (error) {
+      if (error instanceof SettingsError) console.error(`dicom-edge: ${error.message}`);
+      else console.error(`dicom-edge: cannot start: ${(error as Error).stack ?? error}`);
+      return 1;
+    }
+    console.log(`data dir: ${options.dataDir}`);
+    const signal = await new Promise<string>((resolve) => {
+      if (requestedStop) resolve(requestedStop);
+      else onStopRequest = resolve;
+    });
+    console.log(`received ${signal}, stopping`);
+    try {
+      await appliance.stop();
+      return 0;
+    } catch (error) {
+      console.error(`dicom-edge: stop failed: ${(error as Error).message}`);
+      return 1;
+    }
+  } finally {
+    clearInterval(keepAlive);
   }
-  console.log(`data dir: ${options.dataDir}`);
-  return new Promise<number>((resolveExit) => {
-    const shutdown = (signal: string) => {
-      console.log(`received ${signal}, stopping`);
-      appliance.stop().then(
-        () => resolveExit(0),
-        (error) => {
-          console.error(`dicom-edge: stop failed: ${(error as Error).message}`);
-          resolveExit(1);
-        },
-      );
-    };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-  });
 }
 
 const isEntry = process.argv[1] && /cli\.(ts|js)$/.test(process.argv[1]);

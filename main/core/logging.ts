@@ -27,8 +27,8 @@ export async function createLogger(options: LoggingOptions): Promise<LogHandle> 
     logger,
     close: () =>
       new Promise<void>((resolve) => {
-        file.flushSync?.();
-        file.end(() => resolve());
+        file.once('close', () => resolve());
+        file.end();
       }),
   };
 }

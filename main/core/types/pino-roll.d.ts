@@ -8,6 +8,6 @@ declare module 'pino-roll' {
     limit?: { count?: number; removeOtherLogFiles?: boolean };
     extension?: string;
   }
-  type RollStream = DestinationStream & { end(cb?: () => void): void; flushSync?(): void };
+  type RollStream = DestinationStream & { end(): void; once(event: 'close', listener: () => void): void };
   export default function build(options: PinoRollOptions): Promise<RollStream>;
 }

@@ -1,0 +1,95 @@
+/**
+ * Secrets at rest. settings.json keeps each destination secret as `enc:v1:<iv>.<tag>.<ciphertext>`
+ * (AES-256-GCM, base64url), sealed with a key from a SecretBox: by default a random key in
+ * `<dataDir>/secret.key` (mode 0600); the Electron shell may supply one backed by safeStorage.
+ * Plain text found in settings.json (typed in by hand) is sealed at the next start.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DestinationAuth, Settings } from '../settings/schema.js';
+
+export const SEALED_PREFIX = 'enc:v1:';
+
+/** Seals and opens small secrets. Implementations must never log what they handle. */
+export interface SecretBox {
+  seal(plain: string): string;
+  open(sealed: string): string;
+}
+
+export function isSealed(value: string): boolean {
+  return value.startsWith(SEALED_PREFIX);
+}
+
+/** AES-256-GCM with a 32-byte key. */
+export class KeySecretBox implements SecretBox {
+  constructor(private readonly key: Buffer) {
+    if (key.length !== 32) throw new Error('secret key must be 32 bytes');
+  }
+
+  seal(plain: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const ciphertext = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+    return `${SEALED_PREFIX}${iv.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}.${ciphertext.toString('base64url')}`;
+  }
+
+  open(sealed: string): string {
+    if (!isSealed(sealed)) return sealed;
+    const [iv, tag, ciphertext] = sealed.slice(SEALED_PREFIX.length).split('.');
+    if (!iv || !tag || ciphertext === undefined) throw new Error('sealed secret is malformed');
+    const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    try {
+      return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+    } catch {
+      throw new Error('sealed secret cannot be opened with this appliance\'s key (was secret.key replaced?)');
+    }
+  }
+}
+
+export const SECRET_KEY_FILE = 'secret.key';
+
+/** The headless default: a random key created once in the data dir, readable only by its owner. */
+export function fileSecretBox(dataDir: string): SecretBox {
+  const path = join(dataDir, SECRET_KEY_FILE);
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return new KeySecretBox(Buffer.from(readFileSync(path, 'utf8').trim(), 'base64'));
+}
+
+const SECRET_FIELDS: Record<DestinationAuth['kind'], readonly string[]> = {
+  none: [],
+  basic: ['password'],
+  bearer: ['token'],
+  'entra-client-secret': ['clientSecret'],
+  'entra-client-certificate': [],
+  'entra-device-code': [],
+};
+
+function mapSecrets(auth: DestinationAuth, map: (value: string) => string): DestinationAuth {
+  const fields = SECRET_FIELDS[auth.kind];
+  if (fields.length === 0) return auth;
+  const copy: Record<string, unknown> = { ...auth };
+  for (const field of fields) if (typeof copy[field] === 'string') copy[field] = map(copy[field] as string);
+  return copy as DestinationAuth;
+}
+
+/** Settings with every plain-text destination secret sealed; `changed` tells whether the file needs writing. */
+export function sealSettingsSecrets(settings: Settings, box: SecretBox): { settings: Settings; changed: boolean } {
+  let changed = false;
+  const destinations = settings.destinations.map((destination) => {
+    const auth = mapSecrets(destination.auth, (value) => {
+      if (isSealed(value)) return value;
+      changed = true;
+      return box.seal(value);
+    });
+    return auth === destination.auth ? destination : { ...destination, auth };
+  });
+  return { settings: changed ? { ...settings, destinations } : settings, changed };
+}
+
+/** The auth settings with secrets opened, for forward/ only; never log the result. */
+export function openAuthSecrets(auth: DestinationAuth, box: SecretBox): DestinationAuth {
+  return mapSecrets(auth, (value) => box.open(value));
+}

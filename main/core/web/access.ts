@@ -1,0 +1,98 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import { isUsablePasswordHash, verifyPassword } from './password.js';
+
+export const SESSION_COOKIE = 'dicom_edge_session';
+
+export interface AccessSettings {
+  host: string;
+  /** Configured token (settings or --api-token); '' when none. */
+  configuredToken: string;
+  /** The token in force: configured, or generated at start. */
+  sessionToken: string;
+  basicAuth?: { user: string; passwordHash: string };
+}
+
+export class BindRefusedError extends Error {
+  override name = 'BindRefusedError';
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (bare === 'localhost') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  if (isIP(bare) === 6) return bare === '::1';
+  return false;
+}
+
+/** A non-loopback bind without a configured credential must not start. */
+export function checkBindPolicy(settings: AccessSettings): void {
+  if (settings.basicAuth && !isUsablePasswordHash(settings.basicAuth.passwordHash)) {
+    throw new BindRefusedError('http.basicAuth.passwordHash is not of the form scrypt$N$r$p$salt$hash');
+  }
+  if (isLoopbackHost(settings.host)) return;
+  if (settings.configuredToken || settings.basicAuth) return;
+  throw new BindRefusedError(
+    `refusing to listen on non-loopback address ${settings.host}: configure a credential first ` +
+      '(http.apiToken or --api-token, or http.basicAuth with a scrypt password hash)',
+  );
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Constant-time comparison (hashing first makes the lengths equal). */
+export function sameSecret(given: string, expected: string): boolean {
+  return timingSafeEqual(digest(given), digest(expected)) && expected.length > 0;
+}
+
+export function cookieValue(cookieHeader: string | undefined, name: string): string | undefined {
+  if (!cookieHeader) return undefined;
+  for (const piece of cookieHeader.split(';')) {
+    const eq = piece.indexOf('=');
+    if (eq < 0) continue;
+    if (piece.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(piece.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+export type AccessDecision = { ok: true; via: 'bearer' | 'cookie' | 'basic' } | { ok: false; reason: string };
+
+/** Checks the Authorization header or the session cookie. */
+export async function checkAccess(
+  settings: AccessSettings,
+  headers: { authorization?: string; cookie?: string },
+): Promise<AccessDecision> {
+  const authorization = headers.authorization ?? '';
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization);
+  if (bearer) {
+    return sameSecret(bearer[1]!.trim(), settings.sessionToken) ? { ok: true, via: 'bearer' } : { ok: false, reason: 'wrong bearer token' };
+  }
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(authorization);
+  if (basic) {
+    if (!settings.basicAuth) return { ok: false, reason: 'basic authentication is not configured' };
+    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const user = colon >= 0 ? decoded.slice(0, colon) : decoded;
+    const password = colon >= 0 ? decoded.slice(colon + 1) : '';
+    const passwordOk = await verifyPassword(password, settings.basicAuth.passwordHash);
+    return sameSecret(user, settings.basicAuth.user) && passwordOk ? { ok: true, via: 'basic' } : { ok: false, reason: 'wrong user or password' };
+  }
+  if (authorization) return { ok: false, reason: 'unsupported authorization scheme' };
+  const cookie = cookieValue(headers.cookie, SESSION_COOKIE);
+  if (cookie !== undefined) {
+    return sameSecret(cookie, settings.sessionToken) ? { ok: true, via: 'cookie' } : { ok: false, reason: 'stale session cookie' };
+  }
+  return { ok: false, reason: 'no credential' };
+}
+
+export function sessionCookie(token: string, secure: boolean): string {
+  return `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}

@@ -1,0 +1,24 @@
+import type { Logger } from 'pino';
+import type { SettingsFile } from '../settings/settings-file.js';
+import type { Settings } from '../settings/schema.js';
+import type { Archive } from '../store/archive.js';
+import type { ForwardPort } from './forward-port.js';
+
+/** Everything the HTTP routes use, handed in by the appliance. */
+export interface WebContext {
+  archive: Archive;
+  logger: Logger;
+  /** Current settings (read at request time so a write is seen). */
+  settings(): Settings;
+  settingsFile: Pick<SettingsFile, 'write' | 'validate'>;
+  /** Called after settings were written, with the new settings. */
+  onSettingsWritten?(settings: Settings): void;
+  sessionToken: string;
+  dataDir: string;
+  version: string;
+  forward(): ForwardPort | undefined;
+  /** The built renderer (index.html and assets). */
+  staticDir: string;
+  /** True once every service has started. */
+  ready(): boolean;
+}
