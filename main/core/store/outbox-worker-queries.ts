@@ -98,7 +98,7 @@ export class OutboxWorkerQueries {
   pickStudy(destination: string, now: number, newest: boolean): string | undefined {
     const row = this.db.prepare(`
       SELECT study_uid FROM outbox WHERE destination = ? AND state = 'pending' AND next_attempt_at <= ?
-      ORDER BY id ${newest ? 'DESC' : 'ASC'} LIMIT 1`).get(destination, now) as { study_uid: string } | undefined;
+      ORDER BY created_at ${newest ? 'DESC' : 'ASC'}, id ${newest ? 'DESC' : 'ASC'} LIMIT 1`).get(destination, now) as { study_uid: string } | undefined;
     return row?.study_uid;
   }
 
@@ -114,7 +114,7 @@ export class OutboxWorkerQueries {
                COALESCE(i.size_bytes, o.size_bytes) AS size_bytes, i.path, i.file_missing
         FROM outbox o LEFT JOIN instances i ON i.sop_instance_uid = o.sop_instance_uid
         WHERE o.destination = ? AND o.study_uid = ? AND o.state = 'pending' AND o.next_attempt_at <= ?
-        ORDER BY o.id LIMIT ?`).all(destination, studyUid, now, maxCount) as ClaimedRow[];
+        ORDER BY o.created_at, o.id LIMIT ?`).all(destination, studyUid, now, maxCount) as ClaimedRow[];
       const chosen: ClaimedRow[] = [];
       let bytes = 0;
       for (const row of candidates) {
