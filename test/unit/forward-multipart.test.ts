@@ -31,7 +31,7 @@ describe('forward multipart body', () => {
     assert.ok(largest <= 64 * 1024, 'never holds more than one chunk of a file');
     assert.equal(body.contentType, 'multipart/related; type="application/dicom"; boundary=b0undary');
     const parts = [];
-    for await (const part of readMultipartRelated([bytes], 'b0undary')) parts.push(part);
+    for await (const part of readMultipartRelated((async function* () { yield bytes; })(), 'b0undary')) parts.push(part);
     assert.equal(parts.length, 3);
     parts.forEach((part, i) => assert.ok(Buffer.from(part.body).equals(contents[i]!)));
   });
