@@ -1,0 +1,184 @@
+// The desktop shell: one window on the local server's origin, a tray, and the same appliance core as
+// headless mode. Decisions live in small pure modules beside this file; this one only wires Electron.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BrowserWindow, Menu, Notification, Tray, app, dialog, ipcMain, nativeImage, session, shell } from 'electron';
+import { Appliance } from '../core/appliance.js';
+import { DesktopPrefsFile, parseDesktopPrefs } from './desktop-prefs.js';
+import { registerBridgeHandlers } from './ipc.js';
+import { readTraySummary, trackDestinationStates, watchPermanentFailures } from './outbox-watch.js';
+import { guardQuit } from './quit-guard.js';
+import { attachNavigationGuards, denyAllPermissions, secureWebPreferences, withCsp } from './security.js';
+import { findPausable, trayMenuItems } from './tray-menu.js';
+import { trayStatus, type TrayColour } from './tray-state.js';
+
+const resourcesDir = app.isPackaged ? join(process.resourcesPath, 'resources') : join(app.getAppPath(), 'resources');
+const preloadPath = join(__dirname, '..', 'preload', 'index.cjs');
+
+let mainWindow: BrowserWindow | null = null;
+let tray: Tray | null = null;
+
+function loopbackOrigin(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+function trayIcon(colour: TrayColour): Electron.NativeImage {
+  return nativeImage.createFromPath(join(resourcesDir, 'icons', `tray-${colour}.png`));
+}
+
+async function start(): Promise<void> {
+  if (!app.requestSingleInstanceLock()) {
+    app.quit();
+    return;
+  }
+  app.on('second-instance', () => showWindow());
+  await app.whenReady();
+
+  const dataDir = app.getPath('userData');
+  const appliance = await Appliance.create({ dataDir, announce: (line) => appliance.logger.info({ event: 'listener' }, line) });
+  const log = appliance.logger.child({ component: 'electron' });
+  guardQuit(app, () => appliance.stop(), (error) => log.error({ event: 'stop-failed', reason: String(error) }, 'appliance did not stop cleanly'));
+  await appliance.start();
+
+  const appOrigin = loopbackOrigin(appliance.settings.http.host, appliance.settings.http.port);
+  const prefsFile = new DesktopPrefsFile(dataDir, parseDesktopPrefs(readJson(join(resourcesDir, 'default-desktop.json'))));
+  let prefs = prefsFile.read();
+
+  denyAllPermissions(session.defaultSession, (permission) => log.warn({ event: 'permission-denied', permission }, 'permission request denied'));
+  session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: withCsp(details.url, appOrigin, (details.responseHeaders ?? {}) as Record<string, string[]>) });
+  });
+  app.on('web-contents-created', (_event, contents) => {
+    attachNavigationGuards(contents, {
+      appOrigin,
+      openExternal: (url) => shell.openExternal(url),
+      onBlocked: (what, url) => log.warn({ event: 'blocked', what, url }, 'blocked navigation away from the app'),
+    });
+  });
+
+  registerBridgeHandlers(ipcMain, {
+    appOrigin,
+    bootstrap: () => ({ apiBaseUrl: appOrigin, sessionToken: appliance.apiToken, appVersion: app.getVersion() }),
+    openDataFolder: async () => {
+      const problem = await shell.openPath(dataDir);
+      if (problem) throw new Error(problem);
+    },
+    pickFolder: async () => {
+      const result = mainWindow ? await dialog.showOpenDialog(mainWindow, { properties: ['openDirectory', 'createDirectory'] }) : undefined;
+      return result && !result.canceled && result.filePaths[0] ? result.filePaths[0] : null;
+    },
+    onRejected: (channel, url) => log.warn({ event: 'ipc-rejected', channel, url }, 'IPC from an untrusted frame refused'),
+  });
+
+  function createWindow(): void {
+    mainWindow = new BrowserWindow({
+      width: 1400,
+      height: 900,
+      minWidth: 960,
+      minHeight: 600,
+      show: false,
+      title: 'DICOM Edge',
+      backgroundColor: '#0f1720',
+      webPreferences: secureWebPreferences(preloadPath),
+    });
+    mainWindow.removeMenu();
+    mainWindow.once('ready-to-show', () => {
+      if (!prefs.startMinimised) mainWindow?.show();
+    });
+    // Closing the window keeps the appliance receiving in the tray; Quit is in the tray menu.
+    mainWindow.on('close', (event) => {
+      if (!quitting) {
+        event.preventDefault();
+        mainWindow?.hide();
+      }
+    });
+    mainWindow.on('closed', () => (mainWindow = null));
+    void mainWindow.loadURL(`${appOrigin}/`);
+  }
+
+  function showWindow(): void {
+    if (!mainWindow) createWindow();
+    mainWindow?.show();
+    mainWindow?.focus();
+  }
+
+  let quitting = false;
+  app.on('before-quit', () => (quitting = true));
+
+  // Tray: colour from the outbox, menu with open / pause / quit.
+  const forward = findPausable(appliance.services);
+  let paused = false;
+  const destinationNames = (): string[] => appliance.settings.destinations.filter((d) => d.enabled).map((d) => d.name);
+  const { states } = trackDestinationStates(appliance, () => scheduleTrayUpdate());
+  tray = new Tray(trayIcon('green'));
+  let trayTimer: ReturnType<typeof setTimeout> | undefined;
+  function scheduleTrayUpdate(): void {
+    trayTimer ??= setTimeout(() => {
+      trayTimer = undefined;
+      updateTray();
+    }, 500);
+  }
+  function updateTray(): void {
+    if (!tray) return;
+    const status = trayStatus(readTraySummary(appliance.archive.db, destinationNames(), states));
+    tray.setImage(trayIcon(status.colour));
+    tray.setToolTip(status.tooltip);
+    tray.setContextMenu(Menu.buildFromTemplate(trayMenuItems(
+      { paused, canPause: forward !== undefined && destinationNames().length > 0, startAtLogin: prefs.startAtLogin, startMinimised: prefs.startMinimised },
+      {
+        open: showWindow,
+        setPaused: (value) => {
+          for (const name of destinationNames()) (value ? forward?.pause(name) : forward?.resume(name));
+          paused = value;
+          updateTray();
+        },
+        setStartAtLogin: (value) => {
+          prefs = { ...prefs, startAtLogin: value };
+          prefsFile.write(prefs);
+          app.setLoginItemSettings({ openAtLogin: value });
+          updateTray();
+        },
+        setStartMinimised: (value) => {
+          prefs = { ...prefs, startMinimised: value };
+          prefsFile.write(prefs);
+          updateTray();
+        },
+        quit: () => app.quit(),
+      },
+    )));
+  }
+  tray.on('click', showWindow);
+  appliance.archive.events.on('outbox-changed', scheduleTrayUpdate);
+  appliance.archive.events.on('study-updated', scheduleTrayUpdate);
+  updateTray();
+
+  watchPermanentFailures(appliance.archive.events, (notice) => {
+    if (!Notification.isSupported()) return;
+    const notification = new Notification({
+      title: 'DICOM Edge: upload failed',
+      body: `${notice.count} image${notice.count === 1 ? '' : 's'} of a study could not be delivered to ${notice.destination}: ${notice.reason}`,
+    });
+    notification.on('click', showWindow);
+    notification.show();
+  });
+
+  app.on('window-all-closed', () => {
+    /* stay in the tray */
+  });
+  app.on('activate', showWindow);
+  createWindow();
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+start().catch((error: unknown) => {
+  dialog.showErrorBox('DICOM Edge cannot start', (error as Error)?.message ?? String(error));
+  app.exit(1);
+});
