@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS studies (
 );
 CREATE INDEX IF NOT EXISTS studies_patient_id ON studies(patient_id);
 CREATE INDEX IF NOT EXISTS studies_patient_name ON studies(patient_name COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS studies_study_date ON studies(study_date, study_time);
+-- Also the order of 'most recent studies' (query.ts), so that a page of them needs no sort.
+CREATE INDEX IF NOT EXISTS studies_date_time_received ON studies(study_date, study_time, received_at);
 CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession_number);
 CREATE INDEX IF NOT EXISTS studies_received ON studies(received_at);
 
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS series (
   size_bytes INTEGER NOT NULL DEFAULT 0,
   received_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
+-- (study_uid, modality): ModalitiesInStudy and Modality keys of study queries probe it per study.
+CREATE INDEX IF NOT EXISTS series_study_modality ON series(study_uid, modality);
 CREATE INDEX IF NOT EXISTS series_modality ON series(modality);
 
 CREATE TABLE IF NOT EXISTS instances (

@@ -1,0 +1,251 @@
+/**
+ * The archive's query engine, shared by C-FIND (dimse/) and QIDO-RS (web/): matching keys (dicom/matching.ts)
+ * become one parameterised SQL statement over the index. Keys of any level may be given at any level:
+ * keys of the query level and above constrain the rows directly, keys of lower levels ask for a related
+ * entity (a STUDY query with Modality=CT returns studies that have a CT series).
+ */
+import type { Statement } from 'better-sqlite3';
+import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
+import { InvalidMatchKeyError, parseMatchKey, toSqlCondition, type SqlCondition } from '../dicom/matching.js';
+import type { Db } from './database.js';
+import type { QueryMatch, QueryRequest } from './query-types.js';
+
+type Table = 'studies' | 'series' | 'instances';
+
+interface Column {
+  table: Table;
+  /** SQL expression over the table's alias. */
+  expr: (alias: string) => string;
+}
+
+const column = (table: Table, name: string): Column => ({ table, expr: (alias) => `${alias}.${name}` });
+const patientTotal = (aggregate: string): Column => ({
+  table: 'studies',
+  expr: (alias) => `(SELECT ${aggregate} FROM studies p WHERE p.patient_id = ${alias}.patient_id)`,
+});
+
+/** Where each queryable keyword lives in the index (tables in database.ts). */
+const COLUMNS: Readonly<Record<string, Column>> = {
+  PatientName: column('studies', 'patient_name'),
+  PatientID: column('studies', 'patient_id'),
+  PatientBirthDate: column('studies', 'patient_birth_date'),
+  PatientSex: column('studies', 'patient_sex'),
+  NumberOfPatientRelatedStudies: patientTotal('COUNT(*)'),
+  NumberOfPatientRelatedSeries: patientTotal('SUM(p.num_series)'),
+  NumberOfPatientRelatedInstances: patientTotal('SUM(p.num_instances)'),
+  StudyInstanceUID: column('studies', 'study_uid'),
+  StudyDate: column('studies', 'study_date'),
+  StudyTime: column('studies', 'study_time'),
+  AccessionNumber: column('studies', 'accession_number'),
+  StudyID: column('studies', 'study_id'),
+  StudyDescription: column('studies', 'study_description'),
+  ReferringPhysicianName: column('studies', 'referring_physician_name'),
+  // Returned from the study row; matched against the series rows (see modalitiesCondition).
+  ModalitiesInStudy: column('studies', 'modalities_in_study'),
+  NumberOfStudyRelatedSeries: column('studies', 'num_series'),
+  NumberOfStudyRelatedInstances: column('studies', 'num_instances'),
+  SeriesInstanceUID: column('series', 'series_uid'),
+  Modality: column('series', 'modality'),
+  SeriesNumber: column('series', 'series_number'),
+  SeriesDescription: column('series', 'series_description'),
+  BodyPartExamined: column('series', 'body_part_examined'),
+  PerformedProcedureStepStartDate: column('series', 'pps_start_date'),
+  NumberOfSeriesRelatedInstances: column('series', 'num_instances'),
+  SOPClassUID: column('instances', 'sop_class_uid'),
+  SOPInstanceUID: column('instances', 'sop_instance_uid'),
+  InstanceNumber: column('instances', 'instance_number'),
+  NumberOfFrames: column('instances', 'number_of_frames'),
+  Rows: column('instances', 'rows'),
+  Columns: column('instances', 'columns'),
+  TransferSyntaxUID: column('instances', 'transfer_syntax_uid'),
+  AvailableTransferSyntaxUID: column('instances', 'transfer_syntax_uid'),
+};
+
+const ALIAS: Record<Table, string> = { studies: 'st', series: 'se', instances: 'i' };
+const DEPTH: Record<Table, number> = { studies: 1, series: 2, instances: 3 };
+const LEVEL_DEPTH: Record<QueryLevel, number> = { PATIENT: 1, STUDY: 1, SERIES: 2, IMAGE: 3 };
+
+/** Computed after the statement, per distinct patient, so they count every study of the patient. */
+const PATIENT_TOTALS = ['NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances'];
+
+const STUDY_ORDER = 'st.study_date DESC, st.study_time DESC, st.received_at DESC, st.rowid DESC';
+const SERIES_ORDER = 'se.series_number ASC NULLS LAST, se.rowid ASC';
+const INSTANCE_ORDER = 'i.instance_number ASC NULLS LAST, i.rowid ASC';
+
+const FROM: Record<QueryLevel, string> = {
+  PATIENT: 'studies st',
+  STUDY: 'studies st',
+  SERIES: 'series se JOIN studies st ON st.study_uid = se.study_uid',
+  IMAGE: 'instances i JOIN series se ON se.series_uid = i.series_uid JOIN studies st ON st.study_uid = se.study_uid',
+};
+
+const ORDER: Record<QueryLevel, string> = {
+  PATIENT: 'st.patient_id',
+  STUDY: STUDY_ORDER,
+  SERIES: `${STUDY_ORDER}, ${SERIES_ORDER}`,
+  IMAGE: `${STUDY_ORDER}, ${SERIES_ORDER}, ${INSTANCE_ORDER}`,
+};
+
+export interface BuiltQuery {
+  sql: string;
+  params: (string | number)[];
+}
+
+/**
+ * Runs a query: matches carry every attribute of the level and the levels above it, by keyword, including
+ * the computed ones (ModalitiesInStudy, NumberOf*Related*), SpecificCharacterSet (of the stored study; the
+ * values themselves are decoded text) and InstanceAvailability. Throws InvalidMatchKeyError for a bad key.
+ */
+export function queryArchive(db: Db, request: QueryRequest): QueryMatch[] {
+  const built = buildQuery(request);
+  const rows = prepared(db, built.sql).all(...built.params) as Record<string, string | number | null>[];
+  const totals = patientTotals(db);
+  return rows.map((row) => toMatch(request.level, row, totals));
+}
+
+/** The plan SQLite chooses for a request, one line per step (for tests and benchmarks). */
+export function explainQuery(db: Db, request: QueryRequest): string[] {
+  const built = buildQuery(request);
+  const plan = db.prepare(`EXPLAIN QUERY PLAN ${built.sql}`).all(...built.params) as { detail: string }[];
+  return plan.map((step) => step.detail);
+}
+
+/** Translates a request into SQL; exported for tests and diagnostics. */
+export function buildQuery(request: QueryRequest): BuiltQuery {
+  const level = request.level;
+  if (!(level in FROM)) throw new InvalidMatchKeyError('QueryRetrieveLevel', String(level), 'is not PATIENT, STUDY, SERIES or IMAGE');
+  const where = whereConditions(request);
+  const select = selectList(level);
+  const whereSql = where.length > 0 ? `WHERE ${where.map((c) => c.sql).join(' AND ')}` : '';
+  const groupBy = level === 'PATIENT' ? 'GROUP BY st.patient_id' : '';
+  const sql = `SELECT ${select} FROM ${FROM[level]} ${whereSql} ${groupBy} ORDER BY ${ORDER[level]} LIMIT ? OFFSET ?`;
+  const params = [...where.flatMap((c) => c.params), count('limit', request.limit, -1), count('offset', request.offset, 0)];
+  return { sql: sql.replace(/ {2,}/g, ' '), params };
+}
+
+function count(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+function selectList(level: QueryLevel): string {
+  const parts: string[] = [];
+  for (const attribute of attributesUpTo(level)) {
+    if (PATIENT_TOTALS.includes(attribute.keyword) || attribute.keyword === 'AvailableTransferSyntaxUID') continue;
+    const where = COLUMNS[attribute.keyword];
+    parts.push(`${where.expr(ALIAS[where.table])} AS ${attribute.keyword}`);
+  }
+  parts.push('st.specific_character_set AS SpecificCharacterSet');
+  if (level === 'PATIENT') parts.push('MAX(st.received_at) AS _latest'); // other columns come from the latest study
+  if (level === 'IMAGE') parts.push('i.file_missing AS _fileMissing');
+  return parts.join(', ');
+}
+
+function whereConditions(request: QueryRequest): SqlCondition[] {
+  const depth = LEVEL_DEPTH[request.level];
+  const direct: SqlCondition[] = [];
+  const below: Partial<Record<Table, SqlCondition[]>> = {};
+  const modalities: SqlCondition[] = [];
+  // Sorted so that the same set of keys always gives the same SQL text (and a cached statement).
+  for (const name of Object.keys(request.keys).sort()) {
+    const value = request.keys[name] ?? '';
+    const attribute = lookupAttribute(name);
+    if (!attribute) {
+      if (value.trim() === '') continue; // a return key we do not hold: nothing to match
+      throw new InvalidMatchKeyError(name, value, 'is not an attribute the archive can match on');
+    }
+    if (!attribute.matchable) continue;
+    const key = parseMatchKey(attribute, value, { fuzzy: request.fuzzy });
+    const where = COLUMNS[attribute.keyword];
+    if (attribute.keyword === 'ModalitiesInStudy') {
+      const condition = toSqlCondition(key, 'm.modality');
+      if (condition) modalities.push(condition);
+      continue;
+    }
+    if (DEPTH[where.table] <= depth) {
+      const condition = toSqlCondition(key, where.expr(ALIAS[where.table]));
+      if (condition) direct.push(condition);
+    } else {
+      const condition = toSqlCondition(key, where.expr(`x${where.table === 'series' ? 's' : 'i'}`));
+      if (condition) (below[where.table] ??= []).push(condition);
+    }
+  }
+  for (const condition of modalities) {
+    direct.push({
+      sql: `EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND ${condition.sql})`,
+      params: condition.params,
+    });
+  }
+  const related = relatedCondition(depth, below.series ?? [], below.instances ?? []);
+  if (related) direct.push(related);
+  return direct;
+}
+
+/** Keys of levels below the query level: the entity must have a related series/instance matching them all. */
+function relatedCondition(depth: number, series: SqlCondition[], instances: SqlCondition[]): SqlCondition | undefined {
+  if (series.length === 0 && instances.length === 0) return undefined;
+  const all = [...series, ...instances];
+  const filters = all.map((c) => c.sql).join(' AND ');
+  const params = all.flatMap((c) => c.params);
+  if (depth === 2) {
+    return { sql: `EXISTS (SELECT 1 FROM instances xi WHERE xi.series_uid = se.series_uid AND ${filters})`, params };
+  }
+  if (instances.length === 0) {
+    return { sql: `EXISTS (SELECT 1 FROM series xs WHERE xs.study_uid = st.study_uid AND ${filters})`, params };
+  }
+  const join = series.length > 0 ? ' JOIN series xs ON xs.series_uid = xi.series_uid' : '';
+  return { sql: `EXISTS (SELECT 1 FROM instances xi${join} WHERE xi.study_uid = st.study_uid AND ${filters})`, params };
+}
+
+interface PatientTotals {
+  studies: number;
+  series: number;
+  instances: number;
+}
+
+function patientTotals(db: Db): (patientId: string) => PatientTotals {
+  const statement = prepared(
+    db,
+    'SELECT COUNT(*) AS studies, COALESCE(SUM(num_series), 0) AS series, COALESCE(SUM(num_instances), 0) AS instances FROM studies WHERE patient_id = ?',
+  );
+  const seen = new Map<string, PatientTotals>();
+  return (patientId) => {
+    let totals = seen.get(patientId);
+    if (!totals) {
+      totals = statement.get(patientId) as PatientTotals;
+      seen.set(patientId, totals);
+    }
+    return totals;
+  };
+}
+
+function toMatch(level: QueryLevel, row: Record<string, string | number | null>, totals: (patientId: string) => PatientTotals): QueryMatch {
+  const { _latest, _fileMissing, ...match } = row;
+  void _latest;
+  const patient = totals(String(match.PatientID ?? ''));
+  match.NumberOfPatientRelatedStudies = patient.studies;
+  match.NumberOfPatientRelatedSeries = patient.series;
+  match.NumberOfPatientRelatedInstances = patient.instances;
+  if (level === 'IMAGE') match.AvailableTransferSyntaxUID = match.TransferSyntaxUID;
+  match.InstanceAvailability = _fileMissing ? 'UNAVAILABLE' : 'ONLINE';
+  return match;
+}
+
+const STATEMENT_CACHE_SIZE = 256;
+const statements = new WeakMap<Db, Map<string, Statement>>();
+
+/** Prepared statements by SQL text, per database, least recently used dropped first. */
+function prepared(db: Db, sql: string): Statement {
+  let cache = statements.get(db);
+  if (!cache) statements.set(db, (cache = new Map()));
+  let statement = cache.get(sql);
+  if (statement) {
+    cache.delete(sql);
+  } else {
+    statement = db.prepare(sql);
+    if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  }
+  cache.set(sql, statement);
+  return statement;
+}
