@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { DimseService } from './dimse/dimse-service.js';
 import { createLogger, type LogHandle } from './logging.js';
 import type { ApplianceService } from './service.js';
 import { SettingsFile } from './settings/settings-file.js';
@@ -119,7 +120,8 @@ export class Appliance {
 }
 
 /** The listeners and workers, in start order. Each room adds its own factory here. */
-async function buildServices(_appliance: Appliance): Promise<ApplianceService[]> {
+async function buildServices(appliance: Appliance): Promise<ApplianceService[]> {
   const services: ApplianceService[] = [];
+  services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));
   return services;
 }

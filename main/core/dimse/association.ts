@@ -1,0 +1,255 @@
+import type { Socket } from 'node:net';
+import dimse from 'dcmjs-dimse';
+import type { Logger } from 'pino';
+import type { Archive, IngestResult } from '../store/archive.js';
+import { IngestAbortedError, IngestError } from '../store/errors.js';
+import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
+import { buildFileMeta } from './file-meta.js';
+import { decideContext } from './presentation-contexts.js';
+import { DimseStatus, errorComment } from './statuses.js';
+import { StoreSink } from './store-sink.js';
+
+const { Scp, Dataset } = dimse;
+const { PresentationContextResult } = dimse.constants;
+const { CEchoResponse, CStoreResponse } = dimse.responses;
+
+type ScpOptions = ConstructorParameters<typeof Scp>[1];
+type DimseAssociation = Parameters<InstanceType<typeof Scp>['associationRequested']>[0];
+type PresentationContext = ReturnType<DimseAssociation['getPresentationContext']>;
+type CEchoRequest = Parameters<InstanceType<typeof Scp>['cEchoRequest']>[0];
+type CStoreRequest = Parameters<InstanceType<typeof Scp>['cStoreRequest']>[0];
+type CFindRequest = Parameters<InstanceType<typeof Scp>['cFindRequest']>[0];
+type CMoveRequest = Parameters<InstanceType<typeof Scp>['cMoveRequest']>[0];
+type CGetRequest = Parameters<InstanceType<typeof Scp>['cGetRequest']>[0];
+type CCancelRequest = Parameters<InstanceType<typeof Scp>['cCancelRequest']>[0];
+export type { CFindRequest, CMoveRequest, CGetRequest, DimseAssociation };
+export type CFindResponse = InstanceType<typeof dimse.responses.CFindResponse>;
+export type CMoveResponse = InstanceType<typeof dimse.responses.CMoveResponse>;
+export type CGetResponse = InstanceType<typeof dimse.responses.CGetResponse>;
+
+export interface AssociationInfo {
+  peer: string;
+  callingAe: string;
+  calledAe: string;
+  logger: Logger;
+}
+
+/** The query/retrieve side, plugged in by the service; absent until the query engine is wired. */
+export interface QueryRetrieveHandlers {
+  find(scp: EdgeScp, info: AssociationInfo, request: CFindRequest, send: (responses: CFindResponse[]) => void): Promise<void>;
+  move(scp: EdgeScp, info: AssociationInfo, request: CMoveRequest, send: (responses: CMoveResponse[]) => void): Promise<void>;
+  get(scp: EdgeScp, info: AssociationInfo, request: CGetRequest, send: (responses: CGetResponse[]) => void): Promise<void>;
+}
+
+export interface ScpEnvironment {
+  archive: Archive;
+  logger: Logger;
+  policy(): AssociationPolicySettings & { acceptPrivateSopClasses: boolean };
+  /** Open accepted associations, for the limit. */
+  registry: Set<EdgeScp>;
+  queryRetrieve?: QueryRetrieveHandlers;
+}
+
+type StoreOutcome = { ok: true; result: IngestResult } | { ok: false; error: IngestError };
+
+/** dcmjs-dimse's network fields we set or read that its typings leave out. */
+interface NetworkInternals {
+  connected: boolean;
+  connectedTime: number | undefined;
+  lastPduTime: number | undefined;
+}
+
+/**
+ * One association as seen by the SCP: policy at A-ASSOCIATE, C-ECHO, C-STORE streamed into the
+ * archive, and C-FIND/C-MOVE/C-GET handed to the query/retrieve handlers.
+ */
+export class EdgeScp extends Scp {
+  private info: AssociationInfo;
+  private accepted = false;
+  private readonly stores = new WeakMap<CStoreRequest, Promise<StoreOutcome>>();
+  private readonly sinks = new Set<StoreSink>();
+  private readonly cancelled = new Set<number>();
+
+  constructor(readonly socket: Socket, options: ScpOptions, private readonly env: ScpEnvironment) {
+    super(socket, options);
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.info = { peer, callingAe: '', calledAe: '', logger: env.logger.child({ peer }) };
+    // The socket is already connected, so dcmjs-dimse never sees 'connect'; without these its ARTIM never runs.
+    const internals = this as unknown as NetworkInternals;
+    internals.connected = true;
+    internals.connectedTime = Date.now();
+    this.on('close', () => this.closed(new IngestAbortedError('the connection closed before the data set was complete')));
+    this.on('networkError', (error: Error) => {
+      this.info.logger.warn({ event: 'association-network-error', callingAe: this.info.callingAe, reason: error.message }, 'network error; closing');
+      this.socket.destroy();
+    });
+  }
+
+  get peerInfo(): AssociationInfo {
+    return this.info;
+  }
+
+  /** Keeps dcmjs-dimse's idle timer from aborting while we are busy on the peer's behalf (C-MOVE, C-GET). */
+  touch(): void {
+    (this as unknown as NetworkInternals).lastPduTime = Date.now();
+  }
+
+  isCancelled(messageId: number): boolean {
+    return this.cancelled.has(messageId);
+  }
+
+  override associationRequested(association: DimseAssociation): void {
+    const callingAe = association.getCallingAeTitle().trim();
+    const calledAe = association.getCalledAeTitle().trim();
+    this.info = { ...this.info, callingAe, calledAe, logger: this.info.logger.child({ callingAe, calledAe }) };
+    const policy = this.env.policy();
+    const decision = decideAssociation({ callingAe, calledAe, activeAssociations: this.env.registry.size }, policy);
+    if (!decision.accept) {
+      this.info.logger.warn(
+        { event: 'association-rejected', result: decision.result, source: decision.source, reason: decision.reason, why: decision.why },
+        `association rejected: ${decision.why}`,
+      );
+      this.sendAssociationReject(decision.result, decision.source, decision.reason);
+      // The peer closes on A-ASSOCIATE-RJ; make sure we do not wait on one that does not.
+      setTimeout(() => this.socket.destroy(), 2_000).unref();
+      this.socket.end();
+      return;
+    }
+    const accepted: string[] = [];
+    for (const { context } of association.getPresentationContexts()) {
+      const decisionForContext = decideContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), policy);
+      if (decisionForContext.kind === 'accept') {
+        context.setResult(PresentationContextResult.Accept, decisionForContext.transferSyntaxUid);
+        accepted.push(`${context.getAbstractSyntaxUid()}@${decisionForContext.transferSyntaxUid}`);
+      } else if (decisionForContext.kind === 'abstract-syntax-not-supported') {
+        context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+      } else {
+        context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
+      }
+    }
+    this.accepted = true;
+    this.env.registry.add(this);
+    this.info.logger.info({ event: 'association-accepted', contexts: accepted.length, open: this.env.registry.size }, 'association accepted');
+    this.sendAssociationAccept();
+  }
+
+  override associationReleaseRequested(): void {
+    this.info.logger.debug({ event: 'association-released' }, 'association released');
+    this.sendAssociationReleaseResponse();
+  }
+
+  override cEchoRequest(request: CEchoRequest, callback: (response: InstanceType<typeof CEchoResponse>) => void): void {
+    const response = CEchoResponse.fromRequest(request);
+    response.setStatus(DimseStatus.Success);
+    callback(response);
+  }
+
+  override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): StoreSink {
+    const transferSyntaxUid = context.getAcceptedTransferSyntaxUid() ?? '';
+    const sopClassUid = request.getAffectedSopClassUid();
+    const sopInstanceUid = request.getAffectedSopInstanceUid();
+    const prefix = buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.info.callingAe });
+    const sink = new StoreSink(prefix, { pause: () => this.socket.pause(), resume: () => this.socket.resume() });
+    this.sinks.add(sink);
+    const work: Promise<StoreOutcome> = this.env.archive
+      .ingest(sink.out, { callingAe: this.info.callingAe, peer: this.info.peer, expect: { sopClassUid, sopInstanceUid } })
+      .then(
+        (result): StoreOutcome => ({ ok: true, result }),
+        (error: unknown): StoreOutcome => {
+          sink.discard();
+          return { ok: false, error: error instanceof IngestError ? error : new IngestAbortedError(String(error)) };
+        },
+      )
+      .finally(() => this.sinks.delete(sink));
+    this.stores.set(request, work);
+    return sink;
+  }
+
+  override createDatasetFromStoreWritableStream(
+    _writable: unknown, context: PresentationContext, callback: (dataset: InstanceType<typeof Dataset>) => void,
+  ): void {
+    // The data set went to the archive as bytes; dcmjs-dimse only needs a placeholder to call cStoreRequest.
+    callback(new Dataset({}, context.getAcceptedTransferSyntaxUid()));
+  }
+
+  override cStoreRequest(request: CStoreRequest, callback: (response: InstanceType<typeof CStoreResponse>) => void): void {
+    const work = this.stores.get(request);
+    const answer = (status: number, comment?: string) => {
+      const response = CStoreResponse.fromRequest(request);
+      response.setStatus(status);
+      if (comment) response.setErrorComment(errorComment(comment));
+      callback(response);
+    };
+    if (!work) {
+      answer(DimseStatus.CannotUnderstand, 'C-STORE without a data set');
+      return;
+    }
+    void work.then((outcome) => {
+      if (outcome.ok) {
+        answer(DimseStatus.Success);
+      } else {
+        this.info.logger.warn(
+          { event: 'c-store-failed', sopInstanceUid: request.getAffectedSopInstanceUid(), status: outcome.error.dimseStatus, reason: outcome.error.message },
+          'C-STORE refused',
+        );
+        answer(outcome.error.dimseStatus, outcome.error.message);
+      }
+    });
+  }
+
+  override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
+    this.runQueryRetrieve('C-FIND', request, () => this.env.queryRetrieve?.find(this, this.info, request, callback),
+      () => callback([failure(dimse.responses.CFindResponse.fromRequest(request))]));
+  }
+
+  override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
+    this.runQueryRetrieve('C-MOVE', request, () => this.env.queryRetrieve?.move(this, this.info, request, callback),
+      () => callback([failure(dimse.responses.CMoveResponse.fromRequest(request))]));
+  }
+
+  override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
+    this.runQueryRetrieve('C-GET', request, () => this.env.queryRetrieve?.get(this, this.info, request, callback),
+      () => callback([failure(dimse.responses.CGetResponse.fromRequest(request))]));
+  }
+
+  override cCancelRequest(request: CCancelRequest): void {
+    this.cancelled.add(request.getMessageIdBeingRespondedTo());
+  }
+
+  override abort(source: number, reason: number): void {
+    this.info.logger.warn({ event: 'association-aborted', source, reason }, 'peer aborted the association');
+    this.closed(new IngestAbortedError('the peer aborted the association'));
+    this.socket.destroy();
+  }
+
+  private runQueryRetrieve(kind: string, request: { getMessageId(): number }, run: () => Promise<void> | undefined, fail: () => void): void {
+    const work = run();
+    if (!work) {
+      fail();
+      return;
+    }
+    work.catch((error: unknown) => {
+      this.info.logger.error({ event: 'query-retrieve-failed', kind, reason: (error as Error)?.message ?? String(error) }, `${kind} failed`);
+      fail();
+    }).finally(() => this.cancelled.delete(request.getMessageId()));
+  }
+
+  private closed(reason: Error): void {
+    for (const sink of this.sinks) sink.fail(reason);
+    if (this.accepted) {
+      this.accepted = false;
+      this.env.registry.delete(this);
+    }
+  }
+
+  /** Waits for the C-STOREs in flight, for an orderly stop. */
+  async settle(): Promise<void> {
+    while (this.sinks.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function failure<T extends { setStatus(status: number): void; setErrorComment(comment: string): void }>(response: T): T {
+  response.setStatus(DimseStatus.UnableToProcess);
+  response.setErrorComment('query/retrieve failed');
+  return response;
+}

@@ -1,0 +1,124 @@
+import { readFile } from 'node:fs/promises';
+import { createServer as createTcpServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import dimse from 'dcmjs-dimse';
+import type { Logger } from 'pino';
+import type { ApplianceService } from '../service.js';
+import type { Settings } from '../settings/schema.js';
+import type { Archive } from '../store/archive.js';
+import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
+
+// dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
+dimse.log.setLevel('silent');
+
+export interface DimseServiceOptions {
+  archive: Archive;
+  logger: Logger;
+  /** Read at every association, so policy edits apply to the next one. */
+  settings: () => Settings;
+  queryRetrieve?: QueryRetrieveHandlers;
+}
+
+/** The DIMSE listener (and its DICOM TLS twin): one EdgeScp per connection. */
+export class DimseService implements ApplianceService {
+  readonly name = 'dimse';
+  private readonly servers: NetServer[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly associations = new Set<EdgeScp>();
+  private readonly scps = new Set<EdgeScp>();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: DimseServiceOptions) {
+    this.logger = options.logger.child({ component: 'dimse' });
+  }
+
+  /** Open, accepted associations. */
+  get openAssociations(): number {
+    return this.associations.size;
+  }
+
+  async start(): Promise<string[]> {
+    const settings = this.options.settings();
+    const { host, port, tls } = settings.dimse;
+    const lines: string[] = [];
+    const plain = createTcpServer((socket) => this.connected(socket));
+    await this.listen(plain, host, port);
+    lines.push(`DIMSE listening on ${host}:${this.portOf(plain)} as ${settings.aeTitle}`);
+    if (tls.enabled) {
+      const [key, cert, ca] = await Promise.all([
+        readFile(tls.keyFile), readFile(tls.certFile), tls.caFile ? readFile(tls.caFile) : Promise.resolve(undefined),
+      ]);
+      const secure = createTlsServer(
+        { key, cert, ca, requestCert: tls.requireClientCertificate, rejectUnauthorized: tls.requireClientCertificate, minVersion: 'TLSv1.2' },
+        (socket: TLSSocket) => this.connected(socket),
+      );
+      secure.on('tlsClientError', (error, socket) =>
+        this.logger.warn({ event: 'tls-handshake-failed', peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: error.message }, 'DICOM TLS handshake failed'));
+      await this.listen(secure, host, tls.port);
+      lines.push(`DICOM TLS listening on ${host}:${this.portOf(secure)} as ${settings.aeTitle}`);
+    }
+    return lines;
+  }
+
+  /** The port actually bound (differs from settings when 0 was asked for). */
+  boundPorts(): number[] {
+    return this.servers.map((server) => this.portOf(server));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    this.servers.length = 0;
+    // Stores in flight finish and are answered; then every connection goes.
+    await Promise.race([
+      Promise.all([...this.scps].map((scp) => scp.settle())),
+      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+    ]);
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private connected(socket: Socket): void {
+    const settings = this.options.settings();
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const scp = new EdgeScp(
+      socket,
+      {
+        associationTimeout: settings.dimse.artimTimeoutMs,
+        pduTimeout: settings.dimse.dimseIdleTimeoutMs,
+        connectTimeout: settings.dimse.associationTimeoutMs,
+      },
+      {
+        archive: this.options.archive,
+        logger: this.logger,
+        registry: this.associations,
+        queryRetrieve: this.options.queryRetrieve,
+        policy: () => {
+          const current = this.options.settings();
+          return { aeTitle: current.aeTitle, ...current.dimse };
+        },
+      },
+    );
+    this.scps.add(scp);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.scps.delete(scp);
+    });
+  }
+
+  private listen(server: NetServer, host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        this.servers.push(server);
+        resolve();
+      });
+    });
+  }
+
+  private portOf(server: NetServer): number {
+    const address = server.address();
+    return typeof address === 'object' && address ? address.port : 0;
+  }
+}
