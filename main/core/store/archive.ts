@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -16,6 +16,8 @@ import { readInstanceHeader } from './header-reader.js';
 import { spoolToTempFile, type SpooledFile } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
+import { GroupCommitter } from './group-commit.js';
+import { DirectorySync } from './directory-sync.js';
 
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
@@ -65,6 +67,8 @@ export class Archive {
   readonly outbox: Outbox;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
+  private readonly directorySync = new DirectorySync();
+  private readonly committer: GroupCommitter;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
   private route: (instance: InstanceInfo) => string[];
@@ -81,6 +85,10 @@ export class Archive {
     this.limits = options.limits;
     this.logger = options.logger.child({ component: 'archive' });
     this.archiveBytes = this.totalBytes();
+    this.committer = new GroupCommitter(
+      (body) => db.transaction(body)(),
+      (body) => db.transaction(body)(), // nested: better-sqlite3 uses a savepoint
+    );
   }
 
   /** Opens the index, creates the folders and recovers from an earlier crash. */
@@ -185,11 +193,11 @@ export class Archive {
     const finalPath = this.paths.absolute(relativePath);
     const firstCreated = await mkdir(dirname(finalPath), { recursive: true });
     await rename(spooled.path, finalPath);
-    await fsyncDirectory(dirname(finalPath));
+    await this.directorySync.sync(dirname(finalPath));
     if (firstCreated) {
       // New study/series folders must survive power loss too: sync each parent up to the archive root.
       for (let dir = dirname(dirname(finalPath)); dir.length >= this.paths.root.length; dir = dirname(dir)) {
-        await fsyncDirectory(dir);
+        await this.directorySync.sync(dir);
         if (dir === this.paths.root) break;
       }
     }
@@ -199,7 +207,7 @@ export class Archive {
       modality: header.modality, callingAe: context.callingAe, sopClassUid: header.sopClassUid,
     };
     const destinations = this.route(info);
-    const { counts, queuedFor } = this.db.transaction(() => {
+    const { counts, queuedFor } = await this.committer.commit(() => {
       const counts = this.index.write(
         header,
         { relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt },
@@ -211,7 +219,7 @@ export class Archive {
         destinations,
       );
       return { counts, queuedFor };
-    })();
+    });
     this.archiveBytes += spooled.sizeBytes - (existing?.size_bytes ?? 0);
     if (existing && existing.path !== relativePath) await rm(this.paths.absolute(existing.path), { force: true });
     const outcome: IngestOutcome = existing ? 'replaced' : 'stored';
@@ -306,15 +314,6 @@ function toIngestError(error: unknown): IngestError {
   const code = (error as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new OutOfResourcesError(`disk full: ${code}`);
   return new OutOfResourcesError(`storage failure: ${(error as Error)?.message ?? String(error)}`);
-}
-
-async function fsyncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function hashFile(path: string): Promise<{ sha256: string }> {
