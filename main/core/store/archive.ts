@@ -207,7 +207,7 @@ export class Archive {
       modality: header.modality, callingAe: context.callingAe, sopClassUid: header.sopClassUid,
     };
     const destinations = this.route(info);
-    const { counts, queuedFor } = await this.committer.commit(() => {
+    const committed = this.committer.commit(() => {
       const counts = this.index.write(
         header,
         { relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt },
@@ -219,6 +219,11 @@ export class Archive {
         destinations,
       );
       return { counts, queuedFor };
+    });
+    const { counts, queuedFor } = await committed.catch(async (error: unknown) => {
+      // A new file whose rows did not commit must not linger unindexed (a replaced one is re-indexed at start).
+      if (!existing) await rm(finalPath, { force: true });
+      throw error;
     });
     this.archiveBytes += spooled.sizeBytes - (existing?.size_bytes ?? 0);
     if (existing && existing.path !== relativePath) await rm(this.paths.absolute(existing.path), { force: true });
