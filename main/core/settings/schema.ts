@@ -61,6 +61,7 @@ export const storageSchema = z.object({
   evictDelivered: z.boolean().default(false),
 });
 
+/** A destination secret: `enc:v1:…` as sealed by forward/secrets.ts, or plain text typed by hand (sealed at the next start). */
 const secret = z.string().min(1);
 
 export const destinationAuthSchema = z.discriminatedUnion('kind', [
@@ -104,6 +105,9 @@ export const destinationSchema = z.object({
   upsert: z.boolean().default(false),
   verifyAfterDelivery: z.boolean().default(false),
   requestTimeoutMs: z.number().int().min(1000).default(300_000),
+  /** Backoff after failures: full jitter between 0 and min(cap, base·2^n); unset means 1 s and 10 min. */
+  retryBaseMs: z.number().int().min(10).optional(),
+  retryCapMs: z.number().int().min(10).optional(),
   route: z
     .object({ callingAes: z.array(aeTitle).default([]), modalities: z.array(z.string().min(1)).default([]) })
     .prefault({}),
