@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { SettingsFile } from '../settings/settings-file.js';
 import type { Settings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
-import type { ForwardPort } from './forward-port.js';
+import type { ForwardControl } from './forward-port.js';
 
 /** Everything the HTTP routes use, handed in by the appliance. */
 export interface WebContext {
@@ -16,9 +16,11 @@ export interface WebContext {
   sessionToken: string;
   dataDir: string;
   version: string;
-  forward(): ForwardPort | undefined;
+  forward(): ForwardControl | undefined;
   /** The built renderer (index.html and assets). */
   staticDir: string;
+  /** The port the server listens on (settings may say 0). */
+  httpPort(): number;
   /** True once every service has started. */
   ready(): boolean;
 }

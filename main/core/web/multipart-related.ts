@@ -113,7 +113,7 @@ async function readHeaders(reader: ChunkReader): Promise<Record<string, string>>
 
 /** Pull-based buffer over an async byte source. */
 class ChunkReader {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private readonly iterator: AsyncIterator<Uint8Array>;
   private ended = false;
   private total = 0;

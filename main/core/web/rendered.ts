@@ -1,0 +1,75 @@
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebContext } from './context.js';
+import { HttpError, uidParams } from './http-errors.js';
+import { renderImage } from './image-render.js';
+import { instancesIn, type InstanceRow } from './instance-rows.js';
+import { parseAccept, typeMatches } from './media-type.js';
+import { parseFrameList } from './pixel-frames.js';
+
+const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
+const THUMBNAIL_SIZE = 128;
+
+export function registerRendered(app: FastifyInstance, ctx: WebContext): void {
+  const route = (kind: 'rendered' | 'thumbnail') => (request: FastifyRequest, reply: FastifyReply) => render(ctx, request, reply, kind);
+  app.get(`${INSTANCE}/rendered`, route('rendered'));
+  app.get(`${INSTANCE}/frames/:frames/rendered`, route('rendered'));
+  app.get(`${INSTANCE}/thumbnail`, route('thumbnail'));
+  app.get(`${INSTANCE}/frames/:frames/thumbnail`, route('thumbnail'));
+  // Series and study thumbnails show a representative instance: the middle one of the (first) series.
+  app.get('/dicom-web/studies/:study/series/:series/thumbnail', route('thumbnail'));
+  app.get('/dicom-web/studies/:study/thumbnail', route('thumbnail'));
+}
+
+function chooseFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
+  for (const range of parseAccept(accept)) {
+    if (range.type === 'image/png') return 'image/png';
+    if (typeMatches(range.type, 'image/jpeg')) return 'image/jpeg';
+  }
+  throw new HttpError(406, 'rendered images are served as image/jpeg or image/png');
+}
+
+function numberList(text: string | undefined, name: string, count: number[]): number[] | undefined {
+  if (text === undefined) return undefined;
+  const values = text.split(',').map((s) => Number(s.trim()));
+  if (!count.includes(values.length) || values.some((v) => !Number.isFinite(v))) {
+    throw new HttpError(400, `${name}=${JSON.stringify(text)} must be ${count.join(' or ')} comma-separated numbers`);
+  }
+  return values;
+}
+
+function representative(rows: InstanceRow[], scope: { series?: string }): InstanceRow | undefined {
+  if (scope.series) return rows[Math.floor(rows.length / 2)];
+  const firstSeries = rows[0]?.series_uid;
+  const series = rows.filter((r) => r.series_uid === firstSeries);
+  return series[Math.floor(series.length / 2)];
+}
+
+async function render(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, kind: 'rendered' | 'thumbnail'): Promise<FastifyReply> {
+  const scope = uidParams(request);
+  const params = request.params as { frames?: string };
+  const query = request.query as Record<string, string | undefined>;
+  const format = chooseFormat(request.headers.accept);
+  const rows = instancesIn(ctx.archive.db, scope);
+  const row = scope.instance ? rows[0] : representative(rows, scope);
+  if (!row) throw new HttpError(404, 'no such study, series or instance');
+  const frames = params.frames ? parseFrameList(params.frames) : [1];
+  if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
+  const viewport = numberList(query.viewport, 'viewport', [2, 6]);
+  const windowing = numberList(query.window, 'window', [2]);
+  const quality = query.quality === undefined ? 90 : Number(query.quality);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new HttpError(400, 'quality must be 1 to 100');
+  const box = viewport
+    ? { width: viewport[0]!, height: viewport[1]! }
+    : kind === 'thumbnail' ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined;
+  if (box && (box.width < 1 || box.height < 1 || box.width > 8192 || box.height > 8192)) throw new HttpError(400, 'viewport must be 1 to 8192 pixels');
+  const file = await readFile(ctx.archive.paths.absolute(row.path));
+  const image = await renderImage(file, {
+    frame: frames[0]! - 1,
+    viewport: box,
+    window: windowing ? { center: windowing[0]!, width: windowing[1]! } : undefined,
+    format,
+    quality,
+  });
+  return reply.code(200).type(format).header('cache-control', 'private, max-age=300').send(image);
+}

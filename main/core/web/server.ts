@@ -1,0 +1,88 @@
+import fastifyCors from '@fastify/cors';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { checkAccess, sameSecret, sessionCookie, type AccessSettings } from './access.js';
+import { registerApi, SettingsRejected } from './api.js';
+import type { WebContext } from './context.js';
+import { registerDelete } from './delete.js';
+import { registerEvents } from './events.js';
+import { HttpError } from './http-errors.js';
+import { registerRendered } from './rendered.js';
+import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
+import { registerStow } from './stow.js';
+import { registerWadoInstance } from './wado-instance.js';
+import { registerWadoRetrieve } from './wado-retrieve.js';
+
+const JSON_BODY_LIMIT = 1024 * 1024;
+
+export interface BuiltServer {
+  app: FastifyInstance;
+  /** Ends open event streams so close() does not wait on them. */
+  closeStreams(): void;
+}
+
+export async function buildServer(ctx: WebContext, access: AccessSettings, extraRoutes: Array<(app: FastifyInstance) => void> = []): Promise<BuiltServer> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: JSON_BODY_LIMIT,
+    routerOptions: { maxParamLength: 1024 },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  // DICOM bodies are streamed to their handler (STOW parses multipart/related itself); any other
+  // type also reaches the handler, which answers 415 with a precise reason.
+  app.addContentTypeParser('multipart/related', (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    const url = new URL(request.url, 'http://local');
+    const token = url.searchParams.get('token');
+    if (token !== null && (request.method === 'GET' || request.method === 'HEAD')) {
+      if (!sameSecret(token, access.sessionToken)) {
+        ctx.logger.warn({ event: 'auth-failed', peer: request.ip, reason: 'wrong token in URL', url: url.pathname }, 'access refused');
+        return reply.code(401).send({ status: 401, error: 'wrong token' });
+      }
+      url.searchParams.delete('token');
+      const target = url.pathname === '/api/session' ? '/' : `${url.pathname}${url.search}`;
+      return reply.code(303).header('set-cookie', sessionCookie(access.sessionToken, request.protocol === 'https')).header('location', target).send();
+    }
+    const decision = await checkAccess(access, { authorization: request.headers.authorization, cookie: request.headers.cookie });
+    if (decision.ok) return;
+    ctx.logger.warn({ event: 'auth-failed', peer: request.ip, reason: decision.reason, url: url.pathname }, 'access refused');
+    reply.header('www-authenticate', access.basicAuth ? 'Bearer realm="DICOM Edge", Basic realm="DICOM Edge"' : 'Bearer realm="DICOM Edge"');
+    return reply.code(401).send({ status: 401, error: `authentication required: ${decision.reason}` });
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof SettingsRejected) return reply.code(400).send({ status: 400, error: 'invalid settings', problems: error.problems });
+    if (error instanceof HttpError) {
+      if (error.status >= 500) ctx.logger.error({ event: 'http-error', peer: request.ip, url: request.url, reason: error.message }, 'request failed');
+      return reply.code(error.status).send({ status: error.status, error: error.message });
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ status: 413, error: error.message });
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.code(error.statusCode).send({ status: error.statusCode, error: error.message });
+    }
+    ctx.logger.error({ event: 'http-error', peer: request.ip, url: request.url, reason: error.message, stack: error.stack }, 'request failed');
+    return reply.code(500).send({ status: 500, error: 'internal error; see the appliance log' });
+  });
+
+  const origins = ctx.settings().http.corsOrigins;
+  if (origins.length > 0) await app.register(fastifyCors, { origin: origins, credentials: false, exposedHeaders: ['etag', 'content-location'] });
+
+  const streams = new Set<() => void>();
+  registerStow(app, ctx);
+  registerWadoRetrieve(app, ctx);
+  registerWadoInstance(app, ctx);
+  registerRendered(app, ctx);
+  registerDelete(app, ctx);
+  registerApi(app, ctx);
+  registerEvents(app, ctx, streams);
+  for (const add of extraRoutes) add(app);
+  app.get('/api/session', async (_request, reply) => reply.code(204).send());
+  await registerStaticUi(app, ctx.staticDir);
+  return { app, closeStreams: () => [...streams].forEach((close) => close()) };
+}

@@ -1,0 +1,36 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+
+/** The page's allowed sources: only this origin; wasm and workers for the viewer's codecs. */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self'",
+  "worker-src 'self' blob:",
+  "font-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const NOT_BUILT_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>DICOM Edge</title></head>
+<body><h1>DICOM Edge</h1>
+<p>The user interface is not built. Run <code>npm run build</code> to build it into <code>dist/renderer</code>.</p>
+<p>The DICOMweb service is at <a href="/dicom-web/studies">/dicom-web</a> and the status API at <a href="/api/info">/api</a>.</p>
+</body></html>`;
+
+/** Serves the built renderer at `/`, or a plain page saying it is not built. */
+export async function registerStaticUi(app: FastifyInstance, staticDir: string): Promise<void> {
+  if (existsSync(join(staticDir, 'index.html'))) {
+    await app.register(fastifyStatic, { root: staticDir, prefix: '/', index: ['index.html'], wildcard: true });
+    return;
+  }
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(NOT_BUILT_PAGE));
+  app.get('/index.html', async (_request, reply) => reply.type('text/html; charset=utf-8').send(NOT_BUILT_PAGE));
+}

@@ -1,0 +1,179 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import dicomParser from 'dicom-parser';
+import type { Readable } from 'node:stream';
+import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
+import type { IngestResult } from '../store/archive.js';
+import type { WebContext } from './context.js';
+import { dicomWebBase, sendError, uidParams } from './http-errors.js';
+import { parseMediaType } from './media-type.js';
+import { BodyTooLargeError, MalformedMultipartError, readMultipart } from './multipart-related.js';
+
+const FAILURE_CANNOT_UNDERSTAND = 0xc000;
+const SNIFF_BYTES = 64 * 1024;
+
+type PartOutcome =
+  | { ok: true; result: IngestResult }
+  | { ok: false; failureReason: number; message: string; sopClassUid?: string; sopInstanceUid?: string };
+
+/** STOW-RS (PS3.18 10.5): POST /studies and /studies/{study}, multipart/related of application/dicom parts. */
+export function registerStow(app: FastifyInstance, ctx: WebContext): void {
+  const handler = (request: FastifyRequest, reply: FastifyReply) => stow(ctx, request, reply);
+  app.post('/dicom-web/studies', handler);
+  app.post('/dicom-web/studies/:study', handler);
+}
+
+async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const body = request.body as Readable | undefined;
+  const discard = () => body?.resume?.();
+  let study: string | undefined;
+  try {
+    study = uidParams(request).study;
+  } catch (error) {
+    discard();
+    throw error;
+  }
+  const contentType = parseMediaType(request.headers['content-type'] ?? '');
+  if (!contentType || contentType.type !== 'multipart/related') {
+    discard();
+    return sendError(reply, 415, `expected multipart/related; type="application/dicom", got ${JSON.stringify(request.headers['content-type'] ?? '')}`);
+  }
+  const partType = (contentType.params.type ?? 'application/dicom').toLowerCase();
+  if (partType !== 'application/dicom') {
+    discard();
+    return sendError(reply, 415, `only type="application/dicom" is accepted, got ${JSON.stringify(partType)}`);
+  }
+  const boundary = contentType.params.boundary;
+  if (!boundary) {
+    discard();
+    return sendError(reply, 400, 'multipart/related content type has no boundary parameter');
+  }
+  const maxBytes = ctx.settings().http.maxRequestBytes;
+  const declared = Number(request.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    reply.header('connection', 'close');
+    return sendError(reply, 413, `request body of ${declared} bytes exceeds the limit of ${maxBytes}`);
+  }
+  if (!body) return sendError(reply, 400, 'empty request body');
+
+  const peer = request.ip;
+  const outcomes: PartOutcome[] = [];
+  try {
+    for await (const part of readMultipart(body, boundary, { maxBytes })) {
+      outcomes.push(await storePart(ctx, part, { peer, study }));
+    }
+  } catch (error) {
+    const stored = outcomes.flatMap((o) => (o.ok && o.result.outcome === 'stored' ? [o.result.header.sopInstanceUid] : []));
+    // Nothing of a request we refuse is kept: the instances it newly added go again.
+    for (const uid of stored) await ctx.archive.removeInstance(uid);
+    if (error instanceof BodyTooLargeError) {
+      reply.header('connection', 'close');
+      return sendError(reply, 413, error.message);
+    }
+    if (error instanceof MalformedMultipartError) {
+      ctx.logger.warn({ event: 'stow-malformed', peer, reason: error.message, removed: stored.length }, 'malformed STOW-RS body');
+      return sendError(reply, 400, `malformed multipart/related body: ${error.message}`);
+    }
+    throw error;
+  }
+  if (outcomes.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
+
+  const base = dicomWebBase(request);
+  const response = stowResponse(outcomes, base, study);
+  const good = outcomes.filter((o) => o.ok).length;
+  const status = good === outcomes.length ? 200 : good === 0 ? 409 : 202;
+  ctx.logger.info({ event: 'stow', peer, studyUid: study, parts: outcomes.length, stored: good, status }, 'STOW-RS request done');
+  return reply.code(status).type('application/dicom+json').send(response);
+}
+
+async function storePart(
+  ctx: WebContext,
+  part: { headers: Record<string, string>; body: AsyncIterable<Buffer>; drain(): Promise<void> },
+  context: { peer: string; study?: string },
+): Promise<PartOutcome> {
+  const partType = parseMediaType(part.headers['content-type'] ?? 'application/dicom');
+  if (!partType || partType.type !== 'application/dicom') {
+    await part.drain();
+    return { ok: false, failureReason: FAILURE_CANNOT_UNDERSTAND, message: `part of type ${part.headers['content-type']} is not application/dicom` };
+  }
+  const sniff: Buffer[] = [];
+  let sniffed = 0;
+  let malformed: unknown;
+  async function* tap(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of part.body) {
+        if (sniffed < SNIFF_BYTES) {
+          sniff.push(chunk.subarray(0, SNIFF_BYTES - sniffed));
+          sniffed += Math.min(chunk.length, SNIFF_BYTES - sniffed);
+        }
+        yield chunk;
+      }
+    } catch (error) {
+      malformed = error;
+      throw error;
+    }
+  }
+  try {
+    const result = await ctx.archive.ingest(tap(), {
+      callingAe: 'STOW-RS',
+      peer: context.peer,
+      expect: context.study ? { studyInstanceUid: context.study } : undefined,
+    });
+    return { ok: true, result };
+  } catch (error) {
+    if (malformed) throw malformed;
+    await part.drain();
+    const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
+    const ids = sniffUids(Buffer.concat(sniff));
+    return {
+      ok: false,
+      failureReason: failure instanceof CannotUnderstandError ? FAILURE_CANNOT_UNDERSTAND : failure.failureReason,
+      message: failure.message,
+      ...ids,
+    };
+  }
+}
+
+/** Best effort: the SOP Class and Instance UIDs of a part we refused, for the FailedSOPSequence. */
+function sniffUids(head: Buffer): { sopClassUid?: string; sopInstanceUid?: string } {
+  try {
+    const ds = dicomParser.parseDicom(head, { untilTag: 'x7fe00010' } as never);
+    const clean = (v: string | undefined) => v?.replace(/\0/g, '').trim() || undefined;
+    return { sopClassUid: clean(ds.string('x00080016')), sopInstanceUid: clean(ds.string('x00080018')) };
+  } catch {
+    return {};
+  }
+}
+
+type JsonElement = { vr: string; Value?: unknown[] };
+
+function stowResponse(outcomes: PartOutcome[], base: string, study: string | undefined): Record<string, JsonElement> {
+  const referenced: Array<Record<string, JsonElement>> = [];
+  const failed: Array<Record<string, JsonElement>> = [];
+  const studies = new Set<string>();
+  for (const outcome of outcomes) {
+    if (outcome.ok) {
+      const h = outcome.result.header;
+      studies.add(h.studyInstanceUid);
+      referenced.push({
+        '00081150': { vr: 'UI', Value: [h.sopClassUid] },
+        '00081155': { vr: 'UI', Value: [h.sopInstanceUid] },
+        '00081190': {
+          vr: 'UR',
+          Value: [`${base}/studies/${h.studyInstanceUid}/series/${h.seriesInstanceUid}/instances/${h.sopInstanceUid}`],
+        },
+      });
+    } else {
+      failed.push({
+        '00081150': outcome.sopClassUid ? { vr: 'UI', Value: [outcome.sopClassUid] } : { vr: 'UI' },
+        '00081155': outcome.sopInstanceUid ? { vr: 'UI', Value: [outcome.sopInstanceUid] } : { vr: 'UI' },
+        '00081197': { vr: 'US', Value: [outcome.failureReason] },
+      });
+    }
+  }
+  const response: Record<string, JsonElement> = {};
+  const studyUrl = study ?? (studies.size === 1 ? [...studies][0] : undefined);
+  if (studyUrl) response['00081190'] = { vr: 'UR', Value: [`${base}/studies/${studyUrl}`] };
+  if (failed.length > 0) response['00081198'] = { vr: 'SQ', Value: failed };
+  if (referenced.length > 0) response['00081199'] = { vr: 'SQ', Value: referenced };
+  return response;
+}

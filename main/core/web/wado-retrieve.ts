@@ -1,0 +1,78 @@
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import type { WebContext } from './context.js';
+import { HttpError, uidParams } from './http-errors.js';
+import { instancesIn, type InstanceRow } from './instance-rows.js';
+import { parseAccept, type MediaType } from './media-type.js';
+import { multipartStream } from './multipart-writer.js';
+import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
+
+/** The syntax a part goes out in, and whether that needs conversion. */
+export interface Delivery {
+  syntax: string;
+  convert: boolean;
+}
+
+/** Picks, per stored syntax, what an Accept header allows for application/dicom; undefined when nothing fits. */
+export function negotiateDicom(accept: MediaType[], stored: string): Delivery | undefined {
+  for (const range of accept) {
+    let wanted: string | undefined;
+    if (range.type === 'multipart/related') {
+      const partType = (range.params.type ?? 'application/dicom').toLowerCase();
+      if (partType !== 'application/dicom') continue;
+      wanted = range.params['transfer-syntax'];
+    } else if (range.type === 'application/dicom' || range.type === '*/*' || range.type === 'multipart/*') {
+      wanted = range.params['transfer-syntax'];
+    } else continue;
+    // PS3.18 8.7.3.5.2: no transfer-syntax parameter means Explicit VR Little Endian.
+    const target = wanted ?? TransferSyntax.ExplicitVRLittleEndian;
+    if (target === '*' || target === stored) return { syntax: stored, convert: false };
+    if (target === TransferSyntax.ExplicitVRLittleEndian && CONVERTIBLE_TO_EXPLICIT_LE.includes(stored)) {
+      return { syntax: target, convert: true };
+    }
+  }
+  return undefined;
+}
+
+export function registerWadoRetrieve(app: FastifyInstance, ctx: WebContext): void {
+  const handler = (request: FastifyRequest, reply: FastifyReply) => retrieve(ctx, request, reply);
+  app.get('/dicom-web/studies/:study', handler);
+  app.get('/dicom-web/studies/:study/series/:series', handler);
+  app.get('/dicom-web/studies/:study/series/:series/instances/:instance', handler);
+}
+
+async function retrieve(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const scope = uidParams(request);
+  const rows = instancesIn(ctx.archive.db, scope);
+  if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
+  const accept = parseAccept(request.headers.accept);
+  const plan: Array<{ row: InstanceRow; delivery: Delivery }> = [];
+  for (const row of rows) {
+    const delivery = negotiateDicom(accept, row.transfer_syntax_uid);
+    if (!delivery) {
+      throw new HttpError(406, `instance ${row.sop_instance_uid} is stored as ${row.transfer_syntax_uid}; ` +
+        'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
+    }
+    plan.push({ row, delivery });
+  }
+  const paths = ctx.archive.paths;
+  const { boundary, stream } = multipartStream(
+    plan.map(({ row, delivery }) => ({
+      contentType: `application/dicom; transfer-syntax=${delivery.syntax}`,
+      body: delivery.convert
+        ? () => convert(paths.absolute(row.path), row.transfer_syntax_uid)
+        : () => createReadStream(paths.absolute(row.path), { highWaterMark: 256 * 1024 }),
+    })),
+  );
+  ctx.logger.debug({ event: 'wado-retrieve', peer: request.ip, ...scope, instances: rows.length }, 'WADO-RS retrieve');
+  return reply
+    .code(200)
+    .header('content-type', `multipart/related; type="application/dicom"; boundary=${boundary}`)
+    .send(stream);
+}
+
+async function* convert(path: string, stored: string): AsyncGenerator<Uint8Array> {
+  yield toExplicitLittleEndian(await readFile(path), stored);
+}

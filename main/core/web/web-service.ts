@@ -1,0 +1,102 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { ApplianceService } from '../service.js';
+import { checkBindPolicy, type AccessSettings } from './access.js';
+import type { WebContext } from './context.js';
+import { initializeDecoders } from './image-render.js';
+import { buildServer, type BuiltServer } from './server.js';
+
+export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version'> & {
+  staticDir?: string;
+  version?: string;
+  /** The token from settings or --api-token; '' when the session token was generated. */
+  configuredToken: string;
+  /** Extra routes (e.g. QIDO-RS) registered on the same server. */
+  extraRoutes?: Array<(app: FastifyInstance) => void>;
+};
+
+/** The project root: the nearest folder above this module with our package.json. */
+function projectRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      try {
+        if ((JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name === 'dicom-edge') return dir;
+      } catch {
+        /* keep looking */
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+export function appVersion(): string {
+  const root = projectRoot();
+  if (!root) return 'unknown';
+  return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+}
+
+export function defaultStaticDir(): string {
+  if (process.env.DICOM_EDGE_RENDERER_DIR) return process.env.DICOM_EDGE_RENDERER_DIR;
+  return join(projectRoot() ?? process.cwd(), 'dist', 'renderer');
+}
+
+/** The HTTP server: DICOMweb, /api, /api/events and the renderer. */
+export class WebService implements ApplianceService {
+  readonly name = 'http';
+  private server: BuiltServer | undefined;
+  private port = 0;
+
+  constructor(private readonly options: WebServiceContext) {}
+
+  /** The port actually bound (useful when settings ask for 0). */
+  get boundPort(): number {
+    return this.port;
+  }
+
+  get url(): string {
+    const host = this.options.settings().http.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  async start(): Promise<string[]> {
+    const http = this.options.settings().http;
+    const access: AccessSettings = {
+      host: http.host,
+      configuredToken: this.options.configuredToken,
+      sessionToken: this.options.sessionToken,
+      basicAuth: http.basicAuth,
+    };
+    checkBindPolicy(access);
+    const ctx: WebContext = {
+      ...this.options,
+      staticDir: this.options.staticDir ?? defaultStaticDir(),
+      version: this.options.version ?? appVersion(),
+      httpPort: () => this.port,
+    };
+    // Load the image codecs now, so the first thumbnail does not pay for it.
+    initializeDecoders().catch((error) =>
+      this.options.logger.warn({ event: 'codecs-unavailable', reason: (error as Error).message }, 'image codecs did not load'),
+    );
+    this.server = await buildServer(ctx, access, this.options.extraRoutes);
+    await this.server.app.listen({ host: http.host, port: http.port });
+    const address = this.server.app.server.address();
+    this.port = typeof address === 'object' && address ? address.port : http.port;
+    this.options.logger.info({ event: 'http-listening', host: http.host, port: this.port }, 'HTTP server listening');
+    const lines = [`HTTP/DICOMweb: ${this.url}/dicom-web (UI at ${this.url}/)`];
+    if (!this.options.configuredToken) lines.push(`HTTP session token (generated): ${this.options.sessionToken} — open ${this.url}/?token=${this.options.sessionToken}`);
+    return lines;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeStreams();
+    await this.server.app.close();
+    this.server = undefined;
+  }
+}

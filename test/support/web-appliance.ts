@@ -1,0 +1,55 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Appliance, type ApplianceOverrides } from '../../main/core/appliance.js';
+import type { WebService } from '../../main/core/web/web-service.js';
+import { freePort } from './net.js';
+
+export interface WebAppliance {
+  appliance: Appliance;
+  dataDir: string;
+  /** e.g. http://127.0.0.1:PORT */
+  baseUrl: string;
+  dicomWebUrl: string;
+  token: string;
+  dimsePort: number;
+  /** fetch with the bearer token. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/** A whole appliance (archive, DIMSE, forwarder, HTTP) on free loopback ports in a temp data dir. */
+export async function startWebAppliance(options: { overrides?: ApplianceOverrides; dataDir?: string } = {}): Promise<WebAppliance> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dicom-edge-web-')));
+  const token = options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
+  const dimsePort = options.overrides?.dimsePort ?? (await freePort());
+  const httpPort = options.overrides?.httpPort ?? (await freePort());
+  const appliance = await Appliance.create({
+    dataDir,
+    overrides: { aeTitle: 'DICOMEDGE', ...options.overrides, dimsePort, httpPort, apiToken: token },
+    announce: () => undefined,
+  });
+  try {
+    await appliance.start();
+  } catch (error) {
+    await appliance.stop();
+    if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const web = appliance.services.find((s) => s.name === 'http') as WebService;
+  const baseUrl = `http://127.0.0.1:${web.boundPort}`;
+  return {
+    appliance,
+    dataDir,
+    baseUrl,
+    dicomWebUrl: `${baseUrl}/dicom-web`,
+    token,
+    dimsePort,
+    api: (path, init = {}) =>
+      fetch(`${baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
+    stop: async () => {
+      await appliance.stop();
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
