@@ -7,6 +7,8 @@ import { SettingsFile } from './settings/settings-file.js';
 import type { Settings } from './settings/schema.js';
 import { Archive, type InstanceInfo } from './store/archive.js';
 import type { RecoveryReport } from './store/recovery.js';
+import { WebService } from './web/web-service.js';
+import { ForwardService, type ForwardServiceOptions } from './forward/service.js';
 
 /** Values given on the command line (or by the Electron shell); they win over the settings file. */
 export interface ApplianceOverrides {
@@ -24,6 +26,8 @@ export interface ApplianceOptions {
   logToStdout?: boolean;
   /** Print function for the listener lines; defaults to console.log. */
   announce?: (line: string) => void;
+  /** Store-and-forward hooks: the Electron shell's safeStorage-backed SecretBox; msal overrides in tests. */
+  forward?: Pick<ForwardServiceOptions, 'secretBox' | 'msal'>;
 }
 
 export function applyOverrides(settings: Settings, overrides: ApplianceOverrides = {}): Settings {
@@ -56,7 +60,11 @@ export function routeFor(settings: Settings): (instance: InstanceInfo) => string
  */
 export class Appliance {
   readonly services: ApplianceService[] = [];
+  /** Store-and-forward: status and manual actions for /api. */
+  forward: ForwardService | undefined;
   private stopping: Promise<void> | undefined;
+  /** True once every service has started (readiness for /api/ready). */
+  started = false;
 
   private constructor(
     readonly dataDir: string,
@@ -87,7 +95,7 @@ export class Appliance {
     const apiToken = settings.http.apiToken || randomBytes(24).toString('base64url');
     const appliance = new Appliance(options.dataDir, file, settings, logger, logHandle, archive, recovery, apiToken,
       options.announce ?? ((line) => console.log(line)));
-    appliance.services.push(...(await buildServices(appliance)));
+    appliance.services.push(...(await buildServices(appliance, options)));
     return appliance;
   }
 
@@ -97,7 +105,15 @@ export class Appliance {
       const lines = await service.start();
       for (const line of lines) this.announce(line);
     }
+    this.started = true;
     this.logger.info({ event: 'started' }, 'appliance started');
+  }
+
+  /** After destinations change in settings: routing of new instances and the forward workers follow. */
+  async applyDestinations(settings: Settings): Promise<void> {
+    this.settings = settings;
+    this.archive.setRoute(routeFor(settings));
+    await this.forward?.applySettings(settings, routeFor(settings));
   }
 
   /** No new work; in-flight writes finish; the index closes. Safe to call more than once. */
@@ -120,8 +136,20 @@ export class Appliance {
 }
 
 /** The listeners and workers, in start order. Each room adds its own factory here. */
-async function buildServices(appliance: Appliance): Promise<ApplianceService[]> {
+async function buildServices(appliance: Appliance, options: ApplianceOptions): Promise<ApplianceService[]> {
   const services: ApplianceService[] = [];
+  appliance.forward = new ForwardService({
+    archive: appliance.archive, settings: appliance.settings, dataDir: appliance.dataDir, logger: appliance.logger,
+    route: routeFor(appliance.settings), settingsFile: appliance.settingsFile.path,
+    onSealed: (sealed) => { appliance.settings = { ...appliance.settings, destinations: sealed.destinations }; }, ...options.forward,
+  });
+  services.push(appliance.forward);
   services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));
+  services.push(new WebService({
+    archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, settingsFile: appliance.settingsFile,
+    onSettingsWritten: (next) => void appliance.applyDestinations(next),
+    sessionToken: appliance.apiToken, configuredToken: appliance.settings.http.apiToken, dataDir: appliance.dataDir,
+    forward: () => appliance.forward, ready: () => appliance.started,
+  }));
   return services;
 }
