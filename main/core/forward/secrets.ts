@@ -5,7 +5,7 @@
  * Plain text found in settings.json (typed in by hand) is sealed at the next start.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DestinationAuth, Settings } from '../settings/schema.js';
 
@@ -92,4 +92,27 @@ export function sealSettingsSecrets(settings: Settings, box: SecretBox): { setti
 /** The auth settings with secrets opened, for forward/ only; never log the result. */
 export function openAuthSecrets(auth: DestinationAuth, box: SecretBox): DestinationAuth {
   return mapSecrets(auth, (value) => box.open(value));
+}
+
+/**
+ * Seals plain-text destination secrets in the settings file itself, as stored (command-line overrides are
+ * not in it and must not be written into it). Returns true when the file was rewritten.
+ */
+export function sealSettingsFile(path: string, box: SecretBox): boolean {
+  if (!existsSync(path)) return false;
+  const data = JSON.parse(readFileSync(path, 'utf8')) as { destinations?: Array<{ auth?: DestinationAuth }> };
+  let changed = false;
+  for (const destination of data.destinations ?? []) {
+    if (!destination.auth || !(destination.auth.kind in SECRET_FIELDS)) continue;
+    destination.auth = mapSecrets(destination.auth, (value) => {
+      if (isSealed(value)) return value;
+      changed = true;
+      return box.seal(value);
+    });
+  }
+  if (!changed) return false;
+  const temp = `${path}.sealing`;
+  writeFileSync(temp, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
+  renameSync(temp, path);
+  return true;
 }
