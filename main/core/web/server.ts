@@ -6,6 +6,7 @@ import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
 import { HttpError } from './http-errors.js';
+import { registerQido } from './qido.js';
 import { registerRendered } from './rendered.js';
 import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
 import { registerStow } from './stow.js';
@@ -74,6 +75,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   if (origins.length > 0) await app.register(fastifyCors, { origin: origins, credentials: false, exposedHeaders: ['etag', 'content-location'] });
 
   const streams = new Set<() => void>();
+  registerQido(app, ctx);
   registerStow(app, ctx);
   registerWadoRetrieve(app, ctx);
   registerWadoInstance(app, ctx);

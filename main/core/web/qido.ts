@@ -1,0 +1,123 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { toDicomJson } from '../dicom/dicom-json.js';
+import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
+import { InvalidMatchKeyError } from '../dicom/matching.js';
+import { queryArchive } from '../store/query.js';
+import type { QueryMatch } from '../store/query-types.js';
+import type { WebContext } from './context.js';
+import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
+import { parseAccept, typeMatches } from './media-type.js';
+
+/** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
+export const MAX_RESULTS = 5000;
+const CONTROL_PARAMS = new Set(['includefield', 'limit', 'offset', 'fuzzymatching']);
+const PATIENT_TOTALS = new Set(['NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances']);
+
+interface Route {
+  path: string;
+  level: QueryLevel;
+  /** Levels whose attributes a result carries by default (PS3.18 Table 10.6.3-3: the level, plus the levels the URL does not fix). */
+  defaults: QueryLevel[];
+}
+
+const ROUTES: Route[] = [
+  { path: '/dicom-web/studies', level: 'STUDY', defaults: ['PATIENT', 'STUDY'] },
+  { path: '/dicom-web/series', level: 'SERIES', defaults: ['PATIENT', 'STUDY', 'SERIES'] },
+  { path: '/dicom-web/studies/:study/series', level: 'SERIES', defaults: ['SERIES'] },
+  { path: '/dicom-web/instances', level: 'IMAGE', defaults: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] },
+  { path: '/dicom-web/studies/:study/instances', level: 'IMAGE', defaults: ['SERIES', 'IMAGE'] },
+  { path: '/dicom-web/studies/:study/series/:series/instances', level: 'IMAGE', defaults: ['IMAGE'] },
+];
+
+/** QIDO-RS (PS3.18 10.6) on the archive's shared query engine (store/query.ts). */
+export function registerQido(app: FastifyInstance, ctx: WebContext): void {
+  for (const route of ROUTES) app.get(route.path, (request, reply) => search(ctx, route, request, reply));
+}
+
+function parseCount(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^[0-9]{1,9}$/.test(value)) throw new HttpError(400, `${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+async function search(ctx: WebContext, route: Route, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const path = uidParams(request);
+  if (!parseAccept(request.headers.accept).some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
+    throw new HttpError(406, 'search results are served as application/dicom+json');
+  }
+  const url = new URL(request.url, 'http://local');
+  const keys: Record<string, string> = {};
+  const include = new Set<string>();
+  let includeAll = false;
+  for (const [name, value] of url.searchParams) {
+    if (name === 'includefield') {
+      for (const field of value.split(',').map((f) => f.trim()).filter(Boolean)) {
+        if (field === 'all') includeAll = true;
+        else {
+          const attribute = lookupAttribute(field);
+          if (attribute) include.add(attribute.keyword);
+        }
+      }
+      continue;
+    }
+    if (CONTROL_PARAMS.has(name)) continue;
+    const attribute = lookupAttribute(name);
+    if (!attribute) {
+      if (name.includes('.')) throw new HttpError(400, `sequence matching (${name}) is not supported`);
+      throw new HttpError(400, `${name} is not an attribute this archive can search on`);
+    }
+    keys[attribute.keyword] = value;
+  }
+  if (path.study) keys.StudyInstanceUID = path.study;
+  if (path.series) keys.SeriesInstanceUID = path.series;
+  const fuzzy = url.searchParams.get('fuzzymatching') === 'true';
+  const limit = parseCount(url.searchParams.get('limit') ?? undefined, 'limit');
+  const offset = parseCount(url.searchParams.get('offset') ?? undefined, 'offset') ?? 0;
+  const pageSize = Math.min(limit ?? MAX_RESULTS, MAX_RESULTS);
+
+  let matches: QueryMatch[];
+  try {
+    matches = queryArchive(ctx.archive.db, { level: route.level, keys, fuzzy, limit: pageSize + 1, offset });
+  } catch (error) {
+    if (error instanceof InvalidMatchKeyError || error instanceof RangeError) throw new HttpError(400, error.message);
+    throw error;
+  }
+  const more = matches.length > pageSize;
+  if (more) matches = matches.slice(0, pageSize);
+  if (more && (limit === undefined || limit > MAX_RESULTS)) {
+    reply.header('warning', `299 dicom-edge "The number of results exceeded the maximum supported by the server (${MAX_RESULTS}). Additional results can be requested."`);
+  }
+  ctx.logger.debug({ event: 'qido', peer: request.ip, level: route.level, keys, results: matches.length }, 'QIDO-RS search');
+  // PS3.18 8.3.4.4.1: a search without matches answers 204 No Content.
+  if (matches.length === 0) return reply.code(204).send();
+
+  const returned = returnedKeywords(route, Object.keys(keys), include);
+  const base = dicomWebBase(request);
+  const body = matches.map((match) => {
+    const values: Record<string, string | number | null> = {};
+    for (const [keyword, value] of Object.entries(match)) {
+      if (keyword.startsWith('_') || keyword === 'SpecificCharacterSet') continue; // JSON is always Unicode
+      if (includeAll || returned.has(keyword)) values[keyword] = value;
+    }
+    values.RetrieveURL = retrieveUrl(base, route.level, match);
+    return toDicomJson(values, { RetrieveURL: { tag: '00081190', vr: 'UR' } });
+  });
+  return reply.code(200).type('application/dicom+json').send(body);
+}
+
+function returnedKeywords(route: Route, matchingKeys: string[], include: Set<string>): Set<string> {
+  const returned = new Set<string>([...matchingKeys, ...include]);
+  for (const attribute of attributesUpTo(route.level)) {
+    if (attribute.level && route.defaults.includes(attribute.level) && !PATIENT_TOTALS.has(attribute.keyword)) returned.add(attribute.keyword);
+  }
+  returned.add('InstanceAvailability');
+  return returned;
+}
+
+function retrieveUrl(base: string, level: QueryLevel, match: QueryMatch): string {
+  const study = `${base}/studies/${match.StudyInstanceUID}`;
+  if (level === 'STUDY' || level === 'PATIENT') return study;
+  const series = `${study}/series/${match.SeriesInstanceUID}`;
+  if (level === 'SERIES') return series;
+  return `${series}/instances/${match.SOPInstanceUID}`;
+}
