@@ -5,6 +5,9 @@ import { Appliance, type ApplianceOverrides } from '../../main/core/appliance.js
 import type { WebService } from '../../main/core/web/web-service.js';
 import { freePort } from './net.js';
 
+/** fetch options, with Buffers allowed as bodies. */
+export type ApiInit = Omit<RequestInit, 'body'> & { body?: Buffer | Uint8Array | string };
+
 export interface WebAppliance {
   appliance: Appliance;
   dataDir: string;
@@ -14,7 +17,7 @@ export interface WebAppliance {
   token: string;
   dimsePort: number;
   /** fetch with the bearer token. */
-  api(path: string, init?: RequestInit): Promise<Response>;
+  api(path: string, init?: ApiInit): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -46,7 +49,7 @@ export async function startWebAppliance(options: { overrides?: ApplianceOverride
     token,
     dimsePort,
     api: (path, init = {}) =>
-      fetch(`${baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
+      fetch(`${baseUrl}${path}`, { ...init, body: init.body as BodyInit | undefined, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
     stop: async () => {
       await appliance.stop();
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
