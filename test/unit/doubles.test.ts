@@ -1,0 +1,507 @@
+// Proves the Entra ID and Azure DICOM service doubles behave as documented, driven by the real
+// @azure/msal-node and plain fetch.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { after, before, describe, test } from 'node:test';
+import { ConfidentialClientApplication, PublicClientApplication, type AuthenticationResult } from '@azure/msal-node';
+import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { Tag, firstValue, type DicomJson } from '../doubles/dicom-json.js';
+import { DICOM_DEFAULT_SCOPE, DICOM_RESOURCE, EntraDouble, publicKeyThumbprintSha256 } from '../doubles/entra.js';
+import { buildMultipartRelated, readMultipartRelated } from '../doubles/multipart-related.js';
+
+// ---- a DICOM instance made with dcmjs ------------------------------------------------------
+
+interface DcmjsData {
+  DicomDict: new (meta: Record<string, unknown>) => { dict: Record<string, unknown>; write(): ArrayBuffer };
+  DicomMetaDictionary: { denaturalizeDataset(ds: Record<string, unknown>): Record<string, unknown> };
+}
+const dcmjs = createRequire(import.meta.url)('dcmjs') as { data: DcmjsData };
+
+const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+
+const uid = () => `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
+
+function makeInstance(ids: { study: string; series?: string; sop?: string; transferSyntax?: string }): { sop: string; bytes: Buffer } {
+  const sop = ids.sop ?? uid();
+  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const dict = new DicomDict(
+    DicomMetaDictionary.denaturalizeDataset({
+      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+      MediaStorageSOPClassUID: SECONDARY_CAPTURE,
+      MediaStorageSOPInstanceUID: sop,
+      TransferSyntaxUID: ids.transferSyntax ?? EXPLICIT_LE,
+      ImplementationClassUID: '2.25.1',
+    }),
+  );
+  dict.dict = DicomMetaDictionary.denaturalizeDataset({
+    SOPClassUID: SECONDARY_CAPTURE,
+    SOPInstanceUID: sop,
+    StudyInstanceUID: ids.study,
+    SeriesInstanceUID: ids.series ?? `${ids.study}.1`,
+    PatientID: 'EDGE-1',
+    PatientName: 'Test^Patient',
+    Modality: 'OT',
+    StudyDate: '20240101',
+  });
+  return { sop, bytes: Buffer.from(dict.write()) };
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+async function stow(url: string, instances: Buffer[], init: { token?: string; method?: string } = {}) {
+  const { body, contentType } = buildMultipartRelated(instances);
+  const res = await fetch(url, {
+    method: init.method ?? 'POST',
+    headers: {
+      'content-type': contentType,
+      accept: 'application/dicom+json',
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+    },
+    body: new Uint8Array(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, json: (text ? JSON.parse(text) : undefined) as DicomJson | undefined };
+}
+
+const seq = (body: DicomJson | undefined, tag: string) => (body?.[tag]?.Value ?? []) as DicomJson[];
+
+async function waitUntil(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+describe('multipart/related reader', () => {
+  test('reads parts split at every byte boundary, with preamble and epilogue', async () => {
+    const a = Buffer.from('first\r\n--not-a-boundary\r\npart');
+    const b = Buffer.alloc(3000, 7);
+    const built = buildMultipartRelated([a, b], { boundary: 'XyZ' });
+    const body = Buffer.concat([Buffer.from('preamble\r\n'), built.body, Buffer.from('epilogue')]);
+    async function* oneByte() {
+      for (let i = 0; i < body.length; i++) yield body.subarray(i, i + 1);
+    }
+    const parts = [];
+    for await (const p of readMultipartRelated(oneByte(), 'XyZ')) parts.push(p);
+    assert.equal(parts.length, 2);
+    assert.deepEqual(parts[0].body, a);
+    assert.deepEqual(parts[1].body, b);
+    assert.equal(parts[0].headers['content-type'], 'application/dicom');
+  });
+
+  test('a body without its close delimiter is an error', async () => {
+    const { body } = buildMultipartRelated([Buffer.from('x')], { boundary: 'B' });
+    async function* cut() {
+      yield body.subarray(0, body.length - 6);
+    }
+    await assert.rejects(async () => {
+      for await (const _ of readMultipartRelated(cut(), 'B')) void _;
+    }, /close delimiter/);
+  });
+});
+
+describe('Entra double with msal-node', () => {
+  let entra: EntraDouble;
+  before(async () => {
+    entra = await EntraDouble.start();
+  });
+  after(() => entra.stop());
+
+  test('client credentials with a secret: RS256 token for the DICOM audience, no other host reached', async () => {
+    entra.registerConfidentialClient({ clientId: 'edge-app', secret: 's3cret', roles: ['DICOM.Write'] });
+    const system = entra.msalSystem();
+    const app = new ConfidentialClientApplication({ auth: { ...entra.msalAuth('edge-app'), clientSecret: 's3cret' }, system });
+    const before = entra.tokenRequestCount('client_credentials');
+    const result = await app.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] });
+    assert.ok(result?.accessToken);
+    const claims = await entra.verifyAccessToken(result.accessToken);
+    assert.equal(claims.aud, DICOM_RESOURCE);
+    assert.equal(claims.iss, `https://sts.windows.net/${entra.tenantId}/`);
+    assert.equal(claims.tid, entra.tenantId);
+    assert.equal(claims.appid, 'edge-app');
+    assert.deepEqual(claims.roles, ['DICOM.Write']);
+    assert.equal((claims.exp as number) - (claims.iat as number), entra.tokenLifetimeSeconds);
+    assert.equal(entra.tokenRequestCount('client_credentials'), before + 1);
+    // authorityMetadata + cloudDiscoveryMetadata given: msal asked only for the token endpoint.
+    assert.deepEqual(
+      system.networkClient.urls.map((u) => u.split('?')[0]),
+      [`${entra.authority}/oauth2/v2.0/token`],
+    );
+  });
+
+  test('without metadata strings msal discovers through the double (knownAuthorities + network client)', async () => {
+    entra.registerConfidentialClient({ clientId: 'edge-discover', secret: 'x' });
+    const system = entra.msalSystem();
+    const app = new ConfidentialClientApplication({
+      auth: { clientId: 'edge-discover', clientSecret: 'x', authority: entra.authority, knownAuthorities: [new URL(entra.authority).host] },
+      system,
+    });
+    const result = await app.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] });
+    assert.ok(result?.accessToken);
+    assert.ok(system.networkClient.urls.some((u) => u.endsWith('/v2.0/.well-known/openid-configuration')));
+    assert.ok(system.networkClient.urls.every((u) => u.startsWith(entra.advertisedOrigin)));
+  });
+
+  test('a wrong secret is refused with 401 invalid_client / AADSTS7000215', async () => {
+    entra.registerConfidentialClient({ clientId: 'edge-wrong', secret: 'right' });
+    const app = new ConfidentialClientApplication({ auth: { ...entra.msalAuth('edge-wrong'), clientSecret: 'wrong' }, system: entra.msalSystem() });
+    await assert.rejects(app.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] }), (err: { errorCode?: string; message: string }) => {
+      assert.equal(err.errorCode, 'invalid_client');
+      assert.match(err.message, /7000215/);
+      return true;
+    });
+    assert.equal(entra.tokenRequests.at(-1)?.status, 401);
+    // the raw endpoint answers the same way
+    const raw = await fetch(entra.tokenUrl, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'edge-wrong', client_secret: 'nope', scope: DICOM_DEFAULT_SCOPE }),
+    });
+    assert.equal(raw.status, 401);
+    const body = (await raw.json()) as { error: string; error_codes: number[] };
+    assert.equal(body.error, 'invalid_client');
+    assert.deepEqual(body.error_codes, [7000215]);
+  });
+
+  test('client credentials with a certificate: the assertion is verified with the registered key', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const thumbprintSha256 = publicKeyThumbprintSha256(publicKey);
+    entra.registerConfidentialClient({ clientId: 'edge-cert', certificate: { publicKey, thumbprintSha256 } });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const app = new ConfidentialClientApplication({
+      auth: { ...entra.msalAuth('edge-cert'), clientCertificate: { thumbprintSha256, privateKey: pem } },
+      system: entra.msalSystem(),
+    });
+    const result = await app.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] });
+    const claims = await entra.verifyAccessToken(result!.accessToken);
+    assert.equal(claims.appidacr, '2');
+    assert.equal(entra.tokenRequests.at(-1)?.clientAuth, 'certificate');
+
+    // signed by another key → invalid_client
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const impostor = new ConfidentialClientApplication({
+      auth: { ...entra.msalAuth('edge-cert'), clientCertificate: { thumbprintSha256, privateKey: other } },
+      system: entra.msalSystem(),
+    });
+    await assert.rejects(impostor.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] }), /invalid_client/);
+  });
+
+  test('device code: pending until approved, then access + refresh tokens; refresh works', async () => {
+    entra.registerPublicClient('edge-desktop');
+    entra.tokenLifetimeSeconds = 60; // under msal's 300 s renewal offset: the next silent call must refresh
+    try {
+      const pca = new PublicClientApplication({ auth: entra.msalAuth('edge-desktop'), system: entra.msalSystem() });
+      let shown: { userCode: string; message: string } | undefined;
+      const deviceBefore = entra.tokenRequestCount('device_code');
+      const pending = pca.acquireTokenByDeviceCode({
+        scopes: [DICOM_DEFAULT_SCOPE],
+        deviceCodeCallback: (r) => {
+          shown = r;
+        },
+      });
+      await waitUntil(() => entra.tokenRequestCount('device_code') > deviceBefore, 'the first poll');
+      assert.ok(shown);
+      assert.match(shown.message, new RegExp(shown.userCode));
+      assert.equal(entra.tokenRequests.at(-1)?.error, 'authorization_pending');
+      entra.approveDeviceCode(shown.userCode, { upn: 'tech@clinic.test' });
+      const result = (await pending) as AuthenticationResult;
+      const claims = await entra.verifyAccessToken(result.accessToken);
+      assert.equal(claims.upn, 'tech@clinic.test');
+      assert.equal(claims.scp, 'user_impersonation');
+      assert.equal(result.account?.username, 'tech@clinic.test');
+
+      const refreshBefore = entra.tokenRequestCount('refresh_token');
+      const silent = await pca.acquireTokenSilent({ account: result.account!, scopes: [DICOM_DEFAULT_SCOPE] });
+      assert.equal(entra.tokenRequestCount('refresh_token'), refreshBefore + 1);
+      assert.notEqual(silent.accessToken, result.accessToken);
+      await entra.verifyAccessToken(silent.accessToken);
+    } finally {
+      entra.tokenLifetimeSeconds = 3600;
+    }
+  });
+});
+
+describe('Azure DICOM double', () => {
+  let entra: EntraDouble;
+  let dicom: AzureDicomDouble;
+  let token: string;
+
+  before(async () => {
+    entra = await EntraDouble.start();
+    entra.registerConfidentialClient({ clientId: 'edge', secret: 'pw' });
+    dicom = await AzureDicomDouble.start({
+      auth: { jwk: entra.publicJwk(), issuer: entra.accessTokenIssuer, tenantId: entra.tenantId },
+    });
+    const app = new ConfidentialClientApplication({ auth: { ...entra.msalAuth('edge'), clientSecret: 'pw' }, system: entra.msalSystem() });
+    token = (await app.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] }))!.accessToken;
+  });
+  after(async () => {
+    await dicom.stop();
+    await entra.stop();
+  });
+
+  test('stores with an msal token (200), answers QIDO and WADO from what it holds', async () => {
+    const study = uid();
+    const a = makeInstance({ study });
+    const b = makeInstance({ study });
+    const res = await stow(`${dicom.baseUrl}/studies/${study}`, [a.bytes, b.bytes], { token });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/dicom+json');
+    const refs = seq(res.json, Tag.ReferencedSOPSequence);
+    assert.deepEqual(refs.map((r) => firstValue(r, Tag.ReferencedSOPInstanceUID)), [a.sop, b.sop]);
+    assert.equal(firstValue(refs[0], Tag.ReferencedSOPClassUID), SECONDARY_CAPTURE);
+    assert.match(String(firstValue(refs[0], Tag.RetrieveURL)), new RegExp(`/v2/studies/${study}/series/.+/instances/${a.sop}$`));
+    assert.equal(firstValue(res.json, Tag.RetrieveURL), `${dicom.baseUrl}/studies/${study}`);
+    assert.equal(dicom.receiveCount(a.sop), 1);
+    assert.deepEqual(dicom.storedInstance(a.sop)?.bytes, a.bytes);
+
+    const auth = { authorization: `Bearer ${token}` };
+    const qido = await fetch(`${dicom.baseUrl}/studies/${study}/instances`, { headers: auth });
+    assert.equal(qido.status, 200);
+    assert.equal(((await qido.json()) as unknown[]).length, 2);
+    const studies = await fetch(`${dicom.baseUrl}/studies?StudyInstanceUID=${study}`, { headers: auth });
+    assert.equal(((await studies.json()) as unknown[]).length, 1);
+    const none = await fetch(`${dicom.baseUrl}/studies?StudyInstanceUID=${uid()}`, { headers: auth });
+    assert.equal(none.status, 204);
+
+    const series = dicom.storedInstance(a.sop)!.seriesUid;
+    const wado = await fetch(`${dicom.baseUrl}/studies/${study}/series/${series}/instances/${a.sop}`, {
+      headers: { ...auth, accept: 'application/dicom; transfer-syntax=*' },
+    });
+    assert.equal(wado.status, 200);
+    assert.deepEqual(Buffer.from(await wado.arrayBuffer()), a.bytes);
+    const wholeStudy = await fetch(`${dicom.baseUrl}/studies/${study}`, { headers: { ...auth, accept: 'multipart/related; type="application/dicom"' } });
+    assert.equal(wholeStudy.status, 200);
+    const boundary = /boundary=([^;]+)/.exec(wholeStudy.headers.get('content-type') ?? '')?.[1] ?? '';
+    const parts = [];
+    for await (const p of readMultipartRelated([Buffer.from(await wholeStudy.arrayBuffer())], boundary)) parts.push(p);
+    assert.equal(parts.length, 2);
+
+    const gone = await fetch(`${dicom.baseUrl}/studies/${study}/series/${series}/instances/${b.sop}`, { method: 'DELETE', headers: auth });
+    assert.equal(gone.status, 204);
+    assert.deepEqual(dicom.storedInstances().filter((i) => i.studyUid === study).map((i) => i.sopUid), [a.sop]);
+  });
+
+  test('an instance stored before (seeded) is a 45070 conflict', async () => {
+    const { bytes, sop } = makeInstance({ study: uid() });
+    dicom.seedInstance(bytes);
+    const res = await stow(`${dicom.baseUrl}/studies`, [bytes], { token });
+    assert.equal(res.status, 409);
+    assert.equal(dicom.receiveCount(sop), 1);
+    assert.equal(dicom.storeCount(sop), 0);
+  });
+
+  test('missing, expired and wrong-audience tokens get 401 with a Bearer challenge; a missing role gets 403', async () => {
+    const study = uid();
+    const { bytes, sop } = makeInstance({ study });
+    const missing = await stow(`${dicom.baseUrl}/studies`, [bytes]);
+    assert.equal(missing.status, 401);
+    assert.match(missing.headers.get('www-authenticate') ?? '', /^Bearer /);
+
+    const expired = await stow(`${dicom.baseUrl}/studies`, [bytes], { token: await entra.issueAccessToken({ lifetimeSeconds: -60 }) });
+    assert.equal(expired.status, 401);
+    assert.match(expired.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+    assert.match(expired.headers.get('www-authenticate') ?? '', /expired/);
+
+    const wrongAudience = await stow(`${dicom.baseUrl}/studies`, [bytes], {
+      token: await entra.issueAccessToken({ audience: 'https://management.azure.com' }),
+    });
+    assert.equal(wrongAudience.status, 401);
+    assert.match(wrongAudience.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+
+    const otherEntra = await EntraDouble.start({ tenantId: entra.tenantId });
+    try {
+      const forged = await stow(`${dicom.baseUrl}/studies`, [bytes], { token: await otherEntra.issueAccessToken() });
+      assert.equal(forged.status, 401);
+    } finally {
+      await otherEntra.stop();
+    }
+
+    dicom.setRequiredRole('DICOM.Write');
+    try {
+      const forbidden = await stow(`${dicom.baseUrl}/studies`, [bytes], { token });
+      assert.equal(forbidden.status, 403);
+      const withRole = await stow(`${dicom.baseUrl}/studies`, [bytes], { token: await entra.issueAccessToken({ roles: ['DICOM.Write'] }) });
+      assert.equal(withRole.status, 200);
+    } finally {
+      dicom.setRequiredRole(undefined);
+    }
+    assert.equal(dicom.storeCount(sop), 1);
+    assert.deepEqual(
+      dicom.storeRequests().slice(-6).map((r) => r.auth),
+      ['missing', 'invalid', 'invalid', 'invalid', 'forbidden', 'ok'],
+    );
+  });
+
+  test('storing the same instance again: 409 with FailureReason 45070; PUT upserts with 200', async () => {
+    const study = uid();
+    const { bytes, sop } = makeInstance({ study });
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [bytes], { token })).status, 200);
+    const again = await stow(`${dicom.baseUrl}/studies`, [bytes], { token });
+    assert.equal(again.status, 409);
+    const failed = seq(again.json, Tag.FailedSOPSequence);
+    assert.equal(failed.length, 1);
+    assert.equal(firstValue(failed[0], Tag.FailureReason), 45070);
+    assert.equal(firstValue(failed[0], Tag.ReferencedSOPInstanceUID), sop);
+    assert.equal(again.json?.[Tag.ReferencedSOPSequence], undefined);
+    assert.equal(dicom.receiveCount(sop), 2);
+    assert.equal(dicom.storeCount(sop), 1);
+
+    const upsert = await stow(`${dicom.baseUrl}/studies/${study}`, [bytes], { token, method: 'PUT' });
+    assert.equal(upsert.status, 200);
+    assert.equal(dicom.storedInstance(sop)?.writes, 2);
+  });
+
+  test('a study mismatch with the URL is 43265; mixed results are 202', async () => {
+    const study = uid();
+    const mine = makeInstance({ study });
+    const foreign = makeInstance({ study: uid() });
+    const onlyForeign = await stow(`${dicom.baseUrl}/studies/${study}`, [foreign.bytes], { token });
+    assert.equal(onlyForeign.status, 409);
+    assert.equal(firstValue(seq(onlyForeign.json, Tag.FailedSOPSequence)[0], Tag.FailureReason), 43265);
+
+    const mixed = await stow(`${dicom.baseUrl}/studies/${study}`, [mine.bytes, foreign.bytes], { token });
+    assert.equal(mixed.status, 202);
+    assert.deepEqual(seq(mixed.json, Tag.ReferencedSOPSequence).map((r) => firstValue(r, Tag.ReferencedSOPInstanceUID)), [mine.sop]);
+    const failed = seq(mixed.json, Tag.FailedSOPSequence);
+    assert.deepEqual(failed.map((f) => [firstValue(f, Tag.ReferencedSOPInstanceUID), firstValue(f, Tag.FailureReason)]), [[foreign.sop, 43265]]);
+    assert.equal(dicom.storedInstance(foreign.sop), undefined);
+  });
+
+  test('implicit VR and the warning fault store with WarningReason 45063 and answer 202', async () => {
+    const study = uid();
+    const implicit = makeInstance({ study, transferSyntax: IMPLICIT_LE });
+    const res = await stow(`${dicom.baseUrl}/studies`, [implicit.bytes], { token });
+    assert.equal(res.status, 202);
+    assert.equal(firstValue(seq(res.json, Tag.ReferencedSOPSequence)[0], Tag.WarningReason), 45063);
+
+    await dicom.setFault({ kind: 'warning', times: 1 });
+    const warned = await stow(`${dicom.baseUrl}/studies`, [makeInstance({ study }).bytes], { token });
+    assert.equal(warned.status, 202);
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [makeInstance({ study }).bytes], { token })).status, 200);
+  });
+
+  test('reject-instance and transient-45071 faults', async () => {
+    const study = uid();
+    const good = makeInstance({ study });
+    const bad = makeInstance({ study });
+    await dicom.setFault({ kind: 'reject-instance', sopUids: [bad.sop], reason: 272 });
+    const res = await stow(`${dicom.baseUrl}/studies`, [good.bytes, bad.bytes], { token });
+    assert.equal(res.status, 202);
+    assert.equal(firstValue(seq(res.json, Tag.FailedSOPSequence)[0], Tag.FailureReason), 272);
+
+    const flaky = makeInstance({ study });
+    await dicom.setFault({ kind: 'transient-45071', sopUids: [flaky.sop], failures: 1 });
+    const first = await stow(`${dicom.baseUrl}/studies`, [flaky.bytes], { token });
+    assert.equal(first.status, 409);
+    assert.equal(firstValue(seq(first.json, Tag.FailedSOPSequence)[0], Tag.FailureReason), 45071);
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [flaky.bytes], { token })).status, 200);
+    await dicom.clearFault();
+  });
+
+  test('too-large answers 413 and stores nothing', async () => {
+    const study = uid();
+    const a = makeInstance({ study });
+    const b = makeInstance({ study });
+    await dicom.setFault({ kind: 'too-large', maxBytes: 500 });
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [a.bytes, b.bytes], { token })).status, 413);
+    await dicom.setFault({ kind: 'too-large', maxInstances: 1 });
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [a.bytes, b.bytes], { token })).status, 413);
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [a.bytes], { token })).status, 200);
+    await dicom.clearFault();
+    assert.equal(dicom.storedInstance(b.sop), undefined);
+  });
+
+  test('drop-mid-body closes the connection without an answer and stores nothing', async () => {
+    const { bytes, sop } = makeInstance({ study: uid() });
+    await dicom.setFault({ kind: 'drop-mid-body', times: 1 });
+    await assert.rejects(stow(`${dicom.baseUrl}/studies`, [bytes], { token }));
+    const last = dicom.storeRequests().at(-1)!;
+    assert.equal(last.status, 'dropped');
+    assert.equal(last.fault, 'drop-mid-body');
+    assert.equal(dicom.storedInstance(sop), undefined);
+    assert.equal(dicom.receiveCount(sop), 0);
+    assert.equal(dicom.activeFault, undefined); // times: 1 used up
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [bytes], { token })).status, 200);
+  });
+
+  test('drop-after-store stores but never answers (a lost response)', async () => {
+    const { bytes, sop } = makeInstance({ study: uid() });
+    await dicom.setFault({ kind: 'drop-after-store', times: 1 });
+    await assert.rejects(stow(`${dicom.baseUrl}/studies`, [bytes], { token }));
+    assert.equal(dicom.storeCount(sop), 1);
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [bytes], { token })).status, 409);
+  });
+
+  test('status, flap and down faults', async () => {
+    const study = uid();
+    await dicom.setFault({ kind: 'status', status: 503, retryAfter: 7, times: 1 });
+    const busy = await stow(`${dicom.baseUrl}/studies`, [makeInstance({ study }).bytes], { token });
+    assert.equal(busy.status, 503);
+    assert.equal(busy.headers.get('retry-after'), '7');
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [makeInstance({ study }).bytes], { token })).status, 200);
+
+    await dicom.setFault({ kind: 'flap', every: 2, down: { status: 429, retryAfter: 1 } });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await stow(`${dicom.baseUrl}/studies`, [makeInstance({ study }).bytes], { token })).status);
+    assert.deepEqual(statuses, [200, 200, 429, 429, 200, 200]);
+
+    await dicom.setFault({ kind: 'down' });
+    await assert.rejects(fetch(`${dicom.baseUrl}/studies?StudyInstanceUID=${study}`));
+    await dicom.setFault({ kind: 'down', mode: 'refuse' });
+    await assert.rejects(fetch(`${dicom.baseUrl}/studies?StudyInstanceUID=${study}`), (err: { cause?: { code?: string } }) => {
+      assert.equal(err.cause?.code, 'ECONNREFUSED');
+      return true;
+    });
+    await dicom.setFault({ kind: 'down', mode: 'reset' }); // listening again, resetting connections
+    await assert.rejects(fetch(`${dicom.baseUrl}/studies?StudyInstanceUID=${study}`), (err: { cause?: { code?: string } }) => {
+      assert.notEqual(err.cause?.code, 'ECONNREFUSED');
+      return true;
+    });
+    await dicom.clearFault();
+    const up = await fetch(`${dicom.baseUrl}/studies/${study}/instances`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(((await up.json()) as unknown[]).length, 5);
+  });
+
+  test('delay holds the answer', async () => {
+    await dicom.setFault({ kind: 'delay', ms: 150, times: 1 });
+    const started = Date.now();
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [makeInstance({ study: uid() }).bytes], { token })).status, 200);
+    assert.ok(Date.now() - started >= 140);
+  });
+
+  test('partitions keep their own instances and RetrieveURLs', async () => {
+    const study = uid();
+    const { bytes, sop } = makeInstance({ study });
+    const res = await stow(`${dicom.partitionUrl('clinic-a')}/studies`, [bytes], { token });
+    assert.equal(res.status, 200);
+    assert.match(String(firstValue(seq(res.json, Tag.ReferencedSOPSequence)[0], Tag.RetrieveURL)), /\/v2\/partitions\/clinic-a\/studies\//);
+    assert.equal(dicom.storedInstance(sop, 'clinic-a')?.partition, 'clinic-a');
+    assert.equal(dicom.storedInstance(sop), undefined);
+    assert.equal((await stow(`${dicom.baseUrl}/studies`, [bytes], { token })).status, 200); // another partition: not a duplicate
+  });
+
+  test('bad requests: 415 wrong content type, 400 no boundary or bad study UID, 204 no parts, 406 Accept', async () => {
+    const { bytes } = makeInstance({ study: uid() });
+    const post = (headers: Record<string, string>, body: Buffer | string, path = '/studies') =>
+      fetch(`${dicom.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, ...headers },
+        body: typeof body === 'string' ? body : new Uint8Array(body),
+      });
+    assert.equal((await post({ 'content-type': 'application/json' }, '{}')).status, 415);
+    assert.equal((await post({ 'content-type': 'multipart/related; type="application/dicom+json"; boundary=x' }, bytes)).status, 415);
+    assert.equal((await post({ 'content-type': 'multipart/related; type="application/dicom"' }, bytes)).status, 400);
+    const { body, contentType } = buildMultipartRelated([bytes]);
+    assert.equal((await post({ 'content-type': contentType }, body, '/studies/not_a_uid!')).status, 400);
+    assert.equal((await post({ 'content-type': 'multipart/related; type="application/dicom"; boundary=e' }, '--e--\r\n')).status, 204);
+    assert.equal((await post({ 'content-type': contentType, accept: 'application/dicom+xml' }, body)).status, 406);
+    assert.equal((await post({ 'content-type': contentType }, body.subarray(0, body.length - 10))).status, 400);
+    assert.equal((await post({ 'content-type': 'application/dicom' }, bytes)).status, 200); // single-part store
+  });
+});
