@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Appliance } from '../../main/core/appliance.js';
+import { freePort } from '../support/net.js';
+import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+
+describe('HTTP access control', () => {
+  let w: WebAppliance;
+  before(async () => {
+    w = await startWebAppliance();
+  });
+  after(async () => {
+    await w.stop();
+  });
+
+  test('no token, or a wrong one, gives 401 on every kind of route', async () => {
+    for (const path of ['/api/info', '/dicom-web/studies', '/api/events', '/', '/dicom-web/studies/1.2.3/metadata']) {
+      const none = await fetch(`${w.baseUrl}${path}`);
+      assert.equal(none.status, 401, `no token: ${path}`);
+      assert.match(none.headers.get('www-authenticate') ?? '', /Bearer/);
+      await none.arrayBuffer();
+      const wrong = await fetch(`${w.baseUrl}${path}`, { headers: { authorization: 'Bearer wrong-token' } });
+      assert.equal(wrong.status, 401, `wrong token: ${path}`);
+      await wrong.arrayBuffer();
+    }
+    const post = await fetch(`${w.dicomWebUrl}/studies`, { method: 'POST', body: 'x', headers: { 'content-type': 'multipart/related; boundary=x' } });
+    assert.equal(post.status, 401);
+    assert.equal((await fetch(`${w.baseUrl}/?token=wrong`, { redirect: 'manual' })).status, 401);
+  });
+
+  test('a token URL sets an HttpOnly SameSite=Strict cookie that then opens every route', async () => {
+    const response = await fetch(`${w.baseUrl}/?token=${encodeURIComponent(w.token)}`, { redirect: 'manual' });
+    assert.equal(response.status, 303);
+    assert.equal(response.headers.get('location'), '/');
+    const cookie = response.headers.get('set-cookie') ?? '';
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Strict/);
+    const page = await fetch(`${w.baseUrl}/`, { headers: { cookie: cookie.split(';')[0]! } });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    assert.match(await page.text(), /DICOM Edge/);
+    const api = await fetch(`${w.baseUrl}/api/health`, { headers: { cookie: cookie.split(';')[0]! } });
+    assert.equal(api.status, 200);
+  });
+
+  test('CORS is off by default', async () => {
+    const response = await w.api('/api/health', { headers: { origin: 'http://evil.example' } });
+    assert.equal(response.headers.get('access-control-allow-origin'), null);
+  });
+});
+
+describe('non-loopback bind', () => {
+  let dataDir: string;
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'dicom-edge-bind-'));
+  });
+  after(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('without a configured credential the appliance refuses to start, naming what to configure', async () => {
+    const appliance = await Appliance.create({
+      dataDir,
+      overrides: { httpHost: '0.0.0.0', httpPort: await freePort(), dimsePort: await freePort() },
+      announce: () => undefined,
+    });
+    try {
+      await assert.rejects(appliance.start(), /refusing to listen on non-loopback address 0\.0\.0\.0.*http\.apiToken/s);
+    } finally {
+      await appliance.stop();
+    }
+  });
+});
