@@ -1,0 +1,132 @@
+import './styles.css';
+import { getInfo, getOutboxSummary, session, subscribeEvents, type LiveEvent } from './api';
+import { clear, h } from './dom';
+import { bytes } from './format';
+import { StudyStore } from './study-store';
+import { settingsView } from './views/settings';
+import { studiesView } from './views/studies';
+import { studyView } from './views/study';
+import { recordDelivery, syncView } from './views/sync';
+import { viewerView } from './views/viewer';
+
+export interface View {
+  element: HTMLElement;
+  /** Live event for this view. */
+  onEvent?(event: LiveEvent): void;
+  dispose?(): void;
+}
+
+export interface AppContext {
+  store: StudyStore;
+  navigate(hash: string): void;
+  /** Destination status cache for the list's "no destination" state. */
+  refreshSummary(): Promise<void>;
+}
+
+const store = new StudyStore();
+const app = document.getElementById('app')!;
+const main = h('main.content', { id: 'content' });
+const liveDot = h('span.live-dot', { title: 'Live updates' });
+const liveText = h('span.live-text', 'connecting…');
+const footerInfo = h('span.footer-info');
+const syncBadge = h('span.nav-badge', { hidden: true });
+
+const navItem = (hash: string, label: string, icon: string, extra?: Node) =>
+  h('a.nav-item', { href: hash, dataset: { route: hash.slice(2).split('/')[0]! } }, h('span.nav-icon', icon), h('span', label), extra ?? null);
+
+app.append(
+  h('aside.sidebar',
+    h('div.brand', h('div.brand-mark', 'DE'), h('div', h('div.brand-name', 'DICOM Edge'), h('div.brand-sub', 'Imaging edge appliance'))),
+    h('nav.nav',
+      navItem('#/studies', 'Studies', '▤'),
+      navItem('#/sync', 'Cloud sync', '⇪', syncBadge),
+      navItem('#/settings', 'Settings', '⚙')),
+    h('div.sidebar-foot', h('div.live', liveDot, liveText), footerInfo)),
+  main,
+);
+
+let current: View | undefined;
+
+const context: AppContext = {
+  store,
+  navigate: (hash) => {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  },
+  refreshSummary: async () => {
+    try {
+      const summary = await getOutboxSummary();
+      store.configured = summary.configured;
+      const failed = summary.destinations.reduce((n, d) => n + (d.counts?.failed ?? 0) + (d.counts?.conflict ?? 0), 0);
+      syncBadge.hidden = failed === 0;
+      syncBadge.textContent = String(failed);
+    } catch {
+      store.configured = false;
+    }
+  },
+};
+
+function route(): void {
+  const hash = location.hash || '#/studies';
+  const [name = 'studies', ...rest] = hash.slice(2).split('/').map(decodeURIComponent);
+  current?.dispose?.();
+  clear(main);
+  for (const item of document.querySelectorAll<HTMLElement>('.nav-item')) {
+    item.classList.toggle('active', item.dataset.route === name || (name !== 'sync' && name !== 'settings' && item.dataset.route === 'studies'));
+  }
+  switch (name) {
+    case 'study': current = studyView(context, rest[0] ?? ''); break;
+    case 'viewer': current = viewerView(context, rest[0] ?? '', rest[1] ?? ''); break;
+    case 'sync': current = syncView(context); break;
+    case 'settings': current = settingsView(context); break;
+    default: current = studiesView(context);
+  }
+  main.append(current.element);
+  document.body.dataset.view = name;
+}
+
+window.addEventListener('hashchange', route);
+
+subscribeEvents(
+  (event) => {
+    const studyUid = typeof event.data.studyUid === 'string' ? event.data.studyUid : undefined;
+    if (studyUid && (event.type === 'study-updated' || event.type === 'instance-deleted')) store.studyChanged(studyUid);
+    if (studyUid && event.type === 'outbox-changed') {
+      store.syncChanged(studyUid);
+      const uids = event.data.sopInstanceUids;
+      if (event.data.state === 'delivered') recordDelivery(String(event.data.destination), studyUid, Array.isArray(uids) ? uids.length : 1);
+    }
+    if (event.type === 'outbox-changed' || event.type === 'destination-status') scheduleSummary();
+    current?.onEvent?.(event);
+  },
+  (connected) => {
+    liveDot.classList.toggle('on', connected);
+    liveText.textContent = connected ? 'Live' : 'Reconnecting…';
+    if (connected && store.loaded) void store.load();
+  },
+);
+
+let summaryTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleSummary(): void {
+  summaryTimer ??= setTimeout(() => {
+    summaryTimer = undefined;
+    void context.refreshSummary();
+  }, 1000);
+}
+
+async function loadInfo(): Promise<void> {
+  try {
+    const info = await getInfo();
+    const ae = info.aeTitle ?? (info as { dimse?: { aeTitle?: string } }).dimse?.aeTitle;
+    const port = info.dimsePort ?? (info as { ports?: { dimse?: number } }).ports?.dimse;
+    const used = info.storage?.usedBytes ?? (info as { storage?: { archiveBytes?: number } }).storage?.archiveBytes;
+    footerInfo.textContent = [ae && port ? `${ae} · port ${port}` : ae, used !== undefined ? `${bytes(used)} stored` : '',
+      session.appVersion || info.version ? `v${session.appVersion || info.version}` : ''].filter(Boolean).join(' · ');
+  } catch {
+    footerInfo.textContent = '';
+  }
+}
+
+route();
+void context.refreshSummary().then(() => store.load());
+void loadInfo();

@@ -1,0 +1,205 @@
+/**
+ * The study list's data: every local study (QIDO, paged) with its sync state, kept current from the
+ * live events. Views subscribe and re-filter; nothing here touches the DOM.
+ */
+import { getStudiesSync, queryStudies, type Counts, type DicomJson, type StudySync } from './api';
+import { TAG, num, personName, str, strings } from './format';
+
+export interface StudyRow {
+  uid: string;
+  patientName: string;
+  patientNameRaw: string;
+  patientId: string;
+  birthDate: string;
+  sex: string;
+  studyDate: string;
+  studyTime: string;
+  modalities: string[];
+  description: string;
+  accession: string;
+  numSeries: number;
+  numInstances: number;
+  sizeBytes?: number;
+  sync?: StudySync;
+  /** Lower-cased name, ID and accession for the search box. */
+  haystack: string;
+}
+
+export type SyncLabel = 'none' | 'waiting' | 'pending' | 'uploading' | 'done' | 'failed' | 'conflict';
+
+export function syncLabel(sync: StudySync | undefined, configured: boolean): { label: SyncLabel; text: string; progress: number } {
+  if (!sync || sync.total === 0) return configured ? { label: 'none', text: '–', progress: 0 } : { label: 'waiting', text: 'no destination', progress: 0 };
+  const c: Counts = sync.counts;
+  const progress = sync.total > 0 ? c.delivered / sync.total : 0;
+  if (c.failed > 0) return { label: 'failed', text: `failed ${c.failed}`, progress };
+  if (c.conflict > 0) return { label: 'conflict', text: `conflict ${c.conflict}`, progress };
+  if (c.delivered >= sync.total) return { label: 'done', text: 'done', progress: 1 };
+  if (c.sending > 0 || c.delivered > 0) return { label: 'uploading', text: `uploading ${c.delivered}/${sync.total}`, progress };
+  return { label: 'pending', text: 'pending', progress };
+}
+
+export function toRow(ds: DicomJson): StudyRow {
+  const raw = str(ds, TAG.PatientName);
+  const row: StudyRow = {
+    uid: str(ds, TAG.StudyInstanceUID),
+    patientNameRaw: raw,
+    patientName: personName(raw),
+    patientId: str(ds, TAG.PatientID),
+    birthDate: str(ds, TAG.PatientBirthDate),
+    sex: str(ds, TAG.PatientSex),
+    studyDate: str(ds, TAG.StudyDate),
+    studyTime: str(ds, TAG.StudyTime),
+    modalities: strings(ds, TAG.ModalitiesInStudy),
+    description: str(ds, TAG.StudyDescription),
+    accession: str(ds, TAG.AccessionNumber),
+    numSeries: num(ds, TAG.NumberOfStudyRelatedSeries) ?? 0,
+    numInstances: num(ds, TAG.NumberOfStudyRelatedInstances) ?? 0,
+    haystack: '',
+  };
+  row.haystack = `${raw} ${row.patientName} ${row.patientId} ${row.accession}`.toLowerCase();
+  return row;
+}
+
+export interface StudyFilter {
+  text: string;
+  /** Inclusive DA bounds; '' for open. */
+  from: string;
+  to: string;
+  modality: string;
+  sync: '' | SyncLabel;
+}
+
+export type SortKey = 'patientName' | 'patientId' | 'birthDate' | 'studyDate' | 'modalities' | 'description' | 'accession' | 'numSeries' | 'numInstances' | 'sizeBytes' | 'sync';
+
+export function filterStudies(rows: readonly StudyRow[], filter: StudyFilter, configured: boolean): StudyRow[] {
+  const words = filter.text.toLowerCase().split(/[\s^,]+/).filter(Boolean);
+  return rows.filter((row) => {
+    if (words.length && !words.every((w) => row.haystack.includes(w))) return false;
+    if (filter.from && (!row.studyDate || row.studyDate < filter.from)) return false;
+    if (filter.to && (!row.studyDate || row.studyDate > filter.to)) return false;
+    if (filter.modality && !row.modalities.includes(filter.modality)) return false;
+    if (filter.sync && syncLabel(row.sync, configured).label !== filter.sync) return false;
+    return true;
+  });
+}
+
+const SYNC_ORDER: Record<SyncLabel, number> = { failed: 0, conflict: 1, uploading: 2, pending: 3, waiting: 4, none: 5, done: 6 };
+
+export function sortStudies(rows: StudyRow[], key: SortKey, descending: boolean, configured: boolean): StudyRow[] {
+  const pick = (row: StudyRow): string | number => {
+    switch (key) {
+      case 'studyDate': return `${row.studyDate}${row.studyTime}`;
+      case 'modalities': return row.modalities.join(',');
+      case 'sync': return SYNC_ORDER[syncLabel(row.sync, configured).label];
+      case 'sizeBytes': return row.sizeBytes ?? -1;
+      default: return row[key];
+    }
+  };
+  const sign = descending ? -1 : 1;
+  return rows.sort((a, b) => {
+    const x = pick(a);
+    const y = pick(b);
+    const order = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+    return order * sign || (a.uid < b.uid ? -1 : 1);
+  });
+}
+
+export class StudyStore {
+  readonly rows = new Map<string, StudyRow>();
+  configured = false;
+  loaded = false;
+  error = '';
+  private readonly listeners = new Set<() => void>();
+  private syncTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly dirtySync = new Set<string>();
+  private readonly dirtyStudies = new Set<string>();
+  private studyTimer: ReturnType<typeof setTimeout> | undefined;
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  async load(): Promise<void> {
+    try {
+      const page = 5000;
+      for (let offset = 0; offset < 200_000; offset += page) {
+        const batch = await queryStudies({}, page, offset);
+        for (const ds of batch) {
+          const row = toRow(ds);
+          if (row.uid) this.rows.set(row.uid, { ...row, sync: this.rows.get(row.uid)?.sync });
+        }
+        if (batch.length < page) break;
+      }
+      this.loaded = true;
+      this.error = '';
+      await this.loadSync();
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    this.changed();
+  }
+
+  async loadSync(uids?: string[]): Promise<void> {
+    try {
+      const sync = await getStudiesSync(uids);
+      if (!uids) for (const row of this.rows.values()) row.sync = undefined;
+      for (const [uid, entry] of sync) {
+        const row = this.rows.get(uid);
+        if (row) {
+          row.sync = entry;
+          const size = (entry as StudySync & { sizeBytes?: number }).sizeBytes;
+          if (typeof size === 'number') row.sizeBytes = size;
+        }
+      }
+    } catch {
+      /* sync state is optional (no forward service yet): the list still works */
+    }
+  }
+
+  /** A study was added or changed: re-read it (batched). */
+  studyChanged(uid: string): void {
+    this.dirtyStudies.add(uid);
+    this.studyTimer ??= setTimeout(() => void this.flushStudies(), 250);
+  }
+
+  private async flushStudies(): Promise<void> {
+    this.studyTimer = undefined;
+    const uids = [...this.dirtyStudies];
+    this.dirtyStudies.clear();
+    try {
+      const found = await queryStudies({ StudyInstanceUID: uids.join('\\') }, uids.length + 1);
+      const seen = new Set<string>();
+      for (const ds of found) {
+        const row = toRow(ds);
+        seen.add(row.uid);
+        const old = this.rows.get(row.uid);
+        this.rows.set(row.uid, { ...row, sync: old?.sync, sizeBytes: old?.sizeBytes });
+      }
+      for (const uid of uids) if (!seen.has(uid)) this.rows.delete(uid);
+      await this.loadSync(uids);
+    } catch {
+      for (const uid of uids) this.dirtyStudies.add(uid);
+    }
+    this.changed();
+  }
+
+  syncChanged(uid: string): void {
+    this.dirtySync.add(uid);
+    this.syncTimer ??= setTimeout(async () => {
+      this.syncTimer = undefined;
+      const uids = [...this.dirtySync];
+      this.dirtySync.clear();
+      await this.loadSync(uids.length > 200 ? undefined : uids);
+      this.changed();
+    }, 400);
+  }
+
+  removed(uid: string): void {
+    this.studyChanged(uid);
+  }
+}

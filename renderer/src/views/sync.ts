@@ -1,0 +1,156 @@
+import type { AppContext, View } from '../main';
+import { getFailures, getOutboxSummary, overwrite, pause, resume, retry, type DestinationStatus, type Failure } from '../api';
+import { h, toast } from '../dom';
+import { bytes, clock, duration, since } from '../format';
+import { drawSparkline } from '../sparkline';
+
+const STATE_TEXT: Record<DestinationStatus['state'], string> = {
+  online: 'Online', offline: 'Offline', paused: 'Paused', auth: 'Sign-in rejected', forbidden: 'Access denied', idle: 'Idle',
+};
+
+interface Delivery {
+  at: number;
+  studyUid: string;
+  destination: string;
+  count: number;
+}
+
+/** Throughput samples per destination, kept across visits to the page while the app runs. */
+const history = new Map<string, number[]>();
+const deliveries: Delivery[] = [];
+
+export function recordDelivery(destination: string, studyUid: string, count: number): void {
+  const last = deliveries[0];
+  if (last && last.destination === destination && last.studyUid === studyUid && Date.now() - last.at < 60_000) {
+    last.count += count;
+    last.at = Date.now();
+  } else {
+    deliveries.unshift({ at: Date.now(), studyUid, destination, count });
+    deliveries.length = Math.min(deliveries.length, 50);
+  }
+}
+
+export function syncView(context: AppContext): View {
+  const cards = h('div.dest-cards');
+  const failuresBody = h('tbody');
+  const failuresEmpty = h('p.muted');
+  const deliveriesList = h('ul.deliveries');
+  const retryAll = h('button.btn', { type: 'button', onclick: () => void act('Retry all', () => retry({})) }, 'Retry all failed');
+  let disposed = false;
+  let names = new Map<string, string>();
+
+  async function act(label: string, action: () => Promise<unknown>): Promise<void> {
+    try {
+      const result = (await action()) as { changed?: number } | undefined;
+      toast(`${label}: ${typeof result?.changed === 'number' ? `${result.changed} instance(s)` : 'done'}`);
+      await refresh();
+    } catch (error) {
+      toast(`${label} failed: ${(error as Error).message}`, 'error');
+    }
+  }
+
+  function card(d: DestinationStatus): HTMLElement {
+    const c = d.counts ?? {};
+    const queued = (c.pending ?? 0) + (c.sending ?? 0);
+    const rate = d.bytesPerSecond ?? 0;
+    const eta = queued === 0 ? 'up to date' : rate > 0 && d.pendingBytes ? duration(d.pendingBytes / rate) : d.state === 'online' ? 'estimating…' : 'waiting for connection';
+    const samples = history.get(d.name) ?? [];
+    const canvas = h('canvas.spark', { 'aria-label': 'Throughput over the last minutes' });
+    requestAnimationFrame(() => drawSparkline(canvas, samples, d.state === 'online' ? '#3fb68b' : '#d9a441'));
+    const paused = d.state === 'paused';
+    return h('article.dest-card', { dataset: { destination: d.name, state: d.state } },
+      h('header.dest-head',
+        h('div', h('h3', d.name), h('div.muted.mono', d.baseUrl ?? '')),
+        h('span.state', { class: d.state }, STATE_TEXT[d.state] ?? d.state, d.since ? h('span.since', ` since ${clock(d.since)}`) : null)),
+      d.lastError && d.state !== 'online' ? h('p.dest-error', d.lastError) : null,
+      h('div.metrics',
+        metric('Queue', `${queued.toLocaleString()} images`, bytes(d.pendingBytes ?? 0)),
+        metric('Rate', `${bytes(rate)}/s`, `${(d.instancesPerSecond ?? 0).toFixed(1)} images/s`),
+        metric('ETA', eta, d.nextAttemptAt ? `next try ${clock(d.nextAttemptAt)}` : ''),
+        metric('Delivered', (c.delivered ?? 0).toLocaleString(), `${((c.failed ?? 0) + (c.conflict ?? 0)).toLocaleString()} failed or conflicting`)),
+      canvas,
+      h('footer.dest-actions',
+        h('button.btn', { type: 'button', onclick: () => void act(paused ? 'Resume' : 'Pause', () => (paused ? resume(d.name) : pause(d.name))) }, paused ? 'Resume uploads' : 'Pause uploads'),
+        h('button.btn', { type: 'button', disabled: !((c.failed ?? 0) + (c.conflict ?? 0)), onclick: () => void act('Retry', () => retry({ destination: d.name })) }, 'Retry failed')));
+  }
+
+  function renderFailures(failures: Failure[]): void {
+    failuresEmpty.textContent = failures.length === 0 ? 'No failures. Every image either went through or is still on its way.' : '';
+    retryAll.disabled = failures.length === 0;
+    failuresBody.replaceChildren(...failures.map((f) => h('tr', { dataset: { sop: f.sopInstanceUid, state: f.state } },
+      h('td', clock(f.updatedAt)),
+      h('td', h('a', { href: `#/study/${f.studyUid}` }, f.patientName || names.get(f.studyUid) || f.studyUid)),
+      h('td', f.destination),
+      h('td', h('span.pill', { class: f.state }, f.state)),
+      h('td.reason', f.reason || '–'),
+      h('td.row-actions',
+        h('button.btn.small', { type: 'button', onclick: () => void act('Retry', () => retry({ destination: f.destination, sopInstanceUids: [f.sopInstanceUid] })) }, 'Retry'),
+        f.state === 'conflict' ? h('button.btn.small', { type: 'button', onclick: () => void act('Overwrite', () => overwrite({ destination: f.destination, sopInstanceUids: [f.sopInstanceUid] })) }, 'Overwrite') : null))));
+  }
+
+  function renderDeliveries(): void {
+    deliveriesList.replaceChildren(...(deliveries.length === 0 ? [h('li.muted', 'Nothing delivered since the app started.')] :
+      deliveries.slice(0, 12).map((d) => h('li',
+        h('span.when', clock(d.at)),
+        h('a', { href: `#/study/${d.studyUid}` }, names.get(d.studyUid) || d.studyUid),
+        h('span.muted', `${d.count} image${d.count === 1 ? '' : 's'} → ${d.destination}`)))));
+  }
+
+  async function refresh(): Promise<void> {
+    names = new Map([...context.store.rows.values()].map((r) => [r.uid, r.patientName ? `${r.patientName} · ${r.description || r.modalities.join(' ')}` : r.uid]));
+    try {
+      const summary = await getOutboxSummary();
+      if (disposed) return;
+      context.store.configured = summary.configured;
+      for (const d of summary.destinations) {
+        const samples = history.get(d.name) ?? [];
+        samples.push(d.bytesPerSecond ?? 0);
+        if (samples.length > 90) samples.shift();
+        history.set(d.name, samples);
+      }
+      if (!summary.configured) {
+        cards.replaceChildren(h('div.empty-card',
+          h('h3', 'No cloud destination configured'),
+          h('p', summary.unrouted > 0
+            ? `${summary.unrouted.toLocaleString()} image${summary.unrouted === 1 ? ' is' : 's are'} stored safely here and will be uploaded as soon as a destination is added.`
+            : 'Images are stored here and will be uploaded once a destination is added.'),
+          h('a.btn.primary', { href: '#/settings' }, 'Add a destination')));
+      } else {
+        cards.replaceChildren(...summary.destinations.map(card));
+      }
+    } catch (error) {
+      cards.replaceChildren(h('p.notice', `Cannot read the upload status: ${(error as Error).message}`));
+    }
+    try {
+      renderFailures(await getFailures());
+    } catch (error) {
+      failuresEmpty.textContent = `Cannot read failures: ${(error as Error).message}`;
+    }
+    renderDeliveries();
+  }
+
+  const element = h('section.view.sync',
+    h('header.toolbar', h('h1', 'Cloud sync'), h('span.grow'), retryAll),
+    cards,
+    h('div.sync-columns',
+      h('div.panel', h('h2', 'Failures'), failuresEmpty,
+        h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['When', 'Study', 'Destination', 'State', 'Reason', ''].map((t) => h('th', t)))), failuresBody))),
+      h('div.panel.narrow', h('h2', 'Recent deliveries'), deliveriesList)));
+
+  void refresh();
+  const poll = setInterval(() => void refresh(), 2000);
+  return {
+    element,
+    onEvent: (event) => {
+      if (event.type === 'outbox-changed' && event.data.state === 'delivered') renderDeliveries();
+    },
+    dispose: () => {
+      disposed = true;
+      clearInterval(poll);
+    },
+  };
+}
+
+function metric(label: string, main: string, sub: string): HTMLElement {
+  return h('div.metric', h('div.metric-label', label), h('div.metric-value', main), h('div.metric-sub', sub));
+}
