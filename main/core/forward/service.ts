@@ -85,8 +85,10 @@ export class ForwardService implements ApplianceService, ForwardControl {
 
   /** New settings (from /api): destinations rebuilt, rows waiting under '*' assigned, the new route used. */
   async applySettings(settings: Settings, route: (instance: InstanceInfo) => string[]): Promise<void> {
+    const unchanged = JSON.stringify(settings.destinations) === JSON.stringify(this.settings.destinations);
     this.settings = settings;
     this.route = route;
+    if (unchanged) return;
     await this.sealSecrets();
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
