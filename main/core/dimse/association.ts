@@ -197,19 +197,24 @@ export class EdgeScp extends Scp {
     });
   }
 
+  // dcmjs-dimse's event emitter accepts exactly one call of `callback` per request, so pending responses
+  // go out through sendResponse as they are ready, and the callback only closes the exchange.
   override cFindRequest(request: CFindRequest, callback: (responses: CFindResponse[]) => void): void {
-    this.runQueryRetrieve('C-FIND', request, () => this.env.queryRetrieve?.find(this, this.info, request, callback),
-      () => callback([failure(dimse.responses.CFindResponse.fromRequest(request))]));
+    this.runQueryRetrieve('C-FIND', request, callback,
+      (send) => this.env.queryRetrieve?.find(this, this.info, request, send),
+      () => failure(dimse.responses.CFindResponse.fromRequest(request)));
   }
 
   override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponse[]) => void): void {
-    this.runQueryRetrieve('C-MOVE', request, () => this.env.queryRetrieve?.move(this, this.info, request, callback),
-      () => callback([failure(dimse.responses.CMoveResponse.fromRequest(request))]));
+    this.runQueryRetrieve('C-MOVE', request, callback,
+      (send) => this.env.queryRetrieve?.move(this, this.info, request, send),
+      () => failure(dimse.responses.CMoveResponse.fromRequest(request)));
   }
 
   override cGetRequest(request: CGetRequest, callback: (responses: CGetResponse[]) => void): void {
-    this.runQueryRetrieve('C-GET', request, () => this.env.queryRetrieve?.get(this, this.info, request, callback),
-      () => callback([failure(dimse.responses.CGetResponse.fromRequest(request))]));
+    this.runQueryRetrieve('C-GET', request, callback,
+      (send) => this.env.queryRetrieve?.get(this, this.info, request, send),
+      () => failure(dimse.responses.CGetResponse.fromRequest(request)));
   }
 
   override cCancelRequest(request: CCancelRequest): void {
@@ -222,16 +227,32 @@ export class EdgeScp extends Scp {
     this.socket.destroy();
   }
 
-  private runQueryRetrieve(kind: string, request: { getMessageId(): number }, run: () => Promise<void> | undefined, fail: () => void): void {
-    const work = run();
+  private runQueryRetrieve<R extends CFindResponse | CMoveResponse | CGetResponse>(
+    kind: string,
+    request: CFindRequest | CMoveRequest | CGetRequest,
+    callback: (responses: R[]) => void,
+    run: (send: (responses: R[]) => void) => Promise<void> | undefined,
+    failed: () => R,
+  ): void {
+    const send = (responses: R[]) => {
+      if (this.socket.destroyed) return;
+      for (const response of responses) this.sendResponse(request, response);
+    };
+    const finish = () => {
+      this.cancelled.delete(request.getMessageId());
+      callback([]);
+    };
+    const work = run(send);
     if (!work) {
-      fail();
+      send([failed()]);
+      finish();
       return;
     }
-    work.catch((error: unknown) => {
+    work.then(finish, (error: unknown) => {
       this.info.logger.error({ event: 'query-retrieve-failed', kind, reason: (error as Error)?.message ?? String(error) }, `${kind} failed`);
-      fail();
-    }).finally(() => this.cancelled.delete(request.getMessageId()));
+      send([failed()]);
+      finish();
+    });
   }
 
   private closed(reason: Error): void {

@@ -7,6 +7,8 @@ import type { ApplianceService } from '../service.js';
 import type { Settings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
 import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
+import { handleFind } from './find.js';
+import { RetrieveHandlers } from './retrieve.js';
 
 // dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
 dimse.log.setLevel('silent');
@@ -16,7 +18,6 @@ export interface DimseServiceOptions {
   logger: Logger;
   /** Read at every association, so policy edits apply to the next one. */
   settings: () => Settings;
-  queryRetrieve?: QueryRetrieveHandlers;
 }
 
 /** The DIMSE listener (and its DICOM TLS twin): one EdgeScp per connection. */
@@ -27,9 +28,25 @@ export class DimseService implements ApplianceService {
   private readonly associations = new Set<EdgeScp>();
   private readonly scps = new Set<EdgeScp>();
   private readonly logger: Logger;
+  private readonly queryRetrieve: QueryRetrieveHandlers;
 
   constructor(private readonly options: DimseServiceOptions) {
     this.logger = options.logger.child({ component: 'dimse' });
+    const aeTitle = () => options.settings().aeTitle;
+    const retrieve = new RetrieveHandlers({
+      archive: options.archive,
+      aeTitle,
+      peers: () => options.settings().peers,
+      timeouts: () => {
+        const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
+        return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
+      },
+    });
+    this.queryRetrieve = {
+      find: (scp, info, request, send) => handleFind(options.archive, aeTitle, scp, info, request, send),
+      move: (scp, info, request, send) => retrieve.move(scp, info, request, send),
+      get: (scp, info, request, send) => retrieve.get(scp, info, request, send),
+    };
   }
 
   /** Open, accepted associations. */
@@ -91,7 +108,7 @@ export class DimseService implements ApplianceService {
         archive: this.options.archive,
         logger: this.logger,
         registry: this.associations,
-        queryRetrieve: this.options.queryRetrieve,
+        queryRetrieve: this.queryRetrieve,
         policy: () => {
           const current = this.options.settings();
           return { aeTitle: current.aeTitle, ...current.dimse };

@@ -1,0 +1,100 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import dimse from 'dcmjs-dimse';
+import { InvalidMatchKeyError } from '../dicom/matching.js';
+import { QUERY_RETRIEVE_SOP_CLASSES } from '../dicom/storage-sop-classes.js';
+import type { Archive } from '../store/archive.js';
+import { queryArchive } from '../store/query.js';
+import type { AssociationInfo, CFindRequest, CFindResponse, EdgeScp } from './association.js';
+import { IdentifierError, parseIdentifier, responseIdentifier, type InformationModel } from './identifier.js';
+import { DimseStatus, errorComment } from './statuses.js';
+
+const { CFindResponse: FindResponse } = dimse.responses;
+const { Dataset } = dimse;
+
+/** Outgoing bytes buffered on the socket before we wait for it to drain. */
+const SOCKET_BACKLOG_BYTES = 1024 * 1024;
+
+export function modelOf(sopClassUid: string): InformationModel | undefined {
+  switch (sopClassUid) {
+    case QUERY_RETRIEVE_SOP_CLASSES.patientRootFind:
+    case QUERY_RETRIEVE_SOP_CLASSES.patientRootMove:
+    case QUERY_RETRIEVE_SOP_CLASSES.patientRootGet:
+      return 'patientRoot';
+    case QUERY_RETRIEVE_SOP_CLASSES.studyRootFind:
+    case QUERY_RETRIEVE_SOP_CLASSES.studyRootMove:
+    case QUERY_RETRIEVE_SOP_CLASSES.studyRootGet:
+      return 'studyRoot';
+    default:
+      return undefined;
+  }
+}
+
+/** The transfer syntax a response data set must be written in: the one accepted for the request's context. */
+export function responseSyntax(scp: EdgeScp, request: Parameters<EdgeScp['cFindRequest']>[0]): string {
+  const association = (scp as unknown as { association?: { getAcceptedPresentationContextFromRequest(r: unknown): { getAcceptedTransferSyntaxUid(): string | undefined } | undefined } }).association;
+  return association?.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2';
+}
+
+export async function waitForSocket(scp: EdgeScp): Promise<void> {
+  if (scp.socket.writableLength > SOCKET_BACKLOG_BYTES) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        scp.socket.off('drain', done);
+        scp.socket.off('close', done);
+        resolve();
+      };
+      scp.socket.on('drain', done);
+      scp.socket.on('close', done);
+    });
+  } else {
+    await yieldToLoop(); // lets a C-CANCEL in
+  }
+}
+
+/** C-FIND SCP: one pending response per match, streamed; C-CANCEL stops them. */
+export async function handleFind(
+  archive: Archive, aeTitle: () => string, scp: EdgeScp, info: AssociationInfo, request: CFindRequest,
+  send: (responses: CFindResponse[]) => void,
+): Promise<void> {
+  const final = (status: number, comment?: string) => {
+    const response = FindResponse.fromRequest(request);
+    response.setStatus(status);
+    if (comment) response.setErrorComment(errorComment(comment));
+    send([response]);
+  };
+  const model = modelOf(request.getAffectedSopClassUid());
+  const identifier = request.getDataset();
+  if (!model || !identifier) {
+    final(DimseStatus.IdentifierDoesNotMatch, 'no identifier or unknown information model');
+    return;
+  }
+  let parsed;
+  let matches;
+  try {
+    parsed = parseIdentifier(identifier.getElements(), model);
+    matches = queryArchive(archive.db, { level: parsed.level, keys: parsed.keys });
+  } catch (error) {
+    if (error instanceof IdentifierError || error instanceof InvalidMatchKeyError) {
+      info.logger.warn({ event: 'c-find-refused', reason: error.message }, 'C-FIND identifier refused');
+      final(DimseStatus.IdentifierDoesNotMatch, error.message);
+      return;
+    }
+    throw error;
+  }
+  info.logger.info({ event: 'c-find', level: parsed.level, keys: parsed.keys, matches: matches.length }, 'C-FIND');
+  const syntax = responseSyntax(scp, request);
+  const messageId = request.getMessageId();
+  for (const match of matches) {
+    if (scp.isCancelled(messageId) || scp.socket.destroyed) {
+      info.logger.info({ event: 'c-find-cancelled' }, 'C-FIND cancelled');
+      final(DimseStatus.Cancel);
+      return;
+    }
+    const response = FindResponse.fromRequest(request);
+    response.setStatus(DimseStatus.Pending);
+    response.setDataset(new Dataset(responseIdentifier(parsed, model, match, aeTitle()), syntax));
+    send([response]);
+    await waitForSocket(scp);
+  }
+  final(DimseStatus.Success);
+}
