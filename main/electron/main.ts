@@ -2,10 +2,11 @@
 // headless mode. Decisions live in small pure modules beside this file; this one only wires Electron.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BrowserWindow, Menu, Notification, Tray, app, dialog, ipcMain, nativeImage, session, shell } from 'electron';
+import { BrowserWindow, Menu, Notification, Tray, app, dialog, ipcMain, nativeImage, safeStorage, session, shell } from 'electron';
 import { Appliance } from '../core/appliance.js';
 import { DesktopPrefsFile, parseDesktopPrefs } from './desktop-prefs.js';
 import { registerBridgeHandlers } from './ipc.js';
+import { safeStorageSecretBox } from './safe-storage-box.js';
 import { readTraySummary, trackDestinationStates, watchPermanentFailures } from './outbox-watch.js';
 import { guardQuit } from './quit-guard.js';
 import { attachNavigationGuards, denyAllPermissions, secureWebPreferences, withCsp } from './security.js';
@@ -36,7 +37,12 @@ async function start(): Promise<void> {
   await app.whenReady();
 
   const dataDir = app.getPath('userData');
-  const appliance = await Appliance.create({ dataDir, announce: (line) => appliance.logger.info({ event: 'listener' }, line) });
+  const secretBox = safeStorageSecretBox(safeStorage, dataDir);
+  const appliance = await Appliance.create({
+    dataDir,
+    announce: (line) => appliance.logger.info({ event: 'listener' }, line),
+    forward: secretBox ? { secretBox } : undefined,
+  });
   const log = appliance.logger.child({ component: 'electron' });
   guardQuit(app, () => appliance.stop(), (error) => log.error({ event: 'stop-failed', reason: String(error) }, 'appliance did not stop cleanly'));
   await appliance.start();
@@ -107,7 +113,7 @@ async function start(): Promise<void> {
   app.on('before-quit', () => (quitting = true));
 
   // Tray: colour from the outbox, menu with open / pause / quit.
-  const forward = findPausable(appliance.services);
+  const forward = appliance.forward ?? findPausable(appliance.services);
   let paused = false;
   const destinationNames = (): string[] => appliance.settings.destinations.filter((d) => d.enabled).map((d) => d.name);
   const { states } = trackDestinationStates(appliance, () => scheduleTrayUpdate());

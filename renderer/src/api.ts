@@ -37,6 +37,7 @@ export interface StudySync {
 }
 
 export interface InstanceSync {
+  id?: number;
   sopInstanceUid: string;
   destination: string;
   state: OutboxState;
@@ -136,7 +137,16 @@ async function problemsOf(response: Response): Promise<{ message: string; proble
     }
   }
   const message = String(record.message ?? record.detail ?? record.title ?? record.error ?? response.statusText);
+  if (problems.length === 0) problems.push(...fieldProblemsInMessage(message));
   return { message, problems, body };
+}
+
+/** The server names bad settings as `field "a.b" has value X: message`, joined by "; ". */
+export function fieldProblemsInMessage(message: string): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const pattern = /field "([^"]*)" has value (?:missing|"(?:[^"\\]|\\.)*"|[^:]*?): (.*?)(?=; field "|$)/g;
+  for (const match of message.matchAll(pattern)) problems.push({ path: match[1] === '(root)' ? '' : match[1]!, message: match[2]! });
+  return problems;
 }
 
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
@@ -203,71 +213,141 @@ export async function deleteStudy(studyUid: string): Promise<void> {
 
 export const getInfo = (): Promise<ApplianceInfo> => json('/api/info');
 
-function normalizeCounts(value: unknown): Counts {
+interface RawDestination {
+  name: string;
+  unrouted?: boolean;
+  counts?: Record<string, { count: number; bytes: number } | number>;
+  bytesPending?: number;
+  rate?: { instancesPerMinute?: number; bytesPerSecond?: number };
+  connection?: { state: string; since: number | null };
+  lastError?: string | null;
+  nextAttemptAt?: number | null;
+}
+
+function countsOf(raw: RawDestination['counts']): Counts {
   const counts = EMPTY_COUNTS();
-  if (value && typeof value === 'object') {
-    for (const key of Object.keys(counts) as OutboxState[]) {
-      const n = (value as Record<string, unknown>)[key];
-      if (typeof n === 'number') counts[key] = n;
-    }
+  for (const key of Object.keys(counts) as OutboxState[]) {
+    const v = raw?.[key];
+    counts[key] = typeof v === 'number' ? v : v?.count ?? 0;
   }
   return counts;
 }
 
+/** GET /api/outbox, reshaped per destination; the '*' row (received while no destination existed) is `unrouted`. */
 export async function getOutboxSummary(): Promise<OutboxSummary> {
-  const raw = await json<Record<string, unknown> | DestinationStatus[]>('/api/outbox');
-  const record = (Array.isArray(raw) ? { destinations: raw } : raw) as Record<string, unknown>;
-  const destinations = ((record.destinations ?? []) as DestinationStatus[]).map((d) => ({ ...d, counts: normalizeCounts(d.counts) }));
-  const unrouted = typeof record.unrouted === 'number' ? record.unrouted
-    : typeof (record.waiting as Record<string, unknown> | undefined)?.instances === 'number' ? (record.waiting as { instances: number }).instances : 0;
+  const raw = await json<{ destinations?: RawDestination[] }>('/api/outbox');
+  let unrouted = 0;
+  const destinations: DestinationStatus[] = [];
+  for (const d of raw.destinations ?? []) {
+    const counts = countsOf(d.counts);
+    if (d.unrouted || d.name === '*') {
+      unrouted += counts.pending + counts.sending;
+      continue;
+    }
+    const state = d.connection?.state;
+    destinations.push({
+      name: d.name,
+      state: (state && state !== 'unknown' ? state : 'idle') as DestinationStatus['state'],
+      since: d.connection?.since ?? 0,
+      lastError: d.lastError ?? null,
+      counts,
+      pendingBytes: d.bytesPending ?? 0,
+      bytesPerSecond: d.rate?.bytesPerSecond ?? 0,
+      instancesPerSecond: (d.rate?.instancesPerMinute ?? 0) / 60,
+      nextAttemptAt: d.nextAttemptAt ?? null,
+    });
+  }
   return { destinations, unrouted, configured: destinations.length > 0 };
 }
 
-/** Sync state of many studies at once, summed over destinations. */
-export async function getStudiesSync(studyUids?: string[]): Promise<Map<string, StudySync>> {
-  const query = studyUids && studyUids.length > 0 && studyUids.length <= 200 ? `?studyUid=${studyUids.join(',')}` : '?limit=100000';
-  const raw = await json<unknown>(`/api/sync/studies${query}`);
-  const list = (Array.isArray(raw) ? raw : ((raw as Record<string, unknown>)?.studies ?? [])) as { studyUid: string; counts?: unknown }[];
-  const map = new Map<string, StudySync>();
-  for (const item of list) {
-    const entry = map.get(item.studyUid) ?? { studyUid: item.studyUid, counts: EMPTY_COUNTS(), total: 0 };
-    const counts = normalizeCounts(item.counts);
-    for (const key of Object.keys(counts) as OutboxState[]) entry.counts[key] += counts[key];
-    entry.total = Object.values(entry.counts).reduce((a, b) => a + b, 0) - entry.counts.cancelled;
-    map.set(item.studyUid, entry);
+interface RawStudySync {
+  studyUid: string;
+  state?: string;
+  destinations?: { name: string; counts: Record<string, number>; state?: string }[];
+}
+
+function toStudySync(raw: RawStudySync): StudySync {
+  const counts = EMPTY_COUNTS();
+  const routed = (raw.destinations ?? []).filter((d) => d.name !== '*');
+  for (const d of routed) {
+    const c = countsOf(d.counts);
+    for (const key of Object.keys(counts) as OutboxState[]) counts[key] += c[key];
   }
+  return { studyUid: raw.studyUid, counts, total: Object.values(counts).reduce((a, b) => a + b, 0) - counts.cancelled };
+}
+
+/** Sync state of the given studies (batched: the UIDs travel in the query string). */
+export async function getStudiesSync(studyUids: string[]): Promise<Map<string, StudySync>> {
+  const map = new Map<string, StudySync>();
+  const batches: string[][] = [];
+  for (let i = 0; i < studyUids.length; i += 150) batches.push(studyUids.slice(i, i + 150));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) {
+      const batch = batches[next++]!;
+      const list = await json<RawStudySync[]>(`/api/sync?study=${batch.join(',')}`);
+      for (const raw of list) map.set(raw.studyUid, toStudySync(raw));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, batches.length) }, worker));
   return map;
 }
 
-export async function getStudyInstancesSync(studyUid: string): Promise<InstanceSync[]> {
-  const raw = await json<unknown>(`/api/sync/studies/${studyUid}/instances`);
-  return (Array.isArray(raw) ? raw : ((raw as Record<string, unknown>)?.instances ?? [])) as InstanceSync[];
+export interface StudySyncDetail {
+  sync: StudySync;
+  problems: InstanceSync[];
+}
+
+export async function getStudySyncDetail(studyUid: string): Promise<StudySyncDetail> {
+  const raw = await json<RawStudySync & { problems?: Record<string, unknown>[] }>(`/api/studies/${studyUid}/sync`);
+  return {
+    sync: toStudySync(raw),
+    problems: (raw.problems ?? []).map((p) => ({
+      id: Number(p.id), sopInstanceUid: String(p.sop_instance_uid), destination: String(p.destination), state: p.state as OutboxState,
+      attempts: Number(p.attempts ?? 0), lastError: (p.last_error as string | null) ?? null, updatedAt: Number(p.updated_at ?? 0),
+    })),
+  };
 }
 
 export async function getFailures(limit = 200): Promise<Failure[]> {
-  const raw = await json<unknown>(`/api/failures?limit=${limit}`);
-  return (Array.isArray(raw) ? raw : ((raw as Record<string, unknown>)?.failures ?? [])) as Failure[];
+  const raw = await json<{ items?: Record<string, unknown>[] }>(`/api/failures?limit=${limit}`);
+  return (raw.items ?? []).map((r) => ({
+    id: Number(r.id), studyUid: String(r.study_uid), sopInstanceUid: String(r.sop_instance_uid), destination: String(r.destination),
+    state: r.state as OutboxState, reason: String(r.last_error ?? (r.failure_reason ? `failure reason ${r.failure_reason}` : '')),
+    failureReason: (r.failure_reason as number | null) ?? null, attempts: Number(r.attempts ?? 0), updatedAt: Number(r.updated_at ?? 0),
+    patientName: typeof r.patient_name === 'string' ? r.patient_name : undefined,
+  }));
 }
 
-export interface Selector {
-  destination?: string;
-  studyUid?: string;
-  sopInstanceUids?: string[];
+export interface ActionResult { action?: string; changed?: number }
+
+export const retryStudy = (studyUid: string): Promise<ActionResult> => post(`/api/studies/${studyUid}/retry`);
+export const overwriteStudy = (studyUid: string): Promise<ActionResult> => post(`/api/studies/${studyUid}/overwrite`);
+export const retryFailure = (id: number): Promise<ActionResult> => post(`/api/failures/${id}/retry`);
+export const overwriteFailure = (id: number): Promise<ActionResult> => post(`/api/failures/${id}/overwrite`);
+export const retryDestination = (name: string): Promise<ActionResult> => post(`/api/destinations/${encodeURIComponent(name)}/retry`);
+export const pause = (name: string): Promise<ActionResult> => post(`/api/destinations/${encodeURIComponent(name)}/pause`);
+export const resume = (name: string): Promise<ActionResult> => post(`/api/destinations/${encodeURIComponent(name)}/resume`);
+
+/** Retries every failed or conflicting instance of every destination. */
+export async function retryAll(destinations: string[]): Promise<ActionResult> {
+  let changed = 0;
+  for (const name of destinations) changed += (await retryDestination(name)).changed ?? 0;
+  return { action: 'retry', changed };
 }
 
-export const retry = (selector: Selector): Promise<unknown> => post('/api/actions/retry', selector);
-export const sendAgain = (selector: Selector): Promise<unknown> => post('/api/actions/resend', selector);
-export const cancel = (selector: Selector): Promise<unknown> => post('/api/actions/cancel', selector);
-export const overwrite = (selector: Selector): Promise<unknown> => post('/api/actions/overwrite', selector);
-export const pause = (destination: string): Promise<unknown> => post('/api/actions/pause', { destination });
-export const resume = (destination: string): Promise<unknown> => post('/api/actions/resume', { destination });
-
-export const getSettings = (): Promise<Record<string, unknown>> => json('/api/settings');
-export const putSettings = (settings: unknown): Promise<Record<string, unknown>> =>
-  json('/api/settings', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings) });
+export async function getSettings(): Promise<Record<string, unknown>> {
+  return json('/api/settings');
+}
+export async function putSettings(settings: unknown): Promise<Record<string, unknown>> {
+  const result = await json<{ settings?: Record<string, unknown> }>('/api/settings', {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings),
+  });
+  return result.settings ?? (settings as Record<string, unknown>);
+}
 
 export interface EchoResult { ok: boolean; message: string; status?: number; ms?: number }
-export const echoPeer = (peer: { aeTitle: string; host: string; port: number }): Promise<EchoResult> => post('/api/actions/echo', peer);
+export const echoPeer = (peer: { aeTitle: string; host: string; port: number }): Promise<EchoResult> => post('/api/peers/echo', peer);
 
 export interface TestConnectionResult { ok: boolean; step: 'token' | 'qido'; status?: number; message: string }
 export const testDestination = (name: string): Promise<TestConnectionResult> => post(`/api/destinations/${encodeURIComponent(name)}/test`);
@@ -277,8 +357,8 @@ export type DeviceCodeStatus =
   | { state: 'waiting'; userCode: string; verificationUri: string; message: string; expiresAt: number }
   | { state: 'signed-in'; account: string }
   | { state: 'failed'; error: string };
-export const startDeviceCode = (name: string): Promise<DeviceCodeStatus> => post(`/api/destinations/${encodeURIComponent(name)}/device-code`);
-export const deviceCodeStatus = (name: string): Promise<DeviceCodeStatus> => json(`/api/destinations/${encodeURIComponent(name)}/device-code`);
+export const startDeviceCode = (name: string): Promise<DeviceCodeStatus> => post(`/api/destinations/${encodeURIComponent(name)}/sign-in`);
+export const deviceCodeStatus = (name: string): Promise<DeviceCodeStatus> => json(`/api/destinations/${encodeURIComponent(name)}/sign-in`);
 
 // ---------------------------------------------------------------- live events
 

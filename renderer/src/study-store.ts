@@ -120,6 +120,10 @@ export class StudyStore {
     return () => this.listeners.delete(listener);
   }
 
+  notify(): void {
+    this.changed();
+  }
+
   private changed(): void {
     for (const listener of this.listeners) listener();
   }
@@ -137,17 +141,20 @@ export class StudyStore {
       }
       this.loaded = true;
       this.error = '';
-      await this.loadSync();
     } catch (error) {
       this.error = (error as Error).message;
     }
     this.changed();
+    // Sync states follow in batches; the list is usable before they arrive.
+    if (this.loaded) {
+      await this.loadSync();
+      this.changed();
+    }
   }
 
-  async loadSync(uids?: string[]): Promise<void> {
+  async loadSync(uids: string[] = [...this.rows.keys()]): Promise<void> {
     try {
       const sync = await getStudiesSync(uids);
-      if (!uids) for (const row of this.rows.values()) row.sync = undefined;
       for (const [uid, entry] of sync) {
         const row = this.rows.get(uid);
         if (row) {
@@ -194,7 +201,7 @@ export class StudyStore {
       this.syncTimer = undefined;
       const uids = [...this.dirtySync];
       this.dirtySync.clear();
-      await this.loadSync(uids.length > 200 ? undefined : uids);
+      await this.loadSync(uids);
       this.changed();
     }, 400);
   }

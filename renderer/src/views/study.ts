@@ -1,6 +1,6 @@
 import type { AppContext, View } from '../main';
 import {
-  ApiError, deleteStudy, getStudiesSync, getStudyInstancesSync, imageUrl, queryStudies, querySeries, request, retry, sendAgain,
+  ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, request, retryStudy,
   type DicomJson, type InstanceSync, type StudySync,
 } from '../api';
 import { h, toast } from '../dom';
@@ -17,8 +17,14 @@ export function studyView(context: AppContext, studyUid: string): View {
   let sync: StudySync | undefined;
   let disposed = false;
 
-  const retryButton = h('button.btn', { type: 'button', onclick: () => act('Retry', () => retry({ studyUid })) }, 'Retry failed');
-  const resendButton = h('button.btn', { type: 'button', onclick: () => act('Send again', () => sendAgain({ studyUid })) }, 'Send again');
+  const retryButton = h('button.btn', { type: 'button', onclick: () => act('Retry', () => retryStudy(studyUid)) }, 'Retry failed');
+  // Send again: re-queues what was failed, conflicting or cancelled; a conflict is sent as an overwrite.
+  const resendButton = h('button.btn', { type: 'button', onclick: () => act('Send again', async () => {
+    const c = sync?.counts;
+    const overwritten = c && c.conflict > 0 ? (await overwriteStudy(studyUid)).changed ?? 0 : 0;
+    const retried = (await retryStudy(studyUid)).changed ?? 0;
+    return { changed: overwritten + retried };
+  }) }, 'Send again');
   const deleteButton = h('button.btn.danger', { type: 'button', onclick: () => void removeLocal() }, 'Delete local copy');
   actions.append(retryButton, resendButton, deleteButton);
 
@@ -59,7 +65,7 @@ export function studyView(context: AppContext, studyUid: string): View {
           fact('Study date', `${dicomDate(row.studyDate)} ${dicomTime(row.studyTime)}`), fact('Accession', row.accession),
           fact('Description', row.description), fact('Modalities', row.modalities.join(' ')),
           fact('Series / images', `${row.numSeries} / ${row.numInstances}`))),
-      h('div.study-sync', h('span.pill#study-sync-pill'), actions));
+      h('div.study-sync', h('span.pill', { id: 'study-sync-pill' }), actions));
     renderSync();
   }
 
@@ -71,8 +77,8 @@ export function studyView(context: AppContext, studyUid: string): View {
       pill.textContent = label.label === 'waiting' ? 'No destination configured' : label.text;
     }
     const c = sync?.counts;
-    retryButton.disabled = !c || c.failed + c.conflict + c.cancelled === 0;
-    resendButton.disabled = !context.store.configured;
+    retryButton.disabled = !c || c.failed === 0;
+    resendButton.disabled = !c || c.conflict + c.cancelled + c.failed === 0;
     // Only once every destination confirmed it may the local copy go.
     deleteButton.disabled = !sync || sync.total === 0 || c!.delivered < sync.total;
     deleteButton.title = deleteButton.disabled ? 'Available once every image has been delivered' : '';
@@ -103,43 +109,55 @@ export function studyView(context: AppContext, studyUid: string): View {
     return card;
   }
 
+  let problems: InstanceSync[] = [];
+
   async function loadSync(): Promise<void> {
     try {
-      sync = (await getStudiesSync([studyUid])).get(studyUid);
+      const detail = await getStudySyncDetail(studyUid);
+      sync = detail.sync;
+      problems = detail.problems;
     } catch {
       sync = undefined;
+      problems = [];
     }
     renderSync();
     await loadInstances();
   }
 
+  /** The state shown for an instance: its own when it failed or conflicts, else what the study's counts imply. */
+  function instanceState(sop: string): { state: string; destination: string; attempts: string; reason: string } {
+    const own = problems.filter((p) => p.sopInstanceUid === sop);
+    if (own.length > 0) {
+      return { state: own[0]!.state, destination: own.map((p) => p.destination).join(', '), attempts: String(own[0]!.attempts ?? ''), reason: own.map((p) => p.lastError ?? '').join('; ') };
+    }
+    if (!sync || sync.total === 0) return { state: context.store.configured ? 'local only' : 'waiting', destination: '–', attempts: '', reason: '' };
+    const c = sync.counts;
+    const state = c.delivered + c.failed + c.conflict >= sync.total ? 'delivered' : c.sending > 0 ? 'sending' : 'pending';
+    return { state, destination: 'all', attempts: '', reason: '' };
+  }
+
   async function loadInstances(): Promise<void> {
-    let rows: InstanceSync[] = [];
-    let numbers = new Map<string, { number: string; series: string }>();
+    let instances: DicomJson[] = [];
     try {
-      const response = await request(`/dicom-web/studies/${studyUid}/instances?includefield=00200013,0020000E&limit=100000`, { headers: { Accept: 'application/dicom+json' } });
+      const response = await request(`/dicom-web/studies/${studyUid}/instances?includefield=00200013,0020000E,00280008&limit=100000`, { headers: { Accept: 'application/dicom+json' } });
       const text = response.status === 204 ? '' : await response.text();
-      const instances = (text ? JSON.parse(text) : []) as DicomJson[];
-      numbers = new Map(instances.map((ds) => [str(ds, TAG.SOPInstanceUID), { number: str(ds, TAG.InstanceNumber), series: str(ds, TAG.SeriesInstanceUID) }]));
-      rows = await getStudyInstancesSync(studyUid).catch(() => []);
+      instances = (text ? JSON.parse(text) : []) as DicomJson[];
     } catch {
       /* shown as empty below */
     }
-    if (rows.length === 0) {
-      rows = [...numbers.keys()].map((sop) => ({ sopInstanceUid: sop, destination: '–', state: 'pending' as const }));
-      instancesNote.textContent = context.store.configured ? 'Not queued for any destination.' : 'No destination is configured: images wait locally until one is added in Settings.';
-    } else {
-      instancesNote.textContent = '';
-    }
-    rows.sort((a, b) => Number(numbers.get(a.sopInstanceUid)?.number ?? 0) - Number(numbers.get(b.sopInstanceUid)?.number ?? 0));
+    instances.sort((a, b) => (num(a, TAG.InstanceNumber) ?? 0) - (num(b, TAG.InstanceNumber) ?? 0));
+    // Problems first: they are what a technician has to act on.
+    const rows = instances.map((ds) => ({ ds, sop: str(ds, TAG.SOPInstanceUID), ...instanceState(str(ds, TAG.SOPInstanceUID)) }))
+      .sort((a, b) => Number(b.state === 'failed' || b.state === 'conflict') - Number(a.state === 'failed' || a.state === 'conflict'));
+    instancesNote.textContent = !context.store.configured ? 'No destination is configured: images wait locally until one is added in Settings.' : '';
     const shown = rows.slice(0, 1000);
-    instancesBody.replaceChildren(...shown.map((r) => h('tr', { dataset: { sop: r.sopInstanceUid, state: r.state } },
-      h('td', numbers.get(r.sopInstanceUid)?.number ?? ''),
-      h('td.mono', r.sopInstanceUid),
+    instancesBody.replaceChildren(...shown.map((r) => h('tr', { dataset: { sop: r.sop, state: r.state } },
+      h('td', str(r.ds, TAG.InstanceNumber)),
+      h('td.mono', r.sop),
       h('td', r.destination),
-      h('td', h('span.pill', { class: r.destination === '–' ? 'waiting' : r.state === 'delivered' ? 'done' : r.state }, r.destination === '–' ? 'local only' : r.state)),
-      h('td', r.attempts !== undefined ? String(r.attempts) : ''),
-      h('td.reason', r.lastError ?? ''))));
+      h('td', h('span.pill', { class: r.state === 'delivered' ? 'done' : r.state === 'local only' ? 'waiting' : r.state }, r.state)),
+      h('td', r.attempts),
+      h('td.reason', r.reason))));
     if (rows.length > shown.length) instancesNote.textContent = `Showing the first ${shown.length} of ${rows.length} instances.`;
   }
 

@@ -1,5 +1,5 @@
 import type { AppContext, View } from '../main';
-import { getFailures, getOutboxSummary, overwrite, pause, resume, retry, type DestinationStatus, type Failure } from '../api';
+import { getFailures, getOutboxSummary, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure, type DestinationStatus, type Failure } from '../api';
 import { h, toast } from '../dom';
 import { bytes, clock, duration, since } from '../format';
 import { drawSparkline } from '../sparkline';
@@ -35,9 +35,10 @@ export function syncView(context: AppContext): View {
   const failuresBody = h('tbody');
   const failuresEmpty = h('p.muted');
   const deliveriesList = h('ul.deliveries');
-  const retryAll = h('button.btn', { type: 'button', onclick: () => void act('Retry all', () => retry({})) }, 'Retry all failed');
+  const retryAllButton = h('button.btn', { type: 'button', onclick: () => void act('Retry all', () => retryAll(destinationNames)) }, 'Retry all failed');
   let disposed = false;
   let names = new Map<string, string>();
+  let destinationNames: string[] = [];
 
   async function act(label: string, action: () => Promise<unknown>): Promise<void> {
     try {
@@ -71,12 +72,12 @@ export function syncView(context: AppContext): View {
       canvas,
       h('footer.dest-actions',
         h('button.btn', { type: 'button', onclick: () => void act(paused ? 'Resume' : 'Pause', () => (paused ? resume(d.name) : pause(d.name))) }, paused ? 'Resume uploads' : 'Pause uploads'),
-        h('button.btn', { type: 'button', disabled: !((c.failed ?? 0) + (c.conflict ?? 0)), onclick: () => void act('Retry', () => retry({ destination: d.name })) }, 'Retry failed')));
+        h('button.btn', { type: 'button', disabled: !((c.failed ?? 0) + (c.conflict ?? 0)), onclick: () => void act('Retry', () => retryDestination(d.name)) }, 'Retry failed')));
   }
 
   function renderFailures(failures: Failure[]): void {
     failuresEmpty.textContent = failures.length === 0 ? 'No failures. Every image either went through or is still on its way.' : '';
-    retryAll.disabled = failures.length === 0;
+    retryAllButton.disabled = failures.length === 0;
     failuresBody.replaceChildren(...failures.map((f) => h('tr', { dataset: { sop: f.sopInstanceUid, state: f.state } },
       h('td', clock(f.updatedAt)),
       h('td', h('a', { href: `#/study/${f.studyUid}` }, f.patientName || names.get(f.studyUid) || f.studyUid)),
@@ -84,8 +85,8 @@ export function syncView(context: AppContext): View {
       h('td', h('span.pill', { class: f.state }, f.state)),
       h('td.reason', f.reason || '–'),
       h('td.row-actions',
-        h('button.btn.small', { type: 'button', onclick: () => void act('Retry', () => retry({ destination: f.destination, sopInstanceUids: [f.sopInstanceUid] })) }, 'Retry'),
-        f.state === 'conflict' ? h('button.btn.small', { type: 'button', onclick: () => void act('Overwrite', () => overwrite({ destination: f.destination, sopInstanceUids: [f.sopInstanceUid] })) }, 'Overwrite') : null))));
+        h('button.btn.small', { type: 'button', onclick: () => void act('Retry', () => retryFailure(f.id!)) }, 'Retry'),
+        f.state === 'conflict' ? h('button.btn.small', { type: 'button', onclick: () => void act('Overwrite', () => overwriteFailure(f.id!)) }, 'Overwrite') : null))));
   }
 
   function renderDeliveries(): void {
@@ -102,6 +103,7 @@ export function syncView(context: AppContext): View {
       const summary = await getOutboxSummary();
       if (disposed) return;
       context.store.configured = summary.configured;
+      destinationNames = summary.destinations.map((d) => d.name);
       for (const d of summary.destinations) {
         const samples = history.get(d.name) ?? [];
         samples.push(d.bytesPerSecond ?? 0);
@@ -130,7 +132,7 @@ export function syncView(context: AppContext): View {
   }
 
   const element = h('section.view.sync',
-    h('header.toolbar', h('h1', 'Cloud sync'), h('span.grow'), retryAll),
+    h('header.toolbar', h('h1', 'Cloud sync'), h('span.grow'), retryAllButton),
     cards,
     h('div.sync-columns',
       h('div.panel', h('h2', 'Failures'), failuresEmpty,

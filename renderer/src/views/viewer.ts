@@ -111,6 +111,8 @@ export function viewerView(context: AppContext, studyUid: string, seriesUid: str
       const image = await cornerstone.loadAndCacheImage(slice.imageId);
       if (disposed || token !== loadToken) return;
       const first = shownIndex < 0;
+      // The canvas was created before the view was in the page: size it to the stage now.
+      if (first) cornerstone.resize(viewport, false);
       cornerstone.displayImage(viewport, image);
       if (first) cornerstone.fitToWindow(viewport);
       shownIndex = index;
@@ -300,7 +302,7 @@ export function viewerView(context: AppContext, studyUid: string, seriesUid: str
     if (!disposed) void prefetch();
   }
 
-  void load().catch((error) => showMessage(`Cannot open the series: ${(error as Error).message}`));
+  requestAnimationFrame(() => void load().catch((error) => showMessage(`Cannot open the series: ${(error as Error).message}`)));
 
   // For tests and the UI benchmark: how many frames were drawn.
   (element as HTMLElement & { renderedFrames?: () => number }).renderedFrames = () => renderedFrames;
