@@ -269,15 +269,17 @@ export class DestinationWorker {
         let deliveredBytes = 0;
         let delivered = 0;
         const changes = new Map<OutboxState, string[]>();
-        for (const part of parts) {
-          const outcome = verdict.outcomes.get(part.row.sop_instance_uid)!;
-          const state = this.settle(part.row, outcome, now, false);
-          if (state) changes.set(state, [...(changes.get(state) ?? []), part.row.sop_instance_uid]);
-          if (state === 'delivered') {
-            delivered++;
-            deliveredBytes += part.sizeBytes;
+        this.options.queries.inTransaction(() => {
+          for (const part of parts) {
+            const outcome = verdict.outcomes.get(part.row.sop_instance_uid)!;
+            const state = this.settle(part.row, outcome, now, false);
+            if (state) changes.set(state, [...(changes.get(state) ?? []), part.row.sop_instance_uid]);
+            if (state === 'delivered') {
+              delivered++;
+              deliveredBytes += part.sizeBytes;
+            }
           }
-        }
+        });
         this.rate.record(deliveredBytes, delivered, now);
         for (const [state, uids] of changes) this.emitChange(batch.studyUid, uids, state);
         if (delivered > 0) this.afterDelivery(batch.studyUid);
@@ -347,7 +349,9 @@ export class DestinationWorker {
   }
 
   private releaseAll(parts: OpenPart[], now: number, message: string | null, refund: boolean): void {
-    for (const part of parts) this.options.queries.release(part.row.id, now, now, message, null, { refundAttempt: refund });
+    this.options.queries.inTransaction(() => {
+      for (const part of parts) this.options.queries.release(part.row.id, now, now, message, null, { refundAttempt: refund });
+    });
   }
 
   private emitChange(studyUid: string, sopInstanceUids: string[], state: OutboxState, reason?: string): void {

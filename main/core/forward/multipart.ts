@@ -17,7 +17,7 @@ export interface MultipartBody {
   stream(): AsyncGenerator<Uint8Array>;
 }
 
-const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
 
 export function newBoundary(): string {
   return `dicomedge-${randomBytes(16).toString('hex')}`;

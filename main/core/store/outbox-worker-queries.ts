@@ -61,6 +61,22 @@ function where(filter: RowFilter, states: readonly OutboxState[]): { sql: string
 export class OutboxWorkerQueries {
   constructor(private readonly db: Db) {}
 
+  /**
+   * Runs outbox updates as one transaction without waiting for fsync. Safe here, and only here: losing a
+   * claim or an outcome to power loss just sends the instance again (and 45070 absorbs it); the next
+   * durable commit (an ingest) syncs these too, in order. better-sqlite3 is synchronous, so no ingest
+   * can commit while the setting is relaxed.
+   */
+  inTransaction<T>(work: () => T): T {
+    const previous = this.db.pragma('synchronous', { simple: true }) as number;
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(work)();
+    } finally {
+      this.db.pragma(`synchronous = ${previous}`);
+    }
+  }
+
   /** Rows left in 'sending' by a crash or shutdown: no response said anything, so they are pending again. */
   resetInterrupted(): number {
     return this.db.prepare("UPDATE outbox SET state = 'pending', updated_at = ? WHERE state = 'sending'").run(Date.now()).changes;
@@ -107,7 +123,7 @@ export class OutboxWorkerQueries {
    * they become 'sending' and their attempts go up by one.
    */
   claim(destination: string, studyUid: string, now: number, maxCount: number, maxBytes: number): ClaimedRow[] {
-    return this.db.transaction(() => {
+    return this.inTransaction(() => {
       const candidates = this.db.prepare(`
         SELECT o.id, o.sop_instance_uid, o.study_uid, COALESCE(i.series_uid, '') AS series_uid,
                COALESCE(i.sop_class_uid, '') AS sop_class_uid, o.destination, o.replaces_earlier, o.attempts,
@@ -128,7 +144,7 @@ export class OutboxWorkerQueries {
         row.attempts += 1;
       }
       return chosen;
-    })();
+    });
   }
 
   delivered(id: number, warningReason: number | null, now: number): boolean {
