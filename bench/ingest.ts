@@ -1,0 +1,250 @@
+/**
+ * `npm run bench -- ingest`: the same DIMSE workloads to this appliance, to DCMTK `storescp --fork`
+ * (writing files) and to Orthanc (default durable storage), each sent by 8 and by 32 concurrent
+ * `storescu` processes on loopback; then the appliance's peak RSS while it receives one 2 GB
+ * multi-frame instance. Every receiver runs in its own process and starts empty for each run.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { spawnDaemon, untilReadyOrExit } from '../test/support/daemon.js';
+import { makeInstance } from '../test/support/instance.js';
+import { freePort, requireTool, run as runCommand, startOrthanc, waitForPort } from '../test/support/peers.js';
+import { newUid } from '../test/support/uid.js';
+
+interface Workload {
+  name: string;
+  count: number;
+  rows: number;
+  columns: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: 'CT 512x512x16', count: 500, rows: 512, columns: 512 },
+  { name: 'small 32x32', count: 3000, rows: 32, columns: 32 },
+];
+const CONCURRENCY = [8, 32];
+const HUGE_BYTES = 2 * 1024 ** 3;
+
+interface Receiver {
+  aet: string;
+  port: number;
+  /** The receiving process (for RSS); undefined for forking receivers. */
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+type ReceiverName = 'appliance' | 'storescp --fork' | 'Orthanc';
+
+async function startAppliance(dir: string): Promise<Receiver> {
+  // Room for 32 concurrent senders (the default limit is 16).
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'settings.json'), JSON.stringify({ dimse: { maxAssociations: 64 } }));
+  const port = await freePort();
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'main/core/cli.ts', 'serve', '--data-dir', dir,
+    '--dimse-port', String(port), '--http-port', String(httpPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = once(child, 'exit');
+  await Promise.race([
+    waitForPort(port, '127.0.0.1', 30_000),
+    exited.then(() => {
+      throw new Error(`the appliance exited before listening:\n${output}`);
+    }),
+  ]);
+  return { aet: 'DICOMEDGE', port, pid: child.pid, stop: () => stopChild(child) };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function startStorescpFork(dir: string): Promise<Receiver> {
+  const port = await freePort();
+  await mkdir(dir, { recursive: true });
+  const daemon = spawnDaemon(requireTool('storescp', 'dcmtk'), ['--fork', '-od', dir, '+xa', '-aet', 'STORESCP', String(port)]);
+  await untilReadyOrExit(daemon, 'storescp', waitForPort(port, '127.0.0.1', 10_000));
+  return { aet: 'STORESCP', port, stop: () => daemon.stop() };
+}
+
+async function startOrthancReceiver(dir: string): Promise<Receiver> {
+  // Orthanc's own default is SyncStorageArea: true; the test helper turns it off, the benchmark turns it back on.
+  const orthanc = await startOrthanc({ dir, aet: 'ORTHANC', extraConfig: { SyncStorageArea: true, DicomThreadsCount: 32 } });
+  return { aet: 'ORTHANC', port: orthanc.dicomPort, pid: orthanc.process.pid, stop: () => orthanc.stop() };
+}
+
+const RECEIVERS: Record<ReceiverName, (dir: string) => Promise<Receiver>> = {
+  appliance: startAppliance,
+  'storescp --fork': startStorescpFork,
+  Orthanc: startOrthancReceiver,
+};
+
+async function writeWorkload(dir: string, workload: Workload): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const studyUid = newUid();
+  const seriesUid = newUid();
+  const paths: string[] = [];
+  for (let i = 0; i < workload.count; i++) {
+    const path = join(dir, `${i}.dcm`);
+    await writeFile(path, makeInstance({ studyUid, seriesUid, instanceNumber: i + 1, rows: workload.rows, columns: workload.columns }));
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** Sends `files` split over `senders` concurrent storescu processes; resolves with the seconds taken. */
+async function send(receiver: Receiver, files: string[], senders: number): Promise<number> {
+  const storescu = requireTool('storescu', 'dcmtk');
+  const slices = Array.from({ length: senders }, (_, n) => files.filter((_, i) => i % senders === n)).filter((s) => s.length > 0);
+  const started = performance.now();
+  const results = await Promise.all(slices.map((slice) =>
+    runCommand(storescu, ['-aec', receiver.aet, '127.0.0.1', String(receiver.port), ...slice], { timeoutMs: 300_000 })));
+  const seconds = (performance.now() - started) / 1000;
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) throw new Error(`${failed.length} storescu processes failed: ${failed[0]!.stderr.slice(0, 500)}`);
+  return seconds;
+}
+
+/** Writes a 2 GB multi-frame instance (explicit VR little endian) by streaming, never holding it in memory. */
+async function writeHugeInstance(path: string): Promise<void> {
+  const rows = 1024;
+  const columns = 1024;
+  const frameBytes = rows * columns * 2;
+  const frames = Math.floor(HUGE_BYTES / frameBytes);
+  const sopInstanceUid = newUid();
+  const sopClassUid = '1.2.840.10008.5.1.4.1.1.7.3'; // Multi-frame Grayscale Word Secondary Capture
+  const text = (group: number, element: number, vr: string, value: string, pad = ' ') => {
+    let bytes = Buffer.from(value, 'latin1');
+    if (bytes.length % 2) bytes = Buffer.concat([bytes, Buffer.from(pad, 'latin1')]);
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(group, 0);
+    head.writeUInt16LE(element, 2);
+    head.write(vr, 4, 'latin1');
+    head.writeUInt16LE(bytes.length, 6);
+    return Buffer.concat([head, bytes]);
+  };
+  const us = (group: number, element: number, value: number) => {
+    const b = Buffer.alloc(10);
+    b.writeUInt16LE(group, 0);
+    b.writeUInt16LE(element, 2);
+    b.write('US', 4, 'latin1');
+    b.writeUInt16LE(2, 6);
+    b.writeUInt16LE(value, 8);
+    return b;
+  };
+  const metaBody = Buffer.concat([
+    (() => { const b = Buffer.alloc(14); b.writeUInt16LE(2, 0); b.writeUInt16LE(1, 2); b.write('OB', 4, 'latin1'); b.writeUInt32LE(2, 8); b[13] = 1; return b; })(),
+    text(2, 2, 'UI', sopClassUid, '\0'),
+    text(2, 3, 'UI', sopInstanceUid, '\0'),
+    text(2, 0x10, 'UI', '1.2.840.10008.1.2.1', '\0'),
+    text(2, 0x12, 'UI', '2.25.1', '\0'),
+  ]);
+  const groupLength = Buffer.alloc(12);
+  groupLength.writeUInt16LE(2, 0);
+  groupLength.write('UL', 4, 'latin1');
+  groupLength.writeUInt16LE(4, 6);
+  groupLength.writeUInt32LE(metaBody.length, 8);
+  const pixelHeader = Buffer.alloc(12);
+  pixelHeader.writeUInt16LE(0x7fe0, 0);
+  pixelHeader.writeUInt16LE(0x0010, 2);
+  pixelHeader.write('OW', 4, 'latin1');
+  pixelHeader.writeUInt32LE(frames * frameBytes, 8);
+  const head = Buffer.concat([
+    Buffer.alloc(128), Buffer.from('DICM'), groupLength, metaBody,
+    text(8, 0x16, 'UI', sopClassUid, '\0'),
+    text(8, 0x18, 'UI', sopInstanceUid, '\0'),
+    text(8, 0x60, 'CS', 'OT'),
+    text(0x10, 0x10, 'PN', 'Bench^Huge'),
+    text(0x10, 0x20, 'LO', 'BENCH2G'),
+    text(0x20, 0x0d, 'UI', newUid(), '\0'),
+    text(0x20, 0x0e, 'UI', newUid(), '\0'),
+    us(0x28, 0x02, 1),
+    text(0x28, 0x04, 'CS', 'MONOCHROME2'),
+    text(0x28, 0x08, 'IS', String(frames)),
+    us(0x28, 0x10, rows),
+    us(0x28, 0x11, columns),
+    us(0x28, 0x100, 16),
+    us(0x28, 0x101, 12),
+    us(0x28, 0x102, 11),
+    us(0x28, 0x103, 0),
+    pixelHeader,
+  ]);
+  const out = createWriteStream(path);
+  out.write(head);
+  const frame = Buffer.alloc(frameBytes);
+  for (let i = 0; i < frame.length; i += 2) frame.writeUInt16LE((i / 2) % 4096, i);
+  for (let f = 0; f < frames; f++) {
+    if (!out.write(frame)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
+}
+
+export async function run(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'dicom-edge-bench-ingest-'));
+  try {
+    const rows: string[][] = [['workload', 'senders', 'receiver', 'seconds', 'inst/s', 'x Orthanc', 'x storescp']];
+    for (const workload of WORKLOADS) {
+      const files = await writeWorkload(join(root, 'in', workload.name.replace(/\W+/g, '-')), workload);
+      for (const senders of CONCURRENCY) {
+        const seconds: Partial<Record<ReceiverName, number>> = {};
+        for (const name of Object.keys(RECEIVERS) as ReceiverName[]) {
+          const dir = join(root, 'out', `${name.replace(/\W+/g, '-')}-${workload.count}-${senders}`);
+          const receiver = await RECEIVERS[name](dir);
+          try {
+            seconds[name] = await send(receiver, files, senders);
+            console.log(`  ${workload.name}, ${senders} senders, ${name}: ${seconds[name]!.toFixed(2)} s`);
+          } finally {
+            await receiver.stop();
+            await rm(dir, { recursive: true, force: true });
+          }
+        }
+        for (const name of Object.keys(RECEIVERS) as ReceiverName[]) {
+          const s = seconds[name]!;
+          rows.push([workload.name, String(senders), name, s.toFixed(2), (workload.count / s).toFixed(0),
+            (seconds.Orthanc! / s).toFixed(2), (seconds['storescp --fork']! / s).toFixed(2)]);
+        }
+      }
+      await rm(join(root, 'in'), { recursive: true, force: true });
+    }
+    console.log(table(rows));
+    console.log('(x Orthanc / x storescp: how many times the row\'s receiver is faster; > 1 is faster)');
+
+    const hugePath = join(root, 'huge.dcm');
+    await writeHugeInstance(hugePath);
+    const dir = join(root, 'out', 'huge');
+    const appliance = await startAppliance(dir);
+    try {
+      const before = await peakRssMb(appliance.pid!);
+      const seconds = await send(appliance, [hugePath], 1);
+      const peak = await peakRssMb(appliance.pid!);
+      console.log(`\nappliance receiving one ${(HUGE_BYTES / 1024 ** 3).toFixed(0)} GB multi-frame instance: ${seconds.toFixed(1)} s, ` +
+        `peak RSS ${peak.toFixed(0)} MB (${before.toFixed(0)} MB after start-up; target <= 250 MB)`);
+    } finally {
+      await appliance.stop();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
