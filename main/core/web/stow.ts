@@ -10,6 +10,8 @@ import { BodyTooLargeError, MalformedMultipartError, readMultipart } from './mul
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
 const SNIFF_BYTES = 64 * 1024;
+/** Parts of one request whose commit may still be running while later parts are read. */
+const MAX_PARTS_IN_FLIGHT = 16;
 
 type PartOutcome =
   | { ok: true; result: IngestResult }
@@ -56,24 +58,37 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
   if (!body) return sendError(reply, 400, 'empty request body');
 
   const peer = request.ip;
-  const outcomes: PartOutcome[] = [];
+  // Parts are read one after another from the socket, but a part's fsync and index commit overlap the
+  // reading of the next ones (bounded), so one request keeps the disk and the group commit busy.
+  const pending: Array<Promise<PartOutcome>> = [];
+  let failure: unknown;
   try {
     for await (const part of readMultipart(body, boundary, { maxBytes })) {
-      outcomes.push(await storePart(ctx, part, { peer, study }));
+      const { consumed, outcome } = storePart(ctx, part, { peer, study });
+      outcome.catch(() => undefined);
+      pending.push(outcome);
+      await consumed;
+      if (pending.length >= MAX_PARTS_IN_FLIGHT) await pending[pending.length - MAX_PARTS_IN_FLIGHT];
     }
   } catch (error) {
+    failure = error;
+  }
+  const settled = await Promise.allSettled(pending);
+  const outcomes = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  failure ??= settled.find((s) => s.status === 'rejected')?.reason;
+  if (failure) {
     const stored = outcomes.flatMap((o) => (o.ok && o.result.outcome === 'stored' ? [o.result.header.sopInstanceUid] : []));
     // Nothing of a request we refuse is kept: the instances it newly added go again.
     for (const uid of stored) await ctx.archive.removeInstance(uid);
-    if (error instanceof BodyTooLargeError) {
+    if (failure instanceof BodyTooLargeError) {
       reply.header('connection', 'close');
-      return sendError(reply, 413, error.message);
+      return sendError(reply, 413, failure.message);
     }
-    if (error instanceof MalformedMultipartError) {
-      ctx.logger.warn({ event: 'stow-malformed', peer, reason: error.message, removed: stored.length }, 'malformed STOW-RS body');
-      return sendError(reply, 400, `malformed multipart/related body: ${error.message}`);
+    if (failure instanceof MalformedMultipartError) {
+      ctx.logger.warn({ event: 'stow-malformed', peer, reason: failure.message, removed: stored.length }, 'malformed STOW-RS body');
+      return sendError(reply, 400, `malformed multipart/related body: ${failure.message}`);
     }
-    throw error;
+    throw failure;
   }
   if (outcomes.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
 
@@ -85,15 +100,30 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
   return reply.code(status).type('application/dicom+json').send(response);
 }
 
-async function storePart(
+function storePart(
   ctx: WebContext,
   part: { headers: Record<string, string>; body: AsyncIterable<Buffer>; drain(): Promise<void> },
   context: { peer: string; study?: string },
-): Promise<PartOutcome> {
+): { consumed: Promise<void>; outcome: Promise<PartOutcome> } {
+  let markConsumed!: () => void;
+  let failConsumed!: (error: unknown) => void;
+  const consumed = new Promise<void>((resolve, reject) => {
+    markConsumed = resolve;
+    failConsumed = reject;
+  });
   const partType = parseMediaType(part.headers['content-type'] ?? 'application/dicom');
   if (!partType || partType.type !== 'application/dicom') {
-    await part.drain();
-    return { ok: false, failureReason: FAILURE_CANNOT_UNDERSTAND, message: `part of type ${part.headers['content-type']} is not application/dicom` };
+    const outcome = part.drain().then(
+      (): PartOutcome => {
+        markConsumed();
+        return { ok: false, failureReason: FAILURE_CANNOT_UNDERSTAND, message: `part of type ${part.headers['content-type']} is not application/dicom` };
+      },
+      (error) => {
+        failConsumed(error);
+        throw error;
+      },
+    );
+    return { consumed, outcome };
   }
   const sniff: Buffer[] = [];
   let sniffed = 0;
@@ -107,30 +137,41 @@ async function storePart(
         }
         yield chunk;
       }
+      markConsumed();
     } catch (error) {
       malformed = error;
+      failConsumed(error);
       throw error;
     }
   }
-  try {
-    const result = await ctx.archive.ingest(tap(), {
-      callingAe: 'STOW-RS',
-      peer: context.peer,
-      expect: context.study ? { studyInstanceUid: context.study } : undefined,
-    });
-    return { ok: true, result };
-  } catch (error) {
-    if (malformed) throw malformed;
-    await part.drain();
-    const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
-    const ids = sniffUids(Buffer.concat(sniff));
-    return {
-      ok: false,
-      failureReason: failure instanceof CannotUnderstandError ? FAILURE_CANNOT_UNDERSTAND : failure.failureReason,
-      message: failure.message,
-      ...ids,
-    };
-  }
+  const outcome = (async (): Promise<PartOutcome> => {
+    try {
+      const result = await ctx.archive.ingest(tap(), {
+        callingAe: 'STOW-RS',
+        peer: context.peer,
+        expect: context.study ? { studyInstanceUid: context.study } : undefined,
+      });
+      return { ok: true, result };
+    } catch (error) {
+      if (malformed) throw malformed;
+      try {
+        await part.drain();
+        markConsumed();
+      } catch (drainError) {
+        failConsumed(drainError);
+        throw drainError;
+      }
+      const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
+      const ids = sniffUids(Buffer.concat(sniff));
+      return {
+        ok: false,
+        failureReason: failure instanceof CannotUnderstandError ? FAILURE_CANNOT_UNDERSTAND : failure.failureReason,
+        message: failure.message,
+        ...ids,
+      };
+    }
+  })();
+  return { consumed, outcome };
 }
 
 /** Best effort: the SOP Class and Instance UIDs of a part we refused, for the FailedSOPSequence. */

@@ -58,19 +58,29 @@ async function retrieve(ctx: WebContext, request: FastifyRequest, reply: Fastify
     plan.push({ row, delivery });
   }
   const paths = ctx.archive.paths;
-  const { boundary, stream } = multipartStream(
+  const { boundary, stream, length } = multipartStream(
     plan.map(({ row, delivery }) => ({
       contentType: `application/dicom; transfer-syntax=${delivery.syntax}`,
+      size: delivery.convert ? undefined : row.size_bytes,
       body: delivery.convert
         ? () => convert(paths.absolute(row.path), row.transfer_syntax_uid)
-        : () => createReadStream(paths.absolute(row.path), { highWaterMark: 256 * 1024 }),
+        : () => original(paths.absolute(row.path), row.size_bytes),
     })),
   );
   ctx.logger.debug({ event: 'wado-retrieve', peer: request.ip, ...scope, instances: rows.length }, 'WADO-RS retrieve');
+  if (length !== undefined) reply.header('content-length', length);
   return reply
     .code(200)
     .header('content-type', `multipart/related; type="application/dicom"; boundary=${boundary}`)
     .send(stream);
+}
+
+/** Whole-file reads below this size cost one round trip to the thread pool; larger files stream. */
+const READ_WHOLE_BYTES = 8 * 1024 * 1024;
+
+async function* original(path: string, size: number): AsyncGenerator<Uint8Array> {
+  if (size <= READ_WHOLE_BYTES) yield await readFile(path);
+  else yield* createReadStream(path, { highWaterMark: 1024 * 1024 });
 }
 
 async function* convert(path: string, stored: string): AsyncGenerator<Uint8Array> {

@@ -1,0 +1,306 @@
+/**
+ * `npm run bench -- web`: the HTTP server beside Orthanc (with its DICOMweb plugin), on loopback.
+ *  - QIDO-RS: p50/p99 of four queries over an index of STUDIES studies × 10 instances, in both.
+ *  - STOW-RS: 500 CT instances (512×512×16) over HTTP into each (5 requests of 100 at once).
+ *  - WADO-RS: retrieval of that 500-instance series, original bytes, from each.
+ * Orthanc's load is slow, so its storage (and ours) stays under bench/.work/web between runs; a run
+ * tops Orthanc up for at most BENCH_WEB_LOAD_SECONDS and then compares both at what Orthanc holds.
+ */
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { makeInstance } from '../test/support/instance.js';
+import { startOrthanc, type OrthancPeer } from '../test/support/orthanc.js';
+import { spawnDaemon, untilReadyOrExit } from '../test/support/daemon.js';
+import { freePort } from '../test/support/net.js';
+import { startWebAppliance, type WebAppliance } from '../test/support/web-appliance.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const TOKEN = 'bench-token';
+
+interface ServedAppliance {
+  dicomWebUrl: string;
+  stop(): Promise<void>;
+}
+
+/** `dicom-edge serve` in its own process, as Orthanc runs in its own: the client does not share its thread. */
+async function serveAppliance(dataDir: string): Promise<ServedAppliance> {
+  const httpPort = await freePort();
+  const daemon = spawnDaemon(process.execPath, ['--import', 'tsx', join(ROOT, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
+    '--http-port', String(httpPort), '--dimse-port', String(await freePort()), '--api-token', TOKEN], { cwd: ROOT, logFile: join(WORK, 'appliance.log') });
+  const base = `http://127.0.0.1:${httpPort}`;
+  await untilReadyOrExit(daemon, 'dicom-edge serve', (async () => {
+    for (;;) {
+      try {
+        const response = await fetch(`${base}/api/ready`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        if (response.ok) return;
+      } catch {
+        /* not listening yet */
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })());
+  return { dicomWebUrl: `${base}/dicom-web`, stop: () => daemon.stop() };
+}
+
+const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'web');
+const TARGET_STUDIES = Number(process.env.BENCH_WEB_STUDIES ?? 10_000);
+const LOAD_SECONDS = Number(process.env.BENCH_WEB_LOAD_SECONDS ?? 1200);
+const INSTANCES_PER_STUDY = 10;
+const QUERY_RUNS = Number(process.env.BENCH_WEB_QUERY_RUNS ?? 200);
+const CT_COUNT = 500;
+
+const LAST = ['Smith', 'Jones', 'Brown', 'Taylor', 'Wilson', 'Davies', 'Evans', 'Thomas', 'Johnson', 'Roberts', 'Walker', 'Wright',
+  'Robinson', 'Thompson', 'White', 'Hughes', 'Edwards', 'Green', 'Hall', 'Wood', 'Harris', 'Lewis', 'Martin', 'Jackson', 'Clarke',
+  'Clark', 'Turner', 'Hill', 'Scott', 'Cooper', 'Morris', 'Ward', 'Moore', 'King', 'Watson', 'Baker', 'Harrison', 'Morgan', 'Patel',
+  'Young', 'Allen', 'Mitchell', 'James', 'Anderson', 'Phillips', 'Lee', 'Bell', 'Parker', 'Davis', 'Miller'];
+const FIRST = ['Oliver', 'Amelia', 'Jack', 'Isla', 'Harry', 'Ava', 'Jacob', 'Emily', 'Charlie', 'Sophie', 'Thomas', 'Grace', 'George',
+  'Mia', 'Oscar', 'Poppy', 'James', 'Ella', 'William', 'Lily'];
+const MODALITIES = ['CT', 'MR', 'US', 'CR', 'DX', 'PT'];
+
+/** Study i of the QIDO workload: deterministic, so both servers index exactly the same data. */
+function studyInstances(i: number): Buffer[] {
+  const root = `2.25.${7_000_000 + i}`;
+  const day = i % 1826; // five years of dates
+  const date = new Date(Date.UTC(2020, 0, 1) + day * 86_400_000).toISOString().slice(0, 10).replace(/-/g, '');
+  const shared = {
+    studyUid: `${root}.1`,
+    patientName: `${LAST[i % LAST.length]}^${FIRST[(i * 7) % FIRST.length]}`,
+    patientId: `PID${String(i % 4000).padStart(5, '0')}`,
+    studyDate: date,
+    studyTime: String(80000 + (i % 1000) * 10).padStart(6, '0'),
+    accession: `ACC${i}`,
+    rows: 8,
+    columns: 8,
+  };
+  const out: Buffer[] = [];
+  for (let s = 0; s < 2; s++) {
+    const modality = MODALITIES[(i + s * 3) % MODALITIES.length]!;
+    for (let k = 0; k < INSTANCES_PER_STUDY / 2; k++) {
+      out.push(makeInstance({
+        ...shared, seriesUid: `${root}.2.${s}`, sopInstanceUid: `${root}.3.${s}.${k}`, seriesNumber: s + 1, instanceNumber: k + 1,
+        modality, sopClassUid: '1.2.840.10008.5.1.4.1.1.7', frameOfReferenceUid: `${root}.4`,
+      }));
+    }
+  }
+  return out;
+}
+
+const QUERIES = [
+  { name: 'PatientName prefix', path: '/studies?PatientName=Wil*' },
+  { name: 'PatientID', path: '/studies?PatientID=PID00123' },
+  { name: 'StudyDate range + ModalitiesInStudy', path: '/studies?StudyDate=20230101-20230131&ModalitiesInStudy=CT' },
+  { name: 'most recent 100 studies', path: '/studies?limit=100' },
+];
+
+async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+async function orthancStudyCount(orthanc: OrthancPeer): Promise<number> {
+  const stats = (await (await fetch(`${orthanc.httpUrl}/statistics`)).json()) as { CountStudies: number };
+  return stats.CountStudies;
+}
+
+async function loadOrthanc(orthanc: OrthancPeer): Promise<number> {
+  let have = await orthancStudyCount(orthanc);
+  const deadline = Date.now() + LOAD_SECONDS * 1000;
+  const started = Date.now();
+  const from = have;
+  // Studies are loaded in index order, so "have" is also the next index to load.
+  while (have < TARGET_STUDIES && Date.now() < deadline) {
+    const batch = Array.from({ length: Math.min(200, TARGET_STUDIES - have) }, (_, k) => have + k);
+    await pool(batch, 4, async (i) => {
+      for (const bytes of studyInstances(i)) {
+        const response = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: bytes as unknown as BodyInit });
+        if (!response.ok) throw new Error(`Orthanc refused study ${i}: ${response.status} ${await response.text()}`);
+        await response.arrayBuffer();
+      }
+    });
+    have += batch.length;
+    const rate = ((have - from) * INSTANCES_PER_STUDY) / ((Date.now() - started) / 1000);
+    process.stdout.write(`\r  Orthanc: ${have}/${TARGET_STUDIES} studies loaded (${rate.toFixed(0)} instances/s)   `);
+  }
+  process.stdout.write('\n');
+  return orthancStudyCount(orthanc);
+}
+
+async function loadAppliance(w: WebAppliance, studies: number): Promise<void> {
+  const db = w.appliance.archive.db;
+  let have = (db.prepare('SELECT COUNT(*) AS n FROM studies').get() as { n: number }).n;
+  const started = Date.now();
+  const from = have;
+  while (have < studies) {
+    const batch = Array.from({ length: Math.min(500, studies - have) }, (_, k) => have + k);
+    const all = batch.flatMap((i) => studyInstances(i));
+    await pool(all, 8, async (bytes) => {
+      await w.appliance.archive.ingest(Readable.from([bytes]), { callingAe: 'BENCH', peer: 'bench' });
+    });
+    have += batch.length;
+    const rate = ((have - from) * INSTANCES_PER_STUDY) / ((Date.now() - started) / 1000);
+    process.stdout.write(`\r  appliance: ${have}/${studies} studies indexed (${rate.toFixed(0)} instances/s)   `);
+  }
+  process.stdout.write('\n');
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function timeQuery(url: string, headers: Record<string, string>): Promise<{ p50: number; p99: number; results: number }> {
+  const times: number[] = [];
+  let results = 0;
+  for (let run = 0; run < QUERY_RUNS + 5; run++) {
+    const t0 = performance.now();
+    const response = await fetch(url, { headers: { accept: 'application/dicom+json', ...headers } });
+    const text = await response.text();
+    const elapsed = performance.now() - t0;
+    if (response.status !== 200 && response.status !== 204) throw new Error(`${url}: ${response.status} ${text}`);
+    results = text ? (JSON.parse(text) as unknown[]).length : 0;
+    if (run >= 5) times.push(elapsed); // the first runs warm caches and connections
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 50), p99: percentile(times, 99), results };
+}
+
+async function ctFiles(): Promise<{ paths: string[]; studyUid: string; seriesUid: string }> {
+  const dir = join(WORK, 'ct500');
+  const studyUid = '2.25.9100000.1';
+  const seriesUid = '2.25.9100000.2';
+  await mkdir(dir, { recursive: true });
+  const existing = (await readdir(dir)).filter((n) => n.endsWith('.dcm'));
+  if (existing.length !== CT_COUNT) {
+    for (let i = 0; i < CT_COUNT; i++) {
+      const bytes = makeInstance({ studyUid, seriesUid, sopInstanceUid: `2.25.9100000.3.${i}`, instanceNumber: i + 1, rows: 512, columns: 512,
+        patientName: 'Bench^CT', patientId: 'BENCHCT', frameOfReferenceUid: '2.25.9100000.4' });
+      await writeFile(join(dir, `${String(i).padStart(4, '0')}.dcm`), bytes);
+    }
+  }
+  const paths = (await readdir(dir)).filter((n) => n.endsWith('.dcm')).sort().map((n) => join(dir, n));
+  return { paths, studyUid, seriesUid };
+}
+
+/** POSTs files as one multipart/related STOW-RS request, streamed from disk with a known length. */
+async function stowFiles(url: string, paths: string[], headers: Record<string, string>): Promise<number> {
+  const boundary = 'bench-boundary-6b1d0c';
+  const sizes = await Promise.all(paths.map(async (p) => (await readFile(p)).length));
+  const head = (i: number) => Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const length = paths.reduce((n, _, i) => n + head(i).length + sizes[i]!, 0) + tail.length;
+  async function* body() {
+    for (let i = 0; i < paths.length; i++) {
+      yield head(i);
+      yield await readFile(paths[i]!);
+    }
+    yield tail;
+  }
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`, 'content-length': length, accept: 'application/dicom+json' },
+    }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (c: Buffer) => chunks.push(c));
+      response.on('end', () => (response.statusCode === 200 ? resolve(response.statusCode) : reject(new Error(`${url}: ${response.statusCode} ${Buffer.concat(chunks).toString().slice(0, 300)}`))));
+    });
+    request.on('error', reject);
+    Readable.from(body()).pipe(request);
+  });
+}
+
+async function benchStow(url: string, paths: string[], headers: Record<string, string>): Promise<number> {
+  const groups = Array.from({ length: 5 }, (_, g) => paths.slice(g * 100, (g + 1) * 100));
+  const t0 = performance.now();
+  await Promise.all(groups.map((group) => stowFiles(url, group, headers)));
+  return (performance.now() - t0) / 1000;
+}
+
+async function benchWado(url: string, headers: Record<string, string>): Promise<{ seconds: number; bytes: number }> {
+  const runs: Array<{ seconds: number; bytes: number }> = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    const response = await fetch(url, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', ...headers } });
+    if (response.status !== 200) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+    let bytes = 0;
+    for await (const chunk of response.body!) bytes += (chunk as Uint8Array).length;
+    runs.push({ seconds: (performance.now() - t0) / 1000, bytes });
+  }
+  runs.sort((a, b) => a.seconds - b.seconds);
+  return runs[1]!;
+}
+
+export async function run(): Promise<void> {
+  await mkdir(WORK, { recursive: true });
+  const results: Record<string, string>[] = [];
+
+  // QIDO over the persistent index.
+  const orthancDir = join(WORK, 'orthanc-qido');
+  const orthanc = await startOrthanc({ dir: orthancDir, storageDir: join(orthancDir, 'storage'), startTimeoutMs: 120_000 });
+  let w: WebAppliance | undefined;
+  let served: ServedAppliance | undefined;
+  try {
+    const studies = await loadOrthanc(orthanc);
+    if (studies < TARGET_STUDIES) console.log(`  Orthanc holds ${studies} of ${TARGET_STUDIES} studies after the load budget; comparing at ${studies}`);
+    w = await startWebAppliance({ dataDir: join(WORK, 'appliance-qido'), overrides: { apiToken: TOKEN } });
+    await loadAppliance(w, studies);
+    await w.stop();
+    w = undefined;
+    served = await serveAppliance(join(WORK, 'appliance-qido'));
+    for (const query of QUERIES) {
+      const ours = await timeQuery(`${served.dicomWebUrl}${query.path}`, { authorization: `Bearer ${TOKEN}` });
+      const theirs = await timeQuery(`${orthanc.dicomWebUrl}${query.path}`, {});
+      results.push({
+        benchmark: `QIDO ${query.name} (${studies} studies × ${INSTANCES_PER_STUDY})`,
+        'DICOM Edge': `p50 ${ours.p50.toFixed(2)} ms, p99 ${ours.p99.toFixed(2)} ms (${ours.results} results)`,
+        Orthanc: `p50 ${theirs.p50.toFixed(2)} ms, p99 ${theirs.p99.toFixed(2)} ms (${theirs.results} results)`,
+        'speed-up (p50)': `${(theirs.p50 / ours.p50).toFixed(1)}×`,
+      });
+    }
+  } finally {
+    await w?.stop();
+    await served?.stop();
+    await orthanc.stop();
+  }
+
+  // STOW-RS and WADO-RS of a 500-instance CT series, into fresh servers.
+  const ct = await ctFiles();
+  const totalBytes = (await Promise.all(ct.paths.map(async (p) => (await readFile(p)).length))).reduce((a, b) => a + b, 0);
+  const freshOrthancDir = join(WORK, 'orthanc-stow');
+  await rm(freshOrthancDir, { recursive: true, force: true });
+  // Orthanc's own default: fsync stored files, as our archive always does (the test config turns it off).
+  const orthanc2 = await startOrthanc({ dir: freshOrthancDir, startTimeoutMs: 60_000, extraConfig: { SyncStorageArea: true } });
+  const freshDir = join(WORK, 'appliance-stow');
+  await rm(freshDir, { recursive: true, force: true });
+  const w2 = await serveAppliance(freshDir);
+  try {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const oursStow = await benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth);
+    const theirsStow = await benchStow(`${orthanc2.dicomWebUrl}/studies`, ct.paths, {});
+    results.push({
+      benchmark: `STOW-RS ${CT_COUNT} CT 512×512 (${(totalBytes / 1e6).toFixed(0)} MB, 5 requests at once)`,
+      'DICOM Edge': `${oursStow.toFixed(2)} s, ${(CT_COUNT / oursStow).toFixed(0)} instances/s`,
+      Orthanc: `${theirsStow.toFixed(2)} s, ${(CT_COUNT / theirsStow).toFixed(0)} instances/s`,
+      'speed-up (p50)': `${(theirsStow / oursStow).toFixed(1)}×`,
+    });
+    const series = `/studies/${ct.studyUid}/series/${ct.seriesUid}`;
+    const oursWado = await benchWado(`${w2.dicomWebUrl}${series}`, auth);
+    const theirsWado = await benchWado(`${orthanc2.dicomWebUrl}${series}`, {});
+    results.push({
+      benchmark: `WADO-RS series of ${CT_COUNT} CT, original bytes (median of 3)`,
+      'DICOM Edge': `${oursWado.seconds.toFixed(2)} s, ${(oursWado.bytes / 1e6 / oursWado.seconds).toFixed(0)} MB/s`,
+      Orthanc: `${theirsWado.seconds.toFixed(2)} s, ${(theirsWado.bytes / 1e6 / theirsWado.seconds).toFixed(0)} MB/s`,
+      'speed-up (p50)': `${(theirsWado.seconds / oursWado.seconds).toFixed(1)}×`,
+    });
+  } finally {
+    await w2.stop();
+    await orthanc2.stop();
+    await rm(freshDir, { recursive: true, force: true });
+    await rm(freshOrthancDir, { recursive: true, force: true });
+  }
+  console.table(results);
+}
