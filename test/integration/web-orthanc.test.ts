@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
 import { startOrthanc, type OrthancPeer } from '../support/peers.js';
@@ -54,7 +55,7 @@ describe('QIDO-RS agrees with Orthanc', () => {
     for (const instance of instances) {
       const toOrthanc = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: instance.buffer as unknown as BodyInit, headers: { 'content-type': 'application/dicom' } });
       assert.equal(toOrthanc.status, 200, await toOrthanc.text());
-      await w.appliance.archive.ingest([instance.buffer], { callingAe: 'TEST', peer: 'test' });
+      await w.appliance.archive.ingest(Readable.from([instance.buffer]), { callingAe: 'TEST', peer: 'test' });
     }
   });
   after(async () => {
