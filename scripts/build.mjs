@@ -36,6 +36,9 @@ if (existsSync('main/electron/main.ts')) {
     format: 'cjs',
     target: 'node20',
     external: ['electron', 'better-sqlite3', 'dcmjs-codecs', 'dcmjs-imaging', 'pino', 'pino-roll', 'thread-stream'],
+    // The core is ESM and finds its files from import.meta.url, which a CommonJS bundle does not have.
+    define: { 'import.meta.url': '__bundleFileUrl' },
+    banner: { js: "const __bundleFileUrl = require('node:url').pathToFileURL(__filename).href;" },
     sourcemap: true,
     logLevel: 'warning',
   });

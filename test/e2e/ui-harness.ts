@@ -41,8 +41,11 @@ export async function startUiSession(options: { viewport?: { width: number; heig
   try {
     browser = await launchChromium();
     const page = await browser.newPage({ viewport: options.viewport ?? { width: 1440, height: 900 } });
+    // tsx (esbuild keepNames) wraps named functions inside page.evaluate callbacks in __name(): give the page one.
+    await page.addInitScript({ content: 'globalThis.__name = (fn) => fn;' });
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
+    page.on('crash', () => pageErrors.push('the page crashed'));
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(`console: ${message.text()}`);
     });

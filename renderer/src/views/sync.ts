@@ -1,7 +1,7 @@
 import type { AppContext, View } from '../main';
 import { getFailures, getOutboxSummary, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure, type DestinationStatus, type Failure } from '../api';
 import { h, toast } from '../dom';
-import { bytes, clock, duration, since } from '../format';
+import { bytes, clock, duration, personName } from '../format';
 import { drawSparkline } from '../sparkline';
 
 const STATE_TEXT: Record<DestinationStatus['state'], string> = {
@@ -80,7 +80,7 @@ export function syncView(context: AppContext): View {
     retryAllButton.disabled = failures.length === 0;
     failuresBody.replaceChildren(...failures.map((f) => h('tr', { dataset: { sop: f.sopInstanceUid, state: f.state } },
       h('td', clock(f.updatedAt)),
-      h('td', h('a', { href: `#/study/${f.studyUid}` }, f.patientName || names.get(f.studyUid) || f.studyUid)),
+      h('td', h('a', { href: `#/study/${f.studyUid}` }, f.patientName ? personName(f.patientName) : names.get(f.studyUid) || f.studyUid)),
       h('td', f.destination),
       h('td', h('span.pill', { class: f.state }, f.state)),
       h('td.reason', f.reason || '–'),

@@ -1,0 +1,138 @@
+/**
+ * `npm run bench -- ui`: the desktop UI in Chromium against a headless appliance.
+ * - click → first image of a 500-slice CT series (512×512, 16-bit), target ≤ 1 s;
+ * - scroll rate through that series once prefetched, target ≥ 30 fps;
+ * - a 10,000-study list: render time (target ≤ 300 ms) and dropped frames while scrolling it.
+ */
+import { Readable } from 'node:stream';
+import { buildRenderer, screenshot, startUiSession } from '../test/e2e/ui-harness.js';
+import { makeInstance } from '../test/support/instance.js';
+import { newUid } from '../test/support/uid.js';
+
+const SLICES = 500;
+const STUDIES = 10_000;
+
+function syntheticStudies(count: number): unknown[] {
+  const modalities = ['CT', 'MR', 'CR', 'US', 'DX'];
+  return Array.from({ length: count }, (_, i) => ({
+    '0020000D': { vr: 'UI', Value: [`2.25.${1000000 + i}`] },
+    '00100010': { vr: 'PN', Value: [{ Alphabetic: `PATIENT${i}^TEST` }] },
+    '00100020': { vr: 'LO', Value: [`PID${i}`] },
+    '00100030': { vr: 'DA', Value: ['19700101'] },
+    '00080020': { vr: 'DA', Value: [`2026${String((i % 12) + 1).padStart(2, '0')}${String((i % 28) + 1).padStart(2, '0')}`] },
+    '00080030': { vr: 'TM', Value: ['101500'] },
+    '00080050': { vr: 'SH', Value: [`ACC${i}`] },
+    '00081030': { vr: 'LO', Value: ['Synthetic study'] },
+    '00080061': { vr: 'CS', Value: [modalities[i % modalities.length]] },
+    '00201206': { vr: 'IS', Value: [3] },
+    '00201208': { vr: 'IS', Value: [120] },
+  }));
+}
+
+export async function run(): Promise<void> {
+  buildRenderer();
+  const ui = await startUiSession({ viewport: { width: 1440, height: 900 } });
+  const { page, appliance } = ui;
+  try {
+    // A 500-slice CT series, ingested straight into the archive.
+    const studyUid = newUid();
+    const seriesUid = newUid();
+    for (let i = 1; i <= SLICES; i++) {
+      const buffer = makeInstance({ studyUid, seriesUid, sopInstanceUid: newUid(), instanceNumber: i, rows: 512, columns: 512,
+        patientName: 'BENCH^CT', patientId: 'BENCH-1', studyDescription: 'CT 500 slices', extra: { SliceLocation: String(i) } });
+      await appliance.appliance.archive.ingest(Readable.from([buffer]), { callingAe: 'BENCH', peer: 'bench' });
+    }
+
+    // Click → first image.
+    await page.goto(`${appliance.baseUrl}/#/study/${studyUid}`);
+    await page.waitForSelector('.series-card');
+    const firstImageMs = await page.evaluate(() => new Promise<number>((resolve) => {
+      const card = document.querySelector<HTMLElement>('.series-card')!;
+      const t0 = performance.now();
+      const observer = new MutationObserver(() => {
+        const viewport = document.querySelector('.viewport');
+        if (!viewport) return;
+        observer.disconnect();
+        viewport.addEventListener('cornerstoneimagerendered', () => resolve(performance.now() - t0), { once: true });
+      });
+      observer.observe(document.body, { childList: true, subtree: true });
+      card.click();
+    }));
+    await page.waitForSelector('.viewer[data-prefetched="true"]', { timeout: 300_000 });
+    const viewerShot = await screenshot(page, 'bench-viewer');
+
+    // Scroll rate once prefetched: one slice per step, each waiting for its frame to be drawn.
+    const scroll = await page.evaluate(() => new Promise<{ fps: number; steps: number }>((resolve) => {
+      const viewport = document.querySelector<HTMLElement>('.viewport')!;
+      const steps = 300;
+      let done = 0;
+      const t0 = performance.now();
+      const step = (): void => {
+        document.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowDown', bubbles: true }));
+      };
+      viewport.addEventListener('cornerstoneimagerendered', () => {
+        done++;
+        if (done >= steps) resolve({ fps: (steps / (performance.now() - t0)) * 1000, steps });
+        else step();
+      });
+      step();
+    }));
+
+    // 10,000-study list: QIDO answered with synthetic studies, timed from the response to the rows on screen.
+    await page.goto(`${appliance.baseUrl}/#/settings`);
+    const payload = JSON.stringify(syntheticStudies(STUDIES));
+    await page.route('**/dicom-web/studies?**', (route) => route.fulfill({ status: 200, contentType: 'application/dicom+json', body: payload }));
+    await page.route('**/api/sync?**', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '[]' }));
+    await page.reload();
+    await page.waitForSelector('.settings');
+    const listMs = await page.evaluate((count) => new Promise<number>((resolve) => {
+      const t0 = performance.now();
+      const check = (): void => {
+        const text = document.querySelector('.count')?.textContent ?? '';
+        if (text.startsWith(`${count.toLocaleString()} of`) && document.querySelector('.row.study')) resolve(performance.now() - t0);
+        else requestAnimationFrame(check);
+      };
+      location.hash = '#/studies';
+      requestAnimationFrame(check);
+    }), STUDIES);
+    const listShot = await screenshot(page, 'bench-studies');
+
+    const frames = await page.evaluate(() => new Promise<{ frames: number; dropped: number; longestMs: number }>((resolve) => {
+      const list = document.querySelector<HTMLElement>('.vlist')!;
+      const intervals: number[] = [];
+      let last = performance.now();
+      let n = 0;
+      const tick = (now: number): void => {
+        intervals.push(now - last);
+        last = now;
+        list.scrollTop += 120;
+        if (++n < 240) requestAnimationFrame(tick);
+        else {
+          const sorted = [...intervals].sort((a, b) => a - b);
+          const frame = sorted[Math.floor(sorted.length / 2)]!;
+          resolve({ frames: intervals.length, dropped: intervals.filter((d) => d > frame * 1.5).length, longestMs: sorted[sorted.length - 1]! });
+        }
+      };
+      requestAnimationFrame((now) => {
+        last = now;
+        requestAnimationFrame(tick);
+      });
+    }));
+
+    const rows = [
+      ['measure', 'result', 'target', 'met'],
+      ['click → first image, 500-slice CT', `${firstImageMs.toFixed(0)} ms`, '≤ 1000 ms', firstImageMs <= 1000 ? 'yes' : 'NO'],
+      ['scroll once prefetched', `${scroll.fps.toFixed(1)} fps (${scroll.steps} slices)`, '≥ 30 fps', scroll.fps >= 30 ? 'yes' : 'NO'],
+      ['10,000-study list render', `${listMs.toFixed(0)} ms`, '≤ 300 ms', listMs <= 300 ? 'yes' : 'NO'],
+      ['list scroll, 240 frames', `${frames.dropped} dropped (longest ${frames.longestMs.toFixed(1)} ms)`, '0 dropped', frames.dropped === 0 ? 'yes' : 'NO'],
+    ];
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
+    console.log(`screenshots: ${viewerShot}, ${listShot}`);
+  } catch (error) {
+    console.error(`ui bench failed: ${(error as Error).message}\npage errors: ${ui.pageErrors.join('\n')}`);
+    throw error;
+  } finally {
+    await ui.stop();
+  }
+}
