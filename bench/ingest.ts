@@ -29,6 +29,20 @@ const WORKLOADS: Workload[] = [
 const CONCURRENCY = [8, 32];
 const HUGE_BYTES = 2 * 1024 ** 3;
 
+/**
+ * For quick iteration, environment variables narrow the run (the full table runs without them):
+ * BENCH_INGEST_WORKLOAD=CT|small, BENCH_INGEST_SENDERS=8|32, BENCH_INGEST_RECEIVERS=appliance,Orthanc,
+ * BENCH_INGEST_HUGE=0 skips the 2 GB instance, BENCH_APPLIANCE_NODE_ARGS adds node flags to the
+ * appliance (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ */
+const filter = {
+  workload: process.env.BENCH_INGEST_WORKLOAD?.toLowerCase(),
+  senders: process.env.BENCH_INGEST_SENDERS ? Number(process.env.BENCH_INGEST_SENDERS) : undefined,
+  receivers: process.env.BENCH_INGEST_RECEIVERS?.split(',').map((name) => name.trim()),
+  huge: process.env.BENCH_INGEST_HUGE !== '0',
+  applianceNodeArgs: process.env.BENCH_APPLIANCE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [],
+};
+
 interface Receiver {
   aet: string;
   port: number;
@@ -45,7 +59,7 @@ async function startAppliance(dir: string): Promise<Receiver> {
   await writeFile(join(dir, 'settings.json'), JSON.stringify({ dimse: { maxAssociations: 64 } }));
   const port = await freePort();
   const httpPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'main/core/cli.ts', 'serve', '--data-dir', dir,
+  const child = spawn(process.execPath, [...filter.applianceNodeArgs, '--import', 'tsx', 'main/core/cli.ts', 'serve', '--data-dir', dir,
     '--dimse-port', String(port), '--http-port', String(httpPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -196,6 +210,13 @@ async function peakRssMb(pid: number): Promise<number> {
   return kb / 1024;
 }
 
+/** User + system CPU time of a process (and its reaped threads), a load-independent cost measure. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
@@ -205,31 +226,36 @@ export async function run(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'dicom-edge-bench-ingest-'));
   try {
     const rows: string[][] = [['workload', 'senders', 'receiver', 'seconds', 'inst/s', 'x Orthanc', 'x storescp']];
-    for (const workload of WORKLOADS) {
+    const receiverNames = (Object.keys(RECEIVERS) as ReceiverName[]).filter((name) => !filter.receivers || filter.receivers.includes(name));
+    for (const workload of WORKLOADS.filter((w) => !filter.workload || w.name.toLowerCase().startsWith(filter.workload))) {
       const files = await writeWorkload(join(root, 'in', workload.name.replace(/\W+/g, '-')), workload);
-      for (const senders of CONCURRENCY) {
+      for (const senders of CONCURRENCY.filter((n) => !filter.senders || n === filter.senders)) {
         const seconds: Partial<Record<ReceiverName, number>> = {};
-        for (const name of Object.keys(RECEIVERS) as ReceiverName[]) {
+        for (const name of receiverNames) {
           const dir = join(root, 'out', `${name.replace(/\W+/g, '-')}-${workload.count}-${senders}`);
           const receiver = await RECEIVERS[name](dir);
           try {
+            const cpuBefore = receiver.pid ? await cpuSeconds(receiver.pid) : 0;
             seconds[name] = await send(receiver, files, senders);
-            console.log(`  ${workload.name}, ${senders} senders, ${name}: ${seconds[name]!.toFixed(2)} s`);
+            const cpu = receiver.pid ? ` (receiver CPU ${((await cpuSeconds(receiver.pid)) - cpuBefore).toFixed(2)} s)` : '';
+            console.log(`  ${workload.name}, ${senders} senders, ${name}: ${seconds[name]!.toFixed(2)} s${cpu}`);
           } finally {
             await receiver.stop();
             await rm(dir, { recursive: true, force: true });
           }
         }
-        for (const name of Object.keys(RECEIVERS) as ReceiverName[]) {
+        const ratio = (other: number | undefined, s: number) => (other === undefined ? '-' : (other / s).toFixed(2));
+        for (const name of receiverNames) {
           const s = seconds[name]!;
           rows.push([workload.name, String(senders), name, s.toFixed(2), (workload.count / s).toFixed(0),
-            (seconds.Orthanc! / s).toFixed(2), (seconds['storescp --fork']! / s).toFixed(2)]);
+            ratio(seconds.Orthanc, s), ratio(seconds['storescp --fork'], s)]);
         }
       }
       await rm(join(root, 'in'), { recursive: true, force: true });
     }
     console.log(table(rows));
     console.log('(x Orthanc / x storescp: how many times the row\'s receiver is faster; > 1 is faster)');
+    if (!filter.huge) return;
 
     const hugePath = join(root, 'huge.dcm');
     await writeHugeInstance(hugePath);

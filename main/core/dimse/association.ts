@@ -5,6 +5,7 @@ import type { Archive, IngestResult } from '../store/archive.js';
 import { IngestAbortedError, IngestError } from '../store/errors.js';
 import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
 import { buildFileMeta } from './file-meta.js';
+import { cStoreResponsePdu, joinPdvs, PDU_TYPE_P_DATA_TF, readCStoreCommand, splitPdvs, type CStoreCommand, type Pdv } from './pdata.js';
 import { decideContext } from './presentation-contexts.js';
 import { DimseStatus, errorComment } from './statuses.js';
 import { StoreSink } from './store-sink.js';
@@ -57,6 +58,22 @@ interface NetworkInternals {
   connected: boolean;
   connectedTime: number | undefined;
   lastPduTime: number | undefined;
+  association: DimseAssociation | undefined;
+  /** Set while dcmjs-dimse's general path is in the middle of a message. */
+  dimse: unknown;
+  dimseStream: unknown;
+  dimseStoreStream: unknown;
+}
+
+type ProcessPdu = (this: unknown, pdu: Buffer) => Promise<void>;
+const generalProcessPdu = (Scp.prototype as unknown as { _processPdu: ProcessPdu })._processPdu;
+
+/** A C-STORE whose data set is arriving on the fast path. */
+interface FastStore {
+  presentationContextId: number;
+  command: CStoreCommand;
+  sink: StoreSink;
+  work: Promise<StoreOutcome>;
 }
 
 /**
@@ -69,6 +86,7 @@ export class EdgeScp extends Scp {
   private readonly stores = new WeakMap<CStoreRequest, Promise<StoreOutcome>>();
   private readonly sinks = new Set<StoreSink>();
   private readonly cancelled = new Set<number>();
+  private fastStore: FastStore | undefined;
 
   constructor(readonly socket: Socket, options: ScpOptions, private readonly env: ScpEnvironment) {
     super(socket, options);
@@ -144,10 +162,77 @@ export class EdgeScp extends Scp {
     callback(response);
   }
 
+  /**
+   * dcmjs-dimse calls this for every complete PDU. P-DATA-TF PDUs of a C-STORE (the bulk of all
+   * traffic) take the fast path; everything else, including a command split over several PDVs,
+   * goes through the general path.
+   */
+  async _processPdu(pdu: Buffer): Promise<void> {
+    if (pdu[0] === PDU_TYPE_P_DATA_TF && this.accepted) {
+      const pdvs = splitPdvs(pdu);
+      if (pdvs) {
+        const taken = this.takePdvs(pdvs);
+        if (taken === pdvs.length) return;
+        if (taken > 0) return generalProcessPdu.call(this, joinPdvs(pdvs.slice(taken).map((pdv) => pdv.item)));
+      }
+    }
+    return generalProcessPdu.call(this, pdu);
+  }
+
+  /** Handles PDVs from the first one on while they belong to a C-STORE; returns how many it took. */
+  private takePdvs(pdvs: Pdv[]): number {
+    let taken = 0;
+    for (const pdv of pdvs) {
+      const store = this.fastStore;
+      if (store) {
+        if (pdv.command || pdv.presentationContextId !== store.presentationContextId) {
+          this.info.logger.warn({ event: 'association-protocol-error', sopInstanceUid: store.command.sopInstanceUid },
+            'a PDV of another message arrived inside a C-STORE data set; closing');
+          this.fastStore = undefined;
+          store.sink.fail(new IngestAbortedError('the peer interleaved another message into the data set'));
+          this.socket.destroy();
+          return pdvs.length;
+        }
+        store.sink.write(pdv.value);
+        if (pdv.last) this.finishFastStore(store);
+      } else {
+        const internals = this as unknown as NetworkInternals;
+        if (!pdv.command || !pdv.last || internals.dimse !== undefined || internals.dimseStream !== undefined || internals.dimseStoreStream !== undefined) break;
+        const command = readCStoreCommand(pdv.value);
+        const context = command ? internals.association?.getPresentationContext(pdv.presentationContextId) : undefined;
+        if (!command || !context || context.getResult() !== PresentationContextResult.Accept) break;
+        const { sink, work } = this.startStore(context.getAcceptedTransferSyntaxUid() ?? '', command.sopClassUid, command.sopInstanceUid);
+        this.fastStore = { presentationContextId: pdv.presentationContextId, command, sink, work };
+      }
+      taken++;
+    }
+    return taken;
+  }
+
+  private finishFastStore(store: FastStore): void {
+    this.fastStore = undefined;
+    store.sink.end();
+    void store.work.then((outcome) => {
+      if (!outcome.ok) this.logStoreFailure(store.command.sopInstanceUid, outcome.error);
+      if (this.socket.destroyed) return;
+      const status = outcome.ok ? DimseStatus.Success : outcome.error.dimseStatus;
+      const comment = outcome.ok ? undefined : errorComment(outcome.error.message);
+      this.socket.write(cStoreResponsePdu(store.presentationContextId, store.command, status, comment));
+    });
+  }
+
+  private logStoreFailure(sopInstanceUid: string, error: IngestError): void {
+    this.info.logger.warn({ event: 'c-store-failed', sopInstanceUid, status: error.dimseStatus, reason: error.message }, 'C-STORE refused');
+  }
+
   override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): StoreSink {
-    const transferSyntaxUid = context.getAcceptedTransferSyntaxUid() ?? '';
-    const sopClassUid = request.getAffectedSopClassUid();
-    const sopInstanceUid = request.getAffectedSopInstanceUid();
+    const { sink, work } = this.startStore(context.getAcceptedTransferSyntaxUid() ?? '', request.getAffectedSopClassUid(), request.getAffectedSopInstanceUid());
+    this.stores.set(request, work);
+    return sink;
+  }
+
+  /** Starts the archive's ingest of one data set; the sink takes the data set's bytes. */
+  private startStore(transferSyntaxUid: string, sopClassUid: string, sopInstanceUid: string): { sink: StoreSink; work: Promise<StoreOutcome> } {
     const prefix = buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.info.callingAe });
     const sink = new StoreSink(prefix, { pause: () => this.socket.pause(), resume: () => this.socket.resume() });
     this.sinks.add(sink);
@@ -161,8 +246,7 @@ export class EdgeScp extends Scp {
         },
       )
       .finally(() => this.sinks.delete(sink));
-    this.stores.set(request, work);
-    return sink;
+    return { sink, work };
   }
 
   override createDatasetFromStoreWritableStream(
@@ -188,10 +272,7 @@ export class EdgeScp extends Scp {
       if (outcome.ok) {
         answer(DimseStatus.Success);
       } else {
-        this.info.logger.warn(
-          { event: 'c-store-failed', sopInstanceUid: request.getAffectedSopInstanceUid(), status: outcome.error.dimseStatus, reason: outcome.error.message },
-          'C-STORE refused',
-        );
+        this.logStoreFailure(request.getAffectedSopInstanceUid(), outcome.error);
         answer(outcome.error.dimseStatus, outcome.error.message);
       }
     });
