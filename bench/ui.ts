@@ -9,7 +9,7 @@ import { buildRenderer, screenshot, startUiSession } from '../test/e2e/ui-harnes
 import { makeInstance } from '../test/support/instance.js';
 import { newUid } from '../test/support/uid.js';
 
-const SLICES = 500;
+const SLICES = Number(process.env.UI_BENCH_SLICES ?? 500);
 const STUDIES = 10_000;
 
 function syntheticStudies(count: number): unknown[] {
@@ -43,6 +43,7 @@ export async function run(): Promise<void> {
       await appliance.appliance.archive.ingest(Readable.from([buffer]), { callingAe: 'BENCH', peer: 'bench' });
     }
 
+    console.log(`ingested ${SLICES} slices`);
     // Click → first image.
     await page.goto(`${appliance.baseUrl}/#/study/${studyUid}`);
     await page.waitForSelector('.series-card');
@@ -58,6 +59,7 @@ export async function run(): Promise<void> {
       observer.observe(document.body, { childList: true, subtree: true });
       card.click();
     }));
+    console.log(`first image after ${firstImageMs.toFixed(0)} ms; prefetching`);
     await page.waitForSelector('.viewer[data-prefetched="true"]', { timeout: 300_000 });
     const viewerShot = await screenshot(page, 'bench-viewer');
 

@@ -68,6 +68,7 @@ export class VirtualList<T> {
     while (this.pool.length < count) {
       const row = this.options.createRow();
       row.style.position = 'absolute';
+      row.style.top = '0';
       row.style.left = '0';
       row.style.right = '0';
       row.style.height = `${rowHeight}px`;

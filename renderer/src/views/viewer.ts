@@ -235,7 +235,8 @@ export function viewerView(context: AppContext, studyUid: string, seriesUid: str
   }, { passive: false });
   slider.addEventListener('input', () => void show(Number(slider.value)));
   const onKey = (event: KeyboardEvent): void => {
-    if ((event.target as HTMLElement).matches('input, select, textarea') && event.target !== slider) return;
+    const target = event.target;
+    if (target instanceof Element && target.matches('input, select, textarea') && target !== slider) return;
     const step: Record<string, number> = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 };
     if (event.key in step) void show(index + step[event.key]!);
     else if (event.key === 'Home') void show(0);
