@@ -2,7 +2,7 @@ import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { DicomParseError, type InstanceHeader } from '../dicom/header.js';
+import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 import { InvalidUidError, uidProblem } from '../dicom/uid.js';
 import { openDatabase, type Db } from './database.js';
 import { CannotUnderstandError, IngestError, MismatchError, OutOfResourcesError, StudyMismatchError } from './errors.js';
@@ -16,7 +16,7 @@ import { readInstanceHeader } from './header-reader.js';
 import { spoolToTempFile, type SpooledFile } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
-import { GroupCommitter } from './group-commit.js';
+import { GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync } from './directory-sync.js';
 
 export interface IngestContext {
@@ -127,14 +127,17 @@ export class Archive {
   private async ingestNow(source: AsyncIterable<Uint8Array> | Readable, context: IngestContext): Promise<IngestResult> {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let spooled: SpooledFile | undefined;
+    let ticket: CommitTicket | undefined;
     try {
       await this.ensureRoom(0);
       spooled = await spoolToTempFile(source, this.paths.tempDir);
+      ticket = this.committer.announce();
       const header = await this.parse(spooled);
       checkExpectations(header, context);
       await this.ensureRoom(spooled.sizeBytes);
       const file = spooled;
-      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context));
+      const fileTicket = ticket;
+      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context, fileTicket));
       spooled = undefined; // renamed or removed by commit
       log.info(
         { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
@@ -148,13 +151,17 @@ export class Archive {
       log.warn({ event: 'ingest-failed', reason: failure.name, status: failure.dimseStatus, sopInstanceUid: context.expect?.sopInstanceUid },
         failure.message);
       throw failure;
+    } finally {
+      ticket?.withdraw();
     }
   }
 
   private async parse(spooled: SpooledFile): Promise<InstanceHeader> {
     let header: InstanceHeader;
     try {
-      header = await readInstanceHeader(spooled.path, spooled.sizeBytes, spooled);
+      // Usually the bytes kept while spooling hold the whole header; the file is read only when they do not.
+      const kept = parseInstanceHeader(spooled.head, spooled.sizeBytes, spooled.tail);
+      header = kept.kind === 'parsed' ? kept.header : await readInstanceHeader(spooled.path, spooled.sizeBytes, spooled);
     } catch (error) {
       if (error instanceof DicomParseError) throw new CannotUnderstandError(error.message);
       throw error;
@@ -182,7 +189,7 @@ export class Archive {
     }
   }
 
-  private async commit(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): Promise<IngestResult> {
+  private async commit(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, ticket: CommitTicket): Promise<IngestResult> {
     const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
@@ -207,7 +214,7 @@ export class Archive {
       modality: header.modality, callingAe: context.callingAe, sopClassUid: header.sopClassUid,
     };
     const destinations = this.route(info);
-    const committed = this.committer.commit(() => {
+    const committed = ticket.commit(() => {
       const counts = this.index.write(
         header,
         { relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt },
