@@ -19,6 +19,10 @@ export class VirtualList<T> {
   private frame = 0;
   private lastFirst = -1;
   private lastCount = -1;
+  /** Which item index each pooled row shows. */
+  private readonly filled = new Map<number, number>();
+  /** Items changed: rewrite every visible row once. */
+  private dirty = true;
 
   constructor(private readonly options: VirtualListOptions<T>) {
     this.element = document.createElement('div');
@@ -35,12 +39,14 @@ export class VirtualList<T> {
     this.items = items;
     this.spacer.style.height = `${items.length * this.options.rowHeight}px`;
     this.lastFirst = -1;
+    this.dirty = true;
     this.render();
   }
 
   /** Re-renders visible rows (e.g. after an item changed in place). */
   refresh(): void {
     this.lastFirst = -1;
+    this.dirty = true;
     this.schedule();
   }
 
@@ -65,26 +71,39 @@ export class VirtualList<T> {
     if (first === this.lastFirst && count === this.lastCount) return;
     this.lastFirst = first;
     this.lastCount = count;
-    while (this.pool.length < count) {
-      const row = this.options.createRow();
-      row.style.position = 'absolute';
-      row.style.top = '0';
-      row.style.left = '0';
-      row.style.right = '0';
-      row.style.height = `${rowHeight}px`;
-      this.pool.push(row);
-      this.element.append(row);
-    }
-    for (let i = 0; i < this.pool.length; i++) {
-      const row = this.pool[i]!;
-      if (i >= count) {
-        row.hidden = true;
-        continue;
+    if (this.pool.length < count) {
+      while (this.pool.length < count) {
+        const row = this.options.createRow();
+        row.style.position = 'absolute';
+        row.style.top = '0';
+        row.style.left = '0';
+        row.style.right = '0';
+        row.style.height = `${rowHeight}px`;
+        this.pool.push(row);
+        this.element.append(row);
       }
-      const index = first + i;
+      this.filled.clear();
+    }
+    // Each index always lands on the same pooled row (index mod pool size), so scrolling by a few rows
+    // rewrites only the rows that came into view; the others keep their content and position.
+    const size = this.pool.length;
+    const used = new Set<number>();
+    for (let index = first; index < first + count; index++) {
+      const slot = index % size;
+      used.add(slot);
+      const row = this.pool[slot]!;
       row.hidden = false;
+      if (this.filled.get(slot) === index && !this.dirty) continue;
+      this.filled.set(slot, index);
       row.style.transform = `translateY(${index * rowHeight}px)`;
       this.options.renderRow(row, this.items[index]!, index);
     }
+    for (let slot = 0; slot < size; slot++) {
+      if (!used.has(slot)) {
+        this.pool[slot]!.hidden = true;
+        this.filled.delete(slot);
+      }
+    }
+    this.dirty = false;
   }
 }
