@@ -5,9 +5,11 @@
  *  - WADO-RS: retrieval of that 500-instance series, original bytes, from each.
  * Orthanc's load is slow, so its storage (and ours) stays under bench/.work/web between runs; a run
  * tops Orthanc up for at most BENCH_WEB_LOAD_SECONDS and then compares both at what Orthanc holds.
+ * BENCH_WEB_ONLY=qido,stow,wado runs only those parts (WADO needs the STOW part's load and runs it too);
+ * BENCH_WEB_PROF=DIR writes a CPU profile of the served appliance (the STOW/WADO one) into DIR.
  */
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { get as httpGet, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
@@ -26,9 +28,10 @@ interface ServedAppliance {
 }
 
 /** `dicom-edge serve` in its own process, as Orthanc runs in its own: the client does not share its thread. */
-async function serveAppliance(dataDir: string): Promise<ServedAppliance> {
+async function serveAppliance(dataDir: string, profileDir?: string): Promise<ServedAppliance> {
   const httpPort = await freePort();
-  const daemon = spawnDaemon(process.execPath, ['--import', 'tsx', join(ROOT, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const daemon = spawnDaemon(process.execPath, [...profile, '--import', 'tsx', join(ROOT, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
     '--http-port', String(httpPort), '--dimse-port', String(await freePort()), '--api-token', TOKEN], { cwd: ROOT, logFile: join(WORK, 'appliance.log') });
   const base = `http://127.0.0.1:${httpPort}`;
   await untilReadyOrExit(daemon, 'dicom-edge serve', (async () => {
@@ -51,6 +54,11 @@ const LOAD_SECONDS = Number(process.env.BENCH_WEB_LOAD_SECONDS ?? 1200);
 const INSTANCES_PER_STUDY = 10;
 const QUERY_RUNS = Number(process.env.BENCH_WEB_QUERY_RUNS ?? 200);
 const CT_COUNT = 500;
+/** Fresh-server rounds of STOW (then WADO); the order alternates and the medians are reported. */
+const ROUNDS = Number(process.env.BENCH_WEB_ROUNDS ?? 3);
+/** WADO retrievals per server per round, alternating with the other server's, after one warm-up each. */
+const WADO_RUNS = 5;
+const ONLY = new Set((process.env.BENCH_WEB_ONLY ?? 'qido,stow,wado').split(',').map((s) => s.trim().toLowerCase()));
 
 const LAST = ['Smith', 'Jones', 'Brown', 'Taylor', 'Wilson', 'Davies', 'Evans', 'Thomas', 'Johnson', 'Roberts', 'Walker', 'Wright',
   'Robinson', 'Thompson', 'White', 'Hughes', 'Edwards', 'Green', 'Hall', 'Wood', 'Harris', 'Lewis', 'Martin', 'Jackson', 'Clarke',
@@ -220,24 +228,63 @@ async function benchStow(url: string, paths: string[], headers: Record<string, s
   return (performance.now() - t0) / 1000;
 }
 
-async function benchWado(url: string, headers: Record<string, string>): Promise<{ seconds: number; bytes: number }> {
-  const runs: Array<{ seconds: number; bytes: number }> = [];
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    const response = await fetch(url, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', ...headers } });
-    if (response.status !== 200) throw new Error(`${url}: ${response.status} ${await response.text()}`);
-    let bytes = 0;
-    for await (const chunk of response.body!) bytes += (chunk as Uint8Array).length;
-    runs.push({ seconds: (performance.now() - t0) / 1000, bytes });
+/** GETs url and counts the body bytes; node:http 'data' events, the cheapest client Node has. */
+function getBytes(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', ...headers } }, (response) => {
+      let bytes = 0;
+      response.on('data', (c: Buffer) => (bytes += c.length));
+      response.on('error', reject);
+      response.on('end', () => (response.statusCode === 200 ? resolve(bytes) : reject(new Error(`${url}: ${response.statusCode}`))));
+    }).on('error', reject);
+  });
+}
+
+async function timeGet(url: string, headers: Record<string, string>): Promise<{ seconds: number; bytes: number }> {
+  const t0 = performance.now();
+  const bytes = await getBytes(url, headers);
+  return { seconds: (performance.now() - t0) / 1000, bytes };
+}
+
+function median<T>(values: T[], by: (v: T) => number): T {
+  return [...values].sort((a, b) => by(a) - by(b))[Math.floor(values.length / 2)]!;
+}
+
+/**
+ * The client's own ceiling: the same GET against a trivial server (another process) that sends `bytes`
+ * from memory. If this is not well above both servers' rates, the benchmark measures the client.
+ */
+async function clientCeiling(bytes: number): Promise<{ seconds: number; bytes: number }> {
+  const port = await freePort();
+  const script = `const c=Buffer.alloc(512*1024,7);const n=Math.ceil(${bytes}/c.length);require('http').createServer((q,r)=>{r.writeHead(200,{'content-length':c.length*n});let i=0;const p=()=>{while(i<n){i++;if(!r.write(c))return r.once('drain',p)}r.end()};p()}).listen(${port},'127.0.0.1')`;
+  const sink = spawnDaemon(process.execPath, ['-e', script]);
+  try {
+    for (;;) {
+      try {
+        await getBytes(`http://127.0.0.1:${port}/`, {});
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const runs = [];
+    for (let r = 0; r < WADO_RUNS; r++) runs.push(await timeGet(`http://127.0.0.1:${port}/`, {}));
+    return median(runs, (x) => x.seconds);
+  } finally {
+    await sink.stop();
   }
-  runs.sort((a, b) => a.seconds - b.seconds);
-  return runs[1]!;
 }
 
 export async function run(): Promise<void> {
   await mkdir(WORK, { recursive: true });
   const results: Record<string, string>[] = [];
 
+  if (ONLY.has('qido')) await benchQido(results);
+  if (ONLY.has('stow') || ONLY.has('wado')) await benchStowWado(results);
+  console.table(results);
+}
+
+async function benchQido(results: Record<string, string>[]): Promise<void> {
   // QIDO over the persistent index.
   const orthancDir = join(WORK, 'orthanc-qido');
   const orthanc = await startOrthanc({ dir: orthancDir, storageDir: join(orthancDir, 'storage'), startTimeoutMs: 120_000 });
@@ -266,41 +313,71 @@ export async function run(): Promise<void> {
     await served?.stop();
     await orthanc.stop();
   }
+}
 
-  // STOW-RS and WADO-RS of a 500-instance CT series, into fresh servers.
+async function benchStowWado(results: Record<string, string>[]): Promise<void> {
+  // STOW-RS and WADO-RS of a 500-instance CT series, into fresh servers, ROUNDS times.
   const ct = await ctFiles();
   const totalBytes = (await Promise.all(ct.paths.map(async (p) => (await readFile(p)).length))).reduce((a, b) => a + b, 0);
-  const freshOrthancDir = join(WORK, 'orthanc-stow');
-  await rm(freshOrthancDir, { recursive: true, force: true });
-  // Orthanc's own default: fsync stored files, as our archive always does (the test config turns it off).
-  const orthanc2 = await startOrthanc({ dir: freshOrthancDir, startTimeoutMs: 60_000, extraConfig: { SyncStorageArea: true } });
-  const freshDir = join(WORK, 'appliance-stow');
-  await rm(freshDir, { recursive: true, force: true });
-  const w2 = await serveAppliance(freshDir);
-  try {
-    const auth = { authorization: `Bearer ${TOKEN}` };
-    const oursStow = await benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth);
-    const theirsStow = await benchStow(`${orthanc2.dicomWebUrl}/studies`, ct.paths, {});
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const series = `/studies/${ct.studyUid}/series/${ct.seriesUid}`;
+  const stow = { ours: [] as number[], theirs: [] as number[] };
+  const wado = { ours: [] as Array<{ seconds: number; bytes: number }>, theirs: [] as Array<{ seconds: number; bytes: number }> };
+  for (let round = 0; round < ROUNDS; round++) {
+    const freshOrthancDir = join(WORK, 'orthanc-stow');
+    await rm(freshOrthancDir, { recursive: true, force: true });
+    // Orthanc's own default: fsync stored files, as our archive always does (the test config turns it off).
+    const orthanc2 = await startOrthanc({ dir: freshOrthancDir, startTimeoutMs: 60_000, extraConfig: { SyncStorageArea: true } });
+    const freshDir = join(WORK, 'appliance-stow');
+    await rm(freshDir, { recursive: true, force: true });
+    const w2 = await serveAppliance(freshDir, round === 0 ? process.env.BENCH_WEB_PROF : undefined);
+    try {
+      const ours = { stow: () => benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth), wado: () => timeGet(`${w2.dicomWebUrl}${series}`, auth) };
+      const theirs = { stow: () => benchStow(`${orthanc2.dicomWebUrl}/studies`, ct.paths, {}), wado: () => timeGet(`${orthanc2.dicomWebUrl}${series}`, {}) };
+      const [first, second] = round % 2 === 0 ? (['ours', 'theirs'] as const) : (['theirs', 'ours'] as const);
+      const servers = { ours, theirs };
+      stow[first].push(await servers[first].stow());
+      stow[second].push(await servers[second].stow());
+      if (!ONLY.has('wado')) continue;
+      await servers[first].wado(); // warm-up: JIT, page cache, connections
+      await servers[second].wado();
+      for (let r = 0; r < WADO_RUNS; r++) {
+        wado[first].push(await servers[first].wado());
+        wado[second].push(await servers[second].wado());
+      }
+    } finally {
+      await w2.stop();
+      await orthanc2.stop();
+      await rm(freshDir, { recursive: true, force: true });
+      await rm(freshOrthancDir, { recursive: true, force: true });
+    }
+  }
+  const oursStow = median(stow.ours, (x) => x);
+  const theirsStow = median(stow.theirs, (x) => x);
+  if (ONLY.has('stow')) {
     results.push({
-      benchmark: `STOW-RS ${CT_COUNT} CT 512×512 (${(totalBytes / 1e6).toFixed(0)} MB, 5 requests at once)`,
+      benchmark: `STOW-RS ${CT_COUNT} CT 512×512 (${(totalBytes / 1e6).toFixed(0)} MB, 5 requests at once; median of ${ROUNDS})`,
       'DICOM Edge': `${oursStow.toFixed(2)} s, ${(CT_COUNT / oursStow).toFixed(0)} instances/s`,
       Orthanc: `${theirsStow.toFixed(2)} s, ${(CT_COUNT / theirsStow).toFixed(0)} instances/s`,
       'speed-up (p50)': `${(theirsStow / oursStow).toFixed(1)}×`,
     });
-    const series = `/studies/${ct.studyUid}/series/${ct.seriesUid}`;
-    const oursWado = await benchWado(`${w2.dicomWebUrl}${series}`, auth);
-    const theirsWado = await benchWado(`${orthanc2.dicomWebUrl}${series}`, {});
+  }
+  if (ONLY.has('wado')) {
+    const oursWado = median(wado.ours, (x) => x.seconds);
+    const theirsWado = median(wado.theirs, (x) => x.seconds);
+    const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
+    const ceiling = await clientCeiling(oursWado.bytes);
     results.push({
-      benchmark: `WADO-RS series of ${CT_COUNT} CT, original bytes (median of 3)`,
-      'DICOM Edge': `${oursWado.seconds.toFixed(2)} s, ${(oursWado.bytes / 1e6 / oursWado.seconds).toFixed(0)} MB/s`,
-      Orthanc: `${theirsWado.seconds.toFixed(2)} s, ${(theirsWado.bytes / 1e6 / theirsWado.seconds).toFixed(0)} MB/s`,
+      benchmark: `WADO-RS series of ${CT_COUNT} CT, original bytes (median of ${wado.ours.length})`,
+      'DICOM Edge': `${oursWado.seconds.toFixed(2)} s, ${mbps(oursWado)}`,
+      Orthanc: `${theirsWado.seconds.toFixed(2)} s, ${mbps(theirsWado)}`,
       'speed-up (p50)': `${(theirsWado.seconds / oursWado.seconds).toFixed(1)}×`,
     });
-  } finally {
-    await w2.stop();
-    await orthanc2.stop();
-    await rm(freshDir, { recursive: true, force: true });
-    await rm(freshOrthancDir, { recursive: true, force: true });
+    results.push({
+      benchmark: 'WADO client ceiling (same bytes from a trivial in-memory server)',
+      'DICOM Edge': `${ceiling.seconds.toFixed(2)} s, ${mbps(ceiling)}`,
+      Orthanc: '',
+      'speed-up (p50)': '',
+    });
   }
-  console.table(results);
 }
