@@ -198,8 +198,15 @@ export class Archive {
       return { outcome: 'duplicate', ...base };
     }
     const finalPath = this.paths.absolute(relativePath);
-    const firstCreated = await mkdir(dirname(finalPath), { recursive: true });
-    await rename(spooled.path, finalPath);
+    // The series folder usually exists already: try the rename first and create the folder only when it is missing.
+    let firstCreated: string | undefined;
+    try {
+      await rename(spooled.path, finalPath);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      firstCreated = await mkdir(dirname(finalPath), { recursive: true });
+      await rename(spooled.path, finalPath);
+    }
     await this.directorySync.sync(dirname(finalPath));
     if (firstCreated) {
       // New study/series folders must survive power loss too: sync each parent up to the archive root.
