@@ -4,7 +4,7 @@
  * whole when the destination is unreachable (one probe per backoff interval, full speed after the first
  * success).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { DestinationSettings } from '../settings/schema.js';
@@ -14,7 +14,7 @@ import { SignInRequiredError, TokenError, type AuthProvider } from './auth.js';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { classifyNetworkError, classifyStow, FAILURE, type InstanceOutcome, type Verdict } from './classify.js';
 import type { DestinationState, DestinationStatus } from './control.js';
-import { multipartBody } from './multipart.js';
+import { multipartBody, type PartSource } from './multipart.js';
 import { RateMeter } from './rate.js';
 import { createDispatcher, listStudyInstances, sendStow } from './stow-client.js';
 
@@ -37,8 +37,49 @@ interface Batch {
 
 interface OpenPart {
   row: ClaimedRow;
-  handle: FileHandle;
+  handle: FileSource;
   sizeBytes: number;
+}
+
+/**
+ * A file read by descriptor. Closing waits for reads still in flight (a request can end while its body is
+ * being read): a descriptor number closed under a pending read could be reused by the next open, and the
+ * read would then take another file's bytes.
+ */
+class FileSource implements PartSource {
+  private pending = 0;
+  private closeRequested = false;
+  private closed = false;
+
+  constructor(private readonly fd: number) {}
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    if (this.closeRequested) return Promise.reject(new Error('the file was closed'));
+    this.pending++;
+    return new Promise((resolve, reject) => {
+      read(this.fd, buffer, offset, length, position, (error, bytesRead) => {
+        this.pending--;
+        if (this.closeRequested) this.closeNow();
+        if (error) reject(error);
+        else resolve({ bytesRead });
+      });
+    });
+  }
+
+  close(): void {
+    this.closeRequested = true;
+    this.closeNow();
+  }
+
+  private closeNow(): void {
+    if (this.closed || this.pending > 0) return;
+    this.closed = true;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already gone: nothing to release
+    }
+  }
 }
 
 const MAX_TIMER_MS = 60_000;
@@ -206,26 +247,32 @@ export class DestinationWorker {
     const parts: OpenPart[] = [];
     try {
       for (const row of batch.rows) {
-        const part = await this.openRow(row);
+        const part = this.openRow(row);
         if (part) parts.push(part);
       }
       if (parts.length > 0) await this.sendParts(batch, parts, isProbe);
     } finally {
-      await Promise.all(parts.map((p) => p.handle.close().catch(() => undefined)));
+      for (const part of parts) part.handle.close();
     }
   }
 
-  private async openRow(row: ClaimedRow): Promise<OpenPart | undefined> {
+  /**
+   * Opened and sized synchronously: for a batch of archive files that is a fraction of a millisecond, where
+   * 100 thread-pool round trips (open, stat) kept each request from starting for 10 to 20 ms.
+   */
+  private openRow(row: ClaimedRow): OpenPart | undefined {
     const now = Date.now();
     if (!row.path || row.file_missing) {
       this.settle(row, { kind: 'failed', failureReason: null, message: 'the local file is missing' }, now);
       return undefined;
     }
+    let fd: number | undefined;
     try {
-      const handle = await open(this.options.resolvePath(row.path), 'r');
-      const { size } = await handle.stat();
-      return { row, handle, sizeBytes: size };
+      fd = openSync(this.options.resolvePath(row.path), 'r');
+      const sizeBytes = fstatSync(fd).size;
+      return { row, handle: new FileSource(fd), sizeBytes };
     } catch (error) {
+      if (fd !== undefined) closeSync(fd);
       this.settle(row, { kind: 'failed', failureReason: null, message: `the local file cannot be read: ${(error as Error).message}` }, now);
       return undefined;
     }

@@ -3,10 +3,14 @@
  * open file handles. Its length is known before the first byte is sent, so no chunked encoding is needed.
  */
 import { randomBytes } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+
+/** Where a part's bytes come from: a FileHandle, or anything that reads the same way. */
+export interface PartSource {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 export interface BodyPart {
-  handle: FileHandle;
+  handle: PartSource;
   sizeBytes: number;
 }
 
