@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
@@ -6,7 +5,7 @@ import type { WebContext } from './context.js';
 import { HttpError, uidParams } from './http-errors.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, type MediaType } from './media-type.js';
-import { multipartStream } from './multipart-writer.js';
+import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
@@ -58,31 +57,18 @@ async function retrieve(ctx: WebContext, request: FastifyRequest, reply: Fastify
     plan.push({ row, delivery });
   }
   const paths = ctx.archive.paths;
-  const { boundary, stream, length } = multipartStream(
-    plan.map(({ row, delivery }) => ({
-      contentType: `application/dicom; transfer-syntax=${delivery.syntax}`,
-      size: delivery.convert ? undefined : row.size_bytes,
-      body: delivery.convert
-        ? () => convert(paths.absolute(row.path), row.transfer_syntax_uid)
-        : () => original(paths.absolute(row.path), row.size_bytes),
-    })),
-  );
   ctx.logger.debug({ event: 'wado-retrieve', peer: request.ip, ...scope, instances: rows.length }, 'WADO-RS retrieve');
-  if (length !== undefined) reply.header('content-length', length);
-  return reply
-    .code(200)
-    .header('content-type', `multipart/related; type="application/dicom"; boundary=${boundary}`)
-    .send(stream);
-}
-
-/** Whole-file reads below this size cost one round trip to the thread pool; larger files stream. */
-const READ_WHOLE_BYTES = 8 * 1024 * 1024;
-
-async function* original(path: string, size: number): AsyncGenerator<Uint8Array> {
-  if (size <= READ_WHOLE_BYTES) yield await readFile(path);
-  else yield* createReadStream(path, { highWaterMark: 1024 * 1024 });
-}
-
-async function* convert(path: string, stored: string): AsyncGenerator<Uint8Array> {
-  yield toExplicitLittleEndian(await readFile(path), stored);
+  await sendMultipart(
+    reply,
+    'application/dicom',
+    plan.map(({ row, delivery }): ResponsePart => {
+      const contentType = `application/dicom; transfer-syntax=${delivery.syntax}`;
+      const path = paths.absolute(row.path);
+      return delivery.convert
+        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transfer_syntax_uid) }
+        : { contentType, file: { path, size: row.size_bytes } };
+    }),
+    (error) => ctx.logger.error({ event: 'wado-retrieve-failed', peer: request.ip, ...scope, reason: (error as Error).message }, 'WADO-RS response cut short'),
+  );
+  return reply;
 }
