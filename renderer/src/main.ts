@@ -59,7 +59,7 @@ const context: AppContext = {
       const flipped = store.configured !== summary.configured;
       store.configured = summary.configured;
       // Rows that waited for a destination are assigned to it without per-study events: re-read them all.
-      if (flipped && store.loaded) void store.loadSync().then(() => store.notify());
+      if (flipped && store.loaded) void store.loadSync().then((changed) => changed && store.notify());
       const failed = summary.destinations.reduce((n, d) => n + (d.counts?.failed ?? 0) + (d.counts?.conflict ?? 0), 0);
       syncBadge.hidden = failed === 0;
       syncBadge.textContent = String(failed);
@@ -136,6 +136,6 @@ void loadInfo();
 setInterval(() => void loadInfo(), 15_000);
 // Reconcile studies still on their way (retries and backoff change rows without an event per study).
 setInterval(() => {
-  const open = [...store.rows.values()].filter((r) => !r.sync || r.sync.counts.delivered < r.sync.total).map((r) => r.uid).slice(0, 2000);
-  if (store.configured && open.length > 0) void store.loadSync(open).then(() => store.notify());
+  const open = [...store.rows.values()].filter((r) => r.sync && r.sync.counts.delivered < r.sync.total).map((r) => r.uid).slice(0, 2000);
+  if (store.configured && open.length > 0) void store.loadSync(open).then((changed) => changed && store.notify());
 }, 5_000);

@@ -152,20 +152,23 @@ export class StudyStore {
     }
   }
 
-  async loadSync(uids: string[] = [...this.rows.keys()]): Promise<void> {
+  /** Re-reads the sync state of the given studies; true when any of them changed. */
+  async loadSync(uids: string[] = [...this.rows.keys()]): Promise<boolean> {
+    let changed = false;
     try {
       const sync = await getStudiesSync(uids);
       for (const [uid, entry] of sync) {
         const row = this.rows.get(uid);
-        if (row) {
-          row.sync = entry;
-          const size = (entry as StudySync & { sizeBytes?: number }).sizeBytes;
-          if (typeof size === 'number') row.sizeBytes = size;
-        }
+        if (!row) continue;
+        if (JSON.stringify(row.sync) !== JSON.stringify(entry)) changed = true;
+        row.sync = entry;
+        const size = (entry as StudySync & { sizeBytes?: number }).sizeBytes;
+        if (typeof size === 'number') row.sizeBytes = size;
       }
     } catch {
       /* sync state is optional (no forward service yet): the list still works */
     }
+    return changed;
   }
 
   /** A study was added or changed: re-read it (batched). */
