@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 
@@ -14,6 +14,14 @@ describe('electron packaging config', () => {
   it('is valid for electron-builder', () => {
     const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync('node_modules/app-builder-lib/scheme.json', 'utf8')));
     assert.equal(validate(config), true, JSON.stringify(validate.errors));
+  });
+
+  it('ships the icons the shell and the installers use', () => {
+    for (const colour of ['green', 'amber', 'red']) {
+      assert.ok(existsSync(`resources/icons/tray-${colour}.png`), colour);
+      assert.ok(existsSync(`resources/icons/tray-${colour}@2x.png`), colour);
+    }
+    assert.ok(existsSync(config.linux.icon));
   });
 
   it('builds AppImage and deb, NSIS and dmg', () => {
