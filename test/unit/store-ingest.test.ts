@@ -154,6 +154,24 @@ describe('archive ingest', () => {
     assert.equal(row!.replaces_earlier, 1);
   });
 
+  test('study and series counts, sizes and modalities follow each new instance', async () => {
+    const studyUid = newUid();
+    const ct = newUid();
+    const mr = newUid();
+    const items = [
+      makeInstance({ studyUid, seriesUid: ct, modality: 'CT' }),
+      makeInstance({ studyUid, seriesUid: ct, modality: 'CT' }),
+      makeInstance({ studyUid, seriesUid: mr, modality: 'MR', sopClassUid: '1.2.840.10008.5.1.4.1.1.4' }),
+    ];
+    for (const bytes of items) await archive.ingest(chunked(bytes), ctx);
+    const study = archive.db.prepare('SELECT num_series, num_instances, size_bytes, modalities_in_study FROM studies WHERE study_uid = ?').get(studyUid);
+    assert.deepEqual(study, {
+      num_series: 2, num_instances: 3, size_bytes: items.reduce((n, b) => n + b.length, 0), modalities_in_study: 'CT\\MR',
+    });
+    const series = archive.db.prepare('SELECT num_instances, size_bytes FROM series WHERE series_uid = ?').get(ct);
+    assert.deepEqual(series, { num_instances: 2, size_bytes: items[0]!.length + items[1]!.length });
+  });
+
   test('emits instance-stored, study-updated and outbox-changed events', async () => {
     const seen: string[] = [];
     const off = archive.events.onAny((name) => seen.push(name));

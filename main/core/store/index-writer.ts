@@ -29,6 +29,10 @@ export class IndexWriter {
   private readonly refreshSeries;
   private readonly refreshStudy;
   private readonly findInstance;
+  private readonly findSeriesModality;
+  private readonly addToSeries;
+  private readonly addToStudy;
+  private readonly refreshModalities;
   private readonly deleteInstanceRow;
   private readonly deleteEmptySeries;
   private readonly deleteEmptyStudy;
@@ -80,6 +84,18 @@ export class IndexWriter {
           (SELECT DISTINCT modality FROM series WHERE study_uid = @uid AND modality <> '' ORDER BY modality)),
         updated_at = @now
       WHERE study_uid = @uid RETURNING num_series, num_instances`);
+    this.findSeriesModality = db.prepare('SELECT modality FROM series WHERE series_uid = ?').pluck();
+    this.addToSeries = db.prepare(
+      'UPDATE series SET num_instances = num_instances + 1, size_bytes = size_bytes + @size WHERE series_uid = @uid',
+    );
+    this.addToStudy = db.prepare(`
+      UPDATE studies SET num_instances = num_instances + 1, size_bytes = size_bytes + @size,
+        num_series = num_series + @newSeries, updated_at = @now
+      WHERE study_uid = @uid RETURNING num_series, num_instances`);
+    this.refreshModalities = db.prepare(`
+      UPDATE studies SET modalities_in_study = (SELECT COALESCE(GROUP_CONCAT(modality, '\\'), '') FROM
+          (SELECT DISTINCT modality FROM series WHERE study_uid = @uid AND modality <> '' ORDER BY modality))
+      WHERE study_uid = @uid`);
     this.findInstance = db.prepare(
       'SELECT sop_instance_uid, series_uid, study_uid, sha256, size_bytes, path, file_missing FROM instances WHERE sop_instance_uid = ?',
     );
@@ -99,12 +115,33 @@ export class IndexWriter {
   /** Returns the study's new counts. */
   write(header: InstanceHeader, file: StoredFile, moved?: ExistingInstance): { numSeries: number; numInstances: number } {
     const now = file.receivedAt;
+    if (!moved) return this.writeNew(header, file);
     this.upsertStudy.run({ ...header, now });
     this.upsertSeries.run({ ...header, now });
     this.upsertInstance.run({ ...header, ...file });
     this.refreshSeries.run({ uid: header.seriesInstanceUid });
     if (moved && moved.series_uid !== header.seriesInstanceUid) this.afterRemoval(moved, now);
     const counts = this.refreshStudy.get({ uid: header.studyInstanceUid, now }) as { num_series: number; num_instances: number };
+    return { numSeries: counts.num_series, numInstances: counts.num_instances };
+  }
+
+  /**
+   * A first copy of an instance: counts are incremented rather than recounted, so the cost of an insert
+   * does not grow with the size of its series and study.
+   */
+  private writeNew(header: InstanceHeader, file: StoredFile): { numSeries: number; numInstances: number } {
+    const now = file.receivedAt;
+    const previousModality = this.findSeriesModality.get(header.seriesInstanceUid) as string | undefined;
+    this.upsertStudy.run({ ...header, now });
+    this.upsertSeries.run({ ...header, now });
+    this.upsertInstance.run({ ...header, ...file });
+    this.addToSeries.run({ uid: header.seriesInstanceUid, size: file.sizeBytes });
+    const newSeries = previousModality === undefined ? 1 : 0;
+    const counts = this.addToStudy.get({ uid: header.studyInstanceUid, size: file.sizeBytes, newSeries, now }) as {
+      num_series: number;
+      num_instances: number;
+    };
+    if (previousModality !== header.modality) this.refreshModalities.run({ uid: header.studyInstanceUid });
     return { numSeries: counts.num_series, numInstances: counts.num_instances };
   }
 
