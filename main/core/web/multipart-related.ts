@@ -176,23 +176,37 @@ class ChunkReader {
         this.buffer = this.buffer.subarray(at + needle.length);
         return { chunk, found: true };
       }
-      const safe = this.buffer.length - (needle.length - 1);
-      if (safe > 0 && this.buffer.length >= 64 * 1024) {
-        const chunk = this.buffer.subarray(0, safe);
-        this.buffer = Buffer.from(this.buffer.subarray(safe));
-        return { chunk, found: false };
-      }
+      // Only a tail that could begin the needle is held back; usually there is none, and the source's
+      // chunk goes out as it came, without a copy.
+      const safe = this.buffer.length - partialMatchAtEnd(this.buffer, needle);
+      if (safe > 0 && this.buffer.length >= MIN_PIECE_BYTES) return this.take(safe);
       if (!(await this.fill())) {
-        if (safe > 0) {
-          // The source ended; hand out what is safe, then report the missing delimiter.
-          const chunk = this.buffer.subarray(0, safe);
-          this.buffer = Buffer.from(this.buffer.subarray(safe));
-          return { chunk, found: false };
-        }
+        if (safe > 0) return this.take(safe); // the source ended; hand out what is safe, then report the missing delimiter
         return undefined;
       }
     }
   }
+
+  private take(safe: number): { chunk: Buffer; found: false } {
+    const chunk = this.buffer.subarray(0, safe);
+    this.buffer = safe === this.buffer.length ? EMPTY : Buffer.from(this.buffer.subarray(safe));
+    return { chunk, found: false };
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Smaller pieces are joined with what follows, so a consumer writing each piece is not handed slivers. */
+const MIN_PIECE_BYTES = 64 * 1024;
+
+/** Length of the longest end of `buffer` that is a proper beginning of `needle` (0 when none). */
+function partialMatchAtEnd(buffer: Buffer, needle: Buffer): number {
+  const first = needle[0]!;
+  for (let i = Math.max(0, buffer.length - needle.length + 1); i < buffer.length; i++) {
+    if (buffer[i] !== first) continue;
+    const length = buffer.length - i;
+    if (buffer.compare(needle, 0, length, i) === 0) return length;
+  }
+  return 0;
 }
 
 /** Boundary for responses: random, so it cannot occur in the parts with any real chance. */
