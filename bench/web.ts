@@ -8,6 +8,7 @@
  * BENCH_WEB_ONLY=qido,stow,wado runs only those parts (WADO needs the STOW part's load and runs it too);
  * BENCH_WEB_PROF=DIR writes a CPU profile of the served appliance (the STOW/WADO one) into DIR.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -24,6 +25,7 @@ const TOKEN = 'bench-token';
 
 interface ServedAppliance {
   dicomWebUrl: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -45,7 +47,7 @@ async function serveAppliance(dataDir: string, profileDir?: string): Promise<Ser
       await new Promise((r) => setTimeout(r, 200));
     }
   })());
-  return { dicomWebUrl: `${base}/dicom-web`, stop: () => daemon.stop() };
+  return { dicomWebUrl: `${base}/dicom-web`, pid: daemon.process.pid!, stop: () => daemon.stop() };
 }
 
 const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'web');
@@ -228,6 +230,21 @@ async function benchStow(url: string, paths: string[], headers: Record<string, s
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * CPU seconds (user + system, all threads) a server process has used: on a shared 2-core machine this is
+ * steadier than wall time, and shows what each server pays per workload.
+ */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+async function withCpu<T>(pid: number, work: () => Promise<T>): Promise<{ value: T; cpu: number }> {
+  const before = cpuSeconds(pid);
+  const value = await work();
+  return { value, cpu: cpuSeconds(pid) - before };
+}
+
 /** GETs url and counts the body bytes; node:http 'data' events, the cheapest client Node has. */
 function getBytes(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -321,7 +338,7 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
   const totalBytes = (await Promise.all(ct.paths.map(async (p) => (await readFile(p)).length))).reduce((a, b) => a + b, 0);
   const auth = { authorization: `Bearer ${TOKEN}` };
   const series = `/studies/${ct.studyUid}/series/${ct.seriesUid}`;
-  const stow = { ours: [] as number[], theirs: [] as number[] };
+  const stow = { ours: [] as Array<{ value: number; cpu: number }>, theirs: [] as Array<{ value: number; cpu: number }> };
   const wado = { ours: [] as Array<{ seconds: number; bytes: number }>, theirs: [] as Array<{ seconds: number; bytes: number }> };
   for (let round = 0; round < ROUNDS; round++) {
     const freshOrthancDir = join(WORK, 'orthanc-stow');
@@ -332,8 +349,14 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
     await rm(freshDir, { recursive: true, force: true });
     const w2 = await serveAppliance(freshDir, round === 0 ? process.env.BENCH_WEB_PROF : undefined);
     try {
-      const ours = { stow: () => benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth), wado: () => timeGet(`${w2.dicomWebUrl}${series}`, auth) };
-      const theirs = { stow: () => benchStow(`${orthanc2.dicomWebUrl}/studies`, ct.paths, {}), wado: () => timeGet(`${orthanc2.dicomWebUrl}${series}`, {}) };
+      const ours = {
+        stow: () => withCpu(w2.pid, () => benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth)),
+        wado: () => timeGet(`${w2.dicomWebUrl}${series}`, auth),
+      };
+      const theirs = {
+        stow: () => withCpu(orthanc2.process.pid!, () => benchStow(`${orthanc2.dicomWebUrl}/studies`, ct.paths, {})),
+        wado: () => timeGet(`${orthanc2.dicomWebUrl}${series}`, {}),
+      };
       const [first, second] = round % 2 === 0 ? (['ours', 'theirs'] as const) : (['theirs', 'ours'] as const);
       const servers = { ours, theirs };
       stow[first].push(await servers[first].stow());
@@ -352,13 +375,14 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
       await rm(freshOrthancDir, { recursive: true, force: true });
     }
   }
-  const oursStow = median(stow.ours, (x) => x);
-  const theirsStow = median(stow.theirs, (x) => x);
+  const oursStow = median(stow.ours, (x) => x.value).value;
+  const theirsStow = median(stow.theirs, (x) => x.value).value;
+  const cpu = (runs: Array<{ cpu: number }>) => `server CPU ${median(runs, (x) => x.cpu).cpu.toFixed(2)} s`;
   if (ONLY.has('stow')) {
     results.push({
       benchmark: `STOW-RS ${CT_COUNT} CT 512×512 (${(totalBytes / 1e6).toFixed(0)} MB, 5 requests at once; median of ${ROUNDS})`,
-      'DICOM Edge': `${oursStow.toFixed(2)} s, ${(CT_COUNT / oursStow).toFixed(0)} instances/s`,
-      Orthanc: `${theirsStow.toFixed(2)} s, ${(CT_COUNT / theirsStow).toFixed(0)} instances/s`,
+      'DICOM Edge': `${oursStow.toFixed(2)} s, ${(CT_COUNT / oursStow).toFixed(0)} instances/s, ${cpu(stow.ours)}`,
+      Orthanc: `${theirsStow.toFixed(2)} s, ${(CT_COUNT / theirsStow).toFixed(0)} instances/s, ${cpu(stow.theirs)}`,
       'speed-up (p50)': `${(theirsStow / oursStow).toFixed(1)}×`,
     });
   }
