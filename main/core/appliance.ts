@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DimseService } from './dimse/dimse-service.js';
+import { echo } from './dimse/echo-scu.js';
 import { createLogger, type LogHandle } from './logging.js';
 import type { ApplianceService } from './service.js';
 import { SettingsFile } from './settings/settings-file.js';
@@ -8,6 +9,7 @@ import type { Settings } from './settings/schema.js';
 import { Archive, type InstanceInfo } from './store/archive.js';
 import type { RecoveryReport } from './store/recovery.js';
 import { WebService } from './web/web-service.js';
+import { registerPeersApi } from './web/peers-api.js';
 import { ForwardService, type ForwardServiceOptions } from './forward/service.js';
 
 /** Values given on the command line (or by the Electron shell); they win over the settings file. */
@@ -150,6 +152,7 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
     onSettingsWritten: (next) => void appliance.applyDestinations(next),
     sessionToken: appliance.apiToken, configuredToken: appliance.settings.http.apiToken, dataDir: appliance.dataDir,
     forward: () => appliance.forward, ready: () => appliance.started,
+    extraRoutes: [(app) => registerPeersApi(app, { settings: () => appliance.settings, logger: appliance.logger, echo })],
   }));
   return services;
 }

@@ -346,7 +346,8 @@ export async function putSettings(settings: unknown): Promise<Record<string, unk
   return result.settings ?? (settings as Record<string, unknown>);
 }
 
-export interface EchoResult { ok: boolean; message: string; status?: number; ms?: number }
+/** POST /api/peers/echo answers 200 with the outcome, whether or not the peer answered. */
+export interface EchoResult { ok: boolean; status: number | null; ms: number; error: string | null }
 export const echoPeer = (peer: { aeTitle: string; host: string; port: number }): Promise<EchoResult> => post('/api/peers/echo', peer);
 
 export interface TestConnectionResult { ok: boolean; step: 'token' | 'qido'; status?: number; message: string }

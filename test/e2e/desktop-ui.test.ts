@@ -1,9 +1,13 @@
 // The desktop UI in Chromium against a running headless appliance fed by storescu, with the Azure DICOM
 // double as the cloud. Screenshots of each screen go to test-artifacts/.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { makeInstance } from '../support/instance.js';
+import { freePort, startStorescp } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
 import { buildRenderer, canvasStats, screenshot, startUiSession, storescu, type UiSession } from './ui-harness.js';
@@ -210,5 +214,26 @@ describe('desktop UI in Chromium', { timeout: 240_000 }, () => {
     assert.equal(saved.aeTitle, 'EDGE1');
     assert.equal(saved.peers[0]!.aeTitle, 'WORKSTATION');
     await screenshot(page, 'settings');
+  });
+
+  it('the C-ECHO test button reaches a real storescp and shows success, and a closed port shows why', async () => {
+    const { page } = ui;
+    const dir = await mkdtemp(join(tmpdir(), 'ui-echo-'));
+    const storescp = await startStorescp({ dir, aet: 'WORKSTATION' });
+    try {
+      const peerRow = page.locator('.peer-row[data-index="0"]');
+      await page.fill('[data-path="peers.0.port"]', String(storescp.port));
+      await peerRow.locator('button', { hasText: 'C-ECHO test' }).click();
+      await peerRow.locator('.echo-result.ok').waitFor();
+      assert.match(await peerRow.locator('.echo-result').innerText(), /C-ECHO OK \(\d+ ms\)/);
+      await screenshot(page, 'settings-echo');
+      await page.fill('[data-path="peers.0.port"]', String(await freePort()));
+      await peerRow.locator('button', { hasText: 'C-ECHO test' }).click();
+      await peerRow.locator('.echo-result.bad').waitFor();
+      assert.match(await peerRow.locator('.echo-result').innerText(), /connection refused/);
+    } finally {
+      await storescp.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -100,7 +100,7 @@ export function settingsView(_context: AppContext): View {
               try {
                 const r = await echoPeer({ aeTitle: p.aeTitle, host: p.host, port: Number(p.port) });
                 result.className = `echo-result ${r.ok ? 'ok' : 'bad'}`;
-                result.textContent = r.ok ? `C-ECHO OK${r.ms !== undefined ? ` (${r.ms} ms)` : ''}` : `Failed: ${r.message}`;
+                result.textContent = r.ok ? `C-ECHO OK (${r.ms} ms)` : `Failed: ${r.error}`;
               } catch (error) {
                 result.className = 'echo-result bad';
                 result.textContent = `Failed: ${(error as Error).message}`;
