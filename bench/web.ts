@@ -339,7 +339,8 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
   const auth = { authorization: `Bearer ${TOKEN}` };
   const series = `/studies/${ct.studyUid}/series/${ct.seriesUid}`;
   const stow = { ours: [] as Array<{ value: number; cpu: number }>, theirs: [] as Array<{ value: number; cpu: number }> };
-  const wado = { ours: [] as Array<{ seconds: number; bytes: number }>, theirs: [] as Array<{ seconds: number; bytes: number }> };
+  type Retrieval = { value: { seconds: number; bytes: number }; cpu: number };
+  const wado = { ours: [] as Retrieval[], theirs: [] as Retrieval[] };
   for (let round = 0; round < ROUNDS; round++) {
     const freshOrthancDir = join(WORK, 'orthanc-stow');
     await rm(freshOrthancDir, { recursive: true, force: true });
@@ -351,11 +352,11 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
     try {
       const ours = {
         stow: () => withCpu(w2.pid, () => benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth)),
-        wado: () => timeGet(`${w2.dicomWebUrl}${series}`, auth),
+        wado: () => withCpu(w2.pid, () => timeGet(`${w2.dicomWebUrl}${series}`, auth)),
       };
       const theirs = {
         stow: () => withCpu(orthanc2.process.pid!, () => benchStow(`${orthanc2.dicomWebUrl}/studies`, ct.paths, {})),
-        wado: () => timeGet(`${orthanc2.dicomWebUrl}${series}`, {}),
+        wado: () => withCpu(orthanc2.process.pid!, () => timeGet(`${orthanc2.dicomWebUrl}${series}`, {})),
       };
       const [first, second] = round % 2 === 0 ? (['ours', 'theirs'] as const) : (['theirs', 'ours'] as const);
       const servers = { ours, theirs };
@@ -387,14 +388,14 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
     });
   }
   if (ONLY.has('wado')) {
-    const oursWado = median(wado.ours, (x) => x.seconds);
-    const theirsWado = median(wado.theirs, (x) => x.seconds);
+    const oursWado = median(wado.ours, (x) => x.value.seconds).value;
+    const theirsWado = median(wado.theirs, (x) => x.value.seconds).value;
     const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
     const ceiling = await clientCeiling(oursWado.bytes);
     results.push({
       benchmark: `WADO-RS series of ${CT_COUNT} CT, original bytes (median of ${wado.ours.length})`,
-      'DICOM Edge': `${oursWado.seconds.toFixed(2)} s, ${mbps(oursWado)}`,
-      Orthanc: `${theirsWado.seconds.toFixed(2)} s, ${mbps(theirsWado)}`,
+      'DICOM Edge': `${oursWado.seconds.toFixed(2)} s, ${mbps(oursWado)}, ${cpu(wado.ours)}`,
+      Orthanc: `${theirsWado.seconds.toFixed(2)} s, ${mbps(theirsWado)}, ${cpu(wado.theirs)}`,
       'speed-up (p50)': `${(theirsWado.seconds / oursWado.seconds).toFixed(1)}×`,
     });
     results.push({

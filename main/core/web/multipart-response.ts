@@ -1,4 +1,4 @@
-import { close, open, read } from 'node:fs';
+import { closeSync, open, read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { newBoundary } from './multipart-related.js';
@@ -140,8 +140,16 @@ async function readFully(fd: number, buffer: Buffer, offset: number, length: num
   return done;
 }
 
+/**
+ * Closing a file opened for reading does not wait on the disk; done synchronously it skips a thread-pool
+ * round trip per instance, which costs the event loop more than the close itself.
+ */
 function closeQuietly(fd: number): void {
-  close(fd, () => undefined);
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed or gone: nothing to release */
+  }
 }
 
 /** Fixed-size buffers handed out and given back; `take` waits while all are in use. */
