@@ -34,6 +34,8 @@ export interface StudySync {
   /** Summed over destinations. */
   counts: Counts;
   total: number;
+  /** The study's local size on disk (studies.size_bytes). */
+  sizeBytes?: number;
 }
 
 export interface InstanceSync {
@@ -264,6 +266,7 @@ interface RawStudySync {
   studyUid: string;
   state?: string;
   destinations?: { name: string; counts: Record<string, number>; state?: string }[];
+  sizeBytes?: number;
 }
 
 function toStudySync(raw: RawStudySync): StudySync {
@@ -273,7 +276,8 @@ function toStudySync(raw: RawStudySync): StudySync {
     const c = countsOf(d.counts);
     for (const key of Object.keys(counts) as OutboxState[]) counts[key] += c[key];
   }
-  return { studyUid: raw.studyUid, counts, total: Object.values(counts).reduce((a, b) => a + b, 0) - counts.cancelled };
+  const total = Object.values(counts).reduce((a, b) => a + b, 0) - counts.cancelled;
+  return { studyUid: raw.studyUid, counts, total, ...(typeof raw.sizeBytes === 'number' ? { sizeBytes: raw.sizeBytes } : {}) };
 }
 
 /** Sync state of the given studies (batched: the UIDs travel in the query string). */
@@ -293,19 +297,46 @@ export async function getStudiesSync(studyUids: string[]): Promise<Map<string, S
   return map;
 }
 
-export interface StudySyncDetail {
-  sync: StudySync;
-  problems: InstanceSync[];
+/** One instance of a study with its delivery state per destination ('*': received while no destination existed). */
+export interface InstanceRow {
+  sopInstanceUid: string;
+  seriesUid: string;
+  seriesNumber: number | null;
+  instanceNumber: number | null;
+  destinations: InstanceSync[];
 }
 
-export async function getStudySyncDetail(studyUid: string): Promise<StudySyncDetail> {
-  const raw = await json<RawStudySync & { problems?: Record<string, unknown>[] }>(`/api/studies/${studyUid}/sync`);
+export interface StudySyncDetail {
+  sync: StudySync;
+  /** Failed or conflicting instances. */
+  problems: InstanceSync[];
+  /** Every instance of the study, one page (failed or conflicting first). */
+  instances: { total: number; offset: number; items: InstanceRow[] };
+}
+
+export async function getStudySyncDetail(studyUid: string, limit = 1000, offset = 0): Promise<StudySyncDetail> {
+  const raw = await json<RawStudySync & {
+    problems?: Record<string, unknown>[];
+    instances?: { total: number; offset: number; items: Array<Omit<InstanceRow, 'destinations'> & { destinations: Array<Record<string, unknown>> }> };
+  }>(`/api/studies/${studyUid}/sync?limit=${limit}&offset=${offset}`);
+  const page = raw.instances ?? { total: 0, offset, items: [] };
   return {
     sync: toStudySync(raw),
     problems: (raw.problems ?? []).map((p) => ({
       id: Number(p.id), sopInstanceUid: String(p.sop_instance_uid), destination: String(p.destination), state: p.state as OutboxState,
       attempts: Number(p.attempts ?? 0), lastError: (p.last_error as string | null) ?? null, updatedAt: Number(p.updated_at ?? 0),
     })),
+    instances: {
+      total: page.total,
+      offset: page.offset,
+      items: page.items.map((i) => ({
+        ...i,
+        destinations: i.destinations.map((d) => ({
+          id: Number(d.id), sopInstanceUid: i.sopInstanceUid, destination: String(d.destination), state: d.state as OutboxState,
+          attempts: Number(d.attempts ?? 0), lastError: (d.lastError as string | null) ?? null, updatedAt: Number(d.updatedAt ?? 0),
+        })),
+      })),
+    },
   };
 }
 

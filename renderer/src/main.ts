@@ -93,7 +93,10 @@ window.addEventListener('hashchange', route);
 subscribeEvents(
   (event) => {
     const studyUid = typeof event.data.studyUid === 'string' ? event.data.studyUid : undefined;
-    if (studyUid && (event.type === 'study-updated' || event.type === 'instance-deleted')) store.studyChanged(studyUid);
+    if (studyUid && (event.type === 'study-updated' || event.type === 'instance-deleted')) {
+      store.studyChanged(studyUid);
+      scheduleInfo();
+    }
     if (studyUid && event.type === 'outbox-changed') {
       store.syncChanged(studyUid);
       const uids = event.data.sopInstanceUids;
@@ -114,6 +117,15 @@ function scheduleSummary(): void {
   summaryTimer ??= setTimeout(() => {
     summaryTimer = undefined;
     void context.refreshSummary();
+  }, 1000);
+}
+
+// The footer's "stored" size follows what arrives; read at page load only, it said 0 B next to a full list.
+let infoTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleInfo(): void {
+  infoTimer ??= setTimeout(() => {
+    infoTimer = undefined;
+    void loadInfo();
   }, 1000);
 }
 

@@ -162,8 +162,7 @@ export class StudyStore {
         if (!row) continue;
         if (JSON.stringify(row.sync) !== JSON.stringify(entry)) changed = true;
         row.sync = entry;
-        const size = (entry as StudySync & { sizeBytes?: number }).sizeBytes;
-        if (typeof size === 'number') row.sizeBytes = size;
+        if (typeof entry.sizeBytes === 'number') row.sizeBytes = entry.sizeBytes;
       }
     } catch {
       /* sync state is optional (no forward service yet): the list still works */

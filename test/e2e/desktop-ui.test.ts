@@ -55,6 +55,11 @@ describe('desktop UI in Chromium', { timeout: 240_000 }, () => {
     await page.waitForFunction((uid) => document.querySelector(`.row.study[data-uid="${uid}"]`)?.children[8]?.textContent === '12', ct[0]!.studyUid);
     assert.match(await row(ct[0]!.studyUid).innerText(), /DOE, JANE[\s\S]*PID-100[\s\S]*CT THORAX[\s\S]*ACC-CT-1/);
     assert.equal(await pillOf(ct[0]!.studyUid).innerText(), 'no destination');
+    // The local size (studies.size_bytes through /api/sync) fills the Size column, and the footer follows what is stored.
+    const sizes = await (await ui.appliance.api(`/api/sync?study=${ct[0]!.studyUid}`)).json() as Array<{ sizeBytes: number }>;
+    assert.ok(sizes[0]!.sizeBytes > 12 * 128 * 128 * 2, `study size ${sizes[0]!.sizeBytes}`);
+    await page.waitForFunction((uid) => /^\d+(\.\d+)? (KB|MB)$/.test(document.querySelector(`.row.study[data-uid="${uid}"] .c-size`)?.textContent ?? ''), ct[0]!.studyUid);
+    await page.waitForFunction(() => /(?<![\d.])[1-9][\d.]* (KB|MB) stored/.test(document.querySelector('.footer-info')?.textContent ?? ''));
 
     const weekAgo = new Date(today.getTime() - 5 * 86400_000);
     const old = new Date(today.getTime() - 40 * 86400_000);
@@ -164,6 +169,18 @@ describe('desktop UI in Chromium', { timeout: 240_000 }, () => {
     await azure.setFault({ kind: 'reject-instance', sopUids: [bad[1]!.sopInstanceUid], reason: 43264 });
     await storescu(appliance, bad);
     await page.waitForFunction((uid) => /failed/.test(document.querySelector(`.row.study[data-uid="${uid}"] .pill`)?.textContent ?? ''), bad[0]!.studyUid, { timeout: 60_000 });
+
+    // The study view shows each instance's own state: one failed with its reason, the others delivered.
+    await page.evaluate((uid) => { location.hash = `#/study/${uid}`; }, bad[0]!.studyUid);
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr[data-sop]').length === 3);
+    const instanceRow = (sop: string) => page.locator(`tbody tr[data-sop="${sop}"]`);
+    await page.waitForFunction((sop) => document.querySelector(`tbody tr[data-sop="${sop}"]`)?.getAttribute('data-state') === 'failed', bad[1]!.sopInstanceUid, { timeout: 30_000 });
+    assert.match(await instanceRow(bad[1]!.sopInstanceUid).locator('.reason').innerText(), /43264|valid/i);
+    for (const other of [bad[0]!, bad[2]!]) {
+      await page.waitForFunction((sop) => document.querySelector(`tbody tr[data-sop="${sop}"]`)?.getAttribute('data-state') === 'delivered', other.sopInstanceUid, { timeout: 30_000 });
+      assert.equal(await instanceRow(other.sopInstanceUid).locator('.pill[data-destination="azure"]').innerText(), 'delivered');
+    }
+    await screenshot(page, 'study-instance-states');
 
     await page.click('a.nav-item[data-route="sync"]');
     const failure = page.locator(`tr[data-sop="${bad[1]!.sopInstanceUid}"]`);

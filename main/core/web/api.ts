@@ -4,6 +4,7 @@ import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
 import { ForwardControlError, type ForwardControl, type OutboxFilter } from './forward-port.js';
 import { HttpError, uidParams } from './http-errors.js';
+import { instanceSyncPage } from './instance-sync.js';
 import { maskSettings, unmaskSettings } from './settings-mask.js';
 
 const STATES = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'] as const;
@@ -94,6 +95,8 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     const rows = db
       .prepare(`SELECT study_uid, destination, state, COUNT(*) AS count FROM outbox WHERE study_uid IN (${marks}) GROUP BY study_uid, destination, state`)
       .all(...studyUids) as Array<{ study_uid: string; destination: string; state: string; count: number }>;
+    const sizes = new Map((db.prepare(`SELECT study_uid, size_bytes FROM studies WHERE study_uid IN (${marks})`)
+      .all(...studyUids) as Array<{ study_uid: string; size_bytes: number }>).map((r) => [r.study_uid, r.size_bytes]));
     return studyUids.map((studyUid) => {
       const mine = rows.filter((r) => r.study_uid === studyUid);
       const destinations = [...new Set(mine.map((r) => r.destination))].sort().map((name) => {
@@ -102,7 +105,7 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         return { name, counts, state: overallState(counts) };
       });
       const counts = Object.fromEntries(STATES.map((s) => [s, mine.filter((r) => r.state === s).reduce((n, r) => n + r.count, 0)]));
-      return { studyUid, state: overallState(counts), destinations };
+      return { studyUid, state: overallState(counts), destinations, sizeBytes: sizes.get(studyUid) ?? 0 };
     });
   };
 
@@ -125,7 +128,9 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
       .prepare(`SELECT id, sop_instance_uid, destination, state, attempts, last_error, failure_reason, updated_at FROM outbox
                 WHERE study_uid = ? AND state IN ('failed','conflict') ORDER BY updated_at DESC LIMIT 500`)
       .all(study);
-    return { ...summary, problems };
+    const query = request.query as Record<string, string | undefined>;
+    const instances = instanceSyncPage(db, study!, boundedInt(query.limit, 1000, 1, 5000, 'limit'), boundedInt(query.offset, 0, 0, Number.MAX_SAFE_INTEGER, 'offset'));
+    return { ...summary, problems, instances };
   });
 
   app.get('/api/failures', async (request) => {

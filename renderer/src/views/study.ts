@@ -1,7 +1,7 @@
 import type { AppContext, View } from '../main';
 import {
-  ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, request, retryStudy,
-  type DicomJson, type InstanceSync, type StudySync,
+  ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
+  type DicomJson, type InstanceRow, type InstanceSync, type StudySync,
 } from '../api';
 import { h, toast } from '../dom';
 import { TAG, bytes, dicomDate, dicomTime, num, str } from '../format';
@@ -109,56 +109,61 @@ export function studyView(context: AppContext, studyUid: string): View {
     return card;
   }
 
-  let problems: InstanceSync[] = [];
+  const PAGE = 1000;
+  let instances: InstanceRow[] = [];
+  let instancesTotal = 0;
+  const moreButton = h('button.btn', { type: 'button', hidden: true, onclick: () => void loadMore() }, 'Show more');
 
+  /** Re-reads the study's sync summary and the instance rows already shown (at least the first page). */
   async function loadSync(): Promise<void> {
     try {
-      const detail = await getStudySyncDetail(studyUid);
+      const detail = await getStudySyncDetail(studyUid, Math.max(PAGE, instances.length), 0);
       sync = detail.sync;
-      problems = detail.problems;
+      instances = detail.instances.items;
+      instancesTotal = detail.instances.total;
     } catch {
       sync = undefined;
-      problems = [];
     }
     renderSync();
-    await loadInstances();
+    renderInstances();
   }
 
-  /** The state shown for an instance: its own when it failed or conflicts, else what the study's counts imply. */
-  function instanceState(sop: string): { state: string; destination: string; attempts: string; reason: string } {
-    const own = problems.filter((p) => p.sopInstanceUid === sop);
-    if (own.length > 0) {
-      return { state: own[0]!.state, destination: own.map((p) => p.destination).join(', '), attempts: String(own[0]!.attempts ?? ''), reason: own.map((p) => p.lastError ?? '').join('; ') };
-    }
-    if (!sync || sync.total === 0) return { state: context.store.configured ? 'local only' : 'waiting', destination: '–', attempts: '', reason: '' };
-    const c = sync.counts;
-    const state = c.delivered + c.failed + c.conflict >= sync.total ? 'delivered' : c.sending > 0 ? 'sending' : 'pending';
-    return { state, destination: 'all', attempts: '', reason: '' };
-  }
-
-  async function loadInstances(): Promise<void> {
-    let instances: DicomJson[] = [];
+  async function loadMore(): Promise<void> {
     try {
-      const response = await request(`/dicom-web/studies/${studyUid}/instances?includefield=00200013,0020000E,00280008&limit=100000`, { headers: { Accept: 'application/dicom+json' } });
-      const text = response.status === 204 ? '' : await response.text();
-      instances = (text ? JSON.parse(text) : []) as DicomJson[];
-    } catch {
-      /* shown as empty below */
+      const detail = await getStudySyncDetail(studyUid, PAGE, instances.length);
+      instances = [...instances, ...detail.instances.items];
+      instancesTotal = detail.instances.total;
+    } catch (error) {
+      toast(`Cannot read more images: ${(error as Error).message}`, 'error');
     }
-    instances.sort((a, b) => (num(a, TAG.InstanceNumber) ?? 0) - (num(b, TAG.InstanceNumber) ?? 0));
-    // Problems first: they are what a technician has to act on.
-    const rows = instances.map((ds) => ({ ds, sop: str(ds, TAG.SOPInstanceUID), ...instanceState(str(ds, TAG.SOPInstanceUID)) }))
-      .sort((a, b) => Number(b.state === 'failed' || b.state === 'conflict') - Number(a.state === 'failed' || a.state === 'conflict'));
+    renderInstances();
+  }
+
+  const stateText = (d: InstanceSync): string => (d.destination === '*' ? 'waiting' : d.state);
+  const pillClass = (state: string): string => (state === 'delivered' ? 'done' : state);
+
+  function renderInstances(): void {
     instancesNote.textContent = !context.store.configured ? 'No destination is configured: images wait locally until one is added in Settings.' : '';
-    const shown = rows.slice(0, 1000);
-    instancesBody.replaceChildren(...shown.map((r) => h('tr', { dataset: { sop: r.sop, state: r.state } },
-      h('td', str(r.ds, TAG.InstanceNumber)),
-      h('td.mono', r.sop),
-      h('td', r.destination),
-      h('td', h('span.pill', { class: r.state === 'delivered' ? 'done' : r.state === 'local only' ? 'waiting' : r.state }, r.state)),
-      h('td', r.attempts),
-      h('td.reason', r.reason))));
-    if (rows.length > shown.length) instancesNote.textContent = `Showing the first ${shown.length} of ${rows.length} instances.`;
+    instancesBody.replaceChildren(...instances.map((row) => {
+      const deliveries = row.destinations;
+      // The row's own state: the worst over its destinations; "local only" when it was never queued.
+      const worst = deliveries.map(stateText).sort((a, b) => STATE_RANK.indexOf(a) - STATE_RANK.indexOf(b))[0] ?? 'local only';
+      const lines = (render: (d: InstanceSync) => Node | string) => deliveries.length === 0 ? ['–'] : deliveries.map((d) => h('div', render(d)));
+      return h('tr', { dataset: { sop: row.sopInstanceUid, state: worst } },
+        h('td', row.instanceNumber === null ? '' : String(row.instanceNumber)),
+        h('td.mono', row.sopInstanceUid),
+        h('td', ...lines((d) => (d.destination === '*' ? 'no destination yet' : d.destination))),
+        h('td', ...(deliveries.length === 0
+          ? [h('span.pill.waiting', 'local only')]
+          : deliveries.map((d) => h('div', h('span.pill', { class: pillClass(stateText(d)), dataset: { destination: d.destination } }, stateText(d)))))),
+        h('td', ...lines((d) => String(d.attempts ?? 0))),
+        h('td.reason', deliveries.map((d) => d.lastError ?? '').filter(Boolean).join('; ')));
+    }));
+    moreButton.hidden = instances.length >= instancesTotal;
+    if (instances.length < instancesTotal) {
+      instancesNote.textContent = `Showing ${instances.length} of ${instancesTotal} images (failed ones first).`;
+      moreButton.textContent = `Show ${Math.min(PAGE, instancesTotal - instances.length)} more`;
+    }
   }
 
   const element = h('section.view.study',
@@ -167,7 +172,8 @@ export function studyView(context: AppContext, studyUid: string): View {
     seriesGrid,
     h('h2', 'Images and their upload state'),
     instancesNote,
-    h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['#', 'SOP Instance UID', 'Destination', 'State', 'Attempts', 'Last error'].map((t) => h('th', t)))), instancesBody)));
+    h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['#', 'SOP Instance UID', 'Destination', 'State', 'Attempts', 'Last error'].map((t) => h('th', t)))), instancesBody)),
+    moreButton);
 
   void loadHead().then(loadSync).catch((error) => head.replaceChildren(h('a.back', { href: '#/studies' }, '← Studies'), h('p.notice', `Cannot read the study: ${(error as Error).message}`)));
   void loadSeries().catch(() => seriesGrid.replaceChildren(h('p.muted', 'Cannot read the series.')));
@@ -190,6 +196,9 @@ export function studyView(context: AppContext, studyUid: string): View {
     },
   };
 }
+
+/** Worst first: the state a row with several destinations shows. */
+const STATE_RANK = ['failed', 'conflict', 'sending', 'pending', 'waiting', 'cancelled', 'delivered'];
 
 function fact(label: string, value: string): HTMLElement {
   return h('div.fact', h('span.fact-label', label), h('span.fact-value', value || '–'));
