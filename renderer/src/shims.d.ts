@@ -78,3 +78,9 @@ declare module 'cornerstone-wado-image-loader' {
   };
   export default loader;
 }
+
+/** Vite: `import url from './file?url'` gives the built asset's URL. */
+declare module '*?url' {
+  const url: string;
+  export default url;
+}

@@ -18,6 +18,19 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/**
+ * The image loader's decode worker only: its WebAssembly codecs (libjpeg-turbo, CharLS, OpenJPEG) are
+ * Emscripten embind builds that create their glue with `new Function`. A worker served from its own URL
+ * runs under the policy of its own response, so eval is allowed there, with no DOM, and never in the page.
+ */
+export const DECODE_WORKER_CSP = [
+  "default-src 'none'",
+  "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'",
+  // The codecs' wasm binaries are embedded as data: URIs, which Emscripten fetch()es.
+  "connect-src 'self' data:",
+].join('; ');
+const DECODE_WORKER_PATH = /^\/assets\/index\.worker\.bundle\.min\.worker-[\w-]+\.js$/;
+
 const NOT_BUILT_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>DICOM Edge</title></head>
 <body><h1>DICOM Edge</h1>
@@ -29,6 +42,10 @@ const NOT_BUILT_PAGE = `<!doctype html>
 export async function registerStaticUi(app: FastifyInstance, staticDir: string): Promise<void> {
   if (existsSync(join(staticDir, 'index.html'))) {
     await app.register(fastifyStatic, { root: staticDir, prefix: '/', index: ['index.html'], wildcard: true });
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (DECODE_WORKER_PATH.test(request.url.split('?')[0]!)) reply.header('content-security-policy', DECODE_WORKER_CSP);
+      return payload;
+    });
     return;
   }
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(NOT_BUILT_PAGE));

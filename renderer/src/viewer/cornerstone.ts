@@ -1,14 +1,15 @@
 /**
  * One-time setup of cornerstone, its tools and the WADO image loader (wadors: image IDs against the local
- * server, with the session's auth header). The loader decodes in blob: web workers with its embedded
- * WebAssembly codecs (JPEG baseline/lossless, JPEG-LS, JPEG 2000, RLE), which the CSP allows
- * (worker-src blob:, script-src 'wasm-unsafe-eval'); nothing is fetched from another origin.
+ * server, with the session's auth header). The loader decodes in web workers with its embedded
+ * WebAssembly codecs (JPEG baseline/lossless, JPEG-LS, JPEG 2000, RLE), started from a same-origin URL
+ * (see startDecodeWorkersFromTheirUrl); nothing is fetched from another origin.
  */
 import cornerstone from 'cornerstone-core';
 import cornerstoneMath from 'cornerstone-math';
 import cornerstoneTools from 'cornerstone-tools';
 import loader from 'cornerstone-wado-image-loader';
 import dicomParser from 'dicom-parser';
+import decodeWorkerUrl from 'cornerstone-wado-image-loader/dist/index.worker.bundle.min.worker.js?url';
 import { authHeaders, dicomWebRoot, type DicomJson } from '../api';
 
 let ready = false;
@@ -23,6 +24,7 @@ export function setupCornerstone(): void {
       for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     },
   });
+  startDecodeWorkersFromTheirUrl();
   loader.webWorkerManager.initialize({
     maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)),
     startWebWorkersOnDemand: true,
@@ -32,6 +34,21 @@ export function setupCornerstone(): void {
   cornerstoneTools.external.cornerstone = cornerstone;
   cornerstoneTools.external.cornerstoneMath = cornerstoneMath;
   cornerstoneTools.init({ showSVGCursors: false, touchEnabled: false, globalToolSyncEnabled: false });
+}
+
+/**
+ * The loader starts its decode worker from a blob: URL, and a blob: worker inherits the page's CSP, under
+ * which the embind glue of the JPEG baseline, JPEG-LS and JPEG 2000 codecs cannot run (`new Function`).
+ * The same worker script is built as an asset and started from its own URL instead; the server gives
+ * that one response a policy allowing eval inside the worker (web/static-ui.ts DECODE_WORKER_CSP).
+ */
+function startDecodeWorkersFromTheirUrl(): void {
+  const NativeWorker = window.Worker;
+  window.Worker = class DecodeWorker extends NativeWorker {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(String(url).startsWith('blob:') ? new URL(decodeWorkerUrl, location.href) : url, options);
+    }
+  };
 }
 
 export function frameImageId(studyUid: string, seriesUid: string, sopUid: string, frame: number): string {
