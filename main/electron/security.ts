@@ -133,13 +133,22 @@ export function isTrustedSender(frame: SenderFrame | null | undefined, appOrigin
   return isAppUrl(frame.url, appOrigin);
 }
 
+/**
+ * The image loader's decode worker script (served from its own URL) gets the worker-only policy the server
+ * gives it (web/static-ui.ts): its embind codecs need eval, inside the worker only, and fetch their
+ * wasm from data: URIs. Every other app response gets the page's policy.
+ */
+export const DECODE_WORKER_CSP = "default-src 'none'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; connect-src 'self' data:";
+const DECODE_WORKER_PATH = /^\/assets\/index\.worker\.bundle\.min\.worker-[\w-]+\.js$/;
+
 /** Adds the CSP to responses from the app origin (defence in depth: the server sends it too). */
 export function withCsp(url: string, appOrigin: string, headers: Record<string, string[]>): Record<string, string[]> {
   if (!isAppUrl(url, appOrigin)) return headers;
+  const policy = DECODE_WORKER_PATH.test(new URL(url).pathname) ? DECODE_WORKER_CSP : CONTENT_SECURITY_POLICY;
   const next: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (name.toLowerCase() !== 'content-security-policy') next[name] = value;
   }
-  next['Content-Security-Policy'] = [CONTENT_SECURITY_POLICY];
+  next['Content-Security-Policy'] = [policy];
   return next;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   CONTENT_SECURITY_POLICY, attachNavigationGuards, denyAllPermissions, externalUrlToOpen, isAppUrl, isTrustedSender,
-  secureWebPreferences, withCsp, type GuardedContents,
+  DECODE_WORKER_CSP, secureWebPreferences, withCsp, type GuardedContents,
 } from '../../main/electron/security.js';
 
 const APP = 'http://127.0.0.1:8780';
@@ -53,6 +53,16 @@ describe('electron window security', () => {
     assert.deepEqual(headers['Content-Type'], ['text/html']);
     const foreign = { 'X': ['1'] };
     assert.equal(withCsp('https://example.org/', APP, foreign), foreign);
+  });
+
+  it('only the decode worker script may eval, under its own policy', () => {
+    const worker = withCsp(`${APP}/assets/index.worker.bundle.min.worker-AbC_12.js`, APP, { 'content-security-policy': ['default-src *'] });
+    assert.deepEqual(worker['Content-Security-Policy'], [DECODE_WORKER_CSP]);
+    assert.match(DECODE_WORKER_CSP, /'unsafe-eval'/);
+    for (const path of ['/assets/index-ZZ.js', '/assets/index.worker.bundle.min.worker-x.js/../evil.js', '/index.worker.bundle.min.worker-x.js']) {
+      assert.deepEqual(withCsp(`${APP}${path}`, APP, {})['Content-Security-Policy'], [CONTENT_SECURITY_POLICY], path);
+    }
+    assert.doesNotMatch(CONTENT_SECURITY_POLICY, /'unsafe-eval'/);
   });
 
   it('app URLs are exactly the app origin', () => {
