@@ -6,6 +6,7 @@ import { IngestAbortedError, IngestError } from '../store/errors.js';
 import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
 import { buildFileMeta } from './file-meta.js';
 import { cStoreResponsePdu, joinPdvs, PDU_TYPE_P_DATA_TF, readCStoreCommand, splitPdvs, type CStoreCommand, type Pdv } from './pdata.js';
+import { PduReader } from './pdu-reader.js';
 import { decideContext } from './presentation-contexts.js';
 import { DimseStatus, errorComment } from './statuses.js';
 import { StoreSink } from './store-sink.js';
@@ -63,6 +64,8 @@ interface NetworkInternals {
   dimse: unknown;
   dimseStream: unknown;
   dimseStoreStream: unknown;
+  statistics: { addBytesReceived(bytes: number): void };
+  _reset(): void;
 }
 
 type ProcessPdu = (this: unknown, pdu: Buffer) => Promise<void>;
@@ -96,10 +99,32 @@ export class EdgeScp extends Scp {
     const internals = this as unknown as NetworkInternals;
     internals.connected = true;
     internals.connectedTime = Date.now();
+    this.readPdusOurselves(socket);
     this.on('close', () => this.closed(new IngestAbortedError('the connection closed before the data set was complete')));
     this.on('networkError', (error: Error) => {
       this.info.logger.warn({ event: 'association-network-error', callingAe: this.info.callingAe, reason: error.message }, 'network error; closing');
       this.socket.destroy();
+    });
+  }
+
+  /** Replaces dcmjs-dimse's socket reader (which re-concatenates each PDU per chunk) with PduReader. */
+  private readPdusOurselves(socket: Socket): void {
+    const internals = this as unknown as NetworkInternals;
+    socket.removeAllListeners('data'); // dcmjs-dimse's, added by its constructor; nobody else has one yet
+    const reader = new PduReader();
+    const networkError = (error: Error) => (this.emit as unknown as (event: string, error: Error) => void).call(this, 'networkError', error);
+    const onPdu = (pdu: Buffer) => {
+      internals.lastPduTime = Date.now();
+      this._processPdu(pdu).catch((error: unknown) => networkError(error instanceof Error ? error : new Error(String(error))));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      internals.statistics.addBytesReceived(chunk.length);
+      try {
+        reader.push(chunk, onPdu);
+      } catch (error) {
+        internals._reset();
+        networkError(error as Error);
+      }
     });
   }
 
