@@ -79,19 +79,20 @@ describe('file meta information', () => {
 });
 
 describe('store sink', () => {
-  test('forwards the prefix and every byte, coalesced, and pauses the sender when behind', async () => {
+  test('forwards the prefix and every fragment uncopied, in batches, and pauses the sender when behind', async () => {
     const calls: string[] = [];
     const sink = new StoreSink(Buffer.from('PREFIX'), { pause: () => calls.push('pause'), resume: () => calls.push('resume') });
-    const received: Buffer[] = [];
-    const reading = (async () => {
-      for await (const chunk of sink.out) received.push(chunk as Buffer);
-    })();
+    const received: Buffer[][] = [];
     const parts = Array.from({ length: 200 }, (_, i) => Buffer.alloc(16 * 1024, i));
     for (const part of parts) sink.write(part);
     sink.end();
-    await reading;
-    assert.ok(Buffer.concat(received).equals(Buffer.concat([Buffer.from('PREFIX'), ...parts])));
-    assert.ok(received.length < 40, `coalesced into ${received.length} chunks`);
+    assert.ok(calls.includes('pause'), 'paused while nobody reads');
+    for await (const batch of sink.out) received.push(batch as Buffer[]);
+    const fragments = received.flat();
+    assert.ok(Buffer.concat(fragments).equals(Buffer.concat([Buffer.from('PREFIX'), ...parts])));
+    assert.ok(fragments.slice(1).every((fragment, i) => fragment === parts[i]), 'the fragments themselves, not copies');
+    assert.ok(received.length < 40, `batched into ${received.length} writes`);
+    assert.equal(calls.at(-1), 'resume');
   });
   test('fail() ends the Part 10 stream with an error and swallows the rest', async () => {
     const sink = new StoreSink(Buffer.from('P'), { pause: () => undefined, resume: () => undefined });

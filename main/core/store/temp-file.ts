@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { IngestAbortedError, OutOfResourcesError } from './errors.js';
@@ -17,8 +17,15 @@ export interface SpooledFile {
   tail: Buffer;
 }
 
-/** Streams `source` into a new temp file, hashing as it goes, and fsyncs it. Removes the file on any failure. */
-export async function spoolToTempFile(source: AsyncIterable<Uint8Array> | Readable, tempDir: string): Promise<SpooledFile> {
+/**
+ * Streams `source` into a new temp file, hashing as it goes, and fsyncs it. Removes the file on any failure.
+ * A source may yield batches (arrays of chunks), which go to the file with one writev each; a batch
+ * hands its buffers over (the source never reuses them), so the header bytes are kept without a copy.
+ */
+export async function spoolToTempFile(
+  source: AsyncIterable<Uint8Array | readonly Uint8Array[]> | Readable,
+  tempDir: string,
+): Promise<SpooledFile> {
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
   const handle = await open(path, 'wx', 0o644);
   const hash = createHash('sha256');
@@ -28,22 +35,26 @@ export async function spoolToTempFile(source: AsyncIterable<Uint8Array> | Readab
   let sizeBytes = 0;
   try {
     try {
-      for await (const chunk of source) {
-        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        if (bytes.length === 0) continue;
-        hash.update(bytes);
-        if (headLength < KEPT_HEAD_BYTES) {
-          const kept = bytes.subarray(0, KEPT_HEAD_BYTES - headLength);
-          headChunks.push(Buffer.from(kept));
-          headLength += kept.length;
+      for await (const item of source as AsyncIterable<Uint8Array | readonly Uint8Array[]>) {
+        const batch: Buffer[] = [];
+        let batchBytes = 0;
+        const handedOver = Array.isArray(item);
+        for (const chunk of handedOver ? (item as readonly Uint8Array[]) : [item as Uint8Array]) {
+          const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          if (bytes.length === 0) continue;
+          hash.update(bytes);
+          if (headLength < KEPT_HEAD_BYTES) {
+            const kept = bytes.subarray(0, KEPT_HEAD_BYTES - headLength);
+            headChunks.push(handedOver ? kept : Buffer.from(kept));
+            headLength += kept.length;
+          }
+          tail = bytes.length >= 8 ? Buffer.from(bytes.subarray(bytes.length - 8)) : Buffer.concat([tail, bytes]).subarray(-8);
+          batch.push(bytes);
+          batchBytes += bytes.length;
         }
-        tail = bytes.length >= 8 ? Buffer.from(bytes.subarray(bytes.length - 8)) : Buffer.concat([tail, bytes]).subarray(-8);
-        let written = 0;
-        while (written < bytes.length) {
-          const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
-          written += bytesWritten;
-        }
-        sizeBytes += bytes.length;
+        if (batchBytes === 0) continue;
+        await writeAll(handle, batch, batchBytes);
+        sizeBytes += batchBytes;
       }
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -59,4 +70,21 @@ export async function spoolToTempFile(source: AsyncIterable<Uint8Array> | Readab
   }
   await handle.close();
   return { path, sizeBytes, sha256: hash.digest('hex'), head: Buffer.concat(headChunks), tail };
+}
+
+/** writev, continuing after a short write. */
+async function writeAll(handle: FileHandle, batch: Buffer[], total: number): Promise<void> {
+  let written = (await (batch.length === 1 ? handle.write(batch[0]!) : handle.writev(batch))).bytesWritten;
+  while (written < total) {
+    let skip = written;
+    const rest: Buffer[] = [];
+    for (const bytes of batch) {
+      if (skip >= bytes.length) skip -= bytes.length;
+      else {
+        rest.push(skip > 0 ? bytes.subarray(skip) : bytes);
+        skip = 0;
+      }
+    }
+    written += (await handle.writev(rest)).bytesWritten;
+  }
 }
