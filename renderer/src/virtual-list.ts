@@ -1,6 +1,10 @@
 /**
  * A virtual list with fixed row height: only the rows in view (plus a small overscan) exist in the DOM,
  * and they are recycled while scrolling, so 10,000 or 100,000 rows scroll the same.
+ *
+ * A scroll frame does as little as it can: the scroll event (already aligned to the frame) reads scrollTop
+ * once, and only rows that came into view are moved (transform) and refilled; the others are untouched.
+ * The viewport is a composited scroller (see .vlist in styles.css) so scrolling does not repaint it.
  */
 export interface VirtualListOptions<T> {
   rowHeight: number;
@@ -15,14 +19,18 @@ export class VirtualList<T> {
   readonly element: HTMLElement;
   private readonly spacer: HTMLElement;
   private readonly pool: HTMLElement[] = [];
+  /** Which item index each pooled row shows (-1: hidden, -2: unknown, after the pool grew). */
+  private filled: number[] = [];
   private items: readonly T[] = [];
   private frame = 0;
   private lastFirst = -1;
   private lastCount = -1;
-  /** Which item index each pooled row shows. */
-  private readonly filled = new Map<number, number>();
+  /** Read on resize only: reading it on every scroll could force a layout. */
+  private height = 0;
   /** Items changed: rewrite every visible row once. */
   private dirty = true;
+  /** performance.now() of the last scroll event, for callers that defer work while the user scrolls. */
+  lastScrollAt = -Infinity;
 
   constructor(private readonly options: VirtualListOptions<T>) {
     this.element = document.createElement('div');
@@ -31,8 +39,15 @@ export class VirtualList<T> {
     this.spacer = document.createElement('div');
     this.spacer.className = 'vlist-spacer';
     this.element.append(this.spacer);
-    this.element.addEventListener('scroll', () => this.schedule(), { passive: true });
-    new ResizeObserver(() => this.schedule()).observe(this.element);
+    this.element.addEventListener('scroll', () => {
+      this.lastScrollAt = performance.now();
+      this.render();
+    }, { passive: true });
+    new ResizeObserver((entries) => {
+      this.height = entries[0]?.contentRect.height ?? 0;
+      this.lastFirst = -1;
+      this.schedule();
+    }).observe(this.element);
   }
 
   setItems(items: readonly T[]): void {
@@ -54,6 +69,11 @@ export class VirtualList<T> {
     return this.items.length;
   }
 
+  /** True while the user scrolled within the last `ms` milliseconds. */
+  scrolledWithin(ms: number): boolean {
+    return performance.now() - this.lastScrollAt < ms;
+  }
+
   private schedule(): void {
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
@@ -65,10 +85,10 @@ export class VirtualList<T> {
   private render(): void {
     const { rowHeight } = this.options;
     const overscan = this.options.overscan ?? 6;
-    const height = this.element.clientHeight || 600;
+    const height = this.height || this.element.clientHeight || 600;
     const first = Math.max(0, Math.floor(this.element.scrollTop / rowHeight) - overscan);
-    const count = Math.min(this.items.length - first, Math.ceil(height / rowHeight) + overscan * 2);
-    if (first === this.lastFirst && count === this.lastCount) return;
+    const count = Math.max(0, Math.min(this.items.length - first, Math.ceil(height / rowHeight) + overscan * 2));
+    if (first === this.lastFirst && count === this.lastCount && !this.dirty) return;
     this.lastFirst = first;
     this.lastCount = count;
     if (this.pool.length < count) {
@@ -79,30 +99,32 @@ export class VirtualList<T> {
         row.style.left = '0';
         row.style.right = '0';
         row.style.height = `${rowHeight}px`;
+        row.hidden = true;
         this.pool.push(row);
         this.element.append(row);
       }
-      this.filled.clear();
+      this.filled = this.pool.map(() => -2);
     }
     // Each index always lands on the same pooled row (index mod pool size), so scrolling by a few rows
     // rewrites only the rows that came into view; the others keep their content and position.
     const size = this.pool.length;
-    const used = new Set<number>();
-    for (let index = first; index < first + count; index++) {
-      const slot = index % size;
-      used.add(slot);
-      const row = this.pool[slot]!;
-      row.hidden = false;
-      if (this.filled.get(slot) === index && !this.dirty) continue;
-      this.filled.set(slot, index);
-      row.style.transform = `translateY(${index * rowHeight}px)`;
-      this.options.renderRow(row, this.items[index]!, index);
-    }
+    const end = first + count;
     for (let slot = 0; slot < size; slot++) {
-      if (!used.has(slot)) {
-        this.pool[slot]!.hidden = true;
-        this.filled.delete(slot);
+      // The index in [first, end) that maps to this slot, if any.
+      const index = first + ((slot - (first % size) + size) % size);
+      const row = this.pool[slot]!;
+      if (index >= end) {
+        if (this.filled[slot] !== -1) {
+          row.hidden = true;
+          this.filled[slot] = -1;
+        }
+        continue;
       }
+      if (this.filled[slot] === index && !this.dirty) continue;
+      if (this.filled[slot] !== index) row.style.transform = `translateY(${index * rowHeight}px)`;
+      if (this.filled[slot]! < 0) row.hidden = false;
+      this.filled[slot] = index;
+      this.options.renderRow(row, this.items[index]!, index);
     }
     this.dirty = false;
   }

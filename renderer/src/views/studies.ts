@@ -18,12 +18,53 @@ const COLUMNS: { key: SortKey; label: string; className: string }[] = [
   { key: 'sync', label: 'Cloud sync', className: 'c-sync' },
 ];
 
+/** Positions in displayCells(): one per column, then the sync pill's class, the bar's width and the UID. */
+const SYNC = COLUMNS.length - 1;
+const SYNC_CLASS = COLUMNS.length;
+const SYNC_WIDTH = COLUMNS.length + 1;
+const UID = COLUMNS.length + 2;
+
+interface CachedCells { cells: string[]; sync: StudyRow['sync']; sizeBytes: number | undefined; configured: boolean }
+/**
+ * The display strings of a study, formatted once per data change rather than on every scroll frame.
+ * The store replaces a row object when its study changes and updates sync and size in place, so those
+ * two (and whether a destination is configured) are checked.
+ */
+const cellCache = new WeakMap<StudyRow, CachedCells>();
+
+function displayCells(study: StudyRow, configured: boolean): string[] {
+  const cached = cellCache.get(study);
+  if (cached && cached.sync === study.sync && cached.sizeBytes === study.sizeBytes && cached.configured === configured) return cached.cells;
+  const sync = syncLabel(study.sync, configured);
+  const cells = [
+    study.patientName || '(no name)',
+    study.patientId,
+    dicomDate(study.birthDate),
+    `${dicomDate(study.studyDate)} ${dicomTime(study.studyTime)}`,
+    study.modalities.join(' '),
+    study.description,
+    study.accession,
+    String(study.numSeries),
+    String(study.numInstances),
+    study.sizeBytes !== undefined ? bytes(study.sizeBytes) : '',
+    sync.text,
+    `pill ${sync.label}`,
+    `${Math.round(sync.progress * 100)}%`,
+    study.uid,
+  ];
+  cellCache.set(study, { cells, sync: study.sync, sizeBytes: study.sizeBytes, configured });
+  return cells;
+}
+
 const state: { filter: StudyFilter; sort: SortKey; descending: boolean; range: string } = {
   filter: { text: '', from: '', to: '', modality: '', sync: '' },
   sort: 'studyDate',
   descending: true,
   range: 'all',
 };
+
+const SCROLL_QUIET_MS = 150;
+const MAX_DEFER_MS = 3000;
 
 export function studiesView(context: AppContext): View {
   const { store } = context;
@@ -77,28 +118,28 @@ export function studiesView(context: AppContext): View {
       return row;
     },
     renderRow: (row, study) => {
-      const cells = row.children as HTMLCollectionOf<HTMLElement>;
-      (row as HTMLAnchorElement).href = `#/study/${study.uid}`;
-      row.dataset.uid = study.uid;
-      cells[0]!.textContent = study.patientName || '(no name)';
-      cells[1]!.textContent = study.patientId;
-      cells[2]!.textContent = dicomDate(study.birthDate);
-      cells[3]!.textContent = `${dicomDate(study.studyDate)} ${dicomTime(study.studyTime)}`;
-      cells[4]!.textContent = study.modalities.join(' ');
-      cells[5]!.textContent = study.description;
-      cells[6]!.textContent = study.accession;
-      cells[7]!.textContent = String(study.numSeries);
-      cells[8]!.textContent = String(study.numInstances);
-      cells[9]!.textContent = study.sizeBytes !== undefined ? bytes(study.sizeBytes) : '';
-      const sync = syncLabel(study.sync, store.configured);
-      const pill = cells[10]!.firstElementChild as HTMLElement;
-      pill.className = `pill ${sync.label}`;
-      pill.textContent = sync.text;
+      const cells = displayCells(study, store.configured);
+      const shown = written.get(row) ?? [];
+      written.set(row, cells);
+      if (shown === cells) return;
+      const el = row.children as HTMLCollectionOf<HTMLElement>;
+      if (shown[UID] !== cells[UID]) {
+        (row as HTMLAnchorElement).href = `#/study/${cells[UID]}`;
+        row.dataset.uid = cells[UID];
+      }
+      for (let c = 0; c < SYNC; c++) if (shown[c] !== cells[c]) el[c]!.textContent = cells[c]!;
+      const pill = el[SYNC]!.firstElementChild as HTMLElement;
       const bar = pill.nextElementSibling as HTMLElement;
-      bar.hidden = sync.label === 'none' || sync.label === 'waiting';
-      (bar.firstElementChild as HTMLElement).style.width = `${Math.round(sync.progress * 100)}%`;
+      if (shown[SYNC_CLASS] !== cells[SYNC_CLASS]) {
+        pill.className = cells[SYNC_CLASS]!;
+        bar.hidden = cells[SYNC_CLASS] === 'pill none' || cells[SYNC_CLASS] === 'pill waiting';
+      }
+      if (shown[SYNC] !== cells[SYNC]) pill.textContent = cells[SYNC]!;
+      if (shown[SYNC_WIDTH] !== cells[SYNC_WIDTH]) (bar.firstElementChild as HTMLElement).style.width = cells[SYNC_WIDTH]!;
     },
   });
+  /** The cells each pooled row shows now, so a refill writes only the text that differs. */
+  const written = new WeakMap<HTMLElement, string[]>();
 
   const empty = h('div.empty', { hidden: true });
 
@@ -151,8 +192,35 @@ export function studiesView(context: AppContext): View {
     notice,
     h('div.table', { role: 'table', 'aria-label': 'Studies' }, header, list.element, empty));
 
-  const unsubscribe = store.subscribe(update);
+  // Live changes (SSE, sync polls) re-filter and re-sort 10,000 rows: never in the middle of a scroll.
+  // They wait for an idle moment after the scrolling stops, or at most MAX_DEFER_MS.
+  let deferredSince = 0;
+  let deferred = 0;
+  const runDeferred = (): void => {
+    deferred = 0;
+    if (list.scrolledWithin(SCROLL_QUIET_MS) && performance.now() - deferredSince < MAX_DEFER_MS) {
+      deferred = requestIdleCallback(runDeferred, { timeout: SCROLL_QUIET_MS * 2 });
+      return;
+    }
+    update();
+  };
+  const onStoreChanged = (): void => {
+    if (deferred) return;
+    if (!list.scrolledWithin(SCROLL_QUIET_MS)) {
+      update();
+      return;
+    }
+    deferredSince = performance.now();
+    deferred = requestIdleCallback(runDeferred, { timeout: SCROLL_QUIET_MS * 2 });
+  };
+  const unsubscribe = store.subscribe(onStoreChanged);
   setRange(state.range);
   requestAnimationFrame(() => search.focus());
-  return { element, dispose: unsubscribe };
+  return {
+    element,
+    dispose: () => {
+      unsubscribe();
+      if (deferred) cancelIdleCallback(deferred);
+    },
+  };
 }
