@@ -124,6 +124,8 @@ describe('desktop UI in Chromium', { timeout: 240_000 }, () => {
     assert.ok(first.total > 0 && first.nonBlack > first.total * 0.05, `canvas is blank: ${JSON.stringify(first)}`);
     assert.match(await page.locator('.ov.tl').innerText(), /DOE, JANE/);
     assert.match(await page.locator('.ov.bl').innerText(), /Im 1 \/ 6/);
+    // What a technician sees on opening the series: the default window, before any drag.
+    await screenshot(page, 'viewer');
 
     const box = (await page.locator('.viewport').boundingBox())!;
     const wlBefore = await page.locator('.ov.br').innerText();
@@ -134,6 +136,7 @@ describe('desktop UI in Chromium', { timeout: 240_000 }, () => {
     await page.waitForFunction((before) => document.querySelector('.ov.br')?.textContent !== before, wlBefore);
     const windowed = await canvasStats(page);
     assert.notEqual(windowed.sum, first.sum, 'window/level did not change the pixels');
+    await screenshot(page, 'viewer-windowed');
 
     await page.mouse.wheel(0, 120);
     await page.waitForFunction(() => document.querySelector('.viewer')?.getAttribute('data-index') === '1');
@@ -145,7 +148,7 @@ describe('desktop UI in Chromium', { timeout: 240_000 }, () => {
     assert.equal(await page.locator('.slice-slider').inputValue(), '5');
     await page.selectOption('select[aria-label="Window preset"]', '1500,-600');
     await page.waitForFunction(() => /W 1500 L -600/.test(document.querySelector('.ov.br')?.textContent ?? ''));
-    await screenshot(page, 'viewer');
+    await screenshot(page, 'viewer-lung-preset');
     const csp = ui.pageErrors.filter((e) => /Content Security Policy|Refused/.test(e));
     assert.deepEqual(csp, []);
   });
