@@ -19,6 +19,9 @@ import { evictDelivered } from './eviction.js';
 import { GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync } from './directory-sync.js';
 
+/** How long a passed free-space check spares the next ingest its check before spooling (one statfs less each). */
+const EARLY_ROOM_CHECK_MS = 250;
+
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
   callingAe: string;
@@ -75,6 +78,8 @@ export class Archive {
   private limits: ArchiveOptions['limits'];
   private readonly logger: Logger;
   private archiveBytes = 0;
+  /** When a free-space check last passed; a check this recent stands in for the one before spooling. */
+  private roomConfirmedAt = 0;
 
   private constructor(options: ArchiveOptions, db: Db) {
     this.paths = new ArchivePaths(options.dataDir);
@@ -108,6 +113,7 @@ export class Archive {
 
   setLimits(limits: ArchiveOptions['limits']): void {
     this.limits = limits;
+    this.roomConfirmedAt = 0;
   }
 
   get usedBytes(): number {
@@ -129,7 +135,8 @@ export class Archive {
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
     try {
-      await this.ensureRoom(0);
+      // The check after spooling is exact; this early one only spares writing a file while the disk is full.
+      if (Date.now() - this.roomConfirmedAt > EARLY_ROOM_CHECK_MS) await this.ensureRoom(0);
       spooled = await spoolToTempFile(source, this.paths.tempDir);
       ticket = this.committer.announce();
       const header = await this.parse(spooled);
@@ -181,6 +188,7 @@ export class Archive {
   private async ensureRoom(incomingBytes: number): Promise<void> {
     try {
       await checkRoom(this.paths.root, this.limits, this.archiveBytes, incomingBytes);
+      this.roomConfirmedAt = Date.now();
     } catch (error) {
       if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
       const freed = await evictDelivered(this, incomingBytes, this.logger);
