@@ -33,7 +33,8 @@ const HUGE_BYTES = 2 * 1024 ** 3;
  * For quick iteration, environment variables narrow the run (the full table runs without them):
  * BENCH_INGEST_WORKLOAD=CT|small, BENCH_INGEST_SENDERS=8|32, BENCH_INGEST_RECEIVERS=appliance,Orthanc,
  * BENCH_INGEST_HUGE=0 skips the 2 GB instance, BENCH_APPLIANCE_NODE_ARGS adds node flags to the
- * appliance (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ * appliance (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_APPLIANCE_STDOUT=<file> keeps its stdout
+ * (e.g. with "--trace-gc").
  */
 const filter = {
   workload: process.env.BENCH_INGEST_WORKLOAD?.toLowerCase(),
@@ -63,6 +64,7 @@ async function startAppliance(dir: string): Promise<Receiver> {
     '--dimse-port', String(port), '--http-port', String(httpPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  if (process.env.BENCH_APPLIANCE_STDOUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_APPLIANCE_STDOUT));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(child, 'exit');
   await Promise.race([
@@ -211,8 +213,8 @@ async function peakRssMb(pid: number): Promise<number> {
 }
 
 /** User + system CPU time of a process (and its reaped threads), a load-independent cost measure. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+async function cpuSeconds(pid: number, thread?: number): Promise<number> {
+  const stat = await readFile(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
@@ -236,8 +238,13 @@ export async function run(): Promise<void> {
           const receiver = await RECEIVERS[name](dir);
           try {
             const cpuBefore = receiver.pid ? await cpuSeconds(receiver.pid) : 0;
+            const mainBefore = receiver.pid ? await cpuSeconds(receiver.pid, receiver.pid) : 0;
             seconds[name] = await send(receiver, files, senders);
-            const cpu = receiver.pid ? ` (receiver CPU ${((await cpuSeconds(receiver.pid)) - cpuBefore).toFixed(2)} s)` : '';
+            // The main thread's share tells event-loop work from the threadpool's (fs calls, fsync) and other threads'.
+            const cpu = receiver.pid
+              ? ` (receiver CPU ${((await cpuSeconds(receiver.pid)) - cpuBefore).toFixed(2)} s, main thread ` +
+                `${((await cpuSeconds(receiver.pid, receiver.pid)) - mainBefore).toFixed(2)} s)`
+              : '';
             console.log(`  ${workload.name}, ${senders} senders, ${name}: ${seconds[name]!.toFixed(2)} s${cpu}`);
           } finally {
             await receiver.stop();
