@@ -40,6 +40,12 @@ describe('PDU reader', () => {
     assert.equal(out[1]!.buffer, stream.buffer);
   });
 
+  test('a PDU claiming more than 16 MB is an error before anything is buffered', () => {
+    const head = Buffer.from([0x04, 0, 0, 0, 0, 0]);
+    head.writeUInt32BE(0xffff_fff0, 2);
+    assert.throws(() => new PduReader().push(head, () => undefined), /exceeds/);
+  });
+
   test('an unknown PDU type is an error', () => {
     assert.throws(() => new PduReader().push(Buffer.from([0x09, 0, 0, 0, 0, 0]), () => undefined), /Unknown PDU type: 9/);
   });

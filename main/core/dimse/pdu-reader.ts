@@ -6,6 +6,12 @@
  * leaves behind was the receiver's largest cost. Here a PDU inside one chunk is a view of it, and
  * one spanning chunks is copied exactly once.
  */
+/**
+ * Far above the 256 KB we announce as our maximum PDU length: a peer that claims more is broken or
+ * hostile, and is not allowed to make us buffer it.
+ */
+export const MAX_PDU_BYTES = 16 * 1024 * 1024;
+
 export class PduReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -15,7 +21,7 @@ export class PduReader {
 
   /**
    * Adds a chunk and hands every PDU it completes to `onPdu`, in order. Throws on an unknown PDU
-   * type (the connection cannot be resynchronised).
+   * type or an oversized PDU (the connection cannot be resynchronised).
    */
   push(chunk: Buffer, onPdu: (pdu: Buffer) => void): void {
     if (chunk.length === 0) return;
@@ -27,6 +33,7 @@ export class PduReader {
       const head = this.chunks[0]!;
       if (!PduReader.TYPES.has(head[0]!)) throw new Error(`Unknown PDU type: ${head[0]}`);
       const total = 6 + head.readUInt32BE(2);
+      if (total > MAX_PDU_BYTES) throw new Error(`PDU of ${total} bytes exceeds the ${MAX_PDU_BYTES} we accept`);
       if (this.buffered < total) return;
       onPdu(this.take(total));
     }
