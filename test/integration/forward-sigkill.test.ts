@@ -46,7 +46,8 @@ before(async () => {
     log: { level: 'warn' },
     destinations: [{ name: 'azure', baseUrl: azure.baseUrl, maxInstancesPerRequest: 5, maxConcurrentRequests: 3, retryBaseMs: 50, retryCapMs: 500, requestTimeoutMs: 10_000 }],
   }));
-  for (let s = 0; s < 4; s++) instances.push(...makeStudy({ series: 3, instancesPerSeries: 50, rows: 8, columns: 8 }));
+  // Enough instances that 20 short rounds cannot deliver them all: every round must find work left.
+  for (let s = 0; s < 8; s++) instances.push(...makeStudy({ series: 3, instancesPerSeries: 50, rows: 8, columns: 8 }));
   const { archive } = await Archive.open({ dataDir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger: pino({ level: 'silent' }), route: () => ['azure'] });
   for (const instance of instances) await archive.ingest(Readable.from([instance.buffer]), { callingAe: 'CT', peer: 'test' });
   await archive.close();
@@ -64,7 +65,7 @@ test(`every instance reaches the upstream exactly once through ${KILLS} SIGKILLs
   let killedMidUpload = 0;
   for (let round = 0; round < KILLS; round++) {
     // Alternate where the kill lands: before the upstream stored (body read, answer pending) or after.
-    await azure.setFault({ kind: 'delay', ms: 40, beforeStore: round % 2 === 0 });
+    await azure.setFault({ kind: 'delay', ms: 150, beforeStore: round % 2 === 0 });
     const seen = azure.storeRequests().length;
     const app = await spawnAppliance();
     const started = await Promise.race([
