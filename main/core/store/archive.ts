@@ -22,6 +22,8 @@ import { DirectorySync } from './directory-sync.js';
 /** How long a passed free-space check spares the next ingest its check before spooling (one statfs less each). */
 const EARLY_ROOM_CHECK_MS = 250;
 
+export type IngestSource = AsyncIterable<Uint8Array | readonly Uint8Array[]> | Readable;
+
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
   callingAe: string;
@@ -120,8 +122,11 @@ export class Archive {
     return this.archiveBytes;
   }
 
-  /** Streams one Part 10 instance into the archive. Resolves only once it is durable and indexed. */
-  ingest(source: AsyncIterable<Uint8Array> | Readable, context: IngestContext): Promise<IngestResult> {
+  /**
+   * Streams one Part 10 instance into the archive. Resolves only once it is durable and indexed.
+   * `source` may yield chunks, or batches of chunks that it hands over (never reuses), written with one writev each.
+   */
+  ingest(source: IngestSource, context: IngestContext): Promise<IngestResult> {
     if (this.closed) return Promise.reject(new OutOfResourcesError('the archive is shutting down'));
     const work = this.ingestNow(source, context);
     this.inFlight.add(work);
@@ -130,7 +135,7 @@ export class Archive {
     return work;
   }
 
-  private async ingestNow(source: AsyncIterable<Uint8Array> | Readable, context: IngestContext): Promise<IngestResult> {
+  private async ingestNow(source: IngestSource, context: IngestContext): Promise<IngestResult> {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
