@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,7 +9,7 @@ import { InvalidUidError, uidProblem } from '../dicom/uid.js';
 import { openDatabase, type Db } from './database.js';
 import { CannotUnderstandError, IngestError, MismatchError, OutOfResourcesError, StudyMismatchError } from './errors.js';
 import { ArchiveEvents } from './events.js';
-import { IndexWriter, type ExistingInstance } from './index-writer.js';
+import { IndexWriter, type ExistingInstance, type StoredFile } from './index-writer.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
 import { ArchivePaths } from './paths.js';
@@ -228,25 +230,10 @@ export class Archive {
         if (dir === this.paths.root) break;
       }
     }
-    const receivedAt = Date.now();
-    const info: InstanceInfo = {
-      sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
-      modality: header.modality, callingAe: context.callingAe, sopClassUid: header.sopClassUid,
+    const file: StoredFile = {
+      relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt: Date.now(),
     };
-    const destinations = this.route(info);
-    const committed = ticket.commit(() => {
-      const counts = this.index.write(
-        header,
-        { relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt },
-        existing,
-      );
-      const queuedFor = this.outbox.enqueue(
-        { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes: spooled.sizeBytes,
-          replacesEarlier: existing !== undefined, now: receivedAt },
-        destinations,
-      );
-      return { counts, queuedFor };
-    });
+    const committed = ticket.commit(() => this.writeRows(header, file, existing));
     const { counts, queuedFor } = await committed.catch(async (error: unknown) => {
       // A new file whose rows did not commit must not linger unindexed (a replaced one is re-indexed at start).
       if (!existing) await rm(finalPath, { force: true });
@@ -257,6 +244,21 @@ export class Archive {
     const outcome: IngestOutcome = existing ? 'replaced' : 'stored';
     this.emitStored(header, context.callingAe, outcome, spooled.sizeBytes, counts, queuedFor, existing);
     return { outcome, ...base };
+  }
+
+  /** The index rows and the outbox rows of one stored file; callers run it inside one transaction. */
+  private writeRows(header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined) {
+    const destinations = this.route({
+      sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
+      modality: header.modality, callingAe: file.callingAe, sopClassUid: header.sopClassUid,
+    });
+    const counts = this.index.write(header, file, existing);
+    const queuedFor = this.outbox.enqueue(
+      { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes: file.sizeBytes,
+        replacesEarlier: existing !== undefined, now: file.receivedAt },
+      destinations,
+    );
+    return { counts, queuedFor };
   }
 
   private emitStored(
@@ -298,19 +300,8 @@ export class Archive {
     if (expectedPath !== relativePath) throw new CannotUnderstandError(`file's UIDs point to ${expectedPath}`);
     const { sha256 } = await hashFile(absolutePath);
     const existing = this.index.existing(header.sopInstanceUid);
-    const now = Date.now();
-    const info: InstanceInfo = {
-      sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
-      modality: header.modality, callingAe: '', sopClassUid: header.sopClassUid,
-    };
-    const destinations = this.route(info);
-    this.db.transaction(() => {
-      this.index.write(header, { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: now }, existing);
-      this.outbox.enqueue(
-        { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes, replacesEarlier: existing !== undefined, now },
-        destinations,
-      );
-    })();
+    const file: StoredFile = { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: Date.now() };
+    this.db.transaction(() => this.writeRows(header, file, existing))();
     return header;
   }
 
@@ -349,8 +340,6 @@ function toIngestError(error: unknown): IngestError {
 }
 
 async function hashFile(path: string): Promise<{ sha256: string }> {
-  const { createHash } = await import('node:crypto');
-  const { createReadStream } = await import('node:fs');
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return { sha256: hash.digest('hex') };
