@@ -14,18 +14,8 @@ import { spawnDaemon, untilReadyOrExit } from '../test/support/daemon.js';
 import { makeInstance } from '../test/support/instance.js';
 import { freePort, requireTool, run as runCommand, startOrthanc, waitForPort } from '../test/support/peers.js';
 import { newUid } from '../test/support/uid.js';
+import { WORKLOADS, type Workload } from './_workloads.js';
 
-interface Workload {
-  name: string;
-  count: number;
-  rows: number;
-  columns: number;
-}
-
-const WORKLOADS: Workload[] = [
-  { name: 'CT 512x512x16', count: 500, rows: 512, columns: 512 },
-  { name: 'small 32x32', count: 3000, rows: 32, columns: 32 },
-];
 const CONCURRENCY = [8, 32];
 const HUGE_BYTES = 2 * 1024 ** 3;
 

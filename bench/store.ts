@@ -11,20 +11,10 @@ import pino from 'pino';
 import { Archive } from '../main/core/store/archive.js';
 import { makeInstance } from '../test/support/instance.js';
 import { newUid } from '../test/support/uid.js';
+import { WORKLOADS, type Workload } from './_workloads.js';
 
 const WRITERS = 8;
 
-interface Workload {
-  name: string;
-  count: number;
-  rows: number;
-  columns: number;
-}
-
-const WORKLOADS: Workload[] = [
-  { name: 'CT 512x512x16', count: 500, rows: 512, columns: 512 },
-  { name: 'small 32x32', count: 3000, rows: 32, columns: 32 },
-];
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

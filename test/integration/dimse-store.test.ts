@@ -8,7 +8,7 @@ import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
 import { startDimse, type DimseHarness } from '../support/dimse-harness.js';
 import { makeInstance, makeMultiFrame } from '../support/instance.js';
 import { requireTool, run, runOk, startStorescp, type StorescpPeer } from '../support/peers.js';
-import { makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';
+import { DCMTK_SENDERS, makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';
 import { newUid } from '../support/uid.js';
 
 function metaOf(bytes: Buffer): { ts: string; sourceAe: string; sopInstanceUid: string; sopClassUid: string; implementationClassUid: string } {
@@ -54,18 +54,7 @@ describe('DIMSE C-ECHO and C-STORE against DCMTK', () => {
 
   // Each syntax goes to DCMTK's bit-preserving storescp and to us from the same sender; the two data sets
   // must be identical (senders re-encode, e.g. re-deflate, so the file on disk is not the reference).
-  const senders: Record<SyntaxName, { tool: 'dcmsend' | 'storescu'; flags: string[] }> = {
-    implicit: { tool: 'storescu', flags: ['-xi'] },
-    explicit: { tool: 'dcmsend', flags: ['--decompress-never'] },
-    bigendian: { tool: 'storescu', flags: ['-xb'] },
-    deflated: { tool: 'dcmsend', flags: ['--decompress-never'] },
-    'jpeg-baseline': { tool: 'dcmsend', flags: ['--decompress-never'] },
-    'jpeg-lossless': { tool: 'dcmsend', flags: ['--decompress-never'] },
-    'jpeg-ls': { tool: 'dcmsend', flags: ['--decompress-never'] },
-    jpeg2000: { tool: 'dcmsend', flags: ['--decompress-never'] },
-    rle: { tool: 'dcmsend', flags: ['--decompress-never'] },
-  };
-  for (const [syntax, sender] of Object.entries(senders) as [SyntaxName, (typeof senders)[SyntaxName]][]) {
+  for (const [syntax, sender] of Object.entries(DCMTK_SENDERS) as [SyntaxName, (typeof DCMTK_SENDERS)[SyntaxName]][]) {
     test(`${sender.tool} in ${syntax}: stored as received, byte for byte, with our meta header`, async () => {
       const source = await makeInstanceInSyntax(join(h.dir, 'sent', syntax), syntax);
       const send = (port: number, aec: string) =>

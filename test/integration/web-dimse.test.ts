@@ -6,20 +6,9 @@ import jpeg from 'jpeg-js';
 import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
 import { requireTool, runOk, startStorescp, type StorescpPeer } from '../support/peers.js';
 import { writeInstances, makeStudy } from '../support/study.js';
-import { makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';
+import { DCMTK_SENDERS, makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 
-const SENDERS: Record<SyntaxName, { tool: 'dcmsend' | 'storescu'; flags: string[] }> = {
-  implicit: { tool: 'storescu', flags: ['-xi'] },
-  explicit: { tool: 'dcmsend', flags: ['--decompress-never'] },
-  bigendian: { tool: 'storescu', flags: ['-xb'] },
-  deflated: { tool: 'dcmsend', flags: ['--decompress-never'] },
-  'jpeg-baseline': { tool: 'dcmsend', flags: ['--decompress-never'] },
-  'jpeg-lossless': { tool: 'dcmsend', flags: ['--decompress-never'] },
-  'jpeg-ls': { tool: 'dcmsend', flags: ['--decompress-never'] },
-  jpeg2000: { tool: 'dcmsend', flags: ['--decompress-never'] },
-  rle: { tool: 'dcmsend', flags: ['--decompress-never'] },
-};
 const COMPRESSED: SyntaxName[] = ['deflated', 'jpeg-baseline', 'jpeg-lossless', 'jpeg-ls', 'jpeg2000', 'rle'];
 
 function firstPart(body: Buffer, contentType: string): { headers: string; bytes: Buffer } {
@@ -45,7 +34,7 @@ describe('DICOMweb over instances received by DIMSE', () => {
     await w?.stop();
   });
 
-  for (const [syntax, sender] of Object.entries(SENDERS) as Array<[SyntaxName, (typeof SENDERS)[SyntaxName]]>) {
+  for (const [syntax, sender] of Object.entries(DCMTK_SENDERS) as Array<[SyntaxName, (typeof DCMTK_SENDERS)[SyntaxName]]>) {
     test(`WADO-RS returns exactly what ${sender.tool} sent in ${syntax}`, async () => {
       const source = await makeInstanceInSyntax(join(w.dataDir, 'sent', syntax), syntax);
       const send = (port: number, aec: string) =>

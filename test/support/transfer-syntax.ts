@@ -100,3 +100,19 @@ export async function makeInstanceInSyntax(dir: string, syntax: SyntaxName, opts
   }
   return { path, ...ids, transferSyntaxUid: TRANSFER_SYNTAX_UIDS[syntax] };
 }
+
+/**
+ * How the DIMSE tests send each syntax with DCMTK: dcmsend keeps compressed data as it is; storescu is the
+ * tool that can propose implicit and big endian on the wire.
+ */
+export const DCMTK_SENDERS: Record<SyntaxName, { tool: 'dcmsend' | 'storescu'; flags: string[] }> = {
+  implicit: { tool: 'storescu', flags: ['-xi'] },
+  explicit: { tool: 'dcmsend', flags: ['--decompress-never'] },
+  bigendian: { tool: 'storescu', flags: ['-xb'] },
+  deflated: { tool: 'dcmsend', flags: ['--decompress-never'] },
+  'jpeg-baseline': { tool: 'dcmsend', flags: ['--decompress-never'] },
+  'jpeg-lossless': { tool: 'dcmsend', flags: ['--decompress-never'] },
+  'jpeg-ls': { tool: 'dcmsend', flags: ['--decompress-never'] },
+  jpeg2000: { tool: 'dcmsend', flags: ['--decompress-never'] },
+  rle: { tool: 'dcmsend', flags: ['--decompress-never'] },
+};
