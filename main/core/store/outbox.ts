@@ -22,8 +22,10 @@ export interface OutboxRow {
 /** The queue of instances to forward, one row per instance and destination. */
 export class Outbox {
   private readonly enqueueStatement;
+  private readonly dropUnroutedStatement;
 
   constructor(private readonly db: Db) {
+    this.dropUnroutedStatement = db.prepare('DELETE FROM outbox WHERE sop_instance_uid = ? AND destination = ?');
     this.enqueueStatement = db.prepare(`
       INSERT INTO outbox (sop_instance_uid, study_uid, destination, state, replaces_earlier, size_bytes, created_at, updated_at)
       VALUES (@sopInstanceUid, @studyUid, @destination, 'pending', @replacesEarlier, @sizeBytes, @now, @now)
@@ -37,7 +39,7 @@ export class Outbox {
   enqueue(entry: { sopInstanceUid: string; studyUid: string; sizeBytes: number; replacesEarlier: boolean; now: number }, destinations: string[]): string[] {
     const targets = destinations.length > 0 ? destinations : [UNROUTED_DESTINATION];
     if (destinations.length > 0) {
-      this.db.prepare('DELETE FROM outbox WHERE sop_instance_uid = ? AND destination = ?').run(entry.sopInstanceUid, UNROUTED_DESTINATION);
+      this.dropUnroutedStatement.run(entry.sopInstanceUid, UNROUTED_DESTINATION);
     }
     for (const destination of targets) {
       this.enqueueStatement.run({ ...entry, destination, replacesEarlier: entry.replacesEarlier ? 1 : 0 });
