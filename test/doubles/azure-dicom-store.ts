@@ -3,26 +3,17 @@ import type { InstanceInfo } from './dicom-instance-info.js';
 
 export const DEFAULT_PARTITION = 'Microsoft.Default';
 
-export interface StoredInstance {
+export type Identified = InstanceInfo & { studyUid: string; seriesUid: string; sopUid: string; sopClassUid: string };
+
+/** What the double holds: the instance's identifying attributes, and its bytes as received. */
+export interface StoredInstance extends Omit<Identified, 'hasPatientId'> {
   partition: string;
-  studyUid: string;
-  seriesUid: string;
-  sopUid: string;
-  sopClassUid: string;
-  transferSyntaxUid?: string;
-  patientId?: string;
-  patientName?: string;
-  modality?: string;
-  studyDate?: string;
-  accessionNumber?: string;
   /** The bytes as received. */
   bytes: Buffer;
   storedAt: Date;
   /** 1 when created; +1 for each upsert (PUT) that replaced it. */
   writes: number;
 }
-
-export type Identified = InstanceInfo & { studyUid: string; seriesUid: string; sopUid: string; sopClassUid: string };
 
 export class InstanceStore {
   private readonly byKey = new Map<string, StoredInstance>();
