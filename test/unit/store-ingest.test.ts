@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -317,6 +317,34 @@ describe('disk reserve and quota', () => {
       assert.deepEqual(left, [b.header.sopInstanceUid, c.header.sopInstanceUid].sort());
     } finally {
       await archive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('recovery at start', () => {
+  test('removes temp files left by a crash, from every temp folder, and keeps the stored instances', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-recover-'));
+    try {
+      const first = await openArchive(dir);
+      const stored = await first.ingest(chunked(makeInstance({})), ctx);
+      const paths = first.paths;
+      await first.close();
+      assert.ok(paths.tempShards.length > 1, 'incoming files are spread over several folders');
+      // A crash mid-spool leaves .part files: in a shard, and (from before the shards) in the top folder.
+      const leftovers = [join(paths.tempShards[0]!, 'a.part'), join(paths.tempShards.at(-1)!, 'b.part'), join(paths.tempDir, 'c.part')];
+      for (const file of leftovers) await writeFile(file, 'half an instance');
+
+      const { archive, recovery } = await Archive.open({ dataDir: dir, limits: noLimits, logger: silent });
+      try {
+        assert.equal(recovery.tempFilesRemoved, 3);
+        const files = (await filesUnder(paths.root)).map((f) => f.slice(paths.root.length + 1));
+        assert.deepEqual(files, [stored.relativePath]);
+        assert.equal(recovery.filesIndexed + recovery.rowsMissingFile, 0);
+      } finally {
+        await archive.close();
+      }
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

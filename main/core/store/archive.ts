@@ -103,7 +103,7 @@ export class Archive {
   /** Opens the index, creates the folders and recovers from an earlier crash. */
   static async open(options: ArchiveOptions): Promise<{ archive: Archive; recovery: RecoveryReport }> {
     const paths = new ArchivePaths(options.dataDir);
-    await mkdir(paths.tempDir, { recursive: true });
+    for (const shard of paths.tempShards) await mkdir(shard, { recursive: true });
     const db = openDatabase(paths.databaseFile);
     const archive = new Archive(options, db);
     const recovery = await recoverArchive(archive, options.logger);
@@ -144,7 +144,7 @@ export class Archive {
     try {
       // The check after spooling is exact; this early one only spares writing a file while the disk is full.
       if (Date.now() - this.roomConfirmedAt > EARLY_ROOM_CHECK_MS) await this.ensureRoom(0);
-      spooled = await spoolToTempFile(source, this.paths.tempDir);
+      spooled = await spoolToTempFile(source, this.paths.nextTempDir());
       ticket = this.committer.announce();
       const header = await this.parse(spooled);
       checkExpectations(header, context);

@@ -1,16 +1,32 @@
 import { join } from 'node:path';
 import { assertUid } from '../dicom/uid.js';
 
+/**
+ * How many folders incoming files are spooled into. Creating a file holds its folder's lock while ext4
+ * looks for a free inode, which can take long; with one folder, concurrent receivers spin on that lock.
+ */
+const TEMP_SHARDS = 8;
+
 /** Where instance files live. UIDs are validated before they become path components. */
 export class ArchivePaths {
   readonly root: string;
   readonly tempDir: string;
+  /** Subfolders of `tempDir`; incoming files are spread over them. */
+  readonly tempShards: readonly string[];
   readonly databaseFile: string;
+  private nextShard = 0;
 
   constructor(readonly dataDir: string) {
     this.root = join(dataDir, 'archive');
     this.tempDir = join(dataDir, 'archive', '.incoming');
+    this.tempShards = Array.from({ length: TEMP_SHARDS }, (_, n) => join(this.tempDir, String(n)));
     this.databaseFile = join(dataDir, 'index.sqlite');
+  }
+
+  /** The temp folder for the next incoming file, in turn. */
+  nextTempDir(): string {
+    this.nextShard = (this.nextShard + 1) % this.tempShards.length;
+    return this.tempShards[this.nextShard]!;
   }
 
   /** Relative to `root`, as stored in the index. */

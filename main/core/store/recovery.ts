@@ -21,10 +21,13 @@ export interface RecoveryReport {
 export async function recoverArchive(archive: Archive, logger: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = { tempFilesRemoved: 0, filesIndexed: 0, filesReindexed: 0, unreadableFiles: 0, rowsMissingFile: 0 };
   const { paths, db } = archive;
-  for (const name of await readdir(paths.tempDir)) {
-    if (name.endsWith(TEMP_SUFFIX)) {
-      await rm(join(paths.tempDir, name), { force: true });
-      report.tempFilesRemoved++;
+  // The top folder held the temp files before they were spread over shards.
+  for (const dir of [paths.tempDir, ...paths.tempShards]) {
+    for (const name of await readdir(dir)) {
+      if (name.endsWith(TEMP_SUFFIX)) {
+        await rm(join(dir, name), { force: true });
+        report.tempFilesRemoved++;
+      }
     }
   }
   const rows = new Map<string, number>();
