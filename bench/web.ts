@@ -341,14 +341,15 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
   const stow = { ours: [] as Array<{ value: number; cpu: number }>, theirs: [] as Array<{ value: number; cpu: number }> };
   type Retrieval = { value: { seconds: number; bytes: number }; cpu: number };
   const wado = { ours: [] as Retrieval[], theirs: [] as Retrieval[] };
+  // Each round's servers store into folders of their own, all removed after the last round: on ext4 without a
+  // journal (as here), a new file's inode search skips, one by one, every inode freed in the last minute, so
+  // deleting a round's 1000 files would slow the next round's file creation.
+  const roundsDir = join(WORK, 'stow-rounds');
+  await rm(roundsDir, { recursive: true, force: true });
   for (let round = 0; round < ROUNDS; round++) {
-    const freshOrthancDir = join(WORK, 'orthanc-stow');
-    await rm(freshOrthancDir, { recursive: true, force: true });
     // Orthanc's own default: fsync stored files, as our archive always does (the test config turns it off).
-    const orthanc2 = await startOrthanc({ dir: freshOrthancDir, startTimeoutMs: 60_000, extraConfig: { SyncStorageArea: true } });
-    const freshDir = join(WORK, 'appliance-stow');
-    await rm(freshDir, { recursive: true, force: true });
-    const w2 = await serveAppliance(freshDir, round === 0 ? process.env.BENCH_WEB_PROF : undefined);
+    const orthanc2 = await startOrthanc({ dir: join(roundsDir, `orthanc-${round}`), startTimeoutMs: 60_000, extraConfig: { SyncStorageArea: true } });
+    const w2 = await serveAppliance(join(roundsDir, `appliance-${round}`), round === 0 ? process.env.BENCH_WEB_PROF : undefined);
     try {
       const ours = {
         stow: () => withCpu(w2.pid, () => benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth)),
@@ -372,10 +373,9 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
     } finally {
       await w2.stop();
       await orthanc2.stop();
-      await rm(freshDir, { recursive: true, force: true });
-      await rm(freshOrthancDir, { recursive: true, force: true });
     }
   }
+  await rm(roundsDir, { recursive: true, force: true });
   const oursStow = median(stow.ours, (x) => x.value).value;
   const theirsStow = median(stow.theirs, (x) => x.value).value;
   const cpu = (runs: Array<{ cpu: number }>) => `server CPU ${median(runs, (x) => x.cpu).cpu.toFixed(2)} s`;
