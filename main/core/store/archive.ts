@@ -15,7 +15,7 @@ import { Outbox } from './outbox.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
-import { spoolToTempFile, type SpooledFile } from './temp-file.js';
+import { headPrefixes, spoolToTempFile, type SpooledFile } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
 import { GroupCommitter, type CommitTicket } from './group-commit.js';
@@ -174,8 +174,16 @@ export class Archive {
     let header: InstanceHeader;
     try {
       // Usually the bytes kept while spooling hold the whole header; the file is read only when they do not.
-      const kept = parseInstanceHeader(spooled.head, spooled.sizeBytes, spooled.tail);
-      header = kept.kind === 'parsed' ? kept.header : await readInstanceHeader(spooled.path, spooled.sizeBytes, spooled);
+      let head: Buffer = Buffer.alloc(0);
+      let parsed: InstanceHeader | undefined;
+      for (head of headPrefixes(spooled.headChunks)) {
+        const kept = parseInstanceHeader(head, spooled.sizeBytes, spooled.tail);
+        if (kept.kind === 'parsed') {
+          parsed = kept.header;
+          break;
+        }
+      }
+      header = parsed ?? await readInstanceHeader(spooled.path, spooled.sizeBytes, { head, tail: spooled.tail });
     } catch (error) {
       if (error instanceof DicomParseError) throw new CannotUnderstandError(error.message);
       throw error;

@@ -11,8 +11,8 @@ export interface SpooledFile {
   path: string;
   sizeBytes: number;
   sha256: string;
-  /** The first bytes of the file, kept so the header can usually be parsed without reading it back. */
-  head: Buffer;
+  /** The first bytes of the file (up to 256 KB), as received, so the header can usually be parsed without reading it back. */
+  headChunks: readonly Buffer[];
   /** The last 8 bytes of the file. */
   tail: Buffer;
 }
@@ -21,6 +21,7 @@ export interface SpooledFile {
  * Streams `source` into a new temp file, hashing as it goes, and fsyncs it. Removes the file on any failure.
  * A source may yield batches (arrays of chunks), which go to the file with one writev each; a batch
  * hands its buffers over (the source never reuses them), so the header bytes are kept without a copy.
+ * One batch is written while the next is received, so the sender is not held up by each write.
  */
 export async function spoolToTempFile(
   source: AsyncIterable<Uint8Array | readonly Uint8Array[]> | Readable,
@@ -33,6 +34,12 @@ export async function spoolToTempFile(
   let headLength = 0;
   let tail = Buffer.alloc(0);
   let sizeBytes = 0;
+  let writing: Promise<void> | undefined;
+  const finishWrite = async () => {
+    const write = writing;
+    writing = undefined;
+    await write;
+  };
   try {
     try {
       for await (const item of source as AsyncIterable<Uint8Array | readonly Uint8Array[]>) {
@@ -53,10 +60,14 @@ export async function spoolToTempFile(
           batchBytes += bytes.length;
         }
         if (batchBytes === 0) continue;
-        await writeAll(handle, batch, batchBytes);
+        await finishWrite();
+        writing = writeAll(handle, batch, batchBytes, sizeBytes);
+        writing.catch(() => undefined); // awaited by finishWrite; this only keeps it from counting as unhandled meanwhile
         sizeBytes += batchBytes;
       }
+      await finishWrite();
     } catch (error) {
+      await writing?.catch(() => undefined); // the handle is closed below; no write may still be running then
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') throw new OutOfResourcesError(`disk full while writing: ${code}`);
       if (error instanceof IngestAbortedError || error instanceof OutOfResourcesError) throw error;
@@ -69,12 +80,24 @@ export async function spoolToTempFile(
     throw error;
   }
   await handle.close();
-  return { path, sizeBytes, sha256: hash.digest('hex'), head: Buffer.concat(headChunks), tail };
+  return { path, sizeBytes, sha256: hash.digest('hex'), headChunks, tail };
+}
+
+/**
+ * The kept first bytes, joined only as far as needed: usually the header lies within the first chunk or
+ * two, and joining all 256 KB of every instance would copy most of it for nothing.
+ */
+export function* headPrefixes(chunks: readonly Buffer[]): Generator<Buffer> {
+  let joined = 0;
+  while (joined < chunks.length) {
+    joined = Math.min(chunks.length, Math.max(2, joined * 4));
+    yield joined === 1 ? chunks[0]! : Buffer.concat(chunks.slice(0, joined));
+  }
 }
 
 /** writev, continuing after a short write. */
-async function writeAll(handle: FileHandle, batch: Buffer[], total: number): Promise<void> {
-  let written = (await (batch.length === 1 ? handle.write(batch[0]!) : handle.writev(batch))).bytesWritten;
+async function writeAll(handle: FileHandle, batch: Buffer[], total: number, position: number): Promise<void> {
+  let written = (await (batch.length === 1 ? handle.write(batch[0]!, 0, batch[0]!.length, position) : handle.writev(batch, position))).bytesWritten;
   while (written < total) {
     let skip = written;
     const rest: Buffer[] = [];
@@ -85,6 +108,6 @@ async function writeAll(handle: FileHandle, batch: Buffer[], total: number): Pro
         skip = 0;
       }
     }
-    written += (await handle.writev(rest)).bytesWritten;
+    written += (await handle.writev(rest, position + written)).bytesWritten;
   }
 }
