@@ -177,13 +177,10 @@ class ChunkReader {
         return { chunk, found: true };
       }
       // Only a tail that could begin the needle is held back; usually there is none, and the source's
-      // chunk goes out as it came, without a copy.
+      // chunk goes out as it came, without a copy (small pieces too: the consumer batches its writes).
       const safe = this.buffer.length - partialMatchAtEnd(this.buffer, needle);
-      if (safe > 0 && this.buffer.length >= MIN_PIECE_BYTES) return this.take(safe);
-      if (!(await this.fill())) {
-        if (safe > 0) return this.take(safe); // the source ended; hand out what is safe, then report the missing delimiter
-        return undefined;
-      }
+      if (safe > 0) return this.take(safe);
+      if (!(await this.fill())) return undefined;
     }
   }
 
@@ -195,8 +192,6 @@ class ChunkReader {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Smaller pieces are joined with what follows, so a consumer writing each piece is not handed slivers. */
-const MIN_PIECE_BYTES = 64 * 1024;
 
 /** Length of the longest end of `buffer` that is a proper beginning of `needle` (0 when none). */
 function partialMatchAtEnd(buffer: Buffer, needle: Buffer): number {
