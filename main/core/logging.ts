@@ -21,7 +21,9 @@ export async function createLogger(options: LoggingOptions): Promise<LogHandle> 
   mkdirSync(dir, { recursive: true });
   const file = await pinoRoll({ file: join(dir, 'dicom-edge.log'), size: '20m', frequency: 'daily', mkdir: true, limit: { count: 10 } });
   const streams: StreamEntry[] = [{ stream: file, level: options.level as pino.Level }];
-  if (options.stdout) streams.push({ stream: pino.destination({ fd: 1, sync: true }), level: options.level as pino.Level });
+  // Asynchronous, like the file: lines written while a write is under way go out together with the next one.
+  // pino flushes it synchronously at exit.
+  if (options.stdout) streams.push({ stream: pino.destination({ fd: 1, sync: false }), level: options.level as pino.Level });
   const logger = pino({ level: options.level, base: { app: 'dicom-edge' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams));
   return {
     logger,
