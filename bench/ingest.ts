@@ -24,7 +24,8 @@ const HUGE_BYTES = 2 * 1024 ** 3;
  * BENCH_INGEST_WORKLOAD=CT|small, BENCH_INGEST_SENDERS=8|32, BENCH_INGEST_RECEIVERS=appliance,Orthanc,
  * BENCH_INGEST_HUGE=0 skips the 2 GB instance, BENCH_APPLIANCE_NODE_ARGS adds node flags to the
  * appliance (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_APPLIANCE_STDOUT=<file> keeps its stdout
- * (e.g. with "--trace-gc").
+ * (e.g. with "--trace-gc"), BENCH_KEEP=1 leaves the received files in place (see run() for why that
+ * matters to back-to-back runs).
  */
 const filter = {
   workload: process.env.BENCH_INGEST_WORKLOAD?.toLowerCase(),
@@ -269,6 +270,9 @@ export async function run(): Promise<void> {
       await appliance.stop();
     }
   } finally {
-    await rm(root, { recursive: true, force: true });
+    // Removing thousands of files slows the next minute's file creation (see the output folders above):
+    // back-to-back runs that compare numbers should keep them, and remove them when done.
+    if (process.env.BENCH_KEEP === '1') console.log(`kept ${root}`);
+    else await rm(root, { recursive: true, force: true });
   }
 }

@@ -6,10 +6,11 @@
  * Orthanc's load is slow, so its storage (and ours) stays under bench/.work/web between runs; a run
  * tops Orthanc up for at most BENCH_WEB_LOAD_SECONDS and then compares both at what Orthanc holds.
  * BENCH_WEB_ONLY=qido,stow,wado runs only those parts (WADO needs the STOW part's load and runs it too);
- * BENCH_WEB_PROF=DIR writes a CPU profile of the served appliance (the STOW/WADO one) into DIR.
+ * BENCH_WEB_PROF=DIR writes a CPU profile of the served appliance (the STOW/WADO one) into DIR;
+ * BENCH_KEEP=1 keeps the STOW rounds' files (renamed aside) for back-to-back comparisons.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -375,7 +376,9 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
       await orthanc2.stop();
     }
   }
-  await rm(roundsDir, { recursive: true, force: true });
+  // BENCH_KEEP=1: back-to-back runs that compare numbers keep the files (see above), and remove them when done.
+  if (process.env.BENCH_KEEP === '1') await rename(roundsDir, `${roundsDir}-kept-${Date.now()}`);
+  else await rm(roundsDir, { recursive: true, force: true });
   const oursStow = median(stow.ours, (x) => x.value).value;
   const theirsStow = median(stow.theirs, (x) => x.value).value;
   const cpu = (runs: Array<{ cpu: number }>) => `server CPU ${median(runs, (x) => x.cpu).cpu.toFixed(2)} s`;
