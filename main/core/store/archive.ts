@@ -6,23 +6,20 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 import { InvalidUidError, uidProblem } from '../dicom/uid.js';
-import { openDatabase, type Db } from './database.js';
+import { commitWithoutSync, openDatabase, walFile, type Db } from './database.js';
 import { CannotUnderstandError, IngestError, MismatchError, OutOfResourcesError, StudyMismatchError } from './errors.js';
 import { ArchiveEvents } from './events.js';
 import { IndexWriter, type ExistingInstance, type StoredFile } from './index-writer.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
 import { ArchivePaths } from './paths.js';
-import { checkRoom, type QuotaLimits } from './quota.js';
+import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
 import { headPrefixes, spoolToTempFile, type SpooledFile } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
-import { GroupCommitter, type CommitTicket } from './group-commit.js';
-import { DirectorySync } from './directory-sync.js';
-
-/** How long a passed free-space check spares the next ingest its check before spooling (one statfs less each). */
-const EARLY_ROOM_CHECK_MS = 250;
+import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
+import { DirectorySync, WalSync } from './coalesced-sync.js';
 
 export type IngestSource = AsyncIterable<Uint8Array | readonly Uint8Array[]> | Readable;
 
@@ -76,14 +73,14 @@ export class Archive {
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
   private readonly committer: GroupCommitter;
+  private readonly walSync: WalSync;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
   private route: (instance: InstanceInfo) => string[];
   private limits: ArchiveOptions['limits'];
   private readonly logger: Logger;
   private archiveBytes = 0;
-  /** When a free-space check last passed; a check this recent stands in for the one before spooling. */
-  private roomConfirmedAt = 0;
+  private readonly freeSpace: FreeSpaceGauge;
 
   private constructor(options: ArchiveOptions, db: Db) {
     this.paths = new ArchivePaths(options.dataDir);
@@ -92,11 +89,14 @@ export class Archive {
     this.index = new IndexWriter(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
+    this.freeSpace = new FreeSpaceGauge(this.paths.root);
     this.logger = options.logger.child({ component: 'archive' });
     this.archiveBytes = this.totalBytes();
+    this.walSync = new WalSync(walFile(this.paths.databaseFile));
     this.committer = new GroupCommitter(
-      (body) => db.transaction(body)(),
+      (body) => commitWithoutSync(db, body),
       (body) => db.transaction(body)(), // nested: better-sqlite3 uses a savepoint
+      () => this.walSync.sync(),
     );
   }
 
@@ -117,7 +117,6 @@ export class Archive {
 
   setLimits(limits: ArchiveOptions['limits']): void {
     this.limits = limits;
-    this.roomConfirmedAt = 0;
   }
 
   get usedBytes(): number {
@@ -142,9 +141,10 @@ export class Archive {
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
     try {
-      // The check after spooling is exact; this early one only spares writing a file while the disk is full.
-      if (Date.now() - this.roomConfirmedAt > EARLY_ROOM_CHECK_MS) await this.ensureRoom(0);
+      // The check after spooling counts the instance's size; this early one spares writing a file while the disk is full.
+      await this.ensureRoom(0);
       spooled = await spoolToTempFile(source, this.paths.nextTempDir());
+      this.freeSpace.wrote(spooled.sizeBytes);
       ticket = this.committer.announce();
       const header = await this.parse(spooled);
       checkExpectations(header, context);
@@ -202,13 +202,12 @@ export class Archive {
 
   private async ensureRoom(incomingBytes: number): Promise<void> {
     try {
-      await checkRoom(this.paths.root, this.limits, this.archiveBytes, incomingBytes);
-      this.roomConfirmedAt = Date.now();
+      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
     } catch (error) {
       if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
       const freed = await evictDelivered(this, incomingBytes, this.logger);
       if (freed === 0) throw error;
-      await checkRoom(this.paths.root, this.limits, this.archiveBytes, incomingBytes);
+      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
     }
   }
 
@@ -244,7 +243,8 @@ export class Archive {
     const committed = ticket.commit(() => this.writeRows(header, file, existing));
     const { counts, queuedFor } = await committed.catch(async (error: unknown) => {
       // A new file whose rows did not commit must not linger unindexed (a replaced one is re-indexed at start).
-      if (!existing) await rm(finalPath, { force: true });
+      // Rows committed but not synced may survive, and must keep their file.
+      if (!existing && !(error instanceof CommitNotDurableError)) await rm(finalPath, { force: true });
       throw error;
     });
     this.archiveBytes += spooled.sizeBytes - (existing?.size_bytes ?? 0);
@@ -321,6 +321,7 @@ export class Archive {
   async close(): Promise<void> {
     this.closed = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.walSync.close();
     this.db.close();
   }
 }

@@ -105,3 +105,24 @@ export function openDatabase(file: string): Db {
   db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
   return db;
 }
+
+/**
+ * Runs `work` as one transaction whose commit writes the WAL without waiting for fsync
+ * (synchronous=NORMAL for this commit only). The caller must either sync the WAL before it reports the
+ * work durable, or accept losing it to power loss. better-sqlite3 is synchronous, so no other commit
+ * runs while the setting is relaxed.
+ */
+export function commitWithoutSync<T>(db: Db, work: () => T): T {
+  const previous = db.pragma('synchronous', { simple: true }) as number;
+  db.pragma('synchronous = NORMAL');
+  try {
+    return db.transaction(work)();
+  } finally {
+    db.pragma(`synchronous = ${previous}`);
+  }
+}
+
+/** SQLite's write-ahead log of the database at `file` (journal_mode=WAL). */
+export function walFile(file: string): string {
+  return `${file}-wal`;
+}

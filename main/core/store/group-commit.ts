@@ -1,7 +1,13 @@
+/** A batch committed, but making it durable failed: its rows may or may not survive a power loss. */
+export class CommitNotDurableError extends Error {
+  override name = 'CommitNotDurableError';
+}
+
 /**
  * Runs the transactions of concurrent ingests as one SQLite transaction, so that one WAL fsync
  * acknowledges them all. Each caller still learns its own outcome: a task that throws rolls back only
- * itself (through a savepoint), not its neighbours.
+ * itself (through a savepoint), not its neighbours. A caller's promise resolves only once `makeDurable`
+ * (the fsync, run off the event loop) has finished after the commit; meanwhile the next batch may commit.
  *
  * An ingest announces itself once its file is written (`announce()`), a few milliseconds before it
  * asks to commit (header parse, rename, directory fsync). A batch waits for the announced ingests,
@@ -17,6 +23,7 @@ export class GroupCommitter {
   constructor(
     private readonly runInTransaction: (body: () => void) => void,
     private readonly runInSavepoint: (body: () => unknown) => unknown,
+    private readonly makeDurable: () => Promise<void> = async () => undefined,
     private readonly maxWaitMs = 2,
   ) {}
 
@@ -88,11 +95,18 @@ export class GroupCommitter {
       for (const item of batch) item.reject(error);
       return;
     }
-    batch.forEach((item, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) item.resolve(outcome.value);
-      else item.reject(outcome.error);
-    });
+    this.makeDurable().then(
+      () => batch.forEach((item, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) item.resolve(outcome.value);
+        else item.reject(outcome.error);
+      }),
+      (error: unknown) => batch.forEach((item, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) item.reject(new CommitNotDurableError(`the index commit could not be synced to disk: ${(error as Error)?.message ?? String(error)}`));
+        else item.reject(outcome.error);
+      }),
+    );
   }
 }
 

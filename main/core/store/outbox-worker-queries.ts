@@ -7,7 +7,7 @@
  * 2 = a user chose "overwrite" (or upsert applies): send with PUT.
  */
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './database.js';
+import { commitWithoutSync, type Db } from './database.js';
 import type { OutboxState } from './events.js';
 import { UNROUTED_DESTINATION } from './index-writer.js';
 
@@ -81,13 +81,7 @@ export class OutboxWorkerQueries {
    * can commit while the setting is relaxed.
    */
   inTransaction<T>(work: () => T): T {
-    const previous = this.db.pragma('synchronous', { simple: true }) as number;
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      return this.db.transaction(work)();
-    } finally {
-      this.db.pragma(`synchronous = ${previous}`);
-    }
+    return commitWithoutSync(this.db, work);
   }
 
   /** Rows left in 'sending' by a crash or shutdown: no response said anything, so they are pending again. */

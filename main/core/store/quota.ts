@@ -11,14 +11,40 @@ export async function freeBytes(dir: string): Promise<number> {
   return stats.bavail * stats.bsize;
 }
 
+/**
+ * The free space of the archive's filesystem without a statfs per instance: measured at most every
+ * `maxAgeMs`, and in between estimated as that measurement minus what the archive has written since.
+ * The estimate only errs on the safe side for our own writes; a refusal is always re-measured first.
+ */
+export class FreeSpaceGauge {
+  private measured: { free: number; at: number } | undefined;
+  private writtenSince = 0;
+
+  constructor(private readonly dir: string, private readonly maxAgeMs = 250) {}
+
+  async free(options: { exact?: boolean } = {}): Promise<number> {
+    if (options.exact || !this.measured || Date.now() - this.measured.at > this.maxAgeMs) {
+      this.writtenSince = 0;
+      this.measured = { free: await freeBytes(this.dir), at: Date.now() };
+    }
+    return this.measured.free - this.writtenSince;
+  }
+
+  /** The archive wrote `bytes` more since the last measurement. */
+  wrote(bytes: number): void {
+    this.writtenSince += bytes;
+  }
+}
+
 /** Throws OutOfResourcesError when storing `incomingBytes` more would break the reserve or the quota. */
 export async function checkRoom(
-  dir: string,
+  gauge: FreeSpaceGauge,
   limits: QuotaLimits,
   archiveBytes: number,
   incomingBytes: number,
 ): Promise<void> {
-  const free = await freeBytes(dir);
+  let free = await gauge.free();
+  if (free - incomingBytes < limits.minFreeBytes) free = await gauge.free({ exact: true });
   if (free - incomingBytes < limits.minFreeBytes) {
     throw new OutOfResourcesError(
       `disk reserve reached: ${free} bytes free, ${incomingBytes} incoming, reserve is ${limits.minFreeBytes}`,
