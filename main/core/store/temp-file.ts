@@ -1,11 +1,21 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, open, write, writev } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { IngestAbortedError, OutOfResourcesError } from './errors.js';
 
 export const TEMP_SUFFIX = '.part';
 const KEPT_HEAD_BYTES = 256 * 1024;
+/**
+ * O_DSYNC: each write returns once its data (and the file size) is on disk, so no fsync call follows;
+ * one thread-pool round trip less per instance, with the same durability as write + fdatasync.
+ */
+const TEMP_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+const openFile = promisify(open);
+const writeFile = promisify(write);
+const writevFile = promisify(writev);
 
 export interface SpooledFile {
   path: string;
@@ -18,7 +28,7 @@ export interface SpooledFile {
 }
 
 /**
- * Streams `source` into a new temp file, hashing as it goes, and fsyncs it. Removes the file on any failure.
+ * Streams `source` into a new temp file, hashing as it goes, durably (O_DSYNC). Removes the file on any failure.
  * A source may yield batches (arrays of chunks), which go to the file with one writev each; a batch
  * hands its buffers over (the source never reuses them), so the header bytes are kept without a copy.
  * One batch is written while the next is received, so the sender is not held up by each write.
@@ -28,7 +38,7 @@ export async function spoolToTempFile(
   tempDir: string,
 ): Promise<SpooledFile> {
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
-  const handle = await open(path, 'wx', 0o644);
+  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o644);
   const hash = createHash('sha256');
   const headChunks: Buffer[] = [];
   let headLength = 0;
@@ -61,25 +71,25 @@ export async function spoolToTempFile(
         }
         if (batchBytes === 0) continue;
         await finishWrite();
-        writing = writeAll(handle, batch, batchBytes, sizeBytes);
+        writing = writeAll(fd, batch, batchBytes, sizeBytes);
         writing.catch(() => undefined); // awaited by finishWrite; this only keeps it from counting as unhandled meanwhile
         sizeBytes += batchBytes;
       }
       await finishWrite();
     } catch (error) {
-      await writing?.catch(() => undefined); // the handle is closed below; no write may still be running then
+      await writing?.catch(() => undefined); // the file is closed below; no write may still be running then
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') throw new OutOfResourcesError(`disk full while writing: ${code}`);
       if (error instanceof IngestAbortedError || error instanceof OutOfResourcesError) throw error;
       throw new IngestAbortedError(`the sender's data ended early: ${(error as Error).message}`);
     }
-    await handle.sync();
   } catch (error) {
-    await handle.close().catch(() => undefined);
+    closeSync(fd);
     await unlink(path).catch(() => undefined);
     throw error;
   }
-  await handle.close();
+  // Closing a file whose data is already on disk does not wait on it: done here, it spares a thread-pool trip.
+  closeSync(fd);
   return { path, sizeBytes, sha256: hash.digest('hex'), headChunks, tail };
 }
 
@@ -96,8 +106,8 @@ export function* headPrefixes(chunks: readonly Buffer[]): Generator<Buffer> {
 }
 
 /** writev, continuing after a short write. */
-async function writeAll(handle: FileHandle, batch: Buffer[], total: number, position: number): Promise<void> {
-  let written = (await (batch.length === 1 ? handle.write(batch[0]!, 0, batch[0]!.length, position) : handle.writev(batch, position))).bytesWritten;
+async function writeAll(fd: number, batch: Buffer[], total: number, position: number): Promise<void> {
+  let written = (batch.length === 1 ? await writeFile(fd, batch[0]!, 0, batch[0]!.length, position) : await writevFile(fd, batch, position)).bytesWritten;
   while (written < total) {
     let skip = written;
     const rest: Buffer[] = [];
@@ -108,6 +118,6 @@ async function writeAll(handle: FileHandle, batch: Buffer[], total: number, posi
         skip = 0;
       }
     }
-    written += (await handle.writev(rest, position + written)).bytesWritten;
+    written += (await writevFile(fd, rest, position + written)).bytesWritten;
   }
 }
