@@ -9,7 +9,7 @@ import { parseMediaType } from './media-type.js';
 import { BodyTooLargeError, MalformedMultipartError, readMultipart } from './multipart-related.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
-const WRITE_BATCH_BYTES = 256 * 1024;
+const WRITE_BATCH_BYTES = 1024 * 1024;
 const SNIFF_BYTES = 64 * 1024;
 /** Parts of one request whose commit may still be running while later parts are read. */
 const MAX_PARTS_IN_FLIGHT = 16;
