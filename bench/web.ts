@@ -7,6 +7,7 @@
  * tops Orthanc up for at most BENCH_WEB_LOAD_SECONDS and then compares both at what Orthanc holds.
  * BENCH_WEB_ONLY=qido,stow,wado runs only those parts (WADO needs the STOW part's load and runs it too);
  * BENCH_WEB_PROF=DIR writes a CPU profile of the served appliance (the STOW/WADO one) into DIR;
+ * BENCH_APPLIANCE_NODE_ARGS adds node flags to the served appliance (e.g. "--trace-gc", into appliance.log);
  * BENCH_KEEP=1 keeps the STOW rounds' files (renamed aside) for back-to-back comparisons.
  */
 import { readFileSync } from 'node:fs';
@@ -34,6 +35,7 @@ interface ServedAppliance {
 async function serveAppliance(dataDir: string, profileDir?: string): Promise<ServedAppliance> {
   const httpPort = await freePort();
   const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  profile.push(...(process.env.BENCH_APPLIANCE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []));
   const daemon = spawnDaemon(process.execPath, [...profile, '--import', 'tsx', join(ROOT, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
     '--http-port', String(httpPort), '--dimse-port', String(await freePort()), '--api-token', TOKEN], { cwd: ROOT, logFile: join(WORK, 'appliance.log') });
   const base = `http://127.0.0.1:${httpPort}`;
