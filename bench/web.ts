@@ -60,7 +60,7 @@ const INSTANCES_PER_STUDY = 10;
 const QUERY_RUNS = Number(process.env.BENCH_WEB_QUERY_RUNS ?? 200);
 const CT_COUNT = 500;
 /** Fresh-server rounds of STOW (then WADO); the order alternates and the medians are reported. */
-const ROUNDS = Number(process.env.BENCH_WEB_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_WEB_ROUNDS ?? 7);
 /** WADO retrievals per server per round, alternating with the other server's, after one warm-up each. */
 const WADO_RUNS = 5;
 const ONLY = new Set((process.env.BENCH_WEB_ONLY ?? 'qido,stow,wado').split(',').map((s) => s.trim().toLowerCase()));
