@@ -21,16 +21,26 @@ interface Imaging {
 }
 
 const require = createRequire(import.meta.url);
-const imaging = require('dcmjs-imaging') as Imaging;
-let decoders: Promise<void> | undefined;
+let loading: Promise<Imaging> | undefined;
 
-/** Loads the WebAssembly codecs (JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE…) once per process. */
-export function initializeDecoders(): Promise<void> {
-  decoders ??= imaging.NativePixelDecoder.initializeAsync({
-    webAssemblyModulePathOrUrl: require.resolve('dcmjs-imaging/build/dcmjs-native-codecs.wasm'),
-    logNativeDecodersMessages: false,
+/**
+ * dcmjs-imaging and its WebAssembly codecs (JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE…), loaded with the first
+ * image rendered: together about 33 MB that an appliance nobody looks at never needs. A failed load is
+ * tried again with the next image.
+ */
+function loadImaging(): Promise<Imaging> {
+  loading ??= (async () => {
+    const imaging = require('dcmjs-imaging') as Imaging;
+    await imaging.NativePixelDecoder.initializeAsync({
+      webAssemblyModulePathOrUrl: require.resolve('dcmjs-imaging/build/dcmjs-native-codecs.wasm'),
+      logNativeDecodersMessages: false,
+    });
+    return imaging;
+  })().catch((error: unknown) => {
+    loading = undefined;
+    throw new HttpError(503, `the image codecs did not load: ${(error as Error)?.message ?? String(error)}`);
   });
-  return decoders;
+  return loading;
 }
 
 export interface RenderOptions {
@@ -48,7 +58,7 @@ export interface RenderOptions {
  * VOI LUT / window attributes, or from the pixel range when it has none (dcmjs-imaging's pipeline).
  */
 export async function renderImage(file: Buffer, options: RenderOptions): Promise<Buffer> {
-  await initializeDecoders();
+  const imaging = await loadImaging();
   const image = new imaging.DicomImage(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer);
   const frames = image.getNumberOfFrames();
   if (options.frame >= frames) throw new HttpError(404, `frame ${options.frame + 1} does not exist (the instance has ${frames})`);

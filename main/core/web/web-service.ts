@@ -5,7 +5,6 @@ import type { FastifyInstance } from 'fastify';
 import type { ApplianceService } from '../service.js';
 import { checkBindPolicy, type AccessSettings } from './access.js';
 import type { WebContext } from './context.js';
-import { initializeDecoders } from './image-render.js';
 import { buildServer, type BuiltServer } from './server.js';
 
 export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version'> & {
@@ -79,10 +78,6 @@ export class WebService implements ApplianceService {
       version: this.options.version ?? appVersion(),
       httpPort: () => this.port,
     };
-    // Load the image codecs now, so the first thumbnail does not pay for it.
-    initializeDecoders().catch((error) =>
-      this.options.logger.warn({ event: 'codecs-unavailable', reason: (error as Error).message }, 'image codecs did not load'),
-    );
     this.server = await buildServer(ctx, access, this.options.extraRoutes);
     await this.server.app.listen({ host: http.host, port: http.port });
     const address = this.server.app.server.address();
