@@ -1,28 +1,8 @@
 import dimse from 'dcmjs-dimse';
+import type { EchoOptions, EchoOutcome, EchoTarget } from '../verification.js';
 
 const { Client } = dimse;
 const { CEchoRequest } = dimse.requests;
-
-export interface EchoTarget {
-  aeTitle: string;
-  host: string;
-  port: number;
-}
-
-export interface EchoOutcome {
-  ok: boolean;
-  /** The C-ECHO-RSP status (0 = success); null when no response came back. */
-  status: number | null;
-  /** From the first byte sent to the answer (or the failure). */
-  ms: number;
-  error: string | null;
-}
-
-export interface EchoOptions {
-  callingAe: string;
-  /** Bounds the whole exchange: connect, association and the response. */
-  timeoutMs: number;
-}
 
 // PS3.8 9.3.4: A-ASSOCIATE-RJ reasons for source 1 (service user); other sources name provider limits.
 const USER_REJECT_REASONS: Record<number, string> = {

@@ -2,28 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { describeIssues } from '../settings/errors.js';
 import { peerSchema, type Settings } from '../settings/schema.js';
+import type { EchoFunction, EchoTarget } from '../verification.js';
 import { HttpError } from './http-errors.js';
 
 const ECHO_TIMEOUT_MS = 5_000;
-
-export interface EchoTarget {
-  aeTitle: string;
-  host: string;
-  port: number;
-}
-
-export interface EchoOutcome {
-  ok: boolean;
-  status: number | null;
-  ms: number;
-  error: string | null;
-}
-
-/**
- * web/ does not import dimse/ (see ARCHITECTURE.md): the composition root hands in the Verification SCU
- * (dimse/echo-scu.ts) as this function.
- */
-export type EchoFunction = (target: EchoTarget, options: { callingAe: string; timeoutMs: number }) => Promise<EchoOutcome>;
 
 export interface PeersApiOptions {
   settings(): Settings;
