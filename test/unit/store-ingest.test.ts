@@ -154,6 +154,20 @@ describe('archive ingest', () => {
     assert.equal(row!.replaces_earlier, 1);
   });
 
+  test('a later instance of a known series updates the study and series attributes it changes, and only those', async () => {
+    const studyUid = newUid();
+    const seriesUid = newUid();
+    const same = { studyUid, seriesUid, patientId: 'PID-7', studyDescription: 'CT Chest', modality: 'CT' };
+    await archive.ingest(chunked(makeInstance({ ...same, patientName: 'Before^Name', seriesDescription: 'Axial', instanceNumber: 1 })), ctx);
+    await archive.ingest(chunked(makeInstance({ ...same, patientName: 'Before^Name', seriesDescription: 'Axial', instanceNumber: 2 })), ctx);
+    await archive.ingest(chunked(makeInstance({ ...same, patientName: 'After^Name', seriesDescription: 'Coronal', instanceNumber: 3 })), ctx);
+    const study = archive.db.prepare('SELECT patient_name, patient_id, study_description, num_series, num_instances FROM studies WHERE study_uid = ?')
+      .get(studyUid) as Record<string, unknown>;
+    assert.deepEqual(study, { patient_name: 'After^Name', patient_id: 'PID-7', study_description: 'CT Chest', num_series: 1, num_instances: 3 });
+    const series = archive.db.prepare('SELECT series_description, modality, num_instances FROM series WHERE series_uid = ?').get(seriesUid);
+    assert.deepEqual(series, { series_description: 'Coronal', modality: 'CT', num_instances: 3 });
+  });
+
   test('study and series counts, sizes and modalities follow each new instance', async () => {
     const studyUid = newUid();
     const ct = newUid();

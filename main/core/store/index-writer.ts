@@ -21,6 +21,22 @@ export interface ExistingInstance {
 
 export const UNROUTED_DESTINATION = '*';
 
+/** Study and series columns as the upserts write them from the header. */
+const STUDY_COLUMNS = {
+  patient_name: 'patientName', patient_id: 'patientId', patient_birth_date: 'patientBirthDate', patient_sex: 'patientSex',
+  study_date: 'studyDate', study_time: 'studyTime', accession_number: 'accessionNumber', study_id: 'studyId',
+  study_description: 'studyDescription', referring_physician_name: 'referringPhysicianName',
+  specific_character_set: 'specificCharacterSet',
+} as const satisfies Record<string, keyof InstanceHeader>;
+const SERIES_COLUMNS = {
+  modality: 'modality', series_number: 'seriesNumber', series_description: 'seriesDescription',
+  body_part_examined: 'bodyPartExamined', pps_start_date: 'performedProcedureStepStartDate',
+} as const satisfies Record<string, keyof InstanceHeader>;
+
+function rowMatches(row: Record<string, unknown> | undefined, columns: Record<string, keyof InstanceHeader>, header: InstanceHeader): boolean {
+  return row !== undefined && Object.entries(columns).every(([column, key]) => row[column] === header[key]);
+}
+
 /** Writes and removes index rows. Callers run these inside one transaction with the outbox rows. */
 export class IndexWriter {
   private readonly upsertStudy;
@@ -29,7 +45,8 @@ export class IndexWriter {
   private readonly refreshSeries;
   private readonly refreshStudy;
   private readonly findInstance;
-  private readonly findSeriesModality;
+  private readonly findSeries;
+  private readonly findStudy;
   private readonly addToSeries;
   private readonly addToStudy;
   private readonly refreshModalities;
@@ -84,7 +101,8 @@ export class IndexWriter {
           (SELECT DISTINCT modality FROM series WHERE study_uid = @uid AND modality <> '' ORDER BY modality)),
         updated_at = @now
       WHERE study_uid = @uid RETURNING num_series, num_instances`);
-    this.findSeriesModality = db.prepare('SELECT modality FROM series WHERE series_uid = ?').pluck();
+    this.findSeries = db.prepare(`SELECT ${Object.keys(SERIES_COLUMNS).join(', ')} FROM series WHERE series_uid = ?`);
+    this.findStudy = db.prepare(`SELECT ${Object.keys(STUDY_COLUMNS).join(', ')} FROM studies WHERE study_uid = ?`);
     this.addToSeries = db.prepare(
       'UPDATE series SET num_instances = num_instances + 1, size_bytes = size_bytes + @size WHERE series_uid = @uid',
     );
@@ -127,13 +145,19 @@ export class IndexWriter {
 
   /**
    * A first copy of an instance: counts are incremented rather than recounted, so the cost of an insert
-   * does not grow with the size of its series and study.
+   * does not grow with the size of its series and study. The study and series rows are rewritten only
+   * when this instance says something new about them: rewriting them rewrites their index entries too,
+   * which was about a third of the cost of an instance of a known series.
    */
   private writeNew(header: InstanceHeader, file: StoredFile): { numSeries: number; numInstances: number } {
     const now = file.receivedAt;
-    const previousModality = this.findSeriesModality.get(header.seriesInstanceUid) as string | undefined;
-    this.upsertStudy.run({ ...header, now });
-    this.upsertSeries.run({ ...header, now });
+    const series = this.findSeries.get(header.seriesInstanceUid) as Record<string, unknown> | undefined;
+    const previousModality = series?.modality as string | undefined;
+    // A known series implies its study row exists; a new one may belong to a new study.
+    if (!series || !rowMatches(this.findStudy.get(header.studyInstanceUid) as Record<string, unknown> | undefined, STUDY_COLUMNS, header)) {
+      this.upsertStudy.run({ ...header, now });
+    }
+    if (!rowMatches(series, SERIES_COLUMNS, header)) this.upsertSeries.run({ ...header, now });
     this.upsertInstance.run({ ...header, ...file });
     this.addToSeries.run({ uid: header.seriesInstanceUid, size: file.sizeBytes });
     const newSeries = previousModality === undefined ? 1 : 0;
