@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 import { InvalidUidError, uidProblem } from '../dicom/uid.js';
@@ -15,13 +14,13 @@ import { Outbox } from './outbox.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
-import { headPrefixes, spoolToTempFile, type SpooledFile } from './temp-file.js';
+import { headPrefixes, spoolToTempFile, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync, WalSync } from './coalesced-sync.js';
 
-export type IngestSource = AsyncIterable<Uint8Array | readonly Uint8Array[]> | Readable;
+export type IngestSource = SpoolSource;
 
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */

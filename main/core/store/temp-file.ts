@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, constants, open, write, writev } from 'node:fs';
+import { closeSync, constants, open, writev } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -14,8 +14,11 @@ const KEPT_HEAD_BYTES = 256 * 1024;
  */
 const TEMP_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 const openFile = promisify(open);
-const writeFile = promisify(write);
 const writevFile = promisify(writev);
+
+/** Chunks, or batches of chunks that the source hands over (never reuses). */
+type SpoolItem = Uint8Array | readonly Uint8Array[];
+export type SpoolSource = AsyncIterable<SpoolItem> | Readable;
 
 export interface SpooledFile {
   path: string;
@@ -34,7 +37,7 @@ export interface SpooledFile {
  * One batch is written while the next is received, so the sender is not held up by each write.
  */
 export async function spoolToTempFile(
-  source: AsyncIterable<Uint8Array | readonly Uint8Array[]> | Readable,
+  source: SpoolSource,
   tempDir: string,
 ): Promise<SpooledFile> {
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
@@ -52,7 +55,7 @@ export async function spoolToTempFile(
   };
   try {
     try {
-      for await (const item of source as AsyncIterable<Uint8Array | readonly Uint8Array[]>) {
+      for await (const item of source as AsyncIterable<SpoolItem>) {
         const batch: Buffer[] = [];
         let batchBytes = 0;
         const handedOver = Array.isArray(item);
@@ -107,7 +110,7 @@ export function* headPrefixes(chunks: readonly Buffer[]): Generator<Buffer> {
 
 /** writev, continuing after a short write. */
 async function writeAll(fd: number, batch: Buffer[], total: number, position: number): Promise<void> {
-  let written = (batch.length === 1 ? await writeFile(fd, batch[0]!, 0, batch[0]!.length, position) : await writevFile(fd, batch, position)).bytesWritten;
+  let written = (await writevFile(fd, batch, position)).bytesWritten;
   while (written < total) {
     let skip = written;
     const rest: Buffer[] = [];
