@@ -103,7 +103,10 @@ export class Archive {
   static async open(options: ArchiveOptions): Promise<{ archive: Archive; recovery: RecoveryReport }> {
     const paths = new ArchivePaths(options.dataDir);
     for (const shard of paths.tempShards) await mkdir(shard, { recursive: true });
-    const db = openDatabase(paths.databaseFile);
+    const db = openDatabase(paths.databaseFile, (reason) => options.logger.warn(
+      { event: 'index-opened-exclusive', reason },
+      'the disk is full: the index is open for this process only, until the next start',
+    ));
     const archive = new Archive(options, db);
     const recovery = await recoverArchive(archive, options.logger);
     archive.archiveBytes = archive.totalBytes();

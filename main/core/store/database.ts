@@ -94,16 +94,50 @@ CREATE INDEX IF NOT EXISTS outbox_study ON outbox(study_uid, destination);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
-export function openDatabase(file: string): Db {
+/**
+ * Opens (or creates) the index. On a full disk the open fails: SQLite must first extend the WAL index
+ * (`-shm`) that its shared-memory locking maps. The index is then opened with locking_mode=EXCLUSIVE,
+ * which keeps the WAL index in this process's memory instead, so the appliance still starts, answers
+ * queries and refuses ingest. `onDiskFull` is told why; until the next start no other process can open
+ * the index (SQLite allows no way back to shared locking while in WAL mode).
+ */
+export function openDatabase(file: string, onDiskFull?: (reason: string) => void): Db {
+  try {
+    return openWithLocking(file, 'NORMAL');
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    onDiskFull?.(`${(error as { code?: string }).code}: ${(error as Error).message}`);
+    return openWithLocking(file, 'EXCLUSIVE');
+  }
+}
+
+function openWithLocking(file: string, lockingMode: 'NORMAL' | 'EXCLUSIVE'): Db {
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  // FULL: a commit is durable on power loss before we acknowledge the sender.
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  db.exec(SCHEMA);
-  db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
-  return db;
+  try {
+    // Set before the first read: that read decides whether the WAL index lives in a file or in memory.
+    if (lockingMode === 'EXCLUSIVE') db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    // FULL: a commit is durable on power loss before we acknowledge the sender.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+    return db;
+  } catch (error) {
+    // A connection left open would keep its lock, and the second attempt would find the index busy.
+    db.close();
+    throw error;
+  }
+}
+
+/**
+ * An error that means the disk (or the quota) is full: SQLite's SQLITE_FULL, its failure to extend the
+ * WAL index, or a file system's ENOSPC/EDQUOT.
+ */
+export function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_SHMSIZE' || code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 /**
