@@ -1,6 +1,6 @@
 // The headless appliance on a real, completely full file system (a small tmpfs): it must start, stay up,
-// answer C-ECHO, queries, WADO and the UI, refuse new instances with 0xA700 (DIMSE) and the
-// out-of-resources failure reason (STOW-RS), and recover once space returns.
+// answer C-ECHO, queries, WADO and the UI, acknowledge a re-sent instance it holds, refuse new ones with
+// 0xA700 (DIMSE) and the out-of-resources failure reason (STOW-RS), and recover once space returns.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -86,6 +86,10 @@ describe('the appliance on a full disk', { skip, timeout: 240_000 }, () => {
 
     const refused = await storescu(freshPath);
     assert.match(refused.stdout + refused.stderr, /Out ?Of ?Resources|0xa700/i, `C-STORE refused with 0xA700:\n${refused.stdout}${refused.stderr}`);
+
+    // A sender re-sending what the appliance already holds (its answer got lost) is acknowledged.
+    const resent = await storescu(storedPaths[0]!);
+    assert.match(resent.stdout + resent.stderr, /Received Store Response \(Success\)/, `re-send of a stored instance:\n${resent.stdout}${resent.stderr}`);
 
     const stowBody = buildMultipartRelated([makeInstance({ studyUid: fresh.studyUid })]);
     const stow = await app.api('/dicom-web/studies', { method: 'POST', body: new Uint8Array(stowBody.body), headers: { 'content-type': stowBody.contentType } });

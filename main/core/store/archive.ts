@@ -12,10 +12,11 @@ import { IndexWriter, type ExistingInstance, type StoredFile } from './index-wri
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
 import { ArchivePaths } from './paths.js';
-import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
+import { checkRoom, FreeSpaceGauge, type Incoming, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
 import { headPrefixes, spoolToTempFile, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
+import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync, WalSync } from './coalesced-sync.js';
@@ -143,18 +144,24 @@ export class Archive {
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
     try {
-      // The check after spooling counts the instance's size; this early one spares writing a file while the disk is full.
-      await this.ensureRoom(0);
-      spooled = await spoolToTempFile(source, this.paths.nextTempDir());
-      this.freeSpace.wrote(spooled.sizeBytes);
-      ticket = this.committer.announce();
-      const header = await this.parse(spooled);
-      checkExpectations(header, context);
-      await this.ensureRoom(spooled.sizeBytes);
-      const file = spooled;
-      const fileTicket = ticket;
-      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context, fileTicket));
-      spooled = undefined; // renamed or removed by commit
+      // Checked before anything is written, so a full disk is not asked to take a file it cannot hold.
+      const noRoom = await this.roomRefusal();
+      let result: IngestResult;
+      if (noRoom) {
+        result = await this.duplicateOrRefuse(source, context, noRoom);
+      } else {
+        spooled = await spoolToTempFile(source, this.paths.nextTempDir());
+        this.freeSpace.wrote(spooled.sizeBytes);
+        ticket = this.committer.announce();
+        const header = await this.parse(spooled);
+        checkExpectations(header, context);
+        const file = spooled;
+        const fileTicket = ticket;
+        await this.ensureRoomFor(file, header);
+        result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context, fileTicket));
+        spooled = undefined; // renamed or removed by commit
+      }
+      const header = result.header;
       log.info(
         { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
           sopInstanceUid: header.sopInstanceUid, sizeBytes: result.sizeBytes, transferSyntaxUid: header.transferSyntaxUid },
@@ -172,7 +179,28 @@ export class Archive {
     }
   }
 
-  private async parse(spooled: SpooledFile): Promise<InstanceHeader> {
+  /**
+   * With no room, nothing may be written; but an instance the archive already holds is still answered as
+   * a duplicate (a sender re-sending after a lost answer must not be refused). It is hashed as it arrives.
+   */
+  private async duplicateOrRefuse(source: IngestSource, context: IngestContext, refusal: OutOfResourcesError): Promise<IngestResult> {
+    const received = await readWithoutWriting(source);
+    let header: InstanceHeader;
+    try {
+      header = await this.parse(received);
+      checkExpectations(header, context);
+    } catch {
+      throw refusal;
+    }
+    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    const held = await this.lock.run(header.sopInstanceUid, async () =>
+      isStoredCopy(this.index.existing(header.sopInstanceUid), received.sha256, relativePath));
+    if (!held) throw refusal;
+    return { outcome: 'duplicate', header, sizeBytes: received.sizeBytes, sha256: received.sha256, relativePath };
+  }
+
+  /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */
+  private async parse(spooled: UnwrittenInstance & { path?: string }): Promise<InstanceHeader> {
     let header: InstanceHeader;
     try {
       // Usually the bytes kept while spooling hold the whole header; the file is read only when they do not.
@@ -185,7 +213,8 @@ export class Archive {
           break;
         }
       }
-      header = parsed ?? await readInstanceHeader(spooled.path, spooled.sizeBytes, { head, tail: spooled.tail });
+      if (!parsed && !spooled.path) throw new CannotUnderstandError('the header is longer than the bytes kept while receiving');
+      header = parsed ?? await readInstanceHeader(spooled.path!, spooled.sizeBytes, { head, tail: spooled.tail });
     } catch (error) {
       if (error instanceof DicomParseError) throw new CannotUnderstandError(error.message);
       throw error;
@@ -202,14 +231,33 @@ export class Archive {
     return header;
   }
 
-  private async ensureRoom(incomingBytes: number): Promise<void> {
+  /** Why nothing can be received now (not one byte of room, even after eviction), or undefined. */
+  private async roomRefusal(): Promise<OutOfResourcesError | undefined> {
     try {
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+      await this.ensureRoom();
+      return undefined;
+    } catch (error) {
+      if (error instanceof OutOfResourcesError) return error;
+      throw error;
+    }
+  }
+
+  /** Room for a spooled instance; a copy of one already stored needs none, whatever the disk holds. */
+  private async ensureRoomFor(spooled: SpooledFile, header: InstanceHeader): Promise<void> {
+    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    const existing = this.index.existing(header.sopInstanceUid);
+    if (isStoredCopy(existing, spooled.sha256, relativePath)) return;
+    await this.ensureRoom({ spooledBytes: spooled.sizeBytes, replacedBytes: existing && !existing.file_missing ? existing.size_bytes : 0 });
+  }
+
+  private async ensureRoom(incoming?: Incoming): Promise<void> {
+    try {
+      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
     } catch (error) {
       if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
-      const freed = await evictDelivered(this, incomingBytes, this.logger);
+      const freed = await evictDelivered(this, incoming?.spooledBytes ?? 0, this.logger);
       if (freed === 0) throw error;
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
     }
   }
 
@@ -217,7 +265,7 @@ export class Archive {
     const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
-    if (existing && existing.sha256 === spooled.sha256 && existing.path === relativePath && !existing.file_missing) {
+    if (isStoredCopy(existing, spooled.sha256, relativePath)) {
       await unlink(spooled.path);
       return { outcome: 'duplicate', ...base };
     }
@@ -326,6 +374,11 @@ export class Archive {
     await this.walSync.close();
     this.db.close();
   }
+}
+
+/** The archive holds these very bytes at this path already. */
+function isStoredCopy(existing: ExistingInstance | undefined, sha256: string, relativePath: string): boolean {
+  return existing !== undefined && existing.sha256 === sha256 && existing.path === relativePath && !existing.file_missing;
 }
 
 function checkExpectations(header: InstanceHeader, context: IngestContext): void {

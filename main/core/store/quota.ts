@@ -36,23 +36,40 @@ export class FreeSpaceGauge {
   }
 }
 
-/** Throws OutOfResourcesError when storing `incomingBytes` more would break the reserve or the quota. */
+/** What one instance asks room for, once it has been received. */
+export interface Incoming {
+  /** Bytes already written to the archive's file system (the spooled temp file), so already out of its free space. */
+  spooledBytes: number;
+  /** Bytes of the stored file the instance replaces, freed once it is in place. */
+  replacedBytes: number;
+}
+
+/**
+ * Throws OutOfResourcesError when keeping an instance would break the disk reserve or the archive quota.
+ * Without `incoming` (nothing received yet, the size unknown), at least one byte must fit. With it, the
+ * free space is measured after spooling, and already excludes the instance: counting its size again
+ * refused instances that fit.
+ */
 export async function checkRoom(
   gauge: FreeSpaceGauge,
   limits: QuotaLimits,
   archiveBytes: number,
-  incomingBytes: number,
+  incoming?: Incoming,
 ): Promise<void> {
+  const fits = (free: number) => (incoming ? free + incoming.replacedBytes >= limits.minFreeBytes : free > limits.minFreeBytes);
   let free = await gauge.free();
-  if (free - incomingBytes < limits.minFreeBytes) free = await gauge.free({ exact: true });
-  if (free - incomingBytes < limits.minFreeBytes) {
-    throw new OutOfResourcesError(
-      `disk reserve reached: ${free} bytes free, ${incomingBytes} incoming, reserve is ${limits.minFreeBytes}`,
-    );
+  if (!fits(free)) free = await gauge.free({ exact: true });
+  if (!fits(free)) {
+    throw new OutOfResourcesError(incoming
+      ? `disk reserve reached: ${free} bytes free after receiving ${incoming.spooledBytes}, reserve is ${limits.minFreeBytes}`
+      : `disk reserve reached: ${free} bytes free, reserve is ${limits.minFreeBytes}`);
   }
-  if (limits.maxArchiveBytes > 0 && archiveBytes + incomingBytes > limits.maxArchiveBytes) {
-    throw new OutOfResourcesError(
-      `archive quota reached: ${archiveBytes} bytes stored, ${incomingBytes} incoming, quota is ${limits.maxArchiveBytes}`,
-    );
+  if (limits.maxArchiveBytes > 0) {
+    const after = archiveBytes + (incoming ? incoming.spooledBytes - incoming.replacedBytes : 0);
+    if (incoming ? after > limits.maxArchiveBytes : after >= limits.maxArchiveBytes) {
+      throw new OutOfResourcesError(
+        `archive quota reached: ${archiveBytes} bytes stored, ${incoming?.spooledBytes ?? 0} incoming, quota is ${limits.maxArchiveBytes}`,
+      );
+    }
   }
 }
