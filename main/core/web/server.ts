@@ -2,6 +2,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { checkAccess, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
+import { requestTimeoutResponse, watchBodyIdle } from './body-idle.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
@@ -22,12 +23,33 @@ export interface BuiltServer {
 }
 
 export async function buildServer(ctx: WebContext, access: AccessSettings, extraRoutes: Array<(app: FastifyInstance) => void> = []): Promise<BuiltServer> {
+  const { requestTimeoutMs } = ctx.settings().http;
   const app = Fastify({
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // A request that has not arrived in full within this gets 408 and its connection is closed.
+    requestTimeout: requestTimeoutMs,
+    http: {
+      requestTimeout: requestTimeoutMs,
+      // Node refuses a headers timeout longer than the request timeout, and checks both at this interval.
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
+    },
+  });
+
+  // First, before the access check: an upload that stalls holds its connection whoever sends it.
+  app.addHook('onRequest', (request, reply, done) => {
+    const idleMs = ctx.settings().http.bodyIdleTimeoutMs;
+    watchBodyIdle(request.raw, idleMs, () => {
+      ctx.logger.warn({ event: 'http-body-stalled', peer: request.ip, url: request.url.split('?')[0], idleMs }, 'request body stalled; connection closed');
+      const socket = request.raw.socket;
+      if (socket.writable && !reply.raw.headersSent) socket.write(requestTimeoutResponse(`the request body sent nothing for ${idleMs} ms`));
+      socket.destroy();
+    });
+    done();
   });
 
   // DICOM bodies are streamed to their handler (STOW parses multipart/related itself); any other
