@@ -1,4 +1,4 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import {
   ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
   type DicomJson, type InstanceRow, type InstanceSync, type StudySync,

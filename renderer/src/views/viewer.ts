@@ -1,4 +1,4 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import { queryInstances, queryStudies, request, seriesMetadata, type DicomJson } from '../api';
 import { h } from '../dom';
 import { TAG, dicomDate, num, personName, str, transferSyntaxName } from '../format';
