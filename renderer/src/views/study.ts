@@ -4,7 +4,7 @@ import {
   type DicomJson, type InstanceRow, type InstanceSync, type StudySync,
 } from '../api';
 import { h, toast } from '../dom';
-import { TAG, bytes, dicomDate, dicomTime, num, str } from '../format';
+import { TAG, dicomDate, dicomTime, num, str } from '../format';
 import { syncLabel, toRow } from '../study-store';
 
 export function studyView(context: AppContext, studyUid: string): View {

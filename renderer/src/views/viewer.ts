@@ -26,7 +26,7 @@ interface Slice {
 
 type MouseTool = 'Wwwc' | 'Pan' | 'Zoom';
 
-export function viewerView(context: AppContext, studyUid: string, seriesUid: string): View {
+export function viewerView(_context: AppContext, studyUid: string, seriesUid: string): View {
   setupCornerstone();
   const viewport = h('div.viewport', { tabindex: 0, 'aria-label': 'Image' });
   const message = h('div.viewer-message', { hidden: true, role: 'alert' });
