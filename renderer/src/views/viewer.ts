@@ -5,7 +5,7 @@ import { TAG, dicomDate, num, personName, str, transferSyntaxName } from '../for
 import { cornerstone, cornerstoneTools, frameImageId, registerMetadata, setupCornerstone } from '../viewer/cornerstone';
 
 /** CT window presets: [label, width, centre]. */
-export const CT_PRESETS: [string, number, number][] = [
+const CT_PRESETS: [string, number, number][] = [
   ['Soft tissue', 400, 40], ['Lung', 1500, -600], ['Bone', 2000, 300], ['Brain', 80, 40], ['Abdomen', 350, 50], ['Liver', 150, 30], ['Mediastinum', 350, 50],
 ];
 
