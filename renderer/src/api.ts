@@ -5,7 +5,7 @@
  */
 import type { DicomEdgeBridge } from '../../preload/api-types';
 
-export type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
+type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
 export type Counts = Record<OutboxState, number>;
 export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>;
 
@@ -144,7 +144,7 @@ async function problemsOf(response: Response): Promise<{ message: string; proble
 }
 
 /** The server names bad settings as `field "a.b" has value X: message`, joined by "; ". */
-export function fieldProblemsInMessage(message: string): FieldProblem[] {
+function fieldProblemsInMessage(message: string): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const pattern = /field "([^"]*)" has value (?:missing|"(?:[^"\\]|\\.)*"|[^:]*?): (.*?)(?=; field "|$)/g;
   for (const match of message.matchAll(pattern)) problems.push({ path: match[1] === '(root)' ? '' : match[1]!, message: match[2]! });
@@ -444,7 +444,7 @@ export function subscribeEvents(onEvent: (event: LiveEvent) => void, onState: (c
   };
 }
 
-export function parseSseBlock(block: string): LiveEvent | null {
+function parseSseBlock(block: string): LiveEvent | null {
   let type = 'message';
   const data: string[] = [];
   for (const line of block.split(/\r?\n/)) {

@@ -13,7 +13,7 @@ export const TAG = {
   StudyID: '00200010', InstitutionName: '00080080',
 } as const;
 
-export function value(ds: DicomJson | undefined, tag: string): unknown {
+function value(ds: DicomJson | undefined, tag: string): unknown {
   return ds?.[tag]?.Value?.[0];
 }
 
@@ -77,13 +77,6 @@ export function duration(seconds: number | undefined): string {
   return `${Math.floor(seconds / 86400)} d ${Math.round((seconds % 86400) / 3600)} h`;
 }
 
-export function since(ms: number | undefined, now = Date.now()): string {
-  if (!ms) return '';
-  const s = Math.max(0, (now - ms) / 1000);
-  if (s < 60) return 'just now';
-  return `${duration(s)} ago`;
-}
-
 export function clock(ms: number | undefined): string {
   if (!ms) return '';
   const d = new Date(ms);
@@ -92,7 +85,7 @@ export function clock(ms: number | undefined): string {
   return d.toDateString() === today.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
-export const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
+const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
   '1.2.840.10008.1.2': 'Implicit VR Little Endian',
   '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
   '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',

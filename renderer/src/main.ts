@@ -1,27 +1,14 @@
 import './styles.css';
-import { getInfo, getOutboxSummary, session, subscribeEvents, type LiveEvent } from './api';
+import { getInfo, getOutboxSummary, session, subscribeEvents } from './api';
 import { clear, h } from './dom';
 import { bytes } from './format';
 import { StudyStore } from './study-store';
+import type { AppContext, View } from './view';
 import { settingsView } from './views/settings';
 import { studiesView } from './views/studies';
 import { studyView } from './views/study';
 import { recordDelivery, syncView } from './views/sync';
 import { viewerView } from './views/viewer';
-
-export interface View {
-  element: HTMLElement;
-  /** Live event for this view. */
-  onEvent?(event: LiveEvent): void;
-  dispose?(): void;
-}
-
-export interface AppContext {
-  store: StudyStore;
-  navigate(hash: string): void;
-  /** Destination status cache for the list's "no destination" state. */
-  refreshSummary(): Promise<void>;
-}
 
 const store = new StudyStore();
 const app = document.getElementById('app')!;

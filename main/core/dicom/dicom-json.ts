@@ -5,15 +5,15 @@
  */
 import { attributeByKeyword } from './keywords.js';
 
-export interface PersonNameJson {
+interface PersonNameJson {
   Alphabetic?: string;
   Ideographic?: string;
   Phonetic?: string;
 }
 
-export type DicomJsonValue = string | number | PersonNameJson | null;
+type DicomJsonValue = string | number | PersonNameJson | null;
 
-export interface DicomJsonElement {
+interface DicomJsonElement {
   vr: string;
   Value?: DicomJsonValue[];
 }
@@ -55,7 +55,7 @@ export function toDicomJson(values: Readonly<Record<string, KeywordValue>>, extr
   return Object.fromEntries(elements);
 }
 
-export function dicomJsonElement(vr: string, value: KeywordValue): DicomJsonElement {
+function dicomJsonElement(vr: string, value: KeywordValue): DicomJsonElement {
   const items = splitValues(vr, value);
   const converted = items.map((item) => convertValue(vr, item));
   return converted.length === 0 || converted.every((v) => v === null) ? { vr } : { vr, Value: converted };

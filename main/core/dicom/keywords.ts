@@ -5,7 +5,7 @@
  */
 export type QueryLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 
-export const QUERY_LEVELS: readonly QueryLevel[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
+const QUERY_LEVELS: readonly QueryLevel[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
 
 export type Vr = 'AE' | 'CS' | 'DA' | 'DT' | 'IS' | 'LO' | 'PN' | 'SH' | 'TM' | 'UI' | 'UL' | 'US';
 
@@ -96,7 +96,7 @@ export function lookupAttribute(keywordOrTag: string): AttributeDefinition | und
   return byKeyword.get(keywordOrTag) ?? attributeByTag(keywordOrTag);
 }
 
-export function normaliseTag(tag: string): string | undefined {
+function normaliseTag(tag: string): string | undefined {
   const hex = tag.trim().replace(/^\(|\)$/g, '').replace(/^x/i, '').replace(',', '');
   return /^[0-9A-Fa-f]{8}$/.test(hex) ? hex.toUpperCase() : undefined;
 }

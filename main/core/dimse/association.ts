@@ -4,6 +4,9 @@ import type { Logger } from 'pino';
 import type { Archive, IngestResult } from '../store/archive.js';
 import { IngestAbortedError, IngestError } from '../store/errors.js';
 import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
+import {
+  countBytesReceived, generalPathBusy, generalProcessPdu, markConnected, negotiatedAssociation, notePeerActivity, resetConnection,
+} from './dcmjs-dimse-internals.js';
 import { buildFileMeta } from './file-meta.js';
 import { cStoreResponsePdu, joinPdvs, PDU_TYPE_P_DATA_TF, readCStoreCommand, splitPdvs, type CStoreCommand, type Pdv } from './pdata.js';
 import { PduReader } from './pdu-reader.js';
@@ -54,23 +57,6 @@ export interface ScpEnvironment {
 
 type StoreOutcome = { ok: true; result: IngestResult } | { ok: false; error: IngestError };
 
-/** dcmjs-dimse's network fields we set or read that its typings leave out. */
-interface NetworkInternals {
-  connected: boolean;
-  connectedTime: number | undefined;
-  lastPduTime: number | undefined;
-  association: DimseAssociation | undefined;
-  /** Set while dcmjs-dimse's general path is in the middle of a message. */
-  dimse: unknown;
-  dimseStream: unknown;
-  dimseStoreStream: unknown;
-  statistics: { addBytesReceived(bytes: number): void };
-  _reset(): void;
-}
-
-type ProcessPdu = (this: unknown, pdu: Buffer) => Promise<void>;
-const generalProcessPdu = (Scp.prototype as unknown as { _processPdu: ProcessPdu })._processPdu;
-
 /** A C-STORE whose data set is arriving on the fast path. */
 interface FastStore {
   presentationContextId: number;
@@ -96,9 +82,7 @@ export class EdgeScp extends Scp {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.info = { peer, callingAe: '', calledAe: '', logger: env.logger.child({ peer }) };
     // The socket is already connected, so dcmjs-dimse never sees 'connect'; without these its ARTIM never runs.
-    const internals = this as unknown as NetworkInternals;
-    internals.connected = true;
-    internals.connectedTime = Date.now();
+    markConnected(this);
     this.readPdusOurselves(socket);
     this.on('close', () => this.closed(new IngestAbortedError('the connection closed before the data set was complete')));
     this.on('networkError', (error: Error) => {
@@ -109,20 +93,19 @@ export class EdgeScp extends Scp {
 
   /** Replaces dcmjs-dimse's socket reader (which re-concatenates each PDU per chunk) with PduReader. */
   private readPdusOurselves(socket: Socket): void {
-    const internals = this as unknown as NetworkInternals;
     socket.removeAllListeners('data'); // dcmjs-dimse's, added by its constructor; nobody else has one yet
     const reader = new PduReader();
     const networkError = (error: Error) => (this.emit as unknown as (event: string, error: Error) => void).call(this, 'networkError', error);
     const onPdu = (pdu: Buffer) => {
-      internals.lastPduTime = Date.now();
-      this._processPdu(pdu).catch((error: unknown) => networkError(error instanceof Error ? error : new Error(String(error))));
+      notePeerActivity(this);
+      this.processPdu(pdu).catch((error: unknown) => networkError(error instanceof Error ? error : new Error(String(error))));
     };
     socket.on('data', (chunk: Buffer) => {
-      internals.statistics.addBytesReceived(chunk.length);
+      countBytesReceived(this, chunk.length);
       try {
         reader.push(chunk, onPdu);
       } catch (error) {
-        internals._reset();
+        resetConnection(this);
         networkError(error as Error);
       }
     });
@@ -134,7 +117,7 @@ export class EdgeScp extends Scp {
 
   /** Keeps dcmjs-dimse's idle timer from aborting while we are busy on the peer's behalf (C-MOVE, C-GET). */
   touch(): void {
-    (this as unknown as NetworkInternals).lastPduTime = Date.now();
+    notePeerActivity(this);
   }
 
   isCancelled(messageId: number): boolean {
@@ -188,20 +171,20 @@ export class EdgeScp extends Scp {
   }
 
   /**
-   * dcmjs-dimse calls this for every complete PDU. P-DATA-TF PDUs of a C-STORE (the bulk of all
+   * Our PDU reader calls this for every complete PDU. P-DATA-TF PDUs of a C-STORE (the bulk of all
    * traffic) take the fast path; everything else, including a command split over several PDVs,
    * goes through the general path.
    */
-  async _processPdu(pdu: Buffer): Promise<void> {
+  private async processPdu(pdu: Buffer): Promise<void> {
     if (pdu[0] === PDU_TYPE_P_DATA_TF && this.accepted) {
       const pdvs = splitPdvs(pdu);
       if (pdvs) {
         const taken = this.takePdvs(pdvs);
         if (taken === pdvs.length) return;
-        if (taken > 0) return generalProcessPdu.call(this, joinPdvs(pdvs.slice(taken).map((pdv) => pdv.item)));
+        if (taken > 0) return generalProcessPdu(this, joinPdvs(pdvs.slice(taken).map((pdv) => pdv.item)));
       }
     }
-    return generalProcessPdu.call(this, pdu);
+    return generalProcessPdu(this, pdu);
   }
 
   /** Handles PDVs from the first one on while they belong to a C-STORE; returns how many it took. */
@@ -221,10 +204,9 @@ export class EdgeScp extends Scp {
         store.sink.write(pdv.value);
         if (pdv.last) this.finishFastStore(store);
       } else {
-        const internals = this as unknown as NetworkInternals;
-        if (!pdv.command || !pdv.last || internals.dimse !== undefined || internals.dimseStream !== undefined || internals.dimseStoreStream !== undefined) break;
+        if (!pdv.command || !pdv.last || generalPathBusy(this)) break;
         const command = readCStoreCommand(pdv.value);
-        const context = command ? internals.association?.getPresentationContext(pdv.presentationContextId) : undefined;
+        const context = command ? negotiatedAssociation(this)?.getPresentationContext(pdv.presentationContextId) : undefined;
         if (!command || !context || context.getResult() !== PresentationContextResult.Accept) break;
         const { sink, work } = this.startStore(context.getAcceptedTransferSyntaxUid() ?? '', command.sopClassUid, command.sopInstanceUid);
         this.fastStore = { presentationContextId: pdv.presentationContextId, command, sink, work };

@@ -13,7 +13,7 @@ export function toKeyString(value: unknown): string {
   return String(value).replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
 
-export const INFORMATION_MODELS = {
+const INFORMATION_MODELS = {
   patientRoot: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'],
   studyRoot: ['STUDY', 'SERIES', 'IMAGE'],
 } as const satisfies Record<string, readonly QueryLevel[]>;

@@ -14,7 +14,7 @@ import {
 import type { DestinationAuth } from '../settings/schema.js';
 import type { DeviceCodeStatus } from './control.js';
 
-export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 
 /** No usable credential: the destination waits (state 'auth') until a user acts. */
 export class SignInRequiredError extends Error {

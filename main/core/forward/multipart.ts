@@ -23,7 +23,7 @@ export interface MultipartBody {
 
 const CHUNK_BYTES = 1024 * 1024;
 
-export function newBoundary(): string {
+function newBoundary(): string {
   return `dicomedge-${randomBytes(16).toString('hex')}`;
 }
 

@@ -1,11 +1,11 @@
 /** Reads a STOW-RS response body (DICOM JSON) into per-instance results. Pure. */
 
-export interface ReferencedInstance {
+interface ReferencedInstance {
   sopInstanceUid: string;
   warningReason?: number;
 }
 
-export interface FailedInstance {
+interface FailedInstance {
   sopInstanceUid: string;
   failureReason: number;
 }

@@ -1,12 +1,18 @@
 import type { Logger } from 'pino';
-import type { Archive } from './archive.js';
+import type { Db } from './database.js';
+
+/** What eviction needs of the archive: its index to pick candidates, and the one way to remove an instance. */
+export interface EvictableArchive {
+  readonly db: Db;
+  removeInstance(sopInstanceUid: string): Promise<boolean>;
+}
 
 /**
  * Frees at least `neededBytes` by removing instances of the oldest studies that every destination has
  * confirmed. An instance with any outbox row not 'delivered' (or with no destination yet) is never evicted.
  * Returns the bytes freed.
  */
-export async function evictDelivered(archive: Archive, neededBytes: number, logger: Logger): Promise<number> {
+export async function evictDelivered(archive: EvictableArchive, neededBytes: number, logger: Logger): Promise<number> {
   const candidates = archive.db
     .prepare(`
       SELECT i.sop_instance_uid AS uid, i.size_bytes AS size, i.study_uid AS study

@@ -54,7 +54,7 @@ export class IndexWriter {
   private readonly deleteEmptySeries;
   private readonly deleteEmptyStudy;
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
     this.upsertStudy = db.prepare(`
       INSERT INTO studies (study_uid, patient_name, patient_id, patient_birth_date, patient_sex, study_date, study_time,
         accession_number, study_id, study_description, referring_physician_name, specific_character_set, received_at, updated_at)

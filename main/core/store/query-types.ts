@@ -4,8 +4,6 @@
  */
 import type { QueryLevel } from '../dicom/keywords.js';
 
-export type { QueryLevel };
-
 export interface QueryRequest {
   level: QueryLevel;
   /**

@@ -1,8 +1,16 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
-import type { Archive } from './archive.js';
+import type { Db } from './database.js';
+import type { ArchivePaths } from './paths.js';
 import { TEMP_SUFFIX } from './temp-file.js';
+
+/** What recovery needs of the archive: its folders, its index, and a way to index a file found on disk. */
+export interface RecoverableArchive {
+  readonly paths: Pick<ArchivePaths, 'root' | 'tempDir' | 'tempShards'>;
+  readonly db: Db;
+  indexExistingFile(relativePath: string, sizeBytes: number): Promise<unknown>;
+}
 
 export interface RecoveryReport {
   tempFilesRemoved: number;
@@ -18,7 +26,7 @@ export interface RecoveryReport {
  * files whose size differs from their row (crash while replacing) are re-indexed, and rows whose file is
  * gone are flagged.
  */
-export async function recoverArchive(archive: Archive, logger: Logger): Promise<RecoveryReport> {
+export async function recoverArchive(archive: RecoverableArchive, logger: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = { tempFilesRemoved: 0, filesIndexed: 0, filesReindexed: 0, unreadableFiles: 0, rowsMissingFile: 0 };
   const { paths, db } = archive;
   // The top folder held the temp files before they were spread over shards.

@@ -24,11 +24,11 @@ interface Dcmjs {
   log: { setLevel(level: string): void };
 }
 
-export const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
 // dcmjs warns on stderr about every odd VR; our own logs say what matters.
 dcmjs.log.setLevel('error');
 
-export function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 

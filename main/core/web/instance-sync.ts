@@ -1,6 +1,6 @@
 import type { Db } from '../store/database.js';
 
-export interface InstanceDelivery {
+interface InstanceDelivery {
   id: number;
   /** '*' while no destination was configured when the instance arrived. */
   destination: string;
@@ -11,7 +11,7 @@ export interface InstanceDelivery {
   updatedAt: number;
 }
 
-export interface InstanceSyncRow {
+interface InstanceSyncRow {
   sopInstanceUid: string;
   seriesUid: string;
   seriesNumber: number | null;

@@ -2,7 +2,7 @@ import type { DcmjsDataset, DcmjsElement } from './dcmjs.js';
 
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 /** Binary values larger than this go out as BulkDataURI rather than InlineBinary. */
-export const BULK_THRESHOLD_BYTES = 1024;
+const BULK_THRESHOLD_BYTES = 1024;
 const PIXEL_DATA_TAGS = new Set(['7FE00010', '7FE00008', '7FE00009']);
 
 type JsonElement = { vr: string; Value?: unknown[]; InlineBinary?: string; BulkDataURI?: string };

@@ -8,7 +8,7 @@ function numberOf(dataset: DcmjsDataset, tag: string, fallback: number): number 
   return typeof n === 'number' && Number.isFinite(n) ? n : fallback;
 }
 
-export function frameCount(dataset: DcmjsDataset): number {
+function frameCount(dataset: DcmjsDataset): number {
   return Math.max(1, numberOf(dataset, '00280008', 1));
 }
 

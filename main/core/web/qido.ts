@@ -9,7 +9,7 @@ import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
 import { parseAccept, typeMatches } from './media-type.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
-export const MAX_RESULTS = 5000;
+const MAX_RESULTS = 5000;
 const CONTROL_PARAMS = new Set(['includefield', 'limit', 'offset', 'fuzzymatching']);
 const PATIENT_TOTALS = new Set(['NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances']);
 

@@ -24,19 +24,19 @@ export function registerWadoInstance(app: FastifyInstance, ctx: WebContext): voi
   app.get(`${INSTANCE}/bulkdata/*`, (request, reply) => sendBulkdata(ctx, request, reply));
 }
 
-export function instanceUrl(base: string, row: Pick<InstanceRow, 'study_uid' | 'series_uid' | 'sop_instance_uid'>): string {
+function instanceUrl(base: string, row: Pick<InstanceRow, 'study_uid' | 'series_uid' | 'sop_instance_uid'>): string {
   return `${base}/studies/${row.study_uid}/series/${row.series_uid}/instances/${row.sop_instance_uid}`;
 }
 
 /** Reads one indexed instance into dcmjs, with big endian words already in little endian order. */
-export async function loadInstance(ctx: WebContext, row: InstanceRow): Promise<DcmjsDicomDict> {
+async function loadInstance(ctx: WebContext, row: InstanceRow): Promise<DcmjsDicomDict> {
   const bytes = await readFile(ctx.archive.paths.absolute(row.path));
   const dict = readDicom(bytes);
   if (row.transfer_syntax_uid === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
   return dict;
 }
 
-export function oneInstance(ctx: WebContext, request: FastifyRequest): InstanceRow {
+function oneInstance(ctx: WebContext, request: FastifyRequest): InstanceRow {
   const scope = uidParams(request);
   const row = instancesIn(ctx.archive.db, scope)[0];
   if (!row) throw new HttpError(404, `no instance ${scope.instance} in series ${scope.series} of study ${scope.study}`);

@@ -34,13 +34,13 @@ function projectRoot(): string | undefined {
   }
 }
 
-export function appVersion(): string {
+function appVersion(): string {
   const root = projectRoot();
   if (!root) return 'unknown';
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
 }
 
-export function defaultStaticDir(): string {
+function defaultStaticDir(): string {
   if (process.env.DICOM_EDGE_RENDERER_DIR) return process.env.DICOM_EDGE_RENDERER_DIR;
   return join(projectRoot() ?? process.cwd(), 'dist', 'renderer');
 }

@@ -1,4 +1,4 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import {
   ApiError, deviceCodeStatus, echoPeer, getSettings, putSettings, startDeviceCode, testDestination, type FieldProblem,
 } from '../api';

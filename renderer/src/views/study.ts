@@ -1,10 +1,10 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import {
   ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
   type DicomJson, type InstanceRow, type InstanceSync, type StudySync,
 } from '../api';
 import { h, toast } from '../dom';
-import { TAG, bytes, dicomDate, dicomTime, num, str } from '../format';
+import { TAG, dicomDate, dicomTime, num, str } from '../format';
 import { syncLabel, toRow } from '../study-store';
 
 export function studyView(context: AppContext, studyUid: string): View {

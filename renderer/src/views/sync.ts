@@ -1,4 +1,4 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import { getFailures, getOutboxSummary, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure, type DestinationStatus, type Failure } from '../api';
 import { h, toast } from '../dom';
 import { bytes, clock, duration, personName } from '../format';

@@ -1,11 +1,11 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import { queryInstances, queryStudies, request, seriesMetadata, type DicomJson } from '../api';
 import { h } from '../dom';
 import { TAG, dicomDate, num, personName, str, transferSyntaxName } from '../format';
 import { cornerstone, cornerstoneTools, frameImageId, registerMetadata, setupCornerstone } from '../viewer/cornerstone';
 
 /** CT window presets: [label, width, centre]. */
-export const CT_PRESETS: [string, number, number][] = [
+const CT_PRESETS: [string, number, number][] = [
   ['Soft tissue', 400, 40], ['Lung', 1500, -600], ['Bone', 2000, 300], ['Brain', 80, 40], ['Abdomen', 350, 50], ['Liver', 150, 30], ['Mediastinum', 350, 50],
 ];
 
@@ -26,7 +26,7 @@ interface Slice {
 
 type MouseTool = 'Wwwc' | 'Pan' | 'Zoom';
 
-export function viewerView(context: AppContext, studyUid: string, seriesUid: string): View {
+export function viewerView(_context: AppContext, studyUid: string, seriesUid: string): View {
   setupCornerstone();
   const viewport = h('div.viewport', { tabindex: 0, 'aria-label': 'Image' });
   const message = h('div.viewer-message', { hidden: true, role: 'alert' });
