@@ -142,7 +142,7 @@ export class Archive {
     try {
       // The check after spooling counts the instance's size; this early one spares writing a file while the disk is full.
       await this.ensureRoom(0);
-      spooled = await spoolToTempFile(source, this.paths.nextTempDir());
+      spooled = await this.spool(source);
       this.freeSpace.wrote(spooled.sizeBytes);
       ticket = this.committer.announce();
       const header = await this.parse(spooled);
@@ -167,6 +167,11 @@ export class Archive {
     } finally {
       ticket?.withdraw();
     }
+  }
+
+  /** Its own step, so a test can land a sender's abort while the temp file opens. */
+  private spool(source: IngestSource): Promise<SpooledFile> {
+    return spoolToTempFile(source, this.paths.nextTempDir());
   }
 
   private async parse(spooled: SpooledFile): Promise<InstanceHeader> {
