@@ -82,6 +82,21 @@ describe('a STOW-RS client that hangs up mid-part', () => {
     }
   }
 
+  test('each hang-up is logged as one warning with peer and reason, and nothing as an error', async () => {
+    await waitFor('a line per hang-up', async () => (await logLines(w)).filter((l) => l.event === 'stow-aborted').length >= 6);
+    const lines = await logLines(w);
+    const aborted = lines.filter((l) => l.event === 'stow-aborted');
+    assert.equal(aborted.length, 6, 'one line per hang-up');
+    for (const line of aborted) {
+      assert.equal(line.level, 40);
+      assert.equal(typeof line.reason, 'string');
+      assert.equal(line.stack, undefined);
+    }
+    // A reset can close the socket before its address is read; an orderly close never does.
+    assert.ok(aborted.some((l) => l.peer === '127.0.0.1'), 'the peer is named');
+    assert.deepEqual(lines.filter((l) => Number(l.level) >= 50), [], 'no error-level line');
+  });
+
   test('afterwards a whole STOW-RS request is stored', async () => {
     const instance = makeInstance();
     const response = await w.api('/dicom-web/studies', {

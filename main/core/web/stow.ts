@@ -89,6 +89,12 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
       ctx.logger.warn({ event: 'stow-malformed', peer, reason: failure.message, removed: stored.length }, 'malformed STOW-RS body');
       return sendError(reply, 400, `malformed multipart/related body: ${failure.message}`);
     }
+    // A client that hangs up is an everyday event at a clinic, not a fault of ours; nobody reads the answer.
+    if (request.raw.readableAborted) {
+      ctx.logger.warn({ event: 'stow-aborted', peer, reason: (failure as Error)?.message ?? String(failure), removed: stored.length },
+        'the client closed the connection during a STOW-RS request');
+      return sendError(reply, 400, 'the request body ended early: the client closed the connection');
+    }
     throw failure;
   }
   if (outcomes.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
