@@ -1,11 +1,11 @@
 // Peers that break the DICOM Upper Layer protocol on purpose, driven by a raw socket: a C-STORE cut
-// off at every moment of its transfer, by FIN, RST or A-ABORT.
+// off at every moment of its transfer (by FIN, RST or A-ABORT), and a release with no association.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
-import { abortRq, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, UlConnection } from '../support/dicom-ul.js';
+import { abortRq, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, PduType, releaseRq, UlConnection } from '../support/dicom-ul.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { requireTool, runOk } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
@@ -94,5 +94,23 @@ describe('a C-STORE cut off mid-transfer', () => {
     await writeFile(path, makeInstance({ sopInstanceUid }));
     await runOk(requireTool('storescu', 'dcmtk'), ['-aec', 'EDGE', '127.0.0.1', String(h.port), path], { timeoutMs: 20_000 });
     assert.equal(rows(sopInstanceUid), 1);
+  });
+});
+
+describe('A-RELEASE-RQ before any association', () => {
+  let h: DimseHarness;
+  before(async () => {
+    h = await startDimse();
+  });
+  after(async () => h?.stop());
+
+  test('is answered with A-ABORT and the connection is closed (PS3.8 Sta2, AA-1)', async () => {
+    const peer = await UlConnection.connect(h.port);
+    await peer.send(releaseRq());
+    const answer = await peer.nextPdu();
+    assert.equal(answer?.type, PduType.abort, `expected A-ABORT, got PDU type ${answer?.type ?? 'none'}`);
+    assert.equal(await peer.nextPdu(), undefined, 'nothing follows the A-ABORT');
+    await peer.closed;
+    assert.ok(h.logs.some((l) => l.event === 'association-protocol-error' && /A-RELEASE-RQ/.test(String(l.reason)) && l.peer));
   });
 });
