@@ -1,10 +1,12 @@
 // Peers that break the DICOM Upper Layer protocol on purpose, driven by a raw socket: a C-STORE cut
-// off at every moment of its transfer (by FIN, RST or A-ABORT), and a release with no association.
+// off at every moment of its transfer (by FIN, RST or A-ABORT), a release with no association, and
+// more connections than the listener keeps.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
+import { connectionLimit } from '../../main/core/dimse/dimse-service.js';
 import { abortRq, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, PduType, releaseRq, UlConnection } from '../support/dicom-ul.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { requireTool, runOk } from '../support/peers.js';
@@ -112,5 +114,40 @@ describe('A-RELEASE-RQ before any association', () => {
     assert.equal(await peer.nextPdu(), undefined, 'nothing follows the A-ABORT');
     await peer.closed;
     assert.ok(h.logs.some((l) => l.event === 'association-protocol-error' && /A-RELEASE-RQ/.test(String(l.reason)) && l.peer));
+  });
+});
+
+describe('raw TCP connections past the limit', () => {
+  let h: DimseHarness;
+  const peers: UlConnection[] = [];
+  before(async () => {
+    h = await startDimse({}, { maxAssociations: 1 });
+  });
+  after(async () => {
+    for (const peer of peers) peer.socket.destroy();
+    await h?.stop();
+  });
+
+  test('are closed at once, logged once, and the listener serves again once they go', async () => {
+    const limit = connectionLimit(1);
+    // Connections that never send anything (they would be held until the ARTIM timeout).
+    for (let n = 0; n < limit; n++) peers.push(await UlConnection.connect(h.port));
+    await waitFor('every connection to be open', () => h.service.openConnections === limit);
+    for (let n = 0; n < 2; n++) {
+      const extra = await UlConnection.connect(h.port);
+      assert.equal(await extra.nextPdu(), undefined, 'closed without a PDU');
+      await extra.closed;
+    }
+    assert.equal(h.service.openConnections, limit, 'the connections within the limit stay open');
+    const reached = h.logs.filter((l) => l.event === 'connection-limit-reached');
+    assert.equal(reached.length, 1, 'logged once, not per connection');
+    assert.equal(reached[0]!.level, 40);
+    assert.equal(reached[0]!.limit, limit);
+    assert.match(String(reached[0]!.peer), /^127\.0\.0\.1:\d+$/);
+
+    for (const peer of peers.splice(0)) peer.socket.destroy();
+    await waitFor('the connections to go', () => h.service.openConnections === 0);
+    await runOk(requireTool('echoscu', 'dcmtk'), ['-aec', 'EDGE', '127.0.0.1', String(h.port)], { timeoutMs: 20_000 });
+    assert.ok(h.logs.some((l) => l.event === 'connection-limit-cleared' && l.dropped === 2));
   });
 });
