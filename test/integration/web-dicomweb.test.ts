@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { api as dwc } from 'dicomweb-client';
 import { makeInstance, makeMultiFrame, makeStudy } from '../support/fixtures.js';
@@ -241,6 +242,43 @@ describe('STOW-RS with bad input', () => {
     assert.equal(body['00081198'].Value[0]['00081197'].Value[0], 0xc000);
     assert.equal(body['00081199'].Value.length, 1);
     assert.equal(await countInstances(w), 1);
+  });
+
+  test('a refused request leaves an instance it would have replaced exactly as it was', async () => {
+    const ids = { studyUid: newUid(), seriesUid: newUid(), sopInstanceUid: newUid() };
+    const original = makeInstance({ ...ids, patientName: 'Original^Anna' });
+    const replacement = makeInstance({ ...ids, patientName: 'Replacement^Bert' });
+    assert.equal((await post('/dicom-web/studies', multipart([{ bytes: original }]), related)).status, 200);
+    const db = w.appliance.archive.db;
+    const rowsOf = () => ({
+      instance: db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').all(ids.sopInstanceUid),
+      study: db.prepare('SELECT * FROM studies WHERE study_uid = ?').all(ids.studyUid),
+      outbox: db.prepare('SELECT * FROM outbox WHERE sop_instance_uid = ?').all(ids.sopInstanceUid),
+    });
+    const before = rowsOf();
+    const newcomer = newUid();
+    // The replacement and a new instance in whole parts, then a part the body ends inside of.
+    const whole = multipart([{ bytes: replacement }, { bytes: makeInstance({ sopInstanceUid: newcomer }) }]);
+    const broken = Buffer.concat([whole.subarray(0, whole.length - `--${BOUNDARY}--\r\n`.length),
+      Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`), makeInstance().subarray(0, 500)]);
+    assert.equal((await post('/dicom-web/studies', broken, related)).status, 400);
+
+    assert.deepEqual(rowsOf(), before, 'index, study and outbox rows are unchanged');
+    assert.equal(db.prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid = ?').pluck().get(newcomer), 0);
+    const served = await w.api(`/dicom-web/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    assert.equal(served.status, 200);
+    const parts = splitMultipart(Buffer.from(await served.arrayBuffer()), served.headers.get('content-type') ?? '');
+    assert.equal(parts.length, 1);
+    assert.ok(parts[0]!.bytes.equals(original), 'the original bytes are served');
+    const incoming = await readdir(w.appliance.archive.paths.tempDir, { recursive: true, withFileTypes: true });
+    assert.deepEqual(incoming.filter((e) => e.isFile()).map((e) => e.name), [], 'no held file is left');
+
+    // The same replacement in a whole request does replace it.
+    assert.equal((await post('/dicom-web/studies', multipart([{ bytes: replacement }]), related)).status, 200);
+    const again = await w.api(`/dicom-web/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    assert.ok(splitMultipart(Buffer.from(await again.arrayBuffer()), again.headers.get('content-type') ?? '')[0]!.bytes.equals(replacement));
   });
 
   test('a part that is not application/dicom is refused with 0xC000', async () => {

@@ -154,6 +154,38 @@ describe('archive ingest', () => {
     assert.equal(row!.replaces_earlier, 1);
   });
 
+  test('ingestOrHold holds a replacement: nothing changes until commit, and drop keeps the stored instance', async () => {
+    const ids = { sopInstanceUid: newUid(), studyUid: newUid(), seriesUid: newUid() };
+    const v1 = makeInstance({ ...ids, patientName: 'Kept^Version' });
+    const v2 = makeInstance({ ...ids, patientName: 'Held^Version' });
+    const path = join(dir, 'archive', ids.studyUid, ids.seriesUid, `${ids.sopInstanceUid}.dcm`);
+    const rows = () => ({
+      instance: archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(ids.sopInstanceUid),
+      study: archive.db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(ids.studyUid),
+      outbox: archive.outbox.rowsFor(ids.sopInstanceUid),
+    });
+    assert.equal((await archive.ingestOrHold(chunked(v1), ctx)).outcome, 'stored', 'a new instance is stored at once');
+    assert.equal((await archive.ingestOrHold(chunked(v1), ctx)).outcome, 'duplicate', 'the same bytes again are a duplicate');
+    const before = rows();
+
+    const dropped = await archive.ingestOrHold(chunked(v2), ctx);
+    assert.ok(dropped.outcome === 'held');
+    assert.deepEqual(rows(), before);
+    assert.ok((await readFile(path)).equals(v1));
+    await dropped.drop();
+    assert.deepEqual(rows(), before);
+    assert.ok((await readFile(path)).equals(v1));
+    await assert.rejects(dropped.commit(), /already committed or dropped/);
+
+    const committed = await archive.ingestOrHold(chunked(v2), ctx);
+    assert.ok(committed.outcome === 'held');
+    assert.equal((await committed.commit()).outcome, 'replaced');
+    assert.ok((await readFile(path)).equals(v2));
+    assert.equal((archive.db.prepare('SELECT patient_name FROM studies WHERE study_uid = ?').get(ids.studyUid) as { patient_name: string }).patient_name,
+      'Held^Version');
+    assert.deepEqual((await filesUnder(archive.paths.tempDir)), [], 'no held file is left');
+  });
+
   test('a later instance of a known series updates the study and series attributes it changes, and only those', async () => {
     const studyUid = newUid();
     const seriesUid = newUid();

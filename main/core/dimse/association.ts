@@ -160,6 +160,14 @@ export class EdgeScp extends Scp {
   }
 
   override associationReleaseRequested(): void {
+    if (!this.accepted) {
+      // PS3.8 9.2 (Sta2, A-RELEASE-RQ received: AA-1): with no association there is nothing to release.
+      this.info.logger.warn({ event: 'association-protocol-error', reason: 'A-RELEASE-RQ with no association' },
+        'A-RELEASE-RQ with no association; aborting');
+      this.socket.end(abortPdu());
+      setTimeout(() => this.socket.destroy(), 2_000).unref();
+      return;
+    }
     this.info.logger.debug({ event: 'association-released' }, 'association released');
     this.sendAssociationReleaseResponse();
   }
@@ -355,6 +363,14 @@ export class EdgeScp extends Scp {
   async settle(): Promise<void> {
     while (this.sinks.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** An A-ABORT PDU (PS3.8 9.3.8) from the service user (source 0, reason not significant). */
+function abortPdu(): Buffer {
+  const pdu = Buffer.alloc(10);
+  pdu[0] = 0x07;
+  pdu.writeUInt32BE(4, 2);
+  return pdu;
 }
 
 function failure<T extends { setStatus(status: number): void; setErrorComment(comment: string): void }>(response: T): T {

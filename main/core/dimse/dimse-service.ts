@@ -20,6 +20,15 @@ export interface DimseServiceOptions {
   settings: () => Settings;
 }
 
+/**
+ * TCP connections a listener keeps open, associated or not. maxAssociations only counts accepted
+ * associations; the rest leaves room for peers that are still negotiating or being refused with
+ * "local limit exceeded", and bounds what a peer opening connections and sending nothing can hold.
+ */
+export function connectionLimit(maxAssociations: number): number {
+  return 4 * maxAssociations + 8;
+}
+
 /** The DIMSE listener (and its DICOM TLS twin): one EdgeScp per connection. */
 export class DimseService implements ApplianceService {
   readonly name = 'dimse';
@@ -29,6 +38,8 @@ export class DimseService implements ApplianceService {
   private readonly scps = new Set<EdgeScp>();
   private readonly logger: Logger;
   private readonly queryRetrieve: QueryRetrieveHandlers;
+  /** Connections dropped since the limit was last reached; logged once per episode, not per socket. */
+  private dropped = 0;
 
   constructor(private readonly options: DimseServiceOptions) {
     this.logger = options.logger.child({ component: 'dimse' });
@@ -95,6 +106,11 @@ export class DimseService implements ApplianceService {
 
   private connected(socket: Socket): void {
     const settings = this.options.settings();
+    if (this.dropped > 0) {
+      this.logger.info({ event: 'connection-limit-cleared', dropped: this.dropped }, 'accepting connections again');
+      this.dropped = 0;
+    }
+    for (const server of this.servers) server.maxConnections = connectionLimit(settings.dimse.maxAssociations);
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const scp = new EdgeScp(
@@ -123,7 +139,25 @@ export class DimseService implements ApplianceService {
     });
   }
 
+  /** Connections open on the listeners now, associated or not. */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  private limitConnections(server: NetServer): void {
+    server.maxConnections = connectionLimit(this.options.settings().dimse.maxAssociations);
+    // Node closes a connection past maxConnections at once and tells us here.
+    server.on('drop', (data) => {
+      if (this.dropped++ > 0) return;
+      this.logger.warn(
+        { event: 'connection-limit-reached', peer: `${data?.remoteAddress ?? '?'}:${data?.remotePort ?? '?'}`, limit: server.maxConnections },
+        'too many connections; closing new ones at once',
+      );
+    });
+  }
+
   private listen(server: NetServer, host: string, port: number): Promise<void> {
+    this.limitConnections(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

@@ -41,6 +41,18 @@ export interface IngestResult {
   relativePath: string;
 }
 
+/**
+ * New bytes for an instance that is already stored, received and checked but not yet in place: the
+ * stored instance stays exactly as it was until `commit()`; `drop()` forgets the new bytes. Exactly one
+ * of them is called.
+ */
+export interface HeldReplacement extends Omit<IngestResult, 'outcome'> {
+  outcome: 'held';
+  /** Replaces the stored instance, as `ingest` would have; resolves once that is durable and indexed. */
+  commit(): Promise<IngestResult>;
+  drop(): Promise<void>;
+}
+
 export interface InstanceInfo {
   sopInstanceUid: string;
   seriesUid: string;
@@ -127,22 +139,39 @@ export class Archive {
    * `source` may yield chunks, or batches of chunks that it hands over (never reuses), written with one writev each.
    */
   ingest(source: IngestSource, context: IngestContext): Promise<IngestResult> {
+    return this.track(() => this.ingestNow(source, context, (file, header, ticket) => this.commit(file, header, context, ticket)));
+  }
+
+  /**
+   * Like `ingest`, but new bytes for an instance already stored are held instead of replacing it: for a
+   * request of many instances (STOW-RS) that must leave what was stored untouched if it fails.
+   */
+  ingestOrHold(source: IngestSource, context: IngestContext): Promise<IngestResult | HeldReplacement> {
+    return this.track(() => this.ingestNow(source, context, async (file, header, ticket) =>
+      this.replaces(file, header) ? this.hold(file, header, context) : this.commit(file, header, context, ticket)));
+  }
+
+  private track<T>(start: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new OutOfResourcesError('the archive is shutting down'));
-    const work = this.ingestNow(source, context);
+    const work = start();
     this.inFlight.add(work);
     const forget = () => this.inFlight.delete(work);
     work.then(forget, forget);
     return work;
   }
 
-  private async ingestNow(source: IngestSource, context: IngestContext): Promise<IngestResult> {
+  /** `settle` runs under the instance's lock and renames or removes the spooled file (or keeps it, held). */
+  private async ingestNow<R extends IngestResult | HeldReplacement>(
+    source: IngestSource, context: IngestContext,
+    settle: (spooled: SpooledFile, header: InstanceHeader, ticket: CommitTicket) => Promise<R>,
+  ): Promise<R> {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
     try {
       // The check after spooling counts the instance's size; this early one spares writing a file while the disk is full.
       await this.ensureRoom(0);
-      spooled = await spoolToTempFile(source, this.paths.nextTempDir());
+      spooled = await this.spool(source);
       this.freeSpace.wrote(spooled.sizeBytes);
       ticket = this.committer.announce();
       const header = await this.parse(spooled);
@@ -150,23 +179,54 @@ export class Archive {
       await this.ensureRoom(spooled.sizeBytes);
       const file = spooled;
       const fileTicket = ticket;
-      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context, fileTicket));
-      spooled = undefined; // renamed or removed by commit
-      log.info(
-        { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
-          sopInstanceUid: header.sopInstanceUid, sizeBytes: result.sizeBytes, transferSyntaxUid: header.transferSyntaxUid },
-        `instance ${result.outcome}`,
-      );
+      const result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket));
+      spooled = undefined; // renamed, removed, or held
+      logIngest(log, result);
       return result;
     } catch (error) {
       if (spooled) await unlink(spooled.path).catch(() => undefined);
-      const failure = toIngestError(error);
-      log.warn({ event: 'ingest-failed', reason: failure.name, status: failure.dimseStatus, sopInstanceUid: context.expect?.sopInstanceUid },
-        failure.message);
-      throw failure;
+      throw logFailure(log, error, context.expect?.sopInstanceUid);
     } finally {
       ticket?.withdraw();
     }
+  }
+
+  /** Whether `spooled` would replace a stored instance (and not just repeat it). */
+  private replaces(spooled: SpooledFile, header: InstanceHeader): boolean {
+    const existing = this.index.existing(header.sopInstanceUid);
+    return existing !== undefined && !isSameFile(existing, spooled, this.instancePath(header));
+  }
+
+  private hold(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): HeldReplacement {
+    const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
+    let settled = false;
+    const settleOnce = () => {
+      if (settled) throw new Error(`the held replacement of ${header.sopInstanceUid} was already committed or dropped`);
+      settled = true;
+    };
+    const remove = () => unlink(spooled.path).catch(() => undefined);
+    return {
+      outcome: 'held', header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath: this.instancePath(header),
+      commit: async () => {
+        settleOnce();
+        try {
+          return await this.track(() => this.commitHeld(spooled, header, context, log));
+        } catch (error) {
+          await remove(); // renamed into place only when the commit succeeded
+          throw error;
+        }
+      },
+      drop: async () => {
+        settleOnce();
+        await remove();
+        log.info({ event: 'ingest-dropped', sopInstanceUid: header.sopInstanceUid }, 'held replacement dropped; the stored instance is kept');
+      },
+    };
+  }
+
+  /** Its own step, so a test can land a sender's abort while the temp file opens. */
+  private spool(source: IngestSource): Promise<SpooledFile> {
+    return spoolToTempFile(source, this.paths.nextTempDir());
   }
 
   private async parse(spooled: SpooledFile): Promise<InstanceHeader> {
@@ -210,11 +270,28 @@ export class Archive {
     }
   }
 
+  private async commitHeld(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger): Promise<IngestResult> {
+    const ticket = this.committer.announce();
+    try {
+      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(spooled, header, context, ticket));
+      logIngest(log, result);
+      return result;
+    } catch (error) {
+      throw logFailure(log, error, header.sopInstanceUid);
+    } finally {
+      ticket.withdraw();
+    }
+  }
+
+  private instancePath(header: InstanceHeader): string {
+    return this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+  }
+
   private async commit(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, ticket: CommitTicket): Promise<IngestResult> {
-    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    const relativePath = this.instancePath(header);
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
-    if (existing && existing.sha256 === spooled.sha256 && existing.path === relativePath && !existing.file_missing) {
+    if (existing && isSameFile(existing, spooled, relativePath)) {
       await unlink(spooled.path);
       return { outcome: 'duplicate', ...base };
     }
@@ -323,6 +400,27 @@ export class Archive {
     await this.walSync.close();
     this.db.close();
   }
+}
+
+/** An instance stored with these very bytes at this path: storing it again changes nothing. */
+function isSameFile(existing: ExistingInstance, spooled: SpooledFile, relativePath: string): boolean {
+  return existing.sha256 === spooled.sha256 && existing.path === relativePath && !existing.file_missing;
+}
+
+function logIngest(log: Logger, result: IngestResult | HeldReplacement): void {
+  const { header } = result;
+  log.info(
+    { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
+      sopInstanceUid: header.sopInstanceUid, sizeBytes: result.sizeBytes, transferSyntaxUid: header.transferSyntaxUid },
+    `instance ${result.outcome}`,
+  );
+}
+
+/** Logs a failed ingest and returns the error to throw. */
+function logFailure(log: Logger, error: unknown, sopInstanceUid: string | undefined): IngestError {
+  const failure = toIngestError(error);
+  log.warn({ event: 'ingest-failed', reason: failure.name, status: failure.dimseStatus, sopInstanceUid }, failure.message);
+  return failure;
 }
 
 function checkExpectations(header: InstanceHeader, context: IngestContext): void {

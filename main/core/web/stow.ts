@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import dicomParser from 'dicom-parser';
 import type { Readable } from 'node:stream';
 import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
-import type { IngestResult } from '../store/archive.js';
+import type { HeldReplacement, IngestResult } from '../store/archive.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, sendError, uidParams } from './http-errors.js';
 import { parseMediaType } from './media-type.js';
@@ -17,6 +17,9 @@ const MAX_PARTS_IN_FLIGHT = 16;
 type PartOutcome =
   | { ok: true; result: IngestResult }
   | { ok: false; failureReason: number; message: string; sopClassUid?: string; sopInstanceUid?: string };
+
+/** A part as read: a replacement of a stored instance is held until the whole request has been read. */
+type ReadOutcome = Exclude<PartOutcome, { ok: true }> | { ok: true; result: IngestResult | HeldReplacement };
 
 /** STOW-RS (PS3.18 10.5): POST /studies and /studies/{study}, multipart/related of application/dicom parts. */
 export function registerStow(app: FastifyInstance, ctx: WebContext): void {
@@ -61,7 +64,7 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
   const peer = request.ip;
   // Parts are read one after another from the socket, but a part's fsync and index commit overlap the
   // reading of the next ones (bounded), so one request keeps the disk and the group commit busy.
-  const pending: Array<Promise<PartOutcome>> = [];
+  const pending: Array<Promise<ReadOutcome>> = [];
   let failure: unknown;
   try {
     for await (const part of readMultipart(body, boundary, { maxBytes })) {
@@ -75,11 +78,13 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
     failure = error;
   }
   const settled = await Promise.allSettled(pending);
-  const outcomes = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const read = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   failure ??= settled.find((s) => s.status === 'rejected')?.reason;
   if (failure) {
-    const stored = outcomes.flatMap((o) => (o.ok && o.result.outcome === 'stored' ? [o.result.header.sopInstanceUid] : []));
-    // Nothing of a request we refuse is kept: the instances it newly added go again.
+    const stored = read.flatMap((o) => (o.ok && o.result.outcome === 'stored' ? [o.result.header.sopInstanceUid] : []));
+    // Nothing of a request we refuse is kept: the instances it newly added go again, and the ones it
+    // would have replaced stay as they were.
+    for (const outcome of read) if (outcome.ok && outcome.result.outcome === 'held') await outcome.result.drop();
     for (const uid of stored) await ctx.archive.removeInstance(uid);
     if (failure instanceof BodyTooLargeError) {
       reply.header('connection', 'close');
@@ -89,9 +94,21 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
       ctx.logger.warn({ event: 'stow-malformed', peer, reason: failure.message, removed: stored.length }, 'malformed STOW-RS body');
       return sendError(reply, 400, `malformed multipart/related body: ${failure.message}`);
     }
+    // A client that hangs up is an everyday event at a clinic, not a fault of ours; nobody reads the answer.
+    if (request.raw.readableAborted) {
+      ctx.logger.warn({ event: 'stow-aborted', peer, reason: (failure as Error)?.message ?? String(failure), removed: stored.length },
+        'the client closed the connection during a STOW-RS request');
+      return sendError(reply, 400, 'the request body ended early: the client closed the connection');
+    }
     throw failure;
   }
-  if (outcomes.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
+  if (read.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
+  const outcomes: PartOutcome[] = [];
+  for (const outcome of read) {
+    if (!outcome.ok) outcomes.push(outcome);
+    else if (outcome.result.outcome === 'held') outcomes.push(await commitHeld(outcome.result));
+    else outcomes.push({ ok: true, result: outcome.result });
+  }
 
   const base = dicomWebBase(request);
   const response = stowResponse(outcomes, base, study);
@@ -101,11 +118,24 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
   return reply.code(status).type('application/dicom+json').send(response);
 }
 
+/** Puts a held replacement in place, now that the request it came with is known to be whole. */
+async function commitHeld(held: HeldReplacement): Promise<PartOutcome> {
+  try {
+    return { ok: true, result: await held.commit() };
+  } catch (error) {
+    const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
+    return {
+      ok: false, failureReason: failure.failureReason, message: failure.message,
+      sopClassUid: held.header.sopClassUid, sopInstanceUid: held.header.sopInstanceUid,
+    };
+  }
+}
+
 function storePart(
   ctx: WebContext,
   part: { headers: Record<string, string>; body: AsyncIterable<Buffer>; drain(): Promise<void> },
   context: { peer: string; study?: string },
-): { consumed: Promise<void>; outcome: Promise<PartOutcome> } {
+): { consumed: Promise<void>; outcome: Promise<ReadOutcome> } {
   let markConsumed!: () => void;
   let failConsumed!: (error: unknown) => void;
   const consumed = new Promise<void>((resolve, reject) => {
@@ -156,9 +186,9 @@ function storePart(
       throw error;
     }
   }
-  const outcome = (async (): Promise<PartOutcome> => {
+  const outcome = (async (): Promise<ReadOutcome> => {
     try {
-      const result = await ctx.archive.ingest(tap(), {
+      const result = await ctx.archive.ingestOrHold(tap(), {
         callingAe: 'STOW-RS',
         peer: context.peer,
         expect: context.study ? { studyInstanceUid: context.study } : undefined,
