@@ -35,7 +35,7 @@ test('bearer, cookie and basic credentials', async () => {
 test('settings secrets are masked on read and kept when the mask comes back', () => {
   const settings = settingsSchema.parse({
     http: { apiToken: 'api-secret' },
-    destinations: [{ name: 'a', baseUrl: 'http://x/dicom-web', auth: { kind: 'entra-client-secret', tenantId: 't', clientId: 'c', clientSecret: 'cs' } }],
+    destinations: [{ name: 'a', baseUrl: 'https://x.example/dicom-web', auth: { kind: 'entra-client-secret', tenantId: 't', clientId: 'c', clientSecret: 'cs' } }],
   });
   const masked = maskSettings(settings);
   assert.equal(masked.http.apiToken, SECRET_MASK);

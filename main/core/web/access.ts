@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isLoopbackHost } from '../settings/addresses.js';
 import { isUsablePasswordHash, verifyPassword } from './password.js';
+
+export { isLoopbackHost };
 
 export const SESSION_COOKIE = 'dicom_edge_session';
 
@@ -15,14 +17,6 @@ export interface AccessSettings {
 
 export class BindRefusedError extends Error {
   override name = 'BindRefusedError';
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '');
-  if (bare === 'localhost') return true;
-  if (isIP(bare) === 4) return bare.startsWith('127.');
-  if (isIP(bare) === 6) return bare === '::1';
-  return false;
 }
 
 /** A non-loopback bind without a configured credential must not start. */

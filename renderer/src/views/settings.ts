@@ -158,7 +158,8 @@ export function settingsView(_context: AppContext): View {
         field('Authentication', `destinations.${i}.auth.kind`, kind),
         ...authFields,
         h('label.check', { dataset: { path: `destinations.${i}.enabled` } }, check(d.enabled !== false), ' Enabled'),
-        h('label.check', { dataset: { path: `destinations.${i}.upsert` } }, check(d.upsert), ' Overwrite existing copies (upsert, Azure v2)')),
+        h('label.check', { dataset: { path: `destinations.${i}.upsert` } }, check(d.upsert), ' Overwrite existing copies (upsert, Azure v2)'),
+        h('label.check', { dataset: { path: `destinations.${i}.allowInsecureHttp` } }, check(d.allowInsecureHttp), ' Allow plain http to a server on the local network (unencrypted)')),
       h('div.row-actions',
         h('button.btn', { type: 'button', onclick: async () => {
           result.className = 'test-result busy';
