@@ -382,7 +382,9 @@ export interface EchoResult { ok: boolean; status: number | null; ms: number; er
 export const echoPeer = (peer: { aeTitle: string; host: string; port: number }): Promise<EchoResult> => post('/api/peers/echo', peer);
 
 export interface TestConnectionResult { ok: boolean; step: 'token' | 'qido'; status?: number; message: string }
-export const testDestination = (name: string): Promise<TestConnectionResult> => post(`/api/destinations/${encodeURIComponent(name)}/test`);
+/** Tests the destination as edited in the form (`draft`, secrets may be the mask), or as saved. */
+export const testDestination = (name: string, draft?: unknown): Promise<TestConnectionResult> =>
+  post(`/api/destinations/${encodeURIComponent(name)}/test`, draft === undefined ? undefined : { destination: draft });
 
 export type DeviceCodeStatus =
   | { state: 'idle' }

@@ -41,9 +41,52 @@ test('settings secrets are masked on read and kept when the mask comes back', ()
   assert.equal(masked.http.apiToken, SECRET_MASK);
   assert.equal((masked.destinations[0]!.auth as { clientSecret: string }).clientSecret, SECRET_MASK);
   assert.ok(!JSON.stringify(masked).includes('api-secret') && !JSON.stringify(masked).includes('"cs"'));
-  const back = unmaskSettings(masked, settings) as typeof settings;
+  const back = unmaskSettings(masked, settings).value as typeof settings;
   assert.equal(back.http.apiToken, 'api-secret');
   assert.equal((back.destinations[0]!.auth as { clientSecret: string }).clientSecret, 'cs');
-  const renamed = unmaskSettings({ ...masked, destinations: [{ ...masked.destinations[0], name: 'b' }] }, settings) as typeof settings;
+  const renamed = unmaskSettings({ ...masked, destinations: [{ ...masked.destinations[0], name: 'b' }] }, settings).value as typeof settings;
   assert.equal((renamed.destinations[0]!.auth as { clientSecret?: string }).clientSecret, undefined, 'a mask never becomes a secret');
+});
+
+test('a kept secret is bound to the URL, tenant, client, authority and scope it was entered for', () => {
+  const entra = { kind: 'entra-client-secret', tenantId: 't', clientId: 'c', clientSecret: 'cs', authority: 'https://login.example/t' };
+  const settings = settingsSchema.parse({
+    destinations: [
+      { name: 'a', baseUrl: 'https://x.example/v2', auth: entra },
+      { name: 'b', baseUrl: 'https://y.example/v2', auth: { kind: 'basic', user: 'u', password: 'pw' } },
+      { name: 'c', baseUrl: 'https://z.example/v2', auth: { kind: 'bearer', token: 'tk' } },
+    ],
+  });
+  const masked = maskSettings(settings) as unknown as { destinations: Array<Record<string, any>> };
+  const edit = (index: number, change: (d: Record<string, any>) => void) => {
+    const copy = structuredClone(masked);
+    change(copy.destinations[index]!);
+    return unmaskSettings(copy, settings);
+  };
+  const cases: Array<[string, number, (d: Record<string, any>) => void, string]> = [
+    ['baseUrl', 0, (d) => (d.baseUrl = 'https://evil.example/v2'), 'destinations.0.auth.clientSecret'],
+    ['auth.tenantId', 0, (d) => (d.auth.tenantId = 'other-tenant'), 'destinations.0.auth.clientSecret'],
+    ['auth.clientId', 0, (d) => (d.auth.clientId = 'other-client'), 'destinations.0.auth.clientSecret'],
+    ['auth.authority', 0, (d) => (d.auth.authority = 'https://login.evil.example/t'), 'destinations.0.auth.clientSecret'],
+    ['auth.authority', 0, (d) => delete d.auth.authority, 'destinations.0.auth.clientSecret'],
+    ['auth.scope', 0, (d) => (d.auth.scope = 'https://evil.example/.default'), 'destinations.0.auth.clientSecret'],
+    ['baseUrl', 1, (d) => (d.baseUrl = 'https://evil.example/v2'), 'destinations.1.auth.password'],
+    ['baseUrl', 2, (d) => (d.baseUrl = 'https://evil.example/v2'), 'destinations.2.auth.token'],
+  ];
+  for (const [field, index, change, secretPath] of cases) {
+    const { value, problems } = edit(index, change);
+    assert.deepEqual(problems, [`field "${secretPath}" has value "${SECRET_MASK}": re-enter the secret, because ${field} changed`], field);
+    const kept = JSON.stringify((value as typeof masked).destinations[index]);
+    assert.ok(!kept.includes('"cs"') && !kept.includes('"pw"') && !kept.includes('"tk"'), `${field}: the stored secret is not put back`);
+  }
+  const both = edit(0, (d) => Object.assign(d, { baseUrl: 'https://evil.example/v2', auth: { ...d.auth, tenantId: 'x' } }));
+  assert.match(both.problems.join(), /because baseUrl and auth\.tenantId changed/);
+  // Unchanged binding (a default written out, another field edited): the stored secret is kept.
+  const same = edit(0, (d) => Object.assign(d, { maxConcurrentRequests: 2, auth: { ...d.auth, scope: 'https://dicom.healthcareapis.azure.com/.default' } }));
+  assert.deepEqual(same.problems, []);
+  assert.equal((same.value as typeof masked).destinations[0]!.auth.clientSecret, 'cs');
+  // A new secret with the new URL is simply taken.
+  const retyped = edit(2, (d) => Object.assign(d, { baseUrl: 'https://new.example/v2', auth: { kind: 'bearer', token: 'new' } }));
+  assert.deepEqual(retyped.problems, []);
+  assert.equal((retyped.value as typeof masked).destinations[2]!.auth.token, 'new');
 });

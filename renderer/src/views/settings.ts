@@ -165,12 +165,15 @@ export function settingsView(_context: AppContext): View {
           result.className = 'test-result busy';
           result.textContent = 'Getting a token, then asking for one study…';
           try {
-            const r = await testDestination(d.name);
+            collect();
+            const r = await testDestination(d.name, settings.destinations[i]);
             result.className = `test-result ${r.ok ? 'ok' : 'bad'}`;
             result.textContent = r.ok ? `Connection works (${r.message})` : `Failed at ${r.step === 'token' ? 'sign-in' : 'the query'}${r.status ? ` (HTTP ${r.status})` : ''}: ${r.message}`;
           } catch (error) {
             result.className = 'test-result bad';
-            result.textContent = error instanceof ApiError && error.status === 404 ? 'Save the settings first, then test.' : `Failed: ${(error as Error).message}`;
+            const problems = error instanceof ApiError ? error.problems : [];
+            if (problems.length > 0) showProblems(problems.map((p) => ({ ...p, path: p.path.replace(/^destination\./, `destinations.${i}.`) })));
+            result.textContent = problems.length > 0 ? `Not tested: ${problems.map((p) => p.message).join('; ')}` : `Failed: ${(error as Error).message}`;
           }
         } }, 'Test connection'),
         d.auth.kind === 'entra-device-code' ? h('button.btn', { type: 'button', onclick: async () => {

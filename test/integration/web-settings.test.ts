@@ -1,0 +1,109 @@
+// PUT /api/settings and the destination test route against a running appliance: what a settings edit
+// may do with stored secrets, what it applies, and what it writes.
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { listenLoopback, readBody, sendJson, type LoopbackServer } from '../doubles/http-server.js';
+import { waitFor } from '../support/forward-harness.js';
+import { makeInstance } from '../support/instance.js';
+import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+
+type Json = Record<string, any>;
+
+/** An upstream that answers every request with an empty QIDO result and remembers what it received. */
+async function startRecorder(): Promise<LoopbackServer & { received: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }> }> {
+  const received: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
+  const server = await listenLoopback(async (req, res) => {
+    received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: (await readBody(req)).toString('latin1') });
+    sendJson(res, 200, [], {}, 'application/dicom+json');
+  });
+  return Object.assign(server, { received });
+}
+
+const json = { 'content-type': 'application/json' };
+
+async function putSettings(w: WebAppliance, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Json }> {
+  const response = await w.api('/api/settings', { method: 'PUT', headers: { ...json, ...headers }, body: JSON.stringify(body) });
+  return { status: response.status, body: (await response.json()) as Json };
+}
+
+async function getSettings(w: WebAppliance): Promise<Json> {
+  return (await (await w.api('/api/settings')).json()) as Json;
+}
+
+describe('a stored destination secret stays bound to where it was entered for', () => {
+  const ORIGINAL_SECRET = 'original-secret-for-the-real-upstream';
+  const NEW_SECRET = 'secret-typed-for-the-new-host';
+  let w: WebAppliance;
+  let upstream: AzureDicomDouble;
+  let newHost: Awaited<ReturnType<typeof startRecorder>>;
+
+  before(async () => {
+    upstream = await AzureDicomDouble.start();
+    newHost = await startRecorder();
+    w = await startWebAppliance();
+    const settings = await getSettings(w);
+    settings.destinations = [{ name: 'cloud', baseUrl: upstream.baseUrl, auth: { kind: 'bearer', token: ORIGINAL_SECRET }, retryBaseMs: 50, retryCapMs: 200 }];
+    const put = await putSettings(w, settings);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+  });
+  after(async () => {
+    await w?.stop();
+    await upstream?.stop();
+    await newHost?.close();
+  });
+
+  const leaked = () => newHost.received.filter((r) => JSON.stringify(r).includes(ORIGINAL_SECRET));
+
+  test('PUT with a changed baseUrl and the masked secret is refused with 400 naming the secret field, and changes nothing', async () => {
+    const settings = await getSettings(w);
+    assert.equal(settings.destinations[0].auth.token, '********');
+    settings.destinations[0].baseUrl = `${newHost.origin}/v2`;
+    const put = await putSettings(w, settings);
+    assert.equal(put.status, 400, JSON.stringify(put.body));
+    assert.ok(
+      put.body.problems.includes('field "destinations.0.auth.token" has value "********": re-enter the secret, because baseUrl changed'),
+      JSON.stringify(put.body),
+    );
+    assert.equal((await getSettings(w)).destinations[0].baseUrl, upstream.baseUrl);
+  });
+
+  test('forwarding keeps going to the host the secret was entered for; nothing reaches the new host', async () => {
+    const sopInstanceUid = '1.2.826.0.1.3680043.8.498.4242.1';
+    await w.appliance.archive.ingest(Readable.from([makeInstance({ sopInstanceUid })]), { callingAe: 'MODALITY', peer: 'test' });
+    await waitFor(() => upstream.storedInstance(sopInstanceUid), () => JSON.stringify(upstream.requests.slice(-3)));
+    assert.deepEqual(newHost.received, []);
+  });
+
+  test('/test of an edited, unsaved destination with a changed baseUrl and the mask is refused; the saved one is tested where it was', async () => {
+    const draft = { ...(await getSettings(w)).destinations[0], baseUrl: `${newHost.origin}/v2` };
+    const response = await w.api('/api/destinations/cloud/test', { method: 'POST', headers: json, body: JSON.stringify({ destination: draft }) });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as Json;
+    assert.deepEqual(body.problems, ['field "destination.auth.token" has value "********": re-enter the secret, because baseUrl changed']);
+    const saved = await w.api('/api/destinations/cloud/test', { method: 'POST', headers: json, body: '{}' });
+    assert.equal(saved.status, 200);
+    assert.equal(((await saved.json()) as Json).ok, true);
+    assert.deepEqual(newHost.received, []);
+  });
+
+  test('a re-entered secret may go to the new host, on /test and on forwarding, and the old one never does', async () => {
+    const draft = { ...(await getSettings(w)).destinations[0], baseUrl: `${newHost.origin}/v2` };
+    draft.auth = { kind: 'bearer', token: NEW_SECRET };
+    const tested = await w.api('/api/destinations/cloud/test', { method: 'POST', headers: json, body: JSON.stringify({ destination: draft }) });
+    assert.equal(tested.status, 200, await tested.clone().text());
+    assert.equal(((await tested.json()) as Json).ok, true);
+    assert.deepEqual(newHost.received.map((r) => r.headers.authorization), [`Bearer ${NEW_SECRET}`]);
+
+    const settings = await getSettings(w);
+    settings.destinations[0] = draft;
+    const put = await putSettings(w, settings);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await w.appliance.archive.ingest(Readable.from([makeInstance({ sopInstanceUid: '1.2.826.0.1.3680043.8.498.4242.2' })]), { callingAe: 'MODALITY', peer: 'test' });
+    await waitFor(() => newHost.received.some((r) => r.method === 'POST'), () => JSON.stringify(newHost.received.map((r) => [r.method, r.url])));
+    assert.ok(newHost.received.every((r) => r.headers.authorization === `Bearer ${NEW_SECRET}`));
+    assert.deepEqual(leaked(), []);
+  });
+});
