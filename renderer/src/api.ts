@@ -370,11 +370,18 @@ export async function retryAll(destinations: string[]): Promise<ActionResult> {
 export async function getSettings(): Promise<Record<string, unknown>> {
   return json('/api/settings');
 }
-export async function putSettings(settings: unknown): Promise<Record<string, unknown>> {
-  const result = await json<{ settings?: Record<string, unknown> }>('/api/settings', {
+/** What a settings write answers: the settings as saved, the paths in force now and those waiting for a restart. */
+export interface SettingsSaved {
+  settings: Record<string, unknown>;
+  applied: string[];
+  restartRequired: string[];
+}
+
+export async function putSettings(settings: unknown): Promise<SettingsSaved> {
+  const result = await json<Partial<SettingsSaved>>('/api/settings', {
     method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings),
   });
-  return result.settings ?? (settings as Record<string, unknown>);
+  return { settings: result.settings ?? (settings as Record<string, unknown>), applied: result.applied ?? [], restartRequired: result.restartRequired ?? [] };
 }
 
 /** POST /api/peers/echo answers 200 with the outcome, whether or not the peer answered. */

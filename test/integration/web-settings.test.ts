@@ -1,7 +1,9 @@
 // PUT /api/settings and the destination test route against a running appliance: what a settings edit
 // may do with stored secrets, what it applies, and what it writes.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
@@ -105,5 +107,68 @@ describe('a stored destination secret stays bound to where it was entered for', 
     await waitFor(() => newHost.received.some((r) => r.method === 'POST'), () => JSON.stringify(newHost.received.map((r) => [r.method, r.url])));
     assert.ok(newHost.received.every((r) => r.headers.authorization === `Bearer ${NEW_SECRET}`));
     assert.deepEqual(leaked(), []);
+  });
+});
+
+describe('a settings write keeps flags out of the file and says what is in force and what waits for a restart', () => {
+  let w: WebAppliance;
+  const fileSettings = async (): Promise<Json> => JSON.parse(await readFile(join(w.dataDir, 'settings.json'), 'utf8')) as Json;
+
+  before(async () => {
+    w = await startWebAppliance({ overrides: { aeTitle: 'FLAGAE' } });
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  test('a plain GET→PUT round trip writes none of --aet, --api-token and the ports into settings.json', async () => {
+    const before = await fileSettings();
+    const shown = await getSettings(w);
+    assert.equal(shown.aeTitle, 'FLAGAE', 'GET shows the settings in force, flags applied');
+    const put = await putSettings(w, shown);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const after = await fileSettings();
+    assert.equal(after.aeTitle, before.aeTitle);
+    assert.equal(after.dimse.port, before.dimse.port);
+    assert.equal(after.http.port, before.http.port);
+    assert.equal(after.http.apiToken, before.http.apiToken);
+    assert.ok(!JSON.stringify(after).includes(w.token), 'the --api-token value is not in the file');
+    assert.deepEqual([put.body.applied, put.body.restartRequired, put.body.overriddenByFlag], [[], [], []]);
+  });
+
+  test('a live part is applied at once, a listener part is saved for the restart and not applied', async () => {
+    const settings = await getSettings(w);
+    settings.http.corsOrigins = ['https://pacs.example'];
+    settings.log.level = 'debug';
+    settings.peers = [{ aeTitle: 'WORKSTATION', host: '127.0.0.1', port: 104, description: '' }];
+    settings.storage.minFreeBytes = 12345;
+    const put = await putSettings(w, settings);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual(put.body.applied, ['peers', 'storage.minFreeBytes']);
+    assert.deepEqual(put.body.restartRequired, ['http.corsOrigins', 'log.level']);
+    assert.deepEqual(put.body.settings.http.corsOrigins, ['https://pacs.example'], 'the answer shows the saved value');
+    const info = (await (await w.api('/api/info')).json()) as Json;
+    assert.equal(info.storage.minFreeBytes, 12345);
+    assert.equal(w.appliance.settings.peers[0]!.aeTitle, 'WORKSTATION');
+    assert.deepEqual(w.appliance.settings.http.corsOrigins, [], 'the running HTTP access settings are unchanged');
+    assert.equal(w.appliance.settings.log.level, 'info');
+    const preflight = await w.api('/api/health', { headers: { origin: 'https://pacs.example' } });
+    assert.equal(preflight.headers.get('access-control-allow-origin'), null);
+    assert.deepEqual((await fileSettings()).http.corsOrigins, ['https://pacs.example'], 'the file holds it for the next start');
+    assert.deepEqual((await getSettings(w)).http.corsOrigins, ['https://pacs.example'], 'GET shows what was saved');
+    // A change still waiting is reported by the next write too.
+    const again = await putSettings(w, await getSettings(w));
+    assert.deepEqual([again.body.applied, again.body.restartRequired], [[], ['http.corsOrigins', 'log.level']]);
+  });
+
+  test('changing a value a flag sets is written to the file and reported, and the flag keeps winning', async () => {
+    const settings = await getSettings(w);
+    settings.aeTitle = 'FROMUI';
+    const put = await putSettings(w, settings);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual(put.body.overriddenByFlag, ['aeTitle']);
+    assert.equal((await fileSettings()).aeTitle, 'FROMUI');
+    assert.equal(w.appliance.settings.aeTitle, 'FLAGAE');
+    assert.equal((await getSettings(w)).aeTitle, 'FLAGAE');
   });
 });

@@ -223,22 +223,23 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     });
   }
 
-  app.get('/api/settings', async () => maskSettings(ctx.settings()));
+  app.get('/api/settings', async () => maskSettings(ctx.settingsEditor.configured));
 
   app.put('/api/settings', { bodyLimit: 1024 * 1024 }, async (request) => {
-    const current = ctx.settings();
-    let written;
+    let update;
     try {
-      const unmasked = unmaskSettings(request.body, current);
-      if (unmasked.problems.length > 0) throw new SettingsRejected(unmasked.problems);
-      written = await ctx.settingsFile.write(unmasked.value);
+      update = await ctx.settingsEditor.update((configured) => {
+        const unmasked = unmaskSettings(request.body, configured);
+        if (unmasked.problems.length > 0) throw new SettingsRejected(unmasked.problems);
+        return unmasked.value;
+      });
     } catch (error) {
       if (error instanceof SettingsError) throw new SettingsRejected(error.problems);
       throw error;
     }
-    ctx.onSettingsWritten?.(written);
-    ctx.logger.info({ event: 'settings-written', peer: request.ip }, 'settings changed over HTTP');
-    return { settings: maskSettings(written), restartRequired: true };
+    const { settings, ...outcome } = update;
+    ctx.logger.info({ event: 'settings-written', peer: request.ip, ...outcome }, 'settings changed over HTTP');
+    return { settings: maskSettings(settings), ...outcome };
   });
 }
 

@@ -1,4 +1,5 @@
 import { destinationSchema, type DestinationSettings, type Settings } from '../settings/schema.js';
+import { valueAt } from '../settings/settings-paths.js';
 
 /** What a secret reads as over HTTP; writing it back keeps the stored value. */
 export const SECRET_MASK = '********';
@@ -26,12 +27,6 @@ export interface Unmasked {
   value: unknown;
   /** One line per secret whose mask was refused, in the settings error format (`field "…" has value …: …`). */
   problems: string[];
-}
-
-function valueAt(object: unknown, dotted: string): unknown {
-  let cursor = object;
-  for (const key of dotted.split('.')) cursor = cursor && typeof cursor === 'object' ? (cursor as Record<string, unknown>)[key] : undefined;
-  return cursor;
 }
 
 /**

@@ -245,11 +245,14 @@ export function settingsView(_context: AppContext): View {
     status.className = 'save-status';
     status.textContent = 'Saving…';
     try {
-      settings = (await putSettings(settings)) ?? settings;
+      const saved = await putSettings(settings);
+      settings = saved.settings;
       render();
       status.className = 'save-status ok';
       status.textContent = 'Saved';
-      toast('Settings saved. Listener changes apply after a restart.');
+      toast(saved.restartRequired.length > 0
+        ? `Settings saved. In force after a restart: ${saved.restartRequired.join(', ')}.`
+        : 'Settings saved and in force.');
     } catch (error) {
       if (error instanceof ApiError && error.problems.length > 0) showProblems(error.problems);
       else {
