@@ -5,6 +5,7 @@ import { echo } from './dimse/echo-scu.js';
 import { createLogger, type LogHandle } from './logging.js';
 import type { ApplianceService } from './service.js';
 import { LiveSettings } from './settings/live-settings.js';
+import { assertStartable, startProblems } from './start-checks.js';
 import { applyOverrides, type SettingsOverrides } from './settings/overrides.js';
 import { SettingsFile } from './settings/settings-file.js';
 import type { Settings } from './settings/schema.js';
@@ -81,7 +82,7 @@ export class Appliance {
     private readonly announce: (line: string) => void,
   ) {
     this.live = new LiveSettings({
-      file: settingsFile, stored, overrides, livePaths: LIVE_SETTINGS,
+      file: settingsFile, stored, overrides, livePaths: LIVE_SETTINGS, startProblems,
       apply: (running, previous) => this.applyRunning(running, previous),
     });
   }
@@ -94,8 +95,9 @@ export class Appliance {
   static async create(options: ApplianceOptions): Promise<Appliance> {
     const { file, settings: stored } = await SettingsFile.open(options.dataDir);
     const settings = applyOverrides(stored, options.overrides);
-    // Overrides are validated by the same schema, so a bad flag is named like a bad field.
-    file.validate(settings);
+    // Overrides are validated with the file, so a bad flag is named like a bad field; PUT /api/settings
+    // makes the same check, so a write never leaves settings the next start refuses.
+    assertStartable(settings, file.path);
     const logHandle = await createLogger({ dataDir: options.dataDir, level: settings.log.level, stdout: options.logToStdout ?? false });
     const logger = logHandle.logger;
     const { archive, recovery } = await Archive.open({

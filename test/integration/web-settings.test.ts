@@ -6,6 +6,7 @@ import type http from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { startProblems } from '../../main/core/start-checks.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { listenLoopback, readBody, sendJson, type LoopbackServer } from '../doubles/http-server.js';
 import { waitFor } from '../support/forward-harness.js';
@@ -170,5 +171,47 @@ describe('a settings write keeps flags out of the file and says what is in force
     assert.equal((await fileSettings()).aeTitle, 'FROMUI');
     assert.equal(w.appliance.settings.aeTitle, 'FLAGAE');
     assert.equal((await getSettings(w)).aeTitle, 'FLAGAE');
+  });
+});
+
+describe('a settings write that would stop the next start is refused, as the start refuses it', () => {
+  let w: WebAppliance;
+  const fileText = () => readFile(join(w.dataDir, 'settings.json'), 'utf8');
+
+  before(async () => {
+    w = await startWebAppliance({ generatedToken: true });
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  const refused: Array<[string, (s: Json) => void, string]> = [
+    ['a non-loopback HTTP host with no credential', (s) => (s.http.host = '0.0.0.0'),
+      'field "http.host" has value "0.0.0.0": refusing to listen on non-loopback address 0.0.0.0: configure a credential first'],
+    ['a basic-auth password hash the start cannot use', (s) => (s.http.basicAuth = { user: 'tech', passwordHash: 'scrypt$broken' }),
+      'field "http.basicAuth.passwordHash" has value (hidden): http.basicAuth.passwordHash is not of the form scrypt$N$r$p$salt$hash'],
+    ['DICOM TLS with a certificate file that cannot be read', (s) => Object.assign(s.dimse.tls, { enabled: true, certFile: '/nonexistent/cert.pem', keyFile: '/nonexistent/key.pem' }),
+      'field "dimse.tls.certFile" has value "/nonexistent/cert.pem": cannot be read (ENOENT)'],
+  ];
+  for (const [label, change, problem] of refused) {
+    test(`${label}: 400 naming the field, nothing written or applied`, async () => {
+      const before = await fileText();
+      const settings = await getSettings(w);
+      change(settings);
+      const put = await putSettings(w, settings);
+      assert.equal(put.status, 400, JSON.stringify(put.body));
+      assert.ok(put.body.problems.some((p: string) => p.startsWith(problem)), JSON.stringify(put.body.problems));
+      assert.equal(await fileText(), before);
+      assert.equal(w.appliance.settings.http.host, '127.0.0.1');
+    });
+  }
+
+  test('the same host with a credential is accepted, and the start takes those settings', async () => {
+    const settings = await getSettings(w);
+    Object.assign(settings.http, { host: '0.0.0.0', apiToken: 'a-configured-token-for-the-lan' });
+    const put = await putSettings(w, settings);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual(put.body.restartRequired, ['http.apiToken', 'http.host']);
+    assert.deepEqual(startProblems(w.appliance.live.configured), []);
   });
 });

@@ -6,6 +6,7 @@
  *  - running: what is in force. An edit puts the live-applicable parts (`livePaths`) in force at once;
  *    the rest stays configured until a restart, and the answer says which is which.
  */
+import { SettingsError } from './errors.js';
 import { applyOverrides, overriddenPaths, type SettingsOverrides } from './overrides.js';
 import type { Settings } from './schema.js';
 import type { SettingsFile } from './settings-file.js';
@@ -23,10 +24,12 @@ export interface SettingsUpdate {
 }
 
 export interface LiveSettingsOptions {
-  file: Pick<SettingsFile, 'validate' | 'write'>;
+  file: Pick<SettingsFile, 'path' | 'validate' | 'write'>;
   /** The settings as read from the file at start. */
   stored: Settings;
   overrides?: SettingsOverrides;
+  /** What else stops a start (the same check the start makes); an edit that would stop the next start is refused. */
+  startProblems(configured: Settings): string[];
   /** Settings paths (whole subtrees) the running services read at each use, so a new value applies at once. */
   livePaths: readonly string[];
   /** Puts new running settings in force (routing, limits, forward workers); called after the file is written. */
@@ -64,6 +67,8 @@ export class LiveSettings {
     const { data, overriddenByFlag } = this.keepFlagsOut(edit(this.configuredSettings));
     const stored = this.options.file.validate(data);
     const configured = applyOverrides(stored, this.options.overrides);
+    const problems = this.options.startProblems(configured);
+    if (problems.length > 0) throw new SettingsError(this.options.file.path, problems);
     await this.options.file.write(stored);
     const previous = this.runningSettings;
     const running = structuredClone(previous);

@@ -17,18 +17,23 @@ export interface AccessSettings {
 
 export class BindRefusedError extends Error {
   override name = 'BindRefusedError';
+  /** The settings field at fault. */
+  constructor(message: string, readonly field: 'http.host' | 'http.basicAuth.passwordHash') {
+    super(message);
+  }
 }
 
 /** A non-loopback bind without a configured credential must not start. */
 export function checkBindPolicy(settings: AccessSettings): void {
   if (settings.basicAuth && !isUsablePasswordHash(settings.basicAuth.passwordHash)) {
-    throw new BindRefusedError('http.basicAuth.passwordHash is not of the form scrypt$N$r$p$salt$hash');
+    throw new BindRefusedError('http.basicAuth.passwordHash is not of the form scrypt$N$r$p$salt$hash', 'http.basicAuth.passwordHash');
   }
   if (isLoopbackHost(settings.host)) return;
   if (settings.configuredToken || settings.basicAuth) return;
   throw new BindRefusedError(
     `refusing to listen on non-loopback address ${settings.host}: configure a credential first ` +
       '(http.apiToken or --api-token, or http.basicAuth with a scrypt password hash)',
+    'http.host',
   );
 }
 
