@@ -367,8 +367,13 @@ export async function retryAll(destinations: string[]): Promise<ActionResult> {
   return { action: 'retry', changed };
 }
 
+/** The revision (ETag) of the settings last read or written here; a write sends it, so a concurrent edit is not overwritten (409). */
+let settingsRevision: string | null = null;
+
 export async function getSettings(): Promise<Record<string, unknown>> {
-  return json('/api/settings');
+  const response = await request('/api/settings', { headers: { Accept: 'application/json' } });
+  settingsRevision = response.headers.get('etag');
+  return (await response.json()) as Record<string, unknown>;
 }
 /** What a settings write answers: the settings as saved, the paths in force now and those waiting for a restart. */
 export interface SettingsSaved {
@@ -378,9 +383,13 @@ export interface SettingsSaved {
 }
 
 export async function putSettings(settings: unknown): Promise<SettingsSaved> {
-  const result = await json<Partial<SettingsSaved>>('/api/settings', {
-    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings),
+  const response = await request('/api/settings', {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(settingsRevision ? { 'If-Match': settingsRevision } : {}) },
+    body: JSON.stringify(settings),
   });
+  settingsRevision = response.headers.get('etag');
+  const result = (await response.json()) as Partial<SettingsSaved>;
   return { settings: result.settings ?? (settings as Record<string, unknown>), applied: result.applied ?? [], restartRequired: result.restartRequired ?? [] };
 }
 

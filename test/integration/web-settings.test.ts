@@ -215,3 +215,56 @@ describe('a settings write that would stop the next start is refused, as the sta
     assert.deepEqual(startProblems(w.appliance.live.configured), []);
   });
 });
+
+describe('concurrent settings writes', () => {
+  let w: WebAppliance;
+  const filePeers = async (): Promise<string[]> =>
+    (JSON.parse(await readFile(join(w.dataDir, 'settings.json'), 'utf8')) as Json).peers.map((p: Json) => p.aeTitle);
+  const withPeer = (settings: Json, aeTitle: string): Json => ({ ...settings, peers: [{ aeTitle, host: '127.0.0.1', port: 104, description: '' }] });
+
+  before(async () => {
+    w = await startWebAppliance();
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  test('GET carries the revision; of concurrent PUTs made from it with If-Match, exactly one is written and the rest get 409', async () => {
+    const read = await w.api('/api/settings');
+    const etag = read.headers.get('etag');
+    assert.match(etag ?? '', /^"[A-Za-z0-9_-]+"$/);
+    const settings = (await read.json()) as Json;
+    const titles = ['WRITER1', 'WRITER2', 'WRITER3', 'WRITER4', 'WRITER5'];
+    const answers = await Promise.all(titles.map((title) => putSettings(w, withPeer(settings, title), { 'if-match': etag! })));
+    const statuses = answers.map((a) => a.status).sort();
+    assert.deepEqual(statuses, [200, 409, 409, 409, 409], JSON.stringify(answers.map((a) => a.body)));
+    const winner = titles[answers.findIndex((a) => a.status === 200)]!;
+    assert.match(answers.find((a) => a.status === 409)!.body.error, /settings changed since revision/);
+    assert.deepEqual(await filePeers(), [winner]);
+    assert.deepEqual(w.appliance.settings.peers.map((p) => p.aeTitle), [winner]);
+    const after = await w.api('/api/settings');
+    assert.equal(after.headers.get('etag'), `"${answers.find((a) => a.status === 200)!.body.revision}"`);
+    assert.notEqual(after.headers.get('etag'), etag);
+    assert.deepEqual(((await after.json()) as Json).peers.map((p: Json) => p.aeTitle), [winner]);
+  });
+
+  test('concurrent PUTs without If-Match are written one after another; the file and the running settings end the same', async () => {
+    const settings = await getSettings(w);
+    const titles = Array.from({ length: 8 }, (_, i) => `PARALLEL${i}`);
+    const answers = await Promise.all(titles.map((title) => putSettings(w, withPeer(settings, title))));
+    assert.deepEqual(answers.map((a) => a.status), titles.map(() => 200));
+    assert.equal(new Set(answers.map((a) => a.body.revision)).size, titles.length, 'each write made its own revision');
+    const last = await filePeers();
+    assert.deepEqual(w.appliance.settings.peers.map((p) => p.aeTitle), last);
+    assert.deepEqual((await getSettings(w)).peers.map((p: Json) => p.aeTitle), last);
+    const read = await w.api('/api/settings');
+    assert.ok(answers.some((a) => `"${a.body.revision}"` === read.headers.get('etag')), 'the current revision is that of a write');
+  });
+
+  test('a stale If-Match changes nothing', async () => {
+    const before = await readFile(join(w.dataDir, 'settings.json'), 'utf8');
+    const put = await putSettings(w, withPeer(await getSettings(w), 'STALE'), { 'if-match': '"not-the-revision"' });
+    assert.equal(put.status, 409);
+    assert.equal(await readFile(join(w.dataDir, 'settings.json'), 'utf8'), before);
+  });
+});

@@ -6,6 +6,7 @@
  *  - running: what is in force. An edit puts the live-applicable parts (`livePaths`) in force at once;
  *    the rest stays configured until a restart, and the answer says which is which.
  */
+import { createHash } from 'node:crypto';
 import { SettingsError } from './errors.js';
 import { applyOverrides, overriddenPaths, type SettingsOverrides } from './overrides.js';
 import type { Settings } from './schema.js';
@@ -21,6 +22,21 @@ export interface SettingsUpdate {
   restartRequired: string[];
   /** Paths written to the file that a command-line flag keeps overriding. */
   overriddenByFlag: string[];
+  /** The revision of the settings now stored. */
+  revision: string;
+}
+
+/** A write based on a revision that is no longer the current one. */
+export class StaleSettingsError extends Error {
+  override name = 'StaleSettingsError';
+  constructor(readonly given: readonly string[], readonly current: string) {
+    super(`the settings changed since revision ${given.join(', ')} was read (now ${current}); read them again and redo the edit`);
+  }
+}
+
+/** Names one version of the stored settings: the same content has the same revision, across restarts too. */
+function revisionOf(stored: Settings): string {
+  return createHash('sha256').update(JSON.stringify(stored)).digest('base64url').slice(0, 16);
 }
 
 export interface LiveSettingsOptions {
@@ -40,11 +56,19 @@ export class LiveSettings {
   private storedSettings: Settings;
   private configuredSettings: Settings;
   private runningSettings: Settings;
+  private currentRevision: string;
+  /** Writes run one after another: each sees the previous one's result, and the file and the running settings agree. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: LiveSettingsOptions) {
     this.storedSettings = options.stored;
     this.configuredSettings = applyOverrides(options.stored, options.overrides);
     this.runningSettings = this.configuredSettings;
+    this.currentRevision = revisionOf(options.stored);
+  }
+
+  get revision(): string {
+    return this.currentRevision;
   }
 
   get stored(): Settings {
@@ -62,8 +86,17 @@ export class LiveSettings {
   /**
    * Writes an edit. `edit` gets the configured settings and returns the whole new configured settings
    * (plain data, validated here); it may throw to refuse. Bad input throws SettingsError and changes nothing.
+   * With `ifRevision`, the write happens only if the stored settings are still one of those revisions
+   * (StaleSettingsError otherwise); without it, the last write wins.
    */
-  async update(edit: (configured: Settings) => unknown): Promise<SettingsUpdate> {
+  update(edit: (configured: Settings) => unknown, options: { ifRevision?: readonly string[] } = {}): Promise<SettingsUpdate> {
+    const run = this.queue.then(() => this.write(edit, options.ifRevision));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(edit: (configured: Settings) => unknown, ifRevision: readonly string[] | undefined): Promise<SettingsUpdate> {
+    if (ifRevision && !ifRevision.includes(this.currentRevision)) throw new StaleSettingsError(ifRevision, this.currentRevision);
     const { data, overriddenByFlag } = this.keepFlagsOut(edit(this.configuredSettings));
     const stored = this.options.file.validate(data);
     const configured = applyOverrides(stored, this.options.overrides);
@@ -76,12 +109,14 @@ export class LiveSettings {
     this.storedSettings = stored;
     this.configuredSettings = configured;
     this.runningSettings = running;
+    this.currentRevision = revisionOf(stored);
     await this.options.apply(running, previous);
     return {
       settings: configured,
       applied: changedPaths(previous, running),
       restartRequired: changedPaths(running, configured),
       overriddenByFlag,
+      revision: this.currentRevision,
     };
   }
 
@@ -93,6 +128,7 @@ export class LiveSettings {
     this.storedSettings = { ...this.storedSettings, destinations };
     this.configuredSettings = { ...this.configuredSettings, destinations };
     this.runningSettings = { ...this.runningSettings, destinations };
+    this.currentRevision = revisionOf(this.storedSettings);
   }
 
   /**

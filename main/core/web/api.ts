@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SettingsError, describeIssues } from '../settings/errors.js';
+import { StaleSettingsError } from '../settings/live-settings.js';
 import { destinationSchema, type DestinationSettings } from '../settings/schema.js';
 import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
@@ -223,24 +224,36 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     });
   }
 
-  app.get('/api/settings', async () => maskSettings(ctx.settingsEditor.configured));
+  // The revision travels as the ETag; a PUT with If-Match is refused with 409 when another write came first.
+  app.get('/api/settings', async (_request, reply) => {
+    reply.header('etag', `"${ctx.settingsEditor.revision}"`);
+    return maskSettings(ctx.settingsEditor.configured);
+  });
 
-  app.put('/api/settings', { bodyLimit: 1024 * 1024 }, async (request) => {
+  app.put('/api/settings', { bodyLimit: 1024 * 1024 }, async (request, reply) => {
     let update;
     try {
       update = await ctx.settingsEditor.update((configured) => {
         const unmasked = unmaskSettings(request.body, configured);
         if (unmasked.problems.length > 0) throw new SettingsRejected(unmasked.problems);
         return unmasked.value;
-      });
+      }, { ifRevision: ifMatch(request.headers['if-match']) });
     } catch (error) {
       if (error instanceof SettingsError) throw new SettingsRejected(error.problems);
+      if (error instanceof StaleSettingsError) throw new HttpError(409, error.message);
       throw error;
     }
     const { settings, ...outcome } = update;
     ctx.logger.info({ event: 'settings-written', peer: request.ip, ...outcome }, 'settings changed over HTTP');
+    reply.header('etag', `"${update.revision}"`);
     return { settings: maskSettings(settings), ...outcome };
   });
+}
+
+/** The revisions an If-Match header accepts; undefined for none or `*` (any). */
+function ifMatch(header: string | undefined): string[] | undefined {
+  if (header === undefined || header.trim() === '*') return undefined;
+  return header.split(',').map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1')).filter(Boolean);
 }
 
 /**

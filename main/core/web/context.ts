@@ -11,7 +11,7 @@ export interface WebContext {
   /** Current settings (read at request time so a write is seen). */
   settings(): Settings;
   /** GET/PUT /api/settings: the configured settings, and edits of them. */
-  settingsEditor: Pick<LiveSettings, 'configured' | 'update'>;
+  settingsEditor: Pick<LiveSettings, 'configured' | 'revision' | 'update'>;
   sessionToken: string;
   dataDir: string;
   version: string;
