@@ -1,18 +1,22 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DimseService } from './dimse/dimse-service.js';
 import { echo } from './dimse/echo-scu.js';
 import { createLogger, type LogHandle } from './logging.js';
 import type { ApplianceService } from './service.js';
 import { LiveSettings } from './settings/live-settings.js';
-import { assertStartable, startProblems } from './start-checks.js';
 import { applyOverrides, type SettingsOverrides } from './settings/overrides.js';
-import { SettingsFile } from './settings/settings-file.js';
+import { SETTINGS_FILE_NAME, SettingsFile } from './settings/settings-file.js';
 import type { Settings } from './settings/schema.js';
+import { assertStartable, startProblems } from './start-checks.js';
 import { Archive, type InstanceInfo } from './store/archive.js';
+import { ArchivePaths } from './store/paths.js';
 import type { RecoveryReport } from './store/recovery.js';
 import { WebService } from './web/web-service.js';
 import { registerPeersApi } from './web/peers-api.js';
+import { fileSecretBox, sealSettingsSecrets, type SecretBox } from './forward/secrets.js';
 import { ForwardService, type ForwardServiceOptions } from './forward/service.js';
 
 /** Values given on the command line (or by the Electron shell); they win over the settings file. */
@@ -42,6 +46,27 @@ export const LIVE_SETTINGS: readonly string[] = [
   'dimse.acceptAnyCalledAe', 'dimse.allowedCallingAes', 'dimse.maxAssociations', 'dimse.acceptPrivateSopClasses',
   'dimse.artimTimeoutMs', 'dimse.associationTimeoutMs', 'dimse.dimseIdleTimeoutMs',
 ];
+
+/**
+ * Patient data and secrets are for this user only. The umask makes every file and folder the services
+ * create from now on 0600/0700 (archive files and folders, temp files, the index and its -wal/-shm,
+ * logs, settings writes), wherever in the code they are created; the data dir and the files an older
+ * version created readable by all are tightened here. The data dir at 0700 alone already keeps other
+ * local users out of everything below it.
+ */
+export function restrictToOwner(dataDir: string): void {
+  process.umask(0o077);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dataDir, 0o700);
+    const index = new ArchivePaths(dataDir).databaseFile;
+    for (const path of [join(dataDir, SETTINGS_FILE_NAME), index, `${index}-wal`, `${index}-shm`]) {
+      if (existsSync(path)) chmodSync(path, 0o600);
+    }
+  } catch (error) {
+    throw new Error(`cannot make the data dir ${dataDir} private to this user (mode 0700): ${(error as Error).message}`);
+  }
+}
 
 /** Routes an instance to the enabled destinations whose filter it passes. */
 export function routeFor(settings: Settings): (instance: InstanceInfo) => string[] {
@@ -79,10 +104,13 @@ export class Appliance {
     readonly recovery: RecoveryReport,
     /** The session token every HTTP route requires. */
     readonly apiToken: string,
+    /** Seals destination secrets at rest (settings writes and forward/). */
+    readonly secretBox: SecretBox,
     private readonly announce: (line: string) => void,
   ) {
     this.live = new LiveSettings({
       file: settingsFile, stored, overrides, livePaths: LIVE_SETTINGS, startProblems,
+      seal: (settings) => sealSettingsSecrets(settings, secretBox).settings,
       apply: (running, previous) => this.applyRunning(running, previous),
     });
   }
@@ -93,6 +121,7 @@ export class Appliance {
   }
 
   static async create(options: ApplianceOptions): Promise<Appliance> {
+    restrictToOwner(options.dataDir);
     const { file, settings: stored } = await SettingsFile.open(options.dataDir);
     const settings = applyOverrides(stored, options.overrides);
     // Overrides are validated with the file, so a bad flag is named like a bad field; PUT /api/settings
@@ -107,7 +136,8 @@ export class Appliance {
       route: routeFor(settings),
     });
     const apiToken = settings.http.apiToken || randomBytes(24).toString('base64url');
-    const appliance = new Appliance(options.dataDir, file, stored, options.overrides, logger, logHandle, archive, recovery, apiToken,
+    const secretBox = options.forward?.secretBox ?? fileSecretBox(options.dataDir);
+    const appliance = new Appliance(options.dataDir, file, stored, options.overrides, logger, logHandle, archive, recovery, apiToken, secretBox,
       options.announce ?? ((line) => console.log(line)));
     appliance.services.push(...(await buildServices(appliance, options)));
     return appliance;
@@ -155,7 +185,7 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
   appliance.forward = new ForwardService({
     archive: appliance.archive, settings: appliance.settings, dataDir: appliance.dataDir, logger: appliance.logger,
     route: routeFor(appliance.settings), settingsFile: appliance.settingsFile.path,
-    onSealed: (sealed) => appliance.live.adoptDestinations(sealed.destinations), ...options.forward,
+    onSealed: (sealed) => appliance.live.adoptDestinations(sealed.destinations), ...options.forward, secretBox: appliance.secretBox,
   });
   services.push(appliance.forward);
   services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));

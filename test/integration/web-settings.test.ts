@@ -1,8 +1,10 @@
 // PUT /api/settings and the destination test route against a running appliance: what a settings edit
 // may do with stored secrets, what it applies, and what it writes.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -266,5 +268,77 @@ describe('concurrent settings writes', () => {
     const put = await putSettings(w, withPeer(await getSettings(w), 'STALE'), { 'if-match': '"not-the-revision"' });
     assert.equal(put.status, 409);
     assert.equal(await readFile(join(w.dataDir, 'settings.json'), 'utf8'), before);
+  });
+});
+
+describe('the data dir and everything in it are for this user only', () => {
+  let w: WebAppliance;
+  let dataDir: string;
+
+  /** Every folder and file under the data dir whose mode is not 0700 / 0600. */
+  async function tooOpen(): Promise<string[]> {
+    const wrong: string[] = [];
+    const visit = async (path: string): Promise<void> => {
+      const info = await stat(path);
+      const mode = info.mode & 0o777;
+      if (info.isDirectory()) {
+        if (mode !== 0o700) wrong.push(`${path} ${mode.toString(8)}`);
+        for (const name of await readdir(path)) await visit(join(path, name));
+      } else if (mode !== 0o600) {
+        wrong.push(`${path} ${mode.toString(8)}`);
+      }
+    };
+    await visit(dataDir);
+    return wrong;
+  }
+
+  before(async () => {
+    // As an older version left it: a world-readable data dir and settings file.
+    dataDir = await mkdtemp(join(tmpdir(), 'dicom-edge-modes-'));
+    await chmod(dataDir, 0o755);
+    await writeFile(join(dataDir, 'settings.json'), '{}\n', { mode: 0o644 });
+    await chmod(join(dataDir, 'settings.json'), 0o644);
+    w = await startWebAppliance({ dataDir });
+  });
+  after(async () => {
+    await w?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('after the start: the data dir is 0700, settings.json, the index and the logs 0600', async () => {
+    assert.deepEqual(await tooOpen(), []);
+    for (const name of ['settings.json', 'index.sqlite', 'logs']) assert.ok(existsSync(join(dataDir, name)), name);
+  });
+
+  test('after an instance is stored: its folders are 0700, its file and the index WAL 0600', async () => {
+    const instance = makeInstance();
+    await w.appliance.archive.ingest(Readable.from([instance]), { callingAe: 'MODALITY', peer: 'test' });
+    assert.ok(existsSync(join(dataDir, 'index.sqlite-wal')));
+    assert.deepEqual(await tooOpen(), []);
+  });
+
+  test('after a PUT: settings.json is 0600, and a new secret never reaches the disk in plain text', async () => {
+    const secret = 'plain-secret-typed-in-the-form';
+    const written: string[] = [];
+    const file = w.appliance.settingsFile;
+    const write = file.write.bind(file);
+    file.write = async (next) => {
+      written.push(JSON.stringify(next));
+      return write(next);
+    };
+    try {
+      const settings = await getSettings(w);
+      settings.destinations = [{ name: 'cloud', baseUrl: 'https://dicom.example/v2', enabled: false, auth: { kind: 'bearer', token: secret } }];
+      const put = await putSettings(w, settings);
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+    } finally {
+      file.write = write;
+    }
+    assert.equal(written.length, 1);
+    assert.ok(!written[0]!.includes(secret), 'what was handed to the file holds the secret sealed');
+    const text = await readFile(join(dataDir, 'settings.json'), 'utf8');
+    assert.ok(!text.includes(secret));
+    assert.match((JSON.parse(text) as Json).destinations[0].auth.token, /^enc:v1:/);
+    assert.deepEqual(await tooOpen(), []);
   });
 });

@@ -44,6 +44,8 @@ export interface LiveSettingsOptions {
   /** The settings as read from the file at start. */
   stored: Settings;
   overrides?: SettingsOverrides;
+  /** Seals plain-text secrets; applied before anything is written, so no secret reaches the disk in clear. */
+  seal(stored: Settings): Settings;
   /** What else stops a start (the same check the start makes); an edit that would stop the next start is refused. */
   startProblems(configured: Settings): string[];
   /** Settings paths (whole subtrees) the running services read at each use, so a new value applies at once. */
@@ -98,10 +100,11 @@ export class LiveSettings {
   private async write(edit: (configured: Settings) => unknown, ifRevision: readonly string[] | undefined): Promise<SettingsUpdate> {
     if (ifRevision && !ifRevision.includes(this.currentRevision)) throw new StaleSettingsError(ifRevision, this.currentRevision);
     const { data, overriddenByFlag } = this.keepFlagsOut(edit(this.configuredSettings));
-    const stored = this.options.file.validate(data);
-    const configured = applyOverrides(stored, this.options.overrides);
-    const problems = this.options.startProblems(configured);
+    const valid = this.options.file.validate(data);
+    const problems = this.options.startProblems(applyOverrides(valid, this.options.overrides));
     if (problems.length > 0) throw new SettingsError(this.options.file.path, problems);
+    const stored = this.options.seal(valid);
+    const configured = applyOverrides(stored, this.options.overrides);
     await this.options.file.write(stored);
     const previous = this.runningSettings;
     const running = structuredClone(previous);

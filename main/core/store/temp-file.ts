@@ -41,7 +41,7 @@ export async function spoolToTempFile(
   tempDir: string,
 ): Promise<SpooledFile> {
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
-  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o644);
+  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o600);
   const hash = createHash('sha256');
   const headChunks: Buffer[] = [];
   let headLength = 0;
