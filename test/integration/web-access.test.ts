@@ -46,6 +46,34 @@ describe('HTTP access control', () => {
     assert.equal(api.status, 200);
   });
 
+  test('a state-changing request with the session cookie from another origin (another port of this host) is refused with 403', async () => {
+    const login = await fetch(`${w.baseUrl}/?token=${encodeURIComponent(w.token)}`, { redirect: 'manual' });
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const foreign = `http://127.0.0.1:${Number(new URL(w.baseUrl).port) === 65535 ? 65534 : Number(new URL(w.baseUrl).port) + 1}`;
+    const paths = ['/api/destinations/cloud/pause', '/api/destinations/cloud/test', '/api/destinations/cloud/sign-in', '/api/failures/1/retry', '/api/studies/1.2.3/cancel'];
+    for (const path of paths) {
+      const refused = await fetch(`${w.baseUrl}${path}`, { method: 'POST', headers: { cookie, origin: foreign } });
+      assert.equal(refused.status, 403, path);
+      assert.match(((await refused.json()) as { error: string }).error, /cross-site request refused: origin http:\/\/127\.0\.0\.1:\d+ is not this appliance's/);
+      const sameSite = await fetch(`${w.baseUrl}${path}`, { method: 'POST', headers: { cookie, 'sec-fetch-site': 'same-site' } });
+      assert.equal(sameSite.status, 403, `${path} (Sec-Fetch-Site)`);
+      await sameSite.arrayBuffer();
+    }
+    const put = await fetch(`${w.baseUrl}/api/settings`, { method: 'PUT', headers: { cookie, origin: foreign, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(put.status, 403);
+    const del = await fetch(`${w.dicomWebUrl}/studies/1.2.3`, { method: 'DELETE', headers: { cookie, origin: foreign } });
+    assert.equal(del.status, 403);
+    // Our own page, a non-browser client with the cookie, and a bearer caller go on to the route (404: nothing there).
+    const own = await fetch(`${w.baseUrl}/api/destinations/cloud/pause`, { method: 'POST', headers: { cookie, origin: w.baseUrl, 'sec-fetch-site': 'same-origin' } });
+    assert.equal(own.status, 404);
+    const plain = await fetch(`${w.baseUrl}/api/destinations/cloud/pause`, { method: 'POST', headers: { cookie } });
+    assert.equal(plain.status, 404);
+    const bearer = await fetch(`${w.baseUrl}/api/destinations/cloud/pause`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, origin: foreign } });
+    assert.equal(bearer.status, 404);
+    const read = await fetch(`${w.baseUrl}/api/health`, { headers: { cookie, origin: foreign } });
+    assert.equal(read.status, 200);
+  });
+
   test('CORS is off by default', async () => {
     const response = await w.api('/api/health', { headers: { origin: 'http://evil.example' } });
     assert.equal(response.headers.get('access-control-allow-origin'), null);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BindRefusedError, checkAccess, checkBindPolicy, isLoopbackHost } from '../../main/core/web/access.js';
+import { BindRefusedError, checkAccess, checkBindPolicy, crossSiteReason, isLoopbackHost } from '../../main/core/web/access.js';
 import { hashPassword, verifyPassword } from '../../main/core/web/password.js';
 import { maskSettings, SECRET_MASK, unmaskSettings } from '../../main/core/web/settings-mask.js';
 import { settingsSchema } from '../../main/core/settings/schema.js';
@@ -89,4 +89,21 @@ test('a kept secret is bound to the URL, tenant, client, authority and scope it 
   const retyped = edit(2, (d) => Object.assign(d, { baseUrl: 'https://new.example/v2', auth: { kind: 'bearer', token: 'new' } }));
   assert.deepEqual(retyped.problems, []);
   assert.equal((retyped.value as typeof masked).destinations[2]!.auth.token, 'new');
+});
+
+test('a state-changing request with the session cookie must come from our own origin or a corsOrigins entry', () => {
+  const settings = { corsOrigins: ['https://viewer.clinic.example'] };
+  const request = (method: string, origin?: string, fetchSite?: string) => ({ method, protocol: 'http', host: '127.0.0.1:8780', origin, fetchSite });
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+    assert.match(crossSiteReason(settings, request(method, 'http://127.0.0.1:3000')) ?? '', /origin http:\/\/127\.0\.0\.1:3000 is not this appliance's \(http:\/\/127\.0\.0\.1:8780\)/, method);
+    assert.equal(crossSiteReason(settings, request(method, 'http://127.0.0.1:8780')), undefined, method);
+  }
+  assert.ok(crossSiteReason(settings, request('POST', 'null')), 'an opaque origin');
+  assert.ok(crossSiteReason(settings, request('POST', 'http://localhost:8780')), 'another name is another origin');
+  assert.equal(crossSiteReason(settings, request('POST', 'https://viewer.clinic.example')), undefined);
+  assert.match(crossSiteReason(settings, request('POST', undefined, 'same-site')) ?? '', /same-site request/);
+  assert.ok(crossSiteReason(settings, request('POST', undefined, 'cross-site')));
+  assert.equal(crossSiteReason(settings, request('POST', undefined, 'same-origin')), undefined);
+  assert.equal(crossSiteReason(settings, request('POST')), undefined, 'no Origin and no Sec-Fetch-Site: not a browser page');
+  assert.equal(crossSiteReason(settings, request('GET', 'http://127.0.0.1:3000', 'same-site')), undefined, 'reads are left to CORS');
 });

@@ -13,6 +13,8 @@ export interface AccessSettings {
   /** The token in force: configured, or generated at start. */
   sessionToken: string;
   basicAuth?: { user: string; passwordHash: string };
+  /** Other web origins allowed to call (http.corsOrigins). */
+  corsOrigins?: readonly string[];
 }
 
 export class BindRefusedError extends Error {
@@ -94,4 +96,39 @@ export async function checkAccess(
 
 export function sessionCookie(token: string, secure: boolean): string {
   return `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a state-changing request authenticated by the session cookie is refused as cross-site, or
+ * undefined when it may go on. A browser attaches the cookie to requests that another web app starts,
+ * and SameSite does not stop one on another port of the same host (same site, other origin), so such a
+ * request must come from our own origin or a configured corsOrigins entry. Origin decides when present;
+ * else Sec-Fetch-Site; a client that sends neither is not a browser page. Bearer and basic callers never
+ * get here: their credential is not sent by the browser on its own.
+ */
+export function crossSiteReason(
+  settings: Pick<AccessSettings, 'corsOrigins'>,
+  request: { method: string; protocol: string; host: string | undefined; origin: string | undefined; fetchSite: string | undefined },
+): string | undefined {
+  if (SAFE_METHODS.has(request.method.toUpperCase())) return undefined;
+  if (request.origin !== undefined) {
+    const own = request.host ? originOf(`${request.protocol}://${request.host}`) : undefined;
+    const given = originOf(request.origin);
+    if (given && (given === own || (settings.corsOrigins ?? []).some((allowed) => originOf(allowed) === given))) return undefined;
+    return `origin ${request.origin} is not this appliance's (${own ?? 'unknown'}) nor in http.corsOrigins`;
+  }
+  if (request.fetchSite !== undefined && request.fetchSite !== 'same-origin' && request.fetchSite !== 'none') {
+    return `a ${request.fetchSite} request (Sec-Fetch-Site) without an Origin`;
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { checkAccess, sameSecret, sessionCookie, type AccessSettings } from './access.js';
+import { checkAccess, crossSiteReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
@@ -14,6 +14,8 @@ import { registerWadoInstance } from './wado-instance.js';
 import { registerWadoRetrieve } from './wado-retrieve.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
+
+const header = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
 
 export interface BuiltServer {
   app: FastifyInstance;
@@ -51,6 +53,15 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
       return reply.code(303).header('set-cookie', sessionCookie(access.sessionToken, request.protocol === 'https')).header('location', target).send();
     }
     const decision = await checkAccess(access, { authorization: request.headers.authorization, cookie: request.headers.cookie });
+    if (decision.ok && decision.via === 'cookie') {
+      const crossSite = crossSiteReason(access, {
+        method: request.method, protocol: request.protocol, host: request.headers.host, origin: request.headers.origin, fetchSite: header(request.headers['sec-fetch-site']),
+      });
+      if (crossSite) {
+        ctx.logger.warn({ event: 'cross-site-refused', peer: request.ip, reason: crossSite, url: url.pathname }, 'cross-site request refused');
+        return reply.code(403).send({ status: 403, error: `cross-site request refused: ${crossSite}` });
+      }
+    }
     if (decision.ok) return;
     ctx.logger.warn({ event: 'auth-failed', peer: request.ip, reason: decision.reason, url: url.pathname }, 'access refused');
     reply.header('www-authenticate', access.basicAuth ? 'Bearer realm="DICOM Edge", Basic realm="DICOM Edge"' : 'Bearer realm="DICOM Edge"');

@@ -70,6 +70,7 @@ export class WebService implements ApplianceService {
       configuredToken: this.options.configuredToken,
       sessionToken: this.options.sessionToken,
       basicAuth: http.basicAuth,
+      corsOrigins: http.corsOrigins,
     };
     checkBindPolicy(access);
     const ctx: WebContext = {
