@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -74,9 +75,37 @@ describe('HTTP access control', () => {
     assert.equal(read.status, 200);
   });
 
+  test('a request for a host name that is not ours (DNS rebinding) is refused with 421; loopback names work', async () => {
+    const port = Number(new URL(w.baseUrl).port);
+    const rebound = await requestWithHost(port, `rebind.attacker.example:${port}`, w.token);
+    assert.equal(rebound.status, 421);
+    assert.match(rebound.body, /host \\"rebind\.attacker\.example\\" is not one this appliance answers to; add it to http\.allowedHosts/);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) assert.equal((await requestWithHost(port, host, w.token)).status, 200, host);
+  });
+
   test('CORS is off by default', async () => {
     const response = await w.api('/api/health', { headers: { origin: 'http://evil.example' } });
     assert.equal(response.headers.get('access-control-allow-origin'), null);
+  });
+});
+
+describe('http.allowedHosts', () => {
+  let w: WebAppliance;
+  let dataDir: string;
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'dicom-edge-hosts-'));
+    await writeFile(join(dataDir, 'settings.json'), JSON.stringify({ http: { allowedHosts: ['edge.clinic.example'] } }));
+    w = await startWebAppliance({ dataDir });
+  });
+  after(async () => {
+    await w?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('a configured host name is answered to, others still are not', async () => {
+    const port = Number(new URL(w.baseUrl).port);
+    assert.equal((await requestWithHost(port, `edge.clinic.example:${port}`, w.token)).status, 200);
+    assert.equal((await requestWithHost(port, `other.clinic.example:${port}`, w.token)).status, 421);
   });
 });
 
@@ -98,3 +127,17 @@ describe('non-loopback bind', () => {
     await assert.rejects(create, /field "http\.host" has value "0\.0\.0\.0": refusing to listen on non-loopback address 0\.0\.0\.0.*http\.apiToken/s);
   });
 });
+
+/** GET /api/health with a Host header of our choosing (fetch does not let a caller set Host). */
+function requestWithHost(port: number, host: string, token: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/api/health', headers: { host, authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

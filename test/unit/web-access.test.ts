@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BindRefusedError, checkAccess, checkBindPolicy, crossSiteReason, isLoopbackHost } from '../../main/core/web/access.js';
+import { BindRefusedError, checkAccess, checkBindPolicy, crossSiteReason, isLoopbackHost, misdirectedHostReason } from '../../main/core/web/access.js';
 import { hashPassword, verifyPassword } from '../../main/core/web/password.js';
 import { maskSettings, SECRET_MASK, unmaskSettings } from '../../main/core/web/settings-mask.js';
 import { settingsSchema } from '../../main/core/settings/schema.js';
@@ -106,4 +106,27 @@ test('a state-changing request with the session cookie must come from our own or
   assert.equal(crossSiteReason(settings, request('POST', undefined, 'same-origin')), undefined);
   assert.equal(crossSiteReason(settings, request('POST')), undefined, 'no Origin and no Sec-Fetch-Site: not a browser page');
   assert.equal(crossSiteReason(settings, request('GET', 'http://127.0.0.1:3000', 'same-site')), undefined, 'reads are left to CORS');
+});
+
+test('only loopback names, the bound address and http.allowedHosts are answered to', () => {
+  const loopbackBind = { host: '127.0.0.1', allowedHosts: ['Edge.Clinic.Example'] };
+  for (const host of ['127.0.0.1:8780', 'localhost:8780', 'LOCALHOST', '[::1]:8780', '127.0.0.2', 'app.localhost:8780', 'edge.clinic.example:8780', 'edge.clinic.example.']) {
+    assert.equal(misdirectedHostReason(loopbackBind, host), undefined, host);
+  }
+  assert.equal(misdirectedHostReason(loopbackBind, undefined), undefined, 'no Host header (HTTP/1.0)');
+  for (const host of ['evil.example:8780', 'rebind.attacker.example', '192.168.1.5:8780', 'edge.clinic.example.evil.example']) {
+    assert.match(misdirectedHostReason(loopbackBind, host) ?? '', /is not one this appliance answers to; add it to http\.allowedHosts/, host);
+  }
+  assert.match(misdirectedHostReason(loopbackBind, 'a b') ?? '', /not a valid host/);
+  const lanBind = { host: '192.168.1.5', allowedHosts: [] };
+  assert.equal(misdirectedHostReason(lanBind, '192.168.1.5:8780'), undefined);
+  assert.ok(misdirectedHostReason(lanBind, '10.0.0.7:8780'));
+  assert.ok(misdirectedHostReason(lanBind, 'edge-pc:8780'));
+  const wildcard = { host: '0.0.0.0', allowedHosts: [] };
+  assert.equal(misdirectedHostReason(wildcard, '10.0.0.7:8780'), undefined, 'any address of this machine');
+  assert.equal(misdirectedHostReason(wildcard, '[fd00::7]:8780'), undefined);
+  assert.ok(misdirectedHostReason(wildcard, 'edge-pc:8780'), 'a name still needs http.allowedHosts');
+  assert.equal(settingsSchema.safeParse({ http: { allowedHosts: ['https://x.example'] } }).success, false);
+  assert.equal(settingsSchema.safeParse({ http: { allowedHosts: ['x.example:8780'] } }).success, false);
+  assert.equal(settingsSchema.safeParse({ http: { allowedHosts: ['edge-pc', 'edge.clinic.example', '192.168.1.5', '::1'] } }).success, true);
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { uidProblem } from '../dicom/uid.js';
-import { forbiddenHostReason, isLoopbackHost } from './addresses.js';
+import { forbiddenHostReason, isIpLiteral, isLoopbackHost } from './addresses.js';
 
 /** AE titles: 1–16 characters of the default repertoire, no backslash or control characters (PS3.5 6.2). */
 export const aeTitle = z
@@ -9,6 +9,7 @@ export const aeTitle = z
   .refine((v) => v.trim().length > 0, 'must not be only spaces');
 
 const port = z.number().int().min(1).max(65535);
+const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 const byteCount = z.number().int().min(0);
 
 export const peerSchema = z.object({
@@ -50,6 +51,13 @@ export const httpSchema = z.object({
     .object({ user: z.string().min(1), passwordHash: z.string().regex(/^scrypt\$/, 'must be a scrypt$… hash') })
     .optional(),
   corsOrigins: z.array(z.string().url()).default([]),
+  /**
+   * Host names the HTTP server answers to besides loopback names and addresses and the bound address
+   * (with a wildcard bind: any IP address). Anything else is refused, so a DNS-rebinding page cannot use it.
+   */
+  allowedHosts: z
+    .array(z.string().refine((v) => isIpLiteral(v) || HOST_NAME.test(v), 'must be a host name or IP address, without scheme or port'))
+    .default([]),
   maxRequestBytes: byteCount.default(4 * 1024 ** 3),
 });
 

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isLoopbackHost } from '../settings/addresses.js';
+import { isIpLiteral, isLoopbackHost } from '../settings/addresses.js';
 import { isUsablePasswordHash, verifyPassword } from './password.js';
 
 export { isLoopbackHost };
@@ -15,6 +15,8 @@ export interface AccessSettings {
   basicAuth?: { user: string; passwordHash: string };
   /** Other web origins allowed to call (http.corsOrigins). */
   corsOrigins?: readonly string[];
+  /** Host names answered to besides loopback and the bound address (http.allowedHosts). */
+  allowedHosts?: readonly string[];
 }
 
 export class BindRefusedError extends Error {
@@ -131,4 +133,28 @@ export function crossSiteReason(
     return `a ${request.fetchSite} request (Sec-Fetch-Site) without an Origin`;
   }
   return undefined;
+}
+
+const normalHost = (host: string) => host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+
+/**
+ * Why a request's Host header is not one this appliance answers to, or undefined when it is. DNS
+ * rebinding points a name the attacker owns at this machine, so the browser sends that name: only
+ * loopback names and addresses, the bound address (with a wildcard bind, any IP address: a page's
+ * origin cannot be our address), and http.allowedHosts are answered. No Host (HTTP/1.0) is no browser.
+ */
+export function misdirectedHostReason(settings: Pick<AccessSettings, 'host' | 'allowedHosts'>, hostHeader: string | undefined): string | undefined {
+  if (hostHeader === undefined) return undefined;
+  let hostname: string;
+  try {
+    hostname = normalHost(new URL(`http://${hostHeader}`).hostname);
+  } catch {
+    return `host ${JSON.stringify(hostHeader)} is not a valid host`;
+  }
+  if (isLoopbackHost(hostname) || hostname.endsWith('.localhost')) return undefined;
+  const bound = normalHost(settings.host);
+  if (hostname === bound) return undefined;
+  if ((bound === '0.0.0.0' || bound === '::' || bound === '') && isIpLiteral(hostname)) return undefined;
+  if ((settings.allowedHosts ?? []).some((allowed) => normalHost(allowed) === hostname)) return undefined;
+  return `host ${JSON.stringify(hostname)} is not one this appliance answers to; add it to http.allowedHosts to allow it`;
 }

@@ -1,6 +1,6 @@
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { checkAccess, crossSiteReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
+import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
@@ -42,6 +42,11 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     const url = new URL(request.url, 'http://local');
+    const misdirected = misdirectedHostReason(access, request.headers.host);
+    if (misdirected) {
+      ctx.logger.warn({ event: 'host-refused', peer: request.ip, reason: misdirected, url: url.pathname }, 'request for another host refused');
+      return reply.code(421).send({ status: 421, error: misdirected });
+    }
     const token = url.searchParams.get('token');
     if (token !== null && (request.method === 'GET' || request.method === 'HEAD')) {
       if (!sameSecret(token, access.sessionToken)) {

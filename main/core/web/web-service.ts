@@ -71,6 +71,7 @@ export class WebService implements ApplianceService {
       sessionToken: this.options.sessionToken,
       basicAuth: http.basicAuth,
       corsOrigins: http.corsOrigins,
+      allowedHosts: http.allowedHosts,
     };
     checkBindPolicy(access);
     const ctx: WebContext = {
