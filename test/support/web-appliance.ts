@@ -34,7 +34,8 @@ export async function startWebAppliance(options: {
   const httpPort = options.overrides?.httpPort ?? (await freePort());
   const appliance = await Appliance.create({
     dataDir,
-    overrides: { aeTitle: 'DICOMEDGE', ...options.overrides, dimsePort, httpPort, apiToken: tokenFlag },
+    // The AE title comes from the settings (default DICOMEDGE), not a flag, so a settings edit can change it.
+    overrides: { ...options.overrides, dimsePort, httpPort, apiToken: tokenFlag },
     announce: () => undefined,
   });
   const token = tokenFlag ?? appliance.apiToken;
