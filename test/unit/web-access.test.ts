@@ -93,7 +93,7 @@ test('a kept secret is bound to the URL, tenant, client, authority and scope it 
 
 test('a state-changing request with the session cookie must come from our own origin or a corsOrigins entry', () => {
   const settings = { corsOrigins: ['https://viewer.clinic.example'] };
-  const request = (method: string, origin?: string, fetchSite?: string) => ({ method, protocol: 'http', host: '127.0.0.1:8780', origin, fetchSite });
+  const request = (method: string, origin?: string, fetchSite?: string) => ({ method, protocol: 'http', headers: { host: '127.0.0.1:8780', origin, 'sec-fetch-site': fetchSite } });
   for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
     assert.match(crossSiteReason(settings, request(method, 'http://127.0.0.1:3000')) ?? '', /origin http:\/\/127\.0\.0\.1:3000 is not this appliance's \(http:\/\/127\.0\.0\.1:8780\)/, method);
     assert.equal(crossSiteReason(settings, request(method, 'http://127.0.0.1:8780')), undefined, method);

@@ -120,17 +120,21 @@ function originOf(url: string): string | undefined {
  */
 export function crossSiteReason(
   settings: Pick<AccessSettings, 'corsOrigins'>,
-  request: { method: string; protocol: string; host: string | undefined; origin: string | undefined; fetchSite: string | undefined },
+  request: { method: string; protocol: string; headers: Record<string, string | string[] | undefined> },
 ): string | undefined {
   if (SAFE_METHODS.has(request.method.toUpperCase())) return undefined;
-  if (request.origin !== undefined) {
-    const own = request.host ? originOf(`${request.protocol}://${request.host}`) : undefined;
-    const given = originOf(request.origin);
+  const header = (name: string) => [request.headers[name]].flat()[0];
+  const origin = header('origin');
+  if (origin !== undefined) {
+    const host = header('host');
+    const own = host ? originOf(`${request.protocol}://${host}`) : undefined;
+    const given = originOf(origin);
     if (given && (given === own || (settings.corsOrigins ?? []).some((allowed) => originOf(allowed) === given))) return undefined;
-    return `origin ${request.origin} is not this appliance's (${own ?? 'unknown'}) nor in http.corsOrigins`;
+    return `origin ${origin} is not this appliance's (${own ?? 'unknown'}) nor in http.corsOrigins`;
   }
-  if (request.fetchSite !== undefined && request.fetchSite !== 'same-origin' && request.fetchSite !== 'none') {
-    return `a ${request.fetchSite} request (Sec-Fetch-Site) without an Origin`;
+  const fetchSite = header('sec-fetch-site');
+  if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') {
+    return `a ${fetchSite} request (Sec-Fetch-Site) without an Origin`;
   }
   return undefined;
 }

@@ -15,8 +15,6 @@ import { registerWadoRetrieve } from './wado-retrieve.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 
-const header = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
-
 export interface BuiltServer {
   app: FastifyInstance;
   /** Ends open event streams so close() does not wait on them. */
@@ -59,9 +57,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     }
     const decision = await checkAccess(access, { authorization: request.headers.authorization, cookie: request.headers.cookie });
     if (decision.ok && decision.via === 'cookie') {
-      const crossSite = crossSiteReason(access, {
-        method: request.method, protocol: request.protocol, host: request.headers.host, origin: request.headers.origin, fetchSite: header(request.headers['sec-fetch-site']),
-      });
+      const crossSite = crossSiteReason(access, request);
       if (crossSite) {
         ctx.logger.warn({ event: 'cross-site-refused', peer: request.ip, reason: crossSite, url: url.pathname }, 'cross-site request refused');
         return reply.code(403).send({ status: 403, error: `cross-site request refused: ${crossSite}` });
