@@ -367,14 +367,30 @@ export async function retryAll(destinations: string[]): Promise<ActionResult> {
   return { action: 'retry', changed };
 }
 
+/** The revision (ETag) of the settings last read or written here; a write sends it, so a concurrent edit is not overwritten (409). */
+let settingsRevision: string | null = null;
+
 export async function getSettings(): Promise<Record<string, unknown>> {
-  return json('/api/settings');
+  const response = await request('/api/settings', { headers: { Accept: 'application/json' } });
+  settingsRevision = response.headers.get('etag');
+  return (await response.json()) as Record<string, unknown>;
 }
-export async function putSettings(settings: unknown): Promise<Record<string, unknown>> {
-  const result = await json<{ settings?: Record<string, unknown> }>('/api/settings', {
-    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings),
+/** What a settings write answers: the settings as saved, the paths in force now and those waiting for a restart. */
+export interface SettingsSaved {
+  settings: Record<string, unknown>;
+  applied: string[];
+  restartRequired: string[];
+}
+
+export async function putSettings(settings: unknown): Promise<SettingsSaved> {
+  const response = await request('/api/settings', {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(settingsRevision ? { 'If-Match': settingsRevision } : {}) },
+    body: JSON.stringify(settings),
   });
-  return result.settings ?? (settings as Record<string, unknown>);
+  settingsRevision = response.headers.get('etag');
+  const result = (await response.json()) as Partial<SettingsSaved>;
+  return { settings: result.settings ?? (settings as Record<string, unknown>), applied: result.applied ?? [], restartRequired: result.restartRequired ?? [] };
 }
 
 /** POST /api/peers/echo answers 200 with the outcome, whether or not the peer answered. */
@@ -382,7 +398,9 @@ export interface EchoResult { ok: boolean; status: number | null; ms: number; er
 export const echoPeer = (peer: { aeTitle: string; host: string; port: number }): Promise<EchoResult> => post('/api/peers/echo', peer);
 
 export interface TestConnectionResult { ok: boolean; step: 'token' | 'qido'; status?: number; message: string }
-export const testDestination = (name: string): Promise<TestConnectionResult> => post(`/api/destinations/${encodeURIComponent(name)}/test`);
+/** Tests the destination as edited in the form (`draft`, secrets may be the mask), or as saved. */
+export const testDestination = (name: string, draft?: unknown): Promise<TestConnectionResult> =>
+  post(`/api/destinations/${encodeURIComponent(name)}/test`, draft === undefined ? undefined : { destination: draft });
 
 export type DeviceCodeStatus =
   | { state: 'idle' }

@@ -22,16 +22,23 @@ export interface WebAppliance {
 }
 
 /** A whole appliance (archive, DIMSE, forwarder, HTTP) on free loopback ports in a temp data dir. */
-export async function startWebAppliance(options: { overrides?: ApplianceOverrides; dataDir?: string } = {}): Promise<WebAppliance> {
+export async function startWebAppliance(options: {
+  overrides?: ApplianceOverrides;
+  dataDir?: string;
+  /** No --api-token: the appliance generates its session token, as a start without one does. */
+  generatedToken?: boolean;
+} = {}): Promise<WebAppliance> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dicom-edge-web-')));
-  const token = options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
+  const tokenFlag = options.generatedToken ? undefined : options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
   const dimsePort = options.overrides?.dimsePort ?? (await freePort());
   const httpPort = options.overrides?.httpPort ?? (await freePort());
   const appliance = await Appliance.create({
     dataDir,
-    overrides: { aeTitle: 'DICOMEDGE', ...options.overrides, dimsePort, httpPort, apiToken: token },
+    // The AE title comes from the settings (default DICOMEDGE), not a flag, so a settings edit can change it.
+    overrides: { ...options.overrides, dimsePort, httpPort, apiToken: tokenFlag },
     announce: () => undefined,
   });
+  const token = tokenFlag ?? appliance.apiToken;
   try {
     await appliance.start();
   } catch (error) {

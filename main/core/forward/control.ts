@@ -2,6 +2,7 @@
  * What the rest of the appliance (web/ `/api`, the Electron shell) may ask of store-and-forward.
  * The forward service implements it; web/ wires its routes to these methods and never touches the outbox.
  */
+import type { DestinationSettings } from '../settings/schema.js';
 import type { OutboxState } from '../store/events.js';
 
 /** online: last request succeeded; offline: unreachable, probing per backoff interval;
@@ -70,7 +71,8 @@ export interface ForwardControl {
   resume(destination: string): void;
   /** conflict → pending with a PUT (upsert) on the next send. */
   overwrite(filter: OutboxFilter): number;
-  testConnection(destination: string): Promise<TestConnectionResult>;
+  /** Gets a token and asks for one study: of the saved destination, or of `draft` (edited, not saved). */
+  testConnection(destination: string, draft?: DestinationSettings): Promise<TestConnectionResult>;
   /** Starts an Entra device-code sign-in for a destination with auth kind 'entra-device-code'. */
   startDeviceCodeSignIn(destination: string): Promise<DeviceCodeStatus>;
   deviceCodeStatus(destination: string): DeviceCodeStatus;

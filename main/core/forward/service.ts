@@ -231,11 +231,13 @@ export class ForwardService implements ApplianceService, ForwardControl {
     worker.resume();
   }
 
-  async testConnection(name: string): Promise<TestConnectionResult> {
-    const destination = this.destination(name);
+  async testConnection(name: string, draft?: DestinationSettings): Promise<TestConnectionResult> {
+    const destination = draft ?? this.destination(name);
     let authorization: string | undefined;
     try {
-      authorization = await this.authFor(destination).authorization();
+      // A draft gets its own provider: nothing of it is cached or shared with the saved destination.
+      const auth = draft ? createAuthProvider(openAuthSecrets(draft.auth, this.secretBox()), { msal: this.options.msal?.(draft) }) : this.authFor(destination);
+      authorization = await auth.authorization();
     } catch (error) {
       return { ok: false, step: 'token', message: (error as Error).message };
     }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { uidProblem } from '../dicom/uid.js';
+import { forbiddenHostReason, isIpLiteral, isLoopbackHost } from './addresses.js';
 
 /** AE titles: 1–16 characters of the default repertoire, no backslash or control characters (PS3.5 6.2). */
 export const aeTitle = z
@@ -8,6 +9,7 @@ export const aeTitle = z
   .refine((v) => v.trim().length > 0, 'must not be only spaces');
 
 const port = z.number().int().min(1).max(65535);
+const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 const byteCount = z.number().int().min(0);
 
 export const peerSchema = z.object({
@@ -49,6 +51,13 @@ export const httpSchema = z.object({
     .object({ user: z.string().min(1), passwordHash: z.string().regex(/^scrypt\$/, 'must be a scrypt$… hash') })
     .optional(),
   corsOrigins: z.array(z.string().url()).default([]),
+  /**
+   * Host names the HTTP server answers to besides loopback names and addresses and the bound address
+   * (with a wildcard bind: any IP address). Anything else is refused, so a DNS-rebinding page cannot use it.
+   */
+  allowedHosts: z
+    .array(z.string().refine((v) => isIpLiteral(v) || HOST_NAME.test(v), 'must be a host name or IP address, without scheme or port'))
+    .default([]),
   maxRequestBytes: byteCount.default(4 * 1024 ** 3),
 });
 
@@ -60,6 +69,31 @@ export const storageSchema = z.object({
   /** Evict delivered studies, oldest first, to stay within the limits. */
   evictDelivered: z.boolean().default(false),
 });
+
+/**
+ * Where the appliance sends images or a client secret: a URL with a host and no embedded credentials,
+ * never a link-local or cloud metadata address. Plain http is refused here for `httpsOnly` URLs; the
+ * destination decides about its own baseUrl (loopback, or allowInsecureHttp).
+ */
+function remoteUrl(httpsOnly: boolean) {
+  return z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a URL such as https://workspace-service.dicom.azurehealthcareapis.com/v2' });
+      return;
+    }
+    const allowed = httpsOnly ? ['https:'] : ['https:', 'http:'];
+    if (!allowed.includes(url.protocol)) {
+      ctx.addIssue({ code: 'custom', message: `must be an https: URL, not ${url.protocol}` });
+      return;
+    }
+    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry a user name or password (credentials belong under auth)' });
+    const forbidden = forbiddenHostReason(url.hostname);
+    if (forbidden) ctx.addIssue({ code: 'custom', message: `must not point at a link-local or metadata address: ${forbidden}` });
+  });
+}
 
 /** A destination secret: `enc:v1:…` as sealed by forward/secrets.ts, or plain text typed by hand (sealed at the next start). */
 const secret = z.string().min(1);
@@ -73,7 +107,7 @@ export const destinationAuthSchema = z.discriminatedUnion('kind', [
     tenantId: z.string().min(1),
     clientId: z.string().min(1),
     clientSecret: secret,
-    authority: z.string().url().optional(),
+    authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
   z.object({
@@ -82,21 +116,23 @@ export const destinationAuthSchema = z.discriminatedUnion('kind', [
     clientId: z.string().min(1),
     certificateFile: z.string().min(1),
     privateKeyFile: z.string().min(1),
-    authority: z.string().url().optional(),
+    authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
   z.object({
     kind: z.literal('entra-device-code'),
     tenantId: z.string().min(1),
     clientId: z.string().min(1),
-    authority: z.string().url().optional(),
+    authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
 ]);
 
 export const destinationSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _'),
-  baseUrl: z.string().url(),
+  baseUrl: remoteUrl(false),
+  /** Plain http to a host other than loopback (a DICOMweb server on the clinic LAN): images and credentials travel unencrypted. */
+  allowInsecureHttp: z.boolean().default(false),
   enabled: z.boolean().default(true),
   auth: destinationAuthSchema.default({ kind: 'none' }),
   maxConcurrentRequests: z.number().int().min(1).max(64).default(4),
@@ -111,6 +147,14 @@ export const destinationSchema = z.object({
   route: z
     .object({ callingAes: z.array(aeTitle).default([]), modalities: z.array(z.string().min(1)).default([]) })
     .prefault({}),
+}).superRefine((destination, ctx) => {
+  const url = URL.canParse(destination.baseUrl) ? new URL(destination.baseUrl) : undefined;
+  if (url?.protocol !== 'http:' || isLoopbackHost(url.hostname) || destination.allowInsecureHttp) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['baseUrl'],
+    message: 'must be https: (plain http: is only for loopback, or for a LAN server with allowInsecureHttp: true)',
+  });
 });
 
 export const settingsSchema = z.object({

@@ -19,7 +19,7 @@ export class SettingsFile {
   }
 
   static async open(dataDir: string): Promise<{ file: SettingsFile; settings: Settings }> {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const path = join(dataDir, SETTINGS_FILE_NAME);
     const db = new Low<unknown>(new JSONFile(path), {});
     const created = !existsSync(path);

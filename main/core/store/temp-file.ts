@@ -42,7 +42,7 @@ export async function spoolToTempFile(
 ): Promise<SpooledFile> {
   throwIfFailed(source);
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
-  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o644);
+  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o600);
   const hash = createHash('sha256');
   const headChunks: Buffer[] = [];
   let headLength = 0;

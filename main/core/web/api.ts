@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { SettingsError } from '../settings/errors.js';
+import { SettingsError, describeIssues } from '../settings/errors.js';
+import { StaleSettingsError } from '../settings/live-settings.js';
+import { destinationSchema, type DestinationSettings } from '../settings/schema.js';
 import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
 import { ForwardControlError, type ForwardControl, type OutboxFilter } from './forward-port.js';
 import { HttpError, uidParams } from './http-errors.js';
 import { instanceSyncPage } from './instance-sync.js';
-import { maskSettings, unmaskSettings } from './settings-mask.js';
+import { maskSettings, unmaskDestination, unmaskSettings } from './settings-mask.js';
 
 const STATES = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'] as const;
 const RATE_WINDOW_MS = 60_000;
@@ -192,7 +194,9 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
   app.post('/api/destinations/:name/test', async (request) => {
     const forward = ctx.forward();
     if (!forward) throw new HttpError(501, 'store-and-forward is not running in this appliance');
-    return controlCall(() => forward.testConnection(knownDestination((request.params as { name: string }).name)));
+    const name = (request.params as { name: string }).name;
+    const draft = draftDestination(request.body, ctx.settings().destinations.find((d) => d.name === name));
+    return controlCall(() => forward.testConnection(draft ? name : knownDestination(name), draft));
   });
   app.post('/api/destinations/:name/sign-in', async (request) => {
     const forward = ctx.forward();
@@ -220,21 +224,50 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     });
   }
 
-  app.get('/api/settings', async () => maskSettings(ctx.settings()));
+  // The revision travels as the ETag; a PUT with If-Match is refused with 409 when another write came first.
+  app.get('/api/settings', async (_request, reply) => {
+    reply.header('etag', `"${ctx.settingsEditor.revision}"`);
+    return maskSettings(ctx.settingsEditor.configured);
+  });
 
-  app.put('/api/settings', { bodyLimit: 1024 * 1024 }, async (request) => {
-    const current = ctx.settings();
-    let written;
+  app.put('/api/settings', { bodyLimit: 1024 * 1024 }, async (request, reply) => {
+    let update;
     try {
-      written = await ctx.settingsFile.write(unmaskSettings(request.body, current));
+      update = await ctx.settingsEditor.update((configured) => {
+        const unmasked = unmaskSettings(request.body, configured);
+        if (unmasked.problems.length > 0) throw new SettingsRejected(unmasked.problems);
+        return unmasked.value;
+      }, { ifRevision: ifMatch(request.headers['if-match']) });
     } catch (error) {
       if (error instanceof SettingsError) throw new SettingsRejected(error.problems);
+      if (error instanceof StaleSettingsError) throw new HttpError(409, error.message);
       throw error;
     }
-    ctx.onSettingsWritten?.(written);
-    ctx.logger.info({ event: 'settings-written', peer: request.ip }, 'settings changed over HTTP');
-    return { settings: maskSettings(written), restartRequired: true };
+    const { settings, ...outcome } = update;
+    ctx.logger.info({ event: 'settings-written', peer: request.ip, ...outcome }, 'settings changed over HTTP');
+    reply.header('etag', `"${update.revision}"`);
+    return { settings: maskSettings(settings), ...outcome };
   });
+}
+
+/** The revisions an If-Match header accepts; undefined for none or `*` (any). */
+function ifMatch(header: string | undefined): string[] | undefined {
+  if (header === undefined || header.trim() === '*') return undefined;
+  return header.split(',').map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1')).filter(Boolean);
+}
+
+/**
+ * The edited, unsaved destination a /test body may carry (`{ "destination": {…} }`), with stored secrets
+ * put back under the same rule as a settings write; undefined when the body names none (test the saved one).
+ */
+function draftDestination(body: unknown, stored: DestinationSettings | undefined): DestinationSettings | undefined {
+  const given = body && typeof body === 'object' ? (body as { destination?: unknown }).destination : undefined;
+  if (given === undefined) return undefined;
+  const unmasked = unmaskDestination(given, stored, 'destination');
+  if (unmasked.problems.length > 0) throw new SettingsRejected(unmasked.problems);
+  const parsed = destinationSchema.safeParse(unmasked.value);
+  if (!parsed.success) throw new SettingsRejected(describeIssues(parsed.error, unmasked.value).map((p) => p.replace(/^field "/, 'field "destination.')));
+  return parsed.data;
 }
 
 export class SettingsRejected extends HttpError {

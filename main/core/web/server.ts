@@ -1,6 +1,6 @@
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { checkAccess, sameSecret, sessionCookie, type AccessSettings } from './access.js';
+import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
@@ -40,6 +40,11 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     const url = new URL(request.url, 'http://local');
+    const misdirected = misdirectedHostReason(access, request.headers.host);
+    if (misdirected) {
+      ctx.logger.warn({ event: 'host-refused', peer: request.ip, reason: misdirected, url: url.pathname }, 'request for another host refused');
+      return reply.code(421).send({ status: 421, error: misdirected });
+    }
     const token = url.searchParams.get('token');
     if (token !== null && (request.method === 'GET' || request.method === 'HEAD')) {
       if (!sameSecret(token, access.sessionToken)) {
@@ -51,6 +56,13 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
       return reply.code(303).header('set-cookie', sessionCookie(access.sessionToken, request.protocol === 'https')).header('location', target).send();
     }
     const decision = await checkAccess(access, { authorization: request.headers.authorization, cookie: request.headers.cookie });
+    if (decision.ok && decision.via === 'cookie') {
+      const crossSite = crossSiteReason(access, request);
+      if (crossSite) {
+        ctx.logger.warn({ event: 'cross-site-refused', peer: request.ip, reason: crossSite, url: url.pathname }, 'cross-site request refused');
+        return reply.code(403).send({ status: 403, error: `cross-site request refused: ${crossSite}` });
+      }
+    }
     if (decision.ok) return;
     ctx.logger.warn({ event: 'auth-failed', peer: request.ip, reason: decision.reason, url: url.pathname }, 'access refused');
     reply.header('www-authenticate', access.basicAuth ? 'Bearer realm="DICOM Edge", Basic realm="DICOM Edge"' : 'Bearer realm="DICOM Edge"');

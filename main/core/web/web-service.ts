@@ -70,6 +70,8 @@ export class WebService implements ApplianceService {
       configuredToken: this.options.configuredToken,
       sessionToken: this.options.sessionToken,
       basicAuth: http.basicAuth,
+      corsOrigins: http.corsOrigins,
+      allowedHosts: http.allowedHosts,
     };
     checkBindPolicy(access);
     const ctx: WebContext = {

@@ -158,18 +158,22 @@ export function settingsView(_context: AppContext): View {
         field('Authentication', `destinations.${i}.auth.kind`, kind),
         ...authFields,
         h('label.check', { dataset: { path: `destinations.${i}.enabled` } }, check(d.enabled !== false), ' Enabled'),
-        h('label.check', { dataset: { path: `destinations.${i}.upsert` } }, check(d.upsert), ' Overwrite existing copies (upsert, Azure v2)')),
+        h('label.check', { dataset: { path: `destinations.${i}.upsert` } }, check(d.upsert), ' Overwrite existing copies (upsert, Azure v2)'),
+        h('label.check', { dataset: { path: `destinations.${i}.allowInsecureHttp` } }, check(d.allowInsecureHttp), ' Allow plain http to a server on the local network (unencrypted)')),
       h('div.row-actions',
         h('button.btn', { type: 'button', onclick: async () => {
           result.className = 'test-result busy';
           result.textContent = 'Getting a token, then asking for one study…';
           try {
-            const r = await testDestination(d.name);
+            collect();
+            const r = await testDestination(d.name, settings.destinations[i]);
             result.className = `test-result ${r.ok ? 'ok' : 'bad'}`;
             result.textContent = r.ok ? `Connection works (${r.message})` : `Failed at ${r.step === 'token' ? 'sign-in' : 'the query'}${r.status ? ` (HTTP ${r.status})` : ''}: ${r.message}`;
           } catch (error) {
             result.className = 'test-result bad';
-            result.textContent = error instanceof ApiError && error.status === 404 ? 'Save the settings first, then test.' : `Failed: ${(error as Error).message}`;
+            const problems = error instanceof ApiError ? error.problems : [];
+            if (problems.length > 0) showProblems(problems.map((p) => ({ ...p, path: p.path.replace(/^destination\./, `destinations.${i}.`) })));
+            result.textContent = problems.length > 0 ? `Not tested: ${problems.map((p) => p.message).join('; ')}` : `Failed: ${(error as Error).message}`;
           }
         } }, 'Test connection'),
         d.auth.kind === 'entra-device-code' ? h('button.btn', { type: 'button', onclick: async () => {
@@ -241,11 +245,14 @@ export function settingsView(_context: AppContext): View {
     status.className = 'save-status';
     status.textContent = 'Saving…';
     try {
-      settings = (await putSettings(settings)) ?? settings;
+      const saved = await putSettings(settings);
+      settings = saved.settings;
       render();
       status.className = 'save-status ok';
       status.textContent = 'Saved';
-      toast('Settings saved. Listener changes apply after a restart.');
+      toast(saved.restartRequired.length > 0
+        ? `Settings saved. In force after a restart: ${saved.restartRequired.join(', ')}.`
+        : 'Settings saved and in force.');
     } catch (error) {
       if (error instanceof ApiError && error.problems.length > 0) showProblems(error.problems);
       else {
