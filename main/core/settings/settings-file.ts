@@ -6,7 +6,7 @@ import { JSONFile } from 'lowdb/node';
 import { settingsSchema, type Settings } from './schema.js';
 import { SettingsError, describeIssues } from './errors.js';
 
-const SETTINGS_FILE_NAME = 'settings.json';
+export const SETTINGS_FILE_NAME = 'settings.json';
 
 /**
  * The settings file under the data dir. It is read once and validated; an invalid file stops the
