@@ -1,5 +1,5 @@
 import { isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
-import type { DcmjsDataset } from './dcmjs.js';
+import type { DcmjsDataset } from '../dicom/dcmjs.js';
 import { HttpError } from './http-errors.js';
 
 function numberOf(dataset: DcmjsDataset, tag: string, fallback: number): number {

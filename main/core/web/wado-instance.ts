@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
 import type { WebContext } from './context.js';
-import { readDicom, type DcmjsDicomDict } from './dcmjs.js';
+import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
 import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, typeMatches, type MediaType } from './media-type.js';
