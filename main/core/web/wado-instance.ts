@@ -5,13 +5,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
 import type { WebContext } from './context.js';
 import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
-import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
+import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
+import { extractFrames, parseFrameList } from '../dicom/pixel-frames.js';
+import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.js';
+import { dicomWebBase, HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, typeMatches, type MediaType } from './media-type.js';
-import { datasetToJson, elementAtPath } from './metadata-json.js';
 import { multipartStream } from './multipart-writer.js';
-import { extractFrames, parseFrameList } from './pixel-frames.js';
-import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from './transcode.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 
@@ -96,10 +96,10 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
 
 async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const row = oneInstance(ctx, request);
-  const wanted = parseFrameList((request.params as { frames: string }).frames);
+  const wanted = withFrameStatus(() => parseFrameList((request.params as { frames: string }).frames));
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transfer_syntax_uid);
   const dict = await loadInstance(ctx, row);
-  const frames = extractFrames(dict.dict, row.transfer_syntax_uid, wanted);
+  const frames = withFrameStatus(() => extractFrames(dict.dict, row.transfer_syntax_uid, wanted));
   const { boundary, stream } = multipartStream(
     frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, body: () => bytes })),
   );
@@ -122,7 +122,7 @@ async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: Fas
   let parts: Array<{ contentType: string; bytes: Buffer }>;
   if (isPixels && !(isUncompressed(row.transfer_syntax_uid) || row.transfer_syntax_uid === TransferSyntax.DeflatedExplicitVRLittleEndian)) {
     const count = Number(dict.dict['00280008']?.Value?.[0] ?? 1) || 1;
-    const frames = extractFrames(dict.dict, row.transfer_syntax_uid, Array.from({ length: count }, (_, i) => i + 1));
+    const frames = withFrameStatus(() => extractFrames(dict.dict, row.transfer_syntax_uid, Array.from({ length: count }, (_, i) => i + 1)));
     const type = frameMediaType(row.transfer_syntax_uid) ?? 'application/octet-stream';
     parts = frames.map((bytes) => ({ contentType: `${type}; transfer-syntax=${row.transfer_syntax_uid}`, bytes }));
   } else {

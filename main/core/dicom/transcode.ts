@@ -1,5 +1,5 @@
-import { TransferSyntax } from '../dicom/transfer-syntax.js';
-import { readDicom, type DcmjsDataset } from '../dicom/dcmjs.js';
+import { TransferSyntax } from './transfer-syntax.js';
+import { readDicom, type DcmjsDataset } from './dcmjs.js';
 
 /** Stored syntaxes we can re-encode to Explicit VR Little Endian without decompressing pixels. */
 export const CONVERTIBLE_TO_EXPLICIT_LE: readonly string[] = [

@@ -1,4 +1,4 @@
-import type { DcmjsDataset, DcmjsElement } from '../dicom/dcmjs.js';
+import type { DcmjsDataset, DcmjsElement } from './dcmjs.js';
 
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 /** Binary values larger than this go out as BulkDataURI rather than InlineBinary. */
