@@ -168,3 +168,14 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     columns: us(X.Columns),
   };
 }
+
+/** Best effort: the SOP Class and Instance UIDs in the first bytes of a Part 10 file that was refused. */
+export function sniffSopUids(head: Uint8Array): { sopClassUid?: string; sopInstanceUid?: string } {
+  try {
+    const ds = dicomParser.parseDicom(head, { untilTag: PIXEL_DATA } as never);
+    const clean = (v: string | undefined) => v?.replace(/\0/g, '').trim() || undefined;
+    return { sopClassUid: clean(ds.string(X.SOPClassUID)), sopInstanceUid: clean(ds.string(X.SOPInstanceUID)) };
+  } catch {
+    return {};
+  }
+}

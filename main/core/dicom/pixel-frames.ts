@@ -1,5 +1,8 @@
 import { isUncompressed, TransferSyntax } from './transfer-syntax.js';
 import type { DcmjsDataset } from './dcmjs.js';
+import { tagsOf } from './dictionary.js';
+
+const TAG = tagsOf('NumberOfFrames', 'PixelData', 'Rows', 'Columns', 'SamplesPerPixel', 'BitsAllocated');
 
 /**
  * Why frames could not be had: a frame list that is not one, a frame the instance does not have, pixel data
@@ -21,7 +24,7 @@ function numberOf(dataset: DcmjsDataset, tag: string, fallback: number): number 
 }
 
 function frameCount(dataset: DcmjsDataset): number {
-  return Math.max(1, numberOf(dataset, '00280008', 1));
+  return Math.max(1, numberOf(dataset, TAG.NumberOfFrames, 1));
 }
 
 function asBuffer(value: unknown): Buffer {
@@ -37,13 +40,13 @@ function asBuffer(value: unknown): Buffer {
  * fragments of that frame.
  */
 export function extractFrames(dataset: DcmjsDataset, syntax: string, wanted: number[]): Buffer[] {
-  const pixel = dataset['7FE00010'];
+  const pixel = dataset[TAG.PixelData];
   if (!pixel || !pixel.Value || pixel.Value.length === 0) throw new FrameError('no-such-frame', 'the instance has no Pixel Data');
   const frames = frameCount(dataset);
   for (const n of wanted) if (n > frames) throw new FrameError('no-such-frame', `frame ${n} does not exist (the instance has ${frames})`);
   if (isUncompressed(syntax) || syntax === TransferSyntax.DeflatedExplicitVRLittleEndian) {
     const all = asBuffer(pixel.Value);
-    const bits = numberOf(dataset, '00280010', 0) * numberOf(dataset, '00280011', 0) * numberOf(dataset, '00280002', 1) * numberOf(dataset, '00280100', 16);
+    const bits = numberOf(dataset, TAG.Rows, 0) * numberOf(dataset, TAG.Columns, 0) * numberOf(dataset, TAG.SamplesPerPixel, 1) * numberOf(dataset, TAG.BitsAllocated, 16);
     if (bits % 8 !== 0) throw new FrameError('not-servable', 'frames of bit-packed pixel data that do not end on a byte are not served');
     const size = bits / 8;
     return wanted.map((n) => {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toDicomJson } from '../dicom/dicom-json.js';
+import { entryOf } from '../dicom/dictionary.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { queryArchive } from '../store/query.js';
@@ -100,7 +101,7 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
       if (includeAll || returned.has(keyword)) values[keyword] = value;
     }
     values.RetrieveURL = retrieveUrl(base, route.level, match);
-    return toDicomJson(values, { RetrieveURL: { tag: '00081190', vr: 'UR' } });
+    return toDicomJson(values, { RetrieveURL: entryOf('RetrieveURL') });
   });
   return reply.code(200).type('application/dicom+json').send(body);
 }

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
 import type { WebContext } from './context.js';
 import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
+import { tagsOf } from '../dicom/dictionary.js';
 import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
 import { extractFrames, parseFrameList } from '../dicom/pixel-frames.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.js';
@@ -14,6 +15,7 @@ import { parseAccept, typeMatches, type MediaType } from './media-type.js';
 import { multipartStream } from './multipart-writer.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
+const TAG = tagsOf('PixelData', 'NumberOfFrames');
 
 export function registerWadoInstance(app: FastifyInstance, ctx: WebContext): void {
   const metadata = (request: FastifyRequest, reply: FastifyReply) => sendMetadata(ctx, request, reply);
@@ -118,10 +120,10 @@ async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: Fas
   const dict = await loadInstance(ctx, row);
   const element = elementAtPath(dict.dict, path);
   if (!element || !element.Value || element.Value.length === 0) throw new HttpError(404, `no bulk data at ${path.join('/')}`);
-  const isPixels = path.length === 1 && path[0]!.toUpperCase() === '7FE00010';
+  const isPixels = path.length === 1 && path[0]!.toUpperCase() === TAG.PixelData;
   let parts: Array<{ contentType: string; bytes: Buffer }>;
   if (isPixels && !(isUncompressed(row.transfer_syntax_uid) || row.transfer_syntax_uid === TransferSyntax.DeflatedExplicitVRLittleEndian)) {
-    const count = Number(dict.dict['00280008']?.Value?.[0] ?? 1) || 1;
+    const count = Number(dict.dict[TAG.NumberOfFrames]?.Value?.[0] ?? 1) || 1;
     const frames = withFrameStatus(() => extractFrames(dict.dict, row.transfer_syntax_uid, Array.from({ length: count }, (_, i) => i + 1)));
     const type = frameMediaType(row.transfer_syntax_uid) ?? 'application/octet-stream';
     parts = frames.map((bytes) => ({ contentType: `${type}; transfer-syntax=${row.transfer_syntax_uid}`, bytes }));
