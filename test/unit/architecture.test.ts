@@ -37,6 +37,19 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
     }
   });
 
+  test('the contract, which goes into the page, takes nothing from dicom/ but the DICOM JSON model', () => {
+    const probe = `main/core/contract/__probe-${process.pid}.ts`;
+    const probeUrl = new URL(probe, root);
+    writeFileSync(probeUrl, "import { tagOf } from '../dicom/dictionary.js';\n\nexport const probe = tagOf('PatientName');\n");
+    try {
+      const { status, output } = lintDeps();
+      assert.notEqual(status, 0, output);
+      assert.match(output, new RegExp(`error contract-takes-from-dicom-only-the-json-model: ${probe.replaceAll('.', '\\.')} → main/core/dicom/dictionary\\.ts`));
+    } finally {
+      rmSync(probeUrl, { force: true });
+    }
+  });
+
   test('the tree keeps the rules, and each known violation listed in the config still exists', () => {
     const config = createRequire(import.meta.url)('../../.dependency-cruiser.cjs') as { options: { knownViolations: KnownViolation[] } };
     const { status, output } = lintDeps('--output-type', 'json');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { TAG } from '../../main/core/contract/dicom-json.js';
 import { entryOf, findEntry, tagOf, tagsOf, UnknownKeywordError } from '../../main/core/dicom/dictionary.js';
 import { QUERY_ATTRIBUTES } from '../../main/core/dicom/keywords.js';
 
@@ -27,5 +28,11 @@ describe('the DICOM data dictionary', () => {
     assert.deepEqual(byKeyword.NumberOfStudyRelatedInstances, ['00201208', 'IS']);
     assert.deepEqual(byKeyword.Rows, ['00280010', 'US']);
     for (const attribute of QUERY_ATTRIBUTES) assert.equal(attribute.tag, tagOf(attribute.keyword));
+  });
+});
+
+describe("the page's tags (main/core/contract/dicom-json.ts)", () => {
+  test('are written out as the dictionary gives them', () => {
+    for (const [keyword, tag] of Object.entries(TAG)) assert.equal(tag, tagOf(keyword), keyword);
   });
 });
