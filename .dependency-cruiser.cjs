@@ -43,6 +43,15 @@ module.exports = {
       to: { path: OURS, pathNot: '^main/core/dicom/' },
     },
     {
+      name: 'multipart-imports-nothing-of-ours',
+      comment:
+        'main/core/multipart/ is HTTP framing (media types, the multipart/related reader and writer) under web/, ' +
+        'forward/ and any other room that speaks DICOMweb; it knows no DICOM and no other room.',
+      severity: 'error',
+      from: { path: '^main/core/multipart/' },
+      to: { path: OURS, pathNot: '^main/core/multipart/' },
+    },
+    {
       name: 'settings-imports-only-dicom',
       comment: 'main/core/settings/ (schema and file) builds on dicom/ alone, so every room can read settings.',
       severity: 'error',

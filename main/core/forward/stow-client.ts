@@ -3,9 +3,9 @@ import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { tagOf } from '../dicom/dictionary.js';
 import type { DicomJson } from '../dicom/json-model.js';
+import type { MultipartBody } from '../multipart/writer.js';
 import { parseRetryAfter } from './backoff.js';
 import type { StowAnswer } from './classify.js';
-import type { MultipartBody } from './multipart.js';
 import { parseStowResponse } from './stow-response.js';
 
 const MAX_RESPONSE_CHARS = 16 * 1024 * 1024;
@@ -55,7 +55,7 @@ export async function sendStow(call: StowCall): Promise<StowAnswer> {
   const url = `${trimBase(call.baseUrl)}/studies/${encodeURIComponent(call.studyUid)}`;
   const headers: Record<string, string> = {
     'content-type': call.body.contentType,
-    'content-length': String(call.body.contentLength),
+    ...(call.body.contentLength !== undefined ? { 'content-length': String(call.body.contentLength) } : {}),
     accept: 'application/dicom+json',
   };
   if (call.authorization) headers.authorization = call.authorization;

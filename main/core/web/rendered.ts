@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseFrameList } from '../dicom/pixel-frames.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { WebContext } from './context.js';
 import { HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import { renderImage } from './image-render.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, typeMatches } from './media-type.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const THUMBNAIL_SIZE = 128;

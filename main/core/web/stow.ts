@@ -3,12 +3,12 @@ import type { Readable } from 'node:stream';
 import { tagsOf } from '../dicom/dictionary.js';
 import { sniffSopUids } from '../dicom/header.js';
 import type { DicomJson } from '../dicom/json-model.js';
+import { parseMediaType } from '../multipart/media-type.js';
+import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../multipart/reader.js';
 import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
 import type { HeldReplacement, IngestResult } from '../store/archive.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, sendError, uidParams } from './http-errors.js';
-import { parseMediaType } from './media-type.js';
-import { BodyTooLargeError, MalformedMultipartError, readMultipart } from './multipart-related.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
 const TAG = tagsOf('ReferencedSOPClassUID', 'ReferencedSOPInstanceUID', 'RetrieveURL', 'FailureReason', 'FailedSOPSequence', 'ReferencedSOPSequence');

@@ -2,17 +2,17 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
-import type { WebContext } from './context.js';
 import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
 import { tagsOf } from '../dicom/dictionary.js';
 import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
 import { extractFrames, parseFrameList } from '../dicom/pixel-frames.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.js';
+import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
+import { parseAccept, typeMatches, type MediaType } from '../multipart/media-type.js';
+import { multipartBody } from '../multipart/writer.js';
+import type { WebContext } from './context.js';
 import { dicomWebBase, HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, typeMatches, type MediaType } from './media-type.js';
-import { multipartStream } from './multipart-writer.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const TAG = tagsOf('PixelData', 'NumberOfFrames');
@@ -102,13 +102,8 @@ async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: Fasti
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transfer_syntax_uid);
   const dict = await loadInstance(ctx, row);
   const frames = withFrameStatus(() => extractFrames(dict.dict, row.transfer_syntax_uid, wanted));
-  const { boundary, stream } = multipartStream(
-    frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, body: () => bytes })),
-  );
-  return reply
-    .code(200)
-    .header('content-type', `multipart/related; type="${delivery.mediaType}"; boundary=${boundary}`)
-    .send(stream);
+  const body = multipartBody(frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, bytes: () => bytes })));
+  return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }
 
 async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -131,7 +126,6 @@ async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: Fas
     const bytes = Buffer.concat(element.Value.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from(v as Uint8Array))));
     parts = [{ contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitVRLittleEndian}`, bytes }];
   }
-  const { boundary, stream } = multipartStream(parts.map((p) => ({ contentType: p.contentType, body: () => p.bytes })));
-  const type = parts[0]!.contentType.split(';')[0];
-  return reply.code(200).header('content-type', `multipart/related; type="${type}"; boundary=${boundary}`).send(stream);
+  const body = multipartBody(parts.map((p) => ({ contentType: p.contentType, bytes: () => p.bytes })));
+  return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }
