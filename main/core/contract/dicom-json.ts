@@ -4,7 +4,7 @@
  * dicom/dictionary.ts, which would carry dcmjs' whole dictionary into the page;
  * test/unit/dicom-dictionary.test.ts holds each one to the dictionary.
  */
-export type { DicomJson, DicomJsonElement, DicomJsonValue, PersonNameJson } from '../dicom/json-model.js';
+export type { DicomJson } from '../dicom/json-model.js';
 
 export const TAG = {
   PatientName: '00100010', PatientID: '00100020', PatientBirthDate: '00100030', PatientSex: '00100040',

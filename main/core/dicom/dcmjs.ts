@@ -19,7 +19,7 @@ export interface DcmjsDicomDict {
 }
 
 /** An entry of dcmjs' data dictionary (PS3.6): tag as '(0010,0010)', keyword as `name`. */
-export interface DcmjsDictionaryEntry {
+interface DcmjsDictionaryEntry {
   tag: string;
   vr: string;
   vm: string;

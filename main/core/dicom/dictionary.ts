@@ -24,7 +24,7 @@ export class UnknownKeywordError extends Error {
 const entries = new Map<string, DictionaryEntry>();
 
 /** The dictionary's entry for a keyword, or undefined when there is none. */
-export function findEntry(keyword: string): DictionaryEntry | undefined {
+function findEntry(keyword: string): DictionaryEntry | undefined {
   let entry = entries.get(keyword);
   if (entry) return entry;
   const found = Object.hasOwn(DicomMetaDictionary.nameMap, keyword) ? DicomMetaDictionary.nameMap[keyword] : undefined;
