@@ -17,7 +17,6 @@ const KNOWN_VIOLATIONS = [
   ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/store/events.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/tray-state.ts', 'main/core/forward/control.ts'],
-  ['electron-imports-only-appliance-and-contract', 'main/electron/tray-state.ts', 'main/core/store/events.ts'],
   // The shell's safeStorage box implements forward/'s SecretBox; the interface belongs in the contract.
   ['electron-imports-only-appliance-and-contract', 'main/electron/safe-storage-box.ts', 'main/core/forward/secrets.ts'],
   // SQL outside store/ (part 1 moves these queries behind store/ read models).
@@ -42,6 +41,15 @@ module.exports = {
       severity: 'error',
       from: { path: '^main/core/dicom/' },
       to: { path: OURS, pathNot: '^main/core/dicom/' },
+    },
+    {
+      name: 'multipart-imports-nothing-of-ours',
+      comment:
+        'main/core/multipart/ is HTTP framing (media types, the multipart/related reader and writer) under web/, ' +
+        'forward/ and any other room that speaks DICOMweb; it knows no DICOM and no other room.',
+      severity: 'error',
+      from: { path: '^main/core/multipart/' },
+      to: { path: OURS, pathNot: '^main/core/multipart/' },
     },
     {
       name: 'settings-imports-only-dicom',
@@ -107,6 +115,22 @@ module.exports = {
       severity: 'error',
       from: { path: '^main/core/contract/' },
       to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'contract-takes-from-dicom-only-the-json-model',
+      comment:
+        'What the contract imports goes into the page. Of our code it imports only itself and dicom/json-model.ts ' +
+        "(types that import nothing), so dicom/'s dcmjs dictionary and Node modules stay out of the page.",
+      severity: 'error',
+      from: { path: '^main/core/contract/' },
+      to: { path: OURS, pathNot: '^main/core/(contract/|dicom/json-model\\.ts$)' },
+    },
+    {
+      name: 'dicom-json-model-imports-nothing',
+      comment: 'dicom/json-model.ts reaches the page through the contract, so it stays a file of types alone.',
+      severity: 'error',
+      from: { path: '^main/core/dicom/json-model\\.ts$' },
+      to: {},
     },
     {
       name: 'electron-imports-only-appliance-and-contract',

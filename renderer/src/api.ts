@@ -3,11 +3,11 @@
  * Auth: the Electron preload hands a Bearer token; a plain browser opened with `?token=…` keeps it for the
  * tab (sessionStorage) and also gets the server's session cookie; otherwise the cookie alone is used.
  */
+import type { DicomJson } from '../../main/core/contract/dicom-json';
+import { OUTBOX_STATES, type OutboxState } from '../../main/core/contract/outbox-states';
 import type { DicomEdgeBridge } from '../../preload/api-types';
 
-type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
 export type Counts = Record<OutboxState, number>;
-export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>;
 
 export interface DestinationStatus {
   name: string;
@@ -83,7 +83,7 @@ export class ApiError extends Error {
   }
 }
 
-const EMPTY_COUNTS = (): Counts => ({ pending: 0, sending: 0, delivered: 0, failed: 0, conflict: 0, cancelled: 0 });
+const EMPTY_COUNTS = (): Counts => Object.fromEntries(OUTBOX_STATES.map((state) => [state, 0])) as Counts;
 
 function bridge(): DicomEdgeBridge | undefined {
   return typeof window !== 'undefined' ? window.dicomEdge : undefined;

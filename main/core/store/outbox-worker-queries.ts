@@ -7,6 +7,7 @@
  * 2 = a user chose "overwrite" (or upsert applies): send with PUT.
  */
 import type { Statement } from 'better-sqlite3';
+import { OUTBOX_STATES } from '../contract/outbox-states.js';
 import { commitWithoutSync, type Db } from './database.js';
 import type { OutboxState } from './events.js';
 import { UNROUTED_DESTINATION } from './index-writer.js';
@@ -44,10 +45,8 @@ export interface UnroutedInstance {
   replacesEarlier: number;
 }
 
-const ALL_STATES: OutboxState[] = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'];
-
 export function emptyCounts(): Record<OutboxState, number> {
-  return Object.fromEntries(ALL_STATES.map((s) => [s, 0])) as Record<OutboxState, number>;
+  return Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as Record<OutboxState, number>;
 }
 
 function where(filter: RowFilter, states: readonly OutboxState[]): { sql: string; params: unknown[] } {

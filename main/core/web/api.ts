@@ -9,7 +9,7 @@ import { HttpError, uidParams } from './http-errors.js';
 import { instanceSyncPage } from './instance-sync.js';
 import { maskSettings, unmaskDestination, unmaskSettings } from './settings-mask.js';
 
-const STATES = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'] as const;
+import { OUTBOX_STATES as STATES } from '../contract/outbox-states.js';
 const RATE_WINDOW_MS = 60_000;
 
 export function registerApi(app: FastifyInstance, ctx: WebContext): void {

@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toDicomJson } from '../dicom/dicom-json.js';
+import { entryOf } from '../dicom/dictionary.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
-import { queryArchive } from '../store/query.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { QueryMatch } from '../store/query-types.js';
+import { queryArchive } from '../store/query.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
-import { parseAccept, typeMatches } from './media-type.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
 const MAX_RESULTS = 5000;
@@ -100,7 +101,7 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
       if (includeAll || returned.has(keyword)) values[keyword] = value;
     }
     values.RetrieveURL = retrieveUrl(base, route.level, match);
-    return toDicomJson(values, { RetrieveURL: { tag: '00081190', vr: 'UR' } });
+    return toDicomJson(values, { RetrieveURL: entryOf('RetrieveURL') });
   });
   return reply.code(200).type('application/dicom+json').send(body);
 }

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseFrameList } from '../dicom/pixel-frames.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { WebContext } from './context.js';
-import { HttpError, uidParams } from './http-errors.js';
+import { HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import { renderImage } from './image-render.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, typeMatches } from './media-type.js';
-import { parseFrameList } from './pixel-frames.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const THUMBNAIL_SIZE = 128;
@@ -53,7 +53,7 @@ async function render(ctx: WebContext, request: FastifyRequest, reply: FastifyRe
   const rows = instancesIn(ctx.archive.db, scope);
   const row = scope.instance ? rows[0] : representative(rows, scope);
   if (!row) throw new HttpError(404, 'no such study, series or instance');
-  const frames = params.frames ? parseFrameList(params.frames) : [1];
+  const frames = withFrameStatus(() => (params.frames ? parseFrameList(params.frames) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
   const viewport = numberList(query.viewport, 'viewport', [2, 6]);
   const windowing = numberList(query.window, 'window', [2]);

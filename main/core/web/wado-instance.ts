@@ -2,18 +2,20 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
+import { tagsOf } from '../dicom/dictionary.js';
+import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
+import { extractFrames, parseFrameList } from '../dicom/pixel-frames.js';
+import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.js';
 import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
+import { parseAccept, typeMatches, type MediaType } from '../multipart/media-type.js';
+import { multipartBody } from '../multipart/writer.js';
 import type { WebContext } from './context.js';
-import { readDicom, type DcmjsDicomDict } from './dcmjs.js';
-import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
+import { dicomWebBase, HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, typeMatches, type MediaType } from './media-type.js';
-import { datasetToJson, elementAtPath } from './metadata-json.js';
-import { multipartStream } from './multipart-writer.js';
-import { extractFrames, parseFrameList } from './pixel-frames.js';
-import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from './transcode.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
+const TAG = tagsOf('PixelData', 'NumberOfFrames');
 
 export function registerWadoInstance(app: FastifyInstance, ctx: WebContext): void {
   const metadata = (request: FastifyRequest, reply: FastifyReply) => sendMetadata(ctx, request, reply);
@@ -96,17 +98,12 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
 
 async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const row = oneInstance(ctx, request);
-  const wanted = parseFrameList((request.params as { frames: string }).frames);
+  const wanted = withFrameStatus(() => parseFrameList((request.params as { frames: string }).frames));
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transfer_syntax_uid);
   const dict = await loadInstance(ctx, row);
-  const frames = extractFrames(dict.dict, row.transfer_syntax_uid, wanted);
-  const { boundary, stream } = multipartStream(
-    frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, body: () => bytes })),
-  );
-  return reply
-    .code(200)
-    .header('content-type', `multipart/related; type="${delivery.mediaType}"; boundary=${boundary}`)
-    .send(stream);
+  const frames = withFrameStatus(() => extractFrames(dict.dict, row.transfer_syntax_uid, wanted));
+  const body = multipartBody(frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, bytes: () => bytes })));
+  return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }
 
 async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -118,18 +115,17 @@ async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: Fas
   const dict = await loadInstance(ctx, row);
   const element = elementAtPath(dict.dict, path);
   if (!element || !element.Value || element.Value.length === 0) throw new HttpError(404, `no bulk data at ${path.join('/')}`);
-  const isPixels = path.length === 1 && path[0]!.toUpperCase() === '7FE00010';
+  const isPixels = path.length === 1 && path[0]!.toUpperCase() === TAG.PixelData;
   let parts: Array<{ contentType: string; bytes: Buffer }>;
   if (isPixels && !(isUncompressed(row.transfer_syntax_uid) || row.transfer_syntax_uid === TransferSyntax.DeflatedExplicitVRLittleEndian)) {
-    const count = Number(dict.dict['00280008']?.Value?.[0] ?? 1) || 1;
-    const frames = extractFrames(dict.dict, row.transfer_syntax_uid, Array.from({ length: count }, (_, i) => i + 1));
+    const count = Number(dict.dict[TAG.NumberOfFrames]?.Value?.[0] ?? 1) || 1;
+    const frames = withFrameStatus(() => extractFrames(dict.dict, row.transfer_syntax_uid, Array.from({ length: count }, (_, i) => i + 1)));
     const type = frameMediaType(row.transfer_syntax_uid) ?? 'application/octet-stream';
     parts = frames.map((bytes) => ({ contentType: `${type}; transfer-syntax=${row.transfer_syntax_uid}`, bytes }));
   } else {
     const bytes = Buffer.concat(element.Value.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from(v as Uint8Array))));
     parts = [{ contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitVRLittleEndian}`, bytes }];
   }
-  const { boundary, stream } = multipartStream(parts.map((p) => ({ contentType: p.contentType, body: () => p.bytes })));
-  const type = parts[0]!.contentType.split(';')[0];
-  return reply.code(200).header('content-type', `multipart/related; type="${type}"; boundary=${boundary}`).send(stream);
+  const body = multipartBody(parts.map((p) => ({ contentType: p.contentType, bytes: () => p.bytes })));
+  return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }

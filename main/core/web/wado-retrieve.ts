@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from '../dicom/transcode.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import { parseAccept, type MediaType } from '../multipart/media-type.js';
 import type { WebContext } from './context.js';
 import { HttpError, uidParams } from './http-errors.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, type MediaType } from './media-type.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
-import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
 export interface Delivery {
