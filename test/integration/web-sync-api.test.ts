@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { requireTool, runOk } from '../support/peers.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { indexDb } from '../support/index-db.js';
 
 describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
   let w: WebAppliance;
@@ -24,7 +25,7 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     await runOk(requireTool('storescu', 'dcmtk'), ['-aet', 'MODALITY', '-aec', 'DICOMEDGE', '127.0.0.1', String(w.dimsePort), ...files], { timeoutMs: 60_000 });
   };
   const sizeOfStudy = (studyUid: string) =>
-    (w.appliance.archive.db.prepare('SELECT COALESCE(SUM(size_bytes),0) AS n FROM instances WHERE study_uid = ?').get(studyUid) as { n: number }).n;
+    (indexDb(w.appliance.archive).prepare('SELECT COALESCE(SUM(size_bytes),0) AS n FROM instances WHERE study_uid = ?').get(studyUid) as { n: number }).n;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sync-api-'));
@@ -70,7 +71,7 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     assert.deepEqual(all.body.instances.items.map((i: any) => i.instanceNumber), [1, 2, 3]);
 
     // Two destinations, one instance failed at one of them (as the forwarder records it).
-    const db = w.appliance.archive.db;
+    const db = indexDb(w.appliance.archive);
     const [one, two, three] = first.map((i) => i.sopInstanceUid) as [string, string, string];
     db.prepare("UPDATE outbox SET destination = 'cloud-a', state = 'delivered' WHERE study_uid = ?").run(studyUid);
     db.prepare(`INSERT INTO outbox (sop_instance_uid, study_uid, destination, state, attempts, last_error, failure_reason, size_bytes, created_at, updated_at)
