@@ -11,6 +11,8 @@ import { ArchiveEvents } from './events.js';
 import { IndexWriter, type ExistingInstance, type StoredFile } from './index-writer.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
+import { OutboxWorkerQueries } from './outbox-worker-queries.js';
+import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
@@ -78,6 +80,10 @@ export interface ArchiveOptions {
 export class Archive {
   readonly paths: ArchivePaths;
   readonly events = new ArchiveEvents();
+  /** Every read the rooms above make of the index and outbox; no SQL runs outside store/. */
+  readonly reads: ArchiveReads;
+  /** The outbox as forward/ works it. */
+  readonly outboxWork: OutboxWorkerQueries;
   readonly db: Db;
   readonly outbox: Outbox;
   private readonly index: IndexWriter;
@@ -96,6 +102,8 @@ export class Archive {
   private constructor(options: ArchiveOptions, db: Db) {
     this.paths = new ArchivePaths(options.dataDir);
     this.db = db;
+    this.reads = archiveReads(db);
+    this.outboxWork = new OutboxWorkerQueries(db);
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
     this.route = options.route ?? (() => []);
