@@ -21,8 +21,6 @@ const KNOWN_VIOLATIONS = [
   // The shell's safeStorage box implements forward/'s SecretBox; the interface belongs in the contract.
   ['electron-imports-only-appliance-and-contract', 'main/electron/safe-storage-box.ts', 'main/core/forward/secrets.ts'],
   // SQL outside store/ (part 1 moves these queries behind store/ read models).
-  ['db-handle-only-in-store', 'main/core/web/instance-rows.ts', 'main/core/store/database.ts'],
-  ['db-handle-only-in-store', 'main/core/web/instance-sync.ts', 'main/core/store/database.ts'],
   ['db-handle-only-in-store', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
 ];
 

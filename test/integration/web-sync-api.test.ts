@@ -101,4 +101,47 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     assert.equal((await get('/api/studies/1.2.3.4/sync')).status, 404);
     assert.equal((await get('/api/studies/not-a-uid/sync')).status, 400);
   });
+
+  test('a study\'s problems, the failures and one failure speak camelCase, as every /api answer does', async () => {
+    const studyUid = first[0]!.studyUid;
+    const failed = first[2]!.sopInstanceUid; // failed at cloud-b in the test before
+    const study = await get(`/api/studies/${studyUid}/sync`);
+    const [problem] = study.body.problems;
+    assert.deepEqual(Object.keys(problem), ['id', 'sopInstanceUid', 'destination', 'state', 'attempts', 'lastError', 'failureReason', 'updatedAt']);
+    assert.deepEqual([problem.sopInstanceUid, problem.destination, problem.state, problem.attempts, problem.lastError, problem.failureReason],
+      [failed, 'cloud-b', 'failed', 3, 'HTTP 400: invalid attribute', 43264]);
+
+    const failures = await get('/api/failures');
+    assert.equal(failures.body.total, 1);
+    const [item] = failures.body.items;
+    assert.deepEqual(Object.keys(item), ['id', 'sopInstanceUid', 'studyUid', 'destination', 'state', 'attempts', 'lastError', 'failureReason',
+      'updatedAt', 'patientName', 'patientId', 'studyDate', 'studyDescription']);
+    assert.deepEqual([item.id, item.sopInstanceUid, item.studyUid, item.destination, item.lastError, item.updatedAt, item.patientName],
+      [problem.id, failed, studyUid, 'cloud-b', 'HTTP 400: invalid attribute', problem.updatedAt, 'SIZE^ONE']);
+    assert.equal((await get('/api/failures?destination=cloud-a')).body.total, 0);
+
+    const detail = await get(`/api/failures/${problem.id}`);
+    assert.deepEqual([detail.body.entry.sopInstanceUid, detail.body.entry.studyUid, detail.body.entry.failureReason, detail.body.entry.replacesEarlier],
+      [failed, studyUid, 43264, 0]);
+    assert.deepEqual([detail.body.instance.sopInstanceUid, detail.body.instance.seriesUid, detail.body.instance.callingAe],
+      [failed, first[2]!.seriesUid, 'MODALITY']);
+    assert.deepEqual([detail.body.study.studyUid, detail.body.study.patientName, detail.body.study.numInstances], [studyUid, 'SIZE^ONE', 3]);
+
+    const outbox = await get('/api/outbox');
+    const cloudB = outbox.body.destinations.find((d: any) => d.name === 'cloud-b');
+    assert.deepEqual([cloudB.counts.failed.count, cloudB.counts.pending.count, cloudB.lastError, cloudB.lastErrorAt],
+      [1, 2, 'HTTP 400: invalid attribute', problem.updatedAt]);
+    assert.equal(outbox.body.totals.delivered.count, 3);
+
+    for (const path of [`/api/studies/${studyUid}/sync`, '/api/failures', `/api/failures/${problem.id}`, '/api/outbox', '/api/sync', '/api/info']) {
+      assert.deepEqual(snakeCaseKeys((await get(path)).body), [], path);
+    }
+  });
 });
+
+/** Every key in a JSON value that is not camelCase (has an underscore). */
+function snakeCaseKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(snakeCaseKeys);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, inner]) => [...(key.includes('_') ? [key] : []), ...snakeCaseKeys(inner)]);
+}
