@@ -84,8 +84,8 @@ export class Archive {
   readonly reads: ArchiveReads;
   /** The outbox as forward/ works it. */
   readonly outboxWork: OutboxWorkerQueries;
-  readonly db: Db;
   readonly outbox: Outbox;
+  private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -125,7 +125,8 @@ export class Archive {
     for (const shard of paths.tempShards) await mkdir(shard, { recursive: true });
     const db = openDatabase(paths.databaseFile);
     const archive = new Archive(options, db);
-    const recovery = await recoverArchive(archive, options.logger);
+    const recovery = await recoverArchive(
+      { paths: archive.paths, db, indexExistingFile: (path, size) => archive.indexExistingFile(path, size) }, options.logger);
     archive.archiveBytes = archive.totalBytes();
     return { archive, recovery };
   }
@@ -272,7 +273,7 @@ export class Archive {
       await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
     } catch (error) {
       if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
-      const freed = await evictDelivered(this, incomingBytes, this.logger);
+      const freed = await evictDelivered({ db: this.db, removeInstance: (uid) => this.removeInstance(uid) }, incomingBytes, this.logger);
       if (freed === 0) throw error;
       await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
     }
