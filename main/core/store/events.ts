@@ -12,6 +12,8 @@ export interface ArchiveEventMap {
     sizeBytes: number;
   };
   'instance-deleted': { sopInstanceUid: string; seriesUid: string; studyUid: string };
+  /** The local copy was dropped to free space; the archive holds the instance and its rows stay (cloud-only). */
+  'instance-evicted': { sopInstanceUid: string; seriesUid: string; studyUid: string };
   'study-updated': { studyUid: string; numInstances: number; numSeries: number };
   'outbox-changed': {
     studyUid: string;
