@@ -59,6 +59,16 @@ export interface IndexedStudy {
   sizeBytes: number;
   receivedAt: number;
   updatedAt: number;
+  /** Of its instances, those with a local copy. */
+  numLocalInstances: number;
+  /** As the archive destination reported them (null: not reported). */
+  cloudNumSeries: number | null;
+  cloudNumInstances: number | null;
+  /** The archive destination's modalities, a JSON array as stored. */
+  cloudModalities: string;
+  lastAccessAt: number;
+  /** 1: kept local, never evicted. */
+  pinned: number;
 }
 
 /** One outbox entry with its instance and study as indexed (null when they are no longer). */
@@ -94,7 +104,9 @@ export function failureReads(db: Db): FailureReads {
     accession_number AS accessionNumber, study_id AS studyId, study_description AS studyDescription,
     referring_physician_name AS referringPhysicianName, specific_character_set AS specificCharacterSet,
     modalities_in_study AS modalitiesInStudy, num_series AS numSeries, num_instances AS numInstances, size_bytes AS sizeBytes,
-    received_at AS receivedAt, updated_at AS updatedAt FROM studies WHERE study_uid = ?`);
+    received_at AS receivedAt, updated_at AS updatedAt, num_local_instances AS numLocalInstances, cloud_num_series AS cloudNumSeries,
+    cloud_num_instances AS cloudNumInstances, cloud_modalities AS cloudModalities, last_access_at AS lastAccessAt, pinned
+    FROM studies WHERE study_uid = ?`);
 
   return {
     failures: ({ destination, limit, offset }) => {

@@ -1,11 +1,11 @@
 /**
  * What the rooms above read of the outbox: the queue per destination and state, and single entries.
- * Named queries, prepared once, answering in camelCase. Only forward/ changes outbox rows
- * (store/outbox-worker-queries.ts).
+ * Named queries, prepared once, answering in camelCase. Rows are queued by ingest (outbox.ts) and worked
+ * by forward/ (outbox-worker-queries.ts).
  */
 import type { Db } from '../database.js';
 import type { OutboxState } from '../events.js';
-import { emptyCounts } from './study-progress.js';
+import { OUTBOX_STATES } from './study-progress.js';
 import type { InstanceScope } from './index-reads.js';
 
 export interface Tally {
@@ -72,7 +72,7 @@ export const OUTBOX_ENTRY = `id, sop_instance_uid AS sopInstanceUid, study_uid A
   updated_at AS updatedAt`;
 
 const emptyTallies = (): Record<OutboxState, Tally> =>
-  Object.fromEntries(Object.keys(emptyCounts()).map((state) => [state, { count: 0, bytes: 0 }])) as Record<OutboxState, Tally>;
+  Object.fromEntries(OUTBOX_STATES.map((state) => [state, { count: 0, bytes: 0 }])) as Record<OutboxState, Tally>;
 
 export function outboxReads(db: Db): OutboxReads {
   const counts = db.prepare('SELECT destination, state, COUNT(*) AS count, COALESCE(SUM(size_bytes),0) AS bytes FROM outbox GROUP BY destination, state');

@@ -5,7 +5,8 @@
 import type { Db } from '../database.js';
 import type { OutboxState } from '../events.js';
 
-const OUTBOX_STATES: readonly OutboxState[] = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'];
+/** Every outbox state, in the order counts of them are listed. */
+export const OUTBOX_STATES: readonly OutboxState[] = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'];
 
 /** A count for every outbox state, all 0, in the order the states go. */
 export function emptyCounts(): Record<OutboxState, number> {

@@ -4,7 +4,7 @@
  */
 import type { Db } from '../database.js';
 import type { OutboxState } from '../events.js';
-import { emptyCounts, studyProgressQuery } from './study-progress.js';
+import { emptyCounts, OUTBOX_STATES, studyProgressQuery } from './study-progress.js';
 
 /**
  * local-only: never queued; failed: some upload failed or conflicts; partial: some delivered, some on
@@ -104,7 +104,7 @@ export function syncReads(db: Db): SyncReads {
         const mine = new Map(progress.filter((p) => p.studyUid === studyUid).map((p) => [p.destination, p.counts]));
         const destinations = [...mine.keys()].sort().map((name) => {
           const its = mine.get(name)!;
-          for (const state of Object.keys(counts) as OutboxState[]) counts[state] += its[state];
+          for (const state of OUTBOX_STATES) counts[state] += its[state];
           return { name, counts: its, state: syncState(its) };
         });
         return { studyUid, state: syncState(counts), destinations, sizeBytes: size.get(studyUid) ?? 0 };
