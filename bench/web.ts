@@ -107,8 +107,7 @@ async function loadOrthanc(orthanc: OrthancPeer): Promise<number> {
 }
 
 async function loadAppliance(w: WebAppliance, studies: number): Promise<void> {
-  const db = w.appliance.archive.db;
-  let have = (db.prepare('SELECT COUNT(*) AS n FROM studies').get() as { n: number }).n;
+  let have = w.appliance.archive.reads.indexCounts().studies;
   const started = Date.now();
   const from = have;
   while (have < studies) {

@@ -323,8 +323,8 @@ export async function getStudySyncDetail(studyUid: string, limit = 1000, offset 
   return {
     sync: toStudySync(raw),
     problems: (raw.problems ?? []).map((p) => ({
-      id: Number(p.id), sopInstanceUid: String(p.sop_instance_uid), destination: String(p.destination), state: p.state as OutboxState,
-      attempts: Number(p.attempts ?? 0), lastError: (p.last_error as string | null) ?? null, updatedAt: Number(p.updated_at ?? 0),
+      id: Number(p.id), sopInstanceUid: String(p.sopInstanceUid), destination: String(p.destination), state: p.state as OutboxState,
+      attempts: Number(p.attempts ?? 0), lastError: (p.lastError as string | null) ?? null, updatedAt: Number(p.updatedAt ?? 0),
     })),
     instances: {
       total: page.total,
@@ -343,10 +343,10 @@ export async function getStudySyncDetail(studyUid: string, limit = 1000, offset 
 export async function getFailures(limit = 200): Promise<Failure[]> {
   const raw = await json<{ items?: Record<string, unknown>[] }>(`/api/failures?limit=${limit}`);
   return (raw.items ?? []).map((r) => ({
-    id: Number(r.id), studyUid: String(r.study_uid), sopInstanceUid: String(r.sop_instance_uid), destination: String(r.destination),
-    state: r.state as OutboxState, reason: String(r.last_error ?? (r.failure_reason ? `failure reason ${r.failure_reason}` : '')),
-    failureReason: (r.failure_reason as number | null) ?? null, attempts: Number(r.attempts ?? 0), updatedAt: Number(r.updated_at ?? 0),
-    patientName: typeof r.patient_name === 'string' ? r.patient_name : undefined,
+    id: Number(r.id), studyUid: String(r.studyUid), sopInstanceUid: String(r.sopInstanceUid), destination: String(r.destination),
+    state: r.state as OutboxState, reason: String(r.lastError ?? (r.failureReason ? `failure reason ${r.failureReason}` : '')),
+    failureReason: (r.failureReason as number | null) ?? null, attempts: Number(r.attempts ?? 0), updatedAt: Number(r.updatedAt ?? 0),
+    patientName: typeof r.patientName === 'string' ? r.patientName : undefined,
   }));
 }
 
