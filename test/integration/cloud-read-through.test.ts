@@ -9,9 +9,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../support/forward-harness.js';
 import { freePort, requireTool, runOk, startOrthanc, type OrthancPeer } from '../support/peers.js';
+import { makeInstance, NATIVE_TRANSFER_SYNTAXES } from '../support/instance.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
+import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
 import { parseMediaType, readMultipartRelated } from '../doubles/multipart-related.js';
 
@@ -38,6 +41,12 @@ async function qido(w: WebAppliance, path: string): Promise<{ status: number; wa
 }
 
 const value = (dataset: Json[number], tag: string) => dataset[tag]?.Value?.[0];
+
+/** The UIDs of a Part 10 instance, as the double reads them. */
+function instanceIds(bytes: Buffer): { studyUid: string; seriesUid: string; sopInstanceUid: string } {
+  const info = readInstanceInfo(bytes);
+  return { studyUid: info.studyUid!, seriesUid: info.seriesUid!, sopInstanceUid: info.sopUid! };
+}
 
 async function send(w: WebAppliance, dir: string, instances: GeneratedInstance[]): Promise<void> {
   const files = await writeInstances(await mkdtemp(join(dir, 'send-')), instances);
@@ -212,6 +221,23 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
       afterPreamble(study.map((i) => i.buffer)), 'the whole study');
     assert.equal(azure.requestsOf('retrieve').length - before, 2, 'only the two missing instances were fetched');
     assert.equal(localCount(w, studyUid), study.length);
+  });
+
+  test('the syntax a client asks for: converted when we can, 406 when we cannot, before anything is sent', async () => {
+    const implicit = makeInstance({ transferSyntax: NATIVE_TRANSFER_SYNTAXES.implicitLittle, ...small });
+    azure.seedInstance(implicit);
+    const { studyUid, seriesUid, sopInstanceUid } = instanceIds(implicit);
+    const plain = await w.api(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances/${sopInstanceUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"' } });
+    const [converted] = await parts(plain);
+    assert.ok(converted && converted.includes(Buffer.from('1.2.840.10008.1.2.1')), 'converted to Explicit VR Little Endian');
+
+    const rle = await makeInstanceInSyntax(await mkdtemp(join(dir, 'rle-')), 'rle', small);
+    azure.seedInstance(await readFile(rle.path));
+    const refused = await w.api(`/dicom-web/studies/${rle.studyUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } });
+    assert.equal(refused.status, 406, await refused.text());
+    const any = await parts(await w.api(`/dicom-web/studies/${rle.studyUid}`, { headers: { accept: ANY_SYNTAX } }));
+    assert.equal(any.length, 1, 'as stored, on request');
   });
 
   test('metadata of a study only in the archive is answered without fetching its pixel data', async () => {

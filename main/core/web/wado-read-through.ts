@@ -44,6 +44,12 @@ export async function sendThroughArchive(
     throw archiveHttpError(error, what);
   }
   if (next.done) throw new HttpError(404, `${what} is neither here nor in the archive`);
+  if (!negotiate(accept, next.value.transferSyntaxUid)) {
+    // The fetch goes on for whoever else follows it; this client asked for a syntax we cannot give.
+    await instances.return?.(undefined).catch(() => undefined);
+    throw new HttpError(406, `instance ${next.value.sopInstanceUid} is stored as ${next.value.transferSyntaxUid}; ` +
+      'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
+  }
 
   const log = ctx.logger.child({ peer: request.ip, studyUid: scope.studyUid });
   const boundary = newBoundary();
