@@ -77,6 +77,22 @@ module.exports = {
       to: { path: SERVICE_ROOMS, pathNot: '^main/core/(web/|forward/control\\.ts$)' },
     },
     {
+      name: 'cloud-imports-only-lower-rooms',
+      comment:
+        "main/core/cloud/ (reading from the archive destination) sits under web/ and dimse/: it builds on store/, " +
+        "settings/, dicom/ and multipart/, and signs in with forward/'s auth providers and HTTP client (auth.ts, stow-client.ts).",
+      severity: 'error',
+      from: { path: '^main/core/cloud/' },
+      to: { path: OURS, pathNot: '^main/core/(cloud|store|settings|dicom|contract|multipart)/|^main/core/service\\.ts$|^main/core/forward/(auth|stow-client)\\.ts$' },
+    },
+    {
+      name: 'forward-does-not-import-cloud',
+      comment: 'cloud/ uses forward/\'s auth; the composition root hands forwarding\'s AuthProviders to cloud/, never the other way.',
+      severity: 'error',
+      from: { path: '^main/core/forward/' },
+      to: { path: '^main/core/cloud/' },
+    },
+    {
       name: 'rooms-do-not-import-the-composition-root',
       comment: 'appliance.ts and cli.ts build the rooms; a room that imports them imports every other room.',
       severity: 'error',

@@ -12,7 +12,6 @@ import pino from 'pino';
 import { toDicomJson, type KeywordValue } from '../../main/core/dicom/dicom-json.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { openDatabase, SchemaTooNewError, schemaVersion, SCHEMA_VERSION } from '../../main/core/store/database.js';
-import { queryArchive } from '../../main/core/store/query.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
 import { indexDb } from '../support/index-db.js';
@@ -82,7 +81,7 @@ describe('index schema 2: migration from schema 1', () => {
         assert.deepEqual(row(archive, 'SELECT MIN(local) AS l, MAX(in_cloud) AS c, MAX(file_missing) AS m FROM instances'), { l: 1, c: 0, m: 0 });
         assert.equal(archive.usedBytes, fixture.tables.instances!.reduce((n, i) => n + Number(i.size_bytes), 0));
         // The old rows work with today's code: queries, and a new instance of a migrated series.
-        const studies = queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'MIG-1' } });
+        const studies = archive.reads.query({ level: 'STUDY', keys: { PatientID: 'MIG-1' } });
         assert.deepEqual(studies.map((s) => [s.StudyInstanceUID, s.InstanceAvailability]), [['2.25.1002', 'ONLINE'], ['2.25.1001', 'ONLINE']]);
         await archive.ingest(Readable.from([makeInstance({ studyUid: '2.25.1001', seriesUid: '2.25.1001.1', patientId: 'MIG-1', rows: 8, columns: 8 })]), local);
         assert.deepEqual(row(archive, 'SELECT num_instances, num_local_instances FROM studies WHERE study_uid = ?', '2.25.1001'), { num_instances: 4, num_local_instances: 4 });
@@ -139,16 +138,26 @@ describe('cloud rows and instances from the archive', () => {
       NumberOfStudyRelatedSeries: 3, NumberOfStudyRelatedInstances: 120,
     })]);
     assert.deepEqual(result, { studies: 1, series: 0, instances: 0, skipped: [] });
-    const [match] = queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'PRIOR-1' } });
+    const [match] = archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1' } });
     assert.equal(match?.StudyInstanceUID, study);
     assert.equal(match?.InstanceAvailability, 'NEARLINE');
     assert.equal(match?.NumberOfStudyRelatedInstances, 120);
     assert.equal(match?.NumberOfStudyRelatedSeries, 3);
     assert.equal(match?.ModalitiesInStudy, 'CT\\PT');
-    assert.equal(queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'PT' } }).length, 1, 'matched on the reported modalities');
-    assert.equal(queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'MR' } }).length, 0);
-    assert.equal(queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'PRIOR-1' }, location: 'local' }).length, 0);
+    assert.equal(archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'PT' } }).length, 1, 'matched on the reported modalities');
+    assert.equal(archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'MR' } }).length, 0);
+    assert.equal(archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1' }, location: 'local' }).length, 0);
     assert.equal(archive.cloud.studyLocation(study)?.location, 'cloud');
+  });
+
+  test('a study or series the archive reported without counts is NEARLINE all the same (nothing of it is here)', () => {
+    const study = newUid();
+    const series = newUid();
+    archive.cloud.upsert('series', [json({ StudyInstanceUID: study, SeriesInstanceUID: series, PatientID: 'PRIOR-NO-COUNTS', Modality: 'CT' })]);
+    const [found] = archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-NO-COUNTS' } });
+    assert.equal(found?.InstanceAvailability, 'NEARLINE');
+    const [seriesMatch] = archive.reads.query({ level: 'SERIES', keys: { StudyInstanceUID: study } });
+    assert.equal(seriesMatch?.InstanceAvailability, 'NEARLINE');
   });
 
   test('series and instances from QIDO become cloud-only rows, never queued, and count as known but not local', () => {
@@ -167,7 +176,7 @@ describe('cloud rows and instances from the archive', () => {
     }
     assert.deepEqual(row(archive, 'SELECT num_series, num_instances, num_local_instances, size_bytes, modalities_in_study FROM studies WHERE study_uid = ?', study),
       { num_series: 1, num_instances: 2, num_local_instances: 0, size_bytes: 0, modalities_in_study: 'MR' });
-    const images = queryArchive(indexDb(archive), { level: 'IMAGE', keys: { StudyInstanceUID: study } });
+    const images = archive.reads.query({ level: 'IMAGE', keys: { StudyInstanceUID: study } });
     assert.deepEqual(images.map((m) => m.InstanceAvailability), ['NEARLINE', 'NEARLINE']);
     assert.equal(archive.usedBytes, 0);
   });
@@ -312,7 +321,7 @@ describe('eviction by access', () => {
     assert.ok(paths.every((p) => !existsSync(p)));
     assert.deepEqual(row(archive, 'SELECT num_instances, num_local_instances, size_bytes FROM studies WHERE study_uid = ?', s.studyUid),
       { num_instances: 2, num_local_instances: 0, size_bytes: 0 });
-    const [match] = queryArchive(indexDb(archive), { level: 'STUDY', keys: { StudyInstanceUID: s.studyUid } });
+    const [match] = archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: s.studyUid } });
     assert.equal(match?.InstanceAvailability, 'NEARLINE');
     assert.equal(archive.cloud.studyLocation(s.studyUid)?.location, 'cloud');
     assert.equal(await archive.evictInstance(s.uids[0]!), 0, 'already evicted');
@@ -409,7 +418,7 @@ describe('recovery with cloud rows', () => {
       await first.archive.close();
       const again = await openArchive(dir);
       assert.equal(again.recovery.rowsMissingFile, 0);
-      assert.equal(queryArchive(indexDb(again.archive), { level: 'IMAGE', keys: { SOPInstanceUID: ids.SOPInstanceUID } })[0]?.InstanceAvailability, 'NEARLINE');
+      assert.equal(again.archive.reads.query({ level: 'IMAGE', keys: { SOPInstanceUID: ids.SOPInstanceUID } })[0]?.InstanceAvailability, 'NEARLINE');
       await again.archive.close();
     } finally {
       await rm(dir, { recursive: true, force: true });

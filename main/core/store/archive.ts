@@ -1,3 +1,4 @@
+import { InstanceLocations } from './instance-locations.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
@@ -95,6 +96,8 @@ export class Archive {
   readonly outbox: Outbox;
   /** What the archive destination holds, access times, pins and change-feed cursors. */
   readonly cloud: CloudIndex;
+  /** Where each instance of a scope is (here, or only in the archive), for reading through. */
+  readonly locations: InstanceLocations;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
@@ -117,6 +120,7 @@ export class Archive {
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
     this.cloud = new CloudIndex(db, this.paths);
+    this.locations = new InstanceLocations(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root);

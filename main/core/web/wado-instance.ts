@@ -13,6 +13,8 @@ import { multipartBody } from '../multipart/writer.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import type { StoredInstance } from '../store/read-models/index-reads.js';
+import { sendArchiveMetadata } from './archive-metadata.js';
+import { clientGone, instanceHere, throughArchive } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const TAG = tagsOf('PixelData', 'NumberOfFrames');
@@ -31,15 +33,17 @@ function instanceUrl(base: string, row: Pick<StoredInstance, 'studyUid' | 'serie
 }
 
 /** Reads one indexed instance into dcmjs, with big endian words already in little endian order. */
-async function loadInstance(ctx: WebContext, row: StoredInstance): Promise<DcmjsDicomDict> {
+async function loadInstance(ctx: WebContext, row: Pick<StoredInstance, 'path' | 'transferSyntaxUid'>): Promise<DcmjsDicomDict> {
   const bytes = await readFile(ctx.archive.paths.absolute(row.path));
   const dict = readDicom(bytes);
   if (row.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
   return dict;
 }
 
-function oneInstance(ctx: WebContext, request: FastifyRequest): StoredInstance {
+/** The instance of the path, fetched from the archive first when it is only there. */
+async function oneInstance(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<StoredInstance> {
   const scope = uidParams(request);
+  await instanceHere(ctx, scope as Required<typeof scope>, clientGone(reply));
   const row = ctx.archive.reads.storedInstances(scope)[0];
   if (!row) throw new HttpError(404, `no instance ${scope.instance} in series ${scope.series} of study ${scope.study}`);
   return row;
@@ -47,11 +51,18 @@ function oneInstance(ctx: WebContext, request: FastifyRequest): StoredInstance {
 
 async function sendMetadata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const scope = uidParams(request);
+  const through = throughArchive(ctx, scope);
   const rows = ctx.archive.reads.storedInstances(scope);
-  if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
+  if (rows.length === 0 && !through) throw new HttpError(404, 'no such study, series or instance');
   const accept = parseAccept(request.headers.accept);
   if (!accept.some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
     throw new HttpError(406, 'metadata is served as application/dicom+json');
+  }
+  if (through) {
+    return sendArchiveMetadata(ctx, through.readThrough, through.scope, request, reply, async (instance, url) => {
+      const dict = await loadInstance(ctx, instance);
+      return datasetToJson(dict.dict, url, dict.meta);
+    });
   }
   const etag = `"${createHash('sha256').update('metadata-v1').update(rows.map((r) => `${r.sopInstanceUid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
   reply.header('etag', etag).header('cache-control', 'no-cache');
@@ -97,7 +108,7 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
 }
 
 async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const row = oneInstance(ctx, request);
+  const row = await oneInstance(ctx, request, reply);
   const wanted = withFrameStatus(() => parseFrameList((request.params as { frames: string }).frames));
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transferSyntaxUid);
   const dict = await loadInstance(ctx, row);
@@ -107,7 +118,7 @@ async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: Fasti
 }
 
 async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const row = oneInstance(ctx, request);
+  const row = await oneInstance(ctx, request, reply);
   const path = ((request.params as Record<string, string>)['*'] ?? '').split('/').filter(Boolean);
   if (path.length === 0 || path.length % 2 === 0 || path.some((p, i) => (i % 2 === 0 ? !/^[0-9A-Fa-f]{8}$/.test(p) : !/^[0-9]+$/.test(p)))) {
     throw new HttpError(400, 'bulkdata path must be tag[/item/tag…] with 8-digit hex tags');

@@ -7,6 +7,8 @@ import type { StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { HttpError, uidParams } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
+import { throughArchive } from './read-through.js';
+import { sendThroughArchive } from './wado-read-through.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
 export interface Delivery {
@@ -44,9 +46,11 @@ export function registerWadoRetrieve(app: FastifyInstance, ctx: WebContext): voi
 
 async function retrieve(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const scope = uidParams(request);
+  const accept = parseAccept(request.headers.accept);
+  const through = throughArchive(ctx, scope);
+  if (through) return sendThroughArchive(ctx, through.readThrough, through.scope, accept, negotiateDicom, request, reply);
   const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
-  const accept = parseAccept(request.headers.accept);
   const plan: Array<{ row: StoredInstance; delivery: Delivery }> = [];
   for (const row of rows) {
     const delivery = negotiateDicom(accept, row.transferSyntaxUid);
