@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { BlockList, isIP } from 'node:net';
 import { test } from 'node:test';
-import { FORBIDDEN_RANGES, forbiddenHostReason, inRange, ipFamily, isIpLiteral, isLoopbackHost } from '../../main/core/settings/addresses.js';
+import { FORBIDDEN_RANGES, forbiddenHostReason, inRange, ipFamily, isIpLiteral, isLoopbackHost } from '../../main/core/contract/addresses.js';
 
 const ADDRESSES = [
   '0.0.0.0', '1.2.3.4', '127.0.0.1', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', '1.2.3.4%x', ' 1.2.3.4',

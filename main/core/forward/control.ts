@@ -2,7 +2,7 @@
  * What the rest of the appliance (web/ `/api`, the Electron shell) may ask of store-and-forward.
  * The forward service implements it; web/ wires its routes to these methods and never touches the outbox.
  */
-import type { DestinationSettings } from '../settings/schema.js';
+import type { DestinationSettings } from '../contract/settings.js';
 import type { OutboxState } from '../store/events.js';
 
 /** online: last request succeeded; offline: unreachable, probing per backoff interval;

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import { settingsSchema, type Settings } from './schema.js';
+import { settingsSchema, type Settings } from '../contract/settings.js';
 import { SettingsError, describeIssues } from './errors.js';
 
 export const SETTINGS_FILE_NAME = 'settings.json';

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SettingsError, describeIssues } from '../settings/errors.js';
 import { StaleSettingsError } from '../settings/live-settings.js';
-import { destinationSchema, type DestinationSettings } from '../settings/schema.js';
+import { destinationSchema, type DestinationSettings } from '../contract/settings.js';
 import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
 import { ForwardControlError, type ForwardControl, type OutboxFilter } from './forward-port.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { describeIssues } from '../settings/errors.js';
-import { peerSchema, type Settings } from '../settings/schema.js';
+import { peerSchema, type Settings } from '../contract/settings.js';
 import type { EchoFunction, EchoTarget } from '../verification.js';
 import { HttpError } from './http-errors.js';
 

@@ -1,4 +1,4 @@
-import { destinationSchema, type DestinationSettings, type Settings } from '../settings/schema.js';
+import { destinationSchema, type DestinationSettings, type Settings } from '../contract/settings.js';
 import { valueAt } from '../settings/settings-paths.js';
 
 /** What a secret reads as over HTTP; writing it back keeps the stored value. */
