@@ -4,7 +4,8 @@
  * the next start refuses.
  */
 import { accessSync, constants } from 'node:fs';
-import { describeIssues, SettingsError } from './settings/errors.js';
+import { describeIssues } from './contract/settings-problems.js';
+import { SettingsError } from './settings/errors.js';
 import { settingsSchema, type Settings } from './contract/settings.js';
 import { BindRefusedError, checkBindPolicy } from './web/access.js';
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { SettingsError, describeIssues } from '../settings/errors.js';
+import { describeIssues } from '../contract/settings-problems.js';
+import { SettingsError } from '../settings/errors.js';
 import { StaleSettingsError } from '../settings/live-settings.js';
 import { destinationSchema, type DestinationSettings } from '../contract/settings.js';
 import { freeBytes } from '../store/quota.js';

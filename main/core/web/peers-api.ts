@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { describeIssues } from '../settings/errors.js';
+import { describeIssues } from '../contract/settings-problems.js';
 import { peerSchema, type Settings } from '../contract/settings.js';
 import type { EchoFunction, EchoTarget } from '../verification.js';
 import { HttpError } from './http-errors.js';

@@ -1,8 +1,7 @@
+import { SECRET_MASK } from '../contract/api/settings.js';
 import { destinationSchema, type DestinationSettings, type Settings } from '../contract/settings.js';
 import { valueAt } from '../settings/settings-paths.js';
 
-/** What a secret reads as over HTTP; writing it back keeps the stored value. */
-export const SECRET_MASK = '********';
 const SECRET_AUTH_FIELDS = ['password', 'token', 'clientSecret'] as const;
 
 /**
