@@ -95,9 +95,28 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     assert.equal(page1.body.problems.length, 1);
     assert.equal(page1.body.state, 'failed');
 
+    // Problems, failures and a failure's detail speak camelCase like the rest of /api: no raw rows.
+    const [problem] = page1.body.problems;
+    assert.deepEqual([problem.sopInstanceUid, problem.destination, problem.state, problem.attempts, problem.lastError, problem.failureReason],
+      [three, 'cloud-b', 'failed', 3, 'HTTP 400: invalid attribute', 43264]);
+    const failures = await get('/api/failures');
+    assert.deepEqual(failures.body.items.map((f: any) => [f.id, f.sopInstanceUid, f.studyUid, f.destination, f.lastError, f.patientName]),
+      [[problem.id, three, studyUid, 'cloud-b', 'HTTP 400: invalid attribute', 'SIZE^ONE']]);
+    const detail = await get(`/api/failures/${problem.id}`);
+    assert.deepEqual([detail.body.entry.sopInstanceUid, detail.body.entry.replacesEarlier, detail.body.instance.sopInstanceUid, detail.body.study.patientName],
+      [three, false, three, 'SIZE^ONE']);
+    for (const body of [page1.body, failures.body, detail.body]) assert.deepEqual(snakeCaseKeys(body), [], 'camelCase keys only');
+
     assert.equal((await get(`/api/studies/${studyUid}/sync?limit=0`)).status, 400);
     assert.equal((await get(`/api/studies/${studyUid}/sync?offset=-1`)).status, 400);
     assert.equal((await get('/api/studies/1.2.3.4/sync')).status, 404);
     assert.equal((await get('/api/studies/not-a-uid/sync')).status, 400);
   });
 });
+
+/** Every object key with an underscore, anywhere in a JSON body. */
+function snakeCaseKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(snakeCaseKeys);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, inner]) => [...(key.includes('_') ? [key] : []), ...snakeCaseKeys(inner)]);
+}

@@ -128,7 +128,8 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     if (!exists) throw new HttpError(404, `no study ${study}`);
     const [summary] = syncOf([study!]);
     const problems = db
-      .prepare(`SELECT id, sop_instance_uid, destination, state, attempts, last_error, failure_reason, updated_at FROM outbox
+      .prepare(`SELECT id, sop_instance_uid AS sopInstanceUid, destination, state, attempts, last_error AS lastError,
+                       failure_reason AS failureReason, updated_at AS updatedAt FROM outbox
                 WHERE study_uid = ? AND state IN ('failed','conflict') ORDER BY updated_at DESC LIMIT 500`)
       .all(study);
     const query = request.query as Record<string, string | undefined>;
@@ -143,8 +144,9 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     const filter = query.destination ? 'AND o.destination = ?' : '';
     const args: unknown[] = query.destination ? [query.destination] : [];
     const items = db
-      .prepare(`SELECT o.id, o.sop_instance_uid, o.study_uid, o.destination, o.state, o.attempts, o.last_error, o.failure_reason,
-                       o.updated_at, s.patient_name, s.patient_id, s.study_date, s.study_description
+      .prepare(`SELECT o.id, o.sop_instance_uid AS sopInstanceUid, o.study_uid AS studyUid, o.destination, o.state, o.attempts,
+                       o.last_error AS lastError, o.failure_reason AS failureReason, o.updated_at AS updatedAt,
+                       s.patient_name AS patientName, s.patient_id AS patientId, s.study_date AS studyDate, s.study_description AS studyDescription
                 FROM outbox o LEFT JOIN studies s ON s.study_uid = o.study_uid
                 WHERE o.state IN ('failed','conflict') ${filter} ORDER BY o.updated_at DESC, o.id DESC LIMIT ? OFFSET ?`)
       .all(...args, limit, offset);
@@ -154,13 +156,27 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
 
   app.get('/api/failures/:id', async (request) => {
     const id = failureId(request);
-    const row = db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const row = db
+      .prepare(`SELECT id, sop_instance_uid AS sopInstanceUid, study_uid AS studyUid, destination, state, replaces_earlier AS replacesEarlier,
+                       attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError, failure_reason AS failureReason,
+                       warning_reason AS warningReason, size_bytes AS sizeBytes, created_at AS createdAt, updated_at AS updatedAt
+                FROM outbox WHERE id = ?`)
+      .get(id) as (Record<string, unknown> & { sopInstanceUid: string; studyUid: string }) | undefined;
     if (!row) throw new HttpError(404, `no outbox entry ${id}`);
     const instance = db
-      .prepare('SELECT sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax_uid, size_bytes, calling_ae, received_at FROM instances WHERE sop_instance_uid = ?')
-      .get(row.sop_instance_uid);
-    const study = db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(row.study_uid);
-    return { entry: row, instance: instance ?? null, study: study ?? null };
+      .prepare(`SELECT sop_instance_uid AS sopInstanceUid, series_uid AS seriesUid, study_uid AS studyUid, sop_class_uid AS sopClassUid,
+                       transfer_syntax_uid AS transferSyntaxUid, size_bytes AS sizeBytes, calling_ae AS callingAe, received_at AS receivedAt
+                FROM instances WHERE sop_instance_uid = ?`)
+      .get(row.sopInstanceUid);
+    const study = db
+      .prepare(`SELECT study_uid AS studyUid, patient_name AS patientName, patient_id AS patientId, patient_birth_date AS patientBirthDate,
+                       patient_sex AS patientSex, study_date AS studyDate, study_time AS studyTime, accession_number AS accessionNumber,
+                       study_id AS studyId, study_description AS studyDescription, referring_physician_name AS referringPhysicianName,
+                       modalities_in_study AS modalitiesInStudy, num_series AS numSeries, num_instances AS numInstances,
+                       size_bytes AS sizeBytes, received_at AS receivedAt, updated_at AS updatedAt
+                FROM studies WHERE study_uid = ?`)
+      .get(row.studyUid);
+    return { entry: { ...row, replacesEarlier: row.replacesEarlier === 1 }, instance: instance ?? null, study: study ?? null };
   });
 
   const act = async (request: FastifyRequest, action: 'retry' | 'cancel' | 'overwrite' | 'pause' | 'resume', selector: OutboxFilter) => {
