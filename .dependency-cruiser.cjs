@@ -11,19 +11,14 @@ const SERVICE_ROOMS = '^main/core/(dimse|web|forward)/';
  * longer matches anything.
  */
 const KNOWN_VIOLATIONS = [
-  // The shell reads outbox counts with its own SQL and takes forward/'s and store/'s event types
-  // directly; part 1 (SQL into store/) and part 2 (the contract) give it these through appliance.ts.
+  // The shell takes forward/'s and store/'s event types directly; part 2 (the contract) gives it these
+  // through appliance.ts.
   ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/forward/control.ts'],
-  ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/store/events.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/tray-state.ts', 'main/core/forward/control.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/tray-state.ts', 'main/core/store/events.ts'],
   // The shell's safeStorage box implements forward/'s SecretBox; the interface belongs in the contract.
   ['electron-imports-only-appliance-and-contract', 'main/electron/safe-storage-box.ts', 'main/core/forward/secrets.ts'],
-  // SQL outside store/ (part 1 moves these queries behind store/ read models).
-  ['db-handle-only-in-store', 'main/core/web/instance-rows.ts', 'main/core/store/database.ts'],
-  ['db-handle-only-in-store', 'main/core/web/instance-sync.ts', 'main/core/store/database.ts'],
-  ['db-handle-only-in-store', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
 ];
 
 /** @type {import('dependency-cruiser').IConfiguration} */

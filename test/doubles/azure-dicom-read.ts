@@ -2,6 +2,7 @@
 import type { InstanceStore, StoredInstance } from './azure-dicom-store.js';
 import { instanceUrl, problem, type Exchange } from './azure-dicom-exchange.js';
 import { qidoObject } from './dicom-json.js';
+import { instanceMetadata } from './dicom-metadata.js';
 import { buildMultipartRelated, parseMediaType } from './multipart-related.js';
 
 export type SearchLevel = 'studies' | 'series' | 'instances';
@@ -70,6 +71,18 @@ export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: str
   const { body, contentType } = buildMultipartRelated(found.map((i) => ({ body: withNullPreamble(i.bytes), contentType: partType(i) })));
   ex.res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
   ex.res.end(body);
+}
+
+/** WADO-RS metadata of a study, series or instance: a JSON array of DICOM JSON data sets without bulk data. */
+export function handleMetadata(ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string): void {
+  const found = store
+    .list(ex.rec.partition)
+    .filter((i) => i.studyUid === studyUid && (!seriesUid || i.seriesUid === seriesUid) && (!sopUid || i.sopUid === sopUid));
+  if (found.length === 0) return ex.reply(404, problem('NotFound', 'The specified resource was not found.'));
+  const accept = ex.req.headers.accept;
+  const acceptable = !accept || accept.split(',').some((item) => ['application/dicom+json', 'application/json', '*/*'].includes(parseMediaType(item)?.type ?? ''));
+  if (!acceptable) return ex.reply(406, problem('NotAcceptable', `The Accept header '${accept}' is not supported.`));
+  ex.reply(200, found.map((i) => instanceMetadata(i.bytes)), {}, 'application/dicom+json');
 }
 
 const QUERY_FIELDS: Record<string, keyof StoredInstance> = {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 
@@ -58,5 +58,13 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
       .map((known) => `${known.rule.name}: ${known.from} → ${known.to}`)
       .filter((known) => !softened.has(known));
     assert.deepEqual(stale, [], 'these known violations are gone: remove them from .dependency-cruiser.cjs');
+  });
+
+  test('SQL runs only in store/: no other module of main/ prepares a statement', () => {
+    const main = new URL('main/', root);
+    const preparing = (readdirSync(main, { recursive: true }) as string[])
+      .filter((file) => file.endsWith('.ts') && !file.startsWith('core/store/'))
+      .filter((file) => readFileSync(new URL(file, main), 'utf8').includes('prepare('));
+    assert.deepEqual(preparing, []);
   });
 });

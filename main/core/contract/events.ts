@@ -17,6 +17,8 @@ export const liveEventSchemas = {
     sizeBytes: z.number(),
   }),
   'instance-deleted': z.object({ sopInstanceUid: z.string(), seriesUid: z.string(), studyUid: z.string() }),
+  /** The local copy was dropped to free space; the archive holds the instance and its rows stay (cloud-only). */
+  'instance-evicted': z.object({ sopInstanceUid: z.string(), seriesUid: z.string(), studyUid: z.string() }),
   /** numSeries and numInstances are -1 for a study an instance left (it arrived again under another study): read it again. */
   'study-updated': z.object({ studyUid: z.string(), numInstances: z.number(), numSeries: z.number() }),
   'outbox-changed': z.object({

@@ -144,6 +144,8 @@ export const destinationSchema = z.object({
   maxBytesPerRequest: byteCount.min(1).default(256 * 1024 ** 2),
   upsert: z.boolean().default(false),
   verifyAfterDelivery: z.boolean().default(false),
+  /** The clinic's archive of record: queries and retrieves of data not held here go to it (at most one). */
+  archive: z.boolean().default(false),
   requestTimeoutMs: z.number().int().min(1000).default(300_000),
   /** Backoff after failures: full jitter between 0 and min(cap, base·2^n); unset means 1 s and 10 min. */
   retryBaseMs: z.number().int().min(10).optional(),
@@ -161,6 +163,43 @@ export const destinationSchema = z.object({
   });
 });
 
+/** Prefetch of priors: when a study arrives for a patient, fetch that patient's most recent earlier studies. */
+export const prefetchRuleSchema = z.object({
+  /** Only studies with one of these modalities (ModalitiesInStudy); empty means any. */
+  modalities: z.array(z.string().min(1).max(16)).default([]),
+  maxStudies: z.number().int().min(1).max(100).default(3),
+  maxAgeDays: z.number().int().min(1).max(36_500).default(1825),
+});
+
+/** Reading from the archive destination; nothing here acts until a destination has `archive: true`. */
+export const cloudSchema = z.object({
+  federation: z
+    .object({
+      /** QIDO-RS and C-FIND add the archive's matches to the local ones. */
+      enabled: z.boolean().default(true),
+      /** The archive's part of a query is given up after this long; local matches are answered anyway. */
+      timeoutMs: z.number().int().min(100).max(60_000).default(3000),
+    })
+    .prefault({}),
+  prefetch: z
+    .object({
+      /** Empty: no prefetch. */
+      rules: z.array(prefetchRuleSchema).default([]),
+      /** Studies fetched at the same time; forwarding goes first. */
+      concurrency: z.number().int().min(1).max(16).default(1),
+    })
+    .prefault({}),
+  changeFeed: z
+    .object({
+      /** Follow the archive's change feed (or, without one, poll QIDO by date). */
+      enabled: z.boolean().default(true),
+      pollIntervalMs: z.number().int().min(1000).default(60_000),
+      /** Entries per change-feed request; the Azure DICOM service answers at most 200. */
+      batchSize: z.number().int().min(1).max(200).default(100),
+    })
+    .prefault({}),
+});
+
 export const settingsSchema = z.object({
   aeTitle: aeTitle.default('DICOMEDGE'),
   dimse: dimseSchema.prefault({}),
@@ -170,7 +209,19 @@ export const settingsSchema = z.object({
   destinations: z
     .array(destinationSchema)
     .default([])
-    .refine((list) => new Set(list.map((d) => d.name)).size === list.length, 'destination names must be unique'),
+    .refine((list) => new Set(list.map((d) => d.name)).size === list.length, 'destination names must be unique')
+    .superRefine((list, context) => {
+      const first = list.findIndex((d) => d.archive);
+      list.forEach((destination, index) => {
+        if (index <= first || !destination.archive) return;
+        context.addIssue({
+          code: 'custom',
+          path: [index, 'archive'],
+          message: `only one destination can be the archive, and "${list[first]!.name}" already is`,
+        });
+      });
+    }),
+  cloud: cloudSchema.prefault({}),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
     .prefault({}),
@@ -180,6 +231,13 @@ export type Settings = z.infer<typeof settingsSchema>;
 export type DestinationSettings = z.infer<typeof destinationSchema>;
 export type DestinationAuth = z.infer<typeof destinationAuthSchema>;
 export type PeerSettings = z.infer<typeof peerSchema>;
+export type CloudSettings = z.infer<typeof cloudSchema>;
+export type PrefetchRule = z.infer<typeof prefetchRuleSchema>;
+
+/** The destination marked as the clinic's archive, if any. */
+export function archiveDestination(settings: Pick<Settings, 'destinations'>): DestinationSettings | undefined {
+  return settings.destinations.find((d) => d.archive);
+}
 
 export const DEFAULT_HTTP_PORT = 8780;
 export const DEFAULT_DIMSE_PORT = 11112;

@@ -5,7 +5,7 @@
  */
 import { attributeByKeyword } from './keywords.js';
 
-interface PersonNameJson {
+export interface PersonNameJson {
   Alphabetic?: string;
   Ideographic?: string;
   Phonetic?: string;

@@ -3,7 +3,6 @@ import dimse from 'dcmjs-dimse';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { QUERY_RETRIEVE_SOP_CLASSES } from '../dicom/storage-sop-classes.js';
 import type { Archive } from '../store/archive.js';
-import { queryArchive } from '../store/query.js';
 import type { AssociationInfo, CFindRequest, CFindResponse, EdgeScp } from './association.js';
 import { IdentifierError, parseIdentifier, responseIdentifier, type InformationModel } from './identifier.js';
 import { DimseStatus, errorComment } from './statuses.js';
@@ -72,7 +71,7 @@ export async function handleFind(
   let matches;
   try {
     parsed = parseIdentifier(identifier.getElements(), model);
-    matches = queryArchive(archive.db, { level: parsed.level, keys: parsed.keys });
+    matches = archive.reads.query({ level: parsed.level, keys: parsed.keys });
   } catch (error) {
     if (error instanceof IdentifierError || error instanceof InvalidMatchKeyError) {
       info.logger.warn({ event: 'c-find-refused', reason: error.message }, 'C-FIND identifier refused');

@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import type { PeerSettings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
-import { queryArchive } from '../store/query.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
 import { modelOf, responseSyntax } from './find.js';
 import { IdentifierError, parseIdentifier } from './identifier.js';
@@ -75,12 +74,7 @@ class Progress {
 type RetrieveResponse = CMoveResponse | CGetResponse;
 
 export class RetrieveHandlers {
-  private readonly paths: (uid: string) => { path: string; file_missing: number } | undefined;
-
-  constructor(private readonly options: RetrieveOptions) {
-    const statement = options.archive.db.prepare('SELECT path, file_missing FROM instances WHERE sop_instance_uid = ?');
-    this.paths = (uid) => statement.get(uid) as { path: string; file_missing: number } | undefined;
-  }
+  constructor(private readonly options: RetrieveOptions) {}
 
   /** C-MOVE SCP: sub-operations over a new association to a known peer. */
   async move(scp: EdgeScp, info: AssociationInfo, request: CMoveRequest, send: (responses: CMoveResponse[]) => void): Promise<void> {
@@ -223,14 +217,15 @@ export class RetrieveHandlers {
       const parsed = parseIdentifier(identifier.getElements(), model);
       const keys = Object.fromEntries(Object.entries(parsed.keys).filter(([, value]) => value !== ''));
       if (Object.keys(keys).length === 0) throw new IdentifierError('a retrieve needs at least one unique key');
-      return queryArchive(this.options.archive.db, { level: 'IMAGE', keys }).map((match) => {
+      const { reads, paths } = this.options.archive;
+      return reads.query({ level: 'IMAGE', keys }).map((match) => {
         const sopInstanceUid = String(match.SOPInstanceUID);
-        const row = this.paths(sopInstanceUid);
+        const file = reads.instanceFile(sopInstanceUid);
         return {
           sopInstanceUid,
           sopClassUid: String(match.SOPClassUID),
           transferSyntaxUid: String(match.TransferSyntaxUID),
-          path: row && !row.file_missing ? this.options.archive.paths.absolute(row.path) : undefined,
+          path: file === undefined ? undefined : paths.absolute(file),
         };
       });
     } catch (error) {

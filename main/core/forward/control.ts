@@ -1,27 +1,19 @@
 /**
  * What the rest of the appliance (web/ `/api`, the Electron shell) may ask of store-and-forward.
- * The forward service implements it; web/ wires its routes to these methods and never touches the outbox.
+ * The forward service implements it. web/ wires its actions to these methods; what it shows of the outbox it
+ * reads through store/'s read models, and it never changes an outbox row itself.
  */
 import type { DestinationSettings } from '../contract/settings.js';
 import type { DestinationState, DestinationStatus, DeviceCodeStatus, TestConnectionResult } from '../contract/api/destinations.js';
-import type { OutboxState } from '../store/events.js';
+import type { StudyProgress } from '../store/read-models/study-progress.js';
 
-export type { DestinationState, DestinationStatus, DeviceCodeStatus, TestConnectionResult };
+export type { DestinationState, DestinationStatus, DeviceCodeStatus, StudyProgress, TestConnectionResult };
 
 /** Which outbox rows an action applies to. Empty filter: all rows of all destinations. */
 export interface OutboxFilter {
   destination?: string;
   studyUid?: string;
   sopInstanceUid?: string;
-}
-
-/** Progress of one study to one destination. */
-export interface StudyProgress {
-  studyUid: string;
-  destination: string;
-  counts: Record<OutboxState, number>;
-  totalBytes: number;
-  deliveredBytes: number;
 }
 
 export interface ForwardControl {

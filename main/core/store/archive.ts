@@ -8,9 +8,12 @@ import { InvalidUidError, uidProblem } from '../dicom/uid.js';
 import { commitWithoutSync, openDatabase, walFile, type Db } from './database.js';
 import { CannotUnderstandError, IngestError, MismatchError, OutOfResourcesError, StudyMismatchError } from './errors.js';
 import { ArchiveEvents } from './events.js';
-import { IndexWriter, type ExistingInstance, type StoredFile } from './index-writer.js';
+import { IndexWriter, type ExistingInstance, type IngestOrigin, type StoredFile } from './index-writer.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
+import { OutboxWorkerQueries } from './outbox-worker-queries.js';
+import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
+import { CloudIndex } from './cloud-index.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
@@ -21,6 +24,7 @@ import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './grou
 import { DirectorySync, WalSync } from './coalesced-sync.js';
 
 export type IngestSource = SpoolSource;
+export type { IngestOrigin };
 
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
@@ -29,6 +33,12 @@ export interface IngestContext {
   peer: string;
   /** What the sender declared; a differing dataset is refused. */
   expect?: { sopClassUid?: string; sopInstanceUid?: string; studyInstanceUid?: string };
+  /**
+   * 'cloud': fetched from the archive destination. It is never queued for forwarding and is marked as held by
+   * the archive; a local copy already here is kept (outcome 'duplicate'), so a fetch never replaces local data.
+   * Default 'local'.
+   */
+  origin?: IngestOrigin;
 }
 
 export type IngestOutcome = 'stored' | 'replaced' | 'duplicate';
@@ -78,8 +88,14 @@ export interface ArchiveOptions {
 export class Archive {
   readonly paths: ArchivePaths;
   readonly events = new ArchiveEvents();
-  readonly db: Db;
+  /** Every read the rooms above make of the index and outbox; no SQL runs outside store/. */
+  readonly reads: ArchiveReads;
+  /** The outbox as forward/ works it. */
+  readonly outboxWork: OutboxWorkerQueries;
   readonly outbox: Outbox;
+  /** What the archive destination holds, access times, pins and change-feed cursors. */
+  readonly cloud: CloudIndex;
+  private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -96,8 +112,11 @@ export class Archive {
   private constructor(options: ArchiveOptions, db: Db) {
     this.paths = new ArchivePaths(options.dataDir);
     this.db = db;
+    this.reads = archiveReads(db);
+    this.outboxWork = new OutboxWorkerQueries(db);
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
+    this.cloud = new CloudIndex(db, this.paths);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root);
@@ -117,7 +136,8 @@ export class Archive {
     for (const shard of paths.tempShards) await mkdir(shard, { recursive: true });
     const db = openDatabase(paths.databaseFile);
     const archive = new Archive(options, db);
-    const recovery = await recoverArchive(archive, options.logger);
+    const recovery = await recoverArchive(
+      { paths: archive.paths, db, indexExistingFile: (path, size) => archive.indexExistingFile(path, size) }, options.logger);
     archive.archiveBytes = archive.totalBytes();
     return { archive, recovery };
   }
@@ -194,7 +214,7 @@ export class Archive {
   /** Whether `spooled` would replace a stored instance (and not just repeat it). */
   private replaces(spooled: SpooledFile, header: InstanceHeader): boolean {
     const existing = this.index.existing(header.sopInstanceUid);
-    return existing !== undefined && !isSameFile(existing, spooled, this.instancePath(header));
+    return existing !== undefined && existing.local === 1 && !isSameFile(existing, spooled, this.instancePath(header));
   }
 
   private hold(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): HeldReplacement {
@@ -291,8 +311,12 @@ export class Archive {
     const relativePath = this.instancePath(header);
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
-    if (existing && isSameFile(existing, spooled, relativePath)) {
+    const origin = context.origin ?? 'local';
+    const localCopy = existing !== undefined && existing.local === 1 && !existing.file_missing;
+    // A cloud fetch never replaces a local copy: the local bytes are the ones this site acquired.
+    if (existing && localCopy && (isSameFile(existing, spooled, relativePath) || origin === 'cloud')) {
       await unlink(spooled.path);
+      if (origin === 'cloud' && !existing.in_cloud) this.db.prepare('UPDATE instances SET in_cloud = 1 WHERE sop_instance_uid = ?').run(header.sopInstanceUid);
       return { outcome: 'duplicate', ...base };
     }
     const finalPath = this.paths.absolute(relativePath);
@@ -316,30 +340,34 @@ export class Archive {
     const file: StoredFile = {
       relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt: Date.now(),
     };
-    const committed = ticket.commit(() => this.writeRows(header, file, existing));
+    const committed = ticket.commit(() => this.writeRows(header, file, existing, origin));
     const { counts, queuedFor } = await committed.catch(async (error: unknown) => {
       // A new file whose rows did not commit must not linger unindexed (a replaced one is re-indexed at start).
       // Rows committed but not synced may survive, and must keep their file.
       if (!existing && !(error instanceof CommitNotDurableError)) await rm(finalPath, { force: true });
       throw error;
     });
-    this.archiveBytes += spooled.sizeBytes - (existing?.size_bytes ?? 0);
-    if (existing && existing.path !== relativePath) await rm(this.paths.absolute(existing.path), { force: true });
-    const outcome: IngestOutcome = existing ? 'replaced' : 'stored';
+    const replaced = existing?.local === 1 ? existing : undefined;
+    this.archiveBytes += spooled.sizeBytes - (replaced?.size_bytes ?? 0);
+    if (replaced && replaced.path !== relativePath) await rm(this.paths.absolute(replaced.path), { force: true });
+    // A cloud-only row that gets its file is a first local copy, not a replacement.
+    const outcome: IngestOutcome = replaced ? 'replaced' : 'stored';
     this.emitStored(header, context.callingAe, outcome, spooled.sizeBytes, counts, queuedFor, existing);
     return { outcome, ...base };
   }
 
   /** The index rows and the outbox rows of one stored file; callers run it inside one transaction. */
-  private writeRows(header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined) {
+  private writeRows(header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined, origin: IngestOrigin) {
+    const counts = this.index.write(header, file, existing, origin);
+    // Data from the archive is never sent back to it (or anywhere): no outbox rows at all.
+    if (origin === 'cloud') return { counts, queuedFor: [] as string[] };
     const destinations = this.route({
       sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
       modality: header.modality, callingAe: file.callingAe, sopClassUid: header.sopClassUid,
     });
-    const counts = this.index.write(header, file, existing);
     const queuedFor = this.outbox.enqueue(
       { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes: file.sizeBytes,
-        replacesEarlier: existing !== undefined, now: file.receivedAt },
+        replacesEarlier: existing?.local === 1, now: file.receivedAt },
       destinations,
     );
     return { counts, queuedFor };
@@ -369,14 +397,40 @@ export class Archive {
         this.db.prepare('DELETE FROM outbox WHERE sop_instance_uid = ?').run(sopInstanceUid);
         this.index.remove(existing, Date.now());
       })();
-      this.archiveBytes -= existing.size_bytes;
-      await rm(this.paths.absolute(existing.path), { force: true });
+      if (existing.local) {
+        this.archiveBytes -= existing.size_bytes;
+        await rm(this.paths.absolute(existing.path), { force: true });
+      }
       this.events.emit('instance-deleted', { sopInstanceUid, seriesUid: existing.series_uid, studyUid: existing.study_uid });
       return true;
     });
   }
 
-  /** Re-indexes a file already at its final path (recovery after a crash between rename and commit). */
+  /**
+   * Drops the local copy of an instance to free space. One the archive destination holds (in_cloud) keeps its
+   * rows as cloud-only, so it stays findable and can be fetched again; any other is removed as before.
+   * The rows change before the file goes: a crash in between leaves a file that recovery adopts again.
+   * Returns the bytes freed.
+   */
+  async evictInstance(sopInstanceUid: string): Promise<number> {
+    const existing = this.index.existing(sopInstanceUid);
+    if (!existing?.local) return 0;
+    if (!existing.in_cloud) return (await this.removeInstance(sopInstanceUid)) ? existing.size_bytes : 0;
+    return this.lock.run(sopInstanceUid, async () => {
+      const current = this.index.existing(sopInstanceUid);
+      if (!current?.local || !current.in_cloud) return 0;
+      this.db.transaction(() => this.index.markEvicted(current, Date.now()))();
+      this.archiveBytes -= current.size_bytes;
+      await rm(this.paths.absolute(current.path), { force: true });
+      this.events.emit('instance-evicted', { sopInstanceUid, seriesUid: current.series_uid, studyUid: current.study_uid });
+      return current.size_bytes;
+    });
+  }
+
+  /**
+   * Re-indexes a file already at its final path (recovery after a crash between rename and commit). A file
+   * whose row is cloud-only came from the archive (a fetch or an eviction cut short) and is indexed as such.
+   */
   async indexExistingFile(relativePath: string, sizeBytes: number): Promise<InstanceHeader> {
     const absolutePath = this.paths.absolute(relativePath);
     const header = await readInstanceHeader(absolutePath, sizeBytes);
@@ -385,12 +439,13 @@ export class Archive {
     const { sha256 } = await hashFile(absolutePath);
     const existing = this.index.existing(header.sopInstanceUid);
     const file: StoredFile = { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: Date.now() };
-    this.db.transaction(() => this.writeRows(header, file, existing))();
+    const origin: IngestOrigin = existing && !existing.local ? 'cloud' : 'local';
+    this.db.transaction(() => this.writeRows(header, file, existing, origin))();
     return header;
   }
 
   totalBytes(): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(size_bytes), 0) AS total FROM instances').get() as { total: number }).total;
+    return (this.db.prepare('SELECT COALESCE(SUM(size_bytes), 0) AS total FROM instances WHERE local = 1').get() as { total: number }).total;
   }
 
   /** Stops taking new work, waits for in-flight ingests, and closes the index. */

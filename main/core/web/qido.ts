@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toDicomJson } from '../dicom/dicom-json.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
-import { queryArchive } from '../store/query.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
@@ -77,7 +76,7 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
 
   let matches: QueryMatch[];
   try {
-    matches = queryArchive(ctx.archive.db, { level: route.level, keys, fuzzy, limit: pageSize + 1, offset });
+    matches = ctx.archive.reads.query({ level: route.level, keys, fuzzy, limit: pageSize + 1, offset });
   } catch (error) {
     if (error instanceof InvalidMatchKeyError || error instanceof RangeError) throw new HttpError(400, error.message);
     throw error;

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { HttpError, uidParams } from './http-errors.js';
 import { renderImage } from './image-render.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, typeMatches } from './media-type.js';
 import { parseFrameList } from './pixel-frames.js';
 
@@ -38,10 +38,10 @@ function numberList(text: string | undefined, name: string, count: number[]): nu
   return values;
 }
 
-function representative(rows: InstanceRow[], scope: { series?: string }): InstanceRow | undefined {
+function representative(rows: StoredInstance[], scope: { series?: string }): StoredInstance | undefined {
   if (scope.series) return rows[Math.floor(rows.length / 2)];
-  const firstSeries = rows[0]?.series_uid;
-  const series = rows.filter((r) => r.series_uid === firstSeries);
+  const firstSeries = rows[0]?.seriesUid;
+  const series = rows.filter((r) => r.seriesUid === firstSeries);
   return series[Math.floor(series.length / 2)];
 }
 
@@ -50,7 +50,7 @@ async function render(ctx: WebContext, request: FastifyRequest, reply: FastifyRe
   const params = request.params as { frames?: string };
   const query = request.query as Record<string, string | undefined>;
   const format = chooseFormat(request.headers.accept);
-  const rows = instancesIn(ctx.archive.db, scope);
+  const rows = ctx.archive.reads.storedInstances(scope);
   const row = scope.instance ? rows[0] : representative(rows, scope);
   if (!row) throw new HttpError(404, 'no such study, series or instance');
   const frames = params.frames ? parseFrameList(params.frames) : [1];

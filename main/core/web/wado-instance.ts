@@ -3,10 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
+import type { StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { readDicom, type DcmjsDicomDict } from './dcmjs.js';
 import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, typeMatches, type MediaType } from './media-type.js';
 import { datasetToJson, elementAtPath } from './metadata-json.js';
 import { multipartStream } from './multipart-writer.js';
@@ -24,34 +24,34 @@ export function registerWadoInstance(app: FastifyInstance, ctx: WebContext): voi
   app.get(`${INSTANCE}/bulkdata/*`, (request, reply) => sendBulkdata(ctx, request, reply));
 }
 
-function instanceUrl(base: string, row: Pick<InstanceRow, 'study_uid' | 'series_uid' | 'sop_instance_uid'>): string {
-  return `${base}/studies/${row.study_uid}/series/${row.series_uid}/instances/${row.sop_instance_uid}`;
+function instanceUrl(base: string, row: Pick<StoredInstance, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): string {
+  return `${base}/studies/${row.studyUid}/series/${row.seriesUid}/instances/${row.sopInstanceUid}`;
 }
 
 /** Reads one indexed instance into dcmjs, with big endian words already in little endian order. */
-async function loadInstance(ctx: WebContext, row: InstanceRow): Promise<DcmjsDicomDict> {
+async function loadInstance(ctx: WebContext, row: StoredInstance): Promise<DcmjsDicomDict> {
   const bytes = await readFile(ctx.archive.paths.absolute(row.path));
   const dict = readDicom(bytes);
-  if (row.transfer_syntax_uid === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
+  if (row.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
   return dict;
 }
 
-function oneInstance(ctx: WebContext, request: FastifyRequest): InstanceRow {
+function oneInstance(ctx: WebContext, request: FastifyRequest): StoredInstance {
   const scope = uidParams(request);
-  const row = instancesIn(ctx.archive.db, scope)[0];
+  const row = ctx.archive.reads.storedInstances(scope)[0];
   if (!row) throw new HttpError(404, `no instance ${scope.instance} in series ${scope.series} of study ${scope.study}`);
   return row;
 }
 
 async function sendMetadata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const scope = uidParams(request);
-  const rows = instancesIn(ctx.archive.db, scope);
+  const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
   const accept = parseAccept(request.headers.accept);
   if (!accept.some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
     throw new HttpError(406, 'metadata is served as application/dicom+json');
   }
-  const etag = `"${createHash('sha256').update('metadata-v1').update(rows.map((r) => `${r.sop_instance_uid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
+  const etag = `"${createHash('sha256').update('metadata-v1').update(rows.map((r) => `${r.sopInstanceUid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
   reply.header('etag', etag).header('cache-control', 'no-cache');
   const ifNoneMatch = request.headers['if-none-match'];
   if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.code(304).send();
@@ -64,7 +64,7 @@ async function sendMetadata(ctx: WebContext, request: FastifyRequest, reply: Fas
       try {
         dict = await loadInstance(ctx, row);
       } catch (error) {
-        ctx.logger.warn({ event: 'metadata-unreadable', sopInstanceUid: row.sop_instance_uid, reason: (error as Error).message }, 'instance file unreadable');
+        ctx.logger.warn({ event: 'metadata-unreadable', sopInstanceUid: row.sopInstanceUid, reason: (error as Error).message }, 'instance file unreadable');
         continue;
       }
       yield `${first ? '' : ','}${JSON.stringify(datasetToJson(dict.dict, instanceUrl(base, row), dict.meta))}`;
@@ -97,9 +97,9 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
 async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const row = oneInstance(ctx, request);
   const wanted = parseFrameList((request.params as { frames: string }).frames);
-  const delivery = frameDelivery(parseAccept(request.headers.accept), row.transfer_syntax_uid);
+  const delivery = frameDelivery(parseAccept(request.headers.accept), row.transferSyntaxUid);
   const dict = await loadInstance(ctx, row);
-  const frames = extractFrames(dict.dict, row.transfer_syntax_uid, wanted);
+  const frames = extractFrames(dict.dict, row.transferSyntaxUid, wanted);
   const { boundary, stream } = multipartStream(
     frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, body: () => bytes })),
   );
@@ -120,11 +120,11 @@ async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: Fas
   if (!element || !element.Value || element.Value.length === 0) throw new HttpError(404, `no bulk data at ${path.join('/')}`);
   const isPixels = path.length === 1 && path[0]!.toUpperCase() === '7FE00010';
   let parts: Array<{ contentType: string; bytes: Buffer }>;
-  if (isPixels && !(isUncompressed(row.transfer_syntax_uid) || row.transfer_syntax_uid === TransferSyntax.DeflatedExplicitVRLittleEndian)) {
+  if (isPixels && !(isUncompressed(row.transferSyntaxUid) || row.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian)) {
     const count = Number(dict.dict['00280008']?.Value?.[0] ?? 1) || 1;
-    const frames = extractFrames(dict.dict, row.transfer_syntax_uid, Array.from({ length: count }, (_, i) => i + 1));
-    const type = frameMediaType(row.transfer_syntax_uid) ?? 'application/octet-stream';
-    parts = frames.map((bytes) => ({ contentType: `${type}; transfer-syntax=${row.transfer_syntax_uid}`, bytes }));
+    const frames = extractFrames(dict.dict, row.transferSyntaxUid, Array.from({ length: count }, (_, i) => i + 1));
+    const type = frameMediaType(row.transferSyntaxUid) ?? 'application/octet-stream';
+    parts = frames.map((bytes) => ({ contentType: `${type}; transfer-syntax=${row.transferSyntaxUid}`, bytes }));
   } else {
     const bytes = Buffer.concat(element.Value.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from(v as Uint8Array))));
     parts = [{ contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitVRLittleEndian}`, bytes }];

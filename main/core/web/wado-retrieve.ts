@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import type { StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { HttpError, uidParams } from './http-errors.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, type MediaType } from './media-type.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
@@ -44,14 +44,14 @@ export function registerWadoRetrieve(app: FastifyInstance, ctx: WebContext): voi
 
 async function retrieve(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const scope = uidParams(request);
-  const rows = instancesIn(ctx.archive.db, scope);
+  const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
   const accept = parseAccept(request.headers.accept);
-  const plan: Array<{ row: InstanceRow; delivery: Delivery }> = [];
+  const plan: Array<{ row: StoredInstance; delivery: Delivery }> = [];
   for (const row of rows) {
-    const delivery = negotiateDicom(accept, row.transfer_syntax_uid);
+    const delivery = negotiateDicom(accept, row.transferSyntaxUid);
     if (!delivery) {
-      throw new HttpError(406, `instance ${row.sop_instance_uid} is stored as ${row.transfer_syntax_uid}; ` +
+      throw new HttpError(406, `instance ${row.sopInstanceUid} is stored as ${row.transferSyntaxUid}; ` +
         'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
     }
     plan.push({ row, delivery });
@@ -65,8 +65,8 @@ async function retrieve(ctx: WebContext, request: FastifyRequest, reply: Fastify
       const contentType = `application/dicom; transfer-syntax=${delivery.syntax}`;
       const path = paths.absolute(row.path);
       return delivery.convert
-        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transfer_syntax_uid) }
-        : { contentType, file: { path, size: row.size_bytes } };
+        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transferSyntaxUid) }
+        : { contentType, file: { path, size: row.sizeBytes } };
     }),
     (error) => ctx.logger.error({ event: 'wado-retrieve-failed', peer: request.ip, ...scope, reason: (error as Error).message }, 'WADO-RS response cut short'),
   );
