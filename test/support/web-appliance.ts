@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Appliance, type ApplianceOverrides } from '../../main/core/appliance.js';
+import { Appliance, type ApplianceOptions, type ApplianceOverrides } from '../../main/core/appliance.js';
 import type { WebService } from '../../main/core/web/web-service.js';
 import { freePort } from './net.js';
 
@@ -27,6 +27,8 @@ export async function startWebAppliance(options: {
   dataDir?: string;
   /** No --api-token: the appliance generates its session token, as a start without one does. */
   generatedToken?: boolean;
+  /** Store-and-forward hooks, e.g. msal pointed at the Entra double. */
+  forward?: ApplianceOptions['forward'];
 } = {}): Promise<WebAppliance> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dicom-edge-web-')));
   const tokenFlag = options.generatedToken ? undefined : options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
@@ -37,6 +39,7 @@ export async function startWebAppliance(options: {
     // The AE title comes from the settings (default DICOMEDGE), not a flag, so a settings edit can change it.
     overrides: { ...options.overrides, dimsePort, httpPort, apiToken: tokenFlag },
     announce: () => undefined,
+    forward: options.forward,
   });
   const token = tokenFlag ?? appliance.apiToken;
   try {

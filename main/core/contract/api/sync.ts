@@ -46,10 +46,9 @@ export const syncQuerySchema = z.object({
 
 export const studySyncListSchema = z.array(studySyncSchema);
 
-/** One instance's row for one destination. */
-export const deliverySchema = z.object({
-  /** The outbox entry's id (for /api/failures/:id). */
-  id: z.number().int(),
+// The fields of an instance's upload to one destination; the answers list them in this order.
+const id = z.number().int();
+const delivery = {
   /** '*' while no destination was configured when the instance arrived. */
   destination: z.string(),
   state: outboxStateSchema,
@@ -58,7 +57,10 @@ export const deliverySchema = z.object({
   /** The DICOM Failure Reason (0008,1197) the destination answered, if any. */
   failureReason: z.number().int().nullable(),
   updatedAt: z.number(),
-});
+};
+
+/** One instance's upload to one destination; `id` is its outbox entry (for /api/failures/:id). */
+export const deliverySchema = z.object({ id, ...delivery });
 export type Delivery = z.infer<typeof deliverySchema>;
 
 export const instanceSyncSchema = z.object({
@@ -78,7 +80,8 @@ export const studySyncQuerySchema = z.object({
 
 /** GET /api/studies/:study/sync: the summary, the failed or conflicting rows, and one page of instances (those first). */
 export const studySyncDetailSchema = studySyncSchema.extend({
-  problems: z.array(deliverySchema.extend({ sopInstanceUid: z.string() })),
+  /** Failed or conflicting uploads, newest first (at most 500). */
+  problems: z.array(z.object({ id, sopInstanceUid: z.string(), ...delivery })),
   instances: z.object({ total: countSchema, limit: countSchema, offset: countSchema, items: z.array(instanceSyncSchema) }),
 });
 export type StudySyncDetail = z.infer<typeof studySyncDetailSchema>;
@@ -90,9 +93,11 @@ export const failuresQuerySchema = z.object({
 });
 
 /** A failed or conflicting instance, with the study it belongs to (null fields when the study is gone). */
-export const failureSchema = deliverySchema.extend({
+export const failureSchema = z.object({
+  id,
   sopInstanceUid: z.string(),
   studyUid: z.string(),
+  ...delivery,
   patientName: z.string().nullable(),
   patientId: z.string().nullable(),
   studyDate: z.string().nullable(),
@@ -118,8 +123,8 @@ export const outboxEntrySchema = z.object({
   studyUid: z.string(),
   destination: z.string(),
   state: outboxStateSchema,
-  /** Sent as a replacement of an earlier copy (the instance arrived again). */
-  replacesEarlier: z.boolean(),
+  /** 0: the first copy; 1: it replaced an earlier local copy; 2: a user chose overwrite (sent with PUT). */
+  replacesEarlier: z.number().int().min(0).max(2),
   attempts: countSchema,
   nextAttemptAt: z.number(),
   lastError: z.string().nullable(),
@@ -153,12 +158,24 @@ export const failureStudySchema = z.object({
   studyId: z.string(),
   studyDescription: z.string(),
   referringPhysicianName: z.string(),
+  specificCharacterSet: z.string(),
+  /** Backslash-separated, as indexed. */
   modalitiesInStudy: z.string(),
   numSeries: countSchema,
   numInstances: countSchema,
   sizeBytes: countSchema,
   receivedAt: z.number(),
   updatedAt: z.number(),
+  /** Of its instances, those with a local copy. */
+  numLocalInstances: countSchema,
+  /** As the archive destination reported them (null: not reported). */
+  cloudNumSeries: countSchema.nullable(),
+  cloudNumInstances: countSchema.nullable(),
+  /** The archive destination's modalities: a JSON array, as stored. */
+  cloudModalities: z.string(),
+  lastAccessAt: z.number(),
+  /** 1: kept local, never evicted. */
+  pinned: z.number().int().min(0).max(1),
 });
 
 /** GET /api/failures/:id: the entry, and its instance and study while they are still held here. */
