@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { routeFor } from '../main/core/appliance.js';
 import { ForwardService } from '../main/core/forward/service.js';
-import { settingsSchema } from '../main/core/settings/schema.js';
+import { settingsSchema } from '../main/core/contract/settings.js';
 import { Archive } from '../main/core/store/archive.js';
 import { makeInstance } from '../test/support/instance.js';
 import { freePort, requireTool, startOrthanc, type OrthancPeer } from '../test/support/peers.js';

@@ -10,7 +10,7 @@ import type { ApplianceService } from './service.js';
 import { LiveSettings } from './settings/live-settings.js';
 import { applyOverrides, type SettingsOverrides } from './settings/overrides.js';
 import { SETTINGS_FILE_NAME, SettingsFile } from './settings/settings-file.js';
-import type { Settings } from './settings/schema.js';
+import type { Settings } from './contract/settings.js';
 import { assertStartable, startProblems } from './start-checks.js';
 import { Archive, type InstanceInfo } from './store/archive.js';
 import { ArchivePaths } from './store/paths.js';

@@ -4,8 +4,9 @@
  * the next start refuses.
  */
 import { accessSync, constants } from 'node:fs';
-import { describeIssues, SettingsError } from './settings/errors.js';
-import { settingsSchema, type Settings } from './settings/schema.js';
+import { describeIssues } from './contract/settings-problems.js';
+import { SettingsError } from './settings/errors.js';
+import { settingsSchema, type Settings } from './contract/settings.js';
 import { BindRefusedError, checkBindPolicy } from './web/access.js';
 
 /** Problems in the settings error format (`field "a.b" has value X: why`); [] when these settings can start. */

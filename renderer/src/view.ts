@@ -1,4 +1,4 @@
-import type { LiveEvent } from './api';
+import type { LiveEvent } from '../../main/core/contract/events';
 import type { StudyStore } from './study-store';
 
 /** One screen of the window; the router in main.ts shows one at a time. */

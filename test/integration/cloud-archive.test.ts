@@ -10,7 +10,7 @@ import pino from 'pino';
 import { ArchiveReader, ArchiveReadError, FEED_START, type ChangeFeedCursor } from '../../main/core/cloud/archive-reader.js';
 import { jsonString } from '../../main/core/dicom/dicom-json-values.js';
 import { createAuthProvider, type AuthProvider } from '../../main/core/forward/auth.js';
-import { settingsSchema } from '../../main/core/settings/schema.js';
+import { settingsSchema } from '../../main/core/contract/settings.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { queryArchive } from '../../main/core/store/query.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';

@@ -195,6 +195,58 @@ describe('DICOMweb service driven by dicomweb-client', () => {
   });
 });
 
+describe('DICOMweb path and query parameters', () => {
+  let w: WebAppliance;
+  const [ok] = makeStudy({ series: 1, instancesPerSeries: 1 });
+  before(async () => {
+    w = await startWebAppliance();
+    const stow = await w.api('/dicom-web/studies', {
+      method: 'POST', body: multipart([{ bytes: ok!.buffer }]), headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}` },
+    });
+    assert.equal(stow.status, 200);
+  });
+  after(async () => {
+    await w.stop();
+  });
+
+  test('a bad UID in any DICOMweb path is refused with 400 naming it, and STOW still drains the body', async () => {
+    const bad = '1.02';
+    const why = 'is not a dotted sequence of numbers without leading zeros';
+    const instance = `/dicom-web/studies/${ok!.studyUid}/series/${ok!.seriesUid}/instances`;
+    const cases: Array<[string, string, string]> = [
+      ['GET', `/dicom-web/studies/${bad}/series`, 'StudyInstanceUID'],
+      ['GET', `/dicom-web/studies/${ok!.studyUid}/series/${bad}/instances`, 'SeriesInstanceUID'],
+      ['GET', `/dicom-web/studies/${bad}`, 'StudyInstanceUID'],
+      ['GET', `${instance}/${bad}`, 'SOPInstanceUID'],
+      ['GET', `/dicom-web/studies/${ok!.studyUid}/series/${bad}/metadata`, 'SeriesInstanceUID'],
+      ['GET', `${instance}/${bad}/frames/1`, 'SOPInstanceUID'],
+      ['GET', `${instance}/${bad}/bulkdata/7FE00010`, 'SOPInstanceUID'],
+      ['GET', `${instance}/${bad}/rendered`, 'SOPInstanceUID'],
+      ['GET', `/dicom-web/studies/${bad}/thumbnail`, 'StudyInstanceUID'],
+      ['DELETE', `/dicom-web/studies/${bad}?force=true`, 'StudyInstanceUID'],
+      ['POST', `/dicom-web/studies/${bad}`, 'StudyInstanceUID'],
+    ];
+    for (const [method, path, attribute] of cases) {
+      const response = await w.api(path, method === 'POST'
+        ? { method, body: multipart([{ bytes: makeInstance() }]), headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}` } }
+        : { method });
+      assert.equal(response.status, 400, `${method} ${path}`);
+      assert.deepEqual(await response.json(), { status: 400, error: `${attribute} "${bad}" in the path ${why}` }, `${method} ${path}`);
+    }
+    assert.equal(await countInstances(w), 1, 'nothing stored, nothing deleted');
+    assert.equal((await w.api(`${instance}/${ok!.sopInstanceUid}/metadata`)).status, 200);
+  });
+
+  test('a rendered parameter given twice is refused with 400, not a server error', async () => {
+    const rendered = `/dicom-web/studies/${ok!.studyUid}/series/${ok!.seriesUid}/instances/${ok!.sopInstanceUid}/rendered`;
+    assert.equal((await w.api(`${rendered}?viewport=32,32`)).status, 200);
+    const twice = await w.api(`${rendered}?viewport=32,32&viewport=64,64`);
+    assert.equal(twice.status, 400);
+    assert.deepEqual(await twice.json(), { status: 400, error: 'viewport must be given once' });
+    assert.equal((await w.api(`${rendered}?quality=0`)).status, 400);
+  });
+});
+
 describe('STOW-RS with bad input', () => {
   let w: WebAppliance;
   before(async () => {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Appliance, type ApplianceOverrides } from '../../main/core/appliance.js';
+import { Appliance, type ApplianceOptions, type ApplianceOverrides } from '../../main/core/appliance.js';
 import { SETTINGS_FILE_NAME } from '../../main/core/settings/settings-file.js';
 import type { WebService } from '../../main/core/web/web-service.js';
 import { freePort } from './net.js';
@@ -30,6 +30,8 @@ export async function startWebAppliance(options: {
   generatedToken?: boolean;
   /** The settings file the appliance starts with (e.g. destinations), as a user would have written it. */
   settings?: Record<string, unknown>;
+  /** Store-and-forward hooks, e.g. msal pointed at the Entra double. */
+  forward?: ApplianceOptions['forward'];
 } = {}): Promise<WebAppliance> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dicom-edge-web-')));
   if (options.settings) {
@@ -44,6 +46,7 @@ export async function startWebAppliance(options: {
     // The AE title comes from the settings (default DICOMEDGE), not a flag, so a settings edit can change it.
     overrides: { ...options.overrides, dimsePort, httpPort, apiToken: tokenFlag },
     announce: () => undefined,
+    forward: options.forward,
   });
   const token = tokenFlag ?? appliance.apiToken;
   try {

@@ -45,7 +45,7 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
 
   test('the contract, which goes into the page, takes nothing from dicom/ but the DICOM JSON model', () => {
     expectRefused('main/core/contract', "import { tagOf } from '../dicom/dictionary.js';\n\nexport const probe = tagOf('PatientName');\n",
-      'contract-takes-from-dicom-only-the-json-model', 'main/core/dicom/dictionary.ts');
+      'contract-takes-from-dicom-only-pure-models', 'main/core/dicom/dictionary.ts');
   });
 
   test('multipart/, the HTTP framing under web/ and forward/, knows no DICOM and no other room', () => {

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { CloudService } from '../../main/core/cloud/cloud-service.js';
 import type { AuthProvider } from '../../main/core/forward/auth.js';
-import { settingsSchema, type DestinationSettings, type Settings } from '../../main/core/settings/schema.js';
+import { settingsSchema, type DestinationSettings, type Settings } from '../../main/core/contract/settings.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { makeStudy } from '../support/study.js';

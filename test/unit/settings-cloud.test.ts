@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SettingsError } from '../../main/core/settings/errors.js';
-import { archiveDestination, settingsSchema } from '../../main/core/settings/schema.js';
+import { archiveDestination, settingsSchema } from '../../main/core/contract/settings.js';
 import { SettingsFile } from '../../main/core/settings/settings-file.js';
 
 const destination = (name: string, extra: Record<string, unknown> = {}) => ({ name, baseUrl: `https://${name}.example/v2`, ...extra });

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SettingsFile } from '../../main/core/settings/settings-file.js';
-import { SettingsError, describeIssues } from '../../main/core/settings/errors.js';
-import { settingsSchema } from '../../main/core/settings/schema.js';
+import { describeIssues } from '../../main/core/contract/settings-problems.js';
+import { SettingsError } from '../../main/core/settings/errors.js';
+import { settingsSchema } from '../../main/core/contract/settings.js';
 import { applyOverrides } from '../../main/core/appliance.js';
 
 describe('settings file', () => {

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BindRefusedError, checkAccess, checkBindPolicy, crossSiteReason, isLoopbackHost, misdirectedHostReason } from '../../main/core/web/access.js';
 import { hashPassword, verifyPassword } from '../../main/core/web/password.js';
-import { maskSettings, SECRET_MASK, unmaskSettings } from '../../main/core/web/settings-mask.js';
-import { settingsSchema } from '../../main/core/settings/schema.js';
+import { SECRET_MASK } from '../../main/core/contract/api/settings.js';
+import { maskSettings, unmaskSettings } from '../../main/core/web/settings-mask.js';
+import { settingsSchema } from '../../main/core/contract/settings.js';
 
 test('loopback hosts are told apart from the rest', () => {
   for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost']) assert.ok(isLoopbackHost(host), host);

@@ -5,7 +5,7 @@
  * (store/cloud-index.ts, Archive.ingest with origin 'cloud').
  */
 import type { AuthProvider } from '../forward/auth.js';
-import type { DestinationSettings } from '../settings/schema.js';
+import type { DestinationSettings } from '../contract/settings.js';
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { ArchiveClient, type ArchiveClientOptions } from './archive-client.js';
 import {

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { AuthProvider } from '../forward/auth.js';
 import type { ApplianceService } from '../service.js';
-import { archiveDestination, type DestinationSettings, type Settings } from '../settings/schema.js';
+import { archiveDestination, type DestinationSettings, type Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import { ArchiveReader } from './archive-reader.js';
 import { FederatedSearch } from './federated-search.js';

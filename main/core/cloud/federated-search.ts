@@ -8,7 +8,7 @@
  * with the reason.
  */
 import type { Logger } from 'pino';
-import type { CloudSettings } from '../settings/schema.js';
+import type { CloudSettings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import { buildQuery } from '../store/query.js';
 import type { QueryMatch, QueryRequest } from '../store/query-types.js';

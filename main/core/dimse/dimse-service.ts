@@ -4,7 +4,7 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import type { ApplianceService } from '../service.js';
-import type { Settings } from '../settings/schema.js';
+import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
 import { handleFind } from './find.js';

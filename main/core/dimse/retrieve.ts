@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
-import type { PeerSettings } from '../settings/schema.js';
+import type { PeerSettings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
 import { modelOf, responseSyntax } from './find.js';

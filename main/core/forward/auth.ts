@@ -11,7 +11,7 @@ import {
   type Configuration,
   type ICachePlugin,
 } from '@azure/msal-node';
-import type { DestinationAuth } from '../settings/schema.js';
+import type { DestinationAuth } from '../contract/settings.js';
 import type { DeviceCodeStatus } from './control.js';
 
 const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';

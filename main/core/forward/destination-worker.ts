@@ -8,7 +8,7 @@ import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { multipartBody, type PartSource } from '../multipart/writer.js';
-import type { DestinationSettings } from '../settings/schema.js';
+import type { DestinationSettings } from '../contract/settings.js';
 import type { ArchiveEvents, OutboxState } from '../store/events.js';
 import { OutboxWorkerQueries, REPLACES_EARLIER, type ClaimedRow } from '../store/outbox-worker-queries.js';
 import { SignInRequiredError, TokenError, type AuthProvider } from './auth.js';

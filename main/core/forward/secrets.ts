@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DestinationAuth, Settings } from '../settings/schema.js';
+import type { DestinationAuth, Settings } from '../contract/settings.js';
 
 const SEALED_PREFIX = 'enc:v1:';
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ApplianceService } from '../service.js';
-import type { DestinationSettings, Settings } from '../settings/schema.js';
+import type { DestinationSettings, Settings } from '../contract/settings.js';
 import type { Archive, InstanceInfo } from '../store/archive.js';
 import type { OutboxWorkerQueries, RowFilter } from '../store/outbox-worker-queries.js';
 import type { OutboxState } from '../store/events.js';

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { SettingsError } from './errors.js';
 import { applyOverrides, overriddenPaths, type SettingsOverrides } from './overrides.js';
-import type { Settings } from './schema.js';
+import type { Settings } from '../contract/settings.js';
 import type { SettingsFile } from './settings-file.js';
 import { changedPaths, sameValue, setValueAt, valueAt } from './settings-paths.js';
 

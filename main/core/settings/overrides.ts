@@ -1,4 +1,4 @@
-import type { Settings } from './schema.js';
+import type { Settings } from '../contract/settings.js';
 
 /** Values given on the command line (or by the Electron shell); they win over the settings file and are never written into it. */
 export interface SettingsOverrides {

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIpLiteral, isLoopbackHost } from '../settings/addresses.js';
+import { isIpLiteral, isLoopbackHost } from '../contract/addresses.js';
 import { isUsablePasswordHash, verifyPassword } from './password.js';
 
 export { isLoopbackHost };

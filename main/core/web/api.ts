@@ -1,27 +1,35 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { SettingsError, describeIssues } from '../settings/errors.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { API_ROUTES as ROUTES } from '../contract/api/routes.js';
+import { describeIssues } from '../contract/settings-problems.js';
+import { destinationSchema, type DestinationSettings } from '../contract/settings.js';
+import { SettingsError } from '../settings/errors.js';
 import { StaleSettingsError } from '../settings/live-settings.js';
-import { destinationSchema, type DestinationSettings } from '../settings/schema.js';
 import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
 import { ForwardControlError, type ForwardControl, type OutboxFilter } from './forward-port.js';
-import { HttpError, uidParams } from './http-errors.js';
+import { HttpError } from './http-errors.js';
 import { maskSettings, unmaskDestination, unmaskSettings } from './settings-mask.js';
 
 const RATE_WINDOW_MS = 60_000;
 
-export function registerApi(app: FastifyInstance, ctx: WebContext): void {
+/**
+ * The /api routes. Each declares its schemas from the wire contract (main/core/contract/api/routes.ts):
+ * requests are validated and typed by them, and answers are checked against them on the way out.
+ */
+export function registerApi(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
   const reads = ctx.archive.reads;
   const startedAt = Date.now();
 
-  app.get('/api/health', async () => ({ status: 'ok', uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }));
+  app.get('/api/health', { schema: ROUTES['GET /api/health'] }, async () => ({ status: 'ok' as const, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }));
 
-  app.get('/api/ready', async (_request, reply) => {
+  app.get('/api/ready', { schema: ROUTES['GET /api/ready'] }, async (_request, reply) => {
     const ready = ctx.ready();
     return reply.code(ready ? 200 : 503).send({ ready });
   });
 
-  app.get('/api/info', async () => {
+  app.get('/api/info', { schema: ROUTES['GET /api/info'] }, async () => {
     const settings = ctx.settings();
     const counts = reads.indexCounts();
     return {
@@ -37,11 +45,11 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         minFreeBytes: settings.storage.minFreeBytes,
       },
       counts,
-      forwarding: ctx.forward() ? 'running' : 'not available',
+      forwarding: ctx.forward() ? 'running' as const : 'not available' as const,
     };
   });
 
-  app.get('/api/outbox', async () => {
+  app.get('/api/outbox', { schema: ROUTES['GET /api/outbox'] }, async () => {
     const status = await forwardStatus(ctx.forward());
     const { totals, destinations: queues } = reads.outboxSummary(Date.now() - RATE_WINDOW_MS,
       [...ctx.settings().destinations.map((d) => d.name), ...status.map((s) => s.name)]);
@@ -56,43 +64,37 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
           instancesPerMinute: live ? Math.round(live.instancesPerSecond * 60) : rate.count * (60_000 / RATE_WINDOW_MS),
           bytesPerSecond: live?.bytesPerSecond ?? Math.round(rate.bytes / (RATE_WINDOW_MS / 1000)),
         },
-        connection: live ? { state: live.state, since: live.since } : { state: 'unknown', since: null },
+        connection: live ? { state: live.state, since: live.since } : { state: 'unknown' as const, since: null },
         lastError: live?.lastError ?? error?.message ?? null,
         lastErrorAt: error?.at ?? null,
         nextAttemptAt: live?.nextAttemptAt ?? null,
       };
     });
     const bytesPending = destinations.reduce((n, d) => n + d.bytesPending, 0);
-    return { totals, bytesPending, destinations, forwarding: ctx.forward() ? 'running' : 'not available' };
+    return { totals, bytesPending, destinations, forwarding: ctx.forward() ? 'running' as const : 'not available' as const };
   });
 
-  app.get('/api/sync', async (request) => {
-    const query = request.query as Record<string, string | string[] | undefined>;
-    const given = [query.study ?? []].flat().flatMap((s) => s.split(',')).filter(Boolean);
-    for (const uid of given) uidParams({ params: { study: uid } } as unknown as FastifyRequest);
-    return reads.studySync(given.length > 0 ? given.slice(0, 1000) : reads.recentStudies(100));
+  app.get('/api/sync', { schema: ROUTES['GET /api/sync'] }, async (request) => {
+    const { study: given } = request.query;
+    return reads.studySync(given.length > 0 ? given : reads.recentStudies(100));
   });
 
-  app.get('/api/studies/:study/sync', async (request) => {
-    const { study } = uidParams(request);
-    if (!reads.studyExists(study!)) throw new HttpError(404, `no study ${study}`);
-    const [summary] = reads.studySync([study!]);
-    const problems = reads.studyProblems(study!);
-    const query = request.query as Record<string, string | undefined>;
-    const page = { limit: boundedInt(query.limit, 1000, 1, 5000, 'limit'), offset: boundedInt(query.offset, 0, 0, Number.MAX_SAFE_INTEGER, 'offset') };
-    return { ...summary, problems, instances: reads.instanceStates(study!, page) };
+  app.get('/api/studies/:study/sync', { schema: ROUTES['GET /api/studies/:study/sync'] }, async (request) => {
+    const { study } = request.params;
+    if (!reads.studyExists(study)) throw new HttpError(404, `no study ${study}`);
+    const [summary] = reads.studySync([study]);
+    const problems = reads.studyProblems(study);
+    return { ...summary!, problems, instances: reads.instanceStates(study, request.query) };
   });
 
-  app.get('/api/failures', async (request) => {
-    const query = request.query as Record<string, string | undefined>;
-    const limit = boundedInt(query.limit, 100, 1, 1000, 'limit');
-    const offset = boundedInt(query.offset, 0, 0, Number.MAX_SAFE_INTEGER, 'offset');
-    const { total, items } = reads.failures({ destination: query.destination, limit, offset });
+  app.get('/api/failures', { schema: ROUTES['GET /api/failures'] }, async (request) => {
+    const { destination, limit, offset } = request.query;
+    const { total, items } = reads.failures({ destination, limit, offset });
     return { total, limit, offset, items };
   });
 
-  app.get('/api/failures/:id', async (request) => {
-    const id = failureId(request);
+  app.get('/api/failures/:id', { schema: ROUTES['GET /api/failures/:id'] }, async (request) => {
+    const { id } = request.params;
     const detail = reads.failureDetail(id);
     if (!detail) throw new HttpError(404, `no outbox entry ${id}`);
     return detail;
@@ -105,7 +107,7 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
       if (action === 'pause' || action === 'resume') {
         forward[action](selector.destination!);
         ctx.logger.info({ event: `destination-${action}`, peer: request.ip, destination: selector.destination }, `destination ${action}d`);
-        return { action, destination: selector.destination };
+        return { action, destination: selector.destination! };
       }
       const changed = forward[action](selector);
       ctx.logger.info({ event: `outbox-${action}`, peer: request.ip, ...selector, changed }, `outbox ${action}`);
@@ -124,49 +126,48 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     return name;
   };
   for (const action of ['pause', 'resume', 'retry', 'cancel'] as const) {
-    app.post(`/api/destinations/:name/${action}`, async (request) =>
-      act(request, action, { destination: knownDestination((request.params as { name: string }).name) }));
+    app.post(`/api/destinations/:name/${action}`, { schema: ROUTES[`POST /api/destinations/:name/${action}`] }, async (request) =>
+      act(request, action, { destination: knownDestination(request.params.name) }));
   }
-  app.post('/api/destinations/:name/test', async (request) => {
+  app.post('/api/destinations/:name/test', { schema: ROUTES['POST /api/destinations/:name/test'] }, async (request) => {
     const forward = ctx.forward();
     if (!forward) throw new HttpError(501, 'store-and-forward is not running in this appliance');
-    const name = (request.params as { name: string }).name;
-    const draft = draftDestination(request.body, ctx.settings().destinations.find((d) => d.name === name));
+    const { name } = request.params;
+    const draft = draftDestination(request.body?.destination, ctx.settings().destinations.find((d) => d.name === name));
     return controlCall(() => forward.testConnection(draft ? name : knownDestination(name), draft));
   });
-  app.post('/api/destinations/:name/sign-in', async (request) => {
+  app.post('/api/destinations/:name/sign-in', { schema: ROUTES['POST /api/destinations/:name/sign-in'] }, async (request) => {
     const forward = ctx.forward();
     if (!forward) throw new HttpError(501, 'store-and-forward is not running in this appliance');
-    return controlCall(() => forward.startDeviceCodeSignIn(knownDestination((request.params as { name: string }).name)));
+    return controlCall(() => forward.startDeviceCodeSignIn(knownDestination(request.params.name)));
   });
-  app.get('/api/destinations/:name/sign-in', async (request) => {
+  app.get('/api/destinations/:name/sign-in', { schema: ROUTES['GET /api/destinations/:name/sign-in'] }, async (request) => {
     const forward = ctx.forward();
     if (!forward) throw new HttpError(501, 'store-and-forward is not running in this appliance');
-    return controlCall(() => forward.deviceCodeStatus(knownDestination((request.params as { name: string }).name)));
+    return controlCall(() => forward.deviceCodeStatus(knownDestination(request.params.name)));
   });
-  app.get('/api/destinations', async () => forwardStatus(ctx.forward()));
+  app.get('/api/destinations', { schema: ROUTES['GET /api/destinations'] }, async () => forwardStatus(ctx.forward()));
 
   for (const action of ['retry', 'cancel', 'overwrite'] as const) {
-    app.post(`/api/failures/:id/${action}`, async (request) => {
-      const id = failureId(request);
+    app.post(`/api/failures/:id/${action}`, { schema: ROUTES[`POST /api/failures/:id/${action}`] }, async (request) => {
+      const { id } = request.params;
       const entry = reads.outboxEntry(id);
       if (!entry) throw new HttpError(404, `no outbox entry ${id}`);
       return act(request, action, { destination: entry.destination, sopInstanceUid: entry.sopInstanceUid });
     });
-    app.post(`/api/studies/:study/${action}`, async (request) => {
-      const { study } = uidParams(request);
-      const destination = (request.query as Record<string, string | undefined>).destination;
-      return act(request, action, { studyUid: study, ...(destination ? { destination: knownDestination(destination) } : {}) });
+    app.post(`/api/studies/:study/${action}`, { schema: ROUTES[`POST /api/studies/:study/${action}`] }, async (request) => {
+      const { destination } = request.query;
+      return act(request, action, { studyUid: request.params.study, ...(destination ? { destination: knownDestination(destination) } : {}) });
     });
   }
 
   // The revision travels as the ETag; a PUT with If-Match is refused with 409 when another write came first.
-  app.get('/api/settings', async (_request, reply) => {
+  app.get('/api/settings', { schema: ROUTES['GET /api/settings'] }, async (_request, reply) => {
     reply.header('etag', `"${ctx.settingsEditor.revision}"`);
     return maskSettings(ctx.settingsEditor.configured);
   });
 
-  app.put('/api/settings', { bodyLimit: 1024 * 1024 }, async (request, reply) => {
+  app.put('/api/settings', { schema: ROUTES['PUT /api/settings'], bodyLimit: 1024 * 1024 }, async (request, reply) => {
     let update;
     try {
       update = await ctx.settingsEditor.update((configured) => {
@@ -196,8 +197,7 @@ function ifMatch(header: string | undefined): string[] | undefined {
  * The edited, unsaved destination a /test body may carry (`{ "destination": {…} }`), with stored secrets
  * put back under the same rule as a settings write; undefined when the body names none (test the saved one).
  */
-function draftDestination(body: unknown, stored: DestinationSettings | undefined): DestinationSettings | undefined {
-  const given = body && typeof body === 'object' ? (body as { destination?: unknown }).destination : undefined;
+function draftDestination(given: unknown, stored: DestinationSettings | undefined): DestinationSettings | undefined {
   if (given === undefined) return undefined;
   const unmasked = unmaskDestination(given, stored, 'destination');
   if (unmasked.problems.length > 0) throw new SettingsRejected(unmasked.problems);
@@ -229,17 +229,3 @@ async function controlCall<T>(call: () => T | Promise<T>): Promise<T> {
     throw error;
   }
 }
-
-function failureId(request: FastifyRequest): number {
-  const id = Number((request.params as { id: string }).id);
-  if (!Number.isSafeInteger(id) || id < 1) throw new HttpError(400, 'outbox entry id must be a positive integer');
-  return id;
-}
-
-function boundedInt(text: string | undefined, fallback: number, min: number, max: number, name: string): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
-

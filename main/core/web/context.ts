@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { FederatedSearch } from '../cloud/federated-search.js';
 import type { ReadThrough } from '../cloud/read-through.js';
 import type { LiveSettings } from '../settings/live-settings.js';
-import type { Settings } from '../settings/schema.js';
+import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import type { ForwardControl } from './forward-port.js';
 

@@ -1,18 +1,24 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { InstanceScope } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { HttpError, uidParams } from './http-errors.js';
+import { deleteQuery, instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { HttpError } from './http-errors.js';
 
 /** DELETE of a study, series or instance: local only, never forwarded. */
-export function registerDelete(app: FastifyInstance, ctx: WebContext): void {
-  const handler = (request: FastifyRequest, reply: FastifyReply) => remove(ctx, request, reply);
-  app.delete('/dicom-web/studies/:study', handler);
-  app.delete('/dicom-web/studies/:study/series/:series', handler);
-  app.delete('/dicom-web/studies/:study/series/:series/instances/:instance', handler);
+export function registerDelete(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const [path, params] of [
+    ['/dicom-web/studies/:study', studyParams],
+    ['/dicom-web/studies/:study/series/:series', seriesParams],
+    ['/dicom-web/studies/:study/series/:series/instances/:instance', instanceParams],
+  ] as const) {
+    app.delete(path, { schema: { params, querystring: deleteQuery } }, (request, reply) => remove(ctx, request.params, request.query.force, request, reply));
+  }
 }
 
-async function remove(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const scope = uidParams(request);
-  const force = ['true', '1', ''].includes(String((request.query as Record<string, unknown>).force ?? 'no'));
+async function remove(ctx: WebContext, scope: InstanceScope, given: string | string[] | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const force = ['true', '1', ''].includes(String(given ?? 'no'));
   const reads = ctx.archive.reads;
   // Rows whose files went missing are deleted too, so this reads the index without the file filter.
   const uids = reads.instanceUidsIn(scope);

@@ -1,6 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FrameError, type FrameProblem } from '../dicom/pixel-frames.js';
-import { uidProblem } from '../dicom/uid.js';
 
 /** A request we answer with a status and a one-line reason (PS3.18 lets the payload explain the error). */
 export class HttpError extends Error {
@@ -24,22 +23,6 @@ export function withFrameStatus<T>(work: () => T): T {
 
 export function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('application/json').send({ status, error: message });
-}
-
-const UID_PARAMS: Record<string, string> = { study: 'StudyInstanceUID', series: 'SeriesInstanceUID', instance: 'SOPInstanceUID' };
-
-/** Validates every UID path parameter, throwing HttpError(400) naming the first bad one. */
-export function uidParams(request: FastifyRequest): { study?: string; series?: string; instance?: string } {
-  const params = (request.params ?? {}) as Record<string, string>;
-  const out: Record<string, string> = {};
-  for (const [key, attribute] of Object.entries(UID_PARAMS)) {
-    const value = params[key];
-    if (value === undefined) continue;
-    const problem = uidProblem(value);
-    if (problem) throw new HttpError(400, `${attribute} ${JSON.stringify(value)} in the path ${problem}`);
-    out[key] = value;
-  }
-  return out;
 }
 
 /** Base URL of the DICOMweb service as the client reached it. */

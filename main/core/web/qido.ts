@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { toDicomJson } from '../dicom/dicom-json.js';
 import { entryOf } from '../dicom/dictionary.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
@@ -6,7 +8,8 @@ import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
-import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
+import { noParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { dicomWebBase, HttpError } from './http-errors.js';
 import { warning } from './read-through.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
@@ -16,23 +19,28 @@ const PATIENT_TOTALS = new Set(['NumberOfPatientRelatedStudies', 'NumberOfPatien
 
 interface Route {
   path: string;
+  /** The UIDs the path fixes; the query's keys are attribute names, parsed by search(). */
+  params: z.ZodType<{ study?: string; series?: string }>;
   level: QueryLevel;
   /** Levels whose attributes a result carries by default (PS3.18 Table 10.6.3-3: the level, plus the levels the URL does not fix). */
   defaults: QueryLevel[];
 }
 
 const ROUTES: Route[] = [
-  { path: '/dicom-web/studies', level: 'STUDY', defaults: ['PATIENT', 'STUDY'] },
-  { path: '/dicom-web/series', level: 'SERIES', defaults: ['PATIENT', 'STUDY', 'SERIES'] },
-  { path: '/dicom-web/studies/:study/series', level: 'SERIES', defaults: ['SERIES'] },
-  { path: '/dicom-web/instances', level: 'IMAGE', defaults: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] },
-  { path: '/dicom-web/studies/:study/instances', level: 'IMAGE', defaults: ['SERIES', 'IMAGE'] },
-  { path: '/dicom-web/studies/:study/series/:series/instances', level: 'IMAGE', defaults: ['IMAGE'] },
+  { path: '/dicom-web/studies', params: noParams, level: 'STUDY', defaults: ['PATIENT', 'STUDY'] },
+  { path: '/dicom-web/series', params: noParams, level: 'SERIES', defaults: ['PATIENT', 'STUDY', 'SERIES'] },
+  { path: '/dicom-web/studies/:study/series', params: studyParams, level: 'SERIES', defaults: ['SERIES'] },
+  { path: '/dicom-web/instances', params: noParams, level: 'IMAGE', defaults: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] },
+  { path: '/dicom-web/studies/:study/instances', params: studyParams, level: 'IMAGE', defaults: ['SERIES', 'IMAGE'] },
+  { path: '/dicom-web/studies/:study/series/:series/instances', params: seriesParams, level: 'IMAGE', defaults: ['IMAGE'] },
 ];
 
 /** QIDO-RS (PS3.18 10.6) on the archive's shared query engine (store/query.ts). */
-export function registerQido(app: FastifyInstance, ctx: WebContext): void {
-  for (const route of ROUTES) app.get(route.path, (request, reply) => search(ctx, route, request, reply));
+export function registerQido(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const route of ROUTES) {
+    app.get(route.path, { schema: { params: route.params } }, (request, reply) => search(ctx, route, request.params, request, reply));
+  }
 }
 
 function parseCount(value: string | undefined, name: string): number | undefined {
@@ -41,8 +49,7 @@ function parseCount(value: string | undefined, name: string): number | undefined
   return Number(value);
 }
 
-async function search(ctx: WebContext, route: Route, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const path = uidParams(request);
+async function search(ctx: WebContext, route: Route, path: { study?: string; series?: string }, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   if (!parseAccept(request.headers.accept).some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
     throw new HttpError(406, 'search results are served as application/dicom+json');
   }

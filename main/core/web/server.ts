@@ -1,5 +1,9 @@
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifySchema } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors, isResponseSerializationError, serializerCompiler, validatorCompiler, type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { API_ROUTES } from '../contract/api/routes.js';
 import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
 import type { WebContext } from './context.js';
@@ -16,8 +20,17 @@ import { registerWadoRetrieve } from './wado-retrieve.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 
+/** A route as registered: the route walk test holds every /api one to the wire contract. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  schema: FastifySchema | undefined;
+}
+
 export interface BuiltServer {
   app: FastifyInstance;
+  /** Every route the server answers, in registration order. */
+  routes: readonly RegisteredRoute[];
   /** Ends open event streams so close() does not wait on them. */
   closeStreams(): void;
 }
@@ -29,6 +42,13 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+  });
+  // Route schemas are zod (the wire contract's for /api): they validate requests and check answers on the way out.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, schema: route.schema });
   });
 
   // DICOM bodies are streamed to their handler (STOW parses multipart/related itself); any other
@@ -76,6 +96,15 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
       if (error.status >= 500) ctx.logger.error({ event: 'http-error', peer: request.ip, url: request.url, reason: error.message }, 'request failed');
       return reply.code(error.status).send({ status: error.status, error: error.message });
     }
+    // A request off its route's schema: the messages name the parameter (see contract/api/common.ts).
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      return reply.code(400).send({ status: 400, error: error.validation.map((problem) => problem.message).join('; ') });
+    }
+    if (isResponseSerializationError(error)) {
+      // An answer off the contract is a bug here, never something to send: log what did not fit.
+      ctx.logger.error({ event: 'http-answer-off-contract', peer: request.ip, url: request.url, problems: error.cause.issues }, 'answer does not fit its schema');
+      return reply.code(500).send({ status: 500, error: 'internal error; see the appliance log' });
+    }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ status: 413, error: error.message });
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.code(error.statusCode).send({ status: error.statusCode, error: error.message });
@@ -98,7 +127,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   registerApi(app, ctx);
   registerEvents(app, ctx, streams);
   for (const add of extraRoutes) add(app);
-  app.get('/api/session', async (_request, reply) => reply.code(204).send());
+  app.withTypeProvider<ZodTypeProvider>().get('/api/session', { schema: API_ROUTES['GET /api/session'] }, async (_request, reply) => reply.code(204).send());
   await registerStaticUi(app, ctx.staticDir);
-  return { app, closeStreams: () => [...streams].forEach((close) => close()) };
+  return { app, routes, closeStreams: () => [...streams].forEach((close) => close()) };
 }

@@ -1,8 +1,7 @@
-import { destinationSchema, type DestinationSettings, type Settings } from '../settings/schema.js';
+import { SECRET_MASK, type MaskedSettings } from '../contract/api/settings.js';
+import { destinationSchema, type DestinationSettings, type Settings } from '../contract/settings.js';
 import { valueAt } from '../settings/settings-paths.js';
 
-/** What a secret reads as over HTTP; writing it back keeps the stored value. */
-export const SECRET_MASK = '********';
 const SECRET_AUTH_FIELDS = ['password', 'token', 'clientSecret'] as const;
 
 /**
@@ -12,7 +11,7 @@ const SECRET_AUTH_FIELDS = ['password', 'token', 'clientSecret'] as const;
  */
 const SECRET_BINDING: readonly string[] = ['baseUrl', 'auth.tenantId', 'auth.clientId', 'auth.authority', 'auth.scope'];
 
-export function maskSettings(settings: Settings): Settings {
+export function maskSettings(settings: Settings): MaskedSettings {
   const copy = structuredClone(settings) as Settings;
   if (copy.http.apiToken) copy.http.apiToken = SECRET_MASK;
   if (copy.http.basicAuth) copy.http.basicAuth.passwordHash = SECRET_MASK;
@@ -20,7 +19,7 @@ export function maskSettings(settings: Settings): Settings {
     const auth = destination.auth as Record<string, unknown>;
     for (const field of SECRET_AUTH_FIELDS) if (typeof auth[field] === 'string' && auth[field]) auth[field] = SECRET_MASK;
   }
-  return copy;
+  return copy as MaskedSettings;
 }
 
 export interface Unmasked {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Readable } from 'node:stream';
 import { tagsOf } from '../dicom/dictionary.js';
 import { sniffSopUids } from '../dicom/header.js';
@@ -8,7 +9,8 @@ import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../mu
 import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
 import type { HeldReplacement, IngestResult } from '../store/archive.js';
 import type { WebContext } from './context.js';
-import { dicomWebBase, sendError, uidParams } from './http-errors.js';
+import { noParams, studyParams } from './dicomweb-params.js';
+import { dicomWebBase, sendError } from './http-errors.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
 const TAG = tagsOf('ReferencedSOPClassUID', 'ReferencedSOPInstanceUID', 'RetrieveURL', 'FailureReason', 'FailedSOPSequence', 'ReferencedSOPSequence');
@@ -25,22 +27,22 @@ type PartOutcome =
 type ReadOutcome = Exclude<PartOutcome, { ok: true }> | { ok: true; result: IngestResult | HeldReplacement };
 
 /** STOW-RS (PS3.18 10.5): POST /studies and /studies/{study}, multipart/related of application/dicom parts. */
-export function registerStow(app: FastifyInstance, ctx: WebContext): void {
-  const handler = (request: FastifyRequest, reply: FastifyReply) => stow(ctx, request, reply);
-  app.post('/dicom-web/studies', handler);
-  app.post('/dicom-web/studies/:study', handler);
+export function registerStow(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  // A bad UID in the path is answered by the handler, which drains the body first: the validation is attached, not thrown.
+  for (const [path, params] of [['/dicom-web/studies', noParams], ['/dicom-web/studies/:study', studyParams]] as const) {
+    app.post(path, { schema: { params }, attachValidation: true }, (request, reply) => stow(ctx, request.params, request, reply));
+  }
 }
 
-async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function stow(ctx: WebContext, params: { study?: string }, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const body = request.body as Readable | undefined;
   const discard = () => body?.resume?.();
-  let study: string | undefined;
-  try {
-    study = uidParams(request).study;
-  } catch (error) {
+  if (request.validationError) {
     discard();
-    throw error;
+    throw request.validationError;
   }
+  const study = params.study;
   const contentType = parseMediaType(request.headers['content-type'] ?? '');
   if (!contentType || contentType.type !== 'multipart/related') {
     discard();

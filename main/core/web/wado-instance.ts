@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
 import { tagsOf } from '../dicom/dictionary.js';
 import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
@@ -10,22 +11,29 @@ import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.
 import { frameMediaType, isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
 import { parseAccept, typeMatches, type MediaType } from '../multipart/media-type.js';
 import { multipartBody } from '../multipart/writer.js';
+import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { dicomWebBase, HttpError, uidParams, withFrameStatus } from './http-errors.js';
-import type { StoredInstance } from '../store/read-models/index-reads.js';
+import { bulkdataParams, framesParams, instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { dicomWebBase, HttpError, withFrameStatus } from './http-errors.js';
 import { sendArchiveMetadata } from './archive-metadata.js';
 import { clientGone, instanceHere, throughArchive } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const TAG = tagsOf('PixelData', 'NumberOfFrames');
 
-export function registerWadoInstance(app: FastifyInstance, ctx: WebContext): void {
-  const metadata = (request: FastifyRequest, reply: FastifyReply) => sendMetadata(ctx, request, reply);
-  app.get('/dicom-web/studies/:study/metadata', metadata);
-  app.get('/dicom-web/studies/:study/series/:series/metadata', metadata);
-  app.get(`${INSTANCE}/metadata`, metadata);
-  app.get(`${INSTANCE}/frames/:frames`, (request, reply) => sendFrames(ctx, request, reply));
-  app.get(`${INSTANCE}/bulkdata/*`, (request, reply) => sendBulkdata(ctx, request, reply));
+export function registerWadoInstance(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const [path, params] of [
+    ['/dicom-web/studies/:study/metadata', studyParams],
+    ['/dicom-web/studies/:study/series/:series/metadata', seriesParams],
+    [`${INSTANCE}/metadata`, instanceParams],
+  ] as const) {
+    app.get(path, { schema: { params } }, (request, reply) => sendMetadata(ctx, request.params, request, reply));
+  }
+  app.get(`${INSTANCE}/frames/:frames`, { schema: { params: framesParams } }, (request, reply) =>
+    sendFrames(ctx, request.params, request.params.frames, request, reply));
+  app.get(`${INSTANCE}/bulkdata/*`, { schema: { params: bulkdataParams } }, (request, reply) =>
+    sendBulkdata(ctx, request.params, request.params['*'], reply));
 }
 
 function instanceUrl(base: string, row: Pick<StoredInstance, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): string {
@@ -41,16 +49,14 @@ async function loadInstance(ctx: WebContext, row: Pick<StoredInstance, 'path' | 
 }
 
 /** The instance of the path, fetched from the archive first when it is only there. */
-async function oneInstance(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<StoredInstance> {
-  const scope = uidParams(request);
+async function oneInstance(ctx: WebContext, scope: InstanceScope, reply: FastifyReply): Promise<StoredInstance> {
   await instanceHere(ctx, scope as Required<typeof scope>, clientGone(reply));
   const row = ctx.archive.reads.storedInstances(scope)[0];
   if (!row) throw new HttpError(404, `no instance ${scope.instance} in series ${scope.series} of study ${scope.study}`);
   return row;
 }
 
-async function sendMetadata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const scope = uidParams(request);
+async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const through = throughArchive(ctx, scope);
   const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0 && !through) throw new HttpError(404, 'no such study, series or instance');
@@ -107,9 +113,9 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
   throw new HttpError(406, `frames are stored as ${stored} and go out as ${native.mediaType}; the Accept header does not allow that`);
 }
 
-async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const row = await oneInstance(ctx, request, reply);
-  const wanted = withFrameStatus(() => parseFrameList((request.params as { frames: string }).frames));
+async function sendFrames(ctx: WebContext, scope: InstanceScope, frameList: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const row = await oneInstance(ctx, scope, reply);
+  const wanted = withFrameStatus(() => parseFrameList(frameList));
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transferSyntaxUid);
   const dict = await loadInstance(ctx, row);
   const frames = withFrameStatus(() => extractFrames(dict.dict, row.transferSyntaxUid, wanted));
@@ -117,9 +123,9 @@ async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: Fasti
   return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }
 
-async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const row = await oneInstance(ctx, request, reply);
-  const path = ((request.params as Record<string, string>)['*'] ?? '').split('/').filter(Boolean);
+async function sendBulkdata(ctx: WebContext, scope: InstanceScope, bulkPath: string, reply: FastifyReply): Promise<FastifyReply> {
+  const row = await oneInstance(ctx, scope, reply);
+  const path = bulkPath.split('/').filter(Boolean);
   if (path.length === 0 || path.length % 2 === 0 || path.some((p, i) => (i % 2 === 0 ? !/^[0-9A-Fa-f]{8}$/.test(p) : !/^[0-9]+$/.test(p)))) {
     throw new HttpError(400, 'bulkdata path must be tag[/item/tag…] with 8-digit hex tags');
   }

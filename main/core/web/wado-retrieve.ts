@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from '../dicom/transcode.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { parseAccept, type MediaType } from '../multipart/media-type.js';
-import type { StoredInstance } from '../store/read-models/index-reads.js';
+import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { HttpError, uidParams } from './http-errors.js';
+import { instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { throughArchive } from './read-through.js';
 import { sendThroughArchive } from './wado-read-through.js';
@@ -37,15 +39,18 @@ export function negotiateDicom(accept: MediaType[], stored: string): Delivery | 
   return undefined;
 }
 
-export function registerWadoRetrieve(app: FastifyInstance, ctx: WebContext): void {
-  const handler = (request: FastifyRequest, reply: FastifyReply) => retrieve(ctx, request, reply);
-  app.get('/dicom-web/studies/:study', handler);
-  app.get('/dicom-web/studies/:study/series/:series', handler);
-  app.get('/dicom-web/studies/:study/series/:series/instances/:instance', handler);
+export function registerWadoRetrieve(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const [path, params] of [
+    ['/dicom-web/studies/:study', studyParams],
+    ['/dicom-web/studies/:study/series/:series', seriesParams],
+    ['/dicom-web/studies/:study/series/:series/instances/:instance', instanceParams],
+  ] as const) {
+    app.get(path, { schema: { params } }, (request, reply) => retrieve(ctx, request.params, request, reply));
+  }
 }
 
-async function retrieve(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const scope = uidParams(request);
+async function retrieve(ctx: WebContext, scope: InstanceScope, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const accept = parseAccept(request.headers.accept);
   const through = throughArchive(ctx, scope);
   if (through) return sendThroughArchive(ctx, through.readThrough, through.scope, accept, negotiateDicom, request, reply);

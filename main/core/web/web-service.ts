@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ApplianceService } from '../service.js';
 import { checkBindPolicy, type AccessSettings } from './access.js';
 import type { WebContext } from './context.js';
-import { buildServer, type BuiltServer } from './server.js';
+import { buildServer, type BuiltServer, type RegisteredRoute } from './server.js';
 
 export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version'> & {
   staticDir?: string;
@@ -56,6 +56,11 @@ export class WebService implements ApplianceService {
   /** The port actually bound (useful when settings ask for 0). */
   get boundPort(): number {
     return this.port;
+  }
+
+  /** The routes the running server answers (none while stopped). */
+  get routes(): readonly RegisteredRoute[] {
+    return this.server?.routes ?? [];
   }
 
   get url(): string {

@@ -1,9 +1,8 @@
 import type { AppContext, View } from '../view';
-import {
-  ApiError, deviceCodeStatus, echoPeer, getSettings, putSettings, startDeviceCode, testDestination, type FieldProblem,
-} from '../api';
+import { maskedSettingsSchema, type SettingsDraft } from '../../../main/core/contract/api/settings';
+import { fieldProblems, type FieldProblem } from '../../../main/core/contract/settings-problems';
+import { ApiError, deviceCodeStatus, echoPeer, getSettings, putSettings, startDeviceCode, testDestination } from '../api';
 import { h, toast } from '../dom';
-import { validateSettings } from '../settings-rules';
 
 type Json = Record<string, any>;
 
@@ -215,7 +214,8 @@ export function settingsView(_context: AppContext): View {
     for (const p of problems) {
       const target = findErrorSlot(p.path);
       if (target) {
-        target.textContent = p.message;
+        // The first problem of a field is the one to fix first (an empty AE title is too short before it is blank).
+        if (!target.textContent) target.textContent = p.message;
         target.closest('.field')?.classList.add('invalid');
       } else {
         unplaced.push(p.path ? `${p.path}: ${p.message}` : p.message);
@@ -238,14 +238,16 @@ export function settingsView(_context: AppContext): View {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     collect();
-    const problems = validateSettings(settings);
+    // The settings schema itself, as the server checks it (kept secrets read as the mask); the server checks again.
+    const checked = maskedSettingsSchema.safeParse(settings);
+    const problems = checked.success ? [] : fieldProblems(checked.error);
     showProblems(problems);
     if (problems.length > 0) return;
     saveButton.disabled = true;
     status.className = 'save-status';
     status.textContent = 'Saving…';
     try {
-      const saved = await putSettings(settings);
+      const saved = await putSettings(settings as SettingsDraft);
       settings = saved.settings;
       render();
       status.className = 'save-status ok';

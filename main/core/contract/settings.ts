@@ -8,13 +8,17 @@ export const aeTitle = z
   .regex(/^[\x20-\x5b\x5d-\x7e]{1,16}$/, 'must be 1 to 16 printable ASCII characters without backslash')
   .refine((v) => v.trim().length > 0, 'must not be only spaces');
 
-const port = z.number().int().min(1).max(65535);
+/** The window shows these messages next to its fields, so each one reads as the rest of a sentence about the field. */
+const PORT = 'must be a whole number from 1 to 65535';
+const port = z.number({ error: PORT }).int(PORT).min(1, PORT).max(65535, PORT);
 const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
-const byteCount = z.number().int().min(0);
+const BYTES = 'must be a whole number of at least 0';
+const byteCount = z.number({ error: BYTES }).int(BYTES).min(0, BYTES);
+const required = z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be text') }).min(1, 'is required');
 
 export const peerSchema = z.object({
   aeTitle,
-  host: z.string().min(1),
+  host: required,
   port,
   description: z.string().default(''),
 });
@@ -48,7 +52,7 @@ export const httpSchema = z.object({
   apiToken: z.string().default(''),
   /** For non-loopback binds: HTTP basic credential, password stored as a scrypt hash. */
   basicAuth: z
-    .object({ user: z.string().min(1), passwordHash: z.string().regex(/^scrypt\$/, 'must be a scrypt$… hash') })
+    .object({ user: required, passwordHash: z.string().regex(/^scrypt\$/, 'must be a scrypt$… hash') })
     .optional(),
   corsOrigins: z.array(z.string().url()).default([]),
   /**
@@ -96,33 +100,33 @@ function remoteUrl(httpsOnly: boolean) {
 }
 
 /** A destination secret: `enc:v1:…` as sealed by forward/secrets.ts, or plain text typed by hand (sealed at the next start). */
-const secret = z.string().min(1);
+const secret = required;
 
 export const destinationAuthSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('none') }),
-  z.object({ kind: z.literal('basic'), user: z.string().min(1), password: secret }),
+  z.object({ kind: z.literal('basic'), user: required, password: secret }),
   z.object({ kind: z.literal('bearer'), token: secret }),
   z.object({
     kind: z.literal('entra-client-secret'),
-    tenantId: z.string().min(1),
-    clientId: z.string().min(1),
+    tenantId: required,
+    clientId: required,
     clientSecret: secret,
     authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
   z.object({
     kind: z.literal('entra-client-certificate'),
-    tenantId: z.string().min(1),
-    clientId: z.string().min(1),
-    certificateFile: z.string().min(1),
-    privateKeyFile: z.string().min(1),
+    tenantId: required,
+    clientId: required,
+    certificateFile: required,
+    privateKeyFile: required,
     authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
   z.object({
     kind: z.literal('entra-device-code'),
-    tenantId: z.string().min(1),
-    clientId: z.string().min(1),
+    tenantId: required,
+    clientId: required,
     authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
