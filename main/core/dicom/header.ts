@@ -11,6 +11,8 @@ export interface InstanceHeader {
   // patient
   patientName: string;
   patientId: string;
+  /** IssuerOfPatientID (0010,0021): with PatientID, who the patient is. */
+  issuerOfPatientId: string;
   patientBirthDate: string;
   patientSex: string;
   // study
@@ -132,6 +134,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     specificCharacterSet: charset,
     patientName: text('x00100010'),
     patientId: text('x00100020'),
+    issuerOfPatientId: text('x00100021'),
     patientBirthDate: str('x00100030'),
     patientSex: str('x00100040'),
     studyInstanceUid: uid('x0020000d'),
