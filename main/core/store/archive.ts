@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 import { InvalidUidError, uidProblem } from '../dicom/uid.js';
@@ -12,10 +13,11 @@ import { IndexWriter, type ExistingInstance, type IngestOrigin, type StoredFile 
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
 import { CloudIndex } from './cloud-index.js';
+import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
-import { headPrefixes, spoolToTempFile, type SpooledFile, type SpoolSource } from './temp-file.js';
+import { headPrefixes, spoolToTempFile, TEMP_SUFFIX, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
@@ -23,6 +25,7 @@ import { DirectorySync, WalSync } from './coalesced-sync.js';
 
 export type IngestSource = SpoolSource;
 export type { IngestOrigin };
+export type { AppliedCloudChanges, CloudChange, CloudChangeOutcome } from './cloud-changes.js';
 
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
@@ -419,6 +422,69 @@ export class Archive {
   }
 
   /**
+   * Applies changes reported by the archive destination (store/cloud-changes.ts says what each does) and,
+   * in the same transaction, `saveCursor` (e.g. CloudIndex.saveCursor of the change feed's position). Copies
+   * to drop are first moved out of the archive into a temp file (which recovery removes) and that is synced,
+   * then the rows and the cursor commit, then the moved files go: after a crash either the batch and its
+   * cursor are in the index or neither is, and a dropped copy never comes back (a delete never turns into a
+   * new local instance to forward, an update never leaves the old version cached).
+   */
+  async applyCloudChanges(changes: readonly CloudChange[], saveCursor: () => void): Promise<AppliedCloudChanges> {
+    const uids = [...new Set(changes.map((c) => c.sopInstanceUid))].sort();
+    return this.track(() => this.lockAll(uids, async () => {
+      const rows = new CloudChangeRows(this.db, this.index, this.cloud);
+      const drops = rows.copiesToDrop(changes);
+      const moved: Array<{ from: string; to: string }> = [];
+      try {
+        for (const instance of drops.values()) {
+          const from = this.paths.absolute(instance.path);
+          const to = join(this.paths.nextTempDir(), `${randomUUID()}${TEMP_SUFFIX}`);
+          try {
+            await rename(from, to);
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+            continue; // already gone (a crash after an earlier attempt moved it)
+          }
+          moved.push({ from, to });
+        }
+        for (const dir of new Set(moved.flatMap((m) => [dirname(m.from), dirname(m.to)]))) await this.directorySync.sync(dir);
+      } catch (error) {
+        await restore(moved);
+        throw error;
+      }
+      let applied: AppliedCloudChanges;
+      try {
+        applied = rows.write(changes, drops, saveCursor);
+      } catch (error) {
+        await restore(moved);
+        throw error;
+      }
+      // Every copy to drop lost its local row (refreshed or removed), so its bytes no longer count.
+      for (const instance of drops.values()) this.archiveBytes -= instance.size_bytes;
+      await Promise.all(moved.map((m) => rm(m.to, { force: true })));
+      for (const change of applied.changes) {
+        const ids = { sopInstanceUid: change.sopInstanceUid, studyUid: change.studyUid };
+        const seriesUid = changes.find((c) => c.sopInstanceUid === change.sopInstanceUid)?.seriesUid ?? '';
+        if (change.outcome === 'refreshed') this.events.emit('instance-evicted', { ...ids, seriesUid });
+        if (change.outcome === 'removed') this.events.emit('instance-deleted', { ...ids, seriesUid });
+      }
+      for (const studyUid of applied.touchedStudies) {
+        const counts = this.db.prepare('SELECT num_series, num_instances FROM studies WHERE study_uid = ?').get(studyUid) as
+          | { num_series: number; num_instances: number } | undefined;
+        this.events.emit('study-updated', { studyUid, numSeries: counts?.num_series ?? -1, numInstances: counts?.num_instances ?? -1 });
+      }
+      return applied;
+    }));
+  }
+
+  /** Runs `task` holding the lock of every key (taken in sorted order, so two callers cannot deadlock). */
+  private lockAll<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    if (keys.length === 0) return task();
+    const [first, ...rest] = keys;
+    return this.lock.run(first!, () => this.lockAll(rest, task));
+  }
+
+  /**
    * Re-indexes a file already at its final path (recovery after a crash between rename and commit). A file
    * whose row is cloud-only came from the archive (a fetch or an eviction cut short) and is indexed as such.
    */
@@ -446,6 +512,11 @@ export class Archive {
     await this.walSync.close();
     this.db.close();
   }
+}
+
+/** Puts files moved aside back where they were (a batch that did not commit). */
+async function restore(moved: ReadonlyArray<{ from: string; to: string }>): Promise<void> {
+  for (const m of moved) await rename(m.to, m.from).catch(() => undefined);
 }
 
 /** An instance stored with these very bytes at this path: storing it again changes nothing. */
