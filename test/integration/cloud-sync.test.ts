@@ -54,7 +54,7 @@ describe('following the change feed of the Azure DICOM double', () => {
   });
   beforeEach(() => {
     log = recordingLogger();
-    sync = new CloudSync({ archive, reader, destination: 'azure', settings: () => feed, logger: log.logger, onNewStudies: (uids) => told.push(uids) });
+    sync = new CloudSync({ archive, reader: () => reader, settings: () => feed, logger: log.logger, onNewStudies: (uids) => told.push(uids) });
   });
   after(async () => {
     await reader?.close();
@@ -65,6 +65,15 @@ describe('following the change feed of the Azure DICOM double', () => {
 
   const cursor = () => decodeCursor(archive.cloud.readCursor('azure')!.cursor);
   const instanceRow = (uid: string) => archive.db.prepare('SELECT local, in_cloud, file_missing FROM instances WHERE sop_instance_uid = ?').get(uid);
+
+  test('nothing is read while no destination is the archive or the setting is off', async () => {
+    const idle = new CloudSync({ archive, reader: () => undefined, settings: () => feed, logger: log.logger });
+    assert.deepEqual(await idle.syncOnce(), { mode: 'disabled', applied: 0, newStudies: [] });
+    const off = new CloudSync({ archive, reader: () => reader, settings: () => ({ ...feed, enabled: false }), logger: log.logger });
+    assert.deepEqual(await off.syncOnce(), { mode: 'disabled', applied: 0, newStudies: [] });
+    assert.equal(azure.requestsOf('changefeed').length, 0);
+    assert.equal(archive.cloud.readCursor('azure'), undefined);
+  });
 
   test('the first round starts at the end of the feed: what the archive held before is not replayed', async () => {
     const before = makeInstance({ patientId: 'BEFORE-1', rows: 8, columns: 8 });
@@ -208,7 +217,7 @@ describe('Orthanc (no change feed): polled by QIDO-RS by study date', () => {
     const log = recordingLogger();
     const told: string[][] = [];
     const sync = new CloudSync({
-      archive, reader, destination: 'orthanc', settings: () => ({ enabled: true, pollIntervalMs: 1000, batchSize: 100 }), logger: log.logger,
+      archive, reader: () => reader, settings: () => ({ enabled: true, pollIntervalMs: 1000, batchSize: 100 }), logger: log.logger,
       onNewStudies: (uids) => told.push(uids), now: () => today,
     });
     const recent = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'POLL-1', patientName: 'Poll^Recent', studyDate: '20310519', modality: 'CT', rows: 8, columns: 8 });

@@ -27,9 +27,11 @@ export type ArchiveSyncSource = Pick<ArchiveReader, 'name' | 'changesSince' | 'l
 
 export interface CloudSyncOptions {
   archive: Pick<Archive, 'applyCloudChanges' | 'cloud'>;
-  reader: ArchiveSyncSource;
-  /** The archive destination's name: the key of its cursor. */
-  destination: string;
+  /**
+   * The archive destination's reader, asked at each round (it changes with settings); undefined while no
+   * destination is the archive. Its name (the destination's) keys the saved cursor.
+   */
+  reader: () => ArchiveSyncSource | undefined;
   /** Read at each round, so an edit applies at the next one. */
   settings: () => CloudSettings['changeFeed'];
   logger: Logger;
@@ -40,6 +42,7 @@ export interface CloudSyncOptions {
 }
 
 export interface SyncRound {
+  /** disabled: cloud.changeFeed.enabled is off, or no destination is the archive. */
   mode: 'feed' | 'qido-date' | 'disabled';
   /** Change-feed entries applied, or studies the poll returned. */
   applied: number;
@@ -62,19 +65,20 @@ export class CloudSync implements ApplianceService {
   private controller = new AbortController();
   /** Whether this archive has a change feed, once known (asked again at each start). */
   private feedSupported: boolean | undefined;
+  private lastReader: ArchiveSyncSource | undefined;
   private failures = 0;
   private outageSince: number | undefined;
   private lastProblem: string | undefined;
 
   constructor(private readonly options: CloudSyncOptions) {
-    this.log = options.logger.child({ component: 'cloud-sync', destination: options.destination });
+    this.log = options.logger.child({ component: 'cloud-sync' });
   }
 
   async start(): Promise<string[]> {
     this.stopped = false;
     this.controller = new AbortController();
     this.schedule(0);
-    return [`following changes of the archive ${this.options.destination}`];
+    return [];
   }
 
   async stop(): Promise<void> {
@@ -145,47 +149,52 @@ export class CloudSync implements ApplianceService {
 
   private async round(): Promise<SyncRound> {
     const settings = this.options.settings();
-    if (!settings.enabled) return { mode: 'disabled', applied: 0, newStudies: [] };
-    const saved = this.options.archive.cloud.readCursor(this.options.destination);
+    const reader = this.options.reader();
+    if (!settings.enabled || !reader) return { mode: 'disabled', applied: 0, newStudies: [] };
+    if (reader !== this.lastReader) this.feedSupported = undefined; // another archive, or the same one anew
+    this.lastReader = reader;
+    const saved = this.options.archive.cloud.readCursor(reader.name);
     const position = saved ? decodePosition(saved.cursor) : undefined;
     if (this.feedSupported !== false) {
-      const followed = await this.followFeed(position?.kind === 'feed' ? position.cursor : undefined, settings.batchSize);
+      const followed = await this.followFeed(reader, position?.kind === 'feed' ? position.cursor : undefined, settings.batchSize);
       if (followed) return followed;
     }
-    return this.poll(position);
+    return this.poll(reader, position);
   }
 
   /** The feed from `cursor` (from its end when there is none) until caught up; undefined without a feed. */
-  private async followFeed(cursor: ChangeFeedCursor | undefined, batchSize: number): Promise<SyncRound | undefined> {
-    const { reader, archive, destination } = this.options;
+  private async followFeed(reader: ArchiveSyncSource, cursor: ChangeFeedCursor | undefined, batchSize: number): Promise<SyncRound | undefined> {
+    const { archive } = this.options;
+    const destination = reader.name;
+    const log = this.log.child({ destination });
     const signal = this.controller.signal;
     if (cursor === undefined) {
       const latest = await reader.latestChange({ includeMetadata: false, timeoutMs: REQUEST_TIMEOUT_MS, signal });
-      if (!latest.supported) return this.noFeed(latest.status);
+      if (!latest.supported) return this.noFeed(reader, latest.status);
       const start: ChangeFeedCursor = latest.value
         ? { startTime: latest.value.timestamp, skip: 0, lastSequence: latest.value.sequence }
         : FEED_START;
       archive.cloud.saveCursor(destination, encodePosition({ kind: 'feed', cursor: start }));
       this.feedSupported = true;
-      this.log.info({ event: 'change-feed-start', sequence: start.lastSequence }, 'following the archive change feed from its end');
+      log.info({ event: 'change-feed-start', sequence: start.lastSequence }, 'following the archive change feed from its end');
       return { mode: 'feed', applied: 0, newStudies: [] };
     }
     const round: SyncRound = { mode: 'feed', applied: 0, newStudies: [] };
     for (;;) {
       if (signal.aborted) return round;
       const page = await reader.changesSince(cursor, { limit: batchSize, includeMetadata: true, timeoutMs: REQUEST_TIMEOUT_MS, signal });
-      if (!page.supported) return this.noFeed(page.status);
+      if (!page.supported) return this.noFeed(reader, page.status);
       this.feedSupported = true;
       const { entries, cursor: next, caughtUp } = page.value;
-      const changes = this.changesOf(entries);
+      const changes = this.changesOf(entries, log);
       const applied = await archive.applyCloudChanges(changes, () => archive.cloud.saveCursor(destination, encodePosition({ kind: 'feed', cursor: next })));
       const conflicts = applied.changes.filter((c) => c.outcome === 'conflict');
       for (const c of conflicts) {
-        this.log.warn({ event: 'change-feed-conflict', action: c.action, studyUid: c.studyUid, sopInstanceUid: c.sopInstanceUid },
+        log.warn({ event: 'change-feed-conflict', action: c.action, studyUid: c.studyUid, sopInstanceUid: c.sopInstanceUid },
           'the archive changed an instance this site has not delivered yet; the local copy is kept');
       }
       if (entries.length > 0) {
-        this.log.info({
+        log.info({
           event: 'change-feed-applied', entries: entries.length, firstSequence: entries[0]!.sequence, lastSequence: next.lastSequence,
           refreshed: applied.changes.filter((c) => c.outcome === 'refreshed').length, removed: applied.changes.filter((c) => c.outcome === 'removed').length,
           conflicts: conflicts.length, newStudies: applied.newStudies.length,
@@ -199,23 +208,23 @@ export class CloudSync implements ApplianceService {
     }
   }
 
-  private noFeed(status: number): undefined {
+  private noFeed(reader: ArchiveSyncSource, status: number): undefined {
     if (this.feedSupported !== false) {
-      this.log.info({ event: 'change-feed-unsupported', status }, 'the archive has no change feed; polling it by study date instead');
+      this.log.info({ event: 'change-feed-unsupported', destination: reader.name, status }, 'the archive has no change feed; polling it by study date instead');
     }
     this.feedSupported = false;
     return undefined;
   }
 
   /** Entries of this archive's space with usable UIDs; others are logged and passed over (the cursor moves on). */
-  private changesOf(entries: readonly ChangeFeedEntry[]): CloudChange[] {
+  private changesOf(entries: readonly ChangeFeedEntry[], log: Logger): CloudChange[] {
     const changes: CloudChange[] = [];
     for (const entry of entries) {
       // The service-wide feed names entries of other partitions; our archive is the one in the base URL.
       if (entry.partitionName !== undefined) continue;
       const problem = [entry.studyInstanceUid, entry.seriesInstanceUid, entry.sopInstanceUid].map((uid) => uidProblem(uid)).find(Boolean);
       if (problem) {
-        this.log.warn({ event: 'change-feed-entry-skipped', sequence: entry.sequence, sopInstanceUid: entry.sopInstanceUid, reason: problem },
+        log.warn({ event: 'change-feed-entry-skipped', sequence: entry.sequence, sopInstanceUid: entry.sopInstanceUid, reason: problem },
           'change-feed entry with an unusable UID passed over');
         continue;
       }
@@ -228,8 +237,9 @@ export class CloudSync implements ApplianceService {
   }
 
   /** QIDO-RS by StudyDate from a day before the last poll (yesterday at first); the poll's date is saved with its rows. */
-  private async poll(position: SyncPosition | undefined): Promise<SyncRound> {
-    const { reader, archive, destination } = this.options;
+  private async poll(reader: ArchiveSyncSource, position: SyncPosition | undefined): Promise<SyncRound> {
+    const { archive } = this.options;
+    const destination = reader.name;
     const today = dicomDate(this.options.now?.() ?? new Date());
     const from = daysBefore(position?.kind === 'qido-date' ? position.polledOn : today, 1);
     const studies = await reader.search({
@@ -242,7 +252,7 @@ export class CloudSync implements ApplianceService {
       archive.cloud.saveCursor(destination, encodePosition({ kind: 'qido-date', polledOn: today }));
       return unknown.filter((uid) => archive.cloud.studyLocation(uid) !== undefined);
     });
-    this.log.info({ event: 'qido-poll', from, studies: studies.length, newStudies: newStudies.length }, 'archive polled by study date');
+    this.log.info({ event: 'qido-poll', destination, from, studies: studies.length, newStudies: newStudies.length }, 'archive polled by study date');
     if (newStudies.length > 0) this.options.onNewStudies?.(newStudies);
     return { mode: 'qido-date', applied: studies.length, newStudies };
   }
