@@ -14,6 +14,7 @@ import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
 import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
+import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
@@ -93,6 +94,8 @@ export class Archive {
   readonly outbox: Outbox;
   /** What the archive destination holds, access times, pins and change-feed cursors. */
   readonly cloud: CloudIndex;
+  /** Background fetches of priors from the archive (cloud/prefetch.ts), and what planning them reads. */
+  readonly prefetch: PrefetchJobs;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -112,6 +115,7 @@ export class Archive {
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
     this.cloud = new CloudIndex(db, this.paths);
+    this.prefetch = new PrefetchJobs(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root);
@@ -346,7 +350,7 @@ export class Archive {
     if (replaced && replaced.path !== relativePath) await rm(this.paths.absolute(replaced.path), { force: true });
     // A cloud-only row that gets its file is a first local copy, not a replacement.
     const outcome: IngestOutcome = replaced ? 'replaced' : 'stored';
-    this.emitStored(header, context.callingAe, outcome, spooled.sizeBytes, counts, queuedFor, existing);
+    this.emitStored(header, context.callingAe, origin, outcome, spooled.sizeBytes, counts, queuedFor, existing);
     return { outcome, ...base };
   }
 
@@ -368,11 +372,11 @@ export class Archive {
   }
 
   private emitStored(
-    header: InstanceHeader, callingAe: string, outcome: 'stored' | 'replaced', sizeBytes: number,
+    header: InstanceHeader, callingAe: string, origin: IngestOrigin, outcome: 'stored' | 'replaced', sizeBytes: number,
     counts: { numSeries: number; numInstances: number }, queuedFor: string[], existing?: ExistingInstance,
   ): void {
     const ids = { sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid };
-    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes });
+    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes, origin });
     this.events.emit('study-updated', { studyUid: header.studyInstanceUid, ...counts });
     if (existing && existing.study_uid !== header.studyInstanceUid) {
       this.events.emit('study-updated', { studyUid: existing.study_uid, numSeries: -1, numInstances: -1 });

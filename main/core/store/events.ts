@@ -10,6 +10,8 @@ export interface ArchiveEventMap {
     callingAe: string;
     outcome: 'stored' | 'replaced';
     sizeBytes: number;
+    /** 'cloud': fetched from the archive destination (read-through, prefetch); 'local': acquired here. */
+    origin: 'local' | 'cloud';
   };
   'instance-deleted': { sopInstanceUid: string; seriesUid: string; studyUid: string };
   /** The local copy was dropped to free space; the archive holds the instance and its rows stay (cloud-only). */
