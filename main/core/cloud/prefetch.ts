@@ -20,12 +20,22 @@ import type { PrefetchJob } from '../store/prefetch-jobs.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { choosePriors } from './prefetch-plan.js';
+import type { ReadThrough } from './read-through.js';
 
 /**
  * Makes a study local (read-through retrieve of the whole study); resolves with the instances it has here
  * afterwards. `onInstance` is told the running count.
  */
 export type FetchStudy = (studyUid: string, options: { signal: AbortSignal; onInstance: (count: number) => void }) => Promise<number>;
+
+/** A whole study through read-through retrieve: what is here counts, what is not is fetched and ingested. */
+export function fetchThrough(readThrough: Pick<ReadThrough, 'retrieve'>): FetchStudy {
+  return async (studyUid, { signal, onInstance }) => {
+    let count = 0;
+    for await (const _instance of readThrough.retrieve({ studyUid }, { signal })) onInstance(++count);
+    return count;
+  };
+}
 
 export interface PrefetchOptions {
   archive: Pick<Archive, 'events' | 'cloud' | 'prefetch'>;
@@ -204,6 +214,7 @@ export class Prefetcher implements ApplianceService {
           prefetch.progress(job.id, n);
         },
       });
+      if (count === 0) throw new ArchiveReadError('not-found', `the archive holds no instances of study ${job.studyUid}`, { url: '', retryable: false });
       prefetch.done(job.id, count);
       if (this.offlineSince !== undefined) log.info({ event: 'prefetch-online', offlineMs: Date.now() - this.offlineSince }, 'the archive answers prefetches again');
       this.offlineSince = undefined;
