@@ -16,7 +16,7 @@ import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
-import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
+import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
 import { headPrefixes, spoolToTempFile, TEMP_SUFFIX, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
@@ -80,6 +80,11 @@ export interface ArchiveOptions {
   logger: Logger;
   /** Which destinations an instance is queued for. Empty: none configured, it waits under '*'. */
   route?: (instance: InstanceInfo) => string[];
+  /**
+   * How the free space of the archive's filesystem is measured (default: statfs, at most every 250 ms);
+   * tests give a disk of their own.
+   */
+  disk?: { free: (dir: string) => Promise<number>; maxAgeMs?: number };
 }
 
 /**
@@ -118,7 +123,7 @@ export class Archive {
     this.prefetch = new PrefetchJobs(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
-    this.freeSpace = new FreeSpaceGauge(this.paths.root);
+    this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);
     this.logger = options.logger.child({ component: 'archive' });
     this.archiveBytes = this.totalBytes();
     this.walSync = new WalSync(walFile(this.paths.databaseFile));
@@ -277,15 +282,20 @@ export class Archive {
     return header;
   }
 
+  /**
+   * Makes room for `incomingBytes` under the quota and the disk reserve, or throws OutOfResourcesError. With
+   * evictDelivered, the least recently used confirmed studies go first, as many as the shortfall needs (which
+   * may exceed the incoming bytes: a lowered quota, a disk filled by others); the refusal comes only when no
+   * more can go. Undelivered and pinned studies are never candidates.
+   */
   private async ensureRoom(incomingBytes: number): Promise<void> {
-    try {
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
-    } catch (error) {
-      if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
-      const freed = await evictDelivered(this, incomingBytes, this.logger);
-      if (freed === 0) throw error;
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+    if (this.limits.evictDelivered) {
+      for (;;) {
+        const shortfall = await roomShortfall(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+        if (shortfall === 0 || (await evictDelivered(this, shortfall, this.logger)) === 0) break;
+      }
     }
+    await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
   }
 
   private async commitHeld(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger): Promise<IngestResult> {
