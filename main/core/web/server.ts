@@ -2,6 +2,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
+import { registerCloudApi } from './cloud-api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
@@ -94,6 +95,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   registerRendered(app, ctx);
   registerDelete(app, ctx);
   registerApi(app, ctx);
+  registerCloudApi(app, ctx);
   registerEvents(app, ctx, streams);
   for (const add of extraRoutes) add(app);
   app.get('/api/session', async (_request, reply) => reply.code(204).send());
