@@ -209,6 +209,7 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
   services.push(new CloudSync({
     archive: appliance.archive, reader: () => cloud.reader(), settings: () => appliance.settings.cloud.changeFeed,
     logger: appliance.logger, onNewStudies: (studyUids) => prefetch.cloudStudiesAppeared(studyUids),
+    onCopiesDropped: (studyUids) => prefetch.copiesDropped(studyUids),
   }));
   services.push(prefetch);
   services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));

@@ -44,6 +44,7 @@ describe('following the change feed of the Azure DICOM double', () => {
   let sync: CloudSync;
   let log: ReturnType<typeof recordingLogger>;
   const told: string[][] = [];
+  const dropped: string[][] = [];
   const feed = { enabled: true, pollIntervalMs: 1000, batchSize: 3 };
 
   before(async () => {
@@ -54,7 +55,11 @@ describe('following the change feed of the Azure DICOM double', () => {
   });
   beforeEach(() => {
     log = recordingLogger();
-    sync = new CloudSync({ archive, reader: () => reader, settings: () => feed, logger: log.logger, onNewStudies: (uids) => told.push(uids) });
+    dropped.length = 0;
+    sync = new CloudSync({
+      archive, reader: () => reader, settings: () => feed, logger: log.logger, onNewStudies: (uids) => told.push(uids),
+      onCopiesDropped: (uids) => dropped.push(uids),
+    });
   });
   after(async () => {
     await reader?.close();
@@ -117,6 +122,7 @@ describe('following the change feed of the Azure DICOM double', () => {
     assert.equal(azure.changes().at(-1)!.action, 'update');
     await sync.syncOnce();
     assert.ok(!existsSync(path), 'the stale copy is gone');
+    assert.deepEqual(dropped, [[ids.studyUid]], 'told, so a pinned study can be fetched again');
     assert.deepEqual(instanceRow(ids.sopInstanceUid), { local: 0, in_cloud: 1, file_missing: 1 });
     assert.equal(queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'FEED-UPD' } })[0]?.PatientName, 'Version^Two');
     for await (const part of reader.retrieve(ids)) await archive.ingest(part.body, { callingAe: 'ARCHIVE', peer: 'azure', origin: 'cloud' });

@@ -222,6 +222,17 @@ describe('the prefetch queue', () => {
     assert.equal(stateOf(stranger), undefined);
   });
 
+  test('a pinned study whose stale copies were dropped (updated upstream) is fetched again; an unpinned one is not', async () => {
+    const pinnedUid = await arrive('PF-10');
+    const loose = await arrive('PF-11');
+    await prefetcher.idle();
+    archive.cloud.setPinned(pinnedUid, true);
+    prefetcher.copiesDropped([pinnedUid, loose]);
+    await waitFor(() => stateOf(pinnedUid) === 'done', () => `state ${stateOf(pinnedUid)}`);
+    assert.equal(archive.prefetch.get(pinnedUid)?.triggerStudyUid, '');
+    assert.equal(stateOf(loose), undefined);
+  });
+
   test('a fetch cut by a stop is queued again and finished after the restart', async () => {
     fetchStudy = (uid, { signal }) => new Promise((_resolve, reject) => {
       fetches.push(uid);

@@ -37,6 +37,8 @@ export interface CloudSyncOptions {
   logger: Logger;
   /** Studies the index learned about from the archive (new cloud studies). */
   onNewStudies?: (studyUids: string[]) => void;
+  /** Studies whose local copies were dropped because the archive updated them (a pinned one wants them back). */
+  onCopiesDropped?: (studyUids: string[]) => void;
   /** Today, for the QIDO poll's dates; default the clock. */
   now?: () => Date;
 }
@@ -203,6 +205,8 @@ export class CloudSync implements ApplianceService {
       round.applied += changes.length;
       round.newStudies.push(...applied.newStudies);
       if (applied.newStudies.length > 0) this.options.onNewStudies?.(applied.newStudies);
+      const dropped = [...new Set(applied.changes.filter((c) => c.outcome === 'refreshed').map((c) => c.studyUid))];
+      if (dropped.length > 0) this.options.onCopiesDropped?.(dropped);
       cursor = next;
       if (caughtUp) return round;
     }

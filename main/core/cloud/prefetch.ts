@@ -130,6 +130,23 @@ export class Prefetcher implements ApplianceService {
     });
   }
 
+  /**
+   * The archive updated these studies and their stale local copies were dropped: a pinned ("keep local")
+   * study is queued to be fetched again, in its new version.
+   */
+  copiesDropped(studyUids: readonly string[]): void {
+    if (this.stopped) return;
+    const { cloud, prefetch } = this.options.archive;
+    const jobs = studyUids.filter((uid) => cloud.studyLocation(uid)?.pinned).map((studyUid) => {
+      const patient = prefetch.patientOf(studyUid) ?? { patientId: '', issuerOfPatientId: '' };
+      return { studyUid, ...patient, triggerStudyUid: '' };
+    });
+    if (jobs.length === 0) return;
+    const queued = prefetch.enqueue(jobs);
+    this.log.info({ event: 'prefetch-pinned-refresh', queued }, 'pinned studies updated in the archive are fetched again');
+    this.pump();
+  }
+
   /** Resolves once planning asked for so far is done (for tests and an orderly stop). */
   idle(): Promise<void> {
     return this.planning;

@@ -12,7 +12,8 @@
  * A local copy that is not confirmed (some outbox row not delivered, or never routed) is data this site
  * acquired and has not handed over: it is never dropped. The change is recorded as a conflict and only the
  * in-the-archive mark follows the archive (set on update, cleared on delete). A pin ("keep local") guards
- * a study against eviction, not against the archive's own changes: its stale or deleted copies go too.
+ * a study against eviction, not against the archive's own changes: its stale or deleted copies go too
+ * (cloud/prefetch.ts fetches an updated pinned study again).
  */
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import type { Db } from './database.js';
