@@ -51,28 +51,31 @@ describe('eviction under pressure', () => {
   const localCount = (studyUid: string) => archive.cloud.studyLocation(studyUid)?.numLocalInstances ?? 0;
   const filesOf = (uids: string[]) => uids.map((uid) => archive.paths.absolute(String((archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(uid) as { path: string }).path)));
   const incoming = () => Readable.from([makeInstance({ rows: 16, columns: 16 })]);
+  /** Local bytes of a study (instances differ by a few bytes: their UIDs differ in length). */
+  const sizeOf = (studyUid: string) => (archive.db.prepare('SELECT size_bytes AS s FROM studies WHERE study_uid = ?').get(studyUid) as { s: number }).s;
 
   test('quota: a shortfall larger than the incoming instance evicts as many least recently used studies as it takes', async () => {
     const a = await study(2, { deliver: true, accessedAt: 1000 });
     const b = await study(2, { deliver: true, accessedAt: 2000 });
     const c = await study(2, { deliver: true, accessedAt: 3000 });
-    const perStudy = archive.usedBytes / 3;
+    const next = makeInstance({ rows: 16, columns: 16 });
     // The quota is lowered below what is stored: two studies must go before anything more fits.
-    archive.setLimits({ maxArchiveBytes: Math.floor(perStudy * 1.5), minFreeBytes: 0, evictDelivered: true });
-    await archive.ingest(incoming(), local);
+    const quota = sizeOf(c.studyUid) + next.length + 10;
+    archive.setLimits({ maxArchiveBytes: quota, minFreeBytes: 0, evictDelivered: true });
+    await archive.ingest(Readable.from([next]), local);
     assert.deepEqual([localCount(a.studyUid), localCount(b.studyUid), localCount(c.studyUid)], [0, 0, 2], 'a and b, least recently used, evicted; c kept');
-    assert.ok(archive.usedBytes <= Math.floor(perStudy * 1.5));
+    assert.ok(archive.usedBytes <= quota);
   });
 
   test('disk reserve: the least recently used studies go until the reserve holds, before the ingest is refused', async () => {
     const a = await study(1, { deliver: true, accessedAt: 1000 });
     const b = await study(1, { deliver: true, accessedAt: 2000 });
     const c = await study(1, { deliver: true, accessedAt: 3000 });
-    const size = archive.usedBytes / 3;
-    // A disk nearly full of the three studies; the reserve needs two of them gone for one more instance.
-    capacity = archive.usedBytes + Math.floor(size / 2);
-    archive.setLimits({ maxArchiveBytes: 0, minFreeBytes: Math.floor(size * 1.5), evictDelivered: true });
-    await archive.ingest(incoming(), local);
+    const next = makeInstance({ rows: 16, columns: 16 });
+    // A disk with room for exactly one more instance; the reserve needs a and b gone (a alone is not enough).
+    capacity = archive.usedBytes + next.length;
+    archive.setLimits({ maxArchiveBytes: 0, minFreeBytes: sizeOf(a.studyUid) + sizeOf(b.studyUid) - 10, evictDelivered: true });
+    await archive.ingest(Readable.from([next]), local);
     assert.deepEqual([localCount(a.studyUid), localCount(b.studyUid), localCount(c.studyUid)], [0, 0, 1]);
     assert.equal(archive.cloud.studyLocation(a.studyUid)?.location, 'cloud', 'evicted studies stay findable');
   });
@@ -82,8 +85,10 @@ describe('eviction under pressure', () => {
     const a = await study(1, { deliver: true, accessedAt: 1000 });
     const b = await study(1, { deliver: true, accessedAt: 2000 });
     assert.ok(archive.cloud.setPinned(pinned.studyUid, true));
-    archive.setLimits({ maxArchiveBytes: archive.usedBytes, minFreeBytes: 0, evictDelivered: true });
-    await archive.ingest(incoming(), local);
+    const next = makeInstance({ rows: 16, columns: 16 });
+    // One byte short: one study must go.
+    archive.setLimits({ maxArchiveBytes: archive.usedBytes + next.length - 1, minFreeBytes: 0, evictDelivered: true });
+    await archive.ingest(Readable.from([next]), local);
     assert.deepEqual([localCount(pinned.studyUid), localCount(a.studyUid), localCount(b.studyUid)], [1, 0, 1]);
   });
 
