@@ -216,7 +216,7 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
   services.push(new WebService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, settingsEditor: appliance.live,
     sessionToken: appliance.apiToken, configuredToken: appliance.settings.http.apiToken, dataDir: appliance.dataDir,
-    forward: () => appliance.forward, ready: () => appliance.started,
+    forward: () => appliance.forward, ready: () => appliance.started, cloud: () => appliance.cloud,
     extraRoutes: [(app) => registerPeersApi(app, { settings: () => appliance.settings, logger: appliance.logger, echo })],
   }));
   return services;

@@ -1,6 +1,6 @@
 // Fault modes of the Azure DICOM double and the bookkeeping that decides, request by request and
 // instance by instance, what the active fault does. Faults act on store (STOW-RS) requests,
-// except 'down', which acts on every connection, and 'cut-retrieve', which acts on WADO-RS retrieves.
+// except 'down', which acts on every connection, and the '-retrieve' ones, which act on WADO-RS retrieves.
 
 export type Fault =
   /** Read part of the body (default: half its Content-Length), then destroy the socket; nothing is stored. */
@@ -24,7 +24,9 @@ export type Fault =
   /** These SOP instances (all if none given) are stored with WarningReason `reason` (default 45063) → 202. */
   | { kind: 'warning'; sopUids?: string[]; reason?: number; times?: number }
   /** A retrieve sends `afterParts` whole parts and half of the next one, then destroys the socket (an upstream killed mid-fetch). */
-  | { kind: 'cut-retrieve'; afterParts: number; times?: number };
+  | { kind: 'cut-retrieve'; afterParts: number; times?: number }
+  /** A retrieve waits `ms` before it answers (a slow archive), so that readers arriving meanwhile find the fetch running. */
+  | { kind: 'slow-retrieve'; ms: number; times?: number };
 
 export type FaultKind = Fault['kind'];
 
@@ -58,7 +60,7 @@ export class FaultState {
   /** Called once per store request; counts down `times` and clears the fault when it runs out. */
   forStoreRequest(): RequestAction {
     const fault = this.fault;
-    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve') return { kind: 'none' };
+    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve' || fault.kind === 'slow-retrieve') return { kind: 'none' };
     const n = this.storeRequests++;
     let action: RequestAction = { kind: 'none' };
     switch (fault.kind) {
@@ -92,12 +94,12 @@ export class FaultState {
     return action;
   }
 
-  /** Called once per retrieve request: how many whole parts to send before cutting the connection, if any. */
-  forRetrieveRequest(): { afterParts: number } | undefined {
+  /** Called once per retrieve request: a wait before answering, or how many whole parts to send before cutting the connection. */
+  forRetrieveRequest(): { afterParts: number } | { delayMs: number } | undefined {
     const fault = this.fault;
-    if (fault?.kind !== 'cut-retrieve') return undefined;
+    if (fault?.kind !== 'cut-retrieve' && fault?.kind !== 'slow-retrieve') return undefined;
     this.countDown();
-    return { afterParts: fault.afterParts };
+    return fault.kind === 'cut-retrieve' ? { afterParts: fault.afterParts } : { delayMs: fault.ms };
   }
 
   /** A failure reason the fault imposes on this instance, if any. */

@@ -15,7 +15,7 @@
  * costs the missing 10% again, not the whole study, and a cut instance costs only itself.
  */
 import type { Logger } from 'pino';
-import { jsonString } from '../dicom/dicom-json-values.js';
+import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { CannotUnderstandError, MismatchError, StudyMismatchError } from '../store/errors.js';
 import type { Archive } from '../store/archive.js';
 import { InstanceLocations, type InstanceLocation, type InstanceScope } from '../store/instance-locations.js';
@@ -47,6 +47,11 @@ function within(scope: InstanceScope, instance: Pick<InstanceLocation, 'studyUid
   return instance.studyUid === scope.studyUid
     && (scope.seriesUid === undefined || instance.seriesUid === scope.seriesUid)
     && (scope.sopInstanceUid === undefined || instance.sopInstanceUid === scope.sopInstanceUid);
+}
+
+/** The UIDs of a DICOM JSON dataset. */
+function identify(dataset: ReceivedDicomJson): Pick<InstanceLocation, 'studyUid' | 'seriesUid' | 'sopInstanceUid'> {
+  return { studyUid: jsonString(dataset, '0020000D'), seriesUid: jsonString(dataset, '0020000E'), sopInstanceUid: jsonString(dataset, '00080018') };
 }
 
 /** Not readable here, and the archive holds it. */
@@ -132,6 +137,21 @@ export class ReadThrough {
     return this.locations.inScope(scope);
   }
 
+  /**
+   * The archive's WADO-RS metadata of the scope (DICOM JSON, one dataset per instance; no pixel data is
+   * fetched), kept as cloud rows; undefined when no archive is configured. Rejects with an ArchiveReadError.
+   */
+  async archiveMetadata(scope: InstanceScope, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ReceivedDicomJson[] | undefined> {
+    const reader = this.options.reader();
+    if (!reader) return undefined;
+    const datasets = withScope(scope, await reader.metadata(scope, options)).filter((dataset) => within(scope, identify(dataset)));
+    const kept = this.options.archive.cloud.upsert('instance', datasets);
+    if (kept.skipped.length > 0) {
+      this.log.warn({ event: 'read-through-metadata-skipped', ...describe(scope), skipped: kept.skipped.slice(0, 10) }, 'archive metadata without valid UIDs');
+    }
+    return datasets;
+  }
+
   /** Stops every fetch (their followers see the abort) and waits for them to end. */
   async close(): Promise<void> {
     this.closed = true;
@@ -209,9 +229,7 @@ export class ReadThrough {
       match: scope.sopInstanceUid !== undefined ? { SOPInstanceUID: scope.sopInstanceUid } : undefined,
       includeFields: LISTED_FIELDS, pageSize: LIST_PAGE_SIZE, signal, timeoutMs,
     });
-    const datasets = withScope(scope, listed).filter((dataset) => within(scope, {
-      studyUid: jsonString(dataset, '0020000D'), seriesUid: jsonString(dataset, '0020000E'), sopInstanceUid: jsonString(dataset, '00080018'),
-    }));
+    const datasets = withScope(scope, listed).filter((dataset) => within(scope, identify(dataset)));
     const cloud = this.options.archive.cloud;
     const result = cloud.upsert('instance', datasets);
     if (result.skipped.length > 0) {
