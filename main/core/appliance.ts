@@ -3,6 +3,8 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CloudService } from './cloud/cloud-service.js';
+import { CloudSync } from './cloud/cloud-sync.js';
+import { fetchThrough, Prefetcher } from './cloud/prefetch.js';
 import { DimseService } from './dimse/dimse-service.js';
 import { echo } from './dimse/echo-scu.js';
 import { createLogger, type LogHandle } from './logging.js';
@@ -198,6 +200,18 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
     authFor: (destination) => forward.authFor(destination),
   });
   services.push(appliance.cloud);
+  const cloud = appliance.cloud;
+  // Both idle while no destination is the archive; they read their settings at each use.
+  const prefetch = new Prefetcher({
+    archive: appliance.archive, reader: () => cloud.reader(), fetchStudy: fetchThrough(cloud.readThrough),
+    settings: () => appliance.settings.cloud.prefetch, logger: appliance.logger,
+  });
+  services.push(new CloudSync({
+    archive: appliance.archive, reader: () => cloud.reader(), settings: () => appliance.settings.cloud.changeFeed,
+    logger: appliance.logger, onNewStudies: (studyUids) => prefetch.cloudStudiesAppeared(studyUids),
+    onCopiesDropped: (studyUids) => prefetch.copiesDropped(studyUids),
+  }));
+  services.push(prefetch);
   services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));
   services.push(new WebService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, settingsEditor: appliance.live,

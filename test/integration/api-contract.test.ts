@@ -142,6 +142,9 @@ describe('/api and its wire contract', { timeout: 120_000 }, () => {
         return call('/api/settings', { method: 'PUT', body: current.body });
       },
       'POST /api/peers/echo': () => call('/api/peers/echo', { method: 'POST', body: { aeTitle: 'WORKSTATION', host: '127.0.0.1', port: workstation.port } }),
+      'POST /api/studies/:study/pin': () => call(`/api/studies/${studyUid}/pin`, { method: 'POST', body: {} }),
+      'DELETE /api/studies/:study/pin': () => call(`/api/studies/${studyUid}/pin`, { method: 'DELETE' }),
+      'GET /api/prefetch': () => call('/api/prefetch?limit=10'),
       'GET /api/events': async () => ({ status: 200, body: undefined }),
       'GET /api/session': () => call('/api/session'),
     };

@@ -109,7 +109,7 @@ describe('index schema 2: migration from schema 1', () => {
       const db = new Database(file);
       db.prepare("UPDATE meta SET value = '9' WHERE key = 'schema_version'").run();
       db.close();
-      assert.throws(() => openDatabase(file), (error: Error) => error instanceof SchemaTooNewError && /schema version 9, newer than this appliance's 2/.test(error.message));
+      assert.throws(() => openDatabase(file), (error: Error) => error instanceof SchemaTooNewError && new RegExp(`schema version 9, newer than this appliance's ${SCHEMA_VERSION}`).test(error.message));
       const check = new Database(file, { readonly: true });
       assert.equal((check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '9');
       check.close();

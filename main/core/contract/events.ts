@@ -15,6 +15,8 @@ export const liveEventSchemas = {
     callingAe: z.string(),
     outcome: z.enum(['stored', 'replaced']),
     sizeBytes: z.number(),
+    /** 'cloud': fetched from the archive destination (read-through, prefetch); 'local': acquired here. */
+    origin: z.enum(['local', 'cloud']),
   }),
   'instance-deleted': z.object({ sopInstanceUid: z.string(), seriesUid: z.string(), studyUid: z.string() }),
   /** The local copy was dropped to free space; the archive holds the instance and its rows stay (cloud-only). */

@@ -12,6 +12,8 @@ export interface InstanceHeader {
   // patient
   patientName: string;
   patientId: string;
+  /** IssuerOfPatientID (0010,0021): with PatientID, who the patient is. */
+  issuerOfPatientId: string;
   patientBirthDate: string;
   patientSex: string;
   // study
@@ -56,7 +58,7 @@ function parserTags<K extends string>(...keywords: K[]): Readonly<Record<K, stri
 
 const X = parserTags(
   'PixelData', 'TransferSyntaxUID', 'SpecificCharacterSet',
-  'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex',
+  'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex',
   'StudyInstanceUID', 'StudyDate', 'StudyTime', 'AccessionNumber', 'StudyID', 'StudyDescription', 'ReferringPhysicianName',
   'SeriesInstanceUID', 'Modality', 'SeriesNumber', 'SeriesDescription', 'BodyPartExamined', 'PerformedProcedureStepStartDate',
   'SOPClassUID', 'SOPInstanceUID', 'InstanceNumber', 'NumberOfFrames', 'Rows', 'Columns',
@@ -145,6 +147,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     specificCharacterSet: charset,
     patientName: text(X.PatientName),
     patientId: text(X.PatientID),
+    issuerOfPatientId: text(X.IssuerOfPatientID),
     patientBirthDate: str(X.PatientBirthDate),
     patientSex: str(X.PatientSex),
     studyInstanceUid: uid(X.StudyInstanceUID),

@@ -1,8 +1,9 @@
 import { InstanceLocations } from './instance-locations.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 import { InvalidUidError, uidProblem } from '../dicom/uid.js';
@@ -15,10 +16,12 @@ import { Outbox } from './outbox.js';
 import { OutboxWorkerQueries } from './outbox-worker-queries.js';
 import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
 import { CloudIndex } from './cloud-index.js';
+import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
+import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
-import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
+import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
-import { headPrefixes, spoolToTempFile, type SpooledFile, type SpoolSource } from './temp-file.js';
+import { headPrefixes, spoolToTempFile, TEMP_SUFFIX, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
@@ -26,6 +29,7 @@ import { DirectorySync, WalSync } from './coalesced-sync.js';
 
 export type IngestSource = SpoolSource;
 export type { IngestOrigin };
+export type { AppliedCloudChanges, CloudChange, CloudChangeOutcome } from './cloud-changes.js';
 
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
@@ -79,6 +83,11 @@ export interface ArchiveOptions {
   logger: Logger;
   /** Which destinations an instance is queued for. Empty: none configured, it waits under '*'. */
   route?: (instance: InstanceInfo) => string[];
+  /**
+   * How the free space of the archive's filesystem is measured (default: statfs, at most every 250 ms);
+   * tests give a disk of their own.
+   */
+  disk?: { free: (dir: string) => Promise<number>; maxAgeMs?: number };
 }
 
 /**
@@ -98,6 +107,8 @@ export class Archive {
   readonly cloud: CloudIndex;
   /** Where each instance of a scope is (here, or only in the archive), for reading through. */
   readonly locations: InstanceLocations;
+  /** Background fetches of priors from the archive (cloud/prefetch.ts), and what planning them reads. */
+  readonly prefetch: PrefetchJobs;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
@@ -121,9 +132,10 @@ export class Archive {
     this.index = new IndexWriter(db);
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
+    this.prefetch = new PrefetchJobs(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
-    this.freeSpace = new FreeSpaceGauge(this.paths.root);
+    this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);
     this.logger = options.logger.child({ component: 'archive' });
     this.archiveBytes = this.totalBytes();
     this.walSync = new WalSync(walFile(this.paths.databaseFile));
@@ -283,15 +295,20 @@ export class Archive {
     return header;
   }
 
+  /**
+   * Makes room for `incomingBytes` under the quota and the disk reserve, or throws OutOfResourcesError. With
+   * evictDelivered, the least recently used confirmed studies go first, as many as the shortfall needs (which
+   * may exceed the incoming bytes: a lowered quota, a disk filled by others); the refusal comes only when no
+   * more can go. Undelivered and pinned studies are never candidates.
+   */
   private async ensureRoom(incomingBytes: number): Promise<void> {
-    try {
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
-    } catch (error) {
-      if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
-      const freed = await evictDelivered(this, incomingBytes, this.logger);
-      if (freed === 0) throw error;
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+    if (this.limits.evictDelivered) {
+      for (;;) {
+        const shortfall = await roomShortfall(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+        if (shortfall === 0 || (await evictDelivered(this, shortfall, this.logger)) === 0) break;
+      }
     }
+    await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
   }
 
   private async commitHeld(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger): Promise<IngestResult> {
@@ -356,7 +373,7 @@ export class Archive {
     if (replaced && replaced.path !== relativePath) await rm(this.paths.absolute(replaced.path), { force: true });
     // A cloud-only row that gets its file is a first local copy, not a replacement.
     const outcome: IngestOutcome = replaced ? 'replaced' : 'stored';
-    this.emitStored(header, context.callingAe, outcome, spooled.sizeBytes, counts, queuedFor, existing);
+    this.emitStored(header, context.callingAe, origin, outcome, spooled.sizeBytes, counts, queuedFor, existing);
     return { outcome, ...base };
   }
 
@@ -378,11 +395,11 @@ export class Archive {
   }
 
   private emitStored(
-    header: InstanceHeader, callingAe: string, outcome: 'stored' | 'replaced', sizeBytes: number,
+    header: InstanceHeader, callingAe: string, origin: IngestOrigin, outcome: 'stored' | 'replaced', sizeBytes: number,
     counts: { numSeries: number; numInstances: number }, queuedFor: string[], existing?: ExistingInstance,
   ): void {
     const ids = { sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid };
-    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes });
+    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes, origin });
     this.events.emit('study-updated', { studyUid: header.studyInstanceUid, ...counts });
     if (existing && existing.study_uid !== header.studyInstanceUid) {
       this.events.emit('study-updated', { studyUid: existing.study_uid, numSeries: -1, numInstances: -1 });
@@ -432,6 +449,69 @@ export class Archive {
   }
 
   /**
+   * Applies changes reported by the archive destination (store/cloud-changes.ts says what each does) and,
+   * in the same transaction, `saveCursor` (e.g. CloudIndex.saveCursor of the change feed's position). Copies
+   * to drop are first moved out of the archive into a temp file (which recovery removes) and that is synced,
+   * then the rows and the cursor commit, then the moved files go: after a crash either the batch and its
+   * cursor are in the index or neither is, and a dropped copy never comes back (a delete never turns into a
+   * new local instance to forward, an update never leaves the old version cached).
+   */
+  async applyCloudChanges(changes: readonly CloudChange[], saveCursor: () => void): Promise<AppliedCloudChanges> {
+    const uids = [...new Set(changes.map((c) => c.sopInstanceUid))].sort();
+    return this.track(() => this.lockAll(uids, async () => {
+      const rows = new CloudChangeRows(this.db, this.index, this.cloud);
+      const drops = rows.copiesToDrop(changes);
+      const moved: Array<{ from: string; to: string }> = [];
+      try {
+        for (const instance of drops.values()) {
+          const from = this.paths.absolute(instance.path);
+          const to = join(this.paths.nextTempDir(), `${randomUUID()}${TEMP_SUFFIX}`);
+          try {
+            await rename(from, to);
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+            continue; // already gone (a crash after an earlier attempt moved it)
+          }
+          moved.push({ from, to });
+        }
+        for (const dir of new Set(moved.flatMap((m) => [dirname(m.from), dirname(m.to)]))) await this.directorySync.sync(dir);
+      } catch (error) {
+        await restore(moved);
+        throw error;
+      }
+      let applied: AppliedCloudChanges;
+      try {
+        applied = rows.write(changes, drops, saveCursor);
+      } catch (error) {
+        await restore(moved);
+        throw error;
+      }
+      // Every copy to drop lost its local row (refreshed or removed), so its bytes no longer count.
+      for (const instance of drops.values()) this.archiveBytes -= instance.size_bytes;
+      await Promise.all(moved.map((m) => rm(m.to, { force: true })));
+      for (const change of applied.changes) {
+        const ids = { sopInstanceUid: change.sopInstanceUid, studyUid: change.studyUid };
+        const seriesUid = changes.find((c) => c.sopInstanceUid === change.sopInstanceUid)?.seriesUid ?? '';
+        if (change.outcome === 'refreshed') this.events.emit('instance-evicted', { ...ids, seriesUid });
+        if (change.outcome === 'removed') this.events.emit('instance-deleted', { ...ids, seriesUid });
+      }
+      for (const studyUid of applied.touchedStudies) {
+        const counts = this.db.prepare('SELECT num_series, num_instances FROM studies WHERE study_uid = ?').get(studyUid) as
+          | { num_series: number; num_instances: number } | undefined;
+        this.events.emit('study-updated', { studyUid, numSeries: counts?.num_series ?? -1, numInstances: counts?.num_instances ?? -1 });
+      }
+      return applied;
+    }));
+  }
+
+  /** Runs `task` holding the lock of every key (taken in sorted order, so two callers cannot deadlock). */
+  private lockAll<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    if (keys.length === 0) return task();
+    const [first, ...rest] = keys;
+    return this.lock.run(first!, () => this.lockAll(rest, task));
+  }
+
+  /**
    * Re-indexes a file already at its final path (recovery after a crash between rename and commit). A file
    * whose row is cloud-only came from the archive (a fetch or an eviction cut short) and is indexed as such.
    */
@@ -459,6 +539,11 @@ export class Archive {
     await this.walSync.close();
     this.db.close();
   }
+}
+
+/** Puts files moved aside back where they were (a batch that did not commit). */
+async function restore(moved: ReadonlyArray<{ from: string; to: string }>): Promise<void> {
+  for (const m of moved) await rename(m.to, m.from).catch(() => undefined);
 }
 
 /** An instance stored with these very bytes at this path: storing it again changes nothing. */

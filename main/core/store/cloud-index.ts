@@ -59,6 +59,7 @@ const TAG = {
   SeriesDescription: '0008103E',
   PatientName: '00100010',
   PatientID: '00100020',
+  IssuerOfPatientID: '00100021',
   PatientBirthDate: '00100030',
   PatientSex: '00100040',
   BodyPartExamined: '00180015',
@@ -90,7 +91,7 @@ function keepLocal(table: string, column: string, localCondition: string, empty:
     THEN ${table}.${column} ELSE excluded.${column} END`;
 }
 
-const STUDY_TEXT = ['patient_name', 'patient_id', 'patient_birth_date', 'patient_sex', 'study_date', 'study_time', 'accession_number',
+const STUDY_TEXT = ['patient_name', 'patient_id', 'issuer_of_patient_id', 'patient_birth_date', 'patient_sex', 'study_date', 'study_time', 'accession_number',
   'study_id', 'study_description', 'referring_physician_name', 'specific_character_set'] as const;
 const SERIES_TEXT = ['modality', 'series_description', 'body_part_examined', 'pps_start_date'] as const;
 
@@ -169,6 +170,7 @@ export class CloudIndex {
     const local = 'studies.num_local_instances > 0';
     const texts = {
       patient_name: jsonString(dataset, TAG.PatientName), patient_id: jsonString(dataset, TAG.PatientID),
+      issuer_of_patient_id: jsonString(dataset, TAG.IssuerOfPatientID),
       patient_birth_date: jsonString(dataset, TAG.PatientBirthDate), patient_sex: jsonString(dataset, TAG.PatientSex),
       study_date: jsonString(dataset, TAG.StudyDate), study_time: jsonString(dataset, TAG.StudyTime),
       accession_number: jsonString(dataset, TAG.AccessionNumber), study_id: jsonString(dataset, TAG.StudyID),

@@ -3,8 +3,11 @@ import { OUTBOX_STATES } from '../contract/outbox-states.js';
 
 export type Db = Database.Database;
 
-/** 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors. */
-export const SCHEMA_VERSION = 2;
+/**
+ * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
+ * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
+ */
+export const SCHEMA_VERSION = 3;
 
 /*
  * Location (schema 2). An instance row is local (local = 1: its file belongs at path) or cloud-only (local = 0:
@@ -37,6 +40,34 @@ CREATE TABLE IF NOT EXISTS change_feed_cursors (
 );
 `;
 
+/*
+ * Schema 3. A study's issuer_of_patient_id is '' when the data set has none, and for studies indexed before
+ * schema 3 (their files are not read again to find it). prefetch_jobs: one row per study fetched from the
+ * archive in the background (cloud/prefetch.ts), in the states the app shows.
+ */
+const STUDY_COLUMNS_V3 = ["issuer_of_patient_id TEXT NOT NULL DEFAULT ''"];
+
+const TABLES_V3 = `
+CREATE INDEX IF NOT EXISTS studies_patient_issuer ON studies(patient_id, issuer_of_patient_id);
+
+CREATE TABLE IF NOT EXISTS prefetch_jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  study_uid TEXT NOT NULL UNIQUE,
+  -- The patient whose arriving study (trigger_study_uid) or new cloud study asked for it.
+  patient_id TEXT NOT NULL,
+  issuer_of_patient_id TEXT NOT NULL DEFAULT '',
+  trigger_study_uid TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL CHECK (state IN ('queued','fetching','done','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  not_before INTEGER NOT NULL DEFAULT 0,
+  instances_fetched INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS prefetch_jobs_work ON prefetch_jobs(state, not_before, id);
+`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS studies (
   study_uid TEXT PRIMARY KEY,
@@ -57,7 +88,8 @@ CREATE TABLE IF NOT EXISTS studies (
   size_bytes INTEGER NOT NULL DEFAULT 0,
   received_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  ${STUDY_COLUMNS_V2.join(',\n  ')}
+  ${STUDY_COLUMNS_V2.join(',\n  ')},
+  ${STUDY_COLUMNS_V3.join(',\n  ')}
 );
 CREATE INDEX IF NOT EXISTS studies_patient_id ON studies(patient_id);
 CREATE INDEX IF NOT EXISTS studies_patient_name ON studies(patient_name COLLATE NOCASE);
@@ -129,6 +161,7 @@ CREATE INDEX IF NOT EXISTS outbox_study ON outbox(study_uid, destination);
 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ${TABLES_V2}
+${TABLES_V3}
 `;
 
 export function openDatabase(file: string): Db {
@@ -164,6 +197,7 @@ function migrate(db: Db): void {
       throw new SchemaTooNewError(`the index has schema version ${version}, newer than this appliance's ${SCHEMA_VERSION}; it was left unchanged`);
     }
     if (version === 1) migrateFrom1(db);
+    if (version >= 1 && version < 3) migrateFrom2(db);
     db.exec(SCHEMA);
     db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
       .run(String(SCHEMA_VERSION));
@@ -177,6 +211,11 @@ function migrateFrom1(db: Db): void {
   for (const column of INSTANCE_COLUMNS_V2) db.exec(`ALTER TABLE instances ADD COLUMN ${column}`);
   db.exec('UPDATE studies SET num_local_instances = num_instances, last_access_at = updated_at');
   db.exec('UPDATE series SET num_local_instances = num_instances');
+}
+
+/** 2 → 3: studies get an issuer column (empty: unknown); the new tables come with SCHEMA. */
+function migrateFrom2(db: Db): void {
+  for (const column of STUDY_COLUMNS_V3) db.exec(`ALTER TABLE studies ADD COLUMN ${column}`);
 }
 
 /**

@@ -29,7 +29,7 @@ export const UNROUTED_DESTINATION = '*';
 
 /** Study and series columns as the upserts write them from the header. */
 const STUDY_COLUMNS = {
-  patient_name: 'patientName', patient_id: 'patientId', patient_birth_date: 'patientBirthDate', patient_sex: 'patientSex',
+  patient_name: 'patientName', patient_id: 'patientId', issuer_of_patient_id: 'issuerOfPatientId', patient_birth_date: 'patientBirthDate', patient_sex: 'patientSex',
   study_date: 'studyDate', study_time: 'studyTime', accession_number: 'accessionNumber', study_id: 'studyId',
   study_description: 'studyDescription', referring_physician_name: 'referringPhysicianName',
   specific_character_set: 'specificCharacterSet',
@@ -63,13 +63,13 @@ export class IndexWriter {
 
   constructor(db: Db) {
     this.upsertStudy = db.prepare(`
-      INSERT INTO studies (study_uid, patient_name, patient_id, patient_birth_date, patient_sex, study_date, study_time,
+      INSERT INTO studies (study_uid, patient_name, patient_id, issuer_of_patient_id, patient_birth_date, patient_sex, study_date, study_time,
         accession_number, study_id, study_description, referring_physician_name, specific_character_set, received_at, updated_at,
         last_access_at)
-      VALUES (@studyInstanceUid, @patientName, @patientId, @patientBirthDate, @patientSex, @studyDate, @studyTime,
+      VALUES (@studyInstanceUid, @patientName, @patientId, @issuerOfPatientId, @patientBirthDate, @patientSex, @studyDate, @studyTime,
         @accessionNumber, @studyId, @studyDescription, @referringPhysicianName, @specificCharacterSet, @now, @now, @now)
       ON CONFLICT(study_uid) DO UPDATE SET
-        patient_name = excluded.patient_name, patient_id = excluded.patient_id,
+        patient_name = excluded.patient_name, patient_id = excluded.patient_id, issuer_of_patient_id = excluded.issuer_of_patient_id,
         patient_birth_date = excluded.patient_birth_date, patient_sex = excluded.patient_sex,
         study_date = excluded.study_date, study_time = excluded.study_time,
         accession_number = excluded.accession_number, study_id = excluded.study_id,

@@ -20,12 +20,13 @@ export class FreeSpaceGauge {
   private measured: { free: number; at: number } | undefined;
   private writtenSince = 0;
 
-  constructor(private readonly dir: string, private readonly maxAgeMs = 250) {}
+  /** `measure` gives the free bytes of the archive's filesystem (default statfs of `dir`). */
+  constructor(private readonly dir: string, private readonly maxAgeMs = 250, private readonly measure: (dir: string) => Promise<number> = freeBytes) {}
 
   async free(options: { exact?: boolean } = {}): Promise<number> {
     if (options.exact || !this.measured || Date.now() - this.measured.at > this.maxAgeMs) {
       this.writtenSince = 0;
-      this.measured = { free: await freeBytes(this.dir), at: Date.now() };
+      this.measured = { free: await this.measure(this.dir), at: Date.now() };
     }
     return this.measured.free - this.writtenSince;
   }
@@ -34,6 +35,18 @@ export class FreeSpaceGauge {
   wrote(bytes: number): void {
     this.writtenSince += bytes;
   }
+}
+
+/**
+ * How many bytes must be freed so that `incomingBytes` more keep both the reserve and the quota (0: none).
+ * The free space is measured exactly when the estimate says the reserve would break.
+ */
+export async function roomShortfall(gauge: FreeSpaceGauge, limits: QuotaLimits, archiveBytes: number, incomingBytes: number): Promise<number> {
+  let free = await gauge.free();
+  if (free - incomingBytes < limits.minFreeBytes) free = await gauge.free({ exact: true });
+  const forReserve = limits.minFreeBytes - (free - incomingBytes);
+  const forQuota = limits.maxArchiveBytes > 0 ? archiveBytes + incomingBytes - limits.maxArchiveBytes : 0;
+  return Math.max(0, forReserve, forQuota);
 }
 
 /** Throws OutOfResourcesError when storing `incomingBytes` more would break the reserve or the quota. */

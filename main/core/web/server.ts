@@ -6,6 +6,7 @@ import {
 import { API_ROUTES } from '../contract/api/routes.js';
 import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
+import { registerCloudApi } from './cloud-api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
@@ -125,6 +126,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   registerRendered(app, ctx);
   registerDelete(app, ctx);
   registerApi(app, ctx);
+  registerCloudApi(app, ctx);
   registerEvents(app, ctx, streams);
   for (const add of extraRoutes) add(app);
   app.withTypeProvider<ZodTypeProvider>().get('/api/session', { schema: API_ROUTES['GET /api/session'] }, async (_request, reply) => reply.code(204).send());

@@ -4,6 +4,7 @@
  * handlers' types); the window calls through the same table and parses the answers with it.
  * test/integration/api-contract.test.ts walks the server's routes against this table.
  */
+import { CLOUD_API_ROUTES } from '../cloud.js';
 import { z } from 'zod';
 import { liveEventSchemas } from '../events.js';
 import { studyParamsSchema } from './common.js';
@@ -63,6 +64,7 @@ export const API_ROUTES = {
   'GET /api/settings': { response: { 200: maskedSettingsSchema } },
   'PUT /api/settings': { body: settingsWriteSchema, response: { 200: settingsWriteResultSchema } },
   'POST /api/peers/echo': { body: echoRequestSchema, response: { 200: echoOutcomeSchema } },
+  ...CLOUD_API_ROUTES,
   /** Opens the live event stream (text/event-stream). */
   'GET /api/events': { response: {}, events: liveEventSchemas },
   /** 204 for a valid session; with ?token=… it sets the session cookie and redirects to the UI (303). */
