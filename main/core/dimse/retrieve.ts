@@ -1,29 +1,18 @@
-import { existsSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
-import type { Logger } from 'pino';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import type { PeerSettings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
 import { queryArchive } from '../store/query.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
-import { modelOf, responseSyntax } from './find.js';
+import { modelOf } from './find.js';
 import { IdentifierError, parseIdentifier } from './identifier.js';
-import { DimseStatus, errorComment } from './statuses.js';
-import { StoredInstanceDataset } from './stored-dataset.js';
+import { DimseStatus } from './statuses.js';
+import {
+  finish, initializeCodecs, Progress, responder, storeRequest, track, type Outcome, type Respond, type Target,
+} from './sub-operations.js';
 
-const { Dataset, Client, Transcoding } = dimse;
-const { CStoreRequest } = dimse.requests;
+const { Client } = dimse;
 const { CMoveResponse: MoveResponse, CGetResponse: GetResponse } = dimse.responses;
-
-type StoreRequest = InstanceType<typeof CStoreRequest>;
-type Outcome = 'completed' | 'warning' | 'failed';
-
-interface Target {
-  sopInstanceUid: string;
-  sopClassUid: string;
-  transferSyntaxUid: string;
-  path: string | undefined;
-}
 
 export interface RetrieveOptions {
   archive: Archive;
@@ -31,48 +20,6 @@ export interface RetrieveOptions {
   peers: () => readonly PeerSettings[];
   timeouts: () => { connectTimeout: number; associationTimeout: number; pduTimeout: number };
 }
-
-let codecs: Promise<void> | undefined;
-
-/** Compressed↔uncompressed conversion needs dcmjs-codecs' WebAssembly; loaded once, on first need. */
-function initializeCodecs(logger: Logger): Promise<void> {
-  codecs ??= Transcoding.initializeAsync().catch((error: unknown) => {
-    logger.warn({ event: 'codecs-unavailable', reason: (error as Error)?.message }, 'transcoding of compressed syntaxes unavailable');
-  });
-  return codecs;
-}
-
-function outcomeOf(status: number): Outcome {
-  if (status === DimseStatus.Success) return 'completed';
-  if ((status & 0xf000) === 0xb000) return 'warning';
-  return 'failed';
-}
-
-/** One promise per request: its C-STORE-RSP status, or failure if it is done (or the link is gone) without one. */
-function track(request: StoreRequest): { outcome: Promise<Outcome>; fail: () => void } {
-  let settle!: (outcome: Outcome) => void;
-  const outcome = new Promise<Outcome>((resolve) => (settle = resolve));
-  request.on('response', (response: { getStatus(): number }) => settle(outcomeOf(response.getStatus())));
-  request.on('done', () => settle('failed')); // no effect when a response came first
-  return { outcome, fail: () => settle('failed') };
-}
-
-class Progress {
-  completed = 0;
-  warnings = 0;
-  failed: string[] = [];
-  constructor(readonly total: number) {}
-  get remaining(): number {
-    return this.total - this.completed - this.warnings - this.failed.length;
-  }
-  add(target: Target, outcome: Outcome): void {
-    if (outcome === 'completed') this.completed++;
-    else if (outcome === 'warning') this.warnings++;
-    else this.failed.push(target.sopInstanceUid);
-  }
-}
-
-type RetrieveResponse = CMoveResponse | CGetResponse;
 
 export class RetrieveHandlers {
   private readonly paths: (uid: string) => { path: string; file_missing: number } | undefined;
@@ -84,7 +31,7 @@ export class RetrieveHandlers {
 
   /** C-MOVE SCP: sub-operations over a new association to a known peer. */
   async move(scp: EdgeScp, info: AssociationInfo, request: CMoveRequest, send: (responses: CMoveResponse[]) => void): Promise<void> {
-    const respond = this.responder(scp, request, () => MoveResponse.fromRequest(request), send);
+    const respond = responder(scp, request, () => MoveResponse.fromRequest(request), send);
     const destinationAe = String(request.getCommandDataset().getElement('MoveDestination') ?? '').trim();
     const destination = this.options.peers().find((peer) => peer.aeTitle.trim() === destinationAe);
     if (!destination) {
@@ -102,12 +49,12 @@ export class RetrieveHandlers {
     const client = new Client();
     let added = 0;
     const tracked = targets.map((target) => {
-      const storeRequest = this.storeRequest(target);
-      if (storeRequest) {
-        client.addRequest(storeRequest);
+      const request = storeRequest(target);
+      if (request) {
+        client.addRequest(request);
         added++;
       }
-      return storeRequest ? track(storeRequest) : { outcome: Promise.resolve<Outcome>('failed'), fail: () => undefined };
+      return request ? track(request) : { outcome: Promise.resolve<Outcome>('failed'), fail: () => undefined };
     });
     client.on('networkError', (error: Error) =>
       info.logger.warn({ event: 'c-move-network-error', destination: destinationAe, reason: error.message }, 'C-MOVE destination link failed'));
@@ -124,7 +71,7 @@ export class RetrieveHandlers {
 
   /** C-GET SCP: C-STORE sub-operations back on the requesting association. */
   async get(scp: EdgeScp, info: AssociationInfo, request: CGetRequest, send: (responses: CGetResponse[]) => void): Promise<void> {
-    const respond = this.responder(scp, request, () => GetResponse.fromRequest(request), send);
+    const respond = responder(scp, request, () => GetResponse.fromRequest(request), send);
     const targets = this.targets(info, request, respond);
     if (!targets) return;
     info.logger.info({ event: 'c-get', instances: targets.length }, 'C-GET');
@@ -136,13 +83,13 @@ export class RetrieveHandlers {
     scp.socket.once('close', () => (closed = true));
     for (const target of targets) {
       if (scp.isCancelled(messageId) || closed) break;
-      const storeRequest = this.storeRequest(target);
+      const store = storeRequest(target);
       let outcome: Outcome = 'failed';
-      if (storeRequest) {
-        const tracked = track(storeRequest);
+      if (store) {
+        const tracked = track(store);
         const onClose = () => tracked.fail();
         scp.socket.once('close', onClose);
-        scp.sendRequests([storeRequest]);
+        scp.sendRequests([store]);
         outcome = await tracked.outcome;
         scp.socket.off('close', onClose);
       }
@@ -150,12 +97,12 @@ export class RetrieveHandlers {
       scp.touch();
       if (progress.remaining > 0) respond(DimseStatus.Pending, progress);
     }
-    this.finish(scp, request, progress, respond);
+    finish(scp, request, progress, respond);
   }
 
   private async report(
     scp: EdgeScp, request: CMoveRequest, targets: Target[], tracked: { outcome: Promise<Outcome> }[], progress: Progress,
-    respond: (status: number, progress?: Progress, comment?: string) => void, abort: () => void,
+    respond: Respond, abort: () => void,
   ): Promise<void> {
     const messageId = request.getMessageId();
     for (let i = 0; i < targets.length; i++) {
@@ -174,44 +121,12 @@ export class RetrieveHandlers {
       scp.touch();
       if (progress.remaining > 0) respond(DimseStatus.Pending, progress);
     }
-    this.finish(scp, request, progress, respond);
-  }
-
-  private finish(
-    scp: EdgeScp, request: { getMessageId(): number }, progress: Progress,
-    respond: (status: number, progress?: Progress, comment?: string) => void,
-  ): void {
-    if (scp.isCancelled(request.getMessageId()) && progress.remaining > 0) return respond(DimseStatus.Cancel, progress);
-    if (progress.failed.length === 0 && progress.warnings === 0) return respond(DimseStatus.Success, progress);
-    if (progress.completed === 0 && progress.warnings === 0) return respond(DimseStatus.OutOfResourcesSubOperations, progress, 'every sub-operation failed');
-    respond(DimseStatus.SubOperationsCompleteWithFailures, progress);
-  }
-
-  /** Builds one response (pending or final) with counts; a final one after failures lists them. */
-  private responder<R extends RetrieveResponse>(
-    scp: EdgeScp, request: CMoveRequest | CGetRequest, make: () => R, send: (responses: R[]) => void,
-  ) {
-    return (status: number, progress?: Progress, comment?: string): void => {
-      const response = make();
-      response.setStatus(status);
-      if (comment) response.setErrorComment(errorComment(comment));
-      if (progress) {
-        // Pending responses carry every count; final ones leave out Remaining (PS3.4 C.4.2.1.4).
-        if (status === DimseStatus.Pending || status === DimseStatus.Cancel) response.setRemaining(progress.remaining);
-        response.setCompleted(progress.completed);
-        response.setFailures(progress.failed.length);
-        response.setWarnings(progress.warnings);
-        if (status !== DimseStatus.Pending && progress.failed.length > 0) {
-          response.setDataset(new Dataset({ FailedSOPInstanceUIDList: progress.failed }, responseSyntax(scp, request as never)));
-        }
-      }
-      send([response]);
-    };
+    finish(scp, request, progress, respond);
   }
 
   /** The instances an identifier names, or undefined after answering a bad identifier. */
   private targets(
-    info: AssociationInfo, request: CMoveRequest | CGetRequest, respond: (status: number, progress?: Progress, comment?: string) => void,
+    info: AssociationInfo, request: CMoveRequest | CGetRequest, respond: Respond,
   ): Target[] | undefined {
     const model = modelOf(request.getAffectedSopClassUid());
     const identifier = request.getDataset();
@@ -231,6 +146,7 @@ export class RetrieveHandlers {
           sopClassUid: String(match.SOPClassUID),
           transferSyntaxUid: String(match.TransferSyntaxUID),
           path: row && !row.file_missing ? this.options.archive.paths.absolute(row.path) : undefined,
+          cloudOnly: match.InstanceAvailability === 'NEARLINE',
         };
       });
     } catch (error) {
@@ -241,11 +157,5 @@ export class RetrieveHandlers {
       }
       throw error;
     }
-  }
-
-  private storeRequest(target: Target): StoreRequest | undefined {
-    // A file gone from disk is a failed sub-operation, not a broken association.
-    if (!target.path || !existsSync(target.path)) return undefined;
-    return new CStoreRequest(new StoredInstanceDataset(target.path, target.sopClassUid, target.sopInstanceUid, target.transferSyntaxUid));
   }
 }
