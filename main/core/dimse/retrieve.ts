@@ -1,24 +1,39 @@
 import dimse from 'dcmjs-dimse';
+import type { QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import type { PeerSettings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
 import { queryArchive } from '../store/query.js';
+import { arrivals, listAtArchive, retrieveScopes, type ArchiveReads } from './archive-retrieve.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
+import { negotiatedAssociation } from './dcmjs-dimse-internals.js';
 import { modelOf } from './find.js';
 import { IdentifierError, parseIdentifier } from './identifier.js';
+import { PeerStoreSender } from './peer-sender.js';
 import { DimseStatus } from './statuses.js';
 import {
-  finish, initializeCodecs, Progress, responder, storeRequest, track, type Outcome, type Respond, type Target,
+  finish, initializeCodecs, Progress, responder, storeRequest, track, type Outcome, type Respond, type StoreRequest, type Target,
 } from './sub-operations.js';
 
-const { Client } = dimse;
 const { CMoveResponse: MoveResponse, CGetResponse: GetResponse } = dimse.responses;
+
+/** How often the associations of a retrieve are kept from idling out while it waits on the archive. */
+const KEEPALIVE_MS = 1_000;
 
 export interface RetrieveOptions {
   archive: Archive;
   aeTitle: () => string;
   peers: () => readonly PeerSettings[];
   timeouts: () => { connectTimeout: number; associationTimeout: number; pduTimeout: number };
+  /** The archive's read-through, when the appliance has one: cloud-only instances are fetched through it. */
+  reads?: () => ArchiveReads | undefined;
+}
+
+interface FoundTargets {
+  targets: Target[];
+  level: QueryLevel;
+  /** Why the archive could not be asked what it holds of some of it, if it could not. */
+  failure: string | undefined;
 }
 
 export class RetrieveHandlers {
@@ -39,95 +54,105 @@ export class RetrieveHandlers {
       respond(DimseStatus.MoveDestinationUnknown, undefined, `move destination ${destinationAe} is not a known peer`);
       return;
     }
-    const targets = this.targets(info, request, respond);
-    if (!targets) return;
-    info.logger.info({ event: 'c-move', destination: destinationAe, host: destination.host, port: destination.port, instances: targets.length }, 'C-MOVE');
+    const found = await this.targets(scp, info, request, respond);
+    if (!found) return;
+    const { targets } = found;
+    info.logger.info({ event: 'c-move', destination: destinationAe, host: destination.host, port: destination.port, instances: targets.length,
+      fromArchive: targets.filter((t) => t.cloudOnly).length }, 'C-MOVE');
     const progress = new Progress(targets.length);
-    if (targets.length === 0) return respond(DimseStatus.Success, progress);
+    if (targets.length === 0) return this.nothingFound(found, progress, respond);
     await initializeCodecs(info.logger);
-
-    const client = new Client();
-    let added = 0;
-    const tracked = targets.map((target) => {
-      const request = storeRequest(target);
-      if (request) {
-        client.addRequest(request);
-        added++;
-      }
-      return request ? track(request) : { outcome: Promise.resolve<Outcome>('failed'), fail: () => undefined };
-    });
-    client.on('networkError', (error: Error) =>
-      info.logger.warn({ event: 'c-move-network-error', destination: destinationAe, reason: error.message }, 'C-MOVE destination link failed'));
-    client.on('associationRejected', (reject: unknown) =>
-      info.logger.warn({ event: 'c-move-rejected', destination: destinationAe, reject }, 'C-MOVE destination rejected the association'));
-    client.on('closed', () => tracked.forEach((t) => t.fail()));
-    if (added > 0) {
-      client.send(destination.host, destination.port, this.options.aeTitle(), destination.aeTitle, this.options.timeouts());
-    } else {
-      tracked.forEach((t) => t.fail());
+    const sender = new PeerStoreSender(destination, this.options.aeTitle(), this.options.timeouts(), targets, info.logger);
+    const signal = scp.workSignal(request.getMessageId());
+    const abort = () => sender.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await this.subOperations(scp, info, request, found, progress, respond, async (store) => {
+        const outcome = await sender.send(store);
+        return signal.aborted ? 'aborted' : outcome;
+      }, () => sender.touch());
+    } finally {
+      signal.removeEventListener('abort', abort);
+      if (signal.aborted) sender.abort();
+      else sender.release();
     }
-    await this.report(scp, request, targets, tracked, progress, respond, () => client.abort());
+    finish(scp, request, progress, respond, found.failure);
   }
 
   /** C-GET SCP: C-STORE sub-operations back on the requesting association. */
   async get(scp: EdgeScp, info: AssociationInfo, request: CGetRequest, send: (responses: CGetResponse[]) => void): Promise<void> {
     const respond = responder(scp, request, () => GetResponse.fromRequest(request), send);
-    const targets = this.targets(info, request, respond);
-    if (!targets) return;
-    info.logger.info({ event: 'c-get', instances: targets.length }, 'C-GET');
+    const found = await this.targets(scp, info, request, respond);
+    if (!found) return;
+    const { targets } = found;
+    info.logger.info({ event: 'c-get', instances: targets.length, fromArchive: targets.filter((t) => t.cloudOnly).length }, 'C-GET');
     const progress = new Progress(targets.length);
-    if (targets.length === 0) return respond(DimseStatus.Success, progress);
+    if (targets.length === 0) return this.nothingFound(found, progress, respond);
     await initializeCodecs(info.logger);
-    const messageId = request.getMessageId();
-    let closed = false;
-    scp.socket.once('close', () => (closed = true));
-    for (const target of targets) {
-      if (scp.isCancelled(messageId) || closed) break;
-      const store = storeRequest(target);
-      let outcome: Outcome = 'failed';
-      if (store) {
-        const tracked = track(store);
-        const onClose = () => tracked.fail();
-        scp.socket.once('close', onClose);
-        scp.sendRequests([store]);
-        outcome = await tracked.outcome;
-        scp.socket.off('close', onClose);
+    await this.subOperations(scp, info, request, found, progress, respond, async (store) => {
+      if (!negotiatedAssociation(scp)?.getAcceptedPresentationContextFromRequest(store)) {
+        // dcmjs-dimse would skip it without a word, and the outcome would never come.
+        info.logger.warn({ event: 'c-get-no-context', sopClassUid: store.getAffectedSopClassUid(), sopInstanceUid: store.getAffectedSopInstanceUid() },
+          'the C-GET SCU accepted no presentation context for this instance');
+        return 'failed';
       }
-      progress.add(target, outcome);
-      scp.touch();
-      if (progress.remaining > 0) respond(DimseStatus.Pending, progress);
-    }
-    finish(scp, request, progress, respond);
+      const tracked = track(store);
+      const onClose = () => tracked.fail();
+      scp.socket.once('close', onClose);
+      scp.sendRequests([store]);
+      const outcome = await tracked.outcome;
+      scp.socket.off('close', onClose);
+      return outcome;
+    }, () => undefined);
+    finish(scp, request, progress, respond, found.failure);
   }
 
-  private async report(
-    scp: EdgeScp, request: CMoveRequest, targets: Target[], tracked: { outcome: Promise<Outcome> }[], progress: Progress,
-    respond: Respond, abort: () => void,
+  /**
+   * Sends every target as it becomes available (those here at once, those only in the archive as they
+   * arrive), one at a time, with a pending response after each; stops on C-CANCEL or a closed connection.
+   */
+  private async subOperations(
+    scp: EdgeScp, info: AssociationInfo, request: CMoveRequest | CGetRequest, found: FoundTargets, progress: Progress, respond: Respond,
+    sendOne: (store: StoreRequest) => Promise<Outcome | 'aborted'>, keepAlive: () => void,
   ): Promise<void> {
-    const messageId = request.getMessageId();
-    for (let i = 0; i < targets.length; i++) {
-      const outcome = await Promise.race([
-        tracked[i]!.outcome,
-        new Promise<'cancel'>((resolve) => {
-          const timer = setInterval(() => scp.isCancelled(messageId) && resolve('cancel'), 100);
-          void tracked[i]!.outcome.then(() => clearInterval(timer));
-        }),
-      ]);
-      if (outcome === 'cancel') {
-        abort();
-        break;
-      }
-      progress.add(targets[i]!, outcome);
+    const signal = scp.workSignal(request.getMessageId());
+    // While an instance is on its way from the archive, neither association may idle out.
+    const timer = setInterval(() => {
       scp.touch();
-      if (progress.remaining > 0) respond(DimseStatus.Pending, progress);
+      keepAlive();
+    }, KEEPALIVE_MS);
+    const { archive } = this.options;
+    try {
+      for await (const arrival of arrivals(found.targets, found.level, this.options.reads?.(), (path) => archive.paths.absolute(path), signal, info.logger)) {
+        if (signal.aborted) break;
+        let outcome: Outcome | 'aborted' = 'failed';
+        if ('ready' in arrival) {
+          const store = storeRequest({ ...arrival.target, ...arrival.ready });
+          if (store) outcome = await sendOne(store);
+        }
+        if (outcome === 'aborted' || signal.aborted) break;
+        progress.add(arrival.target, outcome);
+        scp.touch();
+        if (progress.remaining > 0) respond(DimseStatus.Pending, progress);
+      }
+    } finally {
+      clearInterval(timer);
     }
-    finish(scp, request, progress, respond);
   }
 
-  /** The instances an identifier names, or undefined after answering a bad identifier. */
-  private targets(
-    info: AssociationInfo, request: CMoveRequest | CGetRequest, respond: Respond,
-  ): Target[] | undefined {
+  /** No instance to send: success, unless the archive could not be asked what it holds (A701). */
+  private nothingFound(found: FoundTargets, progress: Progress, respond: Respond): void {
+    if (found.failure) return respond(DimseStatus.OutOfResourcesMatches, progress, found.failure);
+    respond(DimseStatus.Success, progress);
+  }
+
+  /**
+   * The instances an identifier names, here or only in the archive (asked for the list first where the
+   * index does not know it all), or undefined after answering a bad identifier.
+   */
+  private async targets(
+    scp: EdgeScp, info: AssociationInfo, request: CMoveRequest | CGetRequest, respond: Respond,
+  ): Promise<FoundTargets | undefined> {
     const model = modelOf(request.getAffectedSopClassUid());
     const identifier = request.getDataset();
     if (!model || !identifier) {
@@ -138,10 +163,15 @@ export class RetrieveHandlers {
       const parsed = parseIdentifier(identifier.getElements(), model);
       const keys = Object.fromEntries(Object.entries(parsed.keys).filter(([, value]) => value !== ''));
       if (Object.keys(keys).length === 0) throw new IdentifierError('a retrieve needs at least one unique key');
-      return queryArchive(this.options.archive.db, { level: 'IMAGE', keys }).map((match) => {
+      const reads = this.options.reads?.();
+      const scopes = reads ? retrieveScopes(this.options.archive.db, parsed.level, keys) : [];
+      const unlisted = reads ? await listAtArchive(reads, scopes, scp.workSignal(request.getMessageId()), info.logger) : [];
+      const targets = queryArchive(this.options.archive.db, { level: 'IMAGE', keys }).map((match): Target => {
         const sopInstanceUid = String(match.SOPInstanceUID);
         const row = this.paths(sopInstanceUid);
         return {
+          studyUid: String(match.StudyInstanceUID),
+          seriesUid: String(match.SeriesInstanceUID),
           sopInstanceUid,
           sopClassUid: String(match.SOPClassUID),
           transferSyntaxUid: String(match.TransferSyntaxUID),
@@ -149,6 +179,8 @@ export class RetrieveHandlers {
           cloudOnly: match.InstanceAvailability === 'NEARLINE',
         };
       });
+      const failure = unlisted.length > 0 ? `archive not reachable: ${unlisted[0]}` : undefined;
+      return { targets, level: parsed.level, failure };
     } catch (error) {
       if (error instanceof IdentifierError || error instanceof InvalidMatchKeyError) {
         info.logger.warn({ event: 'retrieve-refused', reason: error.message }, 'retrieve identifier refused');

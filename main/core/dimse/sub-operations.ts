@@ -19,6 +19,8 @@ export type RetrieveResponse = CMoveResponse | CGetResponse;
 export type Respond = (status: number, progress?: Progress, comment?: string) => void;
 
 export interface Target {
+  studyUid: string;
+  seriesUid: string;
   sopInstanceUid: string;
   sopClassUid: string;
   transferSyntaxUid: string;
