@@ -24,6 +24,9 @@ const KNOWN_VIOLATIONS = [
   ['db-handle-only-in-store', 'main/core/web/instance-rows.ts', 'main/core/store/database.ts'],
   ['db-handle-only-in-store', 'main/core/web/instance-sync.ts', 'main/core/store/database.ts'],
   ['db-handle-only-in-store', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
+  // The archive reader parses multipart/related answers with web/'s parser until issue 10 moves it into a lower room.
+  ['cloud-imports-only-lower-rooms', 'main/core/cloud/wado.ts', 'main/core/web/media-type.ts'],
+  ['cloud-imports-only-lower-rooms', 'main/core/cloud/wado.ts', 'main/core/web/multipart-related.ts'],
 ];
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -72,6 +75,22 @@ module.exports = {
       severity: 'error',
       from: { path: '^main/core/web/forward-port\\.ts$' },
       to: { path: SERVICE_ROOMS, pathNot: '^main/core/(web/|forward/control\\.ts$)' },
+    },
+    {
+      name: 'cloud-imports-only-lower-rooms',
+      comment:
+        "main/core/cloud/ (reading from the archive destination) sits under web/ and dimse/: it builds on store/, " +
+        "settings/ and dicom/, and signs in with forward/'s auth providers and HTTP client (auth.ts, stow-client.ts).",
+      severity: 'error',
+      from: { path: '^main/core/cloud/' },
+      to: { path: OURS, pathNot: '^main/core/(cloud|store|settings|dicom|contract)/|^main/core/service\\.ts$|^main/core/forward/(auth|stow-client)\\.ts$' },
+    },
+    {
+      name: 'forward-does-not-import-cloud',
+      comment: 'cloud/ uses forward/\'s auth; the composition root hands forwarding\'s AuthProviders to cloud/, never the other way.',
+      severity: 'error',
+      from: { path: '^main/core/forward/' },
+      to: { path: '^main/core/cloud/' },
     },
     {
       name: 'rooms-do-not-import-the-composition-root',

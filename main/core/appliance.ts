@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { CloudService } from './cloud/cloud-service.js';
 import { DimseService } from './dimse/dimse-service.js';
 import { echo } from './dimse/echo-scu.js';
 import { createLogger, type LogHandle } from './logging.js';
@@ -37,12 +38,12 @@ export { applyOverrides };
 
 /**
  * Settings the running services read at each use, so an edit applies at once: the DIMSE association
- * policy and timeouts (read per association), peers, destinations (forward workers are rebuilt), the
- * storage limits and the STOW size limit. Everything else (listeners, HTTP access, TLS, log level) is
+ * policy and timeouts (read per association), peers, destinations (forward workers and the archive reader
+ * are rebuilt), the cloud settings (read per query), the storage limits and the STOW size limit. Everything else (listeners, HTTP access, TLS, log level) is
  * read at start and waits for a restart.
  */
 export const LIVE_SETTINGS: readonly string[] = [
-  'aeTitle', 'peers', 'destinations', 'storage', 'http.maxRequestBytes',
+  'aeTitle', 'peers', 'destinations', 'storage', 'cloud', 'http.maxRequestBytes',
   'dimse.acceptAnyCalledAe', 'dimse.allowedCallingAes', 'dimse.maxAssociations', 'dimse.acceptPrivateSopClasses',
   'dimse.artimTimeoutMs', 'dimse.associationTimeoutMs', 'dimse.dimseIdleTimeoutMs',
 ];
@@ -86,6 +87,8 @@ export class Appliance {
   readonly services: ApplianceService[] = [];
   /** Store-and-forward: status and manual actions for /api. */
   forward: ForwardService | undefined;
+  /** The clinic's archive: read-through retrieve and federated search (idle while no destination is the archive). */
+  cloud: CloudService | undefined;
   private stopping: Promise<void> | undefined;
   /** True once every service has started (readiness for /api/ready). */
   started = false;
@@ -158,6 +161,7 @@ export class Appliance {
     this.archive.setRoute(routeFor(running));
     if (JSON.stringify(running.storage) !== JSON.stringify(previous.storage)) this.archive.setLimits(running.storage);
     await this.forward?.applySettings(running, routeFor(running));
+    await this.cloud?.applySettings(running);
   }
 
   /** No new work; in-flight writes finish; the index closes. Safe to call more than once. */
@@ -188,11 +192,17 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
     onSealed: (sealed) => appliance.live.adoptDestinations(sealed.destinations), ...options.forward, secretBox: appliance.secretBox,
   });
   services.push(appliance.forward);
+  const forward = appliance.forward;
+  appliance.cloud = new CloudService({
+    archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings,
+    authFor: (destination) => forward.authFor(destination),
+  });
+  services.push(appliance.cloud);
   services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));
   services.push(new WebService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, settingsEditor: appliance.live,
     sessionToken: appliance.apiToken, configuredToken: appliance.settings.http.apiToken, dataDir: appliance.dataDir,
-    forward: () => appliance.forward, ready: () => appliance.started,
+    forward: () => appliance.forward, ready: () => appliance.started, cloud: () => appliance.cloud,
     extraRoutes: [(app) => registerPeersApi(app, { settings: () => appliance.settings, logger: appliance.logger, echo })],
   }));
   return services;

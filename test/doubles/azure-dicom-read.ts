@@ -51,7 +51,7 @@ export function handleSearch(ex: Exchange, store: InstanceStore, level: SearchLe
  * Bytes are as stored with the preamble nulled; the double never transcodes, so a specific
  * transfer-syntax other than the stored one gets 406.
  */
-export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string): void {
+export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string, cut?: { afterParts: number }): void {
   const found = store
     .list(ex.rec.partition)
     .filter((i) => i.studyUid === studyUid && (!seriesUid || i.seriesUid === seriesUid) && (!sopUid || i.sopUid === sopUid));
@@ -68,8 +68,17 @@ export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: str
     ex.res.end(bytes);
     return;
   }
-  const { body, contentType } = buildMultipartRelated(found.map((i) => ({ body: withNullPreamble(i.bytes), contentType: partType(i) })));
+  const parts = found.map((i) => ({ body: withNullPreamble(i.bytes), contentType: partType(i) }));
+  const { body, contentType, boundary } = buildMultipartRelated(parts);
   ex.res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
+  if (cut && cut.afterParts < parts.length) {
+    // The whole parts before the cut, then the next part's headers and half its bytes: the upstream dies mid-instance.
+    const whole = buildMultipartRelated(parts.slice(0, cut.afterParts), { boundary }).body.length - Buffer.byteLength(`--${boundary}--\r\n`);
+    const next = parts[cut.afterParts]!;
+    const offset = whole + Buffer.byteLength(`--${boundary}\r\nContent-Type: ${next.contentType}\r\n\r\n`) + Math.floor(next.body.length / 2);
+    ex.res.write(body.subarray(0, offset), () => ex.res.socket?.destroy());
+    return;
+  }
   ex.res.end(body);
 }
 

@@ -252,7 +252,11 @@ export class AzureDicomDouble {
       s0 === 'studies' && study && rest.length === 0 && (s2 === undefined || (s2 === 'series' && series)) && (s4 === undefined || (s4 === 'instances' && instance));
     if (!resource) return ex.reply(rec.kind === 'other' ? 405 : 404, problem('NotFound', 'Unknown resource.'));
     if (rec.kind === 'metadata') return handleMetadata(ex, this.store, study, series, instance);
-    if (rec.kind === 'retrieve') return handleRetrieve(ex, this.store, study, series, instance);
+    if (rec.kind === 'retrieve') {
+      const fault = this.faults.forRetrieveRequest();
+      if (fault && 'delayMs' in fault) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+      return handleRetrieve(ex, this.store, study, series, instance, fault && 'afterParts' in fault ? fault : undefined);
+    }
     if (rec.kind === 'delete') {
       const n = this.store.delete(rec.partition, study, series, instance);
       return n ? ex.reply(204) : ex.reply(404, problem('NotFound', 'The specified resource was not found.'));

@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Appliance, type ApplianceOverrides } from '../../main/core/appliance.js';
+import { SETTINGS_FILE_NAME } from '../../main/core/settings/settings-file.js';
 import type { WebService } from '../../main/core/web/web-service.js';
 import { freePort } from './net.js';
 
@@ -27,8 +28,14 @@ export async function startWebAppliance(options: {
   dataDir?: string;
   /** No --api-token: the appliance generates its session token, as a start without one does. */
   generatedToken?: boolean;
+  /** The settings file the appliance starts with (e.g. destinations), as a user would have written it. */
+  settings?: Record<string, unknown>;
 } = {}): Promise<WebAppliance> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dicom-edge-web-')));
+  if (options.settings) {
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(join(dataDir, SETTINGS_FILE_NAME), JSON.stringify(options.settings));
+  }
   const tokenFlag = options.generatedToken ? undefined : options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
   const dimsePort = options.overrides?.dimsePort ?? (await freePort());
   const httpPort = options.overrides?.httpPort ?? (await freePort());

@@ -150,6 +150,16 @@ describe('cloud rows and instances from the archive', () => {
     assert.equal(archive.cloud.studyLocation(study)?.location, 'cloud');
   });
 
+  test('a study or series the archive reported without counts is NEARLINE all the same (nothing of it is here)', () => {
+    const study = newUid();
+    const series = newUid();
+    archive.cloud.upsert('series', [json({ StudyInstanceUID: study, SeriesInstanceUID: series, PatientID: 'PRIOR-NO-COUNTS', Modality: 'CT' })]);
+    const [found] = queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-NO-COUNTS' } });
+    assert.equal(found?.InstanceAvailability, 'NEARLINE');
+    const [seriesMatch] = queryArchive(archive.db, { level: 'SERIES', keys: { StudyInstanceUID: study } });
+    assert.equal(seriesMatch?.InstanceAvailability, 'NEARLINE');
+  });
+
   test('series and instances from QIDO become cloud-only rows, never queued, and count as known but not local', () => {
     const study = newUid();
     const series = newUid();

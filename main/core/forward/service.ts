@@ -123,7 +123,11 @@ export class ForwardService implements ApplianceService, ForwardControl {
     }
   }
 
-  private authFor(destination: DestinationSettings): AuthProvider {
+  /**
+   * The destination's AuthProvider, one per destination name until destinations change. The archive reader
+   * (cloud/) signs in with it too, so one device-code sign-in or cached token serves forwarding and reads.
+   */
+  authFor(destination: DestinationSettings): AuthProvider {
     let provider = this.authProviders.get(destination.name);
     if (!provider) {
       const box = this.secretBox();

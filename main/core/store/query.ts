@@ -249,7 +249,9 @@ const LOCAL_CONDITION: Record<QueryLevel, string> = {
 
 function availability(level: QueryLevel, row: Record<string, string | number | null>): string {
   if (level === 'IMAGE') return !row._local ? 'NEARLINE' : row._fileMissing ? 'UNAVAILABLE' : 'ONLINE';
-  return Number(row._localCount) < Number(row._knownCount) ? 'NEARLINE' : 'ONLINE';
+  // With no local instance it can only be in the archive, even when the archive gave no count.
+  const here = Number(row._localCount);
+  return here === 0 || here < Number(row._knownCount) ? 'NEARLINE' : 'ONLINE';
 }
 
 /** ModalitiesInStudy of the series here, with those the archive reported, sorted like the stored value. */

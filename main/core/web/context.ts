@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { FederatedSearch } from '../cloud/federated-search.js';
+import type { ReadThrough } from '../cloud/read-through.js';
 import type { LiveSettings } from '../settings/live-settings.js';
 import type { Settings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
@@ -22,4 +24,6 @@ export interface WebContext {
   httpPort(): number;
   /** True once every service has started. */
   ready(): boolean;
+  /** The clinic's archive: QIDO federation and WADO read-through (absent: everything is answered from here). */
+  cloud?(): { readThrough: ReadThrough; federatedSearch: FederatedSearch } | undefined;
 }

@@ -7,6 +7,7 @@ import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
 import { parseAccept, typeMatches } from './media-type.js';
+import { warning } from './read-through.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
 const MAX_RESULTS = 5000;
@@ -76,8 +77,18 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
   const pageSize = Math.min(limit ?? MAX_RESULTS, MAX_RESULTS);
 
   let matches: QueryMatch[];
+  const warnings: string[] = [];
   try {
-    matches = queryArchive(ctx.archive.db, { level: route.level, keys, fuzzy, limit: pageSize + 1, offset });
+    // With an archive: its matches too, within the federation time limit, or a Warning that they are missing.
+    const query = { level: route.level, keys, fuzzy, limit: pageSize + 1, offset };
+    const federated = ctx.cloud?.()?.federatedSearch;
+    if (federated) {
+      const result = await federated.search(query);
+      matches = result.matches;
+      if (result.archive.state === 'missing') warnings.push(warning(`The archive's results are missing (${result.archive.reason}): ${result.archive.message}`));
+    } else {
+      matches = queryArchive(ctx.archive.db, query);
+    }
   } catch (error) {
     if (error instanceof InvalidMatchKeyError || error instanceof RangeError) throw new HttpError(400, error.message);
     throw error;
@@ -85,8 +96,9 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
   const more = matches.length > pageSize;
   if (more) matches = matches.slice(0, pageSize);
   if (more && (limit === undefined || limit > MAX_RESULTS)) {
-    reply.header('warning', `299 dicom-edge "The number of results exceeded the maximum supported by the server (${MAX_RESULTS}). Additional results can be requested."`);
+    warnings.push(`299 dicom-edge "The number of results exceeded the maximum supported by the server (${MAX_RESULTS}). Additional results can be requested."`);
   }
+  if (warnings.length > 0) reply.header('warning', warnings.length === 1 ? warnings[0]! : warnings);
   ctx.logger.debug({ event: 'qido', peer: request.ip, level: route.level, keys, results: matches.length }, 'QIDO-RS search');
   // PS3.18 8.3.4.4.1: a search without matches answers 204 No Content.
   if (matches.length === 0) return reply.code(204).send();

@@ -6,6 +6,7 @@ import { renderImage } from './image-render.js';
 import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, typeMatches } from './media-type.js';
 import { parseFrameList } from './pixel-frames.js';
+import { clientGone, instanceHere, representativeHere } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const THUMBNAIL_SIZE = 128;
@@ -38,7 +39,7 @@ function numberList(text: string | undefined, name: string, count: number[]): nu
   return values;
 }
 
-function representative(rows: InstanceRow[], scope: { series?: string }): InstanceRow | undefined {
+function representative<T extends Pick<InstanceRow, 'series_uid'>>(rows: T[], scope: { series?: string }): T | undefined {
   if (scope.series) return rows[Math.floor(rows.length / 2)];
   const firstSeries = rows[0]?.series_uid;
   const series = rows.filter((r) => r.series_uid === firstSeries);
@@ -50,6 +51,9 @@ async function render(ctx: WebContext, request: FastifyRequest, reply: FastifyRe
   const params = request.params as { frames?: string };
   const query = request.query as Record<string, string | undefined>;
   const format = chooseFormat(request.headers.accept);
+  // Only in the archive: the instance, or the one a thumbnail shows, is fetched first.
+  if (scope.instance) await instanceHere(ctx, scope as Required<typeof scope>, clientGone(reply));
+  else await representativeHere(ctx, scope, (rows) => representative(rows, scope), clientGone(reply));
   const rows = instancesIn(ctx.archive.db, scope);
   const row = scope.instance ? rows[0] : representative(rows, scope);
   if (!row) throw new HttpError(404, 'no such study, series or instance');

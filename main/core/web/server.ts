@@ -7,6 +7,7 @@ import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
 import { HttpError } from './http-errors.js';
 import { registerQido } from './qido.js';
+import { registerAccessTimes } from './read-through.js';
 import { registerRendered } from './rendered.js';
 import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
 import { registerStow } from './stow.js';
@@ -87,6 +88,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   if (origins.length > 0) await app.register(fastifyCors, { origin: origins, credentials: false, exposedHeaders: ['etag', 'content-location'] });
 
   const streams = new Set<() => void>();
+  registerAccessTimes(app, ctx);
   registerQido(app, ctx);
   registerStow(app, ctx);
   registerWadoRetrieve(app, ctx);

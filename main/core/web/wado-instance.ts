@@ -12,6 +12,8 @@ import { datasetToJson, elementAtPath } from './metadata-json.js';
 import { multipartStream } from './multipart-writer.js';
 import { extractFrames, parseFrameList } from './pixel-frames.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from './transcode.js';
+import { sendArchiveMetadata } from './archive-metadata.js';
+import { clientGone, instanceHere, throughArchive } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 
@@ -29,15 +31,17 @@ function instanceUrl(base: string, row: Pick<InstanceRow, 'study_uid' | 'series_
 }
 
 /** Reads one indexed instance into dcmjs, with big endian words already in little endian order. */
-async function loadInstance(ctx: WebContext, row: InstanceRow): Promise<DcmjsDicomDict> {
+async function loadInstance(ctx: WebContext, row: Pick<InstanceRow, 'path' | 'transfer_syntax_uid'>): Promise<DcmjsDicomDict> {
   const bytes = await readFile(ctx.archive.paths.absolute(row.path));
   const dict = readDicom(bytes);
   if (row.transfer_syntax_uid === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
   return dict;
 }
 
-function oneInstance(ctx: WebContext, request: FastifyRequest): InstanceRow {
+/** The instance of the path, fetched from the archive first when it is only there. */
+async function oneInstance(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<InstanceRow> {
   const scope = uidParams(request);
+  await instanceHere(ctx, scope as Required<typeof scope>, clientGone(reply));
   const row = instancesIn(ctx.archive.db, scope)[0];
   if (!row) throw new HttpError(404, `no instance ${scope.instance} in series ${scope.series} of study ${scope.study}`);
   return row;
@@ -45,11 +49,18 @@ function oneInstance(ctx: WebContext, request: FastifyRequest): InstanceRow {
 
 async function sendMetadata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const scope = uidParams(request);
+  const through = throughArchive(ctx, scope);
   const rows = instancesIn(ctx.archive.db, scope);
-  if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
+  if (rows.length === 0 && !through) throw new HttpError(404, 'no such study, series or instance');
   const accept = parseAccept(request.headers.accept);
   if (!accept.some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
     throw new HttpError(406, 'metadata is served as application/dicom+json');
+  }
+  if (through) {
+    return sendArchiveMetadata(ctx, through.readThrough, through.scope, request, reply, async (instance, url) => {
+      const dict = await loadInstance(ctx, { path: instance.path, transfer_syntax_uid: instance.transferSyntaxUid });
+      return datasetToJson(dict.dict, url, dict.meta);
+    });
   }
   const etag = `"${createHash('sha256').update('metadata-v1').update(rows.map((r) => `${r.sop_instance_uid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
   reply.header('etag', etag).header('cache-control', 'no-cache');
@@ -95,7 +106,7 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
 }
 
 async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const row = oneInstance(ctx, request);
+  const row = await oneInstance(ctx, request, reply);
   const wanted = parseFrameList((request.params as { frames: string }).frames);
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transfer_syntax_uid);
   const dict = await loadInstance(ctx, row);
@@ -110,7 +121,7 @@ async function sendFrames(ctx: WebContext, request: FastifyRequest, reply: Fasti
 }
 
 async function sendBulkdata(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const row = oneInstance(ctx, request);
+  const row = await oneInstance(ctx, request, reply);
   const path = ((request.params as Record<string, string>)['*'] ?? '').split('/').filter(Boolean);
   if (path.length === 0 || path.length % 2 === 0 || path.some((p, i) => (i % 2 === 0 ? !/^[0-9A-Fa-f]{8}$/.test(p) : !/^[0-9]+$/.test(p)))) {
     throw new HttpError(400, 'bulkdata path must be tag[/item/tag…] with 8-digit hex tags');

@@ -7,6 +7,8 @@ import { instancesIn, type InstanceRow } from './instance-rows.js';
 import { parseAccept, type MediaType } from './media-type.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
+import { throughArchive } from './read-through.js';
+import { sendThroughArchive } from './wado-read-through.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
 export interface Delivery {
@@ -44,9 +46,11 @@ export function registerWadoRetrieve(app: FastifyInstance, ctx: WebContext): voi
 
 async function retrieve(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const scope = uidParams(request);
+  const accept = parseAccept(request.headers.accept);
+  const through = throughArchive(ctx, scope);
+  if (through) return sendThroughArchive(ctx, through.readThrough, through.scope, accept, negotiateDicom, request, reply);
   const rows = instancesIn(ctx.archive.db, scope);
   if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
-  const accept = parseAccept(request.headers.accept);
   const plan: Array<{ row: InstanceRow; delivery: Delivery }> = [];
   for (const row of rows) {
     const delivery = negotiateDicom(accept, row.transfer_syntax_uid);
