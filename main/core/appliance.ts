@@ -198,7 +198,9 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
     authFor: (destination) => forward.authFor(destination),
   });
   services.push(appliance.cloud);
-  services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));
+  services.push(new DimseService({
+    archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, cloud: () => appliance.cloud,
+  }));
   services.push(new WebService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, settingsEditor: appliance.live,
     sessionToken: appliance.apiToken, configuredToken: appliance.settings.http.apiToken, dataDir: appliance.dataDir,

@@ -5,33 +5,15 @@
  * those here at once, those in the archive as the read-through commits them, while the rest still arrives.
  */
 import type { Logger } from 'pino';
+import type { ReadThrough } from '../cloud/read-through.js';
 import type { QueryLevel } from '../dicom/keywords.js';
-import type { Db } from '../store/database.js';
+import type { Archive } from '../store/archive.js';
+import type { InstanceScope } from '../store/instance-locations.js';
 import { queryArchive } from '../store/query.js';
 import type { Target } from './sub-operations.js';
 
-export interface InstanceScope {
-  studyUid: string;
-  seriesUid?: string;
-  sopInstanceUid?: string;
-}
-
-/** An instance once it is readable here. */
-export interface ArrivedInstance {
-  sopInstanceUid: string;
-  sopClassUid: string;
-  transferSyntaxUid: string;
-  /** Relative to the archive root. */
-  path: string;
-}
-
-/** What C-MOVE and C-GET need of the archive's read-through (cloud/read-through.ts). */
-export interface ArchiveReads {
-  /** Makes the index list the archive's instances of the scope, when it does not know them all. */
-  list(scope: InstanceScope, options: { signal?: AbortSignal }): Promise<unknown>;
-  /** The scope's instances as they become readable here (fetched from the archive if need be). */
-  retrieve(scope: InstanceScope, options: { signal?: AbortSignal }): AsyncIterable<ArrivedInstance>;
-}
+/** What C-MOVE and C-GET need of the archive's read-through: the list of a scope, and its instances as they arrive. */
+export type ArchiveReads = Pick<ReadThrough, 'list' | 'retrieve'>;
 
 /** A sub-operation's instance, ready to send (with what its file says), or why it cannot be. */
 export type Arrival =
@@ -47,12 +29,12 @@ const uidList = (value: string | undefined): string[] => (value ?? '').split('\\
  * The studies, series or instances (by the retrieve level) that a retrieve identifier names: those the
  * index matches, and those named by UID that it does not know yet (the archive may).
  */
-export function retrieveScopes(db: Db, level: QueryLevel, keys: Record<string, string>): InstanceScope[] {
+export function retrieveScopes(archive: Pick<Archive, 'db'>, level: QueryLevel, keys: Record<string, string>): InstanceScope[] {
   const scopes = new Map<string, InstanceScope>();
   const add = (uid: string, scope: InstanceScope) => {
     if (!scopes.has(uid)) scopes.set(uid, scope);
   };
-  for (const match of queryArchive(db, { level: level === 'PATIENT' ? 'STUDY' : level, keys })) {
+  for (const match of queryArchive(archive.db, { level: level === 'PATIENT' ? 'STUDY' : level, keys })) {
     const studyUid = String(match.StudyInstanceUID);
     if (level === 'SERIES') add(String(match.SeriesInstanceUID), { studyUid, seriesUid: String(match.SeriesInstanceUID) });
     else if (level === 'IMAGE') add(String(match.SOPInstanceUID), { studyUid, seriesUid: String(match.SeriesInstanceUID), sopInstanceUid: String(match.SOPInstanceUID) });

@@ -164,7 +164,7 @@ export class RetrieveHandlers {
       const keys = Object.fromEntries(Object.entries(parsed.keys).filter(([, value]) => value !== ''));
       if (Object.keys(keys).length === 0) throw new IdentifierError('a retrieve needs at least one unique key');
       const reads = this.options.reads?.();
-      const scopes = reads ? retrieveScopes(this.options.archive.db, parsed.level, keys) : [];
+      const scopes = reads ? retrieveScopes(this.options.archive, parsed.level, keys) : [];
       const unlisted = reads ? await listAtArchive(reads, scopes, scp.workSignal(request.getMessageId()), info.logger) : [];
       const targets = queryArchive(this.options.archive.db, { level: 'IMAGE', keys }).map((match): Target => {
         const sopInstanceUid = String(match.SOPInstanceUID);
