@@ -335,5 +335,8 @@ describe('C-FIND with the archive offline or slow', { timeout: 180_000 }, () => 
       assert.match(String(line.peer), /^127\.0\.0\.1:\d+$/);
       assert.equal(line.callingAe, 'FINDSCU');
     }
+    // The query level has a field of its own: pino's `level` stays the log level.
+    const find = (await logLines(w)).find((l) => l.event === 'c-find');
+    assert.deepEqual([find?.level, find?.queryLevel], [30, 'STUDY']);
   });
 });

@@ -88,10 +88,11 @@ export async function handleFind(
     const federated = sources.federated?.();
     if (federated) {
       const signal = scp.workSignal(messageId);
+      const keepAlive = setInterval(() => scp.touch(), 1_000); // the archive may take up to the time limit
       const result = await federated.search(query, { signal }).catch((error: unknown) => {
         if (signal.aborted) return undefined;
         throw error;
-      });
+      }).finally(() => clearInterval(keepAlive));
       if (!result) {
         info.logger.info({ event: 'c-find-cancelled' }, 'C-FIND cancelled');
         if (!scp.socket.destroyed) final(DimseStatus.Cancel);
@@ -113,7 +114,7 @@ export async function handleFind(
     }
     throw error;
   }
-  info.logger.info({ event: 'c-find', level: parsed.level, keys: parsed.keys, matches: matches.length }, 'C-FIND');
+  info.logger.info({ event: 'c-find', queryLevel: parsed.level, keys: parsed.keys, matches: matches.length }, 'C-FIND');
   const syntax = responseSyntax(scp, request);
   for (const match of matches) {
     if (scp.isCancelled(messageId) || scp.socket.destroyed) {
