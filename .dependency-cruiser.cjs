@@ -11,22 +11,13 @@ const SERVICE_ROOMS = '^main/core/(dimse|web|forward)/';
  * longer matches anything.
  */
 const KNOWN_VIOLATIONS = [
-  // The shell reads outbox counts with its own SQL and takes forward/'s and store/'s event types
-  // directly; part 1 (SQL into store/) and part 2 (the contract) give it these through appliance.ts.
+  // The shell takes forward/'s and store/'s event types directly; part 2 (the contract) gives it these
+  // through appliance.ts.
   ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/forward/control.ts'],
-  ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/outbox-watch.ts', 'main/core/store/events.ts'],
   ['electron-imports-only-appliance-and-contract', 'main/electron/tray-state.ts', 'main/core/forward/control.ts'],
-  ['electron-imports-only-appliance-and-contract', 'main/electron/tray-state.ts', 'main/core/store/events.ts'],
   // The shell's safeStorage box implements forward/'s SecretBox; the interface belongs in the contract.
   ['electron-imports-only-appliance-and-contract', 'main/electron/safe-storage-box.ts', 'main/core/forward/secrets.ts'],
-  // SQL outside store/ (part 1 moves these queries behind store/ read models).
-  ['db-handle-only-in-store', 'main/core/web/instance-rows.ts', 'main/core/store/database.ts'],
-  ['db-handle-only-in-store', 'main/core/web/instance-sync.ts', 'main/core/store/database.ts'],
-  ['db-handle-only-in-store', 'main/electron/outbox-watch.ts', 'main/core/store/database.ts'],
-  // The archive reader parses multipart/related answers with web/'s parser until issue 10 moves it into a lower room.
-  ['cloud-imports-only-lower-rooms', 'main/core/cloud/wado.ts', 'main/core/web/media-type.ts'],
-  ['cloud-imports-only-lower-rooms', 'main/core/cloud/wado.ts', 'main/core/web/multipart-related.ts'],
 ];
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -45,6 +36,15 @@ module.exports = {
       severity: 'error',
       from: { path: '^main/core/dicom/' },
       to: { path: OURS, pathNot: '^main/core/dicom/' },
+    },
+    {
+      name: 'multipart-imports-nothing-of-ours',
+      comment:
+        'main/core/multipart/ is HTTP framing (media types, the multipart/related reader and writer) under web/, ' +
+        'forward/ and any other room that speaks DICOMweb; it knows no DICOM and no other room.',
+      severity: 'error',
+      from: { path: '^main/core/multipart/' },
+      to: { path: OURS, pathNot: '^main/core/multipart/' },
     },
     {
       name: 'settings-imports-only-dicom',
@@ -80,10 +80,10 @@ module.exports = {
       name: 'cloud-imports-only-lower-rooms',
       comment:
         "main/core/cloud/ (reading from the archive destination) sits under web/ and dimse/: it builds on store/, " +
-        "settings/ and dicom/, and signs in with forward/'s auth providers and HTTP client (auth.ts, stow-client.ts).",
+        "settings/, dicom/ and multipart/, and signs in with forward/'s auth providers and HTTP client (auth.ts, stow-client.ts).",
       severity: 'error',
       from: { path: '^main/core/cloud/' },
-      to: { path: OURS, pathNot: '^main/core/(cloud|store|settings|dicom|contract)/|^main/core/service\\.ts$|^main/core/forward/(auth|stow-client)\\.ts$' },
+      to: { path: OURS, pathNot: '^main/core/(cloud|store|settings|dicom|contract|multipart)/|^main/core/service\\.ts$|^main/core/forward/(auth|stow-client)\\.ts$' },
     },
     {
       name: 'forward-does-not-import-cloud',
@@ -126,6 +126,22 @@ module.exports = {
       severity: 'error',
       from: { path: '^main/core/contract/' },
       to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'contract-takes-from-dicom-only-the-json-model',
+      comment:
+        'What the contract imports goes into the page. Of our code it imports only itself and dicom/json-model.ts ' +
+        "(types that import nothing), so dicom/'s dcmjs dictionary and Node modules stay out of the page.",
+      severity: 'error',
+      from: { path: '^main/core/contract/' },
+      to: { path: OURS, pathNot: '^main/core/(contract/|dicom/json-model\\.ts$)' },
+    },
+    {
+      name: 'dicom-json-model-imports-nothing',
+      comment: 'dicom/json-model.ts reaches the page through the contract, so it stays a file of types alone.',
+      severity: 'error',
+      from: { path: '^main/core/dicom/json-model\\.ts$' },
+      to: {},
     },
     {
       name: 'electron-imports-only-appliance-and-contract',

@@ -3,11 +3,11 @@
  * Auth: the Electron preload hands a Bearer token; a plain browser opened with `?token=…` keeps it for the
  * tab (sessionStorage) and also gets the server's session cookie; otherwise the cookie alone is used.
  */
+import type { DicomJson } from '../../main/core/contract/dicom-json';
+import { OUTBOX_STATES, type OutboxState } from '../../main/core/contract/outbox-states';
 import type { DicomEdgeBridge } from '../../preload/api-types';
 
-type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
 export type Counts = Record<OutboxState, number>;
-export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>;
 
 export interface DestinationStatus {
   name: string;
@@ -83,7 +83,7 @@ export class ApiError extends Error {
   }
 }
 
-const EMPTY_COUNTS = (): Counts => ({ pending: 0, sending: 0, delivered: 0, failed: 0, conflict: 0, cancelled: 0 });
+const EMPTY_COUNTS = (): Counts => Object.fromEntries(OUTBOX_STATES.map((state) => [state, 0])) as Counts;
 
 function bridge(): DicomEdgeBridge | undefined {
   return typeof window !== 'undefined' ? window.dicomEdge : undefined;
@@ -323,8 +323,8 @@ export async function getStudySyncDetail(studyUid: string, limit = 1000, offset 
   return {
     sync: toStudySync(raw),
     problems: (raw.problems ?? []).map((p) => ({
-      id: Number(p.id), sopInstanceUid: String(p.sop_instance_uid), destination: String(p.destination), state: p.state as OutboxState,
-      attempts: Number(p.attempts ?? 0), lastError: (p.last_error as string | null) ?? null, updatedAt: Number(p.updated_at ?? 0),
+      id: Number(p.id), sopInstanceUid: String(p.sopInstanceUid), destination: String(p.destination), state: p.state as OutboxState,
+      attempts: Number(p.attempts ?? 0), lastError: (p.lastError as string | null) ?? null, updatedAt: Number(p.updatedAt ?? 0),
     })),
     instances: {
       total: page.total,
@@ -343,10 +343,10 @@ export async function getStudySyncDetail(studyUid: string, limit = 1000, offset 
 export async function getFailures(limit = 200): Promise<Failure[]> {
   const raw = await json<{ items?: Record<string, unknown>[] }>(`/api/failures?limit=${limit}`);
   return (raw.items ?? []).map((r) => ({
-    id: Number(r.id), studyUid: String(r.study_uid), sopInstanceUid: String(r.sop_instance_uid), destination: String(r.destination),
-    state: r.state as OutboxState, reason: String(r.last_error ?? (r.failure_reason ? `failure reason ${r.failure_reason}` : '')),
-    failureReason: (r.failure_reason as number | null) ?? null, attempts: Number(r.attempts ?? 0), updatedAt: Number(r.updated_at ?? 0),
-    patientName: typeof r.patient_name === 'string' ? r.patient_name : undefined,
+    id: Number(r.id), studyUid: String(r.studyUid), sopInstanceUid: String(r.sopInstanceUid), destination: String(r.destination),
+    state: r.state as OutboxState, reason: String(r.lastError ?? (r.failureReason ? `failure reason ${r.failureReason}` : '')),
+    failureReason: (r.failureReason as number | null) ?? null, attempts: Number(r.attempts ?? 0), updatedAt: Number(r.updatedAt ?? 0),
+    patientName: typeof r.patientName === 'string' ? r.patientName : undefined,
   }));
 }
 

@@ -2,8 +2,9 @@
  * The study list's data: every local study (QIDO, paged) with its sync state, kept current from the
  * live events. Views subscribe and re-filter; nothing here touches the DOM.
  */
-import { getStudiesSync, queryStudies, type Counts, type DicomJson, type StudySync } from './api';
-import { TAG, num, personName, str, strings } from './format';
+import { TAG, type DicomJson } from '../../main/core/contract/dicom-json';
+import { getStudiesSync, queryStudies, type Counts, type StudySync } from './api';
+import { num, personName, str, strings } from './format';
 
 export interface StudyRow {
   uid: string;

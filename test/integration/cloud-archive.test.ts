@@ -17,6 +17,7 @@ import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { EntraDouble } from '../doubles/entra.js';
 import { startOrthanc, type OrthancPeer } from '../support/peers.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
+import { indexDb } from '../support/index-db.js';
 
 const small = { rows: 8, columns: 8 } as const;
 const none = createAuthProvider({ kind: 'none' });
@@ -107,7 +108,7 @@ describe('Orthanc as the archive', () => {
     const { archive } = await Archive.open({ dataDir: data, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger: pino({ level: 'silent' }), route: () => ['orthanc'] });
     try {
       archive.cloud.upsert('instance', await reader.search({ level: 'instance', studyUid: study[0]!.studyUid, includeFields: 'all' }));
-      const [found] = queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-ORTHANC' } });
+      const [found] = queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'PRIOR-ORTHANC' } });
       assert.equal(found?.InstanceAvailability, 'NEARLINE');
       assert.equal(found?.NumberOfStudyRelatedInstances, study.length);
       for await (const part of reader.retrieve({ studyUid: study[0]!.studyUid })) {
@@ -115,9 +116,9 @@ describe('Orthanc as the archive', () => {
         assert.equal(result.outcome, 'stored');
         assert.ok((await readFile(archive.paths.absolute(result.relativePath))).equals(bySop.get(result.header.sopInstanceUid)!.buffer));
       }
-      const [cached] = queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-ORTHANC' } });
+      const [cached] = queryArchive(indexDb(archive), { level: 'STUDY', keys: { PatientID: 'PRIOR-ORTHANC' } });
       assert.equal(cached?.InstanceAvailability, 'ONLINE');
-      assert.equal((archive.db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n, 0, 'nothing to send back');
+      assert.equal((indexDb(archive).prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n, 0, 'nothing to send back');
     } finally {
       await archive.close();
       await rm(data, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // The clinic's archive through the whole appliance: federated QIDO-RS and read-through WADO-RS with Orthanc
 // (its DICOMweb plugin) as the archive, and with the Azure DICOM double where the test counts the upstream's
 // requests, cuts a retrieve mid-instance or watches for STOW. Modalities send with DCMTK storescu.
+import { indexDb } from '../support/index-db.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -60,7 +61,7 @@ function sameSet(actual: Buffer[], expected: Buffer[], message: string): void {
 }
 
 const localCount = (w: WebAppliance, studyUid: string) =>
-  (w.appliance.archive.db.prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
+  (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
 const tempFiles = async (w: WebAppliance) => (await Promise.all(w.appliance.archive.paths.tempShards.map((d) => readdir(d)))).flat();
 
 describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
@@ -85,7 +86,7 @@ describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
     const study = makeStudy({ series: 2, instancesPerSeries: 2, patientId: 'EVICTED-1', patientName: 'Evicted^Patient', ...small });
     const studyUid = study[0]!.studyUid;
     await send(w, dir, study);
-    const db = w.appliance.archive.db;
+    const db = indexDb(w.appliance.archive);
     // Forwarded to the archive, and known to be there (marked as its deliveries are confirmed).
     await waitFor(() => (db.prepare("SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND in_cloud = 1").get(studyUid) as { n: number }).n === study.length,
       () => JSON.stringify(db.prepare('SELECT destination, state, last_error FROM outbox WHERE study_uid = ?').all(studyUid)));
@@ -260,7 +261,7 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
       () => 'the acquired instance was forwarded');
     const stowed = azure.storeRequests().flatMap((r) => r.instances.map((i) => i.sopUid));
     assert.deepEqual(stowed, [acquired[0]!.sopInstanceUid], 'only the acquired instance, none of the fetched ones');
-    const queued = w.appliance.archive.db.prepare('SELECT COUNT(*) AS n FROM outbox o JOIN instances i USING (sop_instance_uid) WHERE i.calling_ae = ?').get('azure') as { n: number };
+    const queued = indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM outbox o JOIN instances i USING (sop_instance_uid) WHERE i.calling_ae = ?').get('azure') as { n: number };
     assert.equal(queued.n, 0, 'fetched instances have no outbox rows');
   });
 

@@ -11,6 +11,7 @@ import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
 import { parseFindOutput, parseRetrieveOutput, type FindResult, type RetrieveResult } from '../support/dcmtk-output.js';
 import { waitFor } from '../support/forward-harness.js';
+import { indexDb } from '../support/index-db.js';
 import { freePort, requireTool, run, runOk, startOrthanc, startStorescp, type OrthancPeer, type StorescpPeer } from '../support/peers.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
@@ -57,7 +58,7 @@ async function assertDelivered(dir: string, instances: readonly GeneratedInstanc
 }
 
 const localCount = (w: WebAppliance, studyUid: string) =>
-  (w.appliance.archive.db.prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
+  (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
 
 async function send(w: WebAppliance, dir: string, instances: readonly GeneratedInstance[]): Promise<void> {
   const files = await writeInstances(await mkdtemp(join(dir, 'send-')), instances);
@@ -67,7 +68,7 @@ async function send(w: WebAppliance, dir: string, instances: readonly GeneratedI
 /** Stored here through DIMSE, forwarded to the archive, confirmed there, then evicted: only in the archive now. */
 async function storeDeliverEvict(w: WebAppliance, dir: string, instances: readonly GeneratedInstance[]): Promise<void> {
   await send(w, dir, instances);
-  const db = w.appliance.archive.db;
+  const db = indexDb(w.appliance.archive);
   const uids = instances.map((i) => i.sopInstanceUid);
   const inCloud = db.prepare(`SELECT COUNT(*) AS n FROM instances WHERE in_cloud = 1 AND sop_instance_uid IN (${uids.map(() => '?').join(',')})`);
   await waitFor(() => (inCloud.get(...uids) as { n: number }).n === uids.length, () => 'the archive confirmed every instance');

@@ -12,6 +12,7 @@ import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { freePort, requireTool, run, runOk, startStorescp, waitForPort, type StorescpPeer } from '../support/peers.js';
 import { makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS } from '../support/transfer-syntax.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
   let h: DimseHarness;
@@ -172,7 +173,7 @@ describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
       const name = received.find((n) => n.endsWith(uid));
       assert.ok(name, `${uid} moved`);
       const sent = await readFile(join(dest.dir, name));
-      const row = h.archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(uid) as { path: string };
+      const row = indexDb(h.archive).prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(uid) as { path: string };
       const stored = await readFile(h.archive.paths.absolute(row.path));
       assert.ok(sent.subarray(dataSetOffset(sent)).equals(stored.subarray(dataSetOffset(stored))), 'moved data set is the stored one');
     }
@@ -200,7 +201,7 @@ describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
       await h.archive.ingest(Readable.from([makeInstance({ studyUid, seriesUid, sopInstanceUid, rows: 16, columns: 16 })]), { callingAe: 'TEST', peer: 'test' });
     }
     const gone = sopInstanceUids[1]!;
-    const row = h.archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(gone) as { path: string };
+    const row = indexDb(h.archive).prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(gone) as { path: string };
     await rm(h.archive.paths.absolute(row.path));
     const result = await run(requireTool('movescu', 'dcmtk'),
       ['-d', '-S', '-aec', 'EDGE', '-aem', 'DEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(h.port)],

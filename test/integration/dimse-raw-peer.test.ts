@@ -11,6 +11,7 @@ import { abortRq, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, Pdu
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { requireTool, runOk } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 const CT = SOP_CLASS_UIDS.ctImage;
 const FRAGMENT_BYTES = 128 * 1024;
@@ -36,7 +37,7 @@ describe('a C-STORE cut off mid-transfer', () => {
 
   const tempFiles = async () => (await h.archiveFiles()).filter((f) => f.startsWith('.incoming/'));
   const rows = (sopInstanceUid: string) =>
-    (h.archive.db.prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { n: number }).n;
+    (indexDb(h.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { n: number }).n;
 
   async function cutOff(moment: Moment, how: Vanish): Promise<void> {
     const sopInstanceUid = newUid();

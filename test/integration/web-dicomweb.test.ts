@@ -6,6 +6,7 @@ import { makeInstance, makeMultiFrame, makeStudy } from '../support/fixtures.js'
 import { newUid } from '../support/uid.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { installXMLHttpRequest } from '../support/xhr.js';
+import { indexDb } from '../support/index-db.js';
 
 installXMLHttpRequest();
 
@@ -39,7 +40,7 @@ function splitMultipart(body: Buffer, contentType: string): Array<{ headers: str
 }
 
 async function countInstances(w: WebAppliance): Promise<number> {
-  return (w.appliance.archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
+  return (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
 }
 
 describe('DICOMweb service driven by dicomweb-client', () => {
@@ -249,7 +250,7 @@ describe('STOW-RS with bad input', () => {
     const original = makeInstance({ ...ids, patientName: 'Original^Anna' });
     const replacement = makeInstance({ ...ids, patientName: 'Replacement^Bert' });
     assert.equal((await post('/dicom-web/studies', multipart([{ bytes: original }]), related)).status, 200);
-    const db = w.appliance.archive.db;
+    const db = indexDb(w.appliance.archive);
     const rowsOf = () => ({
       instance: db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').all(ids.sopInstanceUid),
       study: db.prepare('SELECT * FROM studies WHERE study_uid = ?').all(ids.studyUid),

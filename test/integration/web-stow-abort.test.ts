@@ -8,6 +8,7 @@ import { waitFor } from '../support/dimse-harness.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { indexDb } from '../support/index-db.js';
 
 const BOUNDARY = 'hang-up-boundary-0123456789';
 
@@ -42,7 +43,7 @@ describe('a STOW-RS client that hangs up mid-part', () => {
   });
 
   const tempFiles = async () => (await readdir(w.appliance.archive.paths.tempDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
-  const rows = () => (w.appliance.archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
+  const rows = () => (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
 
   async function hangUp(moment: Moment, how: 'FIN' | 'RST'): Promise<void> {
     uncaught.length = 0;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 
@@ -24,17 +24,33 @@ interface KnownViolation {
 }
 
 describe('the rooms of the house, checked by dependency-cruiser', () => {
-  test('an import that breaks a rule fails the check and names the rule', () => {
-    const probe = `main/core/dicom/__probe-${process.pid}.ts`;
+  /** Adds a module `folder/__probe-<pid>.ts` holding one wrong import, and expects the check to fail on `rule`. */
+  function expectRefused(folder: string, source: string, rule: string, target: string): void {
+    const probe = `${folder}/__probe-${process.pid}.ts`;
     const probeUrl = new URL(probe, root);
-    writeFileSync(probeUrl, "import { Archive } from '../store/archive.js';\n\nexport const probe = Archive;\n");
+    writeFileSync(probeUrl, source);
     try {
       const { status, output } = lintDeps();
       assert.notEqual(status, 0, output);
-      assert.match(output, new RegExp(`error dicom-imports-nothing-of-ours: ${probe.replaceAll('.', '\\.')} → main/core/store/archive\\.ts`));
+      assert.match(output, new RegExp(`error ${rule}: ${probe.replaceAll('.', '\\.')} → ${target.replaceAll('.', '\\.')}`));
     } finally {
       rmSync(probeUrl, { force: true });
     }
+  }
+
+  test('an import that breaks a rule fails the check and names the rule', () => {
+    expectRefused('main/core/dicom', "import { Archive } from '../store/archive.js';\n\nexport const probe = Archive;\n",
+      'dicom-imports-nothing-of-ours', 'main/core/store/archive.ts');
+  });
+
+  test('the contract, which goes into the page, takes nothing from dicom/ but the DICOM JSON model', () => {
+    expectRefused('main/core/contract', "import { tagOf } from '../dicom/dictionary.js';\n\nexport const probe = tagOf('PatientName');\n",
+      'contract-takes-from-dicom-only-the-json-model', 'main/core/dicom/dictionary.ts');
+  });
+
+  test('multipart/, the HTTP framing under web/ and forward/, knows no DICOM and no other room', () => {
+    expectRefused('main/core/multipart', "import { tagOf } from '../dicom/dictionary.js';\n\nexport const probe = tagOf('PatientName');\n",
+      'multipart-imports-nothing-of-ours', 'main/core/dicom/dictionary.ts');
   });
 
   test('the tree keeps the rules, and each known violation listed in the config still exists', () => {
@@ -58,5 +74,13 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
       .map((known) => `${known.rule.name}: ${known.from} → ${known.to}`)
       .filter((known) => !softened.has(known));
     assert.deepEqual(stale, [], 'these known violations are gone: remove them from .dependency-cruiser.cjs');
+  });
+
+  test('SQL runs only in store/: no other module of main/ prepares a statement', () => {
+    const main = new URL('main/', root);
+    const preparing = (readdirSync(main, { recursive: true }) as string[])
+      .filter((file) => file.endsWith('.ts') && !file.startsWith('core/store/'))
+      .filter((file) => readFileSync(new URL(file, main), 'utf8').includes('prepare('));
+    assert.deepEqual(preparing, []);
   });
 });

@@ -2,6 +2,7 @@
 // gets and can die mid-retrieve: one upstream fetch shared by concurrent readers, instances handed out as
 // they commit, a cut fetch that leaves only whole instances and is completed by the next read, and nothing
 // ever sent back. Real peers (Orthanc) are in test/integration/cloud-read-through.test.ts.
+import { indexDb } from '../support/index-db.js';
 import assert from 'node:assert/strict';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
@@ -14,7 +15,6 @@ import { ArchiveReader, ArchiveReadError } from '../../main/core/cloud/archive-r
 import { ReadThrough, type InstanceLocation } from '../../main/core/cloud/read-through.js';
 import { createAuthProvider } from '../../main/core/forward/auth.js';
 import { Archive } from '../../main/core/store/archive.js';
-import { queryArchive } from '../../main/core/store/query.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
 
@@ -39,7 +39,7 @@ describe('read-through retrieve from the archive', () => {
   let study: GeneratedInstance[];
 
   const retrieves = () => azure.requestsOf('retrieve');
-  const outboxRows = () => (archive.db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n;
+  const outboxRows = () => (indexDb(archive).prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n;
   const tempFiles = async () => (await Promise.all(archive.paths.tempShards.map((d) => readdir(d)))).flat();
   const localUids = () => new Set(readThrough.known({ studyUid: study[0]!.studyUid }).filter((i) => i.local).map((i) => i.sopInstanceUid));
 
@@ -82,7 +82,7 @@ describe('read-through retrieve from the archive', () => {
     assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
     assert.equal(azure.storeRequests().length, 0, 'the archive received no STOW');
     assert.equal(readThrough.needsArchive({ studyUid }), false);
-    const [match] = queryArchive(archive.db, { level: 'STUDY', keys: { StudyInstanceUID: studyUid } });
+    const [match] = archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: studyUid } });
     assert.equal(match?.InstanceAvailability, 'ONLINE');
 
     // A later read of what is here now is answered from here.
@@ -123,7 +123,7 @@ describe('read-through retrieve from the archive', () => {
     assert.deepEqual(await tempFiles(), [], 'no partial file left behind');
     const onDisk = await readdir(join(archive.paths.root, studyUid), { recursive: true });
     assert.equal(onDisk.filter((name) => String(name).endsWith('.dcm')).length, 2, 'only the whole instances are on disk');
-    const [partial] = queryArchive(archive.db, { level: 'STUDY', keys: { StudyInstanceUID: studyUid } });
+    const [partial] = archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: studyUid } });
     assert.equal(partial?.InstanceAvailability, 'NEARLINE');
 
     const before = retrieves().length;

@@ -1,6 +1,7 @@
 // The archive as an appliance service (cloud/cloud-service.ts): the reader follows the settings and signs in
 // with forwarding's AuthProvider for the destination, and confirmed deliveries to the archive destination
 // mark instances as held by it (at start for earlier deliveries, then as each delivery is confirmed).
+import { indexDb } from '../support/index-db.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,7 @@ describe('the cloud service', () => {
     return provider;
   };
   const study = makeStudy({ series: 1, instancesPerSeries: 3, rows: 8, columns: 8 });
-  const inCloud = (uid: string) => (archive.db.prepare('SELECT in_cloud FROM instances WHERE sop_instance_uid = ?').get(uid) as { in_cloud: number }).in_cloud;
+  const inCloud = (uid: string) => (indexDb(archive).prepare('SELECT in_cloud FROM instances WHERE sop_instance_uid = ?').get(uid) as { in_cloud: number }).in_cloud;
   const withDestinations = (destinations: unknown[]) => settingsSchema.parse({ destinations });
 
   before(async () => {
@@ -54,8 +55,8 @@ describe('the cloud service', () => {
 
   test('at start, instances already delivered to the archive destination are marked as held by it; others are not', async () => {
     const [first, second, third] = study.map((i) => i.sopInstanceUid) as [string, string, string];
-    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ? AND destination = 'azure'").run(first);
-    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ? AND destination = 'other'").run(second);
+    indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ? AND destination = 'azure'").run(first);
+    indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ? AND destination = 'other'").run(second);
     const lines = await service.start();
     assert.match(lines.join('\n'), /archive .*azure/);
     assert.deepEqual([inCloud(first), inCloud(second), inCloud(third)], [1, 0, 0]);

@@ -14,6 +14,7 @@ import { IngestAbortedError } from '../../main/core/store/errors.js';
 import { dataSetOf, EXPLICIT_LITTLE_ENDIAN } from '../support/dicom-ul.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 const noFlowControl = { pause: () => undefined, resume: () => undefined };
 const context = { callingAe: 'VANISHING', peer: '127.0.0.1:40001' };
@@ -49,7 +50,7 @@ describe('a StoreSink failed before the archive reads it', () => {
   });
 
   const tempFiles = async () => (await readdir(archive.paths.tempDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
-  const rows = () => (archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
+  const rows = () => (indexDb(archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
 
   /** Starts an ingest of a half-sent data set, and fails its sink while `step` is under way. */
   async function vanishWhile(step: keyof ArchiveSteps): Promise<void> {

@@ -2,21 +2,15 @@
 // @azure/msal-node and plain fetch.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { ConfidentialClientApplication, PublicClientApplication, type AuthenticationResult } from '@azure/msal-node';
+import { DicomDict, DicomMetaDictionary } from '../../main/core/dicom/dcmjs.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { Tag, firstValue, type DicomJson } from '../doubles/dicom-json.js';
 import { DICOM_DEFAULT_SCOPE, DICOM_RESOURCE, EntraDouble, publicKeyThumbprintSha256 } from '../doubles/entra.js';
 import { buildMultipartRelated, readMultipartRelated } from '../doubles/multipart-related.js';
 
 // ---- a DICOM instance made with dcmjs ------------------------------------------------------
-
-interface DcmjsData {
-  DicomDict: new (meta: Record<string, unknown>) => { dict: Record<string, unknown>; write(): ArrayBuffer };
-  DicomMetaDictionary: { denaturalizeDataset(ds: Record<string, unknown>): Record<string, unknown> };
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as { data: DcmjsData };
 
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -26,7 +20,6 @@ const uid = () => `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString
 
 function makeInstance(ids: { study: string; series?: string; sop?: string; transferSyntax?: string }): { sop: string; bytes: Buffer } {
   const sop = ids.sop ?? uid();
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
   const dict = new DicomDict(
     DicomMetaDictionary.denaturalizeDataset({
       FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,

@@ -12,9 +12,9 @@ import pino from 'pino';
 import { toDicomJson, type KeywordValue } from '../../main/core/dicom/dicom-json.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { openDatabase, SchemaTooNewError, schemaVersion, SCHEMA_VERSION } from '../../main/core/store/database.js';
-import { queryArchive } from '../../main/core/store/query.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 const silent = pino({ level: 'silent' });
 const noLimits = { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false };
@@ -26,7 +26,7 @@ async function openArchive(dir: string, route: () => string[] = () => ['azure'],
 }
 
 const json = (values: Record<string, KeywordValue>) => toDicomJson(values);
-const row = (archive: Archive, sql: string, ...params: unknown[]) => archive.db.prepare(sql).get(...params) as Record<string, unknown>;
+const row = (archive: Archive, sql: string, ...params: unknown[]) => indexDb(archive).prepare(sql).get(...params) as Record<string, unknown>;
 const outboxRows = (archive: Archive, uid: string) => archive.outbox.rowsFor(uid).length;
 
 interface V1Fixture {
@@ -63,7 +63,7 @@ describe('index schema 2: migration from schema 1', () => {
     try {
       const { archive, recovery } = await openArchive(dir);
       try {
-        assert.equal(schemaVersion(archive.db), SCHEMA_VERSION);
+        assert.equal(schemaVersion(indexDb(archive)), SCHEMA_VERSION);
         assert.equal(recovery.rowsMissingFile, 0);
         assert.equal(recovery.filesIndexed + recovery.filesReindexed, 0, 'no file looked new or changed');
         for (const before of fixture.tables.studies!) {
@@ -81,7 +81,7 @@ describe('index schema 2: migration from schema 1', () => {
         assert.deepEqual(row(archive, 'SELECT MIN(local) AS l, MAX(in_cloud) AS c, MAX(file_missing) AS m FROM instances'), { l: 1, c: 0, m: 0 });
         assert.equal(archive.usedBytes, fixture.tables.instances!.reduce((n, i) => n + Number(i.size_bytes), 0));
         // The old rows work with today's code: queries, and a new instance of a migrated series.
-        const studies = queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'MIG-1' } });
+        const studies = archive.reads.query({ level: 'STUDY', keys: { PatientID: 'MIG-1' } });
         assert.deepEqual(studies.map((s) => [s.StudyInstanceUID, s.InstanceAvailability]), [['2.25.1002', 'ONLINE'], ['2.25.1001', 'ONLINE']]);
         await archive.ingest(Readable.from([makeInstance({ studyUid: '2.25.1001', seriesUid: '2.25.1001.1', patientId: 'MIG-1', rows: 8, columns: 8 })]), local);
         assert.deepEqual(row(archive, 'SELECT num_instances, num_local_instances FROM studies WHERE study_uid = ?', '2.25.1001'), { num_instances: 4, num_local_instances: 4 });
@@ -138,15 +138,15 @@ describe('cloud rows and instances from the archive', () => {
       NumberOfStudyRelatedSeries: 3, NumberOfStudyRelatedInstances: 120,
     })]);
     assert.deepEqual(result, { studies: 1, series: 0, instances: 0, skipped: [] });
-    const [match] = queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-1' } });
+    const [match] = archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1' } });
     assert.equal(match?.StudyInstanceUID, study);
     assert.equal(match?.InstanceAvailability, 'NEARLINE');
     assert.equal(match?.NumberOfStudyRelatedInstances, 120);
     assert.equal(match?.NumberOfStudyRelatedSeries, 3);
     assert.equal(match?.ModalitiesInStudy, 'CT\\PT');
-    assert.equal(queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'PT' } }).length, 1, 'matched on the reported modalities');
-    assert.equal(queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'MR' } }).length, 0);
-    assert.equal(queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-1' }, location: 'local' }).length, 0);
+    assert.equal(archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'PT' } }).length, 1, 'matched on the reported modalities');
+    assert.equal(archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1', ModalitiesInStudy: 'MR' } }).length, 0);
+    assert.equal(archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-1' }, location: 'local' }).length, 0);
     assert.equal(archive.cloud.studyLocation(study)?.location, 'cloud');
   });
 
@@ -154,9 +154,9 @@ describe('cloud rows and instances from the archive', () => {
     const study = newUid();
     const series = newUid();
     archive.cloud.upsert('series', [json({ StudyInstanceUID: study, SeriesInstanceUID: series, PatientID: 'PRIOR-NO-COUNTS', Modality: 'CT' })]);
-    const [found] = queryArchive(archive.db, { level: 'STUDY', keys: { PatientID: 'PRIOR-NO-COUNTS' } });
+    const [found] = archive.reads.query({ level: 'STUDY', keys: { PatientID: 'PRIOR-NO-COUNTS' } });
     assert.equal(found?.InstanceAvailability, 'NEARLINE');
-    const [seriesMatch] = queryArchive(archive.db, { level: 'SERIES', keys: { StudyInstanceUID: study } });
+    const [seriesMatch] = archive.reads.query({ level: 'SERIES', keys: { StudyInstanceUID: study } });
     assert.equal(seriesMatch?.InstanceAvailability, 'NEARLINE');
   });
 
@@ -176,7 +176,7 @@ describe('cloud rows and instances from the archive', () => {
     }
     assert.deepEqual(row(archive, 'SELECT num_series, num_instances, num_local_instances, size_bytes, modalities_in_study FROM studies WHERE study_uid = ?', study),
       { num_series: 1, num_instances: 2, num_local_instances: 0, size_bytes: 0, modalities_in_study: 'MR' });
-    const images = queryArchive(archive.db, { level: 'IMAGE', keys: { StudyInstanceUID: study } });
+    const images = archive.reads.query({ level: 'IMAGE', keys: { StudyInstanceUID: study } });
     assert.deepEqual(images.map((m) => m.InstanceAvailability), ['NEARLINE', 'NEARLINE']);
     assert.equal(archive.usedBytes, 0);
   });
@@ -277,7 +277,7 @@ describe('eviction by access', () => {
       uids.push(result.header.sopInstanceUid);
     }
     if (options.deliver) {
-      archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE study_uid = ?").run(studyUid);
+      indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE study_uid = ?").run(studyUid);
       archive.cloud.markInCloud(uids);
     }
     return { studyUid, uids };
@@ -293,7 +293,7 @@ describe('eviction by access', () => {
     const unrouted = await study(1); // waits under '*': no destination has it
     route = ['azure'];
     const partly = await study(2, { deliver: true });
-    archive.db.prepare("UPDATE outbox SET state = 'failed' WHERE sop_instance_uid = ?").run(partly.uids[1]);
+    indexDb(archive).prepare("UPDATE outbox SET state = 'failed' WHERE sop_instance_uid = ?").run(partly.uids[1]);
     assert.ok(archive.cloud.setPinned(pinned.studyUid, true));
     assert.equal(archive.cloud.setPinned(newUid(), true), false, 'an unknown study');
     const base = Date.now() + 1000;
@@ -321,7 +321,7 @@ describe('eviction by access', () => {
     assert.ok(paths.every((p) => !existsSync(p)));
     assert.deepEqual(row(archive, 'SELECT num_instances, num_local_instances, size_bytes FROM studies WHERE study_uid = ?', s.studyUid),
       { num_instances: 2, num_local_instances: 0, size_bytes: 0 });
-    const [match] = queryArchive(archive.db, { level: 'STUDY', keys: { StudyInstanceUID: s.studyUid } });
+    const [match] = archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: s.studyUid } });
     assert.equal(match?.InstanceAvailability, 'NEARLINE');
     assert.equal(archive.cloud.studyLocation(s.studyUid)?.location, 'cloud');
     assert.equal(await archive.evictInstance(s.uids[0]!), 0, 'already evicted');
@@ -330,10 +330,10 @@ describe('eviction by access', () => {
 
   test('a delivered instance the archive does not hold is removed on eviction, as before', async () => {
     const s = await study(1);
-    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE study_uid = ?").run(s.studyUid);
+    indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE study_uid = ?").run(s.studyUid);
     assert.ok((await archive.evictInstance(s.uids[0]!)) > 0);
-    assert.equal(archive.db.prepare('SELECT 1 FROM instances WHERE sop_instance_uid = ?').get(s.uids[0]), undefined);
-    assert.equal(archive.db.prepare('SELECT 1 FROM studies WHERE study_uid = ?').get(s.studyUid), undefined);
+    assert.equal(indexDb(archive).prepare('SELECT 1 FROM instances WHERE sop_instance_uid = ?').get(s.uids[0]), undefined);
+    assert.equal(indexDb(archive).prepare('SELECT 1 FROM studies WHERE study_uid = ?').get(s.studyUid), undefined);
   });
 });
 
@@ -352,7 +352,7 @@ describe('eviction under pressure', () => {
       const b = await ingestStudy(1);
       const undelivered = await ingestStudy(1);
       for (const s of [a, b]) {
-        archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE study_uid = ?").run(s.studyUid);
+        indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE study_uid = ?").run(s.studyUid);
         archive.cloud.markInCloud(s.uids);
       }
       archive.cloud.touch([a.studyUid], Date.now() + 10_000); // a was read after b
@@ -382,7 +382,7 @@ describe('recovery with cloud rows', () => {
       const { archive } = await openArchive(dir);
       archive.cloud.upsert('instance', [json({ StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: sop })]);
       const evictedLater = await archive.ingest(Readable.from([makeInstance({ rows: 8, columns: 8 })]), local);
-      archive.db.prepare("UPDATE outbox SET state = 'delivered'").run();
+      indexDb(archive).prepare("UPDATE outbox SET state = 'delivered'").run();
       archive.cloud.markInCloud([evictedLater.header.sopInstanceUid]);
       const path = archive.paths.absolute(archive.paths.relativeInstancePath(studyUid, seriesUid, sop));
       const evictedBytes = await readFile(archive.paths.absolute(evictedLater.relativePath));
@@ -418,7 +418,7 @@ describe('recovery with cloud rows', () => {
       await first.archive.close();
       const again = await openArchive(dir);
       assert.equal(again.recovery.rowsMissingFile, 0);
-      assert.equal(queryArchive(again.archive.db, { level: 'IMAGE', keys: { SOPInstanceUID: ids.SOPInstanceUID } })[0]?.InstanceAvailability, 'NEARLINE');
+      assert.equal(again.archive.reads.query({ level: 'IMAGE', keys: { SOPInstanceUID: ids.SOPInstanceUID } })[0]?.InstanceAvailability, 'NEARLINE');
       await again.archive.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -439,7 +439,7 @@ describe('change-feed cursors', () => {
         first.archive.cloud.saveCursor('azure', '{"offset":43}', 2000);
         throw new Error('feed batch failed');
       }), /feed batch failed/);
-      assert.equal(first.archive.db.prepare('SELECT 1 FROM studies WHERE study_uid = ?').get(studyUid), undefined);
+      assert.equal(indexDb(first.archive).prepare('SELECT 1 FROM studies WHERE study_uid = ?').get(studyUid), undefined);
       await first.archive.close();
       const again = await openArchive(dir);
       assert.deepEqual(again.archive.cloud.readCursor('azure'), { cursor: '{"offset":42}', updatedAt: 1000 });

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { CloudSettings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
-import { buildQuery, queryArchive } from '../store/query.js';
+import { buildQuery } from '../store/query.js';
 import type { QueryMatch, QueryRequest } from '../store/query-types.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
@@ -54,7 +54,7 @@ export class FederatedSearch {
     const { federation } = this.options.settings().cloud;
     const reader = federation.enabled ? this.options.reader() : undefined;
     if (!reader) {
-      return { matches: queryArchive(this.options.archive.db, request), archive: { state: 'off', reason: federation.enabled ? 'no-archive' : 'disabled' } };
+      return { matches: this.options.archive.reads.query(request), archive: { state: 'off', reason: federation.enabled ? 'no-archive' : 'disabled' } };
     }
     const search = { ...toQidoSearch(request), timeoutMs: federation.timeoutMs, signal: options.signal };
     const started = Date.now();
@@ -63,7 +63,7 @@ export class FederatedSearch {
       (error: unknown) => ({ error }),
     );
     // The archive's request is on its way; the local matches are ready before it answers.
-    const local = queryArchive(this.options.archive.db, request);
+    const local = this.options.archive.reads.query(request);
     const outcome = await answer;
     if ('error' in outcome) {
       if (options.signal?.aborted) throw options.signal.reason;
@@ -76,7 +76,7 @@ export class FederatedSearch {
     if (kept.skipped.length > 0) {
       this.log.warn({ event: 'federated-search-skipped', archive: reader.name, skipped: kept.skipped.slice(0, 10) }, 'archive answers without valid UIDs were left out');
     }
-    const matches = queryArchive(this.options.archive.db, request);
+    const matches = this.options.archive.reads.query(request);
     this.log.debug({ event: 'federated-search', level: request.level, keys: request.keys, archive: reader.name,
       archiveMatches: outcome.datasets.length, localMatches: local.length, matches: matches.length, ms: Date.now() - started }, 'federated query');
     return { matches, archive: { state: 'included', matches: outcome.datasets.length } };

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { CannotUnderstandError, MismatchError, StudyMismatchError } from '../store/errors.js';
 import type { Archive } from '../store/archive.js';
-import { InstanceLocations, type InstanceLocation, type InstanceScope } from '../store/instance-locations.js';
+import type { InstanceLocation, InstanceLocations, InstanceScope } from '../store/instance-locations.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { withScope } from './federated-query.js';
@@ -73,7 +73,7 @@ export class ReadThrough {
   private closed = false;
 
   constructor(private readonly options: ReadThroughOptions) {
-    this.locations = new InstanceLocations(options.archive.db);
+    this.locations = options.archive.locations;
     this.log = options.logger.child({ component: 'read-through' });
   }
 

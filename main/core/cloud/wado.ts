@@ -4,8 +4,8 @@
  * by a few chunks whatever the size of an instance.
  */
 import { Readable } from 'node:stream';
-import { parseMediaType } from '../web/media-type.js';
-import { MalformedMultipartError, readMultipart } from '../web/multipart-related.js';
+import { parseMediaType } from '../multipart/media-type.js';
+import { MalformedMultipartError, readMultipart } from '../multipart/reader.js';
 import { ArchiveReadError, networkFailure } from './archive-errors.js';
 import { Deadline, header, type ArchiveClient, type ArchiveResponse } from './archive-client.js';
 

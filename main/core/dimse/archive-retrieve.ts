@@ -7,13 +7,12 @@
 import type { Logger } from 'pino';
 import type { ReadThrough } from '../cloud/read-through.js';
 import type { QueryLevel } from '../dicom/keywords.js';
-import type { Archive } from '../store/archive.js';
+import type { ArchiveReads } from '../store/read-models/archive-reads.js';
 import type { InstanceScope } from '../store/instance-locations.js';
-import { queryArchive } from '../store/query.js';
 import type { Target } from './sub-operations.js';
 
 /** What C-MOVE and C-GET need of the archive's read-through: the list of a scope, and its instances as they arrive. */
-export type ArchiveReads = Pick<ReadThrough, 'list' | 'retrieve'>;
+export type CloudReads = Pick<ReadThrough, 'list' | 'retrieve'>;
 
 /** A sub-operation's instance, ready to send (with what its file says), or why it cannot be. */
 export type Arrival =
@@ -29,12 +28,12 @@ const uidList = (value: string | undefined): string[] => (value ?? '').split('\\
  * The studies, series or instances (by the retrieve level) that a retrieve identifier names: those the
  * index matches, and those named by UID that it does not know yet (the archive may).
  */
-export function retrieveScopes(archive: Pick<Archive, 'db'>, level: QueryLevel, keys: Record<string, string>): InstanceScope[] {
+export function retrieveScopes(index: Pick<ArchiveReads, 'query'>, level: QueryLevel, keys: Record<string, string>): InstanceScope[] {
   const scopes = new Map<string, InstanceScope>();
   const add = (uid: string, scope: InstanceScope) => {
     if (!scopes.has(uid)) scopes.set(uid, scope);
   };
-  for (const match of queryArchive(archive.db, { level: level === 'PATIENT' ? 'STUDY' : level, keys })) {
+  for (const match of index.query({ level: level === 'PATIENT' ? 'STUDY' : level, keys })) {
     const studyUid = String(match.StudyInstanceUID);
     if (level === 'SERIES') add(String(match.SeriesInstanceUID), { studyUid, seriesUid: String(match.SeriesInstanceUID) });
     else if (level === 'IMAGE') add(String(match.SOPInstanceUID), { studyUid, seriesUid: String(match.SeriesInstanceUID), sopInstanceUid: String(match.SOPInstanceUID) });
@@ -62,7 +61,7 @@ export function retrieveScopes(archive: Pick<Archive, 'db'>, level: QueryLevel, 
  * already knew of them.
  */
 export async function listAtArchive(
-  reads: ArchiveReads, scopes: readonly InstanceScope[], signal: AbortSignal, logger: Logger,
+  reads: CloudReads, scopes: readonly InstanceScope[], signal: AbortSignal, logger: Logger,
 ): Promise<string[]> {
   const failures: string[] = [];
   await eachLimited(scopes, async (scope) => {
@@ -84,7 +83,7 @@ export async function listAtArchive(
  * the reason. Ends early, without failures, when `signal` aborts.
  */
 export async function* arrivals(
-  targets: readonly Target[], level: QueryLevel, reads: ArchiveReads | undefined, absolute: (relative: string) => string,
+  targets: readonly Target[], level: QueryLevel, reads: CloudReads | undefined, absolute: (relative: string) => string,
   signal: AbortSignal, logger: Logger,
 ): AsyncGenerator<Arrival> {
   const fromArchive: Target[] = [];

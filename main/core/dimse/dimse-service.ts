@@ -52,7 +52,7 @@ export class DimseService implements ApplianceService {
       archive: options.archive,
       aeTitle,
       peers: () => options.settings().peers,
-      reads: () => options.cloud?.()?.readThrough,
+      cloud: () => options.cloud?.()?.readThrough,
       timeouts: () => {
         const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
         return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };

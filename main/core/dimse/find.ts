@@ -4,7 +4,6 @@ import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { QUERY_RETRIEVE_SOP_CLASSES } from '../dicom/storage-sop-classes.js';
 import type { FederatedSearch } from '../cloud/federated-search.js';
 import type { Archive } from '../store/archive.js';
-import { queryArchive } from '../store/query.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { AssociationInfo, CFindRequest, CFindResponse, EdgeScp } from './association.js';
 import { IdentifierError, parseIdentifier, responseIdentifier, type InformationModel } from './identifier.js';
@@ -104,7 +103,7 @@ export async function handleFind(
           localMatches: matches.length }, 'C-FIND answered without the archive\'s matches');
       }
     } else {
-      matches = queryArchive(sources.archive.db, query);
+      matches = sources.archive.reads.query(query);
     }
   } catch (error) {
     if (error instanceof IdentifierError || error instanceof InvalidMatchKeyError) {

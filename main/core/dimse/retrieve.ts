@@ -3,8 +3,7 @@ import type { QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import type { PeerSettings } from '../settings/schema.js';
 import type { Archive } from '../store/archive.js';
-import { queryArchive } from '../store/query.js';
-import { arrivals, listAtArchive, retrieveScopes, type ArchiveReads } from './archive-retrieve.js';
+import { arrivals, listAtArchive, retrieveScopes, type CloudReads } from './archive-retrieve.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
 import { negotiatedAssociation } from './dcmjs-dimse-internals.js';
 import { modelOf } from './find.js';
@@ -26,7 +25,7 @@ export interface RetrieveOptions {
   peers: () => readonly PeerSettings[];
   timeouts: () => { connectTimeout: number; associationTimeout: number; pduTimeout: number };
   /** The archive's read-through, when the appliance has one: cloud-only instances are fetched through it. */
-  reads?: () => ArchiveReads | undefined;
+  cloud?: () => CloudReads | undefined;
 }
 
 interface FoundTargets {
@@ -37,12 +36,7 @@ interface FoundTargets {
 }
 
 export class RetrieveHandlers {
-  private readonly paths: (uid: string) => { path: string; file_missing: number } | undefined;
-
-  constructor(private readonly options: RetrieveOptions) {
-    const statement = options.archive.db.prepare('SELECT path, file_missing FROM instances WHERE sop_instance_uid = ?');
-    this.paths = (uid) => statement.get(uid) as { path: string; file_missing: number } | undefined;
-  }
+  constructor(private readonly options: RetrieveOptions) {}
 
   /** C-MOVE SCP: sub-operations over a new association to a known peer. */
   async move(scp: EdgeScp, info: AssociationInfo, request: CMoveRequest, send: (responses: CMoveResponse[]) => void): Promise<void> {
@@ -123,7 +117,7 @@ export class RetrieveHandlers {
     }, KEEPALIVE_MS);
     const { archive } = this.options;
     try {
-      for await (const arrival of arrivals(found.targets, found.level, this.options.reads?.(), (path) => archive.paths.absolute(path), signal, info.logger)) {
+      for await (const arrival of arrivals(found.targets, found.level, this.options.cloud?.(), (path) => archive.paths.absolute(path), signal, info.logger)) {
         if (signal.aborted) break;
         let outcome: Outcome | 'aborted' = 'failed';
         if ('ready' in arrival) {
@@ -163,19 +157,20 @@ export class RetrieveHandlers {
       const parsed = parseIdentifier(identifier.getElements(), model);
       const keys = Object.fromEntries(Object.entries(parsed.keys).filter(([, value]) => value !== ''));
       if (Object.keys(keys).length === 0) throw new IdentifierError('a retrieve needs at least one unique key');
-      const reads = this.options.reads?.();
-      const scopes = reads ? retrieveScopes(this.options.archive, parsed.level, keys) : [];
-      const unlisted = reads ? await listAtArchive(reads, scopes, scp.workSignal(request.getMessageId()), info.logger) : [];
-      const targets = queryArchive(this.options.archive.db, { level: 'IMAGE', keys }).map((match): Target => {
+      const { reads, paths } = this.options.archive;
+      const cloud = this.options.cloud?.();
+      const scopes = cloud ? retrieveScopes(reads, parsed.level, keys) : [];
+      const unlisted = cloud ? await listAtArchive(cloud, scopes, scp.workSignal(request.getMessageId()), info.logger) : [];
+      const targets = reads.query({ level: 'IMAGE', keys }).map((match): Target => {
         const sopInstanceUid = String(match.SOPInstanceUID);
-        const row = this.paths(sopInstanceUid);
+        const file = reads.instanceFile(sopInstanceUid);
         return {
           studyUid: String(match.StudyInstanceUID),
           seriesUid: String(match.SeriesInstanceUID),
           sopInstanceUid,
           sopClassUid: String(match.SOPClassUID),
           transferSyntaxUid: String(match.TransferSyntaxUID),
-          path: row && !row.file_missing ? this.options.archive.paths.absolute(row.path) : undefined,
+          path: file === undefined ? undefined : paths.absolute(file),
           cloudOnly: match.InstanceAvailability === 'NEARLINE',
         };
       });

@@ -1,9 +1,13 @@
 /**
  * What the rest of the appliance (web/ `/api`, the Electron shell) may ask of store-and-forward.
- * The forward service implements it; web/ wires its routes to these methods and never touches the outbox.
+ * The forward service implements it. web/ wires its actions to these methods; what it shows of the outbox it
+ * reads through store/'s read models, and it never changes an outbox row itself.
  */
 import type { DestinationSettings } from '../settings/schema.js';
 import type { OutboxState } from '../store/events.js';
+import type { StudyProgress } from '../store/read-models/study-progress.js';
+
+export type { StudyProgress };
 
 /** online: last request succeeded; offline: unreachable, probing per backoff interval;
  *  paused: a user paused it; auth: token rejected twice (401); forbidden: 403 (missing role);
@@ -34,15 +38,6 @@ export interface OutboxFilter {
   destination?: string;
   studyUid?: string;
   sopInstanceUid?: string;
-}
-
-/** Progress of one study to one destination. */
-export interface StudyProgress {
-  studyUid: string;
-  destination: string;
-  counts: Record<OutboxState, number>;
-  totalBytes: number;
-  deliveredBytes: number;
 }
 
 export type DeviceCodeStatus =

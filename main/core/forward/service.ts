@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ApplianceService } from '../service.js';
 import type { DestinationSettings, Settings } from '../settings/schema.js';
 import type { Archive, InstanceInfo } from '../store/archive.js';
-import { emptyCounts, OutboxWorkerQueries, type RowFilter } from '../store/outbox-worker-queries.js';
+import type { OutboxWorkerQueries, RowFilter } from '../store/outbox-worker-queries.js';
 import type { OutboxState } from '../store/events.js';
 import { createAuthProvider, type AuthProvider, type MsalOverrides } from './auth.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
@@ -54,7 +54,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
   private readonly log: Logger;
 
   constructor(private readonly options: ForwardServiceOptions) {
-    this.queries = new OutboxWorkerQueries(options.archive.db);
+    this.queries = options.archive.outboxWork;
     this.settings = options.settings;
     this.route = options.route;
     this.log = options.logger.child({ component: 'forward' });
@@ -177,19 +177,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
   }
 
   progress(filter: { destination?: string; studyUid?: string; limit?: number } = {}): StudyProgress[] {
-    const byStudy = new Map<string, StudyProgress>();
-    for (const row of this.queries.progress(filter)) {
-      const key = `${row.study_uid}\u0000${row.destination}`;
-      let entry = byStudy.get(key);
-      if (!entry) {
-        entry = { studyUid: row.study_uid, destination: row.destination, counts: emptyCounts(), totalBytes: 0, deliveredBytes: 0 };
-        byStudy.set(key, entry);
-      }
-      entry.counts[row.state] = row.n;
-      entry.totalBytes += row.bytes;
-      if (row.state === 'delivered') entry.deliveredBytes += row.bytes;
-    }
-    return [...byStudy.values()];
+    return this.queries.progress(filter);
   }
 
   retry(filter: OutboxFilter): number {

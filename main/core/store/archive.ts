@@ -1,3 +1,4 @@
+import { InstanceLocations } from './instance-locations.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
@@ -11,6 +12,8 @@ import { ArchiveEvents } from './events.js';
 import { IndexWriter, type ExistingInstance, type IngestOrigin, type StoredFile } from './index-writer.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
+import { OutboxWorkerQueries } from './outbox-worker-queries.js';
+import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
 import { CloudIndex } from './cloud-index.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, type QuotaLimits } from './quota.js';
@@ -86,10 +89,16 @@ export interface ArchiveOptions {
 export class Archive {
   readonly paths: ArchivePaths;
   readonly events = new ArchiveEvents();
-  readonly db: Db;
+  /** Every read the rooms above make of the index and outbox; no SQL runs outside store/. */
+  readonly reads: ArchiveReads;
+  /** The outbox as forward/ works it. */
+  readonly outboxWork: OutboxWorkerQueries;
   readonly outbox: Outbox;
   /** What the archive destination holds, access times, pins and change-feed cursors. */
   readonly cloud: CloudIndex;
+  /** Where each instance of a scope is (here, or only in the archive), for reading through. */
+  readonly locations: InstanceLocations;
+  private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -106,9 +115,12 @@ export class Archive {
   private constructor(options: ArchiveOptions, db: Db) {
     this.paths = new ArchivePaths(options.dataDir);
     this.db = db;
+    this.reads = archiveReads(db);
+    this.outboxWork = new OutboxWorkerQueries(db);
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
     this.cloud = new CloudIndex(db, this.paths);
+    this.locations = new InstanceLocations(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root);
@@ -128,7 +140,8 @@ export class Archive {
     for (const shard of paths.tempShards) await mkdir(shard, { recursive: true });
     const db = openDatabase(paths.databaseFile);
     const archive = new Archive(options, db);
-    const recovery = await recoverArchive(archive, options.logger);
+    const recovery = await recoverArchive(
+      { paths: archive.paths, db, indexExistingFile: (path, size) => archive.indexExistingFile(path, size) }, options.logger);
     archive.archiveBytes = archive.totalBytes();
     return { archive, recovery };
   }

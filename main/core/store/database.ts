@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { OUTBOX_STATES } from '../contract/outbox-states.js';
 
 export type Db = Database.Database;
 
@@ -111,7 +112,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   sop_instance_uid TEXT NOT NULL,
   study_uid TEXT NOT NULL,
   destination TEXT NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('pending','sending','delivered','failed','conflict','cancelled')),
+  state TEXT NOT NULL CHECK (state IN (${OUTBOX_STATES.map((state) => `'${state}'`).join(',')})),
   replaces_earlier INTEGER NOT NULL DEFAULT 0,
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER NOT NULL DEFAULT 0,

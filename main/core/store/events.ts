@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
+import type { OutboxState } from '../contract/outbox-states.js';
 
-export type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
+export type { OutboxState };
 
 export interface ArchiveEventMap {
   'instance-stored': {

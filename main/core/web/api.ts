@@ -6,14 +6,12 @@ import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
 import { ForwardControlError, type ForwardControl, type OutboxFilter } from './forward-port.js';
 import { HttpError, uidParams } from './http-errors.js';
-import { instanceSyncPage } from './instance-sync.js';
 import { maskSettings, unmaskDestination, unmaskSettings } from './settings-mask.js';
 
-const STATES = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'] as const;
 const RATE_WINDOW_MS = 60_000;
 
 export function registerApi(app: FastifyInstance, ctx: WebContext): void {
-  const db = ctx.archive.db;
+  const reads = ctx.archive.reads;
   const startedAt = Date.now();
 
   app.get('/api/health', async () => ({ status: 'ok', uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }));
@@ -25,9 +23,7 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
 
   app.get('/api/info', async () => {
     const settings = ctx.settings();
-    const counts = db
-      .prepare('SELECT (SELECT COUNT(*) FROM studies) AS studies, (SELECT COUNT(*) FROM series) AS series, (SELECT COUNT(*) FROM instances) AS instances')
-      .get() as { studies: number; series: number; instances: number };
+    const counts = reads.indexCounts();
     return {
       version: ctx.version,
       aeTitle: settings.aeTitle,
@@ -46,44 +42,23 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
   });
 
   app.get('/api/outbox', async () => {
-    const rows = db
-      .prepare('SELECT destination, state, COUNT(*) AS count, COALESCE(SUM(size_bytes),0) AS bytes FROM outbox GROUP BY destination, state')
-      .all() as Array<{ destination: string; state: string; count: number; bytes: number }>;
-    const since = Date.now() - RATE_WINDOW_MS;
-    const recent = db
-      .prepare(`SELECT destination, COUNT(*) AS count, COALESCE(SUM(size_bytes),0) AS bytes FROM outbox
-                WHERE state = 'delivered' AND updated_at >= ? GROUP BY destination`)
-      .all(since) as Array<{ destination: string; count: number; bytes: number }>;
-    const lastErrors = db
-      .prepare(`SELECT o.destination, o.last_error, o.updated_at FROM outbox o
-                JOIN (SELECT destination, MAX(updated_at) AS at FROM outbox WHERE last_error IS NOT NULL GROUP BY destination) m
-                ON m.destination = o.destination AND m.at = o.updated_at WHERE o.last_error IS NOT NULL`)
-      .all() as Array<{ destination: string; last_error: string; updated_at: number }>;
     const status = await forwardStatus(ctx.forward());
-    const names = new Set([...ctx.settings().destinations.map((d) => d.name), ...rows.map((r) => r.destination), ...status.map((s) => s.name)]);
-    const totals = Object.fromEntries(STATES.map((s) => [s, { count: 0, bytes: 0 }]));
-    const destinations = [...names].sort().map((name) => {
-      const counts = Object.fromEntries(STATES.map((s) => [s, { count: 0, bytes: 0 }]));
-      for (const row of rows.filter((r) => r.destination === name)) {
-        counts[row.state] = { count: row.count, bytes: row.bytes };
-        totals[row.state]!.count += row.count;
-        totals[row.state]!.bytes += row.bytes;
-      }
-      const rate = recent.find((r) => r.destination === name);
+    const { totals, destinations: queues } = reads.outboxSummary(Date.now() - RATE_WINDOW_MS,
+      [...ctx.settings().destinations.map((d) => d.name), ...status.map((s) => s.name)]);
+    const destinations = queues.map(({ destination: name, counts, deliveredSince: rate, lastError: error }) => {
       const live = status.find((s) => s.name === name);
-      const error = lastErrors.find((e) => e.destination === name);
       return {
         name,
         unrouted: name === '*',
         counts,
-        bytesPending: counts.pending!.bytes + counts.sending!.bytes,
+        bytesPending: counts.pending.bytes + counts.sending.bytes,
         rate: {
-          instancesPerMinute: live ? Math.round(live.instancesPerSecond * 60) : (rate?.count ?? 0) * (60_000 / RATE_WINDOW_MS),
-          bytesPerSecond: live?.bytesPerSecond ?? Math.round((rate?.bytes ?? 0) / (RATE_WINDOW_MS / 1000)),
+          instancesPerMinute: live ? Math.round(live.instancesPerSecond * 60) : rate.count * (60_000 / RATE_WINDOW_MS),
+          bytesPerSecond: live?.bytesPerSecond ?? Math.round(rate.bytes / (RATE_WINDOW_MS / 1000)),
         },
         connection: live ? { state: live.state, since: live.since } : { state: 'unknown', since: null },
-        lastError: live?.lastError ?? error?.last_error ?? null,
-        lastErrorAt: error?.updated_at ?? null,
+        lastError: live?.lastError ?? error?.message ?? null,
+        lastErrorAt: error?.at ?? null,
         nextAttemptAt: live?.nextAttemptAt ?? null,
       };
     });
@@ -91,75 +66,36 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
     return { totals, bytesPending, destinations, forwarding: ctx.forward() ? 'running' : 'not available' };
   });
 
-  const syncOf = (studyUids: string[]) => {
-    if (studyUids.length === 0) return [];
-    const marks = studyUids.map(() => '?').join(',');
-    const rows = db
-      .prepare(`SELECT study_uid, destination, state, COUNT(*) AS count FROM outbox WHERE study_uid IN (${marks}) GROUP BY study_uid, destination, state`)
-      .all(...studyUids) as Array<{ study_uid: string; destination: string; state: string; count: number }>;
-    const sizes = new Map((db.prepare(`SELECT study_uid, size_bytes FROM studies WHERE study_uid IN (${marks})`)
-      .all(...studyUids) as Array<{ study_uid: string; size_bytes: number }>).map((r) => [r.study_uid, r.size_bytes]));
-    return studyUids.map((studyUid) => {
-      const mine = rows.filter((r) => r.study_uid === studyUid);
-      const destinations = [...new Set(mine.map((r) => r.destination))].sort().map((name) => {
-        const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
-        for (const r of mine.filter((m) => m.destination === name)) counts[r.state] = r.count;
-        return { name, counts, state: overallState(counts) };
-      });
-      const counts = Object.fromEntries(STATES.map((s) => [s, mine.filter((r) => r.state === s).reduce((n, r) => n + r.count, 0)]));
-      return { studyUid, state: overallState(counts), destinations, sizeBytes: sizes.get(studyUid) ?? 0 };
-    });
-  };
-
   app.get('/api/sync', async (request) => {
     const query = request.query as Record<string, string | string[] | undefined>;
     const given = [query.study ?? []].flat().flatMap((s) => s.split(',')).filter(Boolean);
     for (const uid of given) uidParams({ params: { study: uid } } as unknown as FastifyRequest);
-    const studies = given.length > 0
-      ? given.slice(0, 1000)
-      : (db.prepare('SELECT study_uid FROM studies ORDER BY updated_at DESC LIMIT 100').all() as Array<{ study_uid: string }>).map((r) => r.study_uid);
-    return syncOf(studies);
+    return reads.studySync(given.length > 0 ? given.slice(0, 1000) : reads.recentStudies(100));
   });
 
   app.get('/api/studies/:study/sync', async (request) => {
     const { study } = uidParams(request);
-    const exists = db.prepare('SELECT 1 FROM studies WHERE study_uid = ?').get(study);
-    if (!exists) throw new HttpError(404, `no study ${study}`);
-    const [summary] = syncOf([study!]);
-    const problems = db
-      .prepare(`SELECT id, sop_instance_uid, destination, state, attempts, last_error, failure_reason, updated_at FROM outbox
-                WHERE study_uid = ? AND state IN ('failed','conflict') ORDER BY updated_at DESC LIMIT 500`)
-      .all(study);
+    if (!reads.studyExists(study!)) throw new HttpError(404, `no study ${study}`);
+    const [summary] = reads.studySync([study!]);
+    const problems = reads.studyProblems(study!);
     const query = request.query as Record<string, string | undefined>;
-    const instances = instanceSyncPage(db, study!, boundedInt(query.limit, 1000, 1, 5000, 'limit'), boundedInt(query.offset, 0, 0, Number.MAX_SAFE_INTEGER, 'offset'));
-    return { ...summary, problems, instances };
+    const page = { limit: boundedInt(query.limit, 1000, 1, 5000, 'limit'), offset: boundedInt(query.offset, 0, 0, Number.MAX_SAFE_INTEGER, 'offset') };
+    return { ...summary, problems, instances: reads.instanceStates(study!, page) };
   });
 
   app.get('/api/failures', async (request) => {
     const query = request.query as Record<string, string | undefined>;
     const limit = boundedInt(query.limit, 100, 1, 1000, 'limit');
     const offset = boundedInt(query.offset, 0, 0, Number.MAX_SAFE_INTEGER, 'offset');
-    const filter = query.destination ? 'AND o.destination = ?' : '';
-    const args: unknown[] = query.destination ? [query.destination] : [];
-    const items = db
-      .prepare(`SELECT o.id, o.sop_instance_uid, o.study_uid, o.destination, o.state, o.attempts, o.last_error, o.failure_reason,
-                       o.updated_at, s.patient_name, s.patient_id, s.study_date, s.study_description
-                FROM outbox o LEFT JOIN studies s ON s.study_uid = o.study_uid
-                WHERE o.state IN ('failed','conflict') ${filter} ORDER BY o.updated_at DESC, o.id DESC LIMIT ? OFFSET ?`)
-      .all(...args, limit, offset);
-    const total = (db.prepare(`SELECT COUNT(*) AS n FROM outbox o WHERE o.state IN ('failed','conflict') ${filter}`).get(...args) as { n: number }).n;
+    const { total, items } = reads.failures({ destination: query.destination, limit, offset });
     return { total, limit, offset, items };
   });
 
   app.get('/api/failures/:id', async (request) => {
     const id = failureId(request);
-    const row = db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as Record<string, unknown> | undefined;
-    if (!row) throw new HttpError(404, `no outbox entry ${id}`);
-    const instance = db
-      .prepare('SELECT sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax_uid, size_bytes, calling_ae, received_at FROM instances WHERE sop_instance_uid = ?')
-      .get(row.sop_instance_uid);
-    const study = db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(row.study_uid);
-    return { entry: row, instance: instance ?? null, study: study ?? null };
+    const detail = reads.failureDetail(id);
+    if (!detail) throw new HttpError(404, `no outbox entry ${id}`);
+    return detail;
   });
 
   const act = async (request: FastifyRequest, action: 'retry' | 'cancel' | 'overwrite' | 'pause' | 'resume', selector: OutboxFilter) => {
@@ -183,7 +119,7 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
 
   const knownDestination = (name: string) => {
     const known = ctx.settings().destinations.some((d) => d.name === name)
-      || db.prepare('SELECT 1 FROM outbox WHERE destination = ? LIMIT 1').get(name) !== undefined;
+      || reads.outboxHasDestination(name);
     if (!known) throw new HttpError(404, `no destination ${JSON.stringify(name)}`);
     return name;
   };
@@ -213,9 +149,9 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
   for (const action of ['retry', 'cancel', 'overwrite'] as const) {
     app.post(`/api/failures/:id/${action}`, async (request) => {
       const id = failureId(request);
-      const row = db.prepare('SELECT destination, sop_instance_uid FROM outbox WHERE id = ?').get(id) as { destination: string; sop_instance_uid: string } | undefined;
-      if (!row) throw new HttpError(404, `no outbox entry ${id}`);
-      return act(request, action, { destination: row.destination, sopInstanceUid: row.sop_instance_uid });
+      const entry = reads.outboxEntry(id);
+      if (!entry) throw new HttpError(404, `no outbox entry ${id}`);
+      return act(request, action, { destination: entry.destination, sopInstanceUid: entry.sopInstanceUid });
     });
     app.post(`/api/studies/:study/${action}`, async (request) => {
       const { study } = uidParams(request);
@@ -274,15 +210,6 @@ export class SettingsRejected extends HttpError {
   constructor(readonly problems: string[]) {
     super(400, `invalid settings: ${problems.join('; ')}`);
   }
-}
-
-function overallState(counts: Record<string, number>): string {
-  const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  if (total === 0) return 'local-only';
-  if ((counts.failed ?? 0) + (counts.conflict ?? 0) > 0) return 'failed';
-  if ((counts.pending ?? 0) + (counts.sending ?? 0) > 0) return counts.delivered ? 'partial' : 'pending';
-  if ((counts.delivered ?? 0) === total) return 'synced';
-  return (counts.delivered ?? 0) > 0 ? 'synced-with-cancellations' : 'cancelled';
 }
 
 async function forwardStatus(forward: ForwardControl | undefined) {

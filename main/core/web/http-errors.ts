@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FrameError, type FrameProblem } from '../dicom/pixel-frames.js';
 import { uidProblem } from '../dicom/uid.js';
 
 /** A request we answer with a status and a one-line reason (PS3.18 lets the payload explain the error). */
@@ -6,6 +7,18 @@ export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
     this.name = 'HttpError';
+  }
+}
+
+const FRAME_STATUS: Readonly<Record<FrameProblem, number>> = { 'bad-frame-list': 400, 'no-such-frame': 404, 'not-servable': 406, inconsistent: 500 };
+
+/** Runs frame work of dicom/pixel-frames.ts, answering its FrameError with the matching status. */
+export function withFrameStatus<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof FrameError) throw new HttpError(FRAME_STATUS[error.problem], error.message);
+    throw error;
   }
 }
 

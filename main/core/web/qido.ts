@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toDicomJson } from '../dicom/dicom-json.js';
+import { entryOf } from '../dicom/dictionary.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
-import { queryArchive } from '../store/query.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
-import { parseAccept, typeMatches } from './media-type.js';
 import { warning } from './read-through.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
@@ -87,7 +87,7 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
       matches = result.matches;
       if (result.archive.state === 'missing') warnings.push(warning(`The archive's results are missing (${result.archive.reason}): ${result.archive.message}`));
     } else {
-      matches = queryArchive(ctx.archive.db, query);
+      matches = ctx.archive.reads.query(query);
     }
   } catch (error) {
     if (error instanceof InvalidMatchKeyError || error instanceof RangeError) throw new HttpError(400, error.message);
@@ -112,7 +112,7 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
       if (includeAll || returned.has(keyword)) values[keyword] = value;
     }
     values.RetrieveURL = retrieveUrl(base, route.level, match);
-    return toDicomJson(values, { RetrieveURL: { tag: '00081190', vr: 'UR' } });
+    return toDicomJson(values, { RetrieveURL: entryOf('RetrieveURL') });
   });
   return reply.code(200).type('application/dicom+json').send(body);
 }

@@ -68,16 +68,16 @@ export async function instanceHere(ctx: WebContext, path: Required<PathScope>, s
  * one `choose` picks (the same choice as for local data). Nothing to do when some of it is here.
  */
 export async function representativeHere(
-  ctx: WebContext, path: PathScope, choose: (instances: Array<{ series_uid: string; sop_instance_uid: string }>) => { series_uid: string; sop_instance_uid: string } | undefined,
+  ctx: WebContext, path: PathScope, choose: (instances: Array<{ seriesUid: string; sopInstanceUid: string }>) => { seriesUid: string; sopInstanceUid: string } | undefined,
   signal?: AbortSignal,
 ): Promise<void> {
   const through = throughArchive(ctx, path);
   if (!through || through.readThrough.known(through.scope).some((i) => i.local)) return;
   try {
     const listed = await through.readThrough.list(through.scope, { signal });
-    const chosen = choose(listed.map((i) => ({ series_uid: i.seriesUid, sop_instance_uid: i.sopInstanceUid })));
+    const chosen = choose(listed);
     if (!chosen) return;
-    await through.readThrough.instance({ studyUid: through.scope.studyUid, seriesUid: chosen.series_uid, sopInstanceUid: chosen.sop_instance_uid }, { signal });
+    await through.readThrough.instance({ studyUid: through.scope.studyUid, seriesUid: chosen.seriesUid, sopInstanceUid: chosen.sopInstanceUid }, { signal });
   } catch (error) {
     throw archiveHttpError(error, path.series ? `series ${path.series}` : `study ${path.study}`);
   }

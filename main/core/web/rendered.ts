@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseFrameList } from '../dicom/pixel-frames.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
+import type { StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { HttpError, uidParams } from './http-errors.js';
+import { HttpError, uidParams, withFrameStatus } from './http-errors.js';
 import { renderImage } from './image-render.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, typeMatches } from './media-type.js';
-import { parseFrameList } from './pixel-frames.js';
 import { clientGone, instanceHere, representativeHere } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
@@ -39,10 +39,10 @@ function numberList(text: string | undefined, name: string, count: number[]): nu
   return values;
 }
 
-function representative<T extends Pick<InstanceRow, 'series_uid'>>(rows: T[], scope: { series?: string }): T | undefined {
+function representative<T extends Pick<StoredInstance, 'seriesUid'>>(rows: T[], scope: { series?: string }): T | undefined {
   if (scope.series) return rows[Math.floor(rows.length / 2)];
-  const firstSeries = rows[0]?.series_uid;
-  const series = rows.filter((r) => r.series_uid === firstSeries);
+  const firstSeries = rows[0]?.seriesUid;
+  const series = rows.filter((r) => r.seriesUid === firstSeries);
   return series[Math.floor(series.length / 2)];
 }
 
@@ -54,10 +54,10 @@ async function render(ctx: WebContext, request: FastifyRequest, reply: FastifyRe
   // Only in the archive: the instance, or the one a thumbnail shows, is fetched first.
   if (scope.instance) await instanceHere(ctx, scope as Required<typeof scope>, clientGone(reply));
   else await representativeHere(ctx, scope, (rows) => representative(rows, scope), clientGone(reply));
-  const rows = instancesIn(ctx.archive.db, scope);
+  const rows = ctx.archive.reads.storedInstances(scope);
   const row = scope.instance ? rows[0] : representative(rows, scope);
   if (!row) throw new HttpError(404, 'no such study, series or instance');
-  const frames = params.frames ? parseFrameList(params.frames) : [1];
+  const frames = withFrameStatus(() => (params.frames ? parseFrameList(params.frames) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
   const viewport = numberList(query.viewport, 'viewport', [2, 6]);
   const windowing = numberList(query.window, 'window', [2]);

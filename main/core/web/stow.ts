@@ -1,14 +1,17 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import dicomParser from 'dicom-parser';
 import type { Readable } from 'node:stream';
+import { tagsOf } from '../dicom/dictionary.js';
+import { sniffSopUids } from '../dicom/header.js';
+import type { DicomJson } from '../dicom/json-model.js';
+import { parseMediaType } from '../multipart/media-type.js';
+import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../multipart/reader.js';
 import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
 import type { HeldReplacement, IngestResult } from '../store/archive.js';
 import type { WebContext } from './context.js';
 import { dicomWebBase, sendError, uidParams } from './http-errors.js';
-import { parseMediaType } from './media-type.js';
-import { BodyTooLargeError, MalformedMultipartError, readMultipart } from './multipart-related.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
+const TAG = tagsOf('ReferencedSOPClassUID', 'ReferencedSOPInstanceUID', 'RetrieveURL', 'FailureReason', 'FailedSOPSequence', 'ReferencedSOPSequence');
 const WRITE_BATCH_BYTES = 1024 * 1024;
 const SNIFF_BYTES = 64 * 1024;
 /** Parts of one request whose commit may still be running while later parts are read. */
@@ -204,7 +207,7 @@ function storePart(
         throw drainError;
       }
       const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
-      const ids = sniffUids(Buffer.concat(sniff));
+      const ids = sniffSopUids(Buffer.concat(sniff));
       return {
         ok: false,
         failureReason: failure instanceof CannotUnderstandError ? FAILURE_CANNOT_UNDERSTAND : failure.failureReason,
@@ -216,47 +219,34 @@ function storePart(
   return { consumed, outcome };
 }
 
-/** Best effort: the SOP Class and Instance UIDs of a part we refused, for the FailedSOPSequence. */
-function sniffUids(head: Buffer): { sopClassUid?: string; sopInstanceUid?: string } {
-  try {
-    const ds = dicomParser.parseDicom(head, { untilTag: 'x7fe00010' } as never);
-    const clean = (v: string | undefined) => v?.replace(/\0/g, '').trim() || undefined;
-    return { sopClassUid: clean(ds.string('x00080016')), sopInstanceUid: clean(ds.string('x00080018')) };
-  } catch {
-    return {};
-  }
-}
-
-type JsonElement = { vr: string; Value?: unknown[] };
-
-function stowResponse(outcomes: PartOutcome[], base: string, study: string | undefined): Record<string, JsonElement> {
-  const referenced: Array<Record<string, JsonElement>> = [];
-  const failed: Array<Record<string, JsonElement>> = [];
+function stowResponse(outcomes: PartOutcome[], base: string, study: string | undefined): DicomJson {
+  const referenced: DicomJson[] = [];
+  const failed: DicomJson[] = [];
   const studies = new Set<string>();
   for (const outcome of outcomes) {
     if (outcome.ok) {
       const h = outcome.result.header;
       studies.add(h.studyInstanceUid);
       referenced.push({
-        '00081150': { vr: 'UI', Value: [h.sopClassUid] },
-        '00081155': { vr: 'UI', Value: [h.sopInstanceUid] },
-        '00081190': {
+        [TAG.ReferencedSOPClassUID]: { vr: 'UI', Value: [h.sopClassUid] },
+        [TAG.ReferencedSOPInstanceUID]: { vr: 'UI', Value: [h.sopInstanceUid] },
+        [TAG.RetrieveURL]: {
           vr: 'UR',
           Value: [`${base}/studies/${h.studyInstanceUid}/series/${h.seriesInstanceUid}/instances/${h.sopInstanceUid}`],
         },
       });
     } else {
       failed.push({
-        '00081150': outcome.sopClassUid ? { vr: 'UI', Value: [outcome.sopClassUid] } : { vr: 'UI' },
-        '00081155': outcome.sopInstanceUid ? { vr: 'UI', Value: [outcome.sopInstanceUid] } : { vr: 'UI' },
-        '00081197': { vr: 'US', Value: [outcome.failureReason] },
+        [TAG.ReferencedSOPClassUID]: outcome.sopClassUid ? { vr: 'UI', Value: [outcome.sopClassUid] } : { vr: 'UI' },
+        [TAG.ReferencedSOPInstanceUID]: outcome.sopInstanceUid ? { vr: 'UI', Value: [outcome.sopInstanceUid] } : { vr: 'UI' },
+        [TAG.FailureReason]: { vr: 'US', Value: [outcome.failureReason] },
       });
     }
   }
-  const response: Record<string, JsonElement> = {};
+  const response: DicomJson = {};
   const studyUrl = study ?? (studies.size === 1 ? [...studies][0] : undefined);
-  if (studyUrl) response['00081190'] = { vr: 'UR', Value: [`${base}/studies/${studyUrl}`] };
-  if (failed.length > 0) response['00081198'] = { vr: 'SQ', Value: failed };
-  if (referenced.length > 0) response['00081199'] = { vr: 'SQ', Value: referenced };
+  if (studyUrl) response[TAG.RetrieveURL] = { vr: 'UR', Value: [`${base}/studies/${studyUrl}`] };
+  if (failed.length > 0) response[TAG.FailedSOPSequence] = { vr: 'SQ', Value: failed };
+  if (referenced.length > 0) response[TAG.ReferencedSOPSequence] = { vr: 'SQ', Value: referenced };
   return response;
 }

@@ -12,10 +12,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { InstanceLocation, InstanceScope, ReadThrough } from '../cloud/read-through.js';
 import type { WebContext } from './context.js';
 import { HttpError } from './http-errors.js';
-import type { MediaType } from './media-type.js';
-import { newBoundary } from './multipart-related.js';
+import type { MediaType } from '../multipart/media-type.js';
+import { newBoundary } from '../multipart/writer.js';
 import { archiveHttpError, clientGone } from './read-through.js';
-import { toExplicitLittleEndian } from './transcode.js';
+import { toExplicitLittleEndian } from '../dicom/transcode.js';
 
 export type Negotiate = (accept: MediaType[], stored: string) => { syntax: string; convert: boolean } | undefined;
 

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from '../dicom/transcode.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import { parseAccept, type MediaType } from '../multipart/media-type.js';
+import type { StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { HttpError, uidParams } from './http-errors.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, type MediaType } from './media-type.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
-import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
 import { throughArchive } from './read-through.js';
 import { sendThroughArchive } from './wado-read-through.js';
 
@@ -49,13 +49,13 @@ async function retrieve(ctx: WebContext, request: FastifyRequest, reply: Fastify
   const accept = parseAccept(request.headers.accept);
   const through = throughArchive(ctx, scope);
   if (through) return sendThroughArchive(ctx, through.readThrough, through.scope, accept, negotiateDicom, request, reply);
-  const rows = instancesIn(ctx.archive.db, scope);
+  const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
-  const plan: Array<{ row: InstanceRow; delivery: Delivery }> = [];
+  const plan: Array<{ row: StoredInstance; delivery: Delivery }> = [];
   for (const row of rows) {
-    const delivery = negotiateDicom(accept, row.transfer_syntax_uid);
+    const delivery = negotiateDicom(accept, row.transferSyntaxUid);
     if (!delivery) {
-      throw new HttpError(406, `instance ${row.sop_instance_uid} is stored as ${row.transfer_syntax_uid}; ` +
+      throw new HttpError(406, `instance ${row.sopInstanceUid} is stored as ${row.transferSyntaxUid}; ` +
         'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
     }
     plan.push({ row, delivery });
@@ -69,8 +69,8 @@ async function retrieve(ctx: WebContext, request: FastifyRequest, reply: Fastify
       const contentType = `application/dicom; transfer-syntax=${delivery.syntax}`;
       const path = paths.absolute(row.path);
       return delivery.convert
-        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transfer_syntax_uid) }
-        : { contentType, file: { path, size: row.size_bytes } };
+        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transferSyntaxUid) }
+        : { contentType, file: { path, size: row.sizeBytes } };
     }),
     (error) => ctx.logger.error({ event: 'wado-retrieve-failed', peer: request.ip, ...scope, reason: (error as Error).message }, 'WADO-RS response cut short'),
   );

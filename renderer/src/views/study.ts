@@ -1,10 +1,11 @@
+import { TAG, type DicomJson } from '../../../main/core/contract/dicom-json';
 import type { AppContext, View } from '../view';
 import {
   ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
-  type DicomJson, type InstanceRow, type InstanceSync, type StudySync,
+  type InstanceRow, type InstanceSync, type StudySync,
 } from '../api';
 import { h, toast } from '../dom';
-import { TAG, dicomDate, dicomTime, num, str } from '../format';
+import { dicomDate, dicomTime, num, str } from '../format';
 import { syncLabel, toRow } from '../study-store';
 
 export function studyView(context: AppContext, studyUid: string): View {

@@ -1,7 +1,8 @@
 import type { AppContext, View } from '../view';
-import { queryInstances, queryStudies, request, seriesMetadata, type DicomJson } from '../api';
+import { TAG, type DicomJson } from '../../../main/core/contract/dicom-json';
+import { queryInstances, queryStudies, request, seriesMetadata } from '../api';
 import { h } from '../dom';
-import { TAG, dicomDate, num, personName, str, transferSyntaxName } from '../format';
+import { dicomDate, num, personName, str, transferSyntaxName } from '../format';
 import { cornerstone, cornerstoneTools, frameImageId, registerMetadata, setupCornerstone } from '../viewer/cornerstone';
 
 /** CT window presets: [label, width, centre]. */
@@ -293,7 +294,7 @@ export function viewerView(_context: AppContext, studyUid: string, seriesUid: st
     slider.max = String(slices.length - 1);
     updateSliceText();
     if (slices.length > 1 && slices.every((s) => s.sopUid === slices[0]!.sopUid)) {
-      fpsInput.value = String(Math.round(num(metadataBySop.get(slices[0]!.sopUid), '00180040') ?? 15));
+      fpsInput.value = String(Math.round(num(metadataBySop.get(slices[0]!.sopUid), TAG.CineRate) ?? 15));
     }
     // The whole series' metadata in one request, while the first image loads from its own.
     const bulk = slices.length > 1 ? seriesMetadata(studyUid, seriesUid).then((list) => list.forEach(addMetadata)).catch(() => undefined) : Promise.resolve();

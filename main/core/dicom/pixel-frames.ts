@@ -1,6 +1,21 @@
-import { isUncompressed, TransferSyntax } from '../dicom/transfer-syntax.js';
+import { isUncompressed, TransferSyntax } from './transfer-syntax.js';
 import type { DcmjsDataset } from './dcmjs.js';
-import { HttpError } from './http-errors.js';
+import { tagsOf } from './dictionary.js';
+
+const TAG = tagsOf('NumberOfFrames', 'PixelData', 'Rows', 'Columns', 'SamplesPerPixel', 'BitsAllocated');
+
+/**
+ * Why frames could not be had: a frame list that is not one, a frame the instance does not have, pixel data
+ * whose frames cannot be served as bytes, or stored pixel data that does not add up.
+ */
+export type FrameProblem = 'bad-frame-list' | 'no-such-frame' | 'not-servable' | 'inconsistent';
+
+export class FrameError extends Error {
+  constructor(readonly problem: FrameProblem, message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
 
 function numberOf(dataset: DcmjsDataset, tag: string, fallback: number): number {
   const value = dataset[tag]?.Value?.[0];
@@ -9,14 +24,14 @@ function numberOf(dataset: DcmjsDataset, tag: string, fallback: number): number 
 }
 
 function frameCount(dataset: DcmjsDataset): number {
-  return Math.max(1, numberOf(dataset, '00280008', 1));
+  return Math.max(1, numberOf(dataset, TAG.NumberOfFrames, 1));
 }
 
 function asBuffer(value: unknown): Buffer {
   if (value instanceof ArrayBuffer) return Buffer.from(value);
   if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   if (Array.isArray(value)) return Buffer.concat(value.map(asBuffer));
-  throw new HttpError(500, 'unexpected pixel data value');
+  throw new FrameError('inconsistent', 'unexpected pixel data value');
 }
 
 /**
@@ -25,18 +40,18 @@ function asBuffer(value: unknown): Buffer {
  * fragments of that frame.
  */
 export function extractFrames(dataset: DcmjsDataset, syntax: string, wanted: number[]): Buffer[] {
-  const pixel = dataset['7FE00010'];
-  if (!pixel || !pixel.Value || pixel.Value.length === 0) throw new HttpError(404, 'the instance has no Pixel Data');
+  const pixel = dataset[TAG.PixelData];
+  if (!pixel || !pixel.Value || pixel.Value.length === 0) throw new FrameError('no-such-frame', 'the instance has no Pixel Data');
   const frames = frameCount(dataset);
-  for (const n of wanted) if (n > frames) throw new HttpError(404, `frame ${n} does not exist (the instance has ${frames})`);
+  for (const n of wanted) if (n > frames) throw new FrameError('no-such-frame', `frame ${n} does not exist (the instance has ${frames})`);
   if (isUncompressed(syntax) || syntax === TransferSyntax.DeflatedExplicitVRLittleEndian) {
     const all = asBuffer(pixel.Value);
-    const bits = numberOf(dataset, '00280010', 0) * numberOf(dataset, '00280011', 0) * numberOf(dataset, '00280002', 1) * numberOf(dataset, '00280100', 16);
-    if (bits % 8 !== 0) throw new HttpError(406, 'frames of bit-packed pixel data that do not end on a byte are not served');
+    const bits = numberOf(dataset, TAG.Rows, 0) * numberOf(dataset, TAG.Columns, 0) * numberOf(dataset, TAG.SamplesPerPixel, 1) * numberOf(dataset, TAG.BitsAllocated, 16);
+    if (bits % 8 !== 0) throw new FrameError('not-servable', 'frames of bit-packed pixel data that do not end on a byte are not served');
     const size = bits / 8;
     return wanted.map((n) => {
       const start = (n - 1) * size;
-      if (start + size > all.length) throw new HttpError(404, `frame ${n} lies beyond the stored Pixel Data`);
+      if (start + size > all.length) throw new FrameError('no-such-frame', `frame ${n} lies beyond the stored Pixel Data`);
       return all.subarray(start, start + size);
     });
   }
@@ -45,8 +60,8 @@ export function extractFrames(dataset: DcmjsDataset, syntax: string, wanted: num
   if (frames === 1) perFrame = [asBuffer(values)];
   else if (values.length === frames) perFrame = values.map(asBuffer);
   else if (values.length > frames && frameMarker(syntax)) perFrame = groupFragments(values.map(asBuffer), frameMarker(syntax)!);
-  else throw new HttpError(500, `cannot tell ${frames} frames apart in ${values.length} fragments without an offset table`);
-  if (perFrame.length !== frames) throw new HttpError(500, `found ${perFrame.length} frames in the fragments, expected ${frames}`);
+  else throw new FrameError('inconsistent', `cannot tell ${frames} frames apart in ${values.length} fragments without an offset table`);
+  if (perFrame.length !== frames) throw new FrameError('inconsistent', `found ${perFrame.length} frames in the fragments, expected ${frames}`);
   return wanted.map((n) => perFrame[n - 1]!);
 }
 
@@ -68,12 +83,12 @@ function groupFragments(fragments: Buffer[], marker: Buffer): Buffer[] {
   return frames.map((f) => Buffer.concat(f));
 }
 
-/** "1,3,5" → [1, 3, 5]; 400 for anything else. */
+/** "1,3,5" → [1, 3, 5]; a FrameError for anything else. */
 export function parseFrameList(text: string): number[] {
   const list = text.split(',').map((s) => s.trim());
   const numbers = list.map(Number);
   if (list.length === 0 || list.some((s) => !/^[1-9][0-9]{0,8}$/.test(s))) {
-    throw new HttpError(400, `frame list ${JSON.stringify(text)} must be comma-separated frame numbers starting at 1`);
+    throw new FrameError('bad-frame-list', `frame list ${JSON.stringify(text)} must be comma-separated frame numbers starting at 1`);
   }
   return numbers;
 }

@@ -1,5 +1,6 @@
-import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import { TransferSyntax } from './transfer-syntax.js';
 import { readDicom, type DcmjsDataset } from './dcmjs.js';
+import { tagOf } from './dictionary.js';
 
 /** Stored syntaxes we can re-encode to Explicit VR Little Endian without decompressing pixels. */
 export const CONVERTIBLE_TO_EXPLICIT_LE: readonly string[] = [
@@ -8,6 +9,7 @@ export const CONVERTIBLE_TO_EXPLICIT_LE: readonly string[] = [
   TransferSyntax.DeflatedExplicitVRLittleEndian,
 ];
 
+const TRANSFER_SYNTAX_UID = tagOf('TransferSyntaxUID');
 const WORD_SIZES: Record<string, number> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
 
 /** dcmjs reads big endian numbers right but leaves OW/OF/OL/OD bytes as stored: swap them. */
@@ -31,6 +33,6 @@ export function swapBinaryWords(dataset: DcmjsDataset): void {
 export function toExplicitLittleEndian(file: Buffer, storedSyntax: string): Buffer {
   const dict = readDicom(file);
   if (storedSyntax === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
-  dict.meta['00020010'] = { vr: 'UI', Value: [TransferSyntax.ExplicitVRLittleEndian] };
+  dict.meta[TRANSFER_SYNTAX_UID] = { vr: 'UI', Value: [TransferSyntax.ExplicitVRLittleEndian] };
   return Buffer.from(dict.write({ allowInvalidVRLength: true }));
 }

@@ -1,19 +1,21 @@
 import type { DcmjsDataset, DcmjsElement } from './dcmjs.js';
+import { tagOf } from './dictionary.js';
+import type { DicomJson, DicomJsonElement, DicomJsonValue } from './json-model.js';
 
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 /** Binary values larger than this go out as BulkDataURI rather than InlineBinary. */
 const BULK_THRESHOLD_BYTES = 1024;
-const PIXEL_DATA_TAGS = new Set(['7FE00010', '7FE00008', '7FE00009']);
-
-type JsonElement = { vr: string; Value?: unknown[]; InlineBinary?: string; BulkDataURI?: string };
+const PIXEL_DATA_TAGS = new Set(['PixelData', 'FloatPixelData', 'DoubleFloatPixelData'].map(tagOf));
+const TRANSFER_SYNTAX_UID = tagOf('TransferSyntaxUID');
 
 /**
  * PS3.18 F.2 DICOM JSON for one instance from dcmjs' dataset, with large binary values replaced by
  * BulkDataURI `${instanceUrl}/bulkdata/<tag>[/<item>/<tag>…]`.
  */
-export function datasetToJson(dataset: DcmjsDataset, instanceUrl: string, meta?: DcmjsDataset, path: string[] = []): Record<string, JsonElement> {
-  const out: Record<string, JsonElement> = {};
-  if (meta?.['00020010']) out['00020010'] = { vr: 'UI', Value: meta['00020010'].Value };
+export function datasetToJson(dataset: DcmjsDataset, instanceUrl: string, meta?: DcmjsDataset, path: string[] = []): DicomJson {
+  const out: DicomJson = {};
+  const syntax = meta?.[TRANSFER_SYNTAX_UID];
+  if (syntax) out[TRANSFER_SYNTAX_UID] = { vr: 'UI', Value: syntax.Value as DicomJsonValue[] | undefined };
   for (const tag of Object.keys(dataset).sort()) {
     const upper = tag.toUpperCase();
     if (upper.startsWith('0002') || upper.endsWith('0000')) continue; // meta header and group lengths
@@ -22,7 +24,7 @@ export function datasetToJson(dataset: DcmjsDataset, instanceUrl: string, meta?:
   return out;
 }
 
-function elementToJson(tag: string, element: DcmjsElement, instanceUrl: string, path: string[]): JsonElement {
+function elementToJson(tag: string, element: DcmjsElement, instanceUrl: string, path: string[]): DicomJsonElement {
   const vr = element.vr === 'ox' || element.vr === 'xs' ? (element.vr === 'ox' ? 'OW' : 'US') : element.vr;
   const values = element.Value ?? [];
   if (vr === 'SQ') {
@@ -44,7 +46,7 @@ function elementToJson(tag: string, element: DcmjsElement, instanceUrl: string, 
   return { vr, Value: cleaned };
 }
 
-function cleanValue(vr: string, value: unknown): unknown {
+function cleanValue(vr: string, value: unknown): DicomJsonValue {
   if (value === undefined || value === null || value === '') return null;
   if (vr === 'AT' && typeof value === 'number') return value.toString(16).toUpperCase().padStart(8, '0');
   if (vr === 'PN' && typeof value === 'object') {

@@ -1,11 +1,9 @@
-import { randomBytes } from 'node:crypto';
-
 /** The body is not well-formed multipart (RFC 2046 §5.1.1). */
 export class MalformedMultipartError extends Error {
   override name = 'MalformedMultipartError';
 }
 
-/** The request body grew past the configured limit. */
+/** The body grew past the limit given to readMultipart. */
 export class BodyTooLargeError extends Error {
   override name = 'BodyTooLargeError';
 }
@@ -23,8 +21,9 @@ const CRLF = Buffer.from('\r\n');
 const MAX_HEADER_BYTES = 16 * 1024;
 
 /**
- * Streaming multipart/related reader: yields each part with its body as a stream and never holds more
- * than one source chunk plus a delimiter's length of a part in memory.
+ * Streaming multipart/related reader, for request bodies (STOW-RS) and response bodies (WADO-RS from an
+ * upstream) alike: yields each part with its body as a stream and never holds more than one source chunk
+ * plus a delimiter's length of a part in memory.
  */
 export async function* readMultipart(
   source: AsyncIterable<Uint8Array>,
@@ -202,9 +201,4 @@ function partialMatchAtEnd(buffer: Buffer, needle: Buffer): number {
     if (buffer.compare(needle, 0, length, i) === 0) return length;
   }
   return 0;
-}
-
-/** Boundary for responses: random, so it cannot occur in the parts with any real chance. */
-export function newBoundary(): string {
-  return `DICOMEdge-${randomBytes(16).toString('hex')}`;
 }
