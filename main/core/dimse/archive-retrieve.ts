@@ -42,7 +42,7 @@ export function retrieveScopes(index: Pick<ArchiveReads, 'query'>, level: QueryL
   const studies = uidList(keys.StudyInstanceUID);
   const series = uidList(keys.SeriesInstanceUID);
   if (level === 'STUDY') for (const studyUid of studies) add(studyUid, { studyUid });
-  // Lower levels name their study by a single UID (PS3.4 C.4.2.2.1: unique keys of the levels above).
+  // Lower levels name their study by a single UID (PS3.4 C.4.2.1.4.1: the unique keys of the levels above).
   if (studies.length === 1) {
     const studyUid = studies[0]!;
     if (level === 'SERIES') for (const seriesUid of series) add(seriesUid, { studyUid, seriesUid });
