@@ -212,7 +212,9 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
     onCopiesDropped: (studyUids) => prefetch.copiesDropped(studyUids),
   }));
   services.push(prefetch);
-  services.push(new DimseService({ archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings }));
+  services.push(new DimseService({
+    archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, cloud: () => appliance.cloud,
+  }));
   services.push(new WebService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, settingsEditor: appliance.live,
     sessionToken: appliance.apiToken, configuredToken: appliance.settings.http.apiToken, dataDir: appliance.dataDir,

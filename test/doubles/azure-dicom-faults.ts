@@ -26,7 +26,9 @@ export type Fault =
   /** A retrieve sends `afterParts` whole parts and half of the next one, then destroys the socket (an upstream killed mid-fetch). */
   | { kind: 'cut-retrieve'; afterParts: number; times?: number }
   /** A retrieve waits `ms` before it answers (a slow archive), so that readers arriving meanwhile find the fetch running. */
-  | { kind: 'slow-retrieve'; ms: number; times?: number };
+  | { kind: 'slow-retrieve'; ms: number; times?: number }
+  /** A retrieve sends `afterParts` whole parts, then waits for `until` before it sends the rest (an archive that stalls mid-study). */
+  | { kind: 'hold-retrieve'; afterParts: number; until: Promise<unknown>; times?: number };
 
 export type FaultKind = Fault['kind'];
 
@@ -60,7 +62,7 @@ export class FaultState {
   /** Called once per store request; counts down `times` and clears the fault when it runs out. */
   forStoreRequest(): RequestAction {
     const fault = this.fault;
-    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve' || fault.kind === 'slow-retrieve') return { kind: 'none' };
+    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve' || fault.kind === 'slow-retrieve' || fault.kind === 'hold-retrieve') return { kind: 'none' };
     const n = this.storeRequests++;
     let action: RequestAction = { kind: 'none' };
     switch (fault.kind) {
@@ -94,12 +96,16 @@ export class FaultState {
     return action;
   }
 
-  /** Called once per retrieve request: a wait before answering, or how many whole parts to send before cutting the connection. */
-  forRetrieveRequest(): { afterParts: number } | { delayMs: number } | undefined {
+  /**
+   * Called once per retrieve request: a wait before answering, how many whole parts to send before cutting the
+   * connection, or before waiting for `until`.
+   */
+  forRetrieveRequest(): { afterParts: number; until?: Promise<unknown> } | { delayMs: number } | undefined {
     const fault = this.fault;
-    if (fault?.kind !== 'cut-retrieve' && fault?.kind !== 'slow-retrieve') return undefined;
+    if (fault?.kind !== 'cut-retrieve' && fault?.kind !== 'slow-retrieve' && fault?.kind !== 'hold-retrieve') return undefined;
     this.countDown();
-    return fault.kind === 'cut-retrieve' ? { afterParts: fault.afterParts } : { delayMs: fault.ms };
+    if (fault.kind === 'slow-retrieve') return { delayMs: fault.ms };
+    return fault.kind === 'cut-retrieve' ? { afterParts: fault.afterParts } : { afterParts: fault.afterParts, until: fault.until };
   }
 
   /** A failure reason the fault imposes on this instance, if any. */

@@ -51,7 +51,9 @@ export function handleSearch(ex: Exchange, store: InstanceStore, level: SearchLe
  * Bytes are as stored with the preamble nulled; the double never transcodes, so a specific
  * transfer-syntax other than the stored one gets 406.
  */
-export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string, cut?: { afterParts: number }): void {
+export function handleRetrieve(
+  ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string, cut?: { afterParts: number; until?: Promise<unknown> },
+): void {
   const found = store
     .list(ex.rec.partition)
     .filter((i) => i.studyUid === studyUid && (!seriesUid || i.seriesUid === seriesUid) && (!sopUid || i.sopUid === sopUid));
@@ -71,6 +73,13 @@ export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: str
   const parts = found.map((i) => ({ body: withNullPreamble(i.bytes), contentType: partType(i) }));
   const { body, contentType, boundary } = buildMultipartRelated(parts);
   ex.res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
+  if (cut?.until && cut.afterParts < parts.length) {
+    // The whole parts before the hold, then nothing until it is released.
+    const whole = buildMultipartRelated(parts.slice(0, cut.afterParts), { boundary }).body.length - Buffer.byteLength(`--${boundary}--\r\n`);
+    ex.res.write(body.subarray(0, whole));
+    void cut.until.then(() => ex.res.end(body.subarray(whole)));
+    return;
+  }
   if (cut && cut.afterParts < parts.length) {
     // The whole parts before the cut, then the next part's headers and half its bytes: the upstream dies mid-instance.
     const whole = buildMultipartRelated(parts.slice(0, cut.afterParts), { boundary }).body.length - Buffer.byteLength(`--${boundary}--\r\n`);

@@ -6,34 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import dicomParser from 'dicom-parser';
 import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
+import { parseFindOutput, type FindResult } from '../support/dcmtk-output.js';
 import { startDimse, type DimseHarness } from '../support/dimse-harness.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { freePort, requireTool, run, runOk, startStorescp, waitForPort, type StorescpPeer } from '../support/peers.js';
 import { makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS } from '../support/transfer-syntax.js';
 import { newUid } from '../support/uid.js';
 import { indexDb } from '../support/index-db.js';
-
-type Attributes = Record<string, string>;
-interface FindResult {
-  responses: Attributes[];
-  final: string;
-}
-
-/** Parses `findscu -v` output: one attribute map (by keyword) per pending response, and the final status. */
-function parseFindOutput(text: string): FindResult {
-  const blocks = text.split(/Find Response: \d+ \(Pending\)/).slice(1);
-  const responses = blocks.map((block) => {
-    const attributes: Attributes = {};
-    for (const line of block.split('\n')) {
-      const m = /\(([0-9a-f]{4}),([0-9a-f]{4})\) \w\w (?:\[(.*)\]|\(no value available\))\s+#\s*\d+,\s*\d+ (\w+)/.exec(line);
-      if (m) attributes[m[4]!] = (m[3] ?? '').replace(/\0+$/, '').trim(); // UI values are NUL-padded
-      if (/Received Final Find Response/.test(line)) break;
-    }
-    return attributes;
-  });
-  const final = /Received Final Find Response \(([^)]*)\)/.exec(text)?.[1] ?? 'none';
-  return { responses, final };
-}
 
 describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
   let h: DimseHarness;

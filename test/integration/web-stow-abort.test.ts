@@ -1,30 +1,19 @@
 // STOW-RS clients that hang up in the middle of a part, driven by a raw socket (an HTTP client
 // library always finishes or cancels its request in an orderly way).
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../support/dimse-harness.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
-import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { indexDb } from '../support/index-db.js';
 
 const BOUNDARY = 'hang-up-boundary-0123456789';
 
 const partHead = Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`);
 const closeDelimiter = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
-
-/** The appliance's log lines so far, from its log files. */
-async function logLines(w: WebAppliance): Promise<Record<string, unknown>[]> {
-  const dir = join(w.dataDir, 'logs');
-  const lines: Record<string, unknown>[] = [];
-  for (const name of (await readdir(dir)).sort()) {
-    for (const line of (await readFile(join(dir, name), 'utf8')).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-  }
-  return lines;
-}
 
 /** Opens a raw connection and sends a STOW-RS request head announcing `contentLength` body bytes. */
 async function startStow(w: WebAppliance, contentLength: number): Promise<Socket> {

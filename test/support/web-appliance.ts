@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Appliance, type ApplianceOptions, type ApplianceOverrides } from '../../main/core/appliance.js';
@@ -72,4 +72,14 @@ export async function startWebAppliance(options: {
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The appliance's log lines so far, from its log files. */
+export async function logLines(w: Pick<WebAppliance, 'dataDir'>): Promise<Record<string, unknown>[]> {
+  const dir = join(w.dataDir, 'logs');
+  const lines: Record<string, unknown>[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    for (const line of (await readFile(join(dir, name), 'utf8')).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+  }
+  return lines;
 }

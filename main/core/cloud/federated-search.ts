@@ -68,7 +68,7 @@ export class FederatedSearch {
     if ('error' in outcome) {
       if (options.signal?.aborted) throw options.signal.reason;
       const archive = missing(outcome.error, federation.timeoutMs);
-      this.log.warn({ event: 'federated-search-archive-missing', level: request.level, keys: request.keys, archive: reader.name,
+      this.log.warn({ event: 'federated-search-archive-missing', queryLevel: request.level, keys: request.keys, archive: reader.name,
         reason: archive.reason, message: archive.message, localMatches: local.length, ms: Date.now() - started }, 'the archive\'s part of a query is missing');
       return { matches: local, archive };
     }
@@ -77,7 +77,7 @@ export class FederatedSearch {
       this.log.warn({ event: 'federated-search-skipped', archive: reader.name, skipped: kept.skipped.slice(0, 10) }, 'archive answers without valid UIDs were left out');
     }
     const matches = this.options.archive.reads.query(request);
-    this.log.debug({ event: 'federated-search', level: request.level, keys: request.keys, archive: reader.name,
+    this.log.debug({ event: 'federated-search', queryLevel: request.level, keys: request.keys, archive: reader.name,
       archiveMatches: outcome.datasets.length, localMatches: local.length, matches: matches.length, ms: Date.now() - started }, 'federated query');
     return { matches, archive: { state: 'included', matches: outcome.datasets.length } };
   }

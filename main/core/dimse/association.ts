@@ -75,6 +75,8 @@ export class EdgeScp extends Scp {
   private readonly stores = new WeakMap<CStoreRequest, Promise<StoreOutcome>>();
   private readonly sinks = new Set<StoreSink>();
   private readonly cancelled = new Set<number>();
+  /** Per request being answered: aborted by its C-CANCEL or when the connection goes. */
+  private readonly work = new Map<number, AbortController>();
   private fastStore: FastStore | undefined;
 
   constructor(readonly socket: Socket, options: ScpOptions, private readonly env: ScpEnvironment) {
@@ -122,6 +124,17 @@ export class EdgeScp extends Scp {
 
   isCancelled(messageId: number): boolean {
     return this.cancelled.has(messageId);
+  }
+
+  /** Aborted when the request is cancelled (C-CANCEL) or the connection closes: stops waiting on its behalf. */
+  workSignal(messageId: number): AbortSignal {
+    let controller = this.work.get(messageId);
+    if (!controller) {
+      this.work.set(messageId, (controller = new AbortController()));
+      if (this.cancelled.has(messageId)) controller.abort(new Error('cancelled by the peer (C-CANCEL)'));
+      else if (this.socket.destroyed) controller.abort(new Error('the connection closed'));
+    }
+    return controller.signal;
   }
 
   override associationRequested(association: DimseAssociation): void {
@@ -314,7 +327,9 @@ export class EdgeScp extends Scp {
   }
 
   override cCancelRequest(request: CCancelRequest): void {
-    this.cancelled.add(request.getMessageIdBeingRespondedTo());
+    const messageId = request.getMessageIdBeingRespondedTo();
+    this.cancelled.add(messageId);
+    this.work.get(messageId)?.abort(new Error('cancelled by the peer (C-CANCEL)'));
   }
 
   override abort(source: number, reason: number): void {
@@ -336,6 +351,7 @@ export class EdgeScp extends Scp {
     };
     const finish = () => {
       this.cancelled.delete(request.getMessageId());
+      this.work.delete(request.getMessageId());
       callback([]);
     };
     const work = run(send);
@@ -353,6 +369,7 @@ export class EdgeScp extends Scp {
 
   private closed(reason: Error): void {
     for (const sink of this.sinks) sink.fail(reason);
+    for (const controller of this.work.values()) controller.abort(reason);
     if (this.accepted) {
       this.accepted = false;
       this.env.registry.delete(this);

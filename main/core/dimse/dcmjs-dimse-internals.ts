@@ -103,3 +103,45 @@ export function generalPathBusy(scp: Network): boolean {
 export function negotiatedAssociation(scp: Network): Association | undefined {
   return internals(scp).association;
 }
+
+// ---- an outgoing association held open ----------------------------------------------------------
+
+type Client = InstanceType<typeof dimse.Client>;
+type Request = InstanceType<typeof dimse.requests.Request>;
+
+/** What a Client keeps of the association it opened with send(): dcmjs-dimse sets `network` there. */
+interface ClientInternals {
+  network: (Network & { association?: Association; lastPduTime: number | undefined }) | undefined;
+}
+
+/** An association a Client opened, fed one request at a time by us rather than from the Client's list. */
+export interface HeldAssociation {
+  /** Whether the peer accepted a presentation context the request can go in (after A-ASSOCIATE-AC). */
+  accepts(request: Request): boolean;
+  /** Sends one request; send the next only once this one is done (one operation at a time). */
+  send(request: Request): void;
+  release(): void;
+  /** Restarts the Client's idle timer while we wait for the next instance to send. */
+  touch(): void;
+}
+
+/**
+ * Right after `client.send()`: keeps the association open when the Client's list of requests runs dry.
+ * dcmjs-dimse releases it as soon as its queue is empty ('done' on its network); a C-MOVE from the archive
+ * has the next instance only once the archive delivers it, so that listener goes and release() is ours.
+ */
+export function holdClientAssociation(client: Client): HeldAssociation {
+  const network = (client as unknown as ClientInternals).network;
+  if (!network) {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION}: Client.network is not set after send(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+  network.removeAllListeners('done');
+  return {
+    accepts: (request) => network.association?.getAcceptedPresentationContextFromRequest(request) !== undefined,
+    send: (request) => network.sendRequests([request]),
+    release: () => network.sendAssociationReleaseRequest(),
+    touch: () => {
+      network.lastPduTime = Date.now();
+    },
+  };
+}

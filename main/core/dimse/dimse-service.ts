@@ -3,6 +3,8 @@ import { createServer as createTcpServer, type Server as NetServer, type Socket 
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
+import type { FederatedSearch } from '../cloud/federated-search.js';
+import type { ReadThrough } from '../cloud/read-through.js';
 import type { ApplianceService } from '../service.js';
 import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
@@ -18,6 +20,8 @@ export interface DimseServiceOptions {
   logger: Logger;
   /** Read at every association, so policy edits apply to the next one. */
   settings: () => Settings;
+  /** The clinic's archive: C-FIND adds its matches, C-MOVE and C-GET fetch what is only there. */
+  cloud?: () => { federatedSearch: FederatedSearch; readThrough: ReadThrough } | undefined;
 }
 
 /**
@@ -48,13 +52,15 @@ export class DimseService implements ApplianceService {
       archive: options.archive,
       aeTitle,
       peers: () => options.settings().peers,
+      cloud: () => options.cloud?.()?.readThrough,
       timeouts: () => {
         const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
         return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
       },
     });
     this.queryRetrieve = {
-      find: (scp, info, request, send) => handleFind(options.archive, aeTitle, scp, info, request, send),
+      find: (scp, info, request, send) =>
+        handleFind({ archive: options.archive, federated: () => options.cloud?.()?.federatedSearch }, aeTitle, scp, info, request, send),
       move: (scp, info, request, send) => retrieve.move(scp, info, request, send),
       get: (scp, info, request, send) => retrieve.get(scp, info, request, send),
     };

@@ -145,7 +145,11 @@ function selectList(level: QueryLevel): string {
     parts.push(`${where.expr(ALIAS[where.table])} AS ${attribute.keyword}`);
   }
   parts.push('st.specific_character_set AS SpecificCharacterSet');
-  if (level === 'PATIENT') parts.push('MAX(st.received_at) AS _latest'); // other columns come from the latest study
+  if (level === 'PATIENT') {
+    parts.push('MAX(st.received_at) AS _latest'); // other columns come from the latest study
+    parts.push(`${patientTotal('SUM(p.num_local_instances)').expr('st')} AS _localCount`,
+      `${patientTotal('SUM(MAX(p.num_instances, COALESCE(p.cloud_num_instances, 0)))').expr('st')} AS _knownCount`);
+  }
   if (level === 'IMAGE') parts.push('i.file_missing AS _fileMissing', 'i.local AS _local');
   if (level === 'SERIES') parts.push(`se.num_local_instances AS _localCount, ${knownCount('series', 'num_instances').expr('se')} AS _knownCount`);
   if (level === 'STUDY') parts.push(`st.num_local_instances AS _localCount, ${knownCount('studies', 'num_instances').expr('st')} AS _knownCount`);
@@ -245,8 +249,7 @@ const LOCAL_CONDITION: Record<QueryLevel, string> = {
 
 function availability(level: QueryLevel, row: Record<string, string | number | null>): string {
   if (level === 'IMAGE') return !row._local ? 'NEARLINE' : row._fileMissing ? 'UNAVAILABLE' : 'ONLINE';
-  if (level === 'PATIENT') return 'ONLINE';
-  // A study or series without local instances is only in the archive, even when the archive gave no count.
+  // With no local instance it can only be in the archive, even when the archive gave no count.
   const here = Number(row._localCount);
   return here === 0 || here < Number(row._knownCount) ? 'NEARLINE' : 'ONLINE';
 }

@@ -106,7 +106,7 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
     warnings.push(`299 dicom-edge "The number of results exceeded the maximum supported by the server (${MAX_RESULTS}). Additional results can be requested."`);
   }
   if (warnings.length > 0) reply.header('warning', warnings.length === 1 ? warnings[0]! : warnings);
-  ctx.logger.debug({ event: 'qido', peer: request.ip, level: route.level, keys, results: matches.length }, 'QIDO-RS search');
+  ctx.logger.debug({ event: 'qido', peer: request.ip, queryLevel: route.level, keys, results: matches.length }, 'QIDO-RS search');
   // PS3.18 8.3.4.4.1: a search without matches answers 204 No Content.
   if (matches.length === 0) return reply.code(204).send();
 
