@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { routeFor } from '../main/core/appliance.js';
 import { ForwardService } from '../main/core/forward/service.js';
-import { settingsSchema } from '../main/core/settings/schema.js';
+import { settingsSchema } from '../main/core/contract/settings.js';
 import { Archive } from '../main/core/store/archive.js';
 import { makeInstance } from '../test/support/instance.js';
 import { freePort, requireTool, startOrthanc, type OrthancPeer } from '../test/support/peers.js';
@@ -161,26 +161,27 @@ async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; peak
  * rows are queued again, as a user's "send again" would.
  */
 class ApplianceSender {
-  private constructor(private readonly archive: Archive, private readonly dataDir: string, private readonly count: number) {}
+  private constructor(private readonly archive: Archive, private readonly dataDir: string, private readonly sopInstanceUids: string[]) {}
 
   static async open(instances: Buffer[]): Promise<ApplianceSender> {
     const dataDir = await mkdtemp(join(tmpdir(), 'bench-forward-'));
     const settings = settingsSchema.parse({ destinations: [{ name: 'dest', baseUrl: 'http://127.0.0.1:1' }] });
     const logger = pino({ level: 'silent' });
     const { archive } = await Archive.open({ dataDir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger, route: routeFor(settings) });
-    for (const bytes of instances) await archive.ingest(Readable.from([bytes]), { callingAe: 'CT', peer: 'bench' });
-    return new ApplianceSender(archive, dataDir, instances.length);
+    const uids: string[] = [];
+    for (const bytes of instances) uids.push((await archive.ingest(Readable.from([bytes]), { callingAe: 'CT', peer: 'bench' })).header.sopInstanceUid);
+    return new ApplianceSender(archive, dataDir, uids);
   }
 
   async forward(baseUrl: string): Promise<void> {
-    this.archive.db.prepare("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = 0 WHERE destination = 'dest'").run();
+    this.archive.outboxWork.requeue('dest', this.sopInstanceUids, Date.now());
     const settings = settingsSchema.parse({ destinations: [{ name: 'dest', baseUrl }] });
     const service = new ForwardService({ archive: this.archive, settings, dataDir: this.dataDir, logger: pino({ level: 'silent' }), route: routeFor(settings) });
     let unsubscribe: (() => void) | undefined;
     try {
       const done = new Promise<void>((resolve) => {
         unsubscribe = this.archive.events.on('outbox-changed', (change) => {
-          if (change.state === 'delivered' && service.status()[0]!.counts.delivered === this.count) resolve();
+          if (change.state === 'delivered' && service.status()[0]!.counts.delivered === this.sopInstanceUids.length) resolve();
         });
       });
       await service.start();

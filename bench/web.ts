@@ -10,48 +10,18 @@
  * BENCH_APPLIANCE_NODE_ARGS adds node flags to the served appliance (e.g. "--trace-gc", into appliance.log);
  * BENCH_KEEP=1 keeps the STOW rounds' files (renamed aside) for back-to-back comparisons.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { get as httpGet, request as httpRequest } from 'node:http';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { makeInstance } from '../test/support/instance.js';
 import { startOrthanc, type OrthancPeer } from '../test/support/orthanc.js';
-import { spawnDaemon, untilReadyOrExit } from '../test/support/daemon.js';
+import { spawnDaemon } from '../test/support/daemon.js';
 import { freePort } from '../test/support/net.js';
 import { startWebAppliance, type WebAppliance } from '../test/support/web-appliance.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TOKEN = 'bench-token';
-
-interface ServedAppliance {
-  dicomWebUrl: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-/** `dicom-edge serve` in its own process, as Orthanc runs in its own: the client does not share its thread. */
-async function serveAppliance(dataDir: string, profileDir?: string): Promise<ServedAppliance> {
-  const httpPort = await freePort();
-  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  profile.push(...(process.env.BENCH_APPLIANCE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []));
-  const daemon = spawnDaemon(process.execPath, [...profile, '--import', 'tsx', join(ROOT, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
-    '--http-port', String(httpPort), '--dimse-port', String(await freePort()), '--api-token', TOKEN], { cwd: ROOT, logFile: join(WORK, 'appliance.log') });
-  const base = `http://127.0.0.1:${httpPort}`;
-  await untilReadyOrExit(daemon, 'dicom-edge serve', (async () => {
-    for (;;) {
-      try {
-        const response = await fetch(`${base}/api/ready`, { headers: { authorization: `Bearer ${TOKEN}` } });
-        if (response.ok) return;
-      } catch {
-        /* not listening yet */
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })());
-  return { dicomWebUrl: `${base}/dicom-web`, pid: daemon.process.pid!, stop: () => daemon.stop() };
-}
+import { AUTH, TOKEN, getBytes, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
+import { ctSeriesFiles } from './_instances.js';
+import { median, pool, withCpu } from './_measure.js';
 
 const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'web');
 const TARGET_STUDIES = Number(process.env.BENCH_WEB_STUDIES ?? 10_000);
@@ -108,13 +78,6 @@ const QUERIES = [
   { name: 'most recent 100 studies', path: '/studies?limit=100' },
 ];
 
-async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
-}
-
 async function orthancStudyCount(orthanc: OrthancPeer): Promise<number> {
   const stats = (await (await fetch(`${orthanc.httpUrl}/statistics`)).json()) as { CountStudies: number };
   return stats.CountStudies;
@@ -144,8 +107,7 @@ async function loadOrthanc(orthanc: OrthancPeer): Promise<number> {
 }
 
 async function loadAppliance(w: WebAppliance, studies: number): Promise<void> {
-  const db = w.appliance.archive.db;
-  let have = (db.prepare('SELECT COUNT(*) AS n FROM studies').get() as { n: number }).n;
+  let have = w.appliance.archive.reads.indexCounts().studies;
   const started = Date.now();
   const from = have;
   while (have < studies) {
@@ -161,113 +123,11 @@ async function loadAppliance(w: WebAppliance, studies: number): Promise<void> {
   process.stdout.write('\n');
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function timeQuery(url: string, headers: Record<string, string>): Promise<{ p50: number; p99: number; results: number }> {
-  const times: number[] = [];
-  let results = 0;
-  for (let run = 0; run < QUERY_RUNS + 5; run++) {
-    const t0 = performance.now();
-    const response = await fetch(url, { headers: { accept: 'application/dicom+json', ...headers } });
-    const text = await response.text();
-    const elapsed = performance.now() - t0;
-    if (response.status !== 200 && response.status !== 204) throw new Error(`${url}: ${response.status} ${text}`);
-    results = text ? (JSON.parse(text) as unknown[]).length : 0;
-    if (run >= 5) times.push(elapsed); // the first runs warm caches and connections
-  }
-  times.sort((a, b) => a - b);
-  return { p50: percentile(times, 50), p99: percentile(times, 99), results };
-}
-
-async function ctFiles(): Promise<{ paths: string[]; studyUid: string; seriesUid: string }> {
-  const dir = join(WORK, 'ct500');
-  const studyUid = '2.25.9100000.1';
-  const seriesUid = '2.25.9100000.2';
-  await mkdir(dir, { recursive: true });
-  const existing = (await readdir(dir)).filter((n) => n.endsWith('.dcm'));
-  if (existing.length !== CT_COUNT) {
-    for (let i = 0; i < CT_COUNT; i++) {
-      const bytes = makeInstance({ studyUid, seriesUid, sopInstanceUid: `2.25.9100000.3.${i}`, instanceNumber: i + 1, rows: 512, columns: 512,
-        patientName: 'Bench^CT', patientId: 'BENCHCT', frameOfReferenceUid: '2.25.9100000.4' });
-      await writeFile(join(dir, `${String(i).padStart(4, '0')}.dcm`), bytes);
-    }
-  }
-  const paths = (await readdir(dir)).filter((n) => n.endsWith('.dcm')).sort().map((n) => join(dir, n));
-  return { paths, studyUid, seriesUid };
-}
-
-/** POSTs files as one multipart/related STOW-RS request, streamed from disk with a known length. */
-async function stowFiles(url: string, paths: string[], headers: Record<string, string>): Promise<number> {
-  const boundary = 'bench-boundary-6b1d0c';
-  const sizes = await Promise.all(paths.map(async (p) => (await readFile(p)).length));
-  const head = (i: number) => Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  const length = paths.reduce((n, _, i) => n + head(i).length + sizes[i]!, 0) + tail.length;
-  async function* body() {
-    for (let i = 0; i < paths.length; i++) {
-      yield head(i);
-      yield await readFile(paths[i]!);
-    }
-    yield tail;
-  }
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(url, {
-      method: 'POST',
-      headers: { ...headers, 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`, 'content-length': length, accept: 'application/dicom+json' },
-    }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (c: Buffer) => chunks.push(c));
-      response.on('end', () => (response.statusCode === 200 ? resolve(response.statusCode) : reject(new Error(`${url}: ${response.statusCode} ${Buffer.concat(chunks).toString().slice(0, 300)}`))));
-    });
-    request.on('error', reject);
-    Readable.from(body()).pipe(request);
-  });
-}
-
 async function benchStow(url: string, paths: string[], headers: Record<string, string>): Promise<number> {
   const groups = Array.from({ length: 5 }, (_, g) => paths.slice(g * 100, (g + 1) * 100));
   const t0 = performance.now();
   await Promise.all(groups.map((group) => stowFiles(url, group, headers)));
   return (performance.now() - t0) / 1000;
-}
-
-/**
- * CPU seconds (user + system, all threads) a server process has used: on a shared 2-core machine this is
- * steadier than wall time, and shows what each server pays per workload.
- */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
-async function withCpu<T>(pid: number, work: () => Promise<T>): Promise<{ value: T; cpu: number }> {
-  const before = cpuSeconds(pid);
-  const value = await work();
-  return { value, cpu: cpuSeconds(pid) - before };
-}
-
-/** GETs url and counts the body bytes; node:http 'data' events, the cheapest client Node has. */
-function getBytes(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    httpGet(url, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', ...headers } }, (response) => {
-      let bytes = 0;
-      response.on('data', (c: Buffer) => (bytes += c.length));
-      response.on('error', reject);
-      response.on('end', () => (response.statusCode === 200 ? resolve(bytes) : reject(new Error(`${url}: ${response.statusCode}`))));
-    }).on('error', reject);
-  });
-}
-
-async function timeGet(url: string, headers: Record<string, string>): Promise<{ seconds: number; bytes: number }> {
-  const t0 = performance.now();
-  const bytes = await getBytes(url, headers);
-  return { seconds: (performance.now() - t0) / 1000, bytes };
-}
-
-function median<T>(values: T[], by: (v: T) => number): T {
-  return [...values].sort((a, b) => by(a) - by(b))[Math.floor(values.length / 2)]!;
 }
 
 /**
@@ -317,10 +177,10 @@ async function benchQido(results: Record<string, string>[]): Promise<void> {
     await loadAppliance(w, studies);
     await w.stop();
     w = undefined;
-    served = await serveAppliance(join(WORK, 'appliance-qido'));
+    served = await serveAppliance(join(WORK, 'appliance-qido'), join(WORK, 'appliance.log'));
     for (const query of QUERIES) {
-      const ours = await timeQuery(`${served.dicomWebUrl}${query.path}`, { authorization: `Bearer ${TOKEN}` });
-      const theirs = await timeQuery(`${orthanc.dicomWebUrl}${query.path}`, {});
+      const ours = await timeQuery(`${served.dicomWebUrl}${query.path}`, AUTH, QUERY_RUNS);
+      const theirs = await timeQuery(`${orthanc.dicomWebUrl}${query.path}`, {}, QUERY_RUNS);
       results.push({
         benchmark: `QIDO ${query.name} (${studies} studies × ${INSTANCES_PER_STUDY})`,
         'DICOM Edge': `p50 ${ours.p50.toFixed(2)} ms, p99 ${ours.p99.toFixed(2)} ms (${ours.results} results)`,
@@ -337,9 +197,9 @@ async function benchQido(results: Record<string, string>[]): Promise<void> {
 
 async function benchStowWado(results: Record<string, string>[]): Promise<void> {
   // STOW-RS and WADO-RS of a 500-instance CT series, into fresh servers, ROUNDS times.
-  const ct = await ctFiles();
+  const ct = await ctSeriesFiles(join(WORK, 'ct500'), CT_COUNT, '2.25.9100000');
   const totalBytes = (await Promise.all(ct.paths.map(async (p) => (await readFile(p)).length))).reduce((a, b) => a + b, 0);
-  const auth = { authorization: `Bearer ${TOKEN}` };
+  const auth = AUTH;
   const series = `/studies/${ct.studyUid}/series/${ct.seriesUid}`;
   const stow = { ours: [] as Array<{ value: number; cpu: number }>, theirs: [] as Array<{ value: number; cpu: number }> };
   type Retrieval = { value: { seconds: number; bytes: number }; cpu: number };
@@ -352,7 +212,8 @@ async function benchStowWado(results: Record<string, string>[]): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     // Orthanc's own default: fsync stored files, as our archive always does (the test config turns it off).
     const orthanc2 = await startOrthanc({ dir: join(roundsDir, `orthanc-${round}`), startTimeoutMs: 60_000, extraConfig: { SyncStorageArea: true } });
-    const w2 = await serveAppliance(join(roundsDir, `appliance-${round}`), round === 0 ? process.env.BENCH_WEB_PROF : undefined);
+    const profile = round === 0 && process.env.BENCH_WEB_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_WEB_PROF] : [];
+    const w2 = await serveAppliance(join(roundsDir, `appliance-${round}`), join(WORK, 'appliance.log'), profile);
     try {
       const ours = {
         stow: () => withCpu(w2.pid, () => benchStow(`${w2.dicomWebUrl}/studies`, ct.paths, auth)),

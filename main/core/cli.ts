@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,7 +13,10 @@ const USAGE = `usage: dicom-edge serve [options]
   --dimse-port PORT   DIMSE listener port (default 11112)
   --http-host HOST    HTTP bind address (default 127.0.0.1)
   --http-port PORT    HTTP port (default 8780)
-  --api-token TOKEN   session token for the HTTP API (default: generated at each start)
+  --api-token-file PATH
+                      read the session token for the HTTP API from this file (first line)
+  --api-token TOKEN   the token itself (shown to every local user by ps; prefer the file
+                      or $DICOM_EDGE_API_TOKEN). Default: http.apiToken, else generated at each start
 
 Flags override settings.json, which overrides the defaults.`;
 
@@ -33,7 +37,25 @@ function portFlag(name: string, value: string | undefined): number | undefined {
 
 class UsageError extends Error {}
 
-export function parseServeArgs(argv: string[]): { dataDir: string; overrides: ApplianceOverrides } {
+/** The API token from --api-token, --api-token-file or $DICOM_EDGE_API_TOKEN, in that order; undefined for none. */
+function apiTokenFrom(flag: string | undefined, file: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (flag !== undefined && file !== undefined) throw new UsageError('give --api-token or --api-token-file, not both');
+  if (flag !== undefined) return flag;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--api-token-file ${file}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    const token = text.split(/\r?\n/)[0]!.trim();
+    if (!token) throw new UsageError(`--api-token-file ${file}: the file is empty`);
+    return token;
+  }
+  return env.DICOM_EDGE_API_TOKEN?.trim() || undefined;
+}
+
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): { dataDir: string; overrides: ApplianceOverrides } {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -44,6 +66,7 @@ export function parseServeArgs(argv: string[]): { dataDir: string; overrides: Ap
       'http-host': { type: 'string' },
       'http-port': { type: 'string' },
       'api-token': { type: 'string' },
+      'api-token-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -52,13 +75,13 @@ export function parseServeArgs(argv: string[]): { dataDir: string; overrides: Ap
     throw new UsageError(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}`);
   }
   return {
-    dataDir: values['data-dir'] ? resolve(values['data-dir']) : defaultDataDir(),
+    dataDir: values['data-dir'] ? resolve(values['data-dir']) : defaultDataDir(env),
     overrides: {
       aeTitle: values.aet,
       dimsePort: portFlag('dimse-port', values['dimse-port']),
       httpHost: values['http-host'],
       httpPort: portFlag('http-port', values['http-port']),
-      apiToken: values['api-token'],
+      apiToken: apiTokenFrom(values['api-token'], values['api-token-file'], env),
     },
   };
 }

@@ -2,20 +2,16 @@
  * The Verification (C-ECHO) check of a peer, as a contract: dimse/ implements it, web/ offers it over
  * HTTP, and neither imports the other (the composition root hands one to the other).
  */
+import type { EchoOutcome } from './contract/api/peers.js';
+
 export interface EchoTarget {
   aeTitle: string;
   host: string;
   port: number;
 }
 
-export interface EchoOutcome {
-  ok: boolean;
-  /** The C-ECHO-RSP status (0 = success); null when no response came back. */
-  status: number | null;
-  /** From the first byte sent to the answer (or the failure). */
-  ms: number;
-  error: string | null;
-}
+/** What the check found; /api/peers/echo answers it as it is. */
+export type { EchoOutcome };
 
 export interface EchoOptions {
   callingAe: string;

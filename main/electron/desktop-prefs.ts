@@ -7,7 +7,7 @@ export interface DesktopPrefs {
   startAtLogin: boolean;
 }
 
-export const DEFAULT_DESKTOP_PREFS: DesktopPrefs = { startMinimised: false, startAtLogin: false };
+const DEFAULT_DESKTOP_PREFS: DesktopPrefs = { startMinimised: false, startAtLogin: false };
 
 /** Reads known boolean fields; anything else falls back to the default (the file is ours alone). */
 export function parseDesktopPrefs(data: unknown, defaults: DesktopPrefs = DEFAULT_DESKTOP_PREFS): DesktopPrefs {

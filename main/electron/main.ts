@@ -127,7 +127,7 @@ async function start(): Promise<void> {
   }
   function updateTray(): void {
     if (!tray) return;
-    const status = trayStatus(readTraySummary(appliance.archive.db, destinationNames(), states));
+    const status = trayStatus(readTraySummary(appliance, destinationNames(), states));
     tray.setImage(trayIcon(status.colour));
     tray.setToolTip(status.tooltip);
     tray.setContextMenu(Menu.buildFromTemplate(trayMenuItems(

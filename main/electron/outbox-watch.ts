@@ -5,24 +5,23 @@
  */
 import type { Appliance } from '../core/appliance.js';
 import type { DestinationState } from '../core/forward/control.js';
-import type { ArchiveEvents, OutboxState } from '../core/store/events.js';
-import type { Db } from '../core/store/database.js';
+import type { ArchiveEvents } from '../core/store/events.js';
 import type { DestinationSummary, TraySummaryInput } from './tray-state.js';
 
-export function readTraySummary(db: Db, destinationNames: string[], states: ReadonlyMap<string, DestinationState>): TraySummaryInput {
-  const rows = db.prepare('SELECT destination, state, COUNT(*) AS n FROM outbox GROUP BY destination, state').all() as
-    { destination: string; state: OutboxState; n: number }[];
+export function readTraySummary(
+  appliance: Pick<Appliance, 'archive'>, destinationNames: string[], states: ReadonlyMap<string, DestinationState>,
+): TraySummaryInput {
   const byName = new Map<string, DestinationSummary>(
     destinationNames.map((name) => [name, { name, state: states.get(name) ?? 'idle', counts: {} }]),
   );
   let unrouted = 0;
-  for (const row of rows) {
+  for (const row of appliance.archive.reads.outboxCounts()) {
     if (row.destination === '*') {
-      if (row.state === 'pending') unrouted += row.n;
+      if (row.state === 'pending') unrouted += row.count;
       continue;
     }
     const summary = byName.get(row.destination);
-    if (summary) summary.counts[row.state] = row.n;
+    if (summary) summary.counts[row.state] = row.count;
   }
   return { destinations: [...byName.values()], unrouted };
 }

@@ -14,7 +14,7 @@ export interface SafeStorageLike {
   decryptString(encrypted: Buffer): string;
 }
 
-export const SAFE_KEY_FILE = 'secret.key.safe';
+const SAFE_KEY_FILE = 'secret.key.safe';
 
 export function safeStorageSecretBox(safeStorage: SafeStorageLike, dataDir: string): SecretBox | undefined {
   if (!safeStorage.isEncryptionAvailable()) return undefined;

@@ -1,5 +1,5 @@
 /** The tray's colour and tooltip from the outbox summary: a technician sees at a glance whether today's work reached the cloud. */
-import type { OutboxState } from '../core/store/events.js';
+import type { OutboxState } from '../core/contract/outbox-states.js';
 import type { DestinationState } from '../core/forward/control.js';
 
 export type TrayColour = 'green' | 'amber' | 'red';

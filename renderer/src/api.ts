@@ -1,89 +1,32 @@
 /**
- * Every HTTP call the renderer makes lives here, so adapting to the server's routes is one file.
+ * Every HTTP call the renderer makes lives here. /api goes through the wire contract's route table
+ * (main/core/contract/api/routes.ts), the one the server declares on its routes: each answer is parsed
+ * with the route's schema, so a server that drifts from the contract fails loudly here.
  * Auth: the Electron preload hands a Bearer token; a plain browser opened with `?token=…` keeps it for the
  * tab (sessionStorage) and also gets the server's session cookie; otherwise the cookie alone is used.
  */
+import { z } from 'zod';
+import type { DicomJson } from '../../main/core/contract/dicom-json';
 import type { DicomEdgeBridge } from '../../preload/api-types';
+import { errorBodySchema } from '../../main/core/contract/api/common';
+import { API_ROUTES, type ApiAnswer, type ApiRoute } from '../../main/core/contract/api/routes';
+import type { SettingsDraft } from '../../main/core/contract/api/settings';
+import { isLiveEventName, parseLiveEvent, type LiveEvent } from '../../main/core/contract/events';
+import { parseProblemLine, type FieldProblem } from '../../main/core/contract/settings-problems';
+import type { PeerSettings } from '../../main/core/contract/settings';
 
-export type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
-export type Counts = Record<OutboxState, number>;
-export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>;
+// The page's CSP allows no eval: zod's compiled fast path would probe `new Function`, which a strict
+// policy reports as a violation even though zod catches the refusal; so it parses without it.
+z.config({ jitless: true });
 
-export interface DestinationStatus {
-  name: string;
-  baseUrl?: string;
-  state: 'online' | 'offline' | 'paused' | 'auth' | 'forbidden' | 'idle';
-  since: number;
-  lastError?: string | null;
-  counts?: Partial<Counts>;
-  pendingBytes?: number;
-  bytesPerSecond?: number;
-  instancesPerSecond?: number;
-  nextAttemptAt?: number | null;
-}
-
-export interface OutboxSummary {
-  destinations: DestinationStatus[];
-  /** Instances received while no destination was configured. */
-  unrouted: number;
-  configured: boolean;
-}
-
-export interface StudySync {
-  studyUid: string;
-  /** Summed over destinations. */
-  counts: Counts;
-  total: number;
-  /** The study's local size on disk (studies.size_bytes). */
-  sizeBytes?: number;
-}
-
-export interface InstanceSync {
-  id?: number;
-  sopInstanceUid: string;
-  destination: string;
-  state: OutboxState;
-  attempts?: number;
-  lastError?: string | null;
-  updatedAt?: number;
-}
-
-export interface Failure {
-  id?: number;
-  studyUid: string;
-  sopInstanceUid: string;
-  destination: string;
-  state: OutboxState;
-  reason: string;
-  failureReason?: number | null;
-  attempts?: number;
-  updatedAt?: number;
-  patientName?: string;
-}
-
-export interface ApplianceInfo {
-  version?: string;
-  aeTitle?: string;
-  dimsePort?: number;
-  httpPort?: number;
-  dataDir?: string;
-  storage?: { usedBytes?: number; freeBytes?: number; maxArchiveBytes?: number };
-  [key: string]: unknown;
-}
-
-export interface FieldProblem {
-  path: string;
-  message: string;
-}
+export type { DicomJson };
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly problems: FieldProblem[] = [], readonly body?: unknown) {
+  constructor(readonly status: number, message: string, readonly problems: FieldProblem[] = []) {
     super(message);
     this.name = 'ApiError';
   }
 }
-
-const EMPTY_COUNTS = (): Counts => ({ pending: 0, sending: 0, delivered: 0, failed: 0, conflict: 0, cancelled: 0 });
 
 function bridge(): DicomEdgeBridge | undefined {
   return typeof window !== 'undefined' ? window.dicomEdge : undefined;
@@ -115,62 +58,27 @@ export function authHeaders(): Record<string, string> {
 
 export const dicomWebRoot = (): string => `${session.baseUrl}/dicom-web`;
 
-async function problemsOf(response: Response): Promise<{ message: string; problems: FieldProblem[]; body?: unknown }> {
+/** The server's error body (contract: errorBodySchema); a body in another form (a proxy's page) is the message as it is. */
+async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text();
   let body: unknown;
   try {
-    body = text ? JSON.parse(text) : undefined;
+    body = JSON.parse(text);
   } catch {
-    return { message: text || response.statusText, problems: [] };
+    return new ApiError(response.status, text || response.statusText);
   }
-  const record = (body ?? {}) as Record<string, unknown>;
-  const list = (record.problems ?? record.issues ?? record.errors ?? record.fields) as unknown;
-  const problems: FieldProblem[] = [];
-  if (Array.isArray(list)) {
-    for (const item of list) {
-      if (typeof item === 'string') {
-        const match = /^field "([^"]+)"[^:]*:\s*(.*)$/.exec(item);
-        problems.push(match ? { path: match[1]!, message: match[2]! } : { path: '', message: item });
-      } else if (item && typeof item === 'object') {
-        const p = item as { path?: unknown; message?: unknown };
-        const path = Array.isArray(p.path) ? p.path.join('.') : String(p.path ?? '');
-        problems.push({ path, message: String(p.message ?? '') });
-      }
-    }
-  }
-  const message = String(record.message ?? record.detail ?? record.title ?? record.error ?? response.statusText);
-  if (problems.length === 0) problems.push(...fieldProblemsInMessage(message));
-  return { message, problems, body };
-}
-
-/** The server names bad settings as `field "a.b" has value X: message`, joined by "; ". */
-export function fieldProblemsInMessage(message: string): FieldProblem[] {
-  const problems: FieldProblem[] = [];
-  const pattern = /field "([^"]*)" has value (?:missing|"(?:[^"\\]|\\.)*"|[^:]*?): (.*?)(?=; field "|$)/g;
-  for (const match of message.matchAll(pattern)) problems.push({ path: match[1] === '(root)' ? '' : match[1]!, message: match[2]! });
-  return problems;
+  const parsed = errorBodySchema.safeParse(body);
+  if (!parsed.success) return new ApiError(response.status, text);
+  return new ApiError(response.status, parsed.data.error, (parsed.data.problems ?? []).map(parseProblemLine));
 }
 
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   for (const [k, v] of Object.entries(authHeaders())) headers.set(k, v);
   const response = await fetch(path.startsWith('http') ? path : `${session.baseUrl}${path}`, { ...init, headers, credentials: 'same-origin' });
-  if (!response.ok) {
-    const { message, problems, body } = await problemsOf(response);
-    throw new ApiError(response.status, message, problems, body);
-  }
+  if (!response.ok) throw await errorOf(response);
   return response;
 }
-
-async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
-  const response = await request(path, { ...init, headers: { Accept: 'application/json', ...(init.headers as Record<string, string>) } });
-  if (response.status === 204) return undefined as T;
-  const text = await response.text();
-  return (text ? JSON.parse(text) : undefined) as T;
-}
-
-const post = <T>(path: string, body?: unknown): Promise<T> =>
-  json<T>(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) });
 
 // ---------------------------------------------------------------- DICOMweb
 
@@ -197,8 +105,9 @@ export function queryInstances(studyUid: string, seriesUid: string): Promise<Dic
   return qido(`/studies/${studyUid}/series/${seriesUid}/instances`, { includefield: 'all', limit: 100000 });
 }
 
-export function seriesMetadata(studyUid: string, seriesUid: string): Promise<DicomJson[]> {
-  return json<DicomJson[]>(`/dicom-web/studies/${studyUid}/series/${seriesUid}/metadata`, { headers: { Accept: 'application/dicom+json' } });
+export async function seriesMetadata(studyUid: string, seriesUid: string): Promise<DicomJson[]> {
+  const response = await request(`/dicom-web/studies/${studyUid}/series/${seriesUid}/metadata`, { headers: { Accept: 'application/dicom+json' } });
+  return (await response.json()) as DicomJson[];
 }
 
 /** A rendered image or thumbnail as an object URL (img elements cannot send the Bearer header). */
@@ -213,191 +122,97 @@ export async function deleteStudy(studyUid: string): Promise<void> {
 
 // ---------------------------------------------------------------- /api
 
-export const getInfo = (): Promise<ApplianceInfo> => json('/api/info');
-
-interface RawDestination {
-  name: string;
-  unrouted?: boolean;
-  counts?: Record<string, { count: number; bytes: number } | number>;
-  bytesPending?: number;
-  rate?: { instancesPerMinute?: number; bytesPerSecond?: number };
-  connection?: { state: string; since: number | null };
-  lastError?: string | null;
-  nextAttemptAt?: number | null;
+interface Call {
+  /** Values of the route's `:name` path parameters. */
+  params?: Record<string, string | number>;
+  query?: Record<string, string | number | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
 }
 
-function countsOf(raw: RawDestination['counts']): Counts {
-  const counts = EMPTY_COUNTS();
-  for (const key of Object.keys(counts) as OutboxState[]) {
-    const v = raw?.[key];
-    counts[key] = typeof v === 'number' ? v : v?.count ?? 0;
-  }
-  return counts;
+/** Calls one route of the contract and parses its answer with the route's schema. */
+async function exchange<K extends ApiRoute>(route: K, call: Call = {}): Promise<{ answer: ApiAnswer<K>; response: Response }> {
+  const [method, template] = route.split(' ') as [string, string];
+  const path = template.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(String(call.params?.[name])));
+  const search = new URLSearchParams(Object.entries(call.query ?? {}).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]]))).toString();
+  const sendsBody = method === 'POST' || method === 'PUT';
+  const response = await request(`${path}${search ? `?${search}` : ''}`, {
+    method,
+    headers: { Accept: 'application/json', ...(sendsBody ? { 'Content-Type': 'application/json' } : {}), ...call.headers },
+    body: sendsBody ? JSON.stringify(call.body ?? {}) : undefined,
+  });
+  const schema = (API_ROUTES[route].response as Partial<Record<number, z.ZodType>>)[200];
+  if (!schema) throw new Error(`${route} has no JSON answer in the contract`);
+  return { answer: schema.parse(await response.json()) as ApiAnswer<K>, response };
 }
 
-/** GET /api/outbox, reshaped per destination; the '*' row (received while no destination existed) is `unrouted`. */
-export async function getOutboxSummary(): Promise<OutboxSummary> {
-  const raw = await json<{ destinations?: RawDestination[] }>('/api/outbox');
-  let unrouted = 0;
-  const destinations: DestinationStatus[] = [];
-  for (const d of raw.destinations ?? []) {
-    const counts = countsOf(d.counts);
-    if (d.unrouted || d.name === '*') {
-      unrouted += counts.pending + counts.sending;
-      continue;
-    }
-    const state = d.connection?.state;
-    destinations.push({
-      name: d.name,
-      state: (state && state !== 'unknown' ? state : 'idle') as DestinationStatus['state'],
-      since: d.connection?.since ?? 0,
-      lastError: d.lastError ?? null,
-      counts,
-      pendingBytes: d.bytesPending ?? 0,
-      bytesPerSecond: d.rate?.bytesPerSecond ?? 0,
-      instancesPerSecond: (d.rate?.instancesPerMinute ?? 0) / 60,
-      nextAttemptAt: d.nextAttemptAt ?? null,
-    });
-  }
-  return { destinations, unrouted, configured: destinations.length > 0 };
+async function api<K extends ApiRoute>(route: K, call?: Call): Promise<ApiAnswer<K>> {
+  return (await exchange(route, call)).answer;
 }
 
-interface RawStudySync {
-  studyUid: string;
-  state?: string;
-  destinations?: { name: string; counts: Record<string, number>; state?: string }[];
-  sizeBytes?: number;
-}
+export const getInfo = () => api('GET /api/info');
+export const getOutboxSummary = () => api('GET /api/outbox');
 
-function toStudySync(raw: RawStudySync): StudySync {
-  const counts = EMPTY_COUNTS();
-  const routed = (raw.destinations ?? []).filter((d) => d.name !== '*');
-  for (const d of routed) {
-    const c = countsOf(d.counts);
-    for (const key of Object.keys(counts) as OutboxState[]) counts[key] += c[key];
-  }
-  const total = Object.values(counts).reduce((a, b) => a + b, 0) - counts.cancelled;
-  return { studyUid: raw.studyUid, counts, total, ...(typeof raw.sizeBytes === 'number' ? { sizeBytes: raw.sizeBytes } : {}) };
-}
-
-/** Sync state of the given studies (batched: the UIDs travel in the query string). */
-export async function getStudiesSync(studyUids: string[]): Promise<Map<string, StudySync>> {
-  const map = new Map<string, StudySync>();
+/** Sync state of the given studies, batched (the UIDs travel in the query string), 4 requests at a time. */
+export async function getStudiesSync(studyUids: string[]): Promise<ApiAnswer<'GET /api/sync'>> {
   const batches: string[][] = [];
   for (let i = 0; i < studyUids.length; i += 150) batches.push(studyUids.slice(i, i + 150));
+  const answers: ApiAnswer<'GET /api/sync'>[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < batches.length) {
-      const batch = batches[next++]!;
-      const list = await json<RawStudySync[]>(`/api/sync?study=${batch.join(',')}`);
-      for (const raw of list) map.set(raw.studyUid, toStudySync(raw));
-    }
+    while (next < batches.length) answers.push(await api('GET /api/sync', { query: { study: batches[next++]!.join(',') } }));
   };
   await Promise.all(Array.from({ length: Math.min(4, batches.length) }, worker));
-  return map;
+  return answers.flat();
 }
 
-/** One instance of a study with its delivery state per destination ('*': received while no destination existed). */
-export interface InstanceRow {
-  sopInstanceUid: string;
-  seriesUid: string;
-  seriesNumber: number | null;
-  instanceNumber: number | null;
-  destinations: InstanceSync[];
-}
+export const getStudySyncDetail = (studyUid: string, limit = 1000, offset = 0) =>
+  api('GET /api/studies/:study/sync', { params: { study: studyUid }, query: { limit, offset } });
+export const getFailures = (limit = 200) => api('GET /api/failures', { query: { limit } });
 
-export interface StudySyncDetail {
-  sync: StudySync;
-  /** Failed or conflicting instances. */
-  problems: InstanceSync[];
-  /** Every instance of the study, one page (failed or conflicting first). */
-  instances: { total: number; offset: number; items: InstanceRow[] };
-}
+export const retryStudy = (study: string) => api('POST /api/studies/:study/retry', { params: { study } });
+export const overwriteStudy = (study: string) => api('POST /api/studies/:study/overwrite', { params: { study } });
+export const retryFailure = (id: number) => api('POST /api/failures/:id/retry', { params: { id } });
+export const overwriteFailure = (id: number) => api('POST /api/failures/:id/overwrite', { params: { id } });
+export const retryDestination = (name: string) => api('POST /api/destinations/:name/retry', { params: { name } });
+export const pause = (name: string) => api('POST /api/destinations/:name/pause', { params: { name } });
+export const resume = (name: string) => api('POST /api/destinations/:name/resume', { params: { name } });
 
-export async function getStudySyncDetail(studyUid: string, limit = 1000, offset = 0): Promise<StudySyncDetail> {
-  const raw = await json<RawStudySync & {
-    problems?: Record<string, unknown>[];
-    instances?: { total: number; offset: number; items: Array<Omit<InstanceRow, 'destinations'> & { destinations: Array<Record<string, unknown>> }> };
-  }>(`/api/studies/${studyUid}/sync?limit=${limit}&offset=${offset}`);
-  const page = raw.instances ?? { total: 0, offset, items: [] };
-  return {
-    sync: toStudySync(raw),
-    problems: (raw.problems ?? []).map((p) => ({
-      id: Number(p.id), sopInstanceUid: String(p.sop_instance_uid), destination: String(p.destination), state: p.state as OutboxState,
-      attempts: Number(p.attempts ?? 0), lastError: (p.last_error as string | null) ?? null, updatedAt: Number(p.updated_at ?? 0),
-    })),
-    instances: {
-      total: page.total,
-      offset: page.offset,
-      items: page.items.map((i) => ({
-        ...i,
-        destinations: i.destinations.map((d) => ({
-          id: Number(d.id), sopInstanceUid: i.sopInstanceUid, destination: String(d.destination), state: d.state as OutboxState,
-          attempts: Number(d.attempts ?? 0), lastError: (d.lastError as string | null) ?? null, updatedAt: Number(d.updatedAt ?? 0),
-        })),
-      })),
-    },
-  };
-}
-
-export async function getFailures(limit = 200): Promise<Failure[]> {
-  const raw = await json<{ items?: Record<string, unknown>[] }>(`/api/failures?limit=${limit}`);
-  return (raw.items ?? []).map((r) => ({
-    id: Number(r.id), studyUid: String(r.study_uid), sopInstanceUid: String(r.sop_instance_uid), destination: String(r.destination),
-    state: r.state as OutboxState, reason: String(r.last_error ?? (r.failure_reason ? `failure reason ${r.failure_reason}` : '')),
-    failureReason: (r.failure_reason as number | null) ?? null, attempts: Number(r.attempts ?? 0), updatedAt: Number(r.updated_at ?? 0),
-    patientName: typeof r.patient_name === 'string' ? r.patient_name : undefined,
-  }));
-}
-
-export interface ActionResult { action?: string; changed?: number }
-
-export const retryStudy = (studyUid: string): Promise<ActionResult> => post(`/api/studies/${studyUid}/retry`);
-export const overwriteStudy = (studyUid: string): Promise<ActionResult> => post(`/api/studies/${studyUid}/overwrite`);
-export const retryFailure = (id: number): Promise<ActionResult> => post(`/api/failures/${id}/retry`);
-export const overwriteFailure = (id: number): Promise<ActionResult> => post(`/api/failures/${id}/overwrite`);
-export const retryDestination = (name: string): Promise<ActionResult> => post(`/api/destinations/${encodeURIComponent(name)}/retry`);
-export const pause = (name: string): Promise<ActionResult> => post(`/api/destinations/${encodeURIComponent(name)}/pause`);
-export const resume = (name: string): Promise<ActionResult> => post(`/api/destinations/${encodeURIComponent(name)}/resume`);
+/** The number of rows an action changed (0 for pause and resume, which change none). */
+export const changedBy = (result: ApiAnswer<'POST /api/destinations/:name/retry'>): number => ('changed' in result ? result.changed : 0);
 
 /** Retries every failed or conflicting instance of every destination. */
-export async function retryAll(destinations: string[]): Promise<ActionResult> {
+export async function retryAll(destinations: string[]): Promise<{ changed: number }> {
   let changed = 0;
-  for (const name of destinations) changed += (await retryDestination(name)).changed ?? 0;
-  return { action: 'retry', changed };
+  for (const name of destinations) changed += changedBy(await retryDestination(name));
+  return { changed };
 }
 
-export async function getSettings(): Promise<Record<string, unknown>> {
-  return json('/api/settings');
+/** The revision (ETag) of the settings last read or written here; a write sends it, so a concurrent edit is not overwritten (409). */
+let settingsRevision: string | null = null;
+
+export async function getSettings(): Promise<ApiAnswer<'GET /api/settings'>> {
+  const { answer, response } = await exchange('GET /api/settings');
+  settingsRevision = response.headers.get('etag');
+  return answer;
 }
-export async function putSettings(settings: unknown): Promise<Record<string, unknown>> {
-  const result = await json<{ settings?: Record<string, unknown> }>('/api/settings', {
-    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings),
-  });
-  return result.settings ?? (settings as Record<string, unknown>);
+
+export async function putSettings(settings: SettingsDraft): Promise<ApiAnswer<'PUT /api/settings'>> {
+  const { answer, response } = await exchange('PUT /api/settings', { body: settings, headers: settingsRevision ? { 'If-Match': settingsRevision } : {} });
+  settingsRevision = response.headers.get('etag');
+  return answer;
 }
 
-/** POST /api/peers/echo answers 200 with the outcome, whether or not the peer answered. */
-export interface EchoResult { ok: boolean; status: number | null; ms: number; error: string | null }
-export const echoPeer = (peer: { aeTitle: string; host: string; port: number }): Promise<EchoResult> => post('/api/peers/echo', peer);
+export const echoPeer = (peer: Pick<PeerSettings, 'aeTitle' | 'host' | 'port'>) => api('POST /api/peers/echo', { body: peer });
 
-export interface TestConnectionResult { ok: boolean; step: 'token' | 'qido'; status?: number; message: string }
-export const testDestination = (name: string): Promise<TestConnectionResult> => post(`/api/destinations/${encodeURIComponent(name)}/test`);
+/** Tests the destination as edited in the form (`draft`, secrets may be the mask), or as saved. */
+export const testDestination = (name: string, draft?: unknown) =>
+  api('POST /api/destinations/:name/test', { params: { name }, body: draft === undefined ? undefined : { destination: draft } });
 
-export type DeviceCodeStatus =
-  | { state: 'idle' }
-  | { state: 'waiting'; userCode: string; verificationUri: string; message: string; expiresAt: number }
-  | { state: 'signed-in'; account: string }
-  | { state: 'failed'; error: string };
-export const startDeviceCode = (name: string): Promise<DeviceCodeStatus> => post(`/api/destinations/${encodeURIComponent(name)}/sign-in`);
-export const deviceCodeStatus = (name: string): Promise<DeviceCodeStatus> => json(`/api/destinations/${encodeURIComponent(name)}/sign-in`);
+export const startDeviceCode = (name: string) => api('POST /api/destinations/:name/sign-in', { params: { name } });
+export const deviceCodeStatus = (name: string) => api('GET /api/destinations/:name/sign-in', { params: { name } });
 
 // ---------------------------------------------------------------- live events
-
-export interface LiveEvent {
-  type: string;
-  data: Record<string, unknown>;
-}
 
 /**
  * Server-Sent Events over fetch (EventSource cannot send the Bearer header). Reconnects with a short
@@ -444,7 +259,8 @@ export function subscribeEvents(onEvent: (event: LiveEvent) => void, onState: (c
   };
 }
 
-export function parseSseBlock(block: string): LiveEvent | null {
+/** One event of the stream, checked against the contract; comments, retry hints and unknown event names are skipped. */
+function parseSseBlock(block: string): LiveEvent | null {
   let type = 'message';
   const data: string[] = [];
   for (const line of block.split(/\r?\n/)) {
@@ -455,15 +271,11 @@ export function parseSseBlock(block: string): LiveEvent | null {
     if (field === 'event') type = value;
     else if (field === 'data') data.push(value);
   }
-  if (data.length === 0) return null;
+  if (data.length === 0 || !isLiveEventName(type)) return null;
   try {
-    const parsed = JSON.parse(data.join('\n')) as Record<string, unknown>;
-    // Some servers wrap: { type, payload }.
-    if (type === 'message' && typeof parsed.type === 'string') {
-      return { type: parsed.type, data: (parsed.payload ?? parsed.data ?? parsed) as Record<string, unknown> };
-    }
-    return { type, data: parsed };
-  } catch {
+    return parseLiveEvent(type, JSON.parse(data.join('\n')));
+  } catch (error) {
+    console.error(`live event ${type} does not match the contract: ${(error as Error).message}`);
     return null;
   }
 }

@@ -1,19 +1,7 @@
 /** Formatting of DICOM values and numbers for display. Pure functions. */
-import type { DicomJson } from './api';
+import type { DicomJson } from '../../main/core/contract/dicom-json';
 
-export const TAG = {
-  PatientName: '00100010', PatientID: '00100020', PatientBirthDate: '00100030', PatientSex: '00100040',
-  StudyInstanceUID: '0020000D', StudyDate: '00080020', StudyTime: '00080030', AccessionNumber: '00080050',
-  StudyDescription: '00081030', ModalitiesInStudy: '00080061', NumberOfStudyRelatedSeries: '00201206',
-  NumberOfStudyRelatedInstances: '00201208', SeriesInstanceUID: '0020000E', Modality: '00080060',
-  SeriesNumber: '00200011', SeriesDescription: '0008103E', BodyPartExamined: '00180015', NumberOfSeriesRelatedInstances: '00201209',
-  SOPInstanceUID: '00080018', SOPClassUID: '00080016', InstanceNumber: '00200013', NumberOfFrames: '00280008',
-  Rows: '00280010', Columns: '00280011', TransferSyntaxUID: '00020010', AvailableTransferSyntaxUID: '00083002',
-  SliceLocation: '00201041', SliceThickness: '00180050', WindowCenter: '00281050', WindowWidth: '00281051',
-  StudyID: '00200010', InstitutionName: '00080080',
-} as const;
-
-export function value(ds: DicomJson | undefined, tag: string): unknown {
+function value(ds: DicomJson | undefined, tag: string): unknown {
   return ds?.[tag]?.Value?.[0];
 }
 
@@ -77,13 +65,6 @@ export function duration(seconds: number | undefined): string {
   return `${Math.floor(seconds / 86400)} d ${Math.round((seconds % 86400) / 3600)} h`;
 }
 
-export function since(ms: number | undefined, now = Date.now()): string {
-  if (!ms) return '';
-  const s = Math.max(0, (now - ms) / 1000);
-  if (s < 60) return 'just now';
-  return `${duration(s)} ago`;
-}
-
 export function clock(ms: number | undefined): string {
   if (!ms) return '';
   const d = new Date(ms);
@@ -92,7 +73,7 @@ export function clock(ms: number | undefined): string {
   return d.toDateString() === today.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
-export const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
+const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
   '1.2.840.10008.1.2': 'Implicit VR Little Endian',
   '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
   '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',

@@ -1,27 +1,14 @@
 import './styles.css';
-import { getInfo, getOutboxSummary, session, subscribeEvents, type LiveEvent } from './api';
+import { getInfo, getOutboxSummary, session, subscribeEvents } from './api';
 import { clear, h } from './dom';
 import { bytes } from './format';
 import { StudyStore } from './study-store';
+import type { AppContext, View } from './view';
 import { settingsView } from './views/settings';
 import { studiesView } from './views/studies';
 import { studyView } from './views/study';
 import { recordDelivery, syncView } from './views/sync';
 import { viewerView } from './views/viewer';
-
-export interface View {
-  element: HTMLElement;
-  /** Live event for this view. */
-  onEvent?(event: LiveEvent): void;
-  dispose?(): void;
-}
-
-export interface AppContext {
-  store: StudyStore;
-  navigate(hash: string): void;
-  /** Destination status cache for the list's "no destination" state. */
-  refreshSummary(): Promise<void>;
-}
 
 const store = new StudyStore();
 const app = document.getElementById('app')!;
@@ -56,11 +43,12 @@ const context: AppContext = {
   refreshSummary: async () => {
     try {
       const summary = await getOutboxSummary();
-      const flipped = store.configured !== summary.configured;
-      store.configured = summary.configured;
+      const routed = summary.destinations.filter((d) => !d.unrouted);
+      const flipped = store.configured !== routed.length > 0;
+      store.configured = routed.length > 0;
       // Rows that waited for a destination are assigned to it without per-study events: re-read them all.
       if (flipped && store.loaded) void store.loadSync().then((changed) => changed && store.notify());
-      const failed = summary.destinations.reduce((n, d) => n + (d.counts?.failed ?? 0) + (d.counts?.conflict ?? 0), 0);
+      const failed = routed.reduce((n, d) => n + d.counts.failed.count + d.counts.conflict.count, 0);
       syncBadge.hidden = failed === 0;
       syncBadge.textContent = String(failed);
     } catch {
@@ -92,15 +80,13 @@ window.addEventListener('hashchange', route);
 
 subscribeEvents(
   (event) => {
-    const studyUid = typeof event.data.studyUid === 'string' ? event.data.studyUid : undefined;
-    if (studyUid && (event.type === 'study-updated' || event.type === 'instance-deleted')) {
-      store.studyChanged(studyUid);
+    if (event.type === 'study-updated' || event.type === 'instance-deleted') {
+      store.studyChanged(event.data.studyUid);
       scheduleInfo();
     }
-    if (studyUid && event.type === 'outbox-changed') {
-      store.syncChanged(studyUid);
-      const uids = event.data.sopInstanceUids;
-      if (event.data.state === 'delivered') recordDelivery(String(event.data.destination), studyUid, Array.isArray(uids) ? uids.length : 1);
+    if (event.type === 'outbox-changed') {
+      store.syncChanged(event.data.studyUid);
+      if (event.data.state === 'delivered') recordDelivery(event.data.destination, event.data.studyUid, event.data.sopInstanceUids.length);
     }
     if (event.type === 'outbox-changed' || event.type === 'destination-status') scheduleSummary();
     current?.onEvent?.(event);
@@ -132,11 +118,8 @@ function scheduleInfo(): void {
 async function loadInfo(): Promise<void> {
   try {
     const info = await getInfo();
-    const ae = info.aeTitle ?? (info as { dimse?: { aeTitle?: string } }).dimse?.aeTitle;
-    const port = info.dimsePort ?? (info as { ports?: { dimse?: number } }).ports?.dimse;
-    const used = info.storage?.usedBytes ?? (info as { storage?: { archiveBytes?: number } }).storage?.archiveBytes;
-    footerInfo.textContent = [ae && port ? `${ae} · port ${port}` : ae, used !== undefined ? `${bytes(used)} stored` : '',
-      session.appVersion || info.version ? `v${session.appVersion || info.version}` : ''].filter(Boolean).join(' · ');
+    footerInfo.textContent = [`${info.aeTitle} · port ${info.ports.dimse}`, `${bytes(info.storage.usedBytes)} stored`,
+      `v${session.appVersion || info.version}`].join(' · ');
   } catch {
     footerInfo.textContent = '';
   }

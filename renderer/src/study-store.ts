@@ -2,8 +2,11 @@
  * The study list's data: every local study (QIDO, paged) with its sync state, kept current from the
  * live events. Views subscribe and re-filter; nothing here touches the DOM.
  */
-import { getStudiesSync, queryStudies, type Counts, type DicomJson, type StudySync } from './api';
-import { TAG, num, personName, str, strings } from './format';
+import type { StudySync } from '../../main/core/contract/api/sync';
+import { TAG, type DicomJson } from '../../main/core/contract/dicom-json';
+import { OUTBOX_STATES, type OutboxState } from '../../main/core/contract/outbox-states';
+import { getStudiesSync, queryStudies } from './api';
+import { num, personName, str, strings } from './format';
 
 export interface StudyRow {
   uid: string;
@@ -20,16 +23,33 @@ export interface StudyRow {
   numSeries: number;
   numInstances: number;
   sizeBytes?: number;
-  sync?: StudySync;
+  sync?: StudyProgress;
   /** Lower-cased name, ID and accession for the search box. */
   haystack: string;
 }
 
+/** A study's uploads summed over its destinations; `total` leaves out cancelled rows. */
+export interface StudyProgress {
+  counts: Record<OutboxState, number>;
+  total: number;
+}
+
+/** Rows queued while no destination existed ('*') wait for one and are no upload yet. */
+export function progressOf(sync: StudySync): StudyProgress {
+  const counts = Object.fromEntries(OUTBOX_STATES.map((state) => [state, 0])) as Record<OutboxState, number>;
+  for (const destination of sync.destinations) {
+    if (destination.name === '*') continue;
+    for (const state of OUTBOX_STATES) counts[state] += destination.counts[state];
+  }
+  const total = OUTBOX_STATES.reduce((n, state) => n + counts[state], 0) - counts.cancelled;
+  return { counts, total };
+}
+
 export type SyncLabel = 'none' | 'waiting' | 'pending' | 'uploading' | 'done' | 'failed' | 'conflict';
 
-export function syncLabel(sync: StudySync | undefined, configured: boolean): { label: SyncLabel; text: string; progress: number } {
+export function syncLabel(sync: StudyProgress | undefined, configured: boolean): { label: SyncLabel; text: string; progress: number } {
   if (!sync || sync.total === 0) return configured ? { label: 'none', text: '–', progress: 0 } : { label: 'waiting', text: 'no destination', progress: 0 };
-  const c: Counts = sync.counts;
+  const c = sync.counts;
   const progress = sync.total > 0 ? c.delivered / sync.total : 0;
   if (c.failed > 0) return { label: 'failed', text: `failed ${c.failed}`, progress };
   if (c.conflict > 0) return { label: 'conflict', text: `conflict ${c.conflict}`, progress };
@@ -166,13 +186,13 @@ export class StudyStore {
   async loadSync(uids: string[] = [...this.rows.keys()]): Promise<boolean> {
     let changed = false;
     try {
-      const sync = await getStudiesSync(uids);
-      for (const [uid, entry] of sync) {
-        const row = this.rows.get(uid);
+      for (const sync of await getStudiesSync(uids)) {
+        const row = this.rows.get(sync.studyUid);
         if (!row) continue;
-        if (JSON.stringify(row.sync) !== JSON.stringify(entry)) changed = true;
-        row.sync = entry;
-        if (typeof entry.sizeBytes === 'number') row.sizeBytes = entry.sizeBytes;
+        const progress = progressOf(sync);
+        if (JSON.stringify(row.sync) !== JSON.stringify(progress) || row.sizeBytes !== sync.sizeBytes) changed = true;
+        row.sync = progress;
+        row.sizeBytes = sync.sizeBytes;
       }
     } catch {
       /* sync state is optional (no forward service yet): the list still works */

@@ -15,7 +15,7 @@ export interface DicomRequestRecord {
   path: string;
   query: string;
   partition: string;
-  kind: 'store' | 'search' | 'retrieve' | 'delete' | 'other';
+  kind: 'store' | 'search' | 'retrieve' | 'metadata' | 'changefeed' | 'delete' | 'other';
   /** HTTP status sent, or how the exchange ended without one. */
   status: number | 'dropped' | 'aborted' | 'pending';
   bytesReceived: number;

@@ -1,6 +1,6 @@
 // Fault modes of the Azure DICOM double and the bookkeeping that decides, request by request and
 // instance by instance, what the active fault does. Faults act on store (STOW-RS) requests,
-// except 'down', which acts on every connection.
+// except 'down', which acts on every connection, and the '-retrieve' ones, which act on WADO-RS retrieves.
 
 export type Fault =
   /** Read part of the body (default: half its Content-Length), then destroy the socket; nothing is stored. */
@@ -22,7 +22,13 @@ export type Fault =
   /** These SOP instances (all if none given) fail with 45071 for their first `failures` attempts (default 1). */
   | { kind: 'transient-45071'; sopUids?: string[]; failures?: number }
   /** These SOP instances (all if none given) are stored with WarningReason `reason` (default 45063) → 202. */
-  | { kind: 'warning'; sopUids?: string[]; reason?: number; times?: number };
+  | { kind: 'warning'; sopUids?: string[]; reason?: number; times?: number }
+  /** A retrieve sends `afterParts` whole parts and half of the next one, then destroys the socket (an upstream killed mid-fetch). */
+  | { kind: 'cut-retrieve'; afterParts: number; times?: number }
+  /** A retrieve waits `ms` before it answers (a slow archive), so that readers arriving meanwhile find the fetch running. */
+  | { kind: 'slow-retrieve'; ms: number; times?: number }
+  /** A retrieve sends `afterParts` whole parts, then waits for `until` before it sends the rest (an archive that stalls mid-study). */
+  | { kind: 'hold-retrieve'; afterParts: number; until: Promise<unknown>; times?: number };
 
 export type FaultKind = Fault['kind'];
 
@@ -56,7 +62,7 @@ export class FaultState {
   /** Called once per store request; counts down `times` and clears the fault when it runs out. */
   forStoreRequest(): RequestAction {
     const fault = this.fault;
-    if (!fault || fault.kind === 'down') return { kind: 'none' };
+    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve' || fault.kind === 'slow-retrieve' || fault.kind === 'hold-retrieve') return { kind: 'none' };
     const n = this.storeRequests++;
     let action: RequestAction = { kind: 'none' };
     switch (fault.kind) {
@@ -88,6 +94,18 @@ export class FaultState {
     }
     this.countDown();
     return action;
+  }
+
+  /**
+   * Called once per retrieve request: a wait before answering, how many whole parts to send before cutting the
+   * connection, or before waiting for `until`.
+   */
+  forRetrieveRequest(): { afterParts: number; until?: Promise<unknown> } | { delayMs: number } | undefined {
+    const fault = this.fault;
+    if (fault?.kind !== 'cut-retrieve' && fault?.kind !== 'slow-retrieve' && fault?.kind !== 'hold-retrieve') return undefined;
+    this.countDown();
+    if (fault.kind === 'slow-retrieve') return { delayMs: fault.ms };
+    return fault.kind === 'cut-retrieve' ? { afterParts: fault.afterParts } : { afterParts: fault.afterParts, until: fault.until };
   }
 
   /** A failure reason the fault imposes on this instance, if any. */

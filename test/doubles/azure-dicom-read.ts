@@ -2,6 +2,7 @@
 import type { InstanceStore, StoredInstance } from './azure-dicom-store.js';
 import { instanceUrl, problem, type Exchange } from './azure-dicom-exchange.js';
 import { qidoObject } from './dicom-json.js';
+import { instanceMetadata } from './dicom-metadata.js';
 import { buildMultipartRelated, parseMediaType } from './multipart-related.js';
 
 export type SearchLevel = 'studies' | 'series' | 'instances';
@@ -50,7 +51,9 @@ export function handleSearch(ex: Exchange, store: InstanceStore, level: SearchLe
  * Bytes are as stored with the preamble nulled; the double never transcodes, so a specific
  * transfer-syntax other than the stored one gets 406.
  */
-export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string): void {
+export function handleRetrieve(
+  ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string, cut?: { afterParts: number; until?: Promise<unknown> },
+): void {
   const found = store
     .list(ex.rec.partition)
     .filter((i) => i.studyUid === studyUid && (!seriesUid || i.seriesUid === seriesUid) && (!sopUid || i.sopUid === sopUid));
@@ -67,9 +70,37 @@ export function handleRetrieve(ex: Exchange, store: InstanceStore, studyUid: str
     ex.res.end(bytes);
     return;
   }
-  const { body, contentType } = buildMultipartRelated(found.map((i) => ({ body: withNullPreamble(i.bytes), contentType: partType(i) })));
+  const parts = found.map((i) => ({ body: withNullPreamble(i.bytes), contentType: partType(i) }));
+  const { body, contentType, boundary } = buildMultipartRelated(parts);
   ex.res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
+  if (cut?.until && cut.afterParts < parts.length) {
+    // The whole parts before the hold, then nothing until it is released.
+    const whole = buildMultipartRelated(parts.slice(0, cut.afterParts), { boundary }).body.length - Buffer.byteLength(`--${boundary}--\r\n`);
+    ex.res.write(body.subarray(0, whole));
+    void cut.until.then(() => ex.res.end(body.subarray(whole)));
+    return;
+  }
+  if (cut && cut.afterParts < parts.length) {
+    // The whole parts before the cut, then the next part's headers and half its bytes: the upstream dies mid-instance.
+    const whole = buildMultipartRelated(parts.slice(0, cut.afterParts), { boundary }).body.length - Buffer.byteLength(`--${boundary}--\r\n`);
+    const next = parts[cut.afterParts]!;
+    const offset = whole + Buffer.byteLength(`--${boundary}\r\nContent-Type: ${next.contentType}\r\n\r\n`) + Math.floor(next.body.length / 2);
+    ex.res.write(body.subarray(0, offset), () => ex.res.socket?.destroy());
+    return;
+  }
   ex.res.end(body);
+}
+
+/** WADO-RS metadata of a study, series or instance: a JSON array of DICOM JSON data sets without bulk data. */
+export function handleMetadata(ex: Exchange, store: InstanceStore, studyUid: string, seriesUid?: string, sopUid?: string): void {
+  const found = store
+    .list(ex.rec.partition)
+    .filter((i) => i.studyUid === studyUid && (!seriesUid || i.seriesUid === seriesUid) && (!sopUid || i.sopUid === sopUid));
+  if (found.length === 0) return ex.reply(404, problem('NotFound', 'The specified resource was not found.'));
+  const accept = ex.req.headers.accept;
+  const acceptable = !accept || accept.split(',').some((item) => ['application/dicom+json', 'application/json', '*/*'].includes(parseMediaType(item)?.type ?? ''));
+  if (!acceptable) return ex.reply(406, problem('NotAcceptable', `The Accept header '${accept}' is not supported.`));
+  ex.reply(200, found.map((i) => instanceMetadata(i.bytes)), {}, 'application/dicom+json');
 }
 
 const QUERY_FIELDS: Record<string, keyof StoredInstance> = {

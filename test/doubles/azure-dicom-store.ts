@@ -1,4 +1,5 @@
-// In-memory archive of the Azure DICOM double: instance bytes keyed by partition and SOP Instance UID.
+// In-memory archive of the Azure DICOM double: instance bytes keyed by partition and SOP Instance UID, and
+// the change feed of everything stored, replaced and deleted.
 import type { InstanceInfo } from './dicom-instance-info.js';
 
 export const DEFAULT_PARTITION = 'Microsoft.Default';
@@ -13,18 +14,39 @@ export interface StoredInstance extends Omit<Identified, 'hasPatientId'> {
   storedAt: Date;
   /** 1 when created; +1 for each upsert (PUT) that replaced it. */
   writes: number;
+  /** Service-wide version of these bytes, as dicom-server's watermark: a change-feed entry is current while it matches. */
+  watermark: number;
+}
+
+export type ChangeAction = 'create' | 'update' | 'delete';
+
+/** One change-feed record as the service keeps it; State and Metadata are worked out when read. */
+export interface ChangeRecord {
+  sequence: number;
+  partition: string;
+  studyUid: string;
+  seriesUid: string;
+  sopUid: string;
+  action: ChangeAction;
+  timestamp: Date;
+  /** The version the action wrote (create, update) or removed (delete). */
+  watermark: number;
 }
 
 export class InstanceStore {
   private readonly byKey = new Map<string, StoredInstance>();
+  /** The change feed: one record per create, update and delete, Sequence increasing across partitions. */
+  readonly changes: ChangeRecord[] = [];
+  private lastWatermark = 0;
 
   get(partition: string, sopUid: string): StoredInstance | undefined {
     return this.byKey.get(key(partition, sopUid));
   }
 
-  /** Creates or replaces the instance; returns what is now stored. */
+  /** Creates or replaces the instance (a create or an update in the change feed); returns what is now stored. */
   put(partition: string, info: Identified, bytes: Buffer): StoredInstance {
     const previous = this.get(partition, info.sopUid);
+    const watermark = ++this.lastWatermark;
     const stored: StoredInstance = {
       partition,
       studyUid: info.studyUid,
@@ -40,8 +62,10 @@ export class InstanceStore {
       bytes,
       storedAt: new Date(),
       writes: (previous?.writes ?? 0) + 1,
+      watermark,
     };
     this.byKey.set(key(partition, info.sopUid), stored);
+    this.record(stored, previous ? 'update' : 'create');
     return stored;
   }
 
@@ -50,7 +74,10 @@ export class InstanceStore {
     const victims = this.list(partition).filter(
       (i) => i.studyUid === studyUid && (!seriesUid || i.seriesUid === seriesUid) && (!sopUid || i.sopUid === sopUid),
     );
-    for (const v of victims) this.byKey.delete(key(partition, v.sopUid));
+    for (const v of victims) {
+      this.byKey.delete(key(partition, v.sopUid));
+      this.record(v, 'delete');
+    }
     return victims.length;
   }
 
@@ -61,6 +88,14 @@ export class InstanceStore {
 
   clear(): void {
     this.byKey.clear();
+    this.changes.length = 0;
+  }
+
+  private record(instance: StoredInstance, action: ChangeAction): void {
+    this.changes.push({
+      sequence: this.changes.length + 1, partition: instance.partition, studyUid: instance.studyUid, seriesUid: instance.seriesUid,
+      sopUid: instance.sopUid, action, timestamp: new Date(), watermark: instance.watermark,
+    });
   }
 }
 

@@ -1,14 +1,16 @@
 // Azure Health Data Services DICOM service (v2 API) double on 127.0.0.1, after the v2
 // conformance statement and microsoft/dicom-server: STOW-RS (POST, and PUT upsert), QIDO-RS,
-// WADO-RS and DELETE under /v2 and /v2/partitions/{name}; an optional bearer-token check; fault
+// WADO-RS (instances and metadata), DELETE and the change feed under /v2 and
+// /v2/partitions/{name}; an optional bearer-token check; fault
 // modes switchable at run time. It records every request and keeps every stored instance's bytes,
 // so a test judges delivery by what the upstream holds.
 import type http from 'node:http';
 import { checkBearer, type BearerAuthOptions } from './bearer-auth.js';
 import { drain, problem, type DicomRequestRecord, type Exchange, type InstanceOutcome } from './azure-dicom-exchange.js';
 import { FaultState, type Fault } from './azure-dicom-faults.js';
-import { handleRetrieve, handleSearch, type SearchLevel } from './azure-dicom-read.js';
-import { DEFAULT_PARTITION, InstanceStore, type StoredInstance } from './azure-dicom-store.js';
+import { handleChangeFeed } from './azure-dicom-changefeed.js';
+import { handleMetadata, handleRetrieve, handleSearch, type SearchLevel } from './azure-dicom-read.js';
+import { DEFAULT_PARTITION, InstanceStore, type ChangeRecord, type StoredInstance } from './azure-dicom-store.js';
 import { handleStow } from './azure-dicom-stow.js';
 import { readInstanceInfo } from './dicom-instance-info.js';
 import { listenLoopback, sendEmpty, sendJson, type LoopbackServer } from './http-server.js';
@@ -16,7 +18,8 @@ import { listenLoopback, sendEmpty, sendJson, type LoopbackServer } from './http
 export type { BearerAuthOptions } from './bearer-auth.js';
 export type { DicomRequestRecord, InstanceOutcome } from './azure-dicom-exchange.js';
 export type { Fault } from './azure-dicom-faults.js';
-export type { StoredInstance } from './azure-dicom-store.js';
+export type { ChangeRecord, StoredInstance } from './azure-dicom-store.js';
+export type { ChangeFeedEntryJson } from './azure-dicom-changefeed.js';
 export { DEFAULT_PARTITION } from './azure-dicom-store.js';
 
 export interface AzureDicomDoubleOptions {
@@ -124,12 +127,22 @@ export class AzureDicomDouble {
     return this.outcomes(sopUid, partition).filter((o) => o.outcome !== 'failed').length;
   }
 
+  /** The change feed as recorded, every partition, in Sequence order. */
+  changes(): readonly ChangeRecord[] {
+    return this.store.changes;
+  }
+
+  /** Requests of one kind (e.g. 'retrieve' to count WADO-RS fetches), in arrival order. */
+  requestsOf(kind: DicomRequestRecord['kind']): DicomRequestRecord[] {
+    return this.requests.filter((r) => r.kind === kind);
+  }
+
   /** Store requests (POST/PUT …/studies[/{study}]) in arrival order. */
   storeRequests(): DicomRequestRecord[] {
     return this.requests.filter((r) => r.kind === 'store');
   }
 
-  /** Puts an instance in the archive directly, as if stored before (e.g. to provoke 45070). */
+  /** Puts an instance in the archive directly, as if stored before (e.g. to provoke 45070); the change feed records it. */
   seedInstance(bytes: Buffer, partition = DEFAULT_PARTITION): StoredInstance {
     const { studyUid, seriesUid, sopUid, sopClassUid, ...rest } = readInstanceInfo(bytes);
     if (!studyUid || !seriesUid || !sopUid || !sopClassUid) throw new Error('instance lacks UIDs');
@@ -192,18 +205,24 @@ export class AzureDicomDouble {
       ex.prefix = `/v2/partitions/${name}`;
       segments = segments.slice(2);
     }
+    const changeFeed = segments[0] === 'changefeed' && method === 'GET' && (segments.length === 1 || (segments.length === 2 && segments[1] === 'latest'));
+    const metadata = method === 'GET' && segments.length > 1 && segments.at(-1) === 'metadata';
+    if (metadata) segments = segments.slice(0, -1);
     const [s0, study, s2, series, s4, instance, ...rest] = segments;
     const last = segments.at(-1);
-    rec.kind =
-      s0 === 'studies' && (method === 'POST' || method === 'PUT') && segments.length <= 2
-        ? 'store'
-        : method === 'GET' && (last === 'studies' || last === 'series' || last === 'instances')
-          ? 'search'
-          : method === 'GET'
-            ? 'retrieve'
-            : method === 'DELETE'
-              ? 'delete'
-              : 'other';
+    rec.kind = changeFeed
+      ? 'changefeed'
+      : metadata
+        ? 'metadata'
+        : s0 === 'studies' && (method === 'POST' || method === 'PUT') && segments.length <= 2
+          ? 'store'
+          : method === 'GET' && (last === 'studies' || last === 'series' || last === 'instances')
+            ? 'search'
+            : method === 'GET'
+              ? 'retrieve'
+              : method === 'DELETE'
+                ? 'delete'
+                : 'other';
 
     if (this.auth) {
       const outcome = await checkBearer(req.headers.authorization, this.auth);
@@ -218,6 +237,10 @@ export class AzureDicomDouble {
       return handleStow(ex, { partition: rec.partition, studyUid: study, upsert: method === 'PUT' }, this.store, this.faults);
     }
     await drain(ex);
+    if (rec.kind === 'changefeed') {
+      const partition = ex.prefix === '/v2' ? undefined : rec.partition;
+      return handleChangeFeed(ex, this.store, url.searchParams, segments.length === 2, partition);
+    }
     if (rec.kind === 'search') {
       const level = last as SearchLevel;
       const shape =
@@ -228,7 +251,12 @@ export class AzureDicomDouble {
     const resource =
       s0 === 'studies' && study && rest.length === 0 && (s2 === undefined || (s2 === 'series' && series)) && (s4 === undefined || (s4 === 'instances' && instance));
     if (!resource) return ex.reply(rec.kind === 'other' ? 405 : 404, problem('NotFound', 'Unknown resource.'));
-    if (rec.kind === 'retrieve') return handleRetrieve(ex, this.store, study, series, instance);
+    if (rec.kind === 'metadata') return handleMetadata(ex, this.store, study, series, instance);
+    if (rec.kind === 'retrieve') {
+      const fault = this.faults.forRetrieveRequest();
+      if (fault && 'delayMs' in fault) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+      return handleRetrieve(ex, this.store, study, series, instance, fault && 'afterParts' in fault ? fault : undefined);
+    }
     if (rec.kind === 'delete') {
       const n = this.store.delete(rec.partition, study, series, instance);
       return n ? ex.reply(204) : ex.reply(404, problem('NotFound', 'The specified resource was not found.'));

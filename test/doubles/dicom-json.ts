@@ -1,26 +1,16 @@
 // DICOM JSON (PS3.18 F) bodies the Azure DICOM service returns: the STOW-RS store response and
-// QIDO-RS result objects.
+// QIDO-RS result objects. Tags and VRs come from the appliance's data dictionary (dcmjs').
 
-export type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
+import { entryOf, tagsOf } from '../../main/core/dicom/dictionary.js';
+import type { DicomJson } from '../../main/core/dicom/json-model.js';
 
-export const Tag = {
-  RetrieveURL: '00081190',
-  FailedSOPSequence: '00081198',
-  ReferencedSOPSequence: '00081199',
-  ReferencedSOPClassUID: '00081150',
-  ReferencedSOPInstanceUID: '00081155',
-  FailureReason: '00081197',
-  WarningReason: '00081196',
-  SOPClassUID: '00080016',
-  SOPInstanceUID: '00080018',
-  StudyDate: '00080020',
-  AccessionNumber: '00080050',
-  Modality: '00080060',
-  PatientName: '00100010',
-  PatientID: '00100020',
-  StudyInstanceUID: '0020000D',
-  SeriesInstanceUID: '0020000E',
-} as const;
+export type { DicomJson };
+
+export const Tag = tagsOf(
+  'RetrieveURL', 'FailedSOPSequence', 'ReferencedSOPSequence', 'ReferencedSOPClassUID', 'ReferencedSOPInstanceUID',
+  'FailureReason', 'WarningReason', 'SOPClassUID', 'SOPInstanceUID', 'StudyDate', 'AccessionNumber', 'Modality',
+  'PatientName', 'PatientID', 'StudyInstanceUID', 'SeriesInstanceUID',
+);
 
 /** Failure reasons (0008,1197) from the Azure DICOM conformance statement. */
 export const FailureReason = {
@@ -94,21 +84,7 @@ export function qidoObject(values: Partial<Record<keyof typeof Tag, string>>, vr
 }
 
 function defaultVr(keyword: keyof typeof Tag): string {
-  switch (keyword) {
-    case 'RetrieveURL':
-      return 'UR';
-    case 'PatientName':
-      return 'PN';
-    case 'PatientID':
-    case 'AccessionNumber':
-      return keyword === 'PatientID' ? 'LO' : 'SH';
-    case 'StudyDate':
-      return 'DA';
-    case 'Modality':
-      return 'CS';
-    default:
-      return 'UI';
-  }
+  return entryOf(keyword).vr;
 }
 
 /** Reads a tag's first value from a DICOM JSON object (string or number). */

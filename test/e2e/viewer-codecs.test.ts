@@ -10,6 +10,7 @@ import { requireTool, runOk } from '../support/peers.js';
 import { makeInstanceInSyntax, type InstanceInSyntax, type SyntaxName } from '../support/transfer-syntax.js';
 import { newUid } from '../support/uid.js';
 import { buildRenderer, canvasStats, screenshot, startUiSession, type UiSession } from './ui-harness.js';
+import { indexDb } from '../support/index-db.js';
 
 const COMPRESSED: SyntaxName[] = ['jpeg-baseline', 'jpeg-lossless', 'jpeg-ls', 'jpeg2000', 'rle'];
 const MPEG2_MAIN_PROFILE = '1.2.840.10008.1.2.4.100';
@@ -74,7 +75,7 @@ describe('viewer with compressed transfer syntaxes in Chromium', { timeout: 180_
   };
 
   it('stores each instance in the syntax it was sent in', () => {
-    const stored = ui.appliance.appliance.archive.db.prepare('SELECT sop_instance_uid AS uid, transfer_syntax_uid AS ts FROM instances WHERE study_uid = ?')
+    const stored = indexDb(ui.appliance.appliance.archive).prepare('SELECT sop_instance_uid AS uid, transfer_syntax_uid AS ts FROM instances WHERE study_uid = ?')
       .all(studyUid) as Array<{ uid: string; ts: string }>;
     assert.deepEqual(new Map(stored.map((r) => [r.uid, r.ts])), new Map([...sent.values()].map((s) => [s.sopInstanceUid, s.transferSyntaxUid])));
   });

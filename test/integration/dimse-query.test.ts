@@ -6,33 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import dicomParser from 'dicom-parser';
 import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
+import { parseFindOutput, type FindResult } from '../support/dcmtk-output.js';
 import { startDimse, type DimseHarness } from '../support/dimse-harness.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { freePort, requireTool, run, runOk, startStorescp, waitForPort, type StorescpPeer } from '../support/peers.js';
 import { makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS } from '../support/transfer-syntax.js';
 import { newUid } from '../support/uid.js';
-
-type Attributes = Record<string, string>;
-interface FindResult {
-  responses: Attributes[];
-  final: string;
-}
-
-/** Parses `findscu -v` output: one attribute map (by keyword) per pending response, and the final status. */
-function parseFindOutput(text: string): FindResult {
-  const blocks = text.split(/Find Response: \d+ \(Pending\)/).slice(1);
-  const responses = blocks.map((block) => {
-    const attributes: Attributes = {};
-    for (const line of block.split('\n')) {
-      const m = /\(([0-9a-f]{4}),([0-9a-f]{4})\) \w\w (?:\[(.*)\]|\(no value available\))\s+#\s*\d+,\s*\d+ (\w+)/.exec(line);
-      if (m) attributes[m[4]!] = (m[3] ?? '').replace(/\0+$/, '').trim(); // UI values are NUL-padded
-      if (/Received Final Find Response/.test(line)) break;
-    }
-    return attributes;
-  });
-  const final = /Received Final Find Response \(([^)]*)\)/.exec(text)?.[1] ?? 'none';
-  return { responses, final };
-}
+import { indexDb } from '../support/index-db.js';
 
 describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
   let h: DimseHarness;
@@ -193,7 +173,7 @@ describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
       const name = received.find((n) => n.endsWith(uid));
       assert.ok(name, `${uid} moved`);
       const sent = await readFile(join(dest.dir, name));
-      const row = h.archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(uid) as { path: string };
+      const row = indexDb(h.archive).prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(uid) as { path: string };
       const stored = await readFile(h.archive.paths.absolute(row.path));
       assert.ok(sent.subarray(dataSetOffset(sent)).equals(stored.subarray(dataSetOffset(stored))), 'moved data set is the stored one');
     }
@@ -221,7 +201,7 @@ describe('DIMSE C-FIND, C-MOVE and C-GET against DCMTK', () => {
       await h.archive.ingest(Readable.from([makeInstance({ studyUid, seriesUid, sopInstanceUid, rows: 16, columns: 16 })]), { callingAe: 'TEST', peer: 'test' });
     }
     const gone = sopInstanceUids[1]!;
-    const row = h.archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(gone) as { path: string };
+    const row = indexDb(h.archive).prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(gone) as { path: string };
     await rm(h.archive.paths.absolute(row.path));
     const result = await run(requireTool('movescu', 'dcmtk'),
       ['-d', '-S', '-aec', 'EDGE', '-aem', 'DEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(h.port)],

@@ -10,6 +10,7 @@ import { makeInstance, makeMultiFrame } from '../support/instance.js';
 import { requireTool, run, runOk, startStorescp, type StorescpPeer } from '../support/peers.js';
 import { DCMTK_SENDERS, makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 function metaOf(bytes: Buffer): { ts: string; sourceAe: string; sopInstanceUid: string; sopClassUid: string; implementationClassUid: string } {
   const meta = dicomParser.readPart10Header(bytes);
@@ -25,7 +26,7 @@ function dataSet(bytes: Buffer): Buffer {
 }
 
 async function storedFile(h: DimseHarness, sopInstanceUid: string): Promise<Buffer> {
-  const row = h.archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { path: string } | undefined;
+  const row = indexDb(h.archive).prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { path: string } | undefined;
   assert.ok(row, `instance ${sopInstanceUid} is indexed`);
   return readFile(h.archive.paths.absolute(row.path));
 }
@@ -88,7 +89,7 @@ describe('DIMSE C-ECHO and C-STORE against DCMTK', () => {
     await runOk(requireTool('storescu', 'dcmtk'), ['-aec', 'EDGE', '127.0.0.1', String(h.port), path], { timeoutMs: 30_000 });
     const stored = await storedFile(h, sopInstanceUid);
     assert.ok(dataSet(stored).equals(dataSet(await readFile(path))));
-    const row = h.archive.db.prepare('SELECT number_of_frames FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { number_of_frames: number };
+    const row = indexDb(h.archive).prepare('SELECT number_of_frames FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { number_of_frames: number };
     assert.equal(row.number_of_frames, 30);
   });
 
@@ -100,7 +101,7 @@ describe('DIMSE C-ECHO and C-STORE against DCMTK', () => {
     request.setAffectedSopInstanceUid(declared);
     const status = await sendWithDcmjsDimse(h, request);
     assert.equal(status, 0xa900);
-    assert.equal((h.archive.db.prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid IN (?, ?)').get(declared, actual) as { n: number }).n, 0);
+    assert.equal((indexDb(h.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid IN (?, ?)').get(declared, actual) as { n: number }).n, 0);
   });
 
   test('below the disk reserve a C-STORE gets 0xA700', async () => {
@@ -113,7 +114,7 @@ describe('DIMSE C-ECHO and C-STORE against DCMTK', () => {
     } finally {
       h.archive.setLimits({ maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false });
     }
-    assert.equal((h.archive.db.prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { n: number }).n, 0);
+    assert.equal((indexDb(h.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { n: number }).n, 0);
     const temp = (await h.archiveFiles()).filter((f) => f.startsWith('.incoming'));
     assert.deepEqual(temp, []);
   });

@@ -7,6 +7,7 @@ import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { startForwarding, waitFor, type Forwarding } from '../support/forward-harness.js';
 import { makeInstance } from '../support/instance.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
+import { indexDb } from '../support/index-db.js';
 
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
 const small = { rows: 8, columns: 8 } as const;
@@ -100,7 +101,7 @@ describe('forward to the Azure DICOM double: faults', () => {
     await deliveredExactlyOnce(study);
     await fwd!.ingest([big]);
     await waitFor(() => status().counts.failed === 1, describeState);
-    const row = fwd!.archive.db.prepare("SELECT failure_reason, last_error FROM outbox WHERE state = 'failed'").get() as { failure_reason: number; last_error: string };
+    const row = indexDb(fwd!.archive).prepare("SELECT failure_reason, last_error FROM outbox WHERE state = 'failed'").get() as { failure_reason: number; last_error: string };
     assert.equal(row.failure_reason, 413);
     assert.match(row.last_error, /too large/);
   });

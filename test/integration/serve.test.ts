@@ -4,8 +4,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../support/net.js';
 
 const BIN = fileURLToPath(new URL('../../bin/dicom-edge.js', import.meta.url));
 
@@ -16,26 +17,27 @@ interface Finished {
   stderr: string;
 }
 
-/** Starts `dicom-edge serve`, waits until it has printed `readyPattern`, then sends SIGTERM. */
-function serveThenTerminate(args: string[], env: NodeJS.ProcessEnv, readyPattern: RegExp): Promise<Finished> {
+/** Starts `dicom-edge serve`, waits until it has printed `readyPattern`, runs `whileRunning`, then sends SIGTERM. */
+function serveThenTerminate(args: string[], env: NodeJS.ProcessEnv, readyPattern: RegExp, whileRunning?: () => Promise<void>): Promise<Finished & { failure?: unknown }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let signalled = false;
+    let failure: unknown;
     const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.stdout.on('data', (d) => {
       stdout += d;
       if (!signalled && readyPattern.test(stdout)) {
         signalled = true;
-        child.kill('SIGTERM');
+        void (whileRunning?.() ?? Promise.resolve()).catch((error: unknown) => (failure = error)).finally(() => child.kill('SIGTERM'));
       }
     });
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       clearTimeout(killer);
-      resolve({ code, signal, stdout, stderr });
+      resolve({ code, signal, stdout, stderr, failure });
     });
   });
 }
@@ -94,4 +96,44 @@ test('a bad flag is refused with a usage message', { timeout: 60_000 }, async ()
   const result = await runToExit(['--data-dir', join(root, 'flag'), '--dimse-port', '99999'], {});
   assert.equal(result.code, 2);
   assert.match(result.stderr, /--dimse-port must be a port number/);
+});
+
+describe('the API token without putting it on the command line', () => {
+  const token = 'token-that-ps-must-not-show-0123456789';
+
+  async function serveWithToken(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+    const port = await freePort();
+    const dataDir = join(root, name);
+    const result = await serveThenTerminate(['--data-dir', dataDir, '--http-port', String(port), '--dimse-port', String(await freePort()), ...args], env, /data dir: /, async () => {
+      const base = `http://127.0.0.1:${port}`;
+      assert.equal((await fetch(`${base}/api/health`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+      assert.equal((await fetch(`${base}/api/health`, { headers: { authorization: 'Bearer some-other-token' } })).status, 401);
+    });
+    assert.equal(result.failure, undefined, String(result.failure));
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stdout, /session token \(generated\)/);
+    assert.ok(!(await readFile(join(dataDir, 'settings.json'), 'utf8')).includes(token), 'the token stays out of settings.json');
+  }
+
+  test('from $DICOM_EDGE_API_TOKEN', { timeout: 90_000 }, async () => {
+    await serveWithToken('token-env', [], { DICOM_EDGE_API_TOKEN: token });
+  });
+
+  test('from --api-token-file (first line, trailing newline ignored)', { timeout: 90_000 }, async () => {
+    const file = join(root, 'api-token');
+    await writeFile(file, `${token}\n`, { mode: 0o600 });
+    await serveWithToken('token-file', ['--api-token-file', file], { DICOM_EDGE_API_TOKEN: '' });
+  });
+
+  test('an unreadable or empty token file, or both token flags, is a usage error', { timeout: 60_000 }, async () => {
+    const missing = await runToExit(['--data-dir', join(root, 'token-missing'), '--api-token-file', join(root, 'no-such-file')], {});
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--api-token-file .*no-such-file: cannot be read \(ENOENT\)/);
+    const empty = join(root, 'empty-token');
+    await writeFile(empty, '\n');
+    assert.match((await runToExit(['--data-dir', join(root, 'token-empty'), '--api-token-file', empty], {})).stderr, /the file is empty/);
+    const both = await runToExit(['--data-dir', join(root, 'token-both'), '--api-token', 'x', '--api-token-file', empty], {});
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /not both/);
+  });
 });

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Archive } from '../../main/core/store/archive.js';
+import { indexDb } from '../support/index-db.js';
 
 const CHILD = fileURLToPath(new URL('./children/ingest-loop.ts', import.meta.url));
 const KILLS = 50;
@@ -70,7 +71,7 @@ test(`every acknowledged instance survives ${KILLS} SIGKILLs, byte-identical, in
     try {
       assert.equal(recovery.unreadableFiles, 0, `round ${round}: no unreadable file`);
       for (const [uid, sha] of acknowledged) {
-        const row = archive.db.prepare('SELECT path, sha256, file_missing FROM instances WHERE sop_instance_uid = ?').get(uid) as
+        const row = indexDb(archive).prepare('SELECT path, sha256, file_missing FROM instances WHERE sop_instance_uid = ?').get(uid) as
           | { path: string; sha256: string; file_missing: number }
           | undefined;
         assert.ok(row, `round ${round}: acknowledged ${uid} is indexed`);
@@ -84,9 +85,9 @@ test(`every acknowledged instance survives ${KILLS} SIGKILLs, byte-identical, in
       // Index and files agree, and no temp file is visible.
       const files = (await allFiles(archive.paths.root)).map((f) => relative(archive.paths.root, f)).sort();
       assert.deepEqual(files.filter((f) => !f.endsWith('.dcm')), [], `round ${round}: no temp file remains`);
-      const rows = (archive.db.prepare('SELECT path FROM instances').all() as Array<{ path: string }>).map((r) => r.path).sort();
+      const rows = (indexDb(archive).prepare('SELECT path FROM instances').all() as Array<{ path: string }>).map((r) => r.path).sort();
       assert.deepEqual(files, rows, `round ${round}: every file has a row and every row a file`);
-      const unqueued = archive.db.prepare('SELECT COUNT(*) AS n FROM instances i WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sop_instance_uid = i.sop_instance_uid)').get() as { n: number };
+      const unqueued = indexDb(archive).prepare('SELECT COUNT(*) AS n FROM instances i WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sop_instance_uid = i.sop_instance_uid)').get() as { n: number };
       assert.equal(unqueued.n, 0, `round ${round}: every indexed instance is queued`);
     } finally {
       await archive.close();

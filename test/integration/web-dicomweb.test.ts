@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { api as dwc } from 'dicomweb-client';
 import { makeInstance, makeMultiFrame, makeStudy } from '../support/fixtures.js';
 import { newUid } from '../support/uid.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { installXMLHttpRequest } from '../support/xhr.js';
+import { indexDb } from '../support/index-db.js';
 
 installXMLHttpRequest();
 
@@ -38,7 +40,7 @@ function splitMultipart(body: Buffer, contentType: string): Array<{ headers: str
 }
 
 async function countInstances(w: WebAppliance): Promise<number> {
-  return (w.appliance.archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
+  return (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
 }
 
 describe('DICOMweb service driven by dicomweb-client', () => {
@@ -193,6 +195,58 @@ describe('DICOMweb service driven by dicomweb-client', () => {
   });
 });
 
+describe('DICOMweb path and query parameters', () => {
+  let w: WebAppliance;
+  const [ok] = makeStudy({ series: 1, instancesPerSeries: 1 });
+  before(async () => {
+    w = await startWebAppliance();
+    const stow = await w.api('/dicom-web/studies', {
+      method: 'POST', body: multipart([{ bytes: ok!.buffer }]), headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}` },
+    });
+    assert.equal(stow.status, 200);
+  });
+  after(async () => {
+    await w.stop();
+  });
+
+  test('a bad UID in any DICOMweb path is refused with 400 naming it, and STOW still drains the body', async () => {
+    const bad = '1.02';
+    const why = 'is not a dotted sequence of numbers without leading zeros';
+    const instance = `/dicom-web/studies/${ok!.studyUid}/series/${ok!.seriesUid}/instances`;
+    const cases: Array<[string, string, string]> = [
+      ['GET', `/dicom-web/studies/${bad}/series`, 'StudyInstanceUID'],
+      ['GET', `/dicom-web/studies/${ok!.studyUid}/series/${bad}/instances`, 'SeriesInstanceUID'],
+      ['GET', `/dicom-web/studies/${bad}`, 'StudyInstanceUID'],
+      ['GET', `${instance}/${bad}`, 'SOPInstanceUID'],
+      ['GET', `/dicom-web/studies/${ok!.studyUid}/series/${bad}/metadata`, 'SeriesInstanceUID'],
+      ['GET', `${instance}/${bad}/frames/1`, 'SOPInstanceUID'],
+      ['GET', `${instance}/${bad}/bulkdata/7FE00010`, 'SOPInstanceUID'],
+      ['GET', `${instance}/${bad}/rendered`, 'SOPInstanceUID'],
+      ['GET', `/dicom-web/studies/${bad}/thumbnail`, 'StudyInstanceUID'],
+      ['DELETE', `/dicom-web/studies/${bad}?force=true`, 'StudyInstanceUID'],
+      ['POST', `/dicom-web/studies/${bad}`, 'StudyInstanceUID'],
+    ];
+    for (const [method, path, attribute] of cases) {
+      const response = await w.api(path, method === 'POST'
+        ? { method, body: multipart([{ bytes: makeInstance() }]), headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}` } }
+        : { method });
+      assert.equal(response.status, 400, `${method} ${path}`);
+      assert.deepEqual(await response.json(), { status: 400, error: `${attribute} "${bad}" in the path ${why}` }, `${method} ${path}`);
+    }
+    assert.equal(await countInstances(w), 1, 'nothing stored, nothing deleted');
+    assert.equal((await w.api(`${instance}/${ok!.sopInstanceUid}/metadata`)).status, 200);
+  });
+
+  test('a rendered parameter given twice is refused with 400, not a server error', async () => {
+    const rendered = `/dicom-web/studies/${ok!.studyUid}/series/${ok!.seriesUid}/instances/${ok!.sopInstanceUid}/rendered`;
+    assert.equal((await w.api(`${rendered}?viewport=32,32`)).status, 200);
+    const twice = await w.api(`${rendered}?viewport=32,32&viewport=64,64`);
+    assert.equal(twice.status, 400);
+    assert.deepEqual(await twice.json(), { status: 400, error: 'viewport must be given once' });
+    assert.equal((await w.api(`${rendered}?quality=0`)).status, 400);
+  });
+});
+
 describe('STOW-RS with bad input', () => {
   let w: WebAppliance;
   before(async () => {
@@ -241,6 +295,43 @@ describe('STOW-RS with bad input', () => {
     assert.equal(body['00081198'].Value[0]['00081197'].Value[0], 0xc000);
     assert.equal(body['00081199'].Value.length, 1);
     assert.equal(await countInstances(w), 1);
+  });
+
+  test('a refused request leaves an instance it would have replaced exactly as it was', async () => {
+    const ids = { studyUid: newUid(), seriesUid: newUid(), sopInstanceUid: newUid() };
+    const original = makeInstance({ ...ids, patientName: 'Original^Anna' });
+    const replacement = makeInstance({ ...ids, patientName: 'Replacement^Bert' });
+    assert.equal((await post('/dicom-web/studies', multipart([{ bytes: original }]), related)).status, 200);
+    const db = indexDb(w.appliance.archive);
+    const rowsOf = () => ({
+      instance: db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').all(ids.sopInstanceUid),
+      study: db.prepare('SELECT * FROM studies WHERE study_uid = ?').all(ids.studyUid),
+      outbox: db.prepare('SELECT * FROM outbox WHERE sop_instance_uid = ?').all(ids.sopInstanceUid),
+    });
+    const before = rowsOf();
+    const newcomer = newUid();
+    // The replacement and a new instance in whole parts, then a part the body ends inside of.
+    const whole = multipart([{ bytes: replacement }, { bytes: makeInstance({ sopInstanceUid: newcomer }) }]);
+    const broken = Buffer.concat([whole.subarray(0, whole.length - `--${BOUNDARY}--\r\n`.length),
+      Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`), makeInstance().subarray(0, 500)]);
+    assert.equal((await post('/dicom-web/studies', broken, related)).status, 400);
+
+    assert.deepEqual(rowsOf(), before, 'index, study and outbox rows are unchanged');
+    assert.equal(db.prepare('SELECT COUNT(*) AS n FROM instances WHERE sop_instance_uid = ?').pluck().get(newcomer), 0);
+    const served = await w.api(`/dicom-web/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    assert.equal(served.status, 200);
+    const parts = splitMultipart(Buffer.from(await served.arrayBuffer()), served.headers.get('content-type') ?? '');
+    assert.equal(parts.length, 1);
+    assert.ok(parts[0]!.bytes.equals(original), 'the original bytes are served');
+    const incoming = await readdir(w.appliance.archive.paths.tempDir, { recursive: true, withFileTypes: true });
+    assert.deepEqual(incoming.filter((e) => e.isFile()).map((e) => e.name), [], 'no held file is left');
+
+    // The same replacement in a whole request does replace it.
+    assert.equal((await post('/dicom-web/studies', multipart([{ bytes: replacement }]), related)).status, 200);
+    const again = await w.api(`/dicom-web/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    assert.ok(splitMultipart(Buffer.from(await again.arrayBuffer()), again.headers.get('content-type') ?? '')[0]!.bytes.equals(replacement));
   });
 
   test('a part that is not application/dicom is refused with 0xC000', async () => {

@@ -8,6 +8,7 @@ import { requireTool, runOk, startStorescp, type StorescpPeer } from '../support
 import { writeInstances, makeStudy } from '../support/study.js';
 import { DCMTK_SENDERS, makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { indexDb } from '../support/index-db.js';
 
 const COMPRESSED: SyntaxName[] = ['deflated', 'jpeg-baseline', 'jpeg-lossless', 'jpeg-ls', 'jpeg2000', 'rle'];
 
@@ -51,7 +52,7 @@ describe('DICOMweb over instances received by DIMSE', () => {
       assert.equal(response.status, 200);
       const part = firstPart(Buffer.from(await response.arrayBuffer()), response.headers.get('content-type')!);
       assert.match(part.headers, new RegExp(`transfer-syntax=${TRANSFER_SYNTAX_UIDS[syntax].replace(/\./g, '\\.')}`));
-      const row = w.appliance.archive.db.prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(source.sopInstanceUid) as { path: string };
+      const row = indexDb(w.appliance.archive).prepare('SELECT path FROM instances WHERE sop_instance_uid = ?').get(source.sopInstanceUid) as { path: string };
       const stored = await readFile(w.appliance.archive.paths.absolute(row.path));
       assert.ok(part.bytes.equals(stored), 'WADO-RS sends the stored file unchanged');
       assert.ok(part.bytes.subarray(dataSetOffset(part.bytes)).equals(received.subarray(dataSetOffset(received))), 'data set equals what the sender sent');

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { requireTool, runOk } from '../support/peers.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { indexDb } from '../support/index-db.js';
 
 describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
   let w: WebAppliance;
@@ -24,7 +25,7 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     await runOk(requireTool('storescu', 'dcmtk'), ['-aet', 'MODALITY', '-aec', 'DICOMEDGE', '127.0.0.1', String(w.dimsePort), ...files], { timeoutMs: 60_000 });
   };
   const sizeOfStudy = (studyUid: string) =>
-    (w.appliance.archive.db.prepare('SELECT COALESCE(SUM(size_bytes),0) AS n FROM instances WHERE study_uid = ?').get(studyUid) as { n: number }).n;
+    (indexDb(w.appliance.archive).prepare('SELECT COALESCE(SUM(size_bytes),0) AS n FROM instances WHERE study_uid = ?').get(studyUid) as { n: number }).n;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sync-api-'));
@@ -70,7 +71,7 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     assert.deepEqual(all.body.instances.items.map((i: any) => i.instanceNumber), [1, 2, 3]);
 
     // Two destinations, one instance failed at one of them (as the forwarder records it).
-    const db = w.appliance.archive.db;
+    const db = indexDb(w.appliance.archive);
     const [one, two, three] = first.map((i) => i.sopInstanceUid) as [string, string, string];
     db.prepare("UPDATE outbox SET destination = 'cloud-a', state = 'delivered' WHERE study_uid = ?").run(studyUid);
     db.prepare(`INSERT INTO outbox (sop_instance_uid, study_uid, destination, state, attempts, last_error, failure_reason, size_bytes, created_at, updated_at)
@@ -100,4 +101,47 @@ describe('/api sizes and per-instance sync state', { timeout: 60_000 }, () => {
     assert.equal((await get('/api/studies/1.2.3.4/sync')).status, 404);
     assert.equal((await get('/api/studies/not-a-uid/sync')).status, 400);
   });
+
+  test('a study\'s problems, the failures and one failure speak camelCase, as every /api answer does', async () => {
+    const studyUid = first[0]!.studyUid;
+    const failed = first[2]!.sopInstanceUid; // failed at cloud-b in the test before
+    const study = await get(`/api/studies/${studyUid}/sync`);
+    const [problem] = study.body.problems;
+    assert.deepEqual(Object.keys(problem), ['id', 'sopInstanceUid', 'destination', 'state', 'attempts', 'lastError', 'failureReason', 'updatedAt']);
+    assert.deepEqual([problem.sopInstanceUid, problem.destination, problem.state, problem.attempts, problem.lastError, problem.failureReason],
+      [failed, 'cloud-b', 'failed', 3, 'HTTP 400: invalid attribute', 43264]);
+
+    const failures = await get('/api/failures');
+    assert.equal(failures.body.total, 1);
+    const [item] = failures.body.items;
+    assert.deepEqual(Object.keys(item), ['id', 'sopInstanceUid', 'studyUid', 'destination', 'state', 'attempts', 'lastError', 'failureReason',
+      'updatedAt', 'patientName', 'patientId', 'studyDate', 'studyDescription']);
+    assert.deepEqual([item.id, item.sopInstanceUid, item.studyUid, item.destination, item.lastError, item.updatedAt, item.patientName],
+      [problem.id, failed, studyUid, 'cloud-b', 'HTTP 400: invalid attribute', problem.updatedAt, 'SIZE^ONE']);
+    assert.equal((await get('/api/failures?destination=cloud-a')).body.total, 0);
+
+    const detail = await get(`/api/failures/${problem.id}`);
+    assert.deepEqual([detail.body.entry.sopInstanceUid, detail.body.entry.studyUid, detail.body.entry.failureReason, detail.body.entry.replacesEarlier],
+      [failed, studyUid, 43264, 0]);
+    assert.deepEqual([detail.body.instance.sopInstanceUid, detail.body.instance.seriesUid, detail.body.instance.callingAe],
+      [failed, first[2]!.seriesUid, 'MODALITY']);
+    assert.deepEqual([detail.body.study.studyUid, detail.body.study.patientName, detail.body.study.numInstances], [studyUid, 'SIZE^ONE', 3]);
+
+    const outbox = await get('/api/outbox');
+    const cloudB = outbox.body.destinations.find((d: any) => d.name === 'cloud-b');
+    assert.deepEqual([cloudB.counts.failed.count, cloudB.counts.pending.count, cloudB.lastError, cloudB.lastErrorAt],
+      [1, 2, 'HTTP 400: invalid attribute', problem.updatedAt]);
+    assert.equal(outbox.body.totals.delivered.count, 3);
+
+    for (const path of [`/api/studies/${studyUid}/sync`, '/api/failures', `/api/failures/${problem.id}`, '/api/outbox', '/api/sync', '/api/info']) {
+      assert.deepEqual(snakeCaseKeys((await get(path)).body), [], path);
+    }
+  });
 });
+
+/** Every key in a JSON value that is not camelCase (has an underscore). */
+function snakeCaseKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(snakeCaseKeys);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, inner]) => [...(key.includes('_') ? [key] : []), ...snakeCaseKeys(inner)]);
+}

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { DimseService } from '../../main/core/dimse/dimse-service.js';
-import { settingsSchema, type Settings } from '../../main/core/settings/schema.js';
+import { settingsSchema, type Settings } from '../../main/core/contract/settings.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { freePort } from './net.js';
 

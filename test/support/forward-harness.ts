@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino, { type Logger } from 'pino';
 import { routeFor } from '../../main/core/appliance.js';
 import { ForwardService, type ForwardServiceOptions } from '../../main/core/forward/service.js';
-import { settingsSchema, type Settings } from '../../main/core/settings/schema.js';
+import { settingsSchema, type Settings } from '../../main/core/contract/settings.js';
 import { Archive } from '../../main/core/store/archive.js';
 
 export interface Forwarding {

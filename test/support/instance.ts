@@ -1,4 +1,4 @@
-import { dcmjs, type DcmjsDataset, type DcmjsElement } from './dcmjs.js';
+import { DicomDict, DicomMetaDictionary, type DcmjsDataset, type DcmjsElement } from '../../main/core/dicom/dcmjs.js';
 import { gradientPixels, swap16 } from './pixels.js';
 import { newUid } from './uid.js';
 
@@ -176,7 +176,6 @@ export function makeInstance(o: InstanceOptions = {}): Buffer {
   natural.PixelData = [toArrayBuffer(pixels)];
   natural._vrMap = { PixelData: bitsAllocated === 16 ? 'OW' : 'OB' };
 
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
   const meta = DicomMetaDictionary.denaturalizeDataset({
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: sopClassUid,

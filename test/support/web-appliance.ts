@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Appliance, type ApplianceOverrides } from '../../main/core/appliance.js';
+import { Appliance, type ApplianceOptions, type ApplianceOverrides } from '../../main/core/appliance.js';
+import { SETTINGS_FILE_NAME } from '../../main/core/settings/settings-file.js';
 import type { WebService } from '../../main/core/web/web-service.js';
 import { freePort } from './net.js';
 
@@ -22,16 +23,32 @@ export interface WebAppliance {
 }
 
 /** A whole appliance (archive, DIMSE, forwarder, HTTP) on free loopback ports in a temp data dir. */
-export async function startWebAppliance(options: { overrides?: ApplianceOverrides; dataDir?: string } = {}): Promise<WebAppliance> {
+export async function startWebAppliance(options: {
+  overrides?: ApplianceOverrides;
+  dataDir?: string;
+  /** No --api-token: the appliance generates its session token, as a start without one does. */
+  generatedToken?: boolean;
+  /** The settings file the appliance starts with (e.g. destinations), as a user would have written it. */
+  settings?: Record<string, unknown>;
+  /** Store-and-forward hooks, e.g. msal pointed at the Entra double. */
+  forward?: ApplianceOptions['forward'];
+} = {}): Promise<WebAppliance> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'dicom-edge-web-')));
-  const token = options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
+  if (options.settings) {
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(join(dataDir, SETTINGS_FILE_NAME), JSON.stringify(options.settings));
+  }
+  const tokenFlag = options.generatedToken ? undefined : options.overrides?.apiToken ?? `test-token-${Math.random().toString(36).slice(2)}`;
   const dimsePort = options.overrides?.dimsePort ?? (await freePort());
   const httpPort = options.overrides?.httpPort ?? (await freePort());
   const appliance = await Appliance.create({
     dataDir,
-    overrides: { aeTitle: 'DICOMEDGE', ...options.overrides, dimsePort, httpPort, apiToken: token },
+    // The AE title comes from the settings (default DICOMEDGE), not a flag, so a settings edit can change it.
+    overrides: { ...options.overrides, dimsePort, httpPort, apiToken: tokenFlag },
     announce: () => undefined,
+    forward: options.forward,
   });
+  const token = tokenFlag ?? appliance.apiToken;
   try {
     await appliance.start();
   } catch (error) {
@@ -55,4 +72,14 @@ export async function startWebAppliance(options: { overrides?: ApplianceOverride
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The appliance's log lines so far, from its log files. */
+export async function logLines(w: Pick<WebAppliance, 'dataDir'>): Promise<Record<string, unknown>[]> {
+  const dir = join(w.dataDir, 'logs');
+  const lines: Record<string, unknown>[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    for (const line of (await readFile(join(dir, name), 'utf8')).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+  }
+  return lines;
 }

@@ -2,21 +2,15 @@
 // @azure/msal-node and plain fetch.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { ConfidentialClientApplication, PublicClientApplication, type AuthenticationResult } from '@azure/msal-node';
+import { DicomDict, DicomMetaDictionary } from '../../main/core/dicom/dcmjs.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { Tag, firstValue, type DicomJson } from '../doubles/dicom-json.js';
 import { DICOM_DEFAULT_SCOPE, DICOM_RESOURCE, EntraDouble, publicKeyThumbprintSha256 } from '../doubles/entra.js';
 import { buildMultipartRelated, readMultipartRelated } from '../doubles/multipart-related.js';
 
 // ---- a DICOM instance made with dcmjs ------------------------------------------------------
-
-interface DcmjsData {
-  DicomDict: new (meta: Record<string, unknown>) => { dict: Record<string, unknown>; write(): ArrayBuffer };
-  DicomMetaDictionary: { denaturalizeDataset(ds: Record<string, unknown>): Record<string, unknown> };
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as { data: DcmjsData };
 
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -26,7 +20,6 @@ const uid = () => `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString
 
 function makeInstance(ids: { study: string; series?: string; sop?: string; transferSyntax?: string }): { sop: string; bytes: Buffer } {
   const sop = ids.sop ?? uid();
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
   const dict = new DicomDict(
     DicomMetaDictionary.denaturalizeDataset({
       FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
@@ -503,5 +496,137 @@ describe('Azure DICOM double', () => {
     assert.equal((await post({ 'content-type': contentType, accept: 'application/dicom+xml' }, body)).status, 406);
     assert.equal((await post({ 'content-type': contentType }, body.subarray(0, body.length - 10))).status, 400);
     assert.equal((await post({ 'content-type': 'application/dicom' }, bytes)).status, 200); // single-part store
+  });
+});
+
+describe('Azure DICOM double change feed and metadata', () => {
+  let entra: EntraDouble;
+  let dicom: AzureDicomDouble;
+  let auth: Record<string, string>;
+
+  before(async () => {
+    entra = await EntraDouble.start();
+    entra.registerConfidentialClient({ clientId: 'edge', secret: 'pw' });
+    dicom = await AzureDicomDouble.start({ auth: { jwk: entra.publicJwk(), issuer: entra.accessTokenIssuer, tenantId: entra.tenantId } });
+    const app = new ConfidentialClientApplication({ auth: { ...entra.msalAuth('edge'), clientSecret: 'pw' }, system: entra.msalSystem() });
+    auth = { authorization: `Bearer ${(await app.acquireTokenByClientCredential({ scopes: [DICOM_DEFAULT_SCOPE] }))!.accessToken}` };
+  });
+  after(async () => {
+    await dicom.stop();
+    await entra.stop();
+  });
+
+  interface Entry {
+    Sequence: number;
+    PartitionName?: string;
+    StudyInstanceUid: string;
+    SeriesInstanceUid: string;
+    SopInstanceUid: string;
+    Action: string;
+    Timestamp: string;
+    State: string;
+    Metadata?: DicomJson;
+  }
+  const feed = async (base: string, query = '') => {
+    const res = await fetch(`${base}/changefeed${query}`, { headers: auth });
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()) as Entry[];
+  };
+  const token = () => auth.authorization!.slice('Bearer '.length);
+
+  test('STOW, PUT and DELETE are recorded as create, update and delete with increasing Sequence; states follow the instance', async () => {
+    const base = dicom.partitionUrl('feed-actions');
+    const study = uid();
+    const a = makeInstance({ study });
+    const b = makeInstance({ study });
+    assert.equal((await stow(`${base}/studies`, [a.bytes, b.bytes], { token: token() })).status, 200);
+    assert.equal((await stow(`${base}/studies`, [a.bytes], { token: token(), method: 'PUT' })).status, 200);
+    const series = dicom.storedInstance(b.sop, 'feed-actions')!.seriesUid;
+    assert.equal((await fetch(`${base}/studies/${study}/series/${series}/instances/${b.sop}`, { method: 'DELETE', headers: auth })).status, 204);
+
+    const entries = await feed(base);
+    assert.deepEqual(entries.map((e) => [e.SopInstanceUid, e.Action, e.State]), [
+      [a.sop, 'create', 'replaced'],
+      [b.sop, 'create', 'deleted'],
+      [a.sop, 'update', 'current'],
+      [b.sop, 'delete', 'deleted'],
+    ]);
+    assert.ok(entries.every((e, i) => i === 0 || e.Sequence > entries[i - 1]!.Sequence), 'Sequence increases');
+    assert.ok(entries.every((e) => e.StudyInstanceUid === study && !Number.isNaN(Date.parse(e.Timestamp))));
+    assert.equal(firstValue(entries[0]!.Metadata, Tag.PatientID), 'EDGE-1', 'current metadata of an instance that exists');
+    assert.equal(entries[0]!.Metadata?.['7FE00010'], undefined, 'no bulk data');
+    assert.equal(entries[1]!.Metadata, undefined, 'none for a deleted instance');
+    assert.ok((await feed(base, '?includeMetadata=false')).every((e) => e.Metadata === undefined));
+    assert.equal((await fetch(`${base}/changefeed?includemetadata=maybe`, { headers: auth })).status, 400);
+  });
+
+  test('offset and limit page through a time window: startTime inclusive, endTime exclusive', async () => {
+    const base = dicom.partitionUrl('feed-paging');
+    const study = uid();
+    for (let n = 0; n < 5; n++) {
+      assert.equal((await stow(`${base}/studies`, [makeInstance({ study }).bytes], { token: token() })).status, 200);
+      await new Promise((r) => setTimeout(r, 3)); // distinct timestamps
+    }
+    const all = await feed(base);
+    assert.equal(all.length, 5);
+    assert.deepEqual((await feed(base, '?offset=1&limit=2')).map((e) => e.Sequence), all.slice(1, 3).map((e) => e.Sequence));
+    assert.deepEqual(await feed(base, '?offset=5'), []);
+    const window = `?startTime=${encodeURIComponent(all[1]!.Timestamp)}&endTime=${encodeURIComponent(all[3]!.Timestamp)}`;
+    assert.deepEqual((await feed(base, window)).map((e) => e.Sequence), [all[1]!.Sequence, all[2]!.Sequence]);
+    assert.deepEqual((await feed(base, `${window}&offset=1`)).map((e) => e.Sequence), [all[2]!.Sequence]);
+    for (const bad of ['?limit=0', '?limit=201', '?offset=-1', '?startTime=yesterday', `?startTime=${all[3]!.Timestamp}&endTime=${all[1]!.Timestamp}`]) {
+      assert.equal((await fetch(`${base}/changefeed${bad}`, { headers: auth })).status, 400, bad);
+    }
+  });
+
+  test('latest is the last entry, or 204 for an empty feed; partitions have their own feed, the root feed names them', async () => {
+    const emptyLatest = await fetch(`${dicom.partitionUrl('feed-empty')}/changefeed/latest`, { headers: auth });
+    assert.equal(emptyLatest.status, 204);
+    const study = uid();
+    const one = makeInstance({ study });
+    const sop = one.sop;
+    assert.equal((await stow(`${dicom.partitionUrl('feed-p1')}/studies`, [one.bytes], { token: token() })).status, 200);
+    const latest = await fetch(`${dicom.partitionUrl('feed-p1')}/changefeed/latest?includeMetadata=false`, { headers: auth });
+    assert.equal(latest.status, 200);
+    const entry = (await latest.json()) as Entry;
+    assert.equal(entry.SopInstanceUid, sop);
+    assert.equal(entry.Metadata, undefined);
+    assert.equal(entry.PartitionName, undefined, 'a partition feed does not repeat its name');
+    assert.deepEqual(await feed(dicom.partitionUrl('feed-p2')), []);
+    const root = await feed(dicom.baseUrl, '?limit=200');
+    const atRoot = root.find((e) => e.SopInstanceUid === sop);
+    assert.equal(atRoot?.PartitionName, 'feed-p1');
+    assert.equal(atRoot?.Sequence, entry.Sequence, 'one Sequence across the service');
+    const rootLatest = (await (await fetch(`${dicom.baseUrl}/changefeed/latest`, { headers: auth })).json()) as Entry;
+    assert.equal(rootLatest.Sequence, dicom.changes().at(-1)!.sequence);
+  });
+
+  test('the feed and metadata need a token', async () => {
+    assert.equal((await fetch(`${dicom.baseUrl}/changefeed`)).status, 401);
+    assert.equal((await fetch(`${dicom.baseUrl}/changefeed/latest`)).status, 401);
+  });
+
+  test('metadata of a study, series and instance: DICOM JSON without bulk data; 404 for unknown', async () => {
+    const base = dicom.partitionUrl('meta');
+    const study = uid();
+    const a = makeInstance({ study });
+    const b = makeInstance({ study });
+    assert.equal((await stow(`${base}/studies`, [a.bytes, b.bytes], { token: token() })).status, 200);
+    const series = dicom.storedInstance(a.sop, 'meta')!.seriesUid;
+    const get = (path: string, accept = 'application/dicom+json') => fetch(`${base}${path}`, { headers: { ...auth, accept } });
+    const studyMeta = await get(`/studies/${study}/metadata`);
+    assert.equal(studyMeta.status, 200);
+    assert.equal(studyMeta.headers.get('content-type'), 'application/dicom+json');
+    const datasets = (await studyMeta.json()) as DicomJson[];
+    assert.deepEqual(datasets.map((d) => firstValue(d, Tag.SOPInstanceUID)).sort(), [a.sop, b.sop].sort());
+    assert.equal(firstValue(datasets[0], Tag.PatientID), 'EDGE-1');
+    assert.deepEqual(datasets[0]![Tag.PatientName]?.Value, [{ Alphabetic: 'Test^Patient' }]);
+    assert.equal(firstValue(datasets[0], '00020010'), EXPLICIT_LE);
+    assert.ok(datasets.every((d) => d['7FE00010'] === undefined));
+    assert.equal(((await (await get(`/studies/${study}/series/${series}/metadata`)).json()) as unknown[]).length, 2);
+    assert.equal(((await (await get(`/studies/${study}/series/${series}/instances/${a.sop}/metadata`)).json()) as unknown[]).length, 1);
+    assert.equal((await get(`/studies/${uid()}/metadata`)).status, 404);
+    assert.equal((await get(`/studies/${study}/metadata`, 'application/dicom')).status, 406);
+    assert.equal(dicom.requestsOf('metadata').length, 5);
   });
 });

@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import pino from 'pino';
 import { IPC_CHANNELS } from '../../preload/api-types.js';
 import { DesktopPrefsFile, parseDesktopPrefs } from '../../main/electron/desktop-prefs.js';
 import { registerBridgeHandlers, UntrustedSenderError, type IpcMainLike } from '../../main/electron/ipc.js';
-import { watchPermanentFailures, type FailureNotice } from '../../main/electron/outbox-watch.js';
+import { readTraySummary, watchPermanentFailures, type FailureNotice } from '../../main/electron/outbox-watch.js';
 import { guardQuit } from '../../main/electron/quit-guard.js';
 import { findPausable, trayMenuItems } from '../../main/electron/tray-menu.js';
 import { trayStatus, type DestinationSummary } from '../../main/electron/tray-state.js';
+import { Archive } from '../../main/core/store/archive.js';
 import { ArchiveEvents } from '../../main/core/store/events.js';
+import { indexDb } from '../support/index-db.js';
+import { makeInstance } from '../support/instance.js';
 
 const APP = 'http://127.0.0.1:8780';
 const dest = (name: string, state: DestinationSummary['state'], counts: DestinationSummary['counts']): DestinationSummary => ({ name, state, counts });
@@ -44,6 +49,31 @@ describe('electron tray state', () => {
     assert.equal(trayStatus({ destinations: [dest('a', 'online', { conflict: 2 })], unrouted: 0 }).colour, 'red');
     assert.match(trayStatus({ destinations: [dest('a', 'auth', {})], unrouted: 0 }).tooltip, /a: sign-in rejected/);
     assert.equal(trayStatus({ destinations: [dest('a', 'forbidden', {})], unrouted: 0 }).colour, 'red');
+  });
+
+  it('the tray summary counts the outbox per enabled destination, and what waits for one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tray-summary-'));
+    const { archive } = await Archive.open({ dataDir: dir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger: pino({ level: 'silent' }) });
+    try {
+      const store = (count: number) => Promise.all(Array.from({ length: count }, () =>
+        archive.ingest(Readable.from([makeInstance({ rows: 8, columns: 8 })]), { callingAe: 'CT1', peer: 'test' })));
+      await store(2); // no destination yet: they wait under '*'
+      archive.setRoute(() => ['azure', 'old']);
+      const [delivered] = await store(3);
+      indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ? AND destination = 'azure'").run(delivered!.header.sopInstanceUid);
+
+      const summary = readTraySummary({ archive }, ['azure', 'quiet'], new Map([['azure', 'online']]));
+      assert.deepEqual(summary, {
+        destinations: [
+          { name: 'azure', state: 'online', counts: { pending: 2, delivered: 1 } },
+          { name: 'quiet', state: 'idle', counts: {} },
+        ],
+        unrouted: 2,
+      });
+    } finally {
+      await archive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('the tray menu offers open, pause uploads and quit', () => {

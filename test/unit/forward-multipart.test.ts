@@ -3,7 +3,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { multipartBody } from '../../main/core/forward/multipart.js';
+import { multipartBody } from '../../main/core/multipart/writer.js';
 import { readMultipartRelated } from '../doubles/multipart-related.js';
 
 describe('forward multipart body', () => {

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { Archive } from '../../main/core/store/archive.js';
-import { OutboxWorkerQueries, REPLACES_EARLIER } from '../../main/core/store/outbox-worker-queries.js';
+import { REPLACES_EARLIER, type OutboxWorkerQueries } from '../../main/core/store/outbox-worker-queries.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 describe('forward outbox queries', () => {
   let dir = '';
@@ -21,7 +22,7 @@ describe('forward outbox queries', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fwd-q-'));
     ({ archive } = await Archive.open({ dataDir: dir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger: pino({ level: 'silent' }) }));
-    q = new OutboxWorkerQueries(archive.db);
+    q = archive.outboxWork;
     const series = newUid();
     for (let i = 0; i < 5; i++) {
       const sop = newUid();
@@ -74,13 +75,14 @@ describe('forward outbox queries', () => {
   it('retry, overwrite and cancel by filter', () => {
     const now = Date.now();
     assert.equal(q.overwrite({ destination: 'd1' }, now).length, 1);
-    const row = archive.db.prepare("SELECT replaces_earlier FROM outbox WHERE destination = 'd1' AND failure_reason IS NULL AND state = 'pending' AND replaces_earlier = ?").get(REPLACES_EARLIER.overwrite);
+    const row = indexDb(archive).prepare("SELECT replaces_earlier FROM outbox WHERE destination = 'd1' AND failure_reason IS NULL AND state = 'pending' AND replaces_earlier = ?").get(REPLACES_EARLIER.overwrite);
     assert.ok(row, 'overwrite asks for a PUT');
     assert.equal(q.retry({ studyUid: studyA }, now).length, 1);
     assert.equal(q.cancel({ sopInstanceUid: uidsA[4] }, now).length, 1);
     assert.equal(q.counts('d1').counts.cancelled, 1);
     const progress = q.progress({ destination: 'd1', studyUid: studyA });
-    assert.equal(progress.reduce((n, r) => n + r.n, 0), 5);
+    assert.equal(progress.length, 1);
+    assert.equal(Object.values(progress[0]!.counts).reduce((n, count) => n + count, 0), 5);
   });
 
   it('postpones a destination and makes it due again', () => {

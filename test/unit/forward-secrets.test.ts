@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileSecretBox, openAuthSecrets, sealSettingsSecrets, SECRET_KEY_FILE } from '../../main/core/forward/secrets.js';
-import { settingsSchema } from '../../main/core/settings/schema.js';
+import { settingsSchema } from '../../main/core/contract/settings.js';
 
 describe('forward secrets at rest', () => {
   let dir = '';

@@ -12,6 +12,7 @@ import type { QueryMatch, QueryRequest } from '../../main/core/store/query-types
 import { InvalidMatchKeyError } from '../../main/core/dicom/matching.js';
 import { makeInstance, makeMultiFrame, SOP_CLASS_UIDS, type InstanceOptions } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 
 const silent = pino({ level: 'silent' });
 const noLimits = { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false };
@@ -115,7 +116,7 @@ describe('archive queries', () => {
   let dir: string;
   let archive: Archive;
   let data: Ingested;
-  const q = (request: QueryRequest) => queryArchive(archive.db, request);
+  const q = (request: QueryRequest) => queryArchive(indexDb(archive), request);
   const studies = (keys: Record<string, string>, extra: Partial<QueryRequest> = {}) =>
     uids(q({ level: 'STUDY', keys, ...extra }), 'StudyInstanceUID');
   const study = (...keys: string[]) => keys.map((k) => data.studies[k]);

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SettingsFile } from '../../main/core/settings/settings-file.js';
+import { describeIssues } from '../../main/core/contract/settings-problems.js';
 import { SettingsError } from '../../main/core/settings/errors.js';
+import { settingsSchema } from '../../main/core/contract/settings.js';
 import { applyOverrides } from '../../main/core/appliance.js';
 
 describe('settings file', () => {
@@ -75,5 +77,87 @@ describe('settings file', () => {
     assert.equal(merged.aeTitle, 'FROMFLAG');
     assert.equal(merged.dimse.port, 4242);
     assert.equal(merged.http.port, 9001);
+  });
+});
+
+describe('destination and sign-in URLs', () => {
+  const problemsOf = (destination: Record<string, unknown>): string[] => {
+    const data = { destinations: [{ name: 'cloud', ...destination }] };
+    const result = settingsSchema.safeParse(data);
+    return result.success ? [] : describeIssues(result.error, data);
+  };
+
+  const refusedBaseUrls: Array<[string, string, RegExp]> = [
+    ['a file: URL', 'file:///etc/passwd', /must be an https: URL, not file:/],
+    ['a javascript: URL', 'javascript:alert(1)', /must be an https: URL, not javascript:/],
+    ['a gopher: URL', 'gopher://x.example:70/_', /must be an https: URL, not gopher:/],
+    ['a data: URL', 'data:text/plain,hello', /must be an https: URL, not data:/],
+    ['credentials in the URL', 'https://user:pw@x.example/v2', /must not carry a user name or password/],
+    ['a user name alone in the URL', 'https://user@x.example/v2', /must not carry a user name or password/],
+    ['the metadata address', 'https://169.254.169.254/latest/meta-data', /link-local or metadata address/],
+    ['a link-local IPv4 address', 'https://169.254.10.20/v2', /link-local or metadata address/],
+    ['the metadata address as a decimal number', 'https://2852039166/v2', /link-local or metadata address/],
+    ['an IPv6 link-local address', 'https://[fe80::1]/v2', /link-local or metadata address/],
+    ['an IPv6 link-local address at the end of fe80::/10', 'https://[febf::1]/v2', /link-local or metadata address/],
+    ['the metadata address IPv4-mapped (dotted)', 'https://[::ffff:169.254.169.254]/v2', /link-local or metadata address/],
+    ['the metadata address IPv4-mapped (hex)', 'https://[::ffff:a9fe:a9fe]/v2', /link-local or metadata address/],
+    ['the metadata address through NAT64', 'https://[64:ff9b::a9fe:a9fe]/v2', /link-local or metadata address/],
+    ['the AWS IPv6 metadata address', 'http://[fd00:ec2::254]/v2', /link-local or metadata address/],
+    ['a metadata host name', 'https://metadata.google.internal/computeMetadata/v1', /metadata service name/],
+    ['the unspecified address', 'https://0.0.0.0/v2', /link-local or metadata address/],
+    ['plain http to a LAN host', 'http://192.168.1.5/dicom-web', /must be https: \(plain http: is only for loopback/],
+    ['plain http to a public host', 'http://x.example/v2', /must be https:/],
+    ['plain http IPv4-mapped to a LAN host', 'http://[::ffff:192.168.1.5]/v2', /must be https:/],
+    ['not a URL', 'x.example/v2', /must be a URL/],
+  ];
+  for (const [label, baseUrl, message] of refusedBaseUrls) {
+    test(`baseUrl: ${label} is refused, naming the field`, () => {
+      const problems = problemsOf({ baseUrl });
+      assert.ok(problems.some((p) => p.startsWith('field "destinations.0.baseUrl"') && message.test(p)), problems.join('\n'));
+    });
+  }
+
+  const acceptedBaseUrls = [
+    'https://ws-dicom.dicom.azurehealthcareapis.com/v2',
+    'https://192.168.1.5:8443/dicom-web',
+    'http://127.0.0.1:8042/dicom-web',
+    'http://localhost:8042/dicom-web',
+    'http://[::1]:8042/dicom-web',
+    'http://[::ffff:127.0.0.1]:8042/dicom-web',
+  ];
+  for (const baseUrl of acceptedBaseUrls) {
+    test(`baseUrl: ${baseUrl} is accepted`, () => assert.deepEqual(problemsOf({ baseUrl }), []));
+  }
+
+  test('plain http to a LAN host is accepted with the explicit allowInsecureHttp opt-in, and only http is opened by it', () => {
+    assert.deepEqual(problemsOf({ baseUrl: 'http://192.168.1.5/dicom-web', allowInsecureHttp: true }), []);
+    assert.match(problemsOf({ baseUrl: 'ftp://192.168.1.5/', allowInsecureHttp: true }).join('\n'), /not ftp:/);
+    assert.match(problemsOf({ baseUrl: 'http://169.254.169.254/', allowInsecureHttp: true }).join('\n'), /link-local or metadata address/);
+    assert.equal(settingsSchema.parse({ destinations: [{ name: 'c', baseUrl: 'https://x.example/v2' }] }).destinations[0]!.allowInsecureHttp, false);
+  });
+
+  for (const kind of ['entra-client-secret', 'entra-client-certificate', 'entra-device-code'] as const) {
+    const auth = { kind, tenantId: 't', clientId: 'c', clientSecret: 's', certificateFile: '/c.pem', privateKeyFile: '/k.pem' };
+    test(`${kind}: an http: authority is refused, even on loopback or with allowInsecureHttp`, () => {
+      for (const authority of ['http://login.example/t', 'http://127.0.0.1:9/t']) {
+        const problems = problemsOf({ baseUrl: 'https://x.example/v2', allowInsecureHttp: true, auth: { ...auth, authority } });
+        assert.ok(problems.some((p) => p.startsWith('field "destinations.0.auth.authority"') && /must be an https: URL, not http:/.test(p)), problems.join('\n'));
+      }
+    });
+    test(`${kind}: an authority at a metadata address or with credentials is refused; https is accepted`, () => {
+      assert.match(problemsOf({ baseUrl: 'https://x.example/v2', auth: { ...auth, authority: 'https://169.254.169.254/t' } }).join('\n'), /auth\.authority.*link-local/);
+      assert.match(problemsOf({ baseUrl: 'https://x.example/v2', auth: { ...auth, authority: 'https://a:b@login.example/t' } }).join('\n'), /auth\.authority.*user name or password/);
+      assert.deepEqual(problemsOf({ baseUrl: 'https://x.example/v2', auth: { ...auth, authority: 'https://login.microsoftonline.com/t' } }), []);
+    });
+  }
+
+  test('a refused URL in settings.json stops the start, naming the field', async () => {
+    const sub = await mkdtemp(join(tmpdir(), 'dicom-edge-url-'));
+    try {
+      await writeFile(join(sub, 'settings.json'), JSON.stringify({ destinations: [{ name: 'cloud', baseUrl: 'https://169.254.169.254/' }] }));
+      await assert.rejects(SettingsFile.open(sub), /field "destinations\.0\.baseUrl" has value "https:\/\/169\.254\.169\.254\/": must not point at a link-local/);
+    } finally {
+      await rm(sub, { recursive: true, force: true });
+    }
   });
 });

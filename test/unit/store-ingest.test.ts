@@ -11,6 +11,7 @@ import { ArchivePaths } from '../../main/core/store/paths.js';
 import { InvalidUidError } from '../../main/core/dicom/uid.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
+import { indexDb } from '../support/index-db.js';
 import { mountTmpfs, tmpfsUnavailable } from '../support/tmpfs.js';
 
 const silent = pino({ level: 'silent' });
@@ -76,7 +77,7 @@ describe('archive ingest', () => {
     const stored = await readFile(join(dir, 'archive', studyUid, seriesUid, `${sopInstanceUid}.dcm`));
     assert.ok(stored.equals(bytes), 'file on disk is byte-identical');
 
-    const study = archive.db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(studyUid) as Record<string, unknown>;
+    const study = indexDb(archive).prepare('SELECT * FROM studies WHERE study_uid = ?').get(studyUid) as Record<string, unknown>;
     assert.equal(study.patient_name, 'Müller^Jürgen');
     assert.equal(study.patient_id, 'PID-1');
     assert.equal(study.patient_birth_date, '19700102');
@@ -90,13 +91,13 @@ describe('archive ingest', () => {
     assert.equal(study.modalities_in_study, 'CT');
     assert.equal(study.num_series, 1);
     assert.equal(study.num_instances, 1);
-    const series = archive.db.prepare('SELECT * FROM series WHERE series_uid = ?').get(seriesUid) as Record<string, unknown>;
+    const series = indexDb(archive).prepare('SELECT * FROM series WHERE series_uid = ?').get(seriesUid) as Record<string, unknown>;
     assert.equal(series.modality, 'CT');
     assert.equal(series.series_number, 3);
     assert.equal(series.series_description, 'Axial');
     assert.equal(series.body_part_examined, 'HEAD');
     assert.equal(series.num_instances, 1);
-    const instance = archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as Record<string, unknown>;
+    const instance = indexDb(archive).prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as Record<string, unknown>;
     assert.equal(instance.sop_class_uid, '1.2.840.10008.5.1.4.1.1.2');
     assert.equal(instance.instance_number, 7);
     assert.equal(instance.transfer_syntax_uid, '1.2.840.10008.1.2.1');
@@ -120,7 +121,7 @@ describe('archive ingest', () => {
     const at = bytes.indexOf(Buffer.from('Ascii^Only'));
     Buffer.from([0xc4]).copy(bytes, at);
     await archive.ingest(chunked(bytes), ctx);
-    const row = archive.db.prepare('SELECT patient_name FROM studies s JOIN instances i ON i.study_uid = s.study_uid WHERE i.sop_instance_uid = ?')
+    const row = indexDb(archive).prepare('SELECT patient_name FROM studies s JOIN instances i ON i.study_uid = s.study_uid WHERE i.sop_instance_uid = ?')
       .get(sopInstanceUid) as { patient_name: string };
     assert.equal(row.patient_name, 'Äscii^Only');
   });
@@ -129,11 +130,11 @@ describe('archive ingest', () => {
     const bytes = makeInstance();
     const first = await archive.ingest(chunked(bytes), ctx);
     const uid = first.header.sopInstanceUid;
-    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(uid);
-    const before = archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(uid);
+    indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(uid);
+    const before = indexDb(archive).prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(uid);
     const second = await archive.ingest(chunked(bytes), ctx);
     assert.equal(second.outcome, 'duplicate');
-    assert.deepEqual(archive.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(uid), before);
+    assert.deepEqual(indexDb(archive).prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(uid), before);
     assert.deepEqual(archive.outbox.rowsFor(uid).map((r) => r.state), ['delivered']);
   });
 
@@ -144,16 +145,48 @@ describe('archive ingest', () => {
     const v1 = makeInstance({ sopInstanceUid, studyUid, seriesUid, patientName: 'First^Version' });
     const v2 = makeInstance({ sopInstanceUid, studyUid, seriesUid, patientName: 'Second^Version' });
     await archive.ingest(chunked(v1), ctx);
-    archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(sopInstanceUid);
+    indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(sopInstanceUid);
     const result = await archive.ingest(chunked(v2), ctx);
     assert.equal(result.outcome, 'replaced');
     const onDisk = await readFile(join(dir, 'archive', studyUid, seriesUid, `${sopInstanceUid}.dcm`));
     assert.ok(onDisk.equals(v2));
-    const study = archive.db.prepare('SELECT patient_name, num_instances FROM studies WHERE study_uid = ?').get(studyUid) as Record<string, unknown>;
+    const study = indexDb(archive).prepare('SELECT patient_name, num_instances FROM studies WHERE study_uid = ?').get(studyUid) as Record<string, unknown>;
     assert.deepEqual(study, { patient_name: 'Second^Version', num_instances: 1 });
     const [row] = archive.outbox.rowsFor(sopInstanceUid);
     assert.equal(row!.state, 'pending');
     assert.equal(row!.replaces_earlier, 1);
+  });
+
+  test('ingestOrHold holds a replacement: nothing changes until commit, and drop keeps the stored instance', async () => {
+    const ids = { sopInstanceUid: newUid(), studyUid: newUid(), seriesUid: newUid() };
+    const v1 = makeInstance({ ...ids, patientName: 'Kept^Version' });
+    const v2 = makeInstance({ ...ids, patientName: 'Held^Version' });
+    const path = join(dir, 'archive', ids.studyUid, ids.seriesUid, `${ids.sopInstanceUid}.dcm`);
+    const rows = () => ({
+      instance: indexDb(archive).prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(ids.sopInstanceUid),
+      study: indexDb(archive).prepare('SELECT * FROM studies WHERE study_uid = ?').get(ids.studyUid),
+      outbox: archive.outbox.rowsFor(ids.sopInstanceUid),
+    });
+    assert.equal((await archive.ingestOrHold(chunked(v1), ctx)).outcome, 'stored', 'a new instance is stored at once');
+    assert.equal((await archive.ingestOrHold(chunked(v1), ctx)).outcome, 'duplicate', 'the same bytes again are a duplicate');
+    const before = rows();
+
+    const dropped = await archive.ingestOrHold(chunked(v2), ctx);
+    assert.ok(dropped.outcome === 'held');
+    assert.deepEqual(rows(), before);
+    assert.ok((await readFile(path)).equals(v1));
+    await dropped.drop();
+    assert.deepEqual(rows(), before);
+    assert.ok((await readFile(path)).equals(v1));
+    await assert.rejects(dropped.commit(), /already committed or dropped/);
+
+    const committed = await archive.ingestOrHold(chunked(v2), ctx);
+    assert.ok(committed.outcome === 'held');
+    assert.equal((await committed.commit()).outcome, 'replaced');
+    assert.ok((await readFile(path)).equals(v2));
+    assert.equal((indexDb(archive).prepare('SELECT patient_name FROM studies WHERE study_uid = ?').get(ids.studyUid) as { patient_name: string }).patient_name,
+      'Held^Version');
+    assert.deepEqual((await filesUnder(archive.paths.tempDir)), [], 'no held file is left');
   });
 
   test('a later instance of a known series updates the study and series attributes it changes, and only those', async () => {
@@ -163,10 +196,10 @@ describe('archive ingest', () => {
     await archive.ingest(chunked(makeInstance({ ...same, patientName: 'Before^Name', seriesDescription: 'Axial', instanceNumber: 1 })), ctx);
     await archive.ingest(chunked(makeInstance({ ...same, patientName: 'Before^Name', seriesDescription: 'Axial', instanceNumber: 2 })), ctx);
     await archive.ingest(chunked(makeInstance({ ...same, patientName: 'After^Name', seriesDescription: 'Coronal', instanceNumber: 3 })), ctx);
-    const study = archive.db.prepare('SELECT patient_name, patient_id, study_description, num_series, num_instances FROM studies WHERE study_uid = ?')
+    const study = indexDb(archive).prepare('SELECT patient_name, patient_id, study_description, num_series, num_instances FROM studies WHERE study_uid = ?')
       .get(studyUid) as Record<string, unknown>;
     assert.deepEqual(study, { patient_name: 'After^Name', patient_id: 'PID-7', study_description: 'CT Chest', num_series: 1, num_instances: 3 });
-    const series = archive.db.prepare('SELECT series_description, modality, num_instances FROM series WHERE series_uid = ?').get(seriesUid);
+    const series = indexDb(archive).prepare('SELECT series_description, modality, num_instances FROM series WHERE series_uid = ?').get(seriesUid);
     assert.deepEqual(series, { series_description: 'Coronal', modality: 'CT', num_instances: 3 });
   });
 
@@ -180,11 +213,11 @@ describe('archive ingest', () => {
       makeInstance({ studyUid, seriesUid: mr, modality: 'MR', sopClassUid: '1.2.840.10008.5.1.4.1.1.4' }),
     ];
     for (const bytes of items) await archive.ingest(chunked(bytes), ctx);
-    const study = archive.db.prepare('SELECT num_series, num_instances, size_bytes, modalities_in_study FROM studies WHERE study_uid = ?').get(studyUid);
+    const study = indexDb(archive).prepare('SELECT num_series, num_instances, size_bytes, modalities_in_study FROM studies WHERE study_uid = ?').get(studyUid);
     assert.deepEqual(study, {
       num_series: 2, num_instances: 3, size_bytes: items.reduce((n, b) => n + b.length, 0), modalities_in_study: 'CT\\MR',
     });
-    const series = archive.db.prepare('SELECT num_instances, size_bytes FROM series WHERE series_uid = ?').get(ct);
+    const series = indexDb(archive).prepare('SELECT num_instances, size_bytes FROM series WHERE series_uid = ?').get(ct);
     assert.deepEqual(series, { num_instances: 2, size_bytes: items[0]!.length + items[1]!.length });
   });
 
@@ -210,7 +243,7 @@ describe('archive refuses bad input and writes nothing', () => {
   });
 
   async function assertNothingStored() {
-    const counts = archive.db.prepare('SELECT (SELECT COUNT(*) FROM instances) i, (SELECT COUNT(*) FROM studies) s, (SELECT COUNT(*) FROM outbox) o').get();
+    const counts = indexDb(archive).prepare('SELECT (SELECT COUNT(*) FROM instances) i, (SELECT COUNT(*) FROM studies) s, (SELECT COUNT(*) FROM outbox) o').get();
     assert.deepEqual(counts, { i: 0, s: 0, o: 0 });
     assert.deepEqual(await filesUnder(join(dir, 'archive')), []);
   }
@@ -308,7 +341,7 @@ describe('disk reserve and quota', () => {
         return true;
       });
       assert.deepEqual(await filesUnder(join(dir, 'archive')), []);
-      assert.equal((archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 0);
+      assert.equal((indexDb(archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 0);
     } finally {
       await archive.close();
       await rm(dir, { recursive: true, force: true });
@@ -326,9 +359,9 @@ describe('disk reserve and quota', () => {
       archive.setLimits({ maxArchiveBytes: one * 2 + 10, minFreeBytes: 0, evictDelivered: true });
       // Nothing delivered yet: eviction must not touch pending instances.
       await assert.rejects(archive.ingest(chunked(makeInstance()), ctx), OutOfResourcesError);
-      archive.db.prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(a.header.sopInstanceUid);
+      indexDb(archive).prepare("UPDATE outbox SET state = 'delivered' WHERE sop_instance_uid = ?").run(a.header.sopInstanceUid);
       const c = await archive.ingest(chunked(makeInstance()), ctx);
-      const left = (archive.db.prepare('SELECT sop_instance_uid FROM instances ORDER BY sop_instance_uid').all() as Array<{ sop_instance_uid: string }>)
+      const left = (indexDb(archive).prepare('SELECT sop_instance_uid FROM instances ORDER BY sop_instance_uid').all() as Array<{ sop_instance_uid: string }>)
         .map((r) => r.sop_instance_uid).sort();
       assert.deepEqual(left, [b.header.sopInstanceUid, c.header.sopInstanceUid].sort());
     } finally {
@@ -354,7 +387,7 @@ describe('disk reserve: an instance is counted once, and a re-sent one needs no 
       const changed = makeInstance({ sopInstanceUid: first.header.sopInstanceUid, studyUid: first.header.studyInstanceUid,
         seriesUid: first.header.seriesInstanceUid, patientName: 'CHANGED^BYTES' });
       await assert.rejects(archive.ingest(chunked(changed), ctx), OutOfResourcesError, 'different bytes under the same UID need room');
-      assert.equal((archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 1);
+      assert.equal((indexDb(archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 1);
       assert.deepEqual((await filesUnder(archive.paths.root)).map((f) => f.slice(archive.paths.root.length + 1)), [first.relativePath]);
     } finally {
       await archive.close();
@@ -425,7 +458,8 @@ describe('disk reserve: an instance is counted once, and a re-sent one needs no 
           });
           const files = (await filesUnder(archive.paths.root)).map((f) => f.slice(archive.paths.root.length + 1));
           assert.deepEqual(files, [stored.relativePath], 'no temp file and no second instance');
-          assert.equal((archive.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 1);
+          // Through the archive's own connection: an index opened on a full disk admits no other.
+          assert.equal(archive.reads.indexCounts().instances, 1);
         } finally {
           await archive.close();
         }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { sendMultipart, type ResponsePart } from '../../main/core/web/multipart-response.js';
-import { readMultipart } from '../../main/core/web/multipart-related.js';
+import { readMultipart } from '../../main/core/multipart/reader.js';
 
 /** Descriptors of this process open on files under `dir`, to see that every file the writer opened is closed again. */
 async function openFilesUnder(dir: string): Promise<number> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../../main/core/web/multipart-related.js';
-import { parseAccept, parseMediaType } from '../../main/core/web/media-type.js';
+import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../../main/core/multipart/reader.js';
+import { parseAccept, parseMediaType } from '../../main/core/multipart/media-type.js';
 import { negotiateDicom } from '../../main/core/web/wado-retrieve.js';
 
 async function* chunked(bytes: Buffer, size: number): AsyncGenerator<Buffer> {

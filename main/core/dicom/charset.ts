@@ -40,7 +40,7 @@ const DECODER_LABELS: Record<string, string> = {
   GBK: 'gbk',
 };
 
-export function decoderLabel(specificCharacterSet: string | undefined): string {
+function decoderLabel(specificCharacterSet: string | undefined): string {
   const values = (specificCharacterSet ?? '').split('\\').map((v) => v.trim());
   // With code extensions the first value may be empty (default repertoire); use the first non-default one.
   const significant = values.find((v) => v !== '' && v !== 'ISO 2022 IR 6') ?? values[0] ?? '';

@@ -3,27 +3,12 @@
  * PN becomes {Alphabetic, Ideographic, Phonetic}; IS, DS and the binary number VRs become JSON numbers;
  * strings with backslashes become several values (ModalitiesInStudy 'CT\MR' → ['CT', 'MR']).
  */
+import type { DicomJson, DicomJsonElement, DicomJsonValue, PersonNameJson } from './json-model.js';
 import { attributeByKeyword } from './keywords.js';
-
-export interface PersonNameJson {
-  Alphabetic?: string;
-  Ideographic?: string;
-  Phonetic?: string;
-}
-
-export type DicomJsonValue = string | number | PersonNameJson | null;
-
-export interface DicomJsonElement {
-  vr: string;
-  Value?: DicomJsonValue[];
-}
-
-/** Keys are tags of eight upper-case hex digits, in ascending order. */
-export type DicomJsonObject = Record<string, DicomJsonElement>;
 
 export type KeywordValue = string | number | null | undefined | readonly (string | number | null)[];
 
-/** Tag and VR of an attribute outside the query table (e.g. RetrieveURL: { tag: '00081190', vr: 'UR' }). */
+/** Tag and VR of an attribute outside the query table (e.g. RetrieveURL: `entryOf('RetrieveURL')`). */
 export interface ExtraAttribute {
   tag: string;
   vr: string;
@@ -43,7 +28,7 @@ export class UnknownAttributeError extends Error {
  * Builds a DICOM JSON object sorted by tag. `undefined` values are left out; null and '' give an element
  * with no Value (present but empty, as PS3.18 F.2.5 writes a zero-length attribute).
  */
-export function toDicomJson(values: Readonly<Record<string, KeywordValue>>, extra: Readonly<Record<string, ExtraAttribute>> = {}): DicomJsonObject {
+export function toDicomJson(values: Readonly<Record<string, KeywordValue>>, extra: Readonly<Record<string, ExtraAttribute>> = {}): DicomJson {
   const elements: [string, DicomJsonElement][] = [];
   for (const [keyword, value] of Object.entries(values)) {
     if (value === undefined) continue;
@@ -55,7 +40,7 @@ export function toDicomJson(values: Readonly<Record<string, KeywordValue>>, extr
   return Object.fromEntries(elements);
 }
 
-export function dicomJsonElement(vr: string, value: KeywordValue): DicomJsonElement {
+function dicomJsonElement(vr: string, value: KeywordValue): DicomJsonElement {
   const items = splitValues(vr, value);
   const converted = items.map((item) => convertValue(vr, item));
   return converted.length === 0 || converted.every((v) => v === null) ? { vr } : { vr, Value: converted };

@@ -2,6 +2,7 @@ import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { decodeText } from './charset.js';
+import { tagsOf } from './dictionary.js';
 import { TransferSyntax } from './transfer-syntax.js';
 
 /** The attributes of one instance that the archive's index keeps. */
@@ -11,6 +12,8 @@ export interface InstanceHeader {
   // patient
   patientName: string;
   patientId: string;
+  /** IssuerOfPatientID (0010,0021): with PatientID, who the patient is. */
+  issuerOfPatientId: string;
   patientBirthDate: string;
   patientSex: string;
   // study
@@ -48,7 +51,19 @@ export class DicomParseError extends Error {
   }
 }
 
-const PIXEL_DATA = 'x7fe00010';
+/** dicom-parser names an element 'x' and its tag in lower case: 'x00100010'. */
+function parserTags<K extends string>(...keywords: K[]): Readonly<Record<K, string>> {
+  return Object.fromEntries(Object.entries<string>(tagsOf(...keywords)).map(([keyword, tag]) => [keyword, `x${tag.toLowerCase()}`])) as Record<K, string>;
+}
+
+const X = parserTags(
+  'PixelData', 'TransferSyntaxUID', 'SpecificCharacterSet',
+  'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex',
+  'StudyInstanceUID', 'StudyDate', 'StudyTime', 'AccessionNumber', 'StudyID', 'StudyDescription', 'ReferringPhysicianName',
+  'SeriesInstanceUID', 'Modality', 'SeriesNumber', 'SeriesDescription', 'BodyPartExamined', 'PerformedProcedureStepStartDate',
+  'SOPClassUID', 'SOPInstanceUID', 'InstanceNumber', 'NumberOfFrames', 'Rows', 'Columns',
+);
+const PIXEL_DATA = X.PixelData;
 const SEQUENCE_DELIMITER = [0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0];
 
 function inflater(bytes: Uint8Array, position: number): Uint8Array {
@@ -86,7 +101,7 @@ export function parseInstanceHeader(head: Uint8Array, fileSize: number, tail: Ui
   }
   const pixelData = dataSet.elements[PIXEL_DATA];
   if (!pixelData && !complete) return { kind: 'need-more-bytes' };
-  const transferSyntaxUid = dataSet.string('x00020010') ?? '';
+  const transferSyntaxUid = dataSet.string(X.TransferSyntaxUID) ?? '';
   if (!transferSyntaxUid) throw new DicomParseError('missing Transfer Syntax UID (0002,0010) in the meta header');
   if (pixelData) checkPixelDataComplete(pixelData, fileSize, tail, transferSyntaxUid);
   return { kind: 'parsed', header: readHeader(dataSet, transferSyntaxUid) };
@@ -111,7 +126,7 @@ function checkPixelDataComplete(
 }
 
 function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
-  const charset = ds.string('x00080005') ?? '';
+  const charset = ds.string(X.SpecificCharacterSet) ?? '';
   const str = (tag: string) => (ds.string(tag) ?? '').trim();
   const text = (tag: string) => {
     const element = ds.elements[tag];
@@ -130,28 +145,40 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   return {
     transferSyntaxUid: transferSyntaxUid.replace(/\0/g, '').trim(),
     specificCharacterSet: charset,
-    patientName: text('x00100010'),
-    patientId: text('x00100020'),
-    patientBirthDate: str('x00100030'),
-    patientSex: str('x00100040'),
-    studyInstanceUid: uid('x0020000d'),
-    studyDate: str('x00080020'),
-    studyTime: str('x00080030'),
-    accessionNumber: text('x00080050'),
-    studyId: text('x00200010'),
-    studyDescription: text('x00081030'),
-    referringPhysicianName: text('x00080090'),
-    seriesInstanceUid: uid('x0020000e'),
-    modality: str('x00080060'),
-    seriesNumber: int('x00200011'),
-    seriesDescription: text('x0008103e'),
-    bodyPartExamined: str('x00180015'),
-    performedProcedureStepStartDate: str('x00400244'),
-    sopClassUid: uid('x00080016'),
-    sopInstanceUid: uid('x00080018'),
-    instanceNumber: int('x00200013'),
-    numberOfFrames: int('x00280008'),
-    rows: us('x00280010'),
-    columns: us('x00280011'),
+    patientName: text(X.PatientName),
+    patientId: text(X.PatientID),
+    issuerOfPatientId: text(X.IssuerOfPatientID),
+    patientBirthDate: str(X.PatientBirthDate),
+    patientSex: str(X.PatientSex),
+    studyInstanceUid: uid(X.StudyInstanceUID),
+    studyDate: str(X.StudyDate),
+    studyTime: str(X.StudyTime),
+    accessionNumber: text(X.AccessionNumber),
+    studyId: text(X.StudyID),
+    studyDescription: text(X.StudyDescription),
+    referringPhysicianName: text(X.ReferringPhysicianName),
+    seriesInstanceUid: uid(X.SeriesInstanceUID),
+    modality: str(X.Modality),
+    seriesNumber: int(X.SeriesNumber),
+    seriesDescription: text(X.SeriesDescription),
+    bodyPartExamined: str(X.BodyPartExamined),
+    performedProcedureStepStartDate: str(X.PerformedProcedureStepStartDate),
+    sopClassUid: uid(X.SOPClassUID),
+    sopInstanceUid: uid(X.SOPInstanceUID),
+    instanceNumber: int(X.InstanceNumber),
+    numberOfFrames: int(X.NumberOfFrames),
+    rows: us(X.Rows),
+    columns: us(X.Columns),
   };
+}
+
+/** Best effort: the SOP Class and Instance UIDs in the first bytes of a Part 10 file that was refused. */
+export function sniffSopUids(head: Uint8Array): { sopClassUid?: string; sopInstanceUid?: string } {
+  try {
+    const ds = dicomParser.parseDicom(head, { untilTag: PIXEL_DATA } as never);
+    const clean = (v: string | undefined) => v?.replace(/\0/g, '').trim() || undefined;
+    return { sopClassUid: clean(ds.string(X.SOPClassUID)), sopInstanceUid: clean(ds.string(X.SOPInstanceUID)) };
+  } catch {
+    return {};
+  }
 }

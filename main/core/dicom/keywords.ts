@@ -1,13 +1,17 @@
 /**
- * The attributes the archive answers queries on (C-FIND and QIDO-RS), by DICOM keyword, with tag, VR and
- * query level (PS3.4 C.6 and PS3.18 Table 10.6.1-5). `level: null` marks attributes that are part of a
- * query but are not matched on (QueryRetrieveLevel, SpecificCharacterSet, RetrieveAETitle, ...).
+ * The attributes the archive answers queries on (C-FIND and QIDO-RS), by DICOM keyword, with query level
+ * (PS3.4 C.6 and PS3.18 Table 10.6.1-5); tag and VR come from the data dictionary. `level: null` marks
+ * attributes that are part of a query but are not matched on (QueryRetrieveLevel, SpecificCharacterSet, ...).
  */
+import { entryOf } from './dictionary.js';
+
 export type QueryLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 
-export const QUERY_LEVELS: readonly QueryLevel[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
+const QUERY_LEVELS: readonly QueryLevel[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
 
-export type Vr = 'AE' | 'CS' | 'DA' | 'DT' | 'IS' | 'LO' | 'PN' | 'SH' | 'TM' | 'UI' | 'UL' | 'US';
+/** The VRs of the query attributes: those matching knows how to compare. */
+const VRS = ['AE', 'CS', 'DA', 'DT', 'IS', 'LO', 'PN', 'SH', 'TM', 'UI', 'UL', 'US'] as const;
+export type Vr = (typeof VRS)[number];
 
 export interface AttributeDefinition {
   keyword: string;
@@ -29,54 +33,56 @@ export const UNIQUE_KEYS: Readonly<Record<QueryLevel, string>> = {
   IMAGE: 'SOPInstanceUID',
 };
 
-type Row = [keyword: string, tag: string, vr: Vr, level: QueryLevel | null, options?: { multi?: boolean; matchable?: boolean }];
+type Row = [keyword: string, level: QueryLevel | null, options?: { multi?: boolean; matchable?: boolean }];
 
 const ROWS: Row[] = [
-  ['SpecificCharacterSet', '00080005', 'CS', null, { multi: true, matchable: false }],
-  ['QueryRetrieveLevel', '00080052', 'CS', null, { matchable: false }],
-  ['RetrieveAETitle', '00080054', 'AE', null, { multi: true, matchable: false }],
-  ['InstanceAvailability', '00080056', 'CS', null, { matchable: false }],
+  ['SpecificCharacterSet', null, { multi: true, matchable: false }],
+  ['QueryRetrieveLevel', null, { matchable: false }],
+  ['RetrieveAETitle', null, { multi: true, matchable: false }],
+  ['InstanceAvailability', null, { matchable: false }],
   // patient
-  ['PatientName', '00100010', 'PN', 'PATIENT'],
-  ['PatientID', '00100020', 'LO', 'PATIENT'],
-  ['PatientBirthDate', '00100030', 'DA', 'PATIENT'],
-  ['PatientSex', '00100040', 'CS', 'PATIENT'],
-  ['NumberOfPatientRelatedStudies', '00201200', 'IS', 'PATIENT'],
-  ['NumberOfPatientRelatedSeries', '00201202', 'IS', 'PATIENT'],
-  ['NumberOfPatientRelatedInstances', '00201204', 'IS', 'PATIENT'],
+  ['PatientName', 'PATIENT'],
+  ['PatientID', 'PATIENT'],
+  ['PatientBirthDate', 'PATIENT'],
+  ['PatientSex', 'PATIENT'],
+  ['NumberOfPatientRelatedStudies', 'PATIENT'],
+  ['NumberOfPatientRelatedSeries', 'PATIENT'],
+  ['NumberOfPatientRelatedInstances', 'PATIENT'],
   // study
-  ['StudyDate', '00080020', 'DA', 'STUDY'],
-  ['StudyTime', '00080030', 'TM', 'STUDY'],
-  ['AccessionNumber', '00080050', 'SH', 'STUDY'],
-  ['ModalitiesInStudy', '00080061', 'CS', 'STUDY', { multi: true }],
-  ['ReferringPhysicianName', '00080090', 'PN', 'STUDY'],
-  ['StudyDescription', '00081030', 'LO', 'STUDY'],
-  ['StudyInstanceUID', '0020000D', 'UI', 'STUDY'],
-  ['StudyID', '00200010', 'SH', 'STUDY'],
-  ['NumberOfStudyRelatedSeries', '00201206', 'IS', 'STUDY'],
-  ['NumberOfStudyRelatedInstances', '00201208', 'IS', 'STUDY'],
+  ['StudyDate', 'STUDY'],
+  ['StudyTime', 'STUDY'],
+  ['AccessionNumber', 'STUDY'],
+  ['ModalitiesInStudy', 'STUDY', { multi: true }],
+  ['ReferringPhysicianName', 'STUDY'],
+  ['StudyDescription', 'STUDY'],
+  ['StudyInstanceUID', 'STUDY'],
+  ['StudyID', 'STUDY'],
+  ['NumberOfStudyRelatedSeries', 'STUDY'],
+  ['NumberOfStudyRelatedInstances', 'STUDY'],
   // series
-  ['Modality', '00080060', 'CS', 'SERIES'],
-  ['SeriesDescription', '0008103E', 'LO', 'SERIES'],
-  ['BodyPartExamined', '00180015', 'CS', 'SERIES'],
-  ['SeriesInstanceUID', '0020000E', 'UI', 'SERIES'],
-  ['SeriesNumber', '00200011', 'IS', 'SERIES'],
-  ['NumberOfSeriesRelatedInstances', '00201209', 'IS', 'SERIES'],
-  ['PerformedProcedureStepStartDate', '00400244', 'DA', 'SERIES'],
+  ['Modality', 'SERIES'],
+  ['SeriesDescription', 'SERIES'],
+  ['BodyPartExamined', 'SERIES'],
+  ['SeriesInstanceUID', 'SERIES'],
+  ['SeriesNumber', 'SERIES'],
+  ['NumberOfSeriesRelatedInstances', 'SERIES'],
+  ['PerformedProcedureStepStartDate', 'SERIES'],
   // instance
-  ['TransferSyntaxUID', '00020010', 'UI', 'IMAGE'],
-  ['SOPClassUID', '00080016', 'UI', 'IMAGE'],
-  ['SOPInstanceUID', '00080018', 'UI', 'IMAGE'],
-  ['AvailableTransferSyntaxUID', '00083002', 'UI', 'IMAGE'],
-  ['InstanceNumber', '00200013', 'IS', 'IMAGE'],
-  ['NumberOfFrames', '00280008', 'IS', 'IMAGE'],
-  ['Rows', '00280010', 'US', 'IMAGE'],
-  ['Columns', '00280011', 'US', 'IMAGE'],
+  ['TransferSyntaxUID', 'IMAGE'],
+  ['SOPClassUID', 'IMAGE'],
+  ['SOPInstanceUID', 'IMAGE'],
+  ['AvailableTransferSyntaxUID', 'IMAGE'],
+  ['InstanceNumber', 'IMAGE'],
+  ['NumberOfFrames', 'IMAGE'],
+  ['Rows', 'IMAGE'],
+  ['Columns', 'IMAGE'],
 ];
 
-export const QUERY_ATTRIBUTES: readonly AttributeDefinition[] = ROWS.map(([keyword, tag, vr, level, options]) =>
-  Object.freeze({ keyword, tag, vr, level, multiValued: options?.multi ?? false, matchable: options?.matchable ?? true }),
-);
+export const QUERY_ATTRIBUTES: readonly AttributeDefinition[] = ROWS.map(([keyword, level, options]) => {
+  const { tag, vr } = entryOf(keyword);
+  if (!(VRS as readonly string[]).includes(vr)) throw new Error(`query attribute ${keyword} has VR ${vr}, which matching does not know`);
+  return Object.freeze({ keyword, tag, vr: vr as Vr, level, multiValued: options?.multi ?? false, matchable: options?.matchable ?? true });
+});
 
 const byKeyword = new Map(QUERY_ATTRIBUTES.map((a) => [a.keyword, a]));
 const byTag = new Map(QUERY_ATTRIBUTES.map((a) => [a.tag, a]));
@@ -96,7 +102,7 @@ export function lookupAttribute(keywordOrTag: string): AttributeDefinition | und
   return byKeyword.get(keywordOrTag) ?? attributeByTag(keywordOrTag);
 }
 
-export function normaliseTag(tag: string): string | undefined {
+function normaliseTag(tag: string): string | undefined {
   const hex = tag.trim().replace(/^\(|\)$/g, '').replace(/^x/i, '').replace(',', '');
   return /^[0-9A-Fa-f]{8}$/.test(hex) ? hex.toUpperCase() : undefined;
 }

@@ -38,7 +38,7 @@ export class InvalidMatchKeyError extends Error {
   }
 }
 
-export type Matcher =
+type Matcher =
   | { kind: 'universal' }
   | { kind: 'single'; value: string; caseInsensitive: boolean }
   | { kind: 'number'; value: number }

@@ -1,7 +1,7 @@
 /** DICOM UI value rules (PS3.5 9.1): digits and dots, components without leading zeros, at most 64 chars. */
 const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
-export const MAX_UID_LENGTH = 64;
+const MAX_UID_LENGTH = 64;
 
 export function uidProblem(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0) return 'is empty';
@@ -9,10 +9,6 @@ export function uidProblem(value: unknown): string | undefined {
   if (!/^[0-9.]+$/.test(value)) return 'contains characters other than digits and dots';
   if (!UID_PATTERN.test(value)) return 'is not a dotted sequence of numbers without leading zeros';
   return undefined;
-}
-
-export function isValidUid(value: unknown): value is string {
-  return uidProblem(value) === undefined;
 }
 
 export class InvalidUidError extends Error {

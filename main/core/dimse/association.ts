@@ -4,6 +4,9 @@ import type { Logger } from 'pino';
 import type { Archive, IngestResult } from '../store/archive.js';
 import { IngestAbortedError, IngestError } from '../store/errors.js';
 import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
+import {
+  countBytesReceived, generalPathBusy, generalProcessPdu, markConnected, negotiatedAssociation, notePeerActivity, resetConnection,
+} from './dcmjs-dimse-internals.js';
 import { buildFileMeta } from './file-meta.js';
 import { cStoreResponsePdu, joinPdvs, PDU_TYPE_P_DATA_TF, readCStoreCommand, splitPdvs, type CStoreCommand, type Pdv } from './pdata.js';
 import { PduReader } from './pdu-reader.js';
@@ -56,23 +59,6 @@ export interface ScpEnvironment {
 
 type StoreOutcome = { ok: true; result: IngestResult } | { ok: false; error: IngestError };
 
-/** dcmjs-dimse's network fields we set or read that its typings leave out. */
-interface NetworkInternals {
-  connected: boolean;
-  connectedTime: number | undefined;
-  lastPduTime: number | undefined;
-  association: DimseAssociation | undefined;
-  /** Set while dcmjs-dimse's general path is in the middle of a message. */
-  dimse: unknown;
-  dimseStream: unknown;
-  dimseStoreStream: unknown;
-  statistics: { addBytesReceived(bytes: number): void };
-  _reset(): void;
-}
-
-type ProcessPdu = (this: unknown, pdu: Buffer) => Promise<void>;
-const generalProcessPdu = (Scp.prototype as unknown as { _processPdu: ProcessPdu })._processPdu;
-
 /** A C-STORE whose data set is arriving on the fast path. */
 interface FastStore {
   presentationContextId: number;
@@ -91,6 +77,8 @@ export class EdgeScp extends Scp {
   private readonly stores = new WeakMap<CStoreRequest, Promise<StoreOutcome>>();
   private readonly sinks = new Set<StoreSink>();
   private readonly cancelled = new Set<number>();
+  /** Per request being answered: aborted by its C-CANCEL or when the connection goes. */
+  private readonly work = new Map<number, AbortController>();
   private fastStore: FastStore | undefined;
   private abortedForStop = false;
 
@@ -99,9 +87,7 @@ export class EdgeScp extends Scp {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.info = { peer, callingAe: '', calledAe: '', logger: env.logger.child({ peer }) };
     // The socket is already connected, so dcmjs-dimse never sees 'connect'; without these its ARTIM never runs.
-    const internals = this as unknown as NetworkInternals;
-    internals.connected = true;
-    internals.connectedTime = Date.now();
+    markConnected(this);
     this.readPdusOurselves(socket);
     this.on('close', () => this.closed(new IngestAbortedError('the connection closed before the data set was complete')));
     this.on('networkError', (error: Error) => {
@@ -112,22 +98,21 @@ export class EdgeScp extends Scp {
 
   /** Replaces dcmjs-dimse's socket reader (which re-concatenates each PDU per chunk) with PduReader. */
   private readPdusOurselves(socket: Socket): void {
-    const internals = this as unknown as NetworkInternals;
     socket.removeAllListeners('data'); // dcmjs-dimse's, added by its constructor; nobody else has one yet
     const reader = new PduReader();
     const networkError = (error: Error) => (this.emit as unknown as (event: string, error: Error) => void).call(this, 'networkError', error);
     const onPdu = (pdu: Buffer) => {
-      internals.lastPduTime = Date.now();
-      this._processPdu(pdu).catch((error: unknown) => networkError(error instanceof Error ? error : new Error(String(error))));
+      notePeerActivity(this);
+      this.processPdu(pdu).catch((error: unknown) => networkError(error instanceof Error ? error : new Error(String(error))));
     };
     socket.on('data', (chunk: Buffer) => {
       // After our A-ABORT, PDUs still in flight from the peer are ignored (PS3.8 state Sta13).
       if (this.abortedForStop) return;
-      internals.statistics.addBytesReceived(chunk.length);
+      countBytesReceived(this, chunk.length);
       try {
         reader.push(chunk, onPdu);
       } catch (error) {
-        internals._reset();
+        resetConnection(this);
         networkError(error as Error);
       }
     });
@@ -139,11 +124,22 @@ export class EdgeScp extends Scp {
 
   /** Keeps dcmjs-dimse's idle timer from aborting while we are busy on the peer's behalf (C-MOVE, C-GET). */
   touch(): void {
-    (this as unknown as NetworkInternals).lastPduTime = Date.now();
+    notePeerActivity(this);
   }
 
   isCancelled(messageId: number): boolean {
     return this.cancelled.has(messageId);
+  }
+
+  /** Aborted when the request is cancelled (C-CANCEL) or the connection closes: stops waiting on its behalf. */
+  workSignal(messageId: number): AbortSignal {
+    let controller = this.work.get(messageId);
+    if (!controller) {
+      this.work.set(messageId, (controller = new AbortController()));
+      if (this.cancelled.has(messageId)) controller.abort(new Error('cancelled by the peer (C-CANCEL)'));
+      else if (this.socket.destroyed) controller.abort(new Error('the connection closed'));
+    }
+    return controller.signal;
   }
 
   override associationRequested(association: DimseAssociation): void {
@@ -182,6 +178,14 @@ export class EdgeScp extends Scp {
   }
 
   override associationReleaseRequested(): void {
+    if (!this.accepted) {
+      // PS3.8 9.2 (Sta2, A-RELEASE-RQ received: AA-1): with no association there is nothing to release.
+      this.info.logger.warn({ event: 'association-protocol-error', reason: 'A-RELEASE-RQ with no association' },
+        'A-RELEASE-RQ with no association; aborting');
+      this.socket.end(abortPdu());
+      setTimeout(() => this.socket.destroy(), 2_000).unref();
+      return;
+    }
     this.info.logger.debug({ event: 'association-released' }, 'association released');
     this.sendAssociationReleaseResponse();
   }
@@ -193,20 +197,20 @@ export class EdgeScp extends Scp {
   }
 
   /**
-   * dcmjs-dimse calls this for every complete PDU. P-DATA-TF PDUs of a C-STORE (the bulk of all
+   * Our PDU reader calls this for every complete PDU. P-DATA-TF PDUs of a C-STORE (the bulk of all
    * traffic) take the fast path; everything else, including a command split over several PDVs,
    * goes through the general path.
    */
-  async _processPdu(pdu: Buffer): Promise<void> {
+  private async processPdu(pdu: Buffer): Promise<void> {
     if (pdu[0] === PDU_TYPE_P_DATA_TF && this.accepted) {
       const pdvs = splitPdvs(pdu);
       if (pdvs) {
         const taken = this.takePdvs(pdvs);
         if (taken === pdvs.length) return;
-        if (taken > 0) return generalProcessPdu.call(this, joinPdvs(pdvs.slice(taken).map((pdv) => pdv.item)));
+        if (taken > 0) return generalProcessPdu(this, joinPdvs(pdvs.slice(taken).map((pdv) => pdv.item)));
       }
     }
-    return generalProcessPdu.call(this, pdu);
+    return generalProcessPdu(this, pdu);
   }
 
   /** Handles PDVs from the first one on while they belong to a C-STORE; returns how many it took. */
@@ -226,10 +230,9 @@ export class EdgeScp extends Scp {
         store.sink.write(pdv.value);
         if (pdv.last) this.finishFastStore(store);
       } else {
-        const internals = this as unknown as NetworkInternals;
-        if (!pdv.command || !pdv.last || internals.dimse !== undefined || internals.dimseStream !== undefined || internals.dimseStoreStream !== undefined) break;
+        if (!pdv.command || !pdv.last || generalPathBusy(this)) break;
         const command = readCStoreCommand(pdv.value);
-        const context = command ? internals.association?.getPresentationContext(pdv.presentationContextId) : undefined;
+        const context = command ? negotiatedAssociation(this)?.getPresentationContext(pdv.presentationContextId) : undefined;
         if (!command || !context || context.getResult() !== PresentationContextResult.Accept) break;
         const { sink, work } = this.startStore(context.getAcceptedTransferSyntaxUid() ?? '', command.sopClassUid, command.sopInstanceUid);
         this.fastStore = { presentationContextId: pdv.presentationContextId, command, sink, work };
@@ -329,7 +332,9 @@ export class EdgeScp extends Scp {
   }
 
   override cCancelRequest(request: CCancelRequest): void {
-    this.cancelled.add(request.getMessageIdBeingRespondedTo());
+    const messageId = request.getMessageIdBeingRespondedTo();
+    this.cancelled.add(messageId);
+    this.work.get(messageId)?.abort(new Error('cancelled by the peer (C-CANCEL)'));
   }
 
   override abort(source: number, reason: number): void {
@@ -351,6 +356,7 @@ export class EdgeScp extends Scp {
     };
     const finish = () => {
       this.cancelled.delete(request.getMessageId());
+      this.work.delete(request.getMessageId());
       callback([]);
     };
     const work = run(send);
@@ -368,6 +374,7 @@ export class EdgeScp extends Scp {
 
   private closed(reason: Error): void {
     for (const sink of this.sinks) sink.fail(reason);
+    for (const controller of this.work.values()) controller.abort(reason);
     if (this.accepted) {
       this.accepted = false;
       this.env.registry.delete(this);
@@ -394,6 +401,14 @@ export class EdgeScp extends Scp {
   async settle(): Promise<void> {
     while (this.sinks.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** An A-ABORT PDU (PS3.8 9.3.8) from the service user (source 0, reason not significant). */
+function abortPdu(): Buffer {
+  const pdu = Buffer.alloc(10);
+  pdu[0] = 0x07;
+  pdu.writeUInt32BE(4, 2);
+  return pdu;
 }
 
 function failure<T extends { setStatus(status: number): void; setErrorComment(comment: string): void }>(response: T): T {

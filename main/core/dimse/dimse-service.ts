@@ -3,8 +3,10 @@ import { createServer as createTcpServer, type Server as NetServer, type Socket 
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
+import type { FederatedSearch } from '../cloud/federated-search.js';
+import type { ReadThrough } from '../cloud/read-through.js';
 import type { ApplianceService } from '../service.js';
-import type { Settings } from '../settings/schema.js';
+import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
 import { handleFind } from './find.js';
@@ -21,6 +23,17 @@ export interface DimseServiceOptions {
   logger: Logger;
   /** Read at every association, so policy edits apply to the next one. */
   settings: () => Settings;
+  /** The clinic's archive: C-FIND adds its matches, C-MOVE and C-GET fetch what is only there. */
+  cloud?: () => { federatedSearch: FederatedSearch; readThrough: ReadThrough } | undefined;
+}
+
+/**
+ * TCP connections a listener keeps open, associated or not. maxAssociations only counts accepted
+ * associations; the rest leaves room for peers that are still negotiating or being refused with
+ * "local limit exceeded", and bounds what a peer opening connections and sending nothing can hold.
+ */
+export function connectionLimit(maxAssociations: number): number {
+  return 4 * maxAssociations + 8;
 }
 
 /** The DIMSE listener (and its DICOM TLS twin): one EdgeScp per connection. */
@@ -31,6 +44,8 @@ export class DimseService implements ApplianceService {
   private readonly scps = new Set<EdgeScp>();
   private readonly logger: Logger;
   private readonly queryRetrieve: QueryRetrieveHandlers;
+  /** Connections dropped since the limit was last reached; logged once per episode, not per socket. */
+  private dropped = 0;
 
   constructor(private readonly options: DimseServiceOptions) {
     this.logger = options.logger.child({ component: 'dimse' });
@@ -39,13 +54,15 @@ export class DimseService implements ApplianceService {
       archive: options.archive,
       aeTitle,
       peers: () => options.settings().peers,
+      cloud: () => options.cloud?.()?.readThrough,
       timeouts: () => {
         const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
         return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
       },
     });
     this.queryRetrieve = {
-      find: (scp, info, request, send) => handleFind(options.archive, aeTitle, scp, info, request, send),
+      find: (scp, info, request, send) =>
+        handleFind({ archive: options.archive, federated: () => options.cloud?.()?.federatedSearch }, aeTitle, scp, info, request, send),
       move: (scp, info, request, send) => retrieve.move(scp, info, request, send),
       get: (scp, info, request, send) => retrieve.get(scp, info, request, send),
     };
@@ -106,6 +123,11 @@ export class DimseService implements ApplianceService {
 
   private connected(socket: Socket): void {
     const settings = this.options.settings();
+    if (this.dropped > 0) {
+      this.logger.info({ event: 'connection-limit-cleared', dropped: this.dropped }, 'accepting connections again');
+      this.dropped = 0;
+    }
+    for (const server of this.servers) server.maxConnections = connectionLimit(settings.dimse.maxAssociations);
     socket.setNoDelay(true);
     const scp = new EdgeScp(
       socket,
@@ -132,7 +154,26 @@ export class DimseService implements ApplianceService {
     });
   }
 
+  /** Connections open on the listeners now, associated or not. */
+  get openConnections(): number {
+    // One EdgeScp per connection, dropped when its socket closes.
+    return this.scps.size;
+  }
+
+  private limitConnections(server: NetServer): void {
+    server.maxConnections = connectionLimit(this.options.settings().dimse.maxAssociations);
+    // Node closes a connection past maxConnections at once and tells us here.
+    server.on('drop', (data) => {
+      if (this.dropped++ > 0) return;
+      this.logger.warn(
+        { event: 'connection-limit-reached', peer: `${data?.remoteAddress ?? '?'}:${data?.remotePort ?? '?'}`, limit: server.maxConnections },
+        'too many connections; closing new ones at once',
+      );
+    });
+  }
+
   private listen(server: NetServer, host: string, port: number): Promise<void> {
+    this.limitConnections(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

@@ -10,8 +10,8 @@ export interface FileMetaFields {
 }
 
 /** Ours: a UUID-derived root (PS3.5 B.2), fixed so files from every version can be told apart by name only. */
-export const IMPLEMENTATION_CLASS_UID = '2.25.271936471235240389361726404218383760211';
-export const IMPLEMENTATION_VERSION_NAME = 'DICOM_EDGE_01';
+const IMPLEMENTATION_CLASS_UID = '2.25.271936471235240389361726404218383760211';
+const IMPLEMENTATION_VERSION_NAME = 'DICOM_EDGE_01';
 
 function padded(value: string, pad: string): Buffer {
   const bytes = Buffer.from(value, 'latin1');

@@ -2,8 +2,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import dimse from 'dcmjs-dimse';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { QUERY_RETRIEVE_SOP_CLASSES } from '../dicom/storage-sop-classes.js';
+import type { FederatedSearch } from '../cloud/federated-search.js';
 import type { Archive } from '../store/archive.js';
-import { queryArchive } from '../store/query.js';
+import type { QueryMatch } from '../store/query-types.js';
 import type { AssociationInfo, CFindRequest, CFindResponse, EdgeScp } from './association.js';
 import { IdentifierError, parseIdentifier, responseIdentifier, type InformationModel } from './identifier.js';
 import { DimseStatus, errorComment } from './statuses.js';
@@ -35,7 +36,7 @@ export function responseSyntax(scp: EdgeScp, request: Parameters<EdgeScp['cFindR
   return association?.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2';
 }
 
-export async function waitForSocket(scp: EdgeScp): Promise<void> {
+async function waitForSocket(scp: EdgeScp): Promise<void> {
   if (scp.socket.writableLength > SOCKET_BACKLOG_BYTES) {
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -51,9 +52,18 @@ export async function waitForSocket(scp: EdgeScp): Promise<void> {
   }
 }
 
-/** C-FIND SCP: one pending response per match, streamed; C-CANCEL stops them. */
+export interface FindSources {
+  archive: Archive;
+  /** Local and archive matches merged (cloud/federated-search.ts); absent, the local index alone answers. */
+  federated?: () => Pick<FederatedSearch, 'search'> | undefined;
+}
+
+/**
+ * C-FIND SCP: one pending response per match, streamed; C-CANCEL stops them. With an archive, its matches
+ * join the local ones within the federation time limit; without its part, the local ones come back anyway.
+ */
 export async function handleFind(
-  archive: Archive, aeTitle: () => string, scp: EdgeScp, info: AssociationInfo, request: CFindRequest,
+  sources: FindSources, aeTitle: () => string, scp: EdgeScp, info: AssociationInfo, request: CFindRequest,
   send: (responses: CFindResponse[]) => void,
 ): Promise<void> {
   const final = (status: number, comment?: string) => {
@@ -68,11 +78,33 @@ export async function handleFind(
     final(DimseStatus.IdentifierDoesNotMatch, 'no identifier or unknown information model');
     return;
   }
+  const messageId = request.getMessageId();
   let parsed;
-  let matches;
+  let matches: QueryMatch[];
   try {
     parsed = parseIdentifier(identifier.getElements(), model);
-    matches = queryArchive(archive.db, { level: parsed.level, keys: parsed.keys });
+    const query = { level: parsed.level, keys: parsed.keys };
+    const federated = sources.federated?.();
+    if (federated) {
+      const signal = scp.workSignal(messageId);
+      const keepAlive = setInterval(() => scp.touch(), 1_000); // the archive may take up to the time limit
+      const result = await federated.search(query, { signal }).catch((error: unknown) => {
+        if (signal.aborted) return undefined;
+        throw error;
+      }).finally(() => clearInterval(keepAlive));
+      if (!result) {
+        info.logger.info({ event: 'c-find-cancelled' }, 'C-FIND cancelled');
+        if (!scp.socket.destroyed) final(DimseStatus.Cancel);
+        return;
+      }
+      matches = result.matches;
+      if (result.archive.state === 'missing') {
+        info.logger.warn({ event: 'c-find-archive-missing', queryLevel: parsed.level, reason: result.archive.reason, message: result.archive.message,
+          localMatches: matches.length }, 'C-FIND answered without the archive\'s matches');
+      }
+    } else {
+      matches = sources.archive.reads.query(query);
+    }
   } catch (error) {
     if (error instanceof IdentifierError || error instanceof InvalidMatchKeyError) {
       info.logger.warn({ event: 'c-find-refused', reason: error.message }, 'C-FIND identifier refused');
@@ -81,9 +113,8 @@ export async function handleFind(
     }
     throw error;
   }
-  info.logger.info({ event: 'c-find', level: parsed.level, keys: parsed.keys, matches: matches.length }, 'C-FIND');
+  info.logger.info({ event: 'c-find', queryLevel: parsed.level, keys: parsed.keys, matches: matches.length }, 'C-FIND');
   const syntax = responseSyntax(scp, request);
-  const messageId = request.getMessageId();
   for (const match of matches) {
     if (scp.isCancelled(messageId) || scp.socket.destroyed) {
       info.logger.info({ event: 'c-find-cancelled' }, 'C-FIND cancelled');

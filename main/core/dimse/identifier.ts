@@ -13,7 +13,7 @@ export function toKeyString(value: unknown): string {
   return String(value).replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
 
-export const INFORMATION_MODELS = {
+const INFORMATION_MODELS = {
   patientRoot: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'],
   studyRoot: ['STUDY', 'SERIES', 'IMAGE'],
 } as const satisfies Record<string, readonly QueryLevel[]>;
@@ -73,17 +73,17 @@ export function responseIdentifier(
   let needsUtf8 = false;
   const keywords = new Set([...parsed.requested.map((a) => a.keyword), ...uniqueKeys(model, parsed.level)]);
   for (const keyword of keywords) {
-    if (CONTROL.has(keyword)) {
-      if (keyword === 'RetrieveAETitle') out.RetrieveAETitle = aeTitle;
-      if (keyword === 'InstanceAvailability' && match.InstanceAvailability) out.InstanceAvailability = match.InstanceAvailability;
-      continue;
-    }
+    if (CONTROL.has(keyword)) continue;
     const attribute = lookupAttribute(keyword);
     if (!attribute) continue;
     const value = match[keyword];
     if (typeof value === 'string' && NON_ASCII.test(value)) needsUtf8 = true;
     out[keyword] = naturalized(attribute, value);
   }
+  // Where to retrieve from and how soon (PS3.4 C.4.1.1.3.2), whether asked for or not: a workstation
+  // can tell a NEARLINE (cloud-only) match from a local one without knowing to ask.
+  out.RetrieveAETitle = aeTitle;
+  if (match.InstanceAvailability) out.InstanceAvailability = match.InstanceAvailability;
   out.SpecificCharacterSet = needsUtf8 ? 'ISO_IR 192' : '';
   return out;
 }

@@ -10,7 +10,7 @@
  * Far above the 256 KB we announce as our maximum PDU length: a peer that claims more is broken or
  * hostile, and is not allowed to make us buffer it.
  */
-export const MAX_PDU_BYTES = 16 * 1024 * 1024;
+const MAX_PDU_BYTES = 16 * 1024 * 1024;
 
 export class PduReader {
   private chunks: Buffer[] = [];

@@ -29,6 +29,9 @@ export class StoreSink extends Writable {
     super({ highWaterMark: SINK_HIGH_WATER_MARK });
     this.pending = [prefix];
     this.pendingBytes = prefix.length;
+    // The archive starts reading `out` only after its room check and its file open; a failure before then
+    // stays in `out.errored` and is thrown to the archive's first read, so it must not count as unhandled.
+    this.out.on('error', () => undefined);
     this.on('drain', () => this.resumeSender());
     // A Writable that is ending never emits 'drain': a sink paused by the data set's last fragment resumes here.
     this.on('finish', () => this.resumeSender());

@@ -11,10 +11,10 @@ import {
   type Configuration,
   type ICachePlugin,
 } from '@azure/msal-node';
-import type { DestinationAuth } from '../settings/schema.js';
+import type { DestinationAuth } from '../contract/settings.js';
 import type { DeviceCodeStatus } from './control.js';
 
-export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 
 /** No usable credential: the destination waits (state 'auth') until a user acts. */
 export class SignInRequiredError extends Error {

@@ -57,13 +57,13 @@ export const FORBIDDEN_MESSAGE =
 const TRANSIENT_STATUSES = new Set([408, 424, 429]);
 
 /** Permanent unless it is one of the reasons that mean "try again later". */
-export function isTransientFailureReason(reason: number): boolean {
+function isTransientFailureReason(reason: number): boolean {
   if (reason === FAILURE.instanceBeingCreated) return true;
   // 0xA7xx: Refused: Out of Resources (PS3.4 Table B.2-1). The upstream may have room later.
   return reason >= 0xa700 && reason <= 0xa7ff;
 }
 
-export function describeFailureReason(reason: number): string {
+function describeFailureReason(reason: number): string {
   switch (reason) {
     case FAILURE.sopInstanceAlreadyExists: return 'SOP instance already exists (45070)';
     case FAILURE.instanceBeingCreated: return 'SOP instance is being created or an earlier attempt is not cleaned up (45071)';

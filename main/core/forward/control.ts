@@ -1,61 +1,19 @@
 /**
  * What the rest of the appliance (web/ `/api`, the Electron shell) may ask of store-and-forward.
- * The forward service implements it; web/ wires its routes to these methods and never touches the outbox.
+ * The forward service implements it. web/ wires its actions to these methods; what it shows of the outbox it
+ * reads through store/'s read models, and it never changes an outbox row itself.
  */
-import type { OutboxState } from '../store/events.js';
+import type { DestinationSettings } from '../contract/settings.js';
+import type { DestinationState, DestinationStatus, DeviceCodeStatus, TestConnectionResult } from '../contract/api/destinations.js';
+import type { StudyProgress } from '../store/read-models/study-progress.js';
 
-/** online: last request succeeded; offline: unreachable, probing per backoff interval;
- *  paused: a user paused it; auth: token rejected twice (401); forbidden: 403 (missing role);
- *  idle: nothing to send and nothing tried yet. */
-export type DestinationState = 'online' | 'offline' | 'paused' | 'auth' | 'forbidden' | 'idle';
-
-export interface DestinationStatus {
-  name: string;
-  baseUrl: string;
-  state: DestinationState;
-  /** When the state last changed (ms since epoch). */
-  since: number;
-  /** Human-readable reason for offline/auth/forbidden, or the last transient error. Never contains secrets. */
-  lastError: string | null;
-  /** Outbox rows for this destination by state. */
-  counts: Record<OutboxState, number>;
-  /** Bytes still to send (pending + sending). */
-  pendingBytes: number;
-  /** Rates over the last minute. */
-  bytesPerSecond: number;
-  instancesPerSecond: number;
-  /** When the next attempt is due while offline (ms since epoch), else null. */
-  nextAttemptAt: number | null;
-}
+export type { DestinationState, DestinationStatus, DeviceCodeStatus, StudyProgress, TestConnectionResult };
 
 /** Which outbox rows an action applies to. Empty filter: all rows of all destinations. */
 export interface OutboxFilter {
   destination?: string;
   studyUid?: string;
   sopInstanceUid?: string;
-}
-
-/** Progress of one study to one destination. */
-export interface StudyProgress {
-  studyUid: string;
-  destination: string;
-  counts: Record<OutboxState, number>;
-  totalBytes: number;
-  deliveredBytes: number;
-}
-
-export type DeviceCodeStatus =
-  | { state: 'idle' }
-  | { state: 'waiting'; userCode: string; verificationUri: string; message: string; expiresAt: number }
-  | { state: 'signed-in'; account: string }
-  | { state: 'failed'; error: string };
-
-export interface TestConnectionResult {
-  ok: boolean;
-  /** Which step answered: 'token' (getting a token) or 'qido' (QIDO limit=1). */
-  step: 'token' | 'qido';
-  status?: number;
-  message: string;
 }
 
 export interface ForwardControl {
@@ -70,7 +28,8 @@ export interface ForwardControl {
   resume(destination: string): void;
   /** conflict → pending with a PUT (upsert) on the next send. */
   overwrite(filter: OutboxFilter): number;
-  testConnection(destination: string): Promise<TestConnectionResult>;
+  /** Gets a token and asks for one study: of the saved destination, or of `draft` (edited, not saved). */
+  testConnection(destination: string, draft?: DestinationSettings): Promise<TestConnectionResult>;
   /** Starts an Entra device-code sign-in for a destination with auth kind 'entra-device-code'. */
   startDeviceCodeSignIn(destination: string): Promise<DeviceCodeStatus>;
   deviceCodeStatus(destination: string): DeviceCodeStatus;

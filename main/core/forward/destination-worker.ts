@@ -7,14 +7,14 @@
 import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import type { DestinationSettings } from '../settings/schema.js';
+import { multipartBody, type PartSource } from '../multipart/writer.js';
+import type { DestinationSettings } from '../contract/settings.js';
 import type { ArchiveEvents, OutboxState } from '../store/events.js';
 import { OutboxWorkerQueries, REPLACES_EARLIER, type ClaimedRow } from '../store/outbox-worker-queries.js';
 import { SignInRequiredError, TokenError, type AuthProvider } from './auth.js';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { classifyNetworkError, classifyStow, FAILURE, type InstanceOutcome, type Verdict } from './classify.js';
 import type { DestinationState, DestinationStatus } from './control.js';
-import { multipartBody, type PartSource } from './multipart.js';
 import { RateMeter } from './rate.js';
 import { createDispatcher, listStudyInstances, sendStow } from './stow-client.js';
 

@@ -7,9 +7,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DestinationAuth, Settings } from '../settings/schema.js';
+import type { DestinationAuth, Settings } from '../contract/settings.js';
 
-export const SEALED_PREFIX = 'enc:v1:';
+const SEALED_PREFIX = 'enc:v1:';
 
 /** Seals and opens small secrets. Implementations must never log what they handle. */
 export interface SecretBox {
@@ -17,7 +17,7 @@ export interface SecretBox {
   open(sealed: string): string;
 }
 
-export function isSealed(value: string): boolean {
+function isSealed(value: string): boolean {
   return value.startsWith(SEALED_PREFIX);
 }
 

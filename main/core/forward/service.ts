@@ -5,10 +5,10 @@
  */
 import type { Logger } from 'pino';
 import type { ApplianceService } from '../service.js';
-import type { DestinationSettings, Settings } from '../settings/schema.js';
+import type { DestinationSettings, Settings } from '../contract/settings.js';
 import type { Archive, InstanceInfo } from '../store/archive.js';
-import { isDiskFull } from '../store/database.js';
-import { emptyCounts, OutboxWorkerQueries, type RowFilter } from '../store/outbox-worker-queries.js';
+import { isDiskFull } from '../store/disk-full.js';
+import type { OutboxWorkerQueries, RowFilter } from '../store/outbox-worker-queries.js';
 import type { OutboxState } from '../store/events.js';
 import { createAuthProvider, type AuthProvider, type MsalOverrides } from './auth.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
@@ -55,7 +55,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
   private readonly log: Logger;
 
   constructor(private readonly options: ForwardServiceOptions) {
-    this.queries = new OutboxWorkerQueries(options.archive.db);
+    this.queries = options.archive.outboxWork;
     this.settings = options.settings;
     this.route = options.route;
     this.log = options.logger.child({ component: 'forward' });
@@ -126,7 +126,11 @@ export class ForwardService implements ApplianceService, ForwardControl {
     }
   }
 
-  private authFor(destination: DestinationSettings): AuthProvider {
+  /**
+   * The destination's AuthProvider, one per destination name until destinations change. The archive reader
+   * (cloud/) signs in with it too, so one device-code sign-in or cached token serves forwarding and reads.
+   */
+  authFor(destination: DestinationSettings): AuthProvider {
     let provider = this.authProviders.get(destination.name);
     if (!provider) {
       const box = this.secretBox();
@@ -186,19 +190,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
   }
 
   progress(filter: { destination?: string; studyUid?: string; limit?: number } = {}): StudyProgress[] {
-    const byStudy = new Map<string, StudyProgress>();
-    for (const row of this.queries.progress(filter)) {
-      const key = `${row.study_uid}\u0000${row.destination}`;
-      let entry = byStudy.get(key);
-      if (!entry) {
-        entry = { studyUid: row.study_uid, destination: row.destination, counts: emptyCounts(), totalBytes: 0, deliveredBytes: 0 };
-        byStudy.set(key, entry);
-      }
-      entry.counts[row.state] = row.n;
-      entry.totalBytes += row.bytes;
-      if (row.state === 'delivered') entry.deliveredBytes += row.bytes;
-    }
-    return [...byStudy.values()];
+    return this.queries.progress(filter);
   }
 
   retry(filter: OutboxFilter): number {
@@ -244,11 +236,13 @@ export class ForwardService implements ApplianceService, ForwardControl {
     worker.resume();
   }
 
-  async testConnection(name: string): Promise<TestConnectionResult> {
-    const destination = this.destination(name);
+  async testConnection(name: string, draft?: DestinationSettings): Promise<TestConnectionResult> {
+    const destination = draft ?? this.destination(name);
     let authorization: string | undefined;
     try {
-      authorization = await this.authFor(destination).authorization();
+      // A draft gets its own provider: nothing of it is cached or shared with the saved destination.
+      const auth = draft ? createAuthProvider(openAuthSecrets(draft.auth, this.secretBox()), { msal: this.options.msal?.(draft) }) : this.authFor(destination);
+      authorization = await auth.authorization();
     } catch (error) {
       return { ok: false, step: 'token', message: (error as Error).message };
     }

@@ -1,13 +1,16 @@
 /** HTTP side of a destination: STOW-RS (POST/PUT) streamed from files, and the QIDO calls we need. */
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
+import { tagOf } from '../dicom/dictionary.js';
+import type { DicomJson } from '../dicom/json-model.js';
+import type { MultipartBody } from '../multipart/writer.js';
 import { parseRetryAfter } from './backoff.js';
 import type { StowAnswer } from './classify.js';
-import type { MultipartBody } from './multipart.js';
 import { parseStowResponse } from './stow-response.js';
 
 const MAX_RESPONSE_CHARS = 16 * 1024 * 1024;
 const EXCERPT_CHARS = 300;
+const SOP_INSTANCE_UID = tagOf('SOPInstanceUID');
 
 export function trimBase(baseUrl: string): string {
   return baseUrl.replace(/\/+$/, '');
@@ -52,7 +55,7 @@ export async function sendStow(call: StowCall): Promise<StowAnswer> {
   const url = `${trimBase(call.baseUrl)}/studies/${encodeURIComponent(call.studyUid)}`;
   const headers: Record<string, string> = {
     'content-type': call.body.contentType,
-    'content-length': String(call.body.contentLength),
+    ...(call.body.contentLength !== undefined ? { 'content-length': String(call.body.contentLength) } : {}),
     accept: 'application/dicom+json',
   };
   if (call.authorization) headers.authorization = call.authorization;
@@ -84,7 +87,7 @@ export interface QidoCall {
 export interface QidoAnswer {
   status: number;
   /** Parsed DICOM JSON array on 200; [] on 204. */
-  datasets: Array<Record<string, { Value?: unknown[] }>>;
+  datasets: DicomJson[];
   text?: string;
 }
 
@@ -108,12 +111,12 @@ export async function listStudyInstances(call: Omit<QidoCall, 'url'> & { baseUrl
   const uids = new Set<string>();
   const pageSize = 200;
   for (let offset = 0; ; offset += pageSize) {
-    const url = `${trimBase(call.baseUrl)}/studies/${encodeURIComponent(call.studyUid)}/instances?includefield=00080018&limit=${pageSize}&offset=${offset}`;
+    const url = `${trimBase(call.baseUrl)}/studies/${encodeURIComponent(call.studyUid)}/instances?includefield=${SOP_INSTANCE_UID}&limit=${pageSize}&offset=${offset}`;
     const answer = await sendQido({ ...call, url });
     if (answer.status === 404) return { status: 200, uids };
     if (answer.status !== 200 && answer.status !== 204) return { status: answer.status, uids, text: answer.text };
     for (const dataset of answer.datasets) {
-      const uid = dataset['00080018']?.Value?.[0];
+      const uid = dataset[SOP_INSTANCE_UID]?.Value?.[0];
       if (typeof uid === 'string') uids.add(uid);
     }
     if (answer.datasets.length < pageSize) return { status: 200, uids };

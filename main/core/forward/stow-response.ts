@@ -1,11 +1,13 @@
 /** Reads a STOW-RS response body (DICOM JSON) into per-instance results. Pure. */
+import { tagsOf } from '../dicom/dictionary.js';
+import type { DicomJson } from '../dicom/json-model.js';
 
-export interface ReferencedInstance {
+interface ReferencedInstance {
   sopInstanceUid: string;
   warningReason?: number;
 }
 
-export interface FailedInstance {
+interface FailedInstance {
   sopInstanceUid: string;
   failureReason: number;
 }
@@ -17,13 +19,7 @@ export interface StowResponse {
   warningReason?: number;
 }
 
-const REFERENCED_SOP_SEQUENCE = '00081199';
-const FAILED_SOP_SEQUENCE = '00081198';
-const FAILURE_REASON = '00081197';
-const WARNING_REASON = '00081196';
-const REFERENCED_SOP_INSTANCE_UID = '00081155';
-
-type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
+const TAG = tagsOf('ReferencedSOPSequence', 'FailedSOPSequence', 'FailureReason', 'WarningReason', 'ReferencedSOPInstanceUID');
 
 function firstValue(dataset: DicomJson, tag: string): unknown {
   return dataset[tag]?.Value?.[0];
@@ -57,19 +53,19 @@ export function parseStowResponse(text: string): StowResponse | undefined {
   const dataset = (Array.isArray(parsed) ? parsed[0] : parsed) as DicomJson | undefined;
   if (typeof dataset !== 'object' || dataset === null) return undefined;
   const referenced: ReferencedInstance[] = [];
-  for (const item of items(dataset, REFERENCED_SOP_SEQUENCE)) {
-    const uid = firstValue(item, REFERENCED_SOP_INSTANCE_UID);
+  for (const item of items(dataset, TAG.ReferencedSOPSequence)) {
+    const uid = firstValue(item, TAG.ReferencedSOPInstanceUID);
     if (typeof uid !== 'string') continue;
-    const warningReason = numberValue(item, WARNING_REASON);
+    const warningReason = numberValue(item, TAG.WarningReason);
     referenced.push(warningReason === undefined ? { sopInstanceUid: uid } : { sopInstanceUid: uid, warningReason });
   }
   const failed: FailedInstance[] = [];
-  for (const item of items(dataset, FAILED_SOP_SEQUENCE)) {
-    const uid = firstValue(item, REFERENCED_SOP_INSTANCE_UID);
+  for (const item of items(dataset, TAG.FailedSOPSequence)) {
+    const uid = firstValue(item, TAG.ReferencedSOPInstanceUID);
     if (typeof uid !== 'string') continue;
-    failed.push({ sopInstanceUid: uid, failureReason: numberValue(item, FAILURE_REASON) ?? 272 });
+    failed.push({ sopInstanceUid: uid, failureReason: numberValue(item, TAG.FailureReason) ?? 272 });
   }
-  const warningReason = numberValue(dataset, WARNING_REASON);
+  const warningReason = numberValue(dataset, TAG.WarningReason);
   if (referenced.length === 0 && failed.length === 0 && warningReason === undefined) return undefined;
   return warningReason === undefined ? { referenced, failed } : { referenced, failed, warningReason };
 }

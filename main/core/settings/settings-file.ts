@@ -3,8 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import { settingsSchema, type Settings } from './schema.js';
-import { SettingsError, describeIssues } from './errors.js';
+import { settingsSchema, type Settings } from '../contract/settings.js';
+import { describeIssues } from '../contract/settings-problems.js';
+import { SettingsError } from './errors.js';
 
 export const SETTINGS_FILE_NAME = 'settings.json';
 
@@ -19,7 +20,7 @@ export class SettingsFile {
   }
 
   static async open(dataDir: string): Promise<{ file: SettingsFile; settings: Settings }> {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const path = join(dataDir, SETTINGS_FILE_NAME);
     const db = new Low<unknown>(new JSONFile(path), {});
     const created = !existsSync(path);

@@ -1,20 +1,27 @@
+import { InstanceLocations } from './instance-locations.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 import { InvalidUidError, uidProblem } from '../dicom/uid.js';
 import { commitWithoutSync, openDatabase, walFile, type Db } from './database.js';
 import { CannotUnderstandError, IngestError, MismatchError, OutOfResourcesError, StudyMismatchError } from './errors.js';
 import { ArchiveEvents } from './events.js';
-import { IndexWriter, type ExistingInstance, type StoredFile } from './index-writer.js';
+import { IndexWriter, type ExistingInstance, type IngestOrigin, type StoredFile } from './index-writer.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Outbox } from './outbox.js';
+import { OutboxWorkerQueries } from './outbox-worker-queries.js';
+import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
+import { CloudIndex } from './cloud-index.js';
+import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
+import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
-import { checkRoom, FreeSpaceGauge, type Incoming, type QuotaLimits } from './quota.js';
+import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
-import { headPrefixes, spoolToTempFile, type SpooledFile, type SpoolSource } from './temp-file.js';
+import { headPrefixes, spoolToTempFile, TEMP_SUFFIX, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
 import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
@@ -22,6 +29,8 @@ import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './grou
 import { DirectorySync, WalSync } from './coalesced-sync.js';
 
 export type IngestSource = SpoolSource;
+export type { IngestOrigin };
+export type { AppliedCloudChanges, CloudChange, CloudChangeOutcome } from './cloud-changes.js';
 
 export interface IngestContext {
   /** Calling AE title for DIMSE, or a label such as 'STOW-RS' for HTTP. */
@@ -30,6 +39,12 @@ export interface IngestContext {
   peer: string;
   /** What the sender declared; a differing dataset is refused. */
   expect?: { sopClassUid?: string; sopInstanceUid?: string; studyInstanceUid?: string };
+  /**
+   * 'cloud': fetched from the archive destination. It is never queued for forwarding and is marked as held by
+   * the archive; a local copy already here is kept (outcome 'duplicate'), so a fetch never replaces local data.
+   * Default 'local'.
+   */
+  origin?: IngestOrigin;
 }
 
 export type IngestOutcome = 'stored' | 'replaced' | 'duplicate';
@@ -40,6 +55,18 @@ export interface IngestResult {
   sizeBytes: number;
   sha256: string;
   relativePath: string;
+}
+
+/**
+ * New bytes for an instance that is already stored, received and checked but not yet in place: the
+ * stored instance stays exactly as it was until `commit()`; `drop()` forgets the new bytes. Exactly one
+ * of them is called.
+ */
+export interface HeldReplacement extends Omit<IngestResult, 'outcome'> {
+  outcome: 'held';
+  /** Replaces the stored instance, as `ingest` would have; resolves once that is durable and indexed. */
+  commit(): Promise<IngestResult>;
+  drop(): Promise<void>;
 }
 
 export interface InstanceInfo {
@@ -57,6 +84,11 @@ export interface ArchiveOptions {
   logger: Logger;
   /** Which destinations an instance is queued for. Empty: none configured, it waits under '*'. */
   route?: (instance: InstanceInfo) => string[];
+  /**
+   * How the free space of the archive's filesystem is measured (default: statfs, at most every 250 ms);
+   * tests give a disk of their own.
+   */
+  disk?: { free: (dir: string) => Promise<number>; maxAgeMs?: number };
 }
 
 /**
@@ -67,8 +99,18 @@ export interface ArchiveOptions {
 export class Archive {
   readonly paths: ArchivePaths;
   readonly events = new ArchiveEvents();
-  readonly db: Db;
+  /** Every read the rooms above make of the index and outbox; no SQL runs outside store/. */
+  readonly reads: ArchiveReads;
+  /** The outbox as forward/ works it. */
+  readonly outboxWork: OutboxWorkerQueries;
   readonly outbox: Outbox;
+  /** What the archive destination holds, access times, pins and change-feed cursors. */
+  readonly cloud: CloudIndex;
+  /** Where each instance of a scope is (here, or only in the archive), for reading through. */
+  readonly locations: InstanceLocations;
+  /** Background fetches of priors from the archive (cloud/prefetch.ts), and what planning them reads. */
+  readonly prefetch: PrefetchJobs;
+  private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -85,11 +127,16 @@ export class Archive {
   private constructor(options: ArchiveOptions, db: Db) {
     this.paths = new ArchivePaths(options.dataDir);
     this.db = db;
+    this.reads = archiveReads(db);
+    this.outboxWork = new OutboxWorkerQueries(db);
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
+    this.cloud = new CloudIndex(db, this.paths);
+    this.locations = new InstanceLocations(db);
+    this.prefetch = new PrefetchJobs(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
-    this.freeSpace = new FreeSpaceGauge(this.paths.root);
+    this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);
     this.logger = options.logger.child({ component: 'archive' });
     this.archiveBytes = this.totalBytes();
     this.walSync = new WalSync(walFile(this.paths.databaseFile));
@@ -109,7 +156,8 @@ export class Archive {
       'the disk is full: the index is open for this process only, until the next start',
     ));
     const archive = new Archive(options, db);
-    const recovery = await recoverArchive(archive, options.logger);
+    const recovery = await recoverArchive(
+      { paths: archive.paths, db, indexExistingFile: (path, size) => archive.indexExistingFile(path, size) }, options.logger);
     archive.archiveBytes = archive.totalBytes();
     return { archive, recovery };
   }
@@ -131,49 +179,58 @@ export class Archive {
    * `source` may yield chunks, or batches of chunks that it hands over (never reuses), written with one writev each.
    */
   ingest(source: IngestSource, context: IngestContext): Promise<IngestResult> {
+    return this.track(() => this.ingestNow(source, context, (file, header, ticket) => this.commit(file, header, context, ticket)));
+  }
+
+  /**
+   * Like `ingest`, but new bytes for an instance already stored are held instead of replacing it: for a
+   * request of many instances (STOW-RS) that must leave what was stored untouched if it fails.
+   */
+  ingestOrHold(source: IngestSource, context: IngestContext): Promise<IngestResult | HeldReplacement> {
+    return this.track(() => this.ingestNow(source, context, async (file, header, ticket) =>
+      this.replaces(file, header) ? this.hold(file, header, context) : this.commit(file, header, context, ticket)));
+  }
+
+  private track<T>(start: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new OutOfResourcesError('the archive is shutting down'));
-    const work = this.ingestNow(source, context);
+    const work = start();
     this.inFlight.add(work);
     const forget = () => this.inFlight.delete(work);
     work.then(forget, forget);
     return work;
   }
 
-  private async ingestNow(source: IngestSource, context: IngestContext): Promise<IngestResult> {
+  /** `settle` runs under the instance's lock and renames or removes the spooled file (or keeps it, held). */
+  private async ingestNow<R extends IngestResult | HeldReplacement>(
+    source: IngestSource, context: IngestContext,
+    settle: (spooled: SpooledFile, header: InstanceHeader, ticket: CommitTicket) => Promise<R>,
+  ): Promise<R | IngestResult> {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
     try {
       // Checked before anything is written, so a full disk is not asked to take a file it cannot hold.
       const noRoom = await this.roomRefusal();
-      let result: IngestResult;
+      let result: R | IngestResult;
       if (noRoom) {
         result = await this.duplicateOrRefuse(source, context, noRoom);
       } else {
-        spooled = await spoolToTempFile(source, this.paths.nextTempDir());
+        spooled = await this.spool(source);
         this.freeSpace.wrote(spooled.sizeBytes);
         ticket = this.committer.announce();
         const header = await this.parse(spooled);
         checkExpectations(header, context);
         const file = spooled;
         const fileTicket = ticket;
-        await this.ensureRoomFor(file, header);
-        result = await this.lock.run(header.sopInstanceUid, () => this.commit(file, header, context, fileTicket));
-        spooled = undefined; // renamed or removed by commit
+        await this.ensureRoomFor(file, header, context);
+        result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket));
+        spooled = undefined; // renamed, removed, or held
       }
-      const header = result.header;
-      log.info(
-        { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
-          sopInstanceUid: header.sopInstanceUid, sizeBytes: result.sizeBytes, transferSyntaxUid: header.transferSyntaxUid },
-        `instance ${result.outcome}`,
-      );
+      logIngest(log, result);
       return result;
     } catch (error) {
       if (spooled) await unlink(spooled.path).catch(() => undefined);
-      const failure = toIngestError(error);
-      log.warn({ event: 'ingest-failed', reason: failure.name, status: failure.dimseStatus, sopInstanceUid: context.expect?.sopInstanceUid },
-        failure.message);
-      throw failure;
+      throw logFailure(log, error, context.expect?.sopInstanceUid);
     } finally {
       ticket?.withdraw();
     }
@@ -192,11 +249,54 @@ export class Archive {
     } catch {
       throw refusal;
     }
-    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
-    const held = await this.lock.run(header.sopInstanceUid, async () =>
-      isStoredCopy(this.index.existing(header.sopInstanceUid), received.sha256, relativePath));
-    if (!held) throw refusal;
+    const relativePath = this.instancePath(header);
+    const origin = context.origin ?? 'local';
+    const kept = await this.lock.run(header.sopInstanceUid, async () => {
+      const existing = this.index.existing(header.sopInstanceUid);
+      if (!existing || !isKeptOver(existing, received, relativePath, origin)) return false;
+      if (origin === 'cloud' && !existing.in_cloud) this.markInCloud(header.sopInstanceUid);
+      return true;
+    });
+    if (!kept) throw refusal;
     return { outcome: 'duplicate', header, sizeBytes: received.sizeBytes, sha256: received.sha256, relativePath };
+  }
+
+  /** Whether `spooled` would replace a stored instance (and not just repeat it). */
+  private replaces(spooled: SpooledFile, header: InstanceHeader): boolean {
+    const existing = this.index.existing(header.sopInstanceUid);
+    return existing !== undefined && existing.local === 1 && !isSameFile(existing, spooled, this.instancePath(header));
+  }
+
+  private hold(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): HeldReplacement {
+    const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
+    let settled = false;
+    const settleOnce = () => {
+      if (settled) throw new Error(`the held replacement of ${header.sopInstanceUid} was already committed or dropped`);
+      settled = true;
+    };
+    const remove = () => unlink(spooled.path).catch(() => undefined);
+    return {
+      outcome: 'held', header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath: this.instancePath(header),
+      commit: async () => {
+        settleOnce();
+        try {
+          return await this.track(() => this.commitHeld(spooled, header, context, log));
+        } catch (error) {
+          await remove(); // renamed into place only when the commit succeeded
+          throw error;
+        }
+      },
+      drop: async () => {
+        settleOnce();
+        await remove();
+        log.info({ event: 'ingest-dropped', sopInstanceUid: header.sopInstanceUid }, 'held replacement dropped; the stored instance is kept');
+      },
+    };
+  }
+
+  /** Its own step, so a test can land a sender's abort while the temp file opens. */
+  private spool(source: IngestSource): Promise<SpooledFile> {
+    return spoolToTempFile(source, this.paths.nextTempDir());
   }
 
   /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */
@@ -243,30 +343,58 @@ export class Archive {
   }
 
   /** Room for a spooled instance; a copy of one already stored needs none, whatever the disk holds. */
-  private async ensureRoomFor(spooled: SpooledFile, header: InstanceHeader): Promise<void> {
-    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+  private async ensureRoomFor(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): Promise<void> {
     const existing = this.index.existing(header.sopInstanceUid);
-    if (isStoredCopy(existing, spooled.sha256, relativePath)) return;
-    await this.ensureRoom({ spooledBytes: spooled.sizeBytes, replacedBytes: existing && !existing.file_missing ? existing.size_bytes : 0 });
+    if (existing && isKeptOver(existing, spooled, this.instancePath(header), context.origin ?? 'local')) return;
+    await this.ensureRoom({ spooledBytes: spooled.sizeBytes, replacedBytes: existing && isLocalCopy(existing) ? existing.size_bytes : 0 });
   }
 
+  /**
+   * Makes room for `incoming` (see checkRoom) under the quota and the disk reserve, or throws OutOfResourcesError. With
+   * evictDelivered, the least recently used confirmed studies go first, as many as the shortfall needs (which
+   * may exceed the incoming bytes: a lowered quota, a disk filled by others); the refusal comes only when no
+   * more can go. Undelivered and pinned studies are never candidates.
+   */
   private async ensureRoom(incoming?: Incoming): Promise<void> {
+    if (this.limits.evictDelivered) {
+      for (;;) {
+        const shortfall = await roomShortfall(this.freeSpace, this.limits, this.archiveBytes, incoming);
+        if (shortfall === 0 || (await evictDelivered(this, shortfall, this.logger)) === 0) break;
+      }
+    }
+    await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
+  }
+
+  private async commitHeld(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger): Promise<IngestResult> {
+    const ticket = this.committer.announce();
     try {
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
+      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(spooled, header, context, ticket));
+      logIngest(log, result);
+      return result;
     } catch (error) {
-      if (!(error instanceof OutOfResourcesError) || !this.limits.evictDelivered) throw error;
-      const freed = await evictDelivered(this, incoming?.spooledBytes ?? 0, this.logger);
-      if (freed === 0) throw error;
-      await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
+      throw logFailure(log, error, header.sopInstanceUid);
+    } finally {
+      ticket.withdraw();
     }
   }
 
+  /** The archive destination holds this instance too. */
+  private markInCloud(sopInstanceUid: string): void {
+    this.db.prepare('UPDATE instances SET in_cloud = 1 WHERE sop_instance_uid = ?').run(sopInstanceUid);
+  }
+
+  private instancePath(header: InstanceHeader): string {
+    return this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+  }
+
   private async commit(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, ticket: CommitTicket): Promise<IngestResult> {
-    const relativePath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
+    const relativePath = this.instancePath(header);
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
-    if (isStoredCopy(existing, spooled.sha256, relativePath)) {
+    const origin = context.origin ?? 'local';
+    if (existing && isKeptOver(existing, spooled, relativePath, origin)) {
       await unlink(spooled.path);
+      if (origin === 'cloud' && !existing.in_cloud) this.markInCloud(header.sopInstanceUid);
       return { outcome: 'duplicate', ...base };
     }
     const finalPath = this.paths.absolute(relativePath);
@@ -290,41 +418,45 @@ export class Archive {
     const file: StoredFile = {
       relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt: Date.now(),
     };
-    const committed = ticket.commit(() => this.writeRows(header, file, existing));
+    const committed = ticket.commit(() => this.writeRows(header, file, existing, origin));
     const { counts, queuedFor } = await committed.catch(async (error: unknown) => {
       // A new file whose rows did not commit must not linger unindexed (a replaced one is re-indexed at start).
       // Rows committed but not synced may survive, and must keep their file.
       if (!existing && !(error instanceof CommitNotDurableError)) await rm(finalPath, { force: true });
       throw error;
     });
-    this.archiveBytes += spooled.sizeBytes - (existing?.size_bytes ?? 0);
-    if (existing && existing.path !== relativePath) await rm(this.paths.absolute(existing.path), { force: true });
-    const outcome: IngestOutcome = existing ? 'replaced' : 'stored';
-    this.emitStored(header, context.callingAe, outcome, spooled.sizeBytes, counts, queuedFor, existing);
+    const replaced = existing?.local === 1 ? existing : undefined;
+    this.archiveBytes += spooled.sizeBytes - (replaced?.size_bytes ?? 0);
+    if (replaced && replaced.path !== relativePath) await rm(this.paths.absolute(replaced.path), { force: true });
+    // A cloud-only row that gets its file is a first local copy, not a replacement.
+    const outcome: IngestOutcome = replaced ? 'replaced' : 'stored';
+    this.emitStored(header, context.callingAe, origin, outcome, spooled.sizeBytes, counts, queuedFor, existing);
     return { outcome, ...base };
   }
 
   /** The index rows and the outbox rows of one stored file; callers run it inside one transaction. */
-  private writeRows(header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined) {
+  private writeRows(header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined, origin: IngestOrigin) {
+    const counts = this.index.write(header, file, existing, origin);
+    // Data from the archive is never sent back to it (or anywhere): no outbox rows at all.
+    if (origin === 'cloud') return { counts, queuedFor: [] as string[] };
     const destinations = this.route({
       sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid,
       modality: header.modality, callingAe: file.callingAe, sopClassUid: header.sopClassUid,
     });
-    const counts = this.index.write(header, file, existing);
     const queuedFor = this.outbox.enqueue(
       { sopInstanceUid: header.sopInstanceUid, studyUid: header.studyInstanceUid, sizeBytes: file.sizeBytes,
-        replacesEarlier: existing !== undefined, now: file.receivedAt },
+        replacesEarlier: existing?.local === 1, now: file.receivedAt },
       destinations,
     );
     return { counts, queuedFor };
   }
 
   private emitStored(
-    header: InstanceHeader, callingAe: string, outcome: 'stored' | 'replaced', sizeBytes: number,
+    header: InstanceHeader, callingAe: string, origin: IngestOrigin, outcome: 'stored' | 'replaced', sizeBytes: number,
     counts: { numSeries: number; numInstances: number }, queuedFor: string[], existing?: ExistingInstance,
   ): void {
     const ids = { sopInstanceUid: header.sopInstanceUid, seriesUid: header.seriesInstanceUid, studyUid: header.studyInstanceUid };
-    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes });
+    this.events.emit('instance-stored', { ...ids, callingAe, outcome, sizeBytes, origin });
     this.events.emit('study-updated', { studyUid: header.studyInstanceUid, ...counts });
     if (existing && existing.study_uid !== header.studyInstanceUid) {
       this.events.emit('study-updated', { studyUid: existing.study_uid, numSeries: -1, numInstances: -1 });
@@ -343,14 +475,103 @@ export class Archive {
         this.db.prepare('DELETE FROM outbox WHERE sop_instance_uid = ?').run(sopInstanceUid);
         this.index.remove(existing, Date.now());
       })();
-      this.archiveBytes -= existing.size_bytes;
-      await rm(this.paths.absolute(existing.path), { force: true });
+      if (existing.local) {
+        this.archiveBytes -= existing.size_bytes;
+        await rm(this.paths.absolute(existing.path), { force: true });
+      }
       this.events.emit('instance-deleted', { sopInstanceUid, seriesUid: existing.series_uid, studyUid: existing.study_uid });
       return true;
     });
   }
 
-  /** Re-indexes a file already at its final path (recovery after a crash between rename and commit). */
+  /**
+   * Drops the local copy of an instance to free space. One the archive destination holds (in_cloud) keeps its
+   * rows as cloud-only, so it stays findable and can be fetched again; any other is removed as before.
+   * The rows change before the file goes: a crash in between leaves a file that recovery adopts again.
+   * Returns the bytes freed.
+   */
+  async evictInstance(sopInstanceUid: string): Promise<number> {
+    const existing = this.index.existing(sopInstanceUid);
+    if (!existing?.local) return 0;
+    if (!existing.in_cloud) return (await this.removeInstance(sopInstanceUid)) ? existing.size_bytes : 0;
+    return this.lock.run(sopInstanceUid, async () => {
+      const current = this.index.existing(sopInstanceUid);
+      if (!current?.local || !current.in_cloud) return 0;
+      this.db.transaction(() => this.index.markEvicted(current, Date.now()))();
+      this.archiveBytes -= current.size_bytes;
+      await rm(this.paths.absolute(current.path), { force: true });
+      this.events.emit('instance-evicted', { sopInstanceUid, seriesUid: current.series_uid, studyUid: current.study_uid });
+      return current.size_bytes;
+    });
+  }
+
+  /**
+   * Applies changes reported by the archive destination (store/cloud-changes.ts says what each does) and,
+   * in the same transaction, `saveCursor` (e.g. CloudIndex.saveCursor of the change feed's position). Copies
+   * to drop are first moved out of the archive into a temp file (which recovery removes) and that is synced,
+   * then the rows and the cursor commit, then the moved files go: after a crash either the batch and its
+   * cursor are in the index or neither is, and a dropped copy never comes back (a delete never turns into a
+   * new local instance to forward, an update never leaves the old version cached).
+   */
+  async applyCloudChanges(changes: readonly CloudChange[], saveCursor: () => void): Promise<AppliedCloudChanges> {
+    const uids = [...new Set(changes.map((c) => c.sopInstanceUid))].sort();
+    return this.track(() => this.lockAll(uids, async () => {
+      const rows = new CloudChangeRows(this.db, this.index, this.cloud);
+      const drops = rows.copiesToDrop(changes);
+      const moved: Array<{ from: string; to: string }> = [];
+      try {
+        for (const instance of drops.values()) {
+          const from = this.paths.absolute(instance.path);
+          const to = join(this.paths.nextTempDir(), `${randomUUID()}${TEMP_SUFFIX}`);
+          try {
+            await rename(from, to);
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+            continue; // already gone (a crash after an earlier attempt moved it)
+          }
+          moved.push({ from, to });
+        }
+        for (const dir of new Set(moved.flatMap((m) => [dirname(m.from), dirname(m.to)]))) await this.directorySync.sync(dir);
+      } catch (error) {
+        await restore(moved);
+        throw error;
+      }
+      let applied: AppliedCloudChanges;
+      try {
+        applied = rows.write(changes, drops, saveCursor);
+      } catch (error) {
+        await restore(moved);
+        throw error;
+      }
+      // Every copy to drop lost its local row (refreshed or removed), so its bytes no longer count.
+      for (const instance of drops.values()) this.archiveBytes -= instance.size_bytes;
+      await Promise.all(moved.map((m) => rm(m.to, { force: true })));
+      for (const change of applied.changes) {
+        const ids = { sopInstanceUid: change.sopInstanceUid, studyUid: change.studyUid };
+        const seriesUid = changes.find((c) => c.sopInstanceUid === change.sopInstanceUid)?.seriesUid ?? '';
+        if (change.outcome === 'refreshed') this.events.emit('instance-evicted', { ...ids, seriesUid });
+        if (change.outcome === 'removed') this.events.emit('instance-deleted', { ...ids, seriesUid });
+      }
+      for (const studyUid of applied.touchedStudies) {
+        const counts = this.db.prepare('SELECT num_series, num_instances FROM studies WHERE study_uid = ?').get(studyUid) as
+          | { num_series: number; num_instances: number } | undefined;
+        this.events.emit('study-updated', { studyUid, numSeries: counts?.num_series ?? -1, numInstances: counts?.num_instances ?? -1 });
+      }
+      return applied;
+    }));
+  }
+
+  /** Runs `task` holding the lock of every key (taken in sorted order, so two callers cannot deadlock). */
+  private lockAll<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    if (keys.length === 0) return task();
+    const [first, ...rest] = keys;
+    return this.lock.run(first!, () => this.lockAll(rest, task));
+  }
+
+  /**
+   * Re-indexes a file already at its final path (recovery after a crash between rename and commit). A file
+   * whose row is cloud-only came from the archive (a fetch or an eviction cut short) and is indexed as such.
+   */
   async indexExistingFile(relativePath: string, sizeBytes: number): Promise<InstanceHeader> {
     const absolutePath = this.paths.absolute(relativePath);
     const header = await readInstanceHeader(absolutePath, sizeBytes);
@@ -359,12 +580,13 @@ export class Archive {
     const { sha256 } = await hashFile(absolutePath);
     const existing = this.index.existing(header.sopInstanceUid);
     const file: StoredFile = { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: Date.now() };
-    this.db.transaction(() => this.writeRows(header, file, existing))();
+    const origin: IngestOrigin = existing && !existing.local ? 'cloud' : 'local';
+    this.db.transaction(() => this.writeRows(header, file, existing, origin))();
     return header;
   }
 
   totalBytes(): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(size_bytes), 0) AS total FROM instances').get() as { total: number }).total;
+    return (this.db.prepare('SELECT COALESCE(SUM(size_bytes), 0) AS total FROM instances WHERE local = 1').get() as { total: number }).total;
   }
 
   /** Stops taking new work, waits for in-flight ingests, and closes the index. */
@@ -376,9 +598,43 @@ export class Archive {
   }
 }
 
-/** The archive holds these very bytes at this path already. */
-function isStoredCopy(existing: ExistingInstance | undefined, sha256: string, relativePath: string): boolean {
-  return existing !== undefined && existing.sha256 === sha256 && existing.path === relativePath && !existing.file_missing;
+/** Puts files moved aside back where they were (a batch that did not commit). */
+async function restore(moved: ReadonlyArray<{ from: string; to: string }>): Promise<void> {
+  for (const m of moved) await rename(m.to, m.from).catch(() => undefined);
+}
+
+/** An instance stored with these very bytes at this path: storing it again changes nothing. */
+function isSameFile(existing: ExistingInstance, received: { sha256: string }, relativePath: string): boolean {
+  return existing.sha256 === received.sha256 && existing.path === relativePath && !existing.file_missing;
+}
+
+/** A file of this site's own is at the row's path (not a cloud-only row, not a missing file). */
+function isLocalCopy(existing: ExistingInstance): boolean {
+  return existing.local === 1 && !existing.file_missing;
+}
+
+/**
+ * The stored copy stays and the received bytes are not written: they repeat it, or they are a cloud fetch,
+ * which never replaces a local copy (the local bytes are the ones this site acquired).
+ */
+function isKeptOver(existing: ExistingInstance, received: { sha256: string }, relativePath: string, origin: IngestOrigin): boolean {
+  return isLocalCopy(existing) && (isSameFile(existing, received, relativePath) || origin === 'cloud');
+}
+
+function logIngest(log: Logger, result: IngestResult | HeldReplacement): void {
+  const { header } = result;
+  log.info(
+    { event: 'ingest', outcome: result.outcome, studyUid: header.studyInstanceUid, seriesUid: header.seriesInstanceUid,
+      sopInstanceUid: header.sopInstanceUid, sizeBytes: result.sizeBytes, transferSyntaxUid: header.transferSyntaxUid },
+    `instance ${result.outcome}`,
+  );
+}
+
+/** Logs a failed ingest and returns the error to throw. */
+function logFailure(log: Logger, error: unknown, sopInstanceUid: string | undefined): IngestError {
+  const failure = toIngestError(error);
+  log.warn({ event: 'ingest-failed', reason: failure.name, status: failure.dimseStatus, sopInstanceUid }, failure.message);
+  return failure;
 }
 
 function checkExpectations(header: InstanceHeader, context: IngestContext): void {

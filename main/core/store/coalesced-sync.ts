@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
  * Runs a sync per key, coalescing concurrent requests for the same key: a request waits for at most one
  * sync that starts after it was made, so everything done before the request is covered.
  */
-export class CoalescedSync {
+class CoalescedSync {
   private readonly state = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
 
   constructor(private readonly run: (key: string) => Promise<void>) {}
@@ -35,7 +35,7 @@ export class DirectorySync extends CoalescedSync {
   }
 }
 
-export async function fsyncDirectory(path: string): Promise<void> {
+async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();

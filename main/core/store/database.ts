@@ -1,8 +1,73 @@
 import Database from 'better-sqlite3';
+import { OUTBOX_STATES } from '../contract/outbox-states.js';
+import { isDiskFull } from './disk-full.js';
 
 export type Db = Database.Database;
 
-const SCHEMA_VERSION = 1;
+/**
+ * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
+ * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
+ */
+export const SCHEMA_VERSION = 3;
+
+/*
+ * Location (schema 2). An instance row is local (local = 1: its file belongs at path) or cloud-only (local = 0:
+ * known from the archive, no file here); in_cloud = 1 when the archive destination holds it. file_missing = 1
+ * whenever there is no file to read at path, so code that reads files only where file_missing = 0 never
+ * touches a cloud-only row. Studies and series count all instances they know (num_instances), the local ones
+ * (num_local_instances, kept like num_instances) and size_bytes counts local bytes only; cloud_num_* and
+ * cloud_modalities are what the archive reported for the study or series, which may be more than the rows here.
+ */
+const STUDY_COLUMNS_V2 = [
+  'num_local_instances INTEGER NOT NULL DEFAULT 0',
+  'cloud_num_series INTEGER',
+  'cloud_num_instances INTEGER',
+  "cloud_modalities TEXT NOT NULL DEFAULT '[]'",
+  'last_access_at INTEGER NOT NULL DEFAULT 0',
+  'pinned INTEGER NOT NULL DEFAULT 0',
+];
+const SERIES_COLUMNS_V2 = ['num_local_instances INTEGER NOT NULL DEFAULT 0', 'cloud_num_instances INTEGER'];
+const INSTANCE_COLUMNS_V2 = ['local INTEGER NOT NULL DEFAULT 1', 'in_cloud INTEGER NOT NULL DEFAULT 0'];
+
+const TABLES_V2 = `
+-- Least recently used studies first (eviction).
+CREATE INDEX IF NOT EXISTS studies_last_access ON studies(last_access_at);
+
+-- Where a destination's change feed was read up to; the text is the reader's (cloud/change-feed.ts).
+CREATE TABLE IF NOT EXISTS change_feed_cursors (
+  destination TEXT PRIMARY KEY,
+  cursor TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+`;
+
+/*
+ * Schema 3. A study's issuer_of_patient_id is '' when the data set has none, and for studies indexed before
+ * schema 3 (their files are not read again to find it). prefetch_jobs: one row per study fetched from the
+ * archive in the background (cloud/prefetch.ts), in the states the app shows.
+ */
+const STUDY_COLUMNS_V3 = ["issuer_of_patient_id TEXT NOT NULL DEFAULT ''"];
+
+const TABLES_V3 = `
+CREATE INDEX IF NOT EXISTS studies_patient_issuer ON studies(patient_id, issuer_of_patient_id);
+
+CREATE TABLE IF NOT EXISTS prefetch_jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  study_uid TEXT NOT NULL UNIQUE,
+  -- The patient whose arriving study (trigger_study_uid) or new cloud study asked for it.
+  patient_id TEXT NOT NULL,
+  issuer_of_patient_id TEXT NOT NULL DEFAULT '',
+  trigger_study_uid TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL CHECK (state IN ('queued','fetching','done','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  not_before INTEGER NOT NULL DEFAULT 0,
+  instances_fetched INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS prefetch_jobs_work ON prefetch_jobs(state, not_before, id);
+`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS studies (
@@ -23,7 +88,9 @@ CREATE TABLE IF NOT EXISTS studies (
   num_instances INTEGER NOT NULL DEFAULT 0,
   size_bytes INTEGER NOT NULL DEFAULT 0,
   received_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  ${STUDY_COLUMNS_V2.join(',\n  ')},
+  ${STUDY_COLUMNS_V3.join(',\n  ')}
 );
 CREATE INDEX IF NOT EXISTS studies_patient_id ON studies(patient_id);
 CREATE INDEX IF NOT EXISTS studies_patient_name ON studies(patient_name COLLATE NOCASE);
@@ -42,7 +109,8 @@ CREATE TABLE IF NOT EXISTS series (
   pps_start_date TEXT NOT NULL DEFAULT '',
   num_instances INTEGER NOT NULL DEFAULT 0,
   size_bytes INTEGER NOT NULL DEFAULT 0,
-  received_at INTEGER NOT NULL
+  received_at INTEGER NOT NULL,
+  ${SERIES_COLUMNS_V2.join(',\n  ')}
 );
 -- (study_uid, modality): ModalitiesInStudy and Modality keys of study queries probe it per study.
 CREATE INDEX IF NOT EXISTS series_study_modality ON series(study_uid, modality);
@@ -64,7 +132,8 @@ CREATE TABLE IF NOT EXISTS instances (
   received_at INTEGER NOT NULL,
   path TEXT NOT NULL UNIQUE,
   file_missing INTEGER NOT NULL DEFAULT 0,
-  replaced_count INTEGER NOT NULL DEFAULT 0
+  replaced_count INTEGER NOT NULL DEFAULT 0,
+  ${INSTANCE_COLUMNS_V2.join(',\n  ')}
 );
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid, instance_number);
 CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
@@ -76,7 +145,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   sop_instance_uid TEXT NOT NULL,
   study_uid TEXT NOT NULL,
   destination TEXT NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('pending','sending','delivered','failed','conflict','cancelled')),
+  state TEXT NOT NULL CHECK (state IN (${OUTBOX_STATES.map((state) => `'${state}'`).join(',')})),
   replaces_earlier INTEGER NOT NULL DEFAULT 0,
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER NOT NULL DEFAULT 0,
@@ -92,6 +161,8 @@ CREATE INDEX IF NOT EXISTS outbox_work ON outbox(destination, state, next_attemp
 CREATE INDEX IF NOT EXISTS outbox_study ON outbox(study_uid, destination);
 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+${TABLES_V2}
+${TABLES_V3}
 `;
 
 /**
@@ -121,8 +192,7 @@ function openWithLocking(file: string, lockingMode: 'NORMAL' | 'EXCLUSIVE'): Db 
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    db.exec(SCHEMA);
-    db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+    migrate(db);
     return db;
   } catch (error) {
     // A connection left open would keep its lock, and the second attempt would find the index busy.
@@ -131,13 +201,49 @@ function openWithLocking(file: string, lockingMode: 'NORMAL' | 'EXCLUSIVE'): Db 
   }
 }
 
-/**
- * An error that means the disk (or the quota) is full: SQLite's SQLITE_FULL, its failure to extend the
- * WAL index, or a file system's ENOSPC/EDQUOT.
- */
-export function isDiskFull(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_SHMSIZE' || code === 'ENOSPC' || code === 'EDQUOT';
+/** Thrown when the index was written by a newer version of the appliance, which this one must not change. */
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError';
+}
+
+/** The schema version of the index; 0 for an empty database. */
+export function schemaVersion(db: Db): number {
+  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+  const row = hasMeta ? (db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined) : undefined;
+  if (row) return Number(row.value);
+  // Tables without a version row: version 1 created them and stopped before writing the row.
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").get() ? 1 : 0;
+}
+
+/** Creates the schema, or brings an older one up to SCHEMA_VERSION, in one transaction. */
+function migrate(db: Db): void {
+  db.transaction(() => {
+    const version = schemaVersion(db);
+    if (version > SCHEMA_VERSION) {
+      throw new SchemaTooNewError(`the index has schema version ${version}, newer than this appliance's ${SCHEMA_VERSION}; it was left unchanged`);
+    }
+    if (version === 1) migrateFrom1(db);
+    if (version >= 1 && version < 3) migrateFrom2(db);
+    db.exec(SCHEMA);
+    // An index already at this version opens without a write, so it opens on a full disk too.
+    if (version === SCHEMA_VERSION) return;
+    db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .run(String(SCHEMA_VERSION));
+  })();
+}
+
+/** 1 → 2: every existing instance is local; counts of local instances start equal to the counts; access = last arrival. */
+function migrateFrom1(db: Db): void {
+  for (const column of STUDY_COLUMNS_V2) db.exec(`ALTER TABLE studies ADD COLUMN ${column}`);
+  for (const column of SERIES_COLUMNS_V2) db.exec(`ALTER TABLE series ADD COLUMN ${column}`);
+  for (const column of INSTANCE_COLUMNS_V2) db.exec(`ALTER TABLE instances ADD COLUMN ${column}`);
+  db.exec('UPDATE studies SET num_local_instances = num_instances, last_access_at = updated_at');
+  db.exec('UPDATE series SET num_local_instances = num_instances');
+}
+
+/** 2 → 3: studies get an issuer column (empty: unknown); the new tables come with SCHEMA. */
+function migrateFrom2(db: Db): void {
+  for (const column of STUDY_COLUMNS_V3) db.exec(`ALTER TABLE studies ADD COLUMN ${column}`);
 }
 
 /**

@@ -1,33 +1,8 @@
 import { EventEmitter } from 'node:events';
+import type { ArchiveEventMap } from '../contract/events.js';
 
-export type OutboxState = 'pending' | 'sending' | 'delivered' | 'failed' | 'conflict' | 'cancelled';
-
-export interface ArchiveEventMap {
-  'instance-stored': {
-    sopInstanceUid: string;
-    seriesUid: string;
-    studyUid: string;
-    callingAe: string;
-    outcome: 'stored' | 'replaced';
-    sizeBytes: number;
-  };
-  'instance-deleted': { sopInstanceUid: string; seriesUid: string; studyUid: string };
-  'study-updated': { studyUid: string; numInstances: number; numSeries: number };
-  'outbox-changed': {
-    studyUid: string;
-    destination: string;
-    sopInstanceUids: string[];
-    state: OutboxState;
-    reason?: string;
-  };
-  /** A forward destination changed state (online/offline/paused/auth/forbidden/idle); emitted by forward/. */
-  'destination-status': {
-    destination: string;
-    state: 'online' | 'offline' | 'paused' | 'auth' | 'forbidden' | 'idle';
-    since: number;
-    lastError: string | null;
-  };
-}
+export type { OutboxState } from '../contract/outbox-states.js';
+export type { ArchiveEventMap };
 
 export type ArchiveEventName = keyof ArchiveEventMap;
 

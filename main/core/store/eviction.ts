@@ -1,29 +1,28 @@
 import type { Logger } from 'pino';
-import type { Archive } from './archive.js';
+import type { CloudIndex } from './cloud-index.js';
+
+/** What eviction needs of the archive: the candidates by access, and the one way to drop a local copy. */
+export interface EvictableArchive {
+  readonly cloud: Pick<CloudIndex, 'evictionCandidates' | 'localInstances'>;
+  evictInstance(sopInstanceUid: string): Promise<number>;
+}
 
 /**
- * Frees at least `neededBytes` by removing instances of the oldest studies that every destination has
- * confirmed. An instance with any outbox row not 'delivered' (or with no destination yet) is never evicted.
- * Returns the bytes freed.
+ * Frees at least `neededBytes` by dropping the local copies of the least recently used studies that every
+ * destination has confirmed (CloudIndex.evictionCandidates: pinned studies and any study with an undelivered
+ * instance are never chosen). A copy the archive destination holds keeps its rows as cloud-only; any other is
+ * removed. Whole studies go, so a study is never left half local. Returns the bytes freed.
  */
-export async function evictDelivered(archive: Archive, neededBytes: number, logger: Logger): Promise<number> {
-  const candidates = archive.db
-    .prepare(`
-      SELECT i.sop_instance_uid AS uid, i.size_bytes AS size, i.study_uid AS study
-      FROM instances i JOIN studies s ON s.study_uid = i.study_uid
-      WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.sop_instance_uid = i.sop_instance_uid)
-        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sop_instance_uid = i.sop_instance_uid
-                        AND (o.state <> 'delivered' OR o.destination = '*'))
-      ORDER BY s.received_at, i.study_uid, i.series_uid, i.instance_number
-      LIMIT 10000`)
-    .all() as Array<{ uid: string; size: number; study: string }>;
+export async function evictDelivered(archive: EvictableArchive, neededBytes: number, logger: Logger): Promise<number> {
   let freed = 0;
-  for (const candidate of candidates) {
-    if (freed >= Math.max(neededBytes, 1)) break;
-    if (await archive.removeInstance(candidate.uid)) {
-      freed += candidate.size;
-      logger.info({ event: 'evicted', sopInstanceUid: candidate.uid, studyUid: candidate.study, sizeBytes: candidate.size }, 'delivered instance evicted');
-    }
+  const wanted = Math.max(neededBytes, 1);
+  for (const candidate of archive.cloud.evictionCandidates(1000)) {
+    if (freed >= wanted) break;
+    let studyFreed = 0;
+    for (const instance of archive.cloud.localInstances(candidate.studyUid)) studyFreed += await archive.evictInstance(instance.sopInstanceUid);
+    freed += studyFreed;
+    logger.info({ event: 'evicted', studyUid: candidate.studyUid, sizeBytes: studyFreed, lastAccessAt: candidate.lastAccessAt },
+      'least recently used delivered study evicted');
   }
   return freed;
 }

@@ -17,13 +17,19 @@ export interface ExistingInstance {
   size_bytes: number;
   path: string;
   file_missing: number;
+  /** 1: the file belongs here; 0: a cloud-only row (no file). */
+  local: number;
+  in_cloud: number;
 }
+
+/** Where a stored file came from: the clinic (queued for forwarding) or the archive (never sent back). */
+export type IngestOrigin = 'local' | 'cloud';
 
 export const UNROUTED_DESTINATION = '*';
 
 /** Study and series columns as the upserts write them from the header. */
 const STUDY_COLUMNS = {
-  patient_name: 'patientName', patient_id: 'patientId', patient_birth_date: 'patientBirthDate', patient_sex: 'patientSex',
+  patient_name: 'patientName', patient_id: 'patientId', issuer_of_patient_id: 'issuerOfPatientId', patient_birth_date: 'patientBirthDate', patient_sex: 'patientSex',
   study_date: 'studyDate', study_time: 'studyTime', accession_number: 'accessionNumber', study_id: 'studyId',
   study_description: 'studyDescription', referring_physician_name: 'referringPhysicianName',
   specific_character_set: 'specificCharacterSet',
@@ -51,22 +57,25 @@ export class IndexWriter {
   private readonly addToStudy;
   private readonly refreshModalities;
   private readonly deleteInstanceRow;
+  private readonly evictRow;
   private readonly deleteEmptySeries;
   private readonly deleteEmptyStudy;
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
     this.upsertStudy = db.prepare(`
-      INSERT INTO studies (study_uid, patient_name, patient_id, patient_birth_date, patient_sex, study_date, study_time,
-        accession_number, study_id, study_description, referring_physician_name, specific_character_set, received_at, updated_at)
-      VALUES (@studyInstanceUid, @patientName, @patientId, @patientBirthDate, @patientSex, @studyDate, @studyTime,
-        @accessionNumber, @studyId, @studyDescription, @referringPhysicianName, @specificCharacterSet, @now, @now)
+      INSERT INTO studies (study_uid, patient_name, patient_id, issuer_of_patient_id, patient_birth_date, patient_sex, study_date, study_time,
+        accession_number, study_id, study_description, referring_physician_name, specific_character_set, received_at, updated_at,
+        last_access_at)
+      VALUES (@studyInstanceUid, @patientName, @patientId, @issuerOfPatientId, @patientBirthDate, @patientSex, @studyDate, @studyTime,
+        @accessionNumber, @studyId, @studyDescription, @referringPhysicianName, @specificCharacterSet, @now, @now, @now)
       ON CONFLICT(study_uid) DO UPDATE SET
-        patient_name = excluded.patient_name, patient_id = excluded.patient_id,
+        patient_name = excluded.patient_name, patient_id = excluded.patient_id, issuer_of_patient_id = excluded.issuer_of_patient_id,
         patient_birth_date = excluded.patient_birth_date, patient_sex = excluded.patient_sex,
         study_date = excluded.study_date, study_time = excluded.study_time,
         accession_number = excluded.accession_number, study_id = excluded.study_id,
         study_description = excluded.study_description, referring_physician_name = excluded.referring_physician_name,
-        specific_character_set = excluded.specific_character_set, updated_at = excluded.updated_at`);
+        specific_character_set = excluded.specific_character_set, updated_at = excluded.updated_at,
+        last_access_at = excluded.last_access_at`);
     this.upsertSeries = db.prepare(`
       INSERT INTO series (series_uid, study_uid, modality, series_number, series_description, body_part_examined, pps_start_date, received_at)
       VALUES (@seriesInstanceUid, @studyInstanceUid, @modality, @seriesNumber, @seriesDescription, @bodyPartExamined,
@@ -77,47 +86,47 @@ export class IndexWriter {
         pps_start_date = excluded.pps_start_date`);
     this.upsertInstance = db.prepare(`
       INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, instance_number, transfer_syntax_uid,
-        number_of_frames, rows, columns, size_bytes, sha256, calling_ae, received_at, path)
+        number_of_frames, rows, columns, size_bytes, sha256, calling_ae, received_at, path, in_cloud)
       VALUES (@sopInstanceUid, @seriesInstanceUid, @studyInstanceUid, @sopClassUid, @instanceNumber, @transferSyntaxUid,
-        @numberOfFrames, @rows, @columns, @sizeBytes, @sha256, @callingAe, @receivedAt, @relativePath)
+        @numberOfFrames, @rows, @columns, @sizeBytes, @sha256, @callingAe, @receivedAt, @relativePath, @inCloud)
       ON CONFLICT(sop_instance_uid) DO UPDATE SET
         series_uid = excluded.series_uid, study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
         instance_number = excluded.instance_number, transfer_syntax_uid = excluded.transfer_syntax_uid,
         number_of_frames = excluded.number_of_frames, rows = excluded.rows, columns = excluded.columns,
         size_bytes = excluded.size_bytes, sha256 = excluded.sha256, calling_ae = excluded.calling_ae,
         received_at = excluded.received_at, path = excluded.path, file_missing = 0,
-        replaced_count = replaced_count + 1`);
+        replaced_count = replaced_count + local, local = 1, in_cloud = MAX(in_cloud, excluded.in_cloud)`);
     this.refreshSeries = db.prepare(`
-      UPDATE series SET
-        num_instances = (SELECT COUNT(*) FROM instances WHERE series_uid = @uid),
-        size_bytes = (SELECT COALESCE(SUM(size_bytes), 0) FROM instances WHERE series_uid = @uid)
+      UPDATE series SET (num_instances, num_local_instances, size_bytes) = (
+        SELECT COUNT(*), COALESCE(SUM(local), 0), COALESCE(SUM(size_bytes * local), 0) FROM instances WHERE series_uid = @uid)
       WHERE series_uid = @uid`);
     this.refreshStudy = db.prepare(`
       UPDATE studies SET
         num_series = (SELECT COUNT(*) FROM series WHERE study_uid = @uid),
-        num_instances = (SELECT COUNT(*) FROM instances WHERE study_uid = @uid),
-        size_bytes = (SELECT COALESCE(SUM(size_bytes), 0) FROM instances WHERE study_uid = @uid),
+        (num_instances, num_local_instances, size_bytes) = (
+          SELECT COUNT(*), COALESCE(SUM(local), 0), COALESCE(SUM(size_bytes * local), 0) FROM instances WHERE study_uid = @uid),
         modalities_in_study = (SELECT COALESCE(GROUP_CONCAT(modality, '\\'), '') FROM
           (SELECT DISTINCT modality FROM series WHERE study_uid = @uid AND modality <> '' ORDER BY modality)),
         updated_at = @now
       WHERE study_uid = @uid RETURNING num_series, num_instances`);
     this.findSeries = db.prepare(`SELECT ${Object.keys(SERIES_COLUMNS).join(', ')} FROM series WHERE series_uid = ?`);
     this.findStudy = db.prepare(`SELECT ${Object.keys(STUDY_COLUMNS).join(', ')} FROM studies WHERE study_uid = ?`);
-    this.addToSeries = db.prepare(
-      'UPDATE series SET num_instances = num_instances + 1, size_bytes = size_bytes + @size WHERE series_uid = @uid',
-    );
+    this.addToSeries = db.prepare(`
+      UPDATE series SET num_instances = num_instances + 1, num_local_instances = num_local_instances + 1, size_bytes = size_bytes + @size
+      WHERE series_uid = @uid`);
     this.addToStudy = db.prepare(`
-      UPDATE studies SET num_instances = num_instances + 1, size_bytes = size_bytes + @size,
-        num_series = num_series + @newSeries, updated_at = @now
+      UPDATE studies SET num_instances = num_instances + 1, num_local_instances = num_local_instances + 1, size_bytes = size_bytes + @size,
+        num_series = num_series + @newSeries, updated_at = @now, last_access_at = @now
       WHERE study_uid = @uid RETURNING num_series, num_instances`);
     this.refreshModalities = db.prepare(`
       UPDATE studies SET modalities_in_study = (SELECT COALESCE(GROUP_CONCAT(modality, '\\'), '') FROM
           (SELECT DISTINCT modality FROM series WHERE study_uid = @uid AND modality <> '' ORDER BY modality))
       WHERE study_uid = @uid`);
     this.findInstance = db.prepare(
-      'SELECT sop_instance_uid, series_uid, study_uid, sha256, size_bytes, path, file_missing FROM instances WHERE sop_instance_uid = ?',
+      'SELECT sop_instance_uid, series_uid, study_uid, sha256, size_bytes, path, file_missing, local, in_cloud FROM instances WHERE sop_instance_uid = ?',
     );
     this.deleteInstanceRow = db.prepare('DELETE FROM instances WHERE sop_instance_uid = ?');
+    this.evictRow = db.prepare('UPDATE instances SET local = 0, file_missing = 1 WHERE sop_instance_uid = ?');
     this.deleteEmptySeries = db.prepare(
       'DELETE FROM series WHERE series_uid = ? AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = series.series_uid)',
     );
@@ -130,13 +139,14 @@ export class IndexWriter {
     return this.findInstance.get(sopInstanceUid) as ExistingInstance | undefined;
   }
 
-  /** Returns the study's new counts. */
-  write(header: InstanceHeader, file: StoredFile, moved?: ExistingInstance): { numSeries: number; numInstances: number } {
+  /** Returns the study's new counts. A file from the cloud marks its instance as held by the archive. */
+  write(header: InstanceHeader, file: StoredFile, moved?: ExistingInstance, origin: IngestOrigin = 'local'): { numSeries: number; numInstances: number } {
     const now = file.receivedAt;
-    if (!moved) return this.writeNew(header, file);
+    const inCloud = origin === 'cloud' ? 1 : 0;
+    if (!moved) return this.writeNew(header, file, inCloud);
     this.upsertStudy.run({ ...header, now });
     this.upsertSeries.run({ ...header, now });
-    this.upsertInstance.run({ ...header, ...file });
+    this.upsertInstance.run({ ...header, ...file, inCloud });
     this.refreshSeries.run({ uid: header.seriesInstanceUid });
     if (moved && moved.series_uid !== header.seriesInstanceUid) this.afterRemoval(moved, now);
     const counts = this.refreshStudy.get({ uid: header.studyInstanceUid, now }) as { num_series: number; num_instances: number };
@@ -149,7 +159,7 @@ export class IndexWriter {
    * when this instance says something new about them: rewriting them rewrites their index entries too,
    * which was about a third of the cost of an instance of a known series.
    */
-  private writeNew(header: InstanceHeader, file: StoredFile): { numSeries: number; numInstances: number } {
+  private writeNew(header: InstanceHeader, file: StoredFile, inCloud: number): { numSeries: number; numInstances: number } {
     const now = file.receivedAt;
     const series = this.findSeries.get(header.seriesInstanceUid) as Record<string, unknown> | undefined;
     const previousModality = series?.modality as string | undefined;
@@ -158,7 +168,7 @@ export class IndexWriter {
       this.upsertStudy.run({ ...header, now });
     }
     if (!rowMatches(series, SERIES_COLUMNS, header)) this.upsertSeries.run({ ...header, now });
-    this.upsertInstance.run({ ...header, ...file });
+    this.upsertInstance.run({ ...header, ...file, inCloud });
     this.addToSeries.run({ uid: header.seriesInstanceUid, size: file.sizeBytes });
     const newSeries = previousModality === undefined ? 1 : 0;
     const counts = this.addToStudy.get({ uid: header.studyInstanceUid, size: file.sizeBytes, newSeries, now }) as {
@@ -172,6 +182,26 @@ export class IndexWriter {
   remove(instance: ExistingInstance, now: number): void {
     this.deleteInstanceRow.run(instance.sop_instance_uid);
     this.afterRemoval(instance, now);
+  }
+
+  /** The local copy is dropped on purpose and the archive holds the instance: its rows stay, as cloud-only. */
+  markEvicted(instance: ExistingInstance, now: number): void {
+    this.evictRow.run(instance.sop_instance_uid);
+    this.recount(instance.series_uid, instance.study_uid, now);
+  }
+
+  /** Counts of a series and its study from their rows (after rows were added or changed outside write()). */
+  recount(seriesUid: string, studyUid: string, now: number): void {
+    this.refreshSeries.run({ uid: seriesUid });
+    this.refreshStudy.get({ uid: studyUid, now });
+  }
+
+  recountSeries(seriesUid: string): void {
+    this.refreshSeries.run({ uid: seriesUid });
+  }
+
+  recountStudy(studyUid: string, now: number): void {
+    this.refreshStudy.get({ uid: studyUid, now });
   }
 
   private afterRemoval(instance: ExistingInstance, now: number): void {

@@ -10,6 +10,7 @@ import type { Statement } from 'better-sqlite3';
 import { commitWithoutSync, type Db } from './database.js';
 import type { OutboxState } from './events.js';
 import { UNROUTED_DESTINATION } from './index-writer.js';
+import { emptyCounts, studyProgressQuery, type StudyProgress } from './read-models/study-progress.js';
 
 export const REPLACES_EARLIER = { no: 0, yes: 1, overwrite: 2 } as const;
 
@@ -44,12 +45,6 @@ export interface UnroutedInstance {
   replacesEarlier: number;
 }
 
-const ALL_STATES: OutboxState[] = ['pending', 'sending', 'delivered', 'failed', 'conflict', 'cancelled'];
-
-export function emptyCounts(): Record<OutboxState, number> {
-  return Object.fromEntries(ALL_STATES.map((s) => [s, 0])) as Record<OutboxState, number>;
-}
-
 function where(filter: RowFilter, states: readonly OutboxState[]): { sql: string; params: unknown[] } {
   const clauses = [`state IN (${states.map(() => '?').join(',')})`, `destination <> '${UNROUTED_DESTINATION}'`];
   const params: unknown[] = [...states];
@@ -63,7 +58,11 @@ export class OutboxWorkerQueries {
   /** The worker's per-batch statements, compiled once: preparing them for every row was about half the database time of a batch. */
   private readonly statements = new Map<string, Statement>();
 
-  constructor(private readonly db: Db) {}
+  private readonly studyProgress: (studyUids: readonly string[]) => StudyProgress[];
+
+  constructor(private readonly db: Db) {
+    this.studyProgress = studyProgressQuery(db);
+  }
 
   private prepared(sql: string): Statement {
     let statement = this.statements.get(sql);
@@ -255,17 +254,16 @@ export class OutboxWorkerQueries {
     return this.db.transaction(() => sopInstanceUids.reduce((n, uid) => n + update.run(now, now, destination, uid).changes, 0))();
   }
 
-  /** Per-study counts for one destination (or all), newest study first. */
-  progress(filter: { destination?: string; studyUid?: string; limit?: number }): Array<{ study_uid: string; destination: string; state: OutboxState; n: number; bytes: number }> {
+  /** Per-study progress to one destination (or each), newest study first; rows waiting for a destination ('*') left out. */
+  progress(filter: { destination?: string; studyUid?: string; limit?: number }): StudyProgress[] {
     const clauses = [`destination <> '${UNROUTED_DESTINATION}'`];
     const params: unknown[] = [];
     if (filter.destination) { clauses.push('destination = ?'); params.push(filter.destination); }
     if (filter.studyUid) { clauses.push('study_uid = ?'); params.push(filter.studyUid); }
-    const studies = this.db.prepare(`
+    const pairs = this.db.prepare(`
       SELECT study_uid, destination FROM outbox WHERE ${clauses.join(' AND ')}
       GROUP BY study_uid, destination ORDER BY MAX(created_at) DESC LIMIT ?`).all(...params, filter.limit ?? 100) as Array<{ study_uid: string; destination: string }>;
-    const byState = this.db.prepare('SELECT state, COUNT(*) AS n, COALESCE(SUM(size_bytes),0) AS bytes FROM outbox WHERE study_uid = ? AND destination = ? GROUP BY state');
-    return studies.flatMap((s) =>
-      (byState.all(s.study_uid, s.destination) as Array<{ state: OutboxState; n: number; bytes: number }>).map((r) => ({ ...s, ...r })));
+    const progress = new Map(this.studyProgress([...new Set(pairs.map((p) => p.study_uid))]).map((p) => [`${p.studyUid}\u0000${p.destination}`, p]));
+    return pairs.map((p) => progress.get(`${p.study_uid}\u0000${p.destination}`)!);
   }
 }

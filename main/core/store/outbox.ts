@@ -50,10 +50,4 @@ export class Outbox {
   rowsFor(sopInstanceUid: string): OutboxRow[] {
     return this.db.prepare('SELECT * FROM outbox WHERE sop_instance_uid = ? ORDER BY destination').all(sopInstanceUid) as OutboxRow[];
   }
-
-  countsByState(): Array<{ destination: string; state: OutboxState; count: number; bytes: number }> {
-    return this.db
-      .prepare('SELECT destination, state, COUNT(*) AS count, COALESCE(SUM(size_bytes),0) AS bytes FROM outbox GROUP BY destination, state')
-      .all() as Array<{ destination: string; state: OutboxState; count: number; bytes: number }>;
-  }
 }

@@ -4,8 +4,6 @@
  */
 import type { QueryLevel } from '../dicom/keywords.js';
 
-export type { QueryLevel };
-
 export interface QueryRequest {
   level: QueryLevel;
   /**
@@ -21,6 +19,11 @@ export interface QueryRequest {
   fuzzy?: boolean;
   limit?: number;
   offset?: number;
+  /**
+   * 'local': only entities with a local copy (a study or series with local instances, a local instance).
+   * Default 'any': cloud-only rows (known from the archive, or evicted) match too, as NEARLINE.
+   */
+  location?: 'any' | 'local';
 }
 
 /**

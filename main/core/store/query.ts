@@ -19,6 +19,11 @@ interface Column {
 }
 
 const column = (table: Table, name: string): Column => ({ table, expr: (alias) => `${alias}.${name}` });
+/** A count the archive destination may know to be larger than the rows here (cloud_num_*, schema 2). */
+const knownCount = (table: Table, name: string): Column => ({
+  table,
+  expr: (alias) => `MAX(${alias}.${name}, COALESCE(${alias}.cloud_${name}, 0))`,
+});
 const patientTotal = (aggregate: string): Column => ({
   table: 'studies',
   expr: (alias) => `(SELECT ${aggregate} FROM studies p WHERE p.patient_id = ${alias}.patient_id)`,
@@ -32,7 +37,7 @@ const COLUMNS: Readonly<Record<string, Column>> = {
   PatientSex: column('studies', 'patient_sex'),
   NumberOfPatientRelatedStudies: patientTotal('COUNT(*)'),
   NumberOfPatientRelatedSeries: patientTotal('SUM(p.num_series)'),
-  NumberOfPatientRelatedInstances: patientTotal('SUM(p.num_instances)'),
+  NumberOfPatientRelatedInstances: patientTotal('SUM(MAX(p.num_instances, COALESCE(p.cloud_num_instances, 0)))'),
   StudyInstanceUID: column('studies', 'study_uid'),
   StudyDate: column('studies', 'study_date'),
   StudyTime: column('studies', 'study_time'),
@@ -42,15 +47,15 @@ const COLUMNS: Readonly<Record<string, Column>> = {
   ReferringPhysicianName: column('studies', 'referring_physician_name'),
   // Returned from the study row; matched against the series rows (see modalitiesCondition).
   ModalitiesInStudy: column('studies', 'modalities_in_study'),
-  NumberOfStudyRelatedSeries: column('studies', 'num_series'),
-  NumberOfStudyRelatedInstances: column('studies', 'num_instances'),
+  NumberOfStudyRelatedSeries: knownCount('studies', 'num_series'),
+  NumberOfStudyRelatedInstances: knownCount('studies', 'num_instances'),
   SeriesInstanceUID: column('series', 'series_uid'),
   Modality: column('series', 'modality'),
   SeriesNumber: column('series', 'series_number'),
   SeriesDescription: column('series', 'series_description'),
   BodyPartExamined: column('series', 'body_part_examined'),
   PerformedProcedureStepStartDate: column('series', 'pps_start_date'),
-  NumberOfSeriesRelatedInstances: column('series', 'num_instances'),
+  NumberOfSeriesRelatedInstances: knownCount('series', 'num_instances'),
   SOPClassUID: column('instances', 'sop_class_uid'),
   SOPInstanceUID: column('instances', 'sop_instance_uid'),
   InstanceNumber: column('instances', 'instance_number'),
@@ -94,7 +99,9 @@ export interface BuiltQuery {
 /**
  * Runs a query: matches carry every attribute of the level and the levels above it, by keyword, including
  * the computed ones (ModalitiesInStudy, NumberOf*Related*), SpecificCharacterSet (of the stored study; the
- * values themselves are decoded text) and InstanceAvailability. Throws InvalidMatchKeyError for a bad key.
+ * values themselves are decoded text) and InstanceAvailability: ONLINE when every instance is here, NEARLINE
+ * when some are only in the cloud archive, UNAVAILABLE for a local instance whose file is gone. Counts and
+ * ModalitiesInStudy include what the archive reported. Throws InvalidMatchKeyError for a bad key.
  */
 export function queryArchive(db: Db, request: QueryRequest): QueryMatch[] {
   const built = buildQuery(request);
@@ -131,14 +138,22 @@ function count(name: string, value: number | undefined, fallback: number): numbe
 
 function selectList(level: QueryLevel): string {
   const parts: string[] = [];
-  for (const attribute of attributesUpTo(level)) {
+  const attributes = attributesUpTo(level);
+  for (const attribute of attributes) {
     if (PATIENT_TOTALS.includes(attribute.keyword) || attribute.keyword === 'AvailableTransferSyntaxUID') continue;
     const where = COLUMNS[attribute.keyword];
     parts.push(`${where.expr(ALIAS[where.table])} AS ${attribute.keyword}`);
   }
   parts.push('st.specific_character_set AS SpecificCharacterSet');
-  if (level === 'PATIENT') parts.push('MAX(st.received_at) AS _latest'); // other columns come from the latest study
-  if (level === 'IMAGE') parts.push('i.file_missing AS _fileMissing');
+  if (level === 'PATIENT') {
+    parts.push('MAX(st.received_at) AS _latest'); // other columns come from the latest study
+    parts.push(`${patientTotal('SUM(p.num_local_instances)').expr('st')} AS _localCount`,
+      `${patientTotal('SUM(MAX(p.num_instances, COALESCE(p.cloud_num_instances, 0)))').expr('st')} AS _knownCount`);
+  }
+  if (level === 'IMAGE') parts.push('i.file_missing AS _fileMissing', 'i.local AS _local');
+  if (level === 'SERIES') parts.push(`se.num_local_instances AS _localCount, ${knownCount('series', 'num_instances').expr('se')} AS _knownCount`);
+  if (level === 'STUDY') parts.push(`st.num_local_instances AS _localCount, ${knownCount('studies', 'num_instances').expr('st')} AS _knownCount`);
+  if (attributes.some((a) => a.keyword === 'ModalitiesInStudy')) parts.push('st.cloud_modalities AS _cloudModalities');
   return parts.join(', ');
 }
 
@@ -146,7 +161,7 @@ function whereConditions(request: QueryRequest): SqlCondition[] {
   const depth = LEVEL_DEPTH[request.level];
   const direct: SqlCondition[] = [];
   const below: Partial<Record<Table, SqlCondition[]>> = {};
-  const modalities: SqlCondition[] = [];
+  const modalities: Array<[SqlCondition, SqlCondition]> = [];
   // Sorted so that the same set of keys always gives the same SQL text (and a cached statement).
   for (const name of Object.keys(request.keys).sort()) {
     const value = request.keys[name] ?? '';
@@ -160,7 +175,8 @@ function whereConditions(request: QueryRequest): SqlCondition[] {
     const where = COLUMNS[attribute.keyword];
     if (attribute.keyword === 'ModalitiesInStudy') {
       const condition = toSqlCondition(key, 'm.modality');
-      if (condition) modalities.push(condition);
+      const cloud = toSqlCondition(key, 'm.value');
+      if (condition && cloud) modalities.push([condition, cloud]);
       continue;
     }
     if (DEPTH[where.table] <= depth) {
@@ -171,12 +187,15 @@ function whereConditions(request: QueryRequest): SqlCondition[] {
       if (condition) (below[where.table] ??= []).push(condition);
     }
   }
-  for (const condition of modalities) {
+  for (const [series, cloud] of modalities) {
+    // A modality of a series here, or one the archive reported for the study (its series may not be here).
     direct.push({
-      sql: `EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND ${condition.sql})`,
-      params: condition.params,
+      sql: `(EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND ${series.sql})
+        OR EXISTS (SELECT 1 FROM json_each(st.cloud_modalities) m WHERE ${cloud.sql}))`,
+      params: [...series.params, ...cloud.params],
     });
   }
+  if (request.location === 'local') direct.push({ sql: LOCAL_CONDITION[request.level], params: [] });
   const related = relatedCondition(depth, below.series ?? [], below.instances ?? []);
   if (related) direct.push(related);
   return direct;
@@ -220,15 +239,43 @@ function patientTotals(db: Db): (patientId: string) => PatientTotals {
   };
 }
 
+/** Entities with a local copy: a study or series with local instances, a local instance. */
+const LOCAL_CONDITION: Record<QueryLevel, string> = {
+  PATIENT: 'st.num_local_instances > 0',
+  STUDY: 'st.num_local_instances > 0',
+  SERIES: 'se.num_local_instances > 0',
+  IMAGE: 'i.local = 1',
+};
+
+function availability(level: QueryLevel, row: Record<string, string | number | null>): string {
+  if (level === 'IMAGE') return !row._local ? 'NEARLINE' : row._fileMissing ? 'UNAVAILABLE' : 'ONLINE';
+  // With no local instance it can only be in the archive, even when the archive gave no count.
+  const here = Number(row._localCount);
+  return here === 0 || here < Number(row._knownCount) ? 'NEARLINE' : 'ONLINE';
+}
+
+/** ModalitiesInStudy of the series here, with those the archive reported, sorted like the stored value. */
+function mergeModalities(local: string | number | null | undefined, cloud: string | number | null | undefined): string {
+  const reported = typeof cloud === 'string' && cloud !== '[]' ? (JSON.parse(cloud) as string[]) : [];
+  if (reported.length === 0) return String(local ?? '');
+  const all = new Set([...String(local ?? '').split('\\').filter((m) => m !== ''), ...reported]);
+  return [...all].sort().join('\\');
+}
+
 function toMatch(level: QueryLevel, row: Record<string, string | number | null>, totals: (patientId: string) => PatientTotals): QueryMatch {
-  const { _latest, _fileMissing, ...match } = row;
+  const { _latest, _fileMissing, _local, _localCount, _knownCount, _cloudModalities, ...match } = row;
   void _latest;
+  void _fileMissing;
+  void _local;
+  void _localCount;
+  void _knownCount;
+  if (_cloudModalities !== undefined) match.ModalitiesInStudy = mergeModalities(match.ModalitiesInStudy, _cloudModalities);
   const patient = totals(String(match.PatientID ?? ''));
   match.NumberOfPatientRelatedStudies = patient.studies;
   match.NumberOfPatientRelatedSeries = patient.series;
   match.NumberOfPatientRelatedInstances = patient.instances;
   if (level === 'IMAGE') match.AvailableTransferSyntaxUID = match.TransferSyntaxUID;
-  match.InstanceAvailability = _fileMissing ? 'UNAVAILABLE' : 'ONLINE';
+  match.InstanceAvailability = availability(level, row);
   return match;
 }
 

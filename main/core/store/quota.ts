@@ -20,12 +20,13 @@ export class FreeSpaceGauge {
   private measured: { free: number; at: number } | undefined;
   private writtenSince = 0;
 
-  constructor(private readonly dir: string, private readonly maxAgeMs = 250) {}
+  /** `measure` gives the free bytes of the archive's filesystem (default statfs of `dir`). */
+  constructor(private readonly dir: string, private readonly maxAgeMs = 250, private readonly measure: (dir: string) => Promise<number> = freeBytes) {}
 
   async free(options: { exact?: boolean } = {}): Promise<number> {
     if (options.exact || !this.measured || Date.now() - this.measured.at > this.maxAgeMs) {
       this.writtenSince = 0;
-      this.measured = { free: await freeBytes(this.dir), at: Date.now() };
+      this.measured = { free: await this.measure(this.dir), at: Date.now() };
     }
     return this.measured.free - this.writtenSince;
   }
@@ -45,6 +46,38 @@ export interface Incoming {
 }
 
 /**
+ * Bytes the disk reserve lacks with `free` bytes free. With `incoming`, `free` was measured after spooling
+ * and already excludes the instance (counting its size again refused instances that fit); without it
+ * (nothing received yet, the size unknown), at least one byte must fit.
+ */
+function reserveShortfall(limits: QuotaLimits, free: number, incoming: Incoming | undefined): number {
+  return incoming ? limits.minFreeBytes - (free + incoming.replacedBytes) : limits.minFreeBytes - free + 1;
+}
+
+/** Bytes the archive quota lacks, on the same terms as reserveShortfall. */
+function quotaShortfall(limits: QuotaLimits, archiveBytes: number, incoming: Incoming | undefined): number {
+  if (limits.maxArchiveBytes <= 0) return 0;
+  return incoming
+    ? archiveBytes + incoming.spooledBytes - incoming.replacedBytes - limits.maxArchiveBytes
+    : archiveBytes - limits.maxArchiveBytes + 1;
+}
+
+/** The free space, measured exactly when the estimate says the reserve would break. */
+async function freeForReserve(gauge: FreeSpaceGauge, limits: QuotaLimits, incoming: Incoming | undefined): Promise<number> {
+  const free = await gauge.free();
+  return reserveShortfall(limits, free, incoming) > 0 ? gauge.free({ exact: true }) : free;
+}
+
+/**
+ * How many bytes must be freed so that keeping `incoming` (see checkRoom) keeps both the reserve and the
+ * quota (0: none).
+ */
+export async function roomShortfall(gauge: FreeSpaceGauge, limits: QuotaLimits, archiveBytes: number, incoming?: Incoming): Promise<number> {
+  const free = await freeForReserve(gauge, limits, incoming);
+  return Math.max(0, reserveShortfall(limits, free, incoming), quotaShortfall(limits, archiveBytes, incoming));
+}
+
+/**
  * Throws OutOfResourcesError when keeping an instance would break the disk reserve or the archive quota.
  * Without `incoming` (nothing received yet, the size unknown), at least one byte must fit. With it, the
  * free space is measured after spooling, and already excludes the instance: counting its size again
@@ -56,20 +89,15 @@ export async function checkRoom(
   archiveBytes: number,
   incoming?: Incoming,
 ): Promise<void> {
-  const fits = (free: number) => (incoming ? free + incoming.replacedBytes >= limits.minFreeBytes : free > limits.minFreeBytes);
-  let free = await gauge.free();
-  if (!fits(free)) free = await gauge.free({ exact: true });
-  if (!fits(free)) {
+  const free = await freeForReserve(gauge, limits, incoming);
+  if (reserveShortfall(limits, free, incoming) > 0) {
     throw new OutOfResourcesError(incoming
       ? `disk reserve reached: ${free} bytes free after receiving ${incoming.spooledBytes}, reserve is ${limits.minFreeBytes}`
       : `disk reserve reached: ${free} bytes free, reserve is ${limits.minFreeBytes}`);
   }
-  if (limits.maxArchiveBytes > 0) {
-    const after = archiveBytes + (incoming ? incoming.spooledBytes - incoming.replacedBytes : 0);
-    if (incoming ? after > limits.maxArchiveBytes : after >= limits.maxArchiveBytes) {
-      throw new OutOfResourcesError(
-        `archive quota reached: ${archiveBytes} bytes stored, ${incoming?.spooledBytes ?? 0} incoming, quota is ${limits.maxArchiveBytes}`,
-      );
-    }
+  if (quotaShortfall(limits, archiveBytes, incoming) > 0) {
+    throw new OutOfResourcesError(
+      `archive quota reached: ${archiveBytes} bytes stored, ${incoming?.spooledBytes ?? 0} incoming, quota is ${limits.maxArchiveBytes}`,
+    );
   }
 }

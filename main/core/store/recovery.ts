@@ -1,9 +1,17 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
-import type { Archive } from './archive.js';
-import { isDiskFull } from './database.js';
+import type { Db } from './database.js';
+import { isDiskFull } from './disk-full.js';
+import type { ArchivePaths } from './paths.js';
 import { TEMP_SUFFIX } from './temp-file.js';
+
+/** What recovery needs of the archive: its folders, its index, and a way to index a file found on disk. */
+export interface RecoverableArchive {
+  readonly paths: Pick<ArchivePaths, 'root' | 'tempDir' | 'tempShards'>;
+  readonly db: Db;
+  indexExistingFile(relativePath: string, sizeBytes: number): Promise<unknown>;
+}
 
 export interface RecoveryReport {
   tempFilesRemoved: number;
@@ -16,10 +24,11 @@ export interface RecoveryReport {
 /**
  * Brings files and index back into agreement after a crash:
  * temp files are removed, final-path files without a row (crash between rename and commit) are indexed,
- * files whose size differs from their row (crash while replacing) are re-indexed, and rows whose file is
- * gone are flagged.
+ * files whose size differs from their row (crash while replacing) are re-indexed, files of cloud-only rows
+ * (a fetch or an eviction cut short) are indexed as local copies of the archive's instance, and local rows
+ * whose file is gone are flagged.
  */
-export async function recoverArchive(archive: Archive, logger: Logger): Promise<RecoveryReport> {
+export async function recoverArchive(archive: RecoverableArchive, logger: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = { tempFilesRemoved: 0, filesIndexed: 0, filesReindexed: 0, unreadableFiles: 0, rowsMissingFile: 0 };
   const { paths, db } = archive;
   // The top folder held the temp files before they were spread over shards.
@@ -31,21 +40,21 @@ export async function recoverArchive(archive: Archive, logger: Logger): Promise<
       }
     }
   }
-  const rows = new Map<string, number>();
-  for (const row of db.prepare('SELECT path, size_bytes FROM instances').iterate() as Iterable<{ path: string; size_bytes: number }>) {
-    rows.set(row.path, row.size_bytes);
+  const rows = new Map<string, { size: number; local: boolean }>();
+  for (const row of db.prepare('SELECT path, size_bytes, local FROM instances').iterate() as Iterable<{ path: string; size_bytes: number; local: number }>) {
+    rows.set(row.path, { size: row.size_bytes, local: row.local === 1 });
   }
   const seen = new Set<string>();
   for await (const file of walkInstanceFiles(paths.root, paths.tempDir)) {
     const relativePath = relative(paths.root, file).split(sep).join('/');
     const key = relativePath.split('/').join(sep);
     seen.add(key);
-    const rowSize = rows.get(key);
+    const row = rows.get(key);
     const { size } = await stat(file);
-    if (rowSize === size) continue;
+    if (row?.local && row.size === size) continue;
     try {
       await archive.indexExistingFile(key, size);
-      if (rowSize === undefined) report.filesIndexed++;
+      if (!row?.local) report.filesIndexed++;
       else report.filesReindexed++;
     } catch (error) {
       report.unreadableFiles++;
@@ -53,9 +62,10 @@ export async function recoverArchive(archive: Archive, logger: Logger): Promise<
     }
   }
   // Only rows whose flag changes are written: a start with nothing to fix writes nothing, so it works on a full disk.
-  const flag = db.prepare('UPDATE instances SET file_missing = ? WHERE path = ? AND file_missing <> ?');
+  const flag = db.prepare('UPDATE instances SET file_missing = ? WHERE path = ? AND local = 1 AND file_missing <> ?');
   const flagRows = db.transaction(() => {
-    for (const path of rows.keys()) {
+    for (const [path, row] of rows) {
+      if (!row.local && !seen.has(path)) continue; // cloud-only, and rightly without a file
       const missing = !seen.has(path);
       if (missing) report.rowsMissingFile++;
       flag.run(missing ? 1 : 0, path, missing ? 1 : 0);

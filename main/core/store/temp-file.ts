@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, constants, open, writev } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { IngestAbortedError, OutOfResourcesError } from './errors.js';
 
@@ -40,8 +40,9 @@ export async function spoolToTempFile(
   source: SpoolSource,
   tempDir: string,
 ): Promise<SpooledFile> {
+  throwIfFailed(source);
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
-  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o644);
+  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o600);
   const hash = createHash('sha256');
   const headChunks: Buffer[] = [];
   let headLength = 0;
@@ -94,6 +95,14 @@ export async function spoolToTempFile(
   // Closing a file whose data is already on disk does not wait on it: done here, it spares a thread-pool trip.
   closeSync(fd);
   return { path, sizeBytes, sha256: hash.digest('hex'), headChunks, tail };
+}
+
+/** A stream whose sender went away before anyone read it: no file is made for it. */
+function throwIfFailed(source: SpoolSource): void {
+  const failure = source instanceof Readable ? source.errored : null;
+  if (!failure) return;
+  if (failure instanceof IngestAbortedError) throw failure;
+  throw new IngestAbortedError(`the sender's data ended early: ${failure.message}`);
 }
 
 /**

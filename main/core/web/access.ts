@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIpLiteral, isLoopbackHost } from '../contract/addresses.js';
 import { isUsablePasswordHash, verifyPassword } from './password.js';
+
+export { isLoopbackHost };
 
 export const SESSION_COOKIE = 'dicom_edge_session';
 
@@ -11,30 +13,31 @@ export interface AccessSettings {
   /** The token in force: configured, or generated at start. */
   sessionToken: string;
   basicAuth?: { user: string; passwordHash: string };
+  /** Other web origins allowed to call (http.corsOrigins). */
+  corsOrigins?: readonly string[];
+  /** Host names answered to besides loopback and the bound address (http.allowedHosts). */
+  allowedHosts?: readonly string[];
 }
 
 export class BindRefusedError extends Error {
   override name = 'BindRefusedError';
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '');
-  if (bare === 'localhost') return true;
-  if (isIP(bare) === 4) return bare.startsWith('127.');
-  if (isIP(bare) === 6) return bare === '::1';
-  return false;
+  /** The settings field at fault. */
+  constructor(message: string, readonly field: 'http.host' | 'http.basicAuth.passwordHash') {
+    super(message);
+  }
 }
 
 /** A non-loopback bind without a configured credential must not start. */
 export function checkBindPolicy(settings: AccessSettings): void {
   if (settings.basicAuth && !isUsablePasswordHash(settings.basicAuth.passwordHash)) {
-    throw new BindRefusedError('http.basicAuth.passwordHash is not of the form scrypt$N$r$p$salt$hash');
+    throw new BindRefusedError('http.basicAuth.passwordHash is not of the form scrypt$N$r$p$salt$hash', 'http.basicAuth.passwordHash');
   }
   if (isLoopbackHost(settings.host)) return;
   if (settings.configuredToken || settings.basicAuth) return;
   throw new BindRefusedError(
     `refusing to listen on non-loopback address ${settings.host}: configure a credential first ` +
       '(http.apiToken or --api-token, or http.basicAuth with a scrypt password hash)',
+    'http.host',
   );
 }
 
@@ -95,4 +98,67 @@ export async function checkAccess(
 
 export function sessionCookie(token: string, secure: boolean): string {
   return `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a state-changing request authenticated by the session cookie is refused as cross-site, or
+ * undefined when it may go on. A browser attaches the cookie to requests that another web app starts,
+ * and SameSite does not stop one on another port of the same host (same site, other origin), so such a
+ * request must come from our own origin or a configured corsOrigins entry. Origin decides when present;
+ * else Sec-Fetch-Site; a client that sends neither is not a browser page. Bearer and basic callers never
+ * get here: their credential is not sent by the browser on its own.
+ */
+export function crossSiteReason(
+  settings: Pick<AccessSettings, 'corsOrigins'>,
+  request: { method: string; protocol: string; headers: Record<string, string | string[] | undefined> },
+): string | undefined {
+  if (SAFE_METHODS.has(request.method.toUpperCase())) return undefined;
+  const header = (name: string) => [request.headers[name]].flat()[0];
+  const origin = header('origin');
+  if (origin !== undefined) {
+    const host = header('host');
+    const own = host ? originOf(`${request.protocol}://${host}`) : undefined;
+    const given = originOf(origin);
+    if (given && (given === own || (settings.corsOrigins ?? []).some((allowed) => originOf(allowed) === given))) return undefined;
+    return `origin ${origin} is not this appliance's (${own ?? 'unknown'}) nor in http.corsOrigins`;
+  }
+  const fetchSite = header('sec-fetch-site');
+  if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') {
+    return `a ${fetchSite} request (Sec-Fetch-Site) without an Origin`;
+  }
+  return undefined;
+}
+
+const normalHost = (host: string) => host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+
+/**
+ * Why a request's Host header is not one this appliance answers to, or undefined when it is. DNS
+ * rebinding points a name the attacker owns at this machine, so the browser sends that name: only
+ * loopback names and addresses, the bound address (with a wildcard bind, any IP address: a page's
+ * origin cannot be our address), and http.allowedHosts are answered. No Host (HTTP/1.0) is no browser.
+ */
+export function misdirectedHostReason(settings: Pick<AccessSettings, 'host' | 'allowedHosts'>, hostHeader: string | undefined): string | undefined {
+  if (hostHeader === undefined) return undefined;
+  let hostname: string;
+  try {
+    hostname = normalHost(new URL(`http://${hostHeader}`).hostname);
+  } catch {
+    return `host ${JSON.stringify(hostHeader)} is not a valid host`;
+  }
+  if (isLoopbackHost(hostname) || hostname.endsWith('.localhost')) return undefined;
+  const bound = normalHost(settings.host);
+  if (hostname === bound) return undefined;
+  if ((bound === '0.0.0.0' || bound === '::' || bound === '') && isIpLiteral(hostname)) return undefined;
+  if ((settings.allowedHosts ?? []).some((allowed) => normalHost(allowed) === hostname)) return undefined;
+  return `host ${JSON.stringify(hostname)} is not one this appliance answers to; add it to http.allowedHosts to allow it`;
 }

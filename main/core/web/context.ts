@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
-import type { SettingsFile } from '../settings/settings-file.js';
-import type { Settings } from '../settings/schema.js';
+import type { FederatedSearch } from '../cloud/federated-search.js';
+import type { ReadThrough } from '../cloud/read-through.js';
+import type { LiveSettings } from '../settings/live-settings.js';
+import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import type { ForwardControl } from './forward-port.js';
 
@@ -10,9 +12,8 @@ export interface WebContext {
   logger: Logger;
   /** Current settings (read at request time so a write is seen). */
   settings(): Settings;
-  settingsFile: Pick<SettingsFile, 'write' | 'validate'>;
-  /** Called after settings were written, with the new settings. */
-  onSettingsWritten?(settings: Settings): void;
+  /** GET/PUT /api/settings: the configured settings, and edits of them. */
+  settingsEditor: Pick<LiveSettings, 'configured' | 'revision' | 'update'>;
   sessionToken: string;
   dataDir: string;
   version: string;
@@ -23,4 +24,6 @@ export interface WebContext {
   httpPort(): number;
   /** True once every service has started. */
   ready(): boolean;
+  /** The clinic's archive: QIDO federation and WADO read-through (absent: everything is answered from here). */
+  cloud?(): { readThrough: ReadThrough; federatedSearch: FederatedSearch } | undefined;
 }

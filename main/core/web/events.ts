@@ -1,9 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import type { LiveEventData, LiveEventName } from '../contract/events.js';
 import type { WebContext } from './context.js';
 
 const KEEPALIVE_MS = 15_000;
 
-/** GET /api/events: Server-Sent Events with the archive's events (the forwarder reports through them too), for the live view. */
+/**
+ * GET /api/events: Server-Sent Events with the archive's events (the forwarder reports through them too), for
+ * the live view. The events are the wire contract's (contract/events.ts), sent as the archive emits them.
+ */
 export function registerEvents(app: FastifyInstance, ctx: WebContext, open: Set<() => void>): void {
   app.get('/api/events', (request, reply) => {
     reply.hijack();
@@ -15,7 +19,7 @@ export function registerEvents(app: FastifyInstance, ctx: WebContext, open: Set<
       'x-accel-buffering': 'no',
     });
     let id = 0;
-    const send = (name: string, payload: unknown) => {
+    const send = <K extends LiveEventName>(name: K, payload: LiveEventData<K>) => {
       res.write(`id: ${++id}\nevent: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
     };
     res.write('retry: 2000\n\n');

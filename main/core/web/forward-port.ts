@@ -2,4 +2,4 @@
  * web/ reaches store-and-forward only through forward/control.ts's ForwardControl (status and manual
  * actions); its events arrive through the archive's event stream.
  */
-export { ForwardControlError, type ForwardControl, type DestinationStatus, type OutboxFilter } from '../forward/control.js';
+export { ForwardControlError, type ForwardControl, type OutboxFilter } from '../forward/control.js';

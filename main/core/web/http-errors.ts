@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { uidProblem } from '../dicom/uid.js';
+import { FrameError, type FrameProblem } from '../dicom/pixel-frames.js';
 
 /** A request we answer with a status and a one-line reason (PS3.18 lets the payload explain the error). */
 export class HttpError extends Error {
@@ -9,24 +9,20 @@ export class HttpError extends Error {
   }
 }
 
-export function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
-  return reply.code(status).type('application/json').send({ status, error: message });
+const FRAME_STATUS: Readonly<Record<FrameProblem, number>> = { 'bad-frame-list': 400, 'no-such-frame': 404, 'not-servable': 406, inconsistent: 500 };
+
+/** Runs frame work of dicom/pixel-frames.ts, answering its FrameError with the matching status. */
+export function withFrameStatus<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof FrameError) throw new HttpError(FRAME_STATUS[error.problem], error.message);
+    throw error;
+  }
 }
 
-const UID_PARAMS: Record<string, string> = { study: 'StudyInstanceUID', series: 'SeriesInstanceUID', instance: 'SOPInstanceUID' };
-
-/** Validates every UID path parameter, throwing HttpError(400) naming the first bad one. */
-export function uidParams(request: FastifyRequest): { study?: string; series?: string; instance?: string } {
-  const params = (request.params ?? {}) as Record<string, string>;
-  const out: Record<string, string> = {};
-  for (const [key, attribute] of Object.entries(UID_PARAMS)) {
-    const value = params[key];
-    if (value === undefined) continue;
-    const problem = uidProblem(value);
-    if (problem) throw new HttpError(400, `${attribute} ${JSON.stringify(value)} in the path ${problem}`);
-    out[key] = value;
-  }
-  return out;
+export function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply.code(status).type('application/json').send({ status, error: message });
 }
 
 /** Base URL of the DICOMweb service as the client reached it. */

@@ -1,7 +1,7 @@
 import { closeSync, open, read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { newBoundary } from './multipart-related.js';
+import { MultipartFraming } from '../multipart/writer.js';
 
 /** A part of a multipart/related response: a stored file sent as it is, or bytes made on demand. */
 export type ResponsePart =
@@ -15,7 +15,8 @@ const HEADER_ROOM = 4096;
 const READ_AHEAD = 4;
 
 /**
- * Sends a multipart/related response written straight to the socket. File parts are read in chunks into a
+ * Sends a multipart/related response written straight to the socket, framed by the one multipart writer
+ * (multipart/writer.ts) and fed by a file pump of its own. File parts are read in chunks into a
  * small per-response pool of buffers that are reused once the socket has taken them (a long series makes
  * no garbage and holds at most (READ_AHEAD + 2) MiB), and the next files are opened and their first
  * chunk read while the current one is sent. With every size known, the response has a Content-Length.
@@ -27,9 +28,9 @@ export async function sendMultipart(
   /** A failure once the status line is out: the connection is cut and this hears why. */
   onLateError: (error: unknown) => void,
 ): Promise<void> {
-  const boundary = newBoundary();
-  const heads = parts.map((part, i) => Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${part.contentType}\r\n\r\n`, 'latin1'));
-  const closing = Buffer.from(`${parts.length === 0 ? '' : '\r\n'}--${boundary}--\r\n`, 'latin1');
+  const framing = new MultipartFraming();
+  const heads = parts.map((part, i) => framing.head(i, part.contentType));
+  const closing = framing.closing(parts.length);
   let length: number | undefined = closing.length;
   parts.forEach((part, i) => {
     length = length === undefined || !('file' in part) ? undefined : length + heads[i]!.length + part.file.size;
@@ -64,7 +65,7 @@ export async function sendMultipart(
   const res = reply.raw;
   res.writeHead(200, {
     ...(reply.getHeaders() as Record<string, string | number | string[]>),
-    'content-type': `multipart/related; type="${type}"; boundary=${boundary}`,
+    'content-type': framing.contentType(type),
     ...(length !== undefined ? { 'content-length': length } : {}),
   });
   // Once the client is gone, nothing waits on buffers the socket may never hand back.

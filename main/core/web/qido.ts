@@ -1,37 +1,46 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { toDicomJson } from '../dicom/dicom-json.js';
+import { entryOf } from '../dicom/dictionary.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
-import { queryArchive } from '../store/query.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
-import { dicomWebBase, HttpError, uidParams } from './http-errors.js';
-import { parseAccept, typeMatches } from './media-type.js';
+import { noParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { dicomWebBase, HttpError } from './http-errors.js';
+import { warning } from './read-through.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
-export const MAX_RESULTS = 5000;
+const MAX_RESULTS = 5000;
 const CONTROL_PARAMS = new Set(['includefield', 'limit', 'offset', 'fuzzymatching']);
 const PATIENT_TOTALS = new Set(['NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances']);
 
 interface Route {
   path: string;
+  /** The UIDs the path fixes; the query's keys are attribute names, parsed by search(). */
+  params: z.ZodType<{ study?: string; series?: string }>;
   level: QueryLevel;
   /** Levels whose attributes a result carries by default (PS3.18 Table 10.6.3-3: the level, plus the levels the URL does not fix). */
   defaults: QueryLevel[];
 }
 
 const ROUTES: Route[] = [
-  { path: '/dicom-web/studies', level: 'STUDY', defaults: ['PATIENT', 'STUDY'] },
-  { path: '/dicom-web/series', level: 'SERIES', defaults: ['PATIENT', 'STUDY', 'SERIES'] },
-  { path: '/dicom-web/studies/:study/series', level: 'SERIES', defaults: ['SERIES'] },
-  { path: '/dicom-web/instances', level: 'IMAGE', defaults: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] },
-  { path: '/dicom-web/studies/:study/instances', level: 'IMAGE', defaults: ['SERIES', 'IMAGE'] },
-  { path: '/dicom-web/studies/:study/series/:series/instances', level: 'IMAGE', defaults: ['IMAGE'] },
+  { path: '/dicom-web/studies', params: noParams, level: 'STUDY', defaults: ['PATIENT', 'STUDY'] },
+  { path: '/dicom-web/series', params: noParams, level: 'SERIES', defaults: ['PATIENT', 'STUDY', 'SERIES'] },
+  { path: '/dicom-web/studies/:study/series', params: studyParams, level: 'SERIES', defaults: ['SERIES'] },
+  { path: '/dicom-web/instances', params: noParams, level: 'IMAGE', defaults: ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] },
+  { path: '/dicom-web/studies/:study/instances', params: studyParams, level: 'IMAGE', defaults: ['SERIES', 'IMAGE'] },
+  { path: '/dicom-web/studies/:study/series/:series/instances', params: seriesParams, level: 'IMAGE', defaults: ['IMAGE'] },
 ];
 
 /** QIDO-RS (PS3.18 10.6) on the archive's shared query engine (store/query.ts). */
-export function registerQido(app: FastifyInstance, ctx: WebContext): void {
-  for (const route of ROUTES) app.get(route.path, (request, reply) => search(ctx, route, request, reply));
+export function registerQido(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const route of ROUTES) {
+    app.get(route.path, { schema: { params: route.params } }, (request, reply) => search(ctx, route, request.params, request, reply));
+  }
 }
 
 function parseCount(value: string | undefined, name: string): number | undefined {
@@ -40,8 +49,7 @@ function parseCount(value: string | undefined, name: string): number | undefined
   return Number(value);
 }
 
-async function search(ctx: WebContext, route: Route, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const path = uidParams(request);
+async function search(ctx: WebContext, route: Route, path: { study?: string; series?: string }, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   if (!parseAccept(request.headers.accept).some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
     throw new HttpError(406, 'search results are served as application/dicom+json');
   }
@@ -76,8 +84,18 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
   const pageSize = Math.min(limit ?? MAX_RESULTS, MAX_RESULTS);
 
   let matches: QueryMatch[];
+  const warnings: string[] = [];
   try {
-    matches = queryArchive(ctx.archive.db, { level: route.level, keys, fuzzy, limit: pageSize + 1, offset });
+    // With an archive: its matches too, within the federation time limit, or a Warning that they are missing.
+    const query = { level: route.level, keys, fuzzy, limit: pageSize + 1, offset };
+    const federated = ctx.cloud?.()?.federatedSearch;
+    if (federated) {
+      const result = await federated.search(query);
+      matches = result.matches;
+      if (result.archive.state === 'missing') warnings.push(warning(`The archive's results are missing (${result.archive.reason}): ${result.archive.message}`));
+    } else {
+      matches = ctx.archive.reads.query(query);
+    }
   } catch (error) {
     if (error instanceof InvalidMatchKeyError || error instanceof RangeError) throw new HttpError(400, error.message);
     throw error;
@@ -85,9 +103,10 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
   const more = matches.length > pageSize;
   if (more) matches = matches.slice(0, pageSize);
   if (more && (limit === undefined || limit > MAX_RESULTS)) {
-    reply.header('warning', `299 dicom-edge "The number of results exceeded the maximum supported by the server (${MAX_RESULTS}). Additional results can be requested."`);
+    warnings.push(`299 dicom-edge "The number of results exceeded the maximum supported by the server (${MAX_RESULTS}). Additional results can be requested."`);
   }
-  ctx.logger.debug({ event: 'qido', peer: request.ip, level: route.level, keys, results: matches.length }, 'QIDO-RS search');
+  if (warnings.length > 0) reply.header('warning', warnings.length === 1 ? warnings[0]! : warnings);
+  ctx.logger.debug({ event: 'qido', peer: request.ip, queryLevel: route.level, keys, results: matches.length }, 'QIDO-RS search');
   // PS3.18 8.3.4.4.1: a search without matches answers 204 No Content.
   if (matches.length === 0) return reply.code(204).send();
 
@@ -100,7 +119,7 @@ async function search(ctx: WebContext, route: Route, request: FastifyRequest, re
       if (includeAll || returned.has(keyword)) values[keyword] = value;
     }
     values.RetrieveURL = retrieveUrl(base, route.level, match);
-    return toDicomJson(values, { RetrieveURL: { tag: '00081190', vr: 'UR' } });
+    return toDicomJson(values, { RetrieveURL: entryOf('RetrieveURL') });
   });
   return reply.code(200).type('application/dicom+json').send(body);
 }

@@ -1,24 +1,32 @@
 import { readFile } from 'node:fs/promises';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
+import { parseFrameList } from '../dicom/pixel-frames.js';
+import { parseAccept, typeMatches } from '../multipart/media-type.js';
+import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { HttpError, uidParams } from './http-errors.js';
+import { framesParams, instanceParams, renderedQuery, seriesParams, studyParams } from './dicomweb-params.js';
+import { HttpError, withFrameStatus } from './http-errors.js';
 import { renderImage } from './image-render.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, typeMatches } from './media-type.js';
-import { parseFrameList } from './pixel-frames.js';
+import { clientGone, instanceHere, representativeHere } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const THUMBNAIL_SIZE = 128;
 
-export function registerRendered(app: FastifyInstance, ctx: WebContext): void {
-  const route = (kind: 'rendered' | 'thumbnail') => (request: FastifyRequest, reply: FastifyReply) => render(ctx, request, reply, kind);
-  app.get(`${INSTANCE}/rendered`, route('rendered'));
-  app.get(`${INSTANCE}/frames/:frames/rendered`, route('rendered'));
-  app.get(`${INSTANCE}/thumbnail`, route('thumbnail'));
-  app.get(`${INSTANCE}/frames/:frames/thumbnail`, route('thumbnail'));
-  // Series and study thumbnails show a representative instance: the middle one of the (first) series.
-  app.get('/dicom-web/studies/:study/series/:series/thumbnail', route('thumbnail'));
-  app.get('/dicom-web/studies/:study/thumbnail', route('thumbnail'));
+export function registerRendered(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const [path, params, kind] of [
+    [`${INSTANCE}/rendered`, instanceParams, 'rendered'],
+    [`${INSTANCE}/frames/:frames/rendered`, framesParams, 'rendered'],
+    [`${INSTANCE}/thumbnail`, instanceParams, 'thumbnail'],
+    [`${INSTANCE}/frames/:frames/thumbnail`, framesParams, 'thumbnail'],
+    // Series and study thumbnails show a representative instance: the middle one of the (first) series.
+    ['/dicom-web/studies/:study/series/:series/thumbnail', seriesParams, 'thumbnail'],
+    ['/dicom-web/studies/:study/thumbnail', studyParams, 'thumbnail'],
+  ] as const) {
+    app.get(path, { schema: { params, querystring: renderedQuery } }, (request, reply) => render(ctx, request.params, request.query, request.headers.accept, reply, kind));
+  }
 }
 
 function chooseFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
@@ -38,22 +46,26 @@ function numberList(text: string | undefined, name: string, count: number[]): nu
   return values;
 }
 
-function representative(rows: InstanceRow[], scope: { series?: string }): InstanceRow | undefined {
+function representative<T extends Pick<StoredInstance, 'seriesUid'>>(rows: T[], scope: { series?: string }): T | undefined {
   if (scope.series) return rows[Math.floor(rows.length / 2)];
-  const firstSeries = rows[0]?.series_uid;
-  const series = rows.filter((r) => r.series_uid === firstSeries);
+  const firstSeries = rows[0]?.seriesUid;
+  const series = rows.filter((r) => r.seriesUid === firstSeries);
   return series[Math.floor(series.length / 2)];
 }
 
-async function render(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, kind: 'rendered' | 'thumbnail'): Promise<FastifyReply> {
-  const scope = uidParams(request);
-  const params = request.params as { frames?: string };
-  const query = request.query as Record<string, string | undefined>;
-  const format = chooseFormat(request.headers.accept);
-  const rows = instancesIn(ctx.archive.db, scope);
+async function render(
+  ctx: WebContext, params: InstanceScope & { frames?: string }, query: z.infer<typeof renderedQuery>, accept: string | undefined,
+  reply: FastifyReply, kind: 'rendered' | 'thumbnail',
+): Promise<FastifyReply> {
+  const { frames: frameList, ...scope } = params;
+  const format = chooseFormat(accept);
+  // Only in the archive: the instance, or the one a thumbnail shows, is fetched first.
+  if (scope.instance) await instanceHere(ctx, scope as Required<typeof scope>, clientGone(reply));
+  else await representativeHere(ctx, scope, (rows) => representative(rows, scope), clientGone(reply));
+  const rows = ctx.archive.reads.storedInstances(scope);
   const row = scope.instance ? rows[0] : representative(rows, scope);
   if (!row) throw new HttpError(404, 'no such study, series or instance');
-  const frames = params.frames ? parseFrameList(params.frames) : [1];
+  const frames = withFrameStatus(() => (frameList ? parseFrameList(frameList) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
   const viewport = numberList(query.viewport, 'viewport', [2, 6]);
   const windowing = numberList(query.window, 'window', [2]);

@@ -1,13 +1,19 @@
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { checkAccess, sameSecret, sessionCookie, type AccessSettings } from './access.js';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifySchema } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors, isResponseSerializationError, serializerCompiler, validatorCompiler, type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { API_ROUTES } from '../contract/api/routes.js';
+import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
 import { requestTimeoutResponse, watchBodyIdle } from './body-idle.js';
+import { registerCloudApi } from './cloud-api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
 import { HttpError } from './http-errors.js';
 import { registerQido } from './qido.js';
+import { registerAccessTimes } from './read-through.js';
 import { registerRendered } from './rendered.js';
 import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
 import { registerStow } from './stow.js';
@@ -16,8 +22,17 @@ import { registerWadoRetrieve } from './wado-retrieve.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 
+/** A route as registered: the route walk test holds every /api one to the wire contract. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  schema: FastifySchema | undefined;
+}
+
 export interface BuiltServer {
   app: FastifyInstance;
+  /** Every route the server answers, in registration order. */
+  routes: readonly RegisteredRoute[];
   /** Ends open event streams so close() does not wait on them. */
   closeStreams(): void;
 }
@@ -51,6 +66,13 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     });
     done();
   });
+  // Route schemas are zod (the wire contract's for /api): they validate requests and check answers on the way out.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, schema: route.schema });
+  });
 
   // DICOM bodies are streamed to their handler (STOW parses multipart/related itself); any other
   // type also reaches the handler, which answers 415 with a precise reason.
@@ -62,6 +84,11 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     const url = new URL(request.url, 'http://local');
+    const misdirected = misdirectedHostReason(access, request.headers.host);
+    if (misdirected) {
+      ctx.logger.warn({ event: 'host-refused', peer: request.ip, reason: misdirected, url: url.pathname }, 'request for another host refused');
+      return reply.code(421).send({ status: 421, error: misdirected });
+    }
     const token = url.searchParams.get('token');
     if (token !== null && (request.method === 'GET' || request.method === 'HEAD')) {
       if (!sameSecret(token, access.sessionToken)) {
@@ -73,6 +100,13 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
       return reply.code(303).header('set-cookie', sessionCookie(access.sessionToken, request.protocol === 'https')).header('location', target).send();
     }
     const decision = await checkAccess(access, { authorization: request.headers.authorization, cookie: request.headers.cookie });
+    if (decision.ok && decision.via === 'cookie') {
+      const crossSite = crossSiteReason(access, request);
+      if (crossSite) {
+        ctx.logger.warn({ event: 'cross-site-refused', peer: request.ip, reason: crossSite, url: url.pathname }, 'cross-site request refused');
+        return reply.code(403).send({ status: 403, error: `cross-site request refused: ${crossSite}` });
+      }
+    }
     if (decision.ok) return;
     ctx.logger.warn({ event: 'auth-failed', peer: request.ip, reason: decision.reason, url: url.pathname }, 'access refused');
     reply.header('www-authenticate', access.basicAuth ? 'Bearer realm="DICOM Edge", Basic realm="DICOM Edge"' : 'Bearer realm="DICOM Edge"');
@@ -84,6 +118,15 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     if (error instanceof HttpError) {
       if (error.status >= 500) ctx.logger.error({ event: 'http-error', peer: request.ip, url: request.url, reason: error.message }, 'request failed');
       return reply.code(error.status).send({ status: error.status, error: error.message });
+    }
+    // A request off its route's schema: the messages name the parameter (see contract/api/common.ts).
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      return reply.code(400).send({ status: 400, error: error.validation.map((problem) => problem.message).join('; ') });
+    }
+    if (isResponseSerializationError(error)) {
+      // An answer off the contract is a bug here, never something to send: log what did not fit.
+      ctx.logger.error({ event: 'http-answer-off-contract', peer: request.ip, url: request.url, problems: error.cause.issues }, 'answer does not fit its schema');
+      return reply.code(500).send({ status: 500, error: 'internal error; see the appliance log' });
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ status: 413, error: error.message });
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
@@ -97,6 +140,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   if (origins.length > 0) await app.register(fastifyCors, { origin: origins, credentials: false, exposedHeaders: ['etag', 'content-location'] });
 
   const streams = new Set<() => void>();
+  registerAccessTimes(app, ctx);
   registerQido(app, ctx);
   registerStow(app, ctx);
   registerWadoRetrieve(app, ctx);
@@ -104,9 +148,10 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   registerRendered(app, ctx);
   registerDelete(app, ctx);
   registerApi(app, ctx);
+  registerCloudApi(app, ctx);
   registerEvents(app, ctx, streams);
   for (const add of extraRoutes) add(app);
-  app.get('/api/session', async (_request, reply) => reply.code(204).send());
+  app.withTypeProvider<ZodTypeProvider>().get('/api/session', { schema: API_ROUTES['GET /api/session'] }, async (_request, reply) => reply.code(204).send());
   await registerStaticUi(app, ctx.staticDir);
-  return { app, closeStreams: () => [...streams].forEach((close) => close()) };
+  return { app, routes, closeStreams: () => [...streams].forEach((close) => close()) };
 }

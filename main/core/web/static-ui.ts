@@ -23,7 +23,7 @@ export const CONTENT_SECURITY_POLICY = [
  * Emscripten embind builds that create their glue with `new Function`. A worker served from its own URL
  * runs under the policy of its own response, so eval is allowed there, with no DOM, and never in the page.
  */
-export const DECODE_WORKER_CSP = [
+const DECODE_WORKER_CSP = [
   "default-src 'none'",
   "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'",
   // The codecs' wasm binaries are embedded as data: URIs, which Emscripten fetch()es.

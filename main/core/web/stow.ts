@@ -1,14 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import dicomParser from 'dicom-parser';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Readable } from 'node:stream';
+import { tagsOf } from '../dicom/dictionary.js';
+import { sniffSopUids } from '../dicom/header.js';
+import type { DicomJson } from '../dicom/json-model.js';
+import { parseMediaType } from '../multipart/media-type.js';
+import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../multipart/reader.js';
 import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
-import type { IngestResult } from '../store/archive.js';
+import type { HeldReplacement, IngestResult } from '../store/archive.js';
 import type { WebContext } from './context.js';
-import { dicomWebBase, sendError, uidParams } from './http-errors.js';
-import { parseMediaType } from './media-type.js';
-import { BodyTooLargeError, MalformedMultipartError, readMultipart } from './multipart-related.js';
+import { noParams, studyParams } from './dicomweb-params.js';
+import { dicomWebBase, sendError } from './http-errors.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
+const TAG = tagsOf('ReferencedSOPClassUID', 'ReferencedSOPInstanceUID', 'RetrieveURL', 'FailureReason', 'FailedSOPSequence', 'ReferencedSOPSequence');
 const WRITE_BATCH_BYTES = 1024 * 1024;
 const SNIFF_BYTES = 64 * 1024;
 /** Parts of one request whose commit may still be running while later parts are read. */
@@ -18,23 +23,26 @@ type PartOutcome =
   | { ok: true; result: IngestResult }
   | { ok: false; failureReason: number; message: string; sopClassUid?: string; sopInstanceUid?: string };
 
+/** A part as read: a replacement of a stored instance is held until the whole request has been read. */
+type ReadOutcome = Exclude<PartOutcome, { ok: true }> | { ok: true; result: IngestResult | HeldReplacement };
+
 /** STOW-RS (PS3.18 10.5): POST /studies and /studies/{study}, multipart/related of application/dicom parts. */
-export function registerStow(app: FastifyInstance, ctx: WebContext): void {
-  const handler = (request: FastifyRequest, reply: FastifyReply) => stow(ctx, request, reply);
-  app.post('/dicom-web/studies', handler);
-  app.post('/dicom-web/studies/:study', handler);
+export function registerStow(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  // A bad UID in the path is answered by the handler, which drains the body first: the validation is attached, not thrown.
+  for (const [path, params] of [['/dicom-web/studies', noParams], ['/dicom-web/studies/:study', studyParams]] as const) {
+    app.post(path, { schema: { params }, attachValidation: true }, (request, reply) => stow(ctx, request.params, request, reply));
+  }
 }
 
-async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function stow(ctx: WebContext, params: { study?: string }, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const body = request.body as Readable | undefined;
   const discard = () => body?.resume?.();
-  let study: string | undefined;
-  try {
-    study = uidParams(request).study;
-  } catch (error) {
+  if (request.validationError) {
     discard();
-    throw error;
+    throw request.validationError;
   }
+  const study = params.study;
   const contentType = parseMediaType(request.headers['content-type'] ?? '');
   if (!contentType || contentType.type !== 'multipart/related') {
     discard();
@@ -61,7 +69,7 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
   const peer = request.ip;
   // Parts are read one after another from the socket, but a part's fsync and index commit overlap the
   // reading of the next ones (bounded), so one request keeps the disk and the group commit busy.
-  const pending: Array<Promise<PartOutcome>> = [];
+  const pending: Array<Promise<ReadOutcome>> = [];
   let failure: unknown;
   try {
     for await (const part of readMultipart(body, boundary, { maxBytes })) {
@@ -75,11 +83,13 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
     failure = error;
   }
   const settled = await Promise.allSettled(pending);
-  const outcomes = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const read = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   failure ??= settled.find((s) => s.status === 'rejected')?.reason;
   if (failure) {
-    const stored = outcomes.flatMap((o) => (o.ok && o.result.outcome === 'stored' ? [o.result.header.sopInstanceUid] : []));
-    // Nothing of a request we refuse is kept: the instances it newly added go again.
+    const stored = read.flatMap((o) => (o.ok && o.result.outcome === 'stored' ? [o.result.header.sopInstanceUid] : []));
+    // Nothing of a request we refuse is kept: the instances it newly added go again, and the ones it
+    // would have replaced stay as they were.
+    for (const outcome of read) if (outcome.ok && outcome.result.outcome === 'held') await outcome.result.drop();
     for (const uid of stored) await ctx.archive.removeInstance(uid);
     if (failure instanceof BodyTooLargeError) {
       reply.header('connection', 'close');
@@ -89,9 +99,21 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
       ctx.logger.warn({ event: 'stow-malformed', peer, reason: failure.message, removed: stored.length }, 'malformed STOW-RS body');
       return sendError(reply, 400, `malformed multipart/related body: ${failure.message}`);
     }
+    // A client that hangs up is an everyday event at a clinic, not a fault of ours; nobody reads the answer.
+    if (request.raw.readableAborted) {
+      ctx.logger.warn({ event: 'stow-aborted', peer, reason: (failure as Error)?.message ?? String(failure), removed: stored.length },
+        'the client closed the connection during a STOW-RS request');
+      return sendError(reply, 400, 'the request body ended early: the client closed the connection');
+    }
     throw failure;
   }
-  if (outcomes.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
+  if (read.length === 0) return sendError(reply, 400, 'multipart/related body has no parts');
+  const outcomes: PartOutcome[] = [];
+  for (const outcome of read) {
+    if (!outcome.ok) outcomes.push(outcome);
+    else if (outcome.result.outcome === 'held') outcomes.push(await commitHeld(outcome.result));
+    else outcomes.push({ ok: true, result: outcome.result });
+  }
 
   const base = dicomWebBase(request);
   const response = stowResponse(outcomes, base, study);
@@ -101,11 +123,24 @@ async function stow(ctx: WebContext, request: FastifyRequest, reply: FastifyRepl
   return reply.code(status).type('application/dicom+json').send(response);
 }
 
+/** Puts a held replacement in place, now that the request it came with is known to be whole. */
+async function commitHeld(held: HeldReplacement): Promise<PartOutcome> {
+  try {
+    return { ok: true, result: await held.commit() };
+  } catch (error) {
+    const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
+    return {
+      ok: false, failureReason: failure.failureReason, message: failure.message,
+      sopClassUid: held.header.sopClassUid, sopInstanceUid: held.header.sopInstanceUid,
+    };
+  }
+}
+
 function storePart(
   ctx: WebContext,
   part: { headers: Record<string, string>; body: AsyncIterable<Buffer>; drain(): Promise<void> },
   context: { peer: string; study?: string },
-): { consumed: Promise<void>; outcome: Promise<PartOutcome> } {
+): { consumed: Promise<void>; outcome: Promise<ReadOutcome> } {
   let markConsumed!: () => void;
   let failConsumed!: (error: unknown) => void;
   const consumed = new Promise<void>((resolve, reject) => {
@@ -156,9 +191,9 @@ function storePart(
       throw error;
     }
   }
-  const outcome = (async (): Promise<PartOutcome> => {
+  const outcome = (async (): Promise<ReadOutcome> => {
     try {
-      const result = await ctx.archive.ingest(tap(), {
+      const result = await ctx.archive.ingestOrHold(tap(), {
         callingAe: 'STOW-RS',
         peer: context.peer,
         expect: context.study ? { studyInstanceUid: context.study } : undefined,
@@ -174,7 +209,7 @@ function storePart(
         throw drainError;
       }
       const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
-      const ids = sniffUids(Buffer.concat(sniff));
+      const ids = sniffSopUids(Buffer.concat(sniff));
       return {
         ok: false,
         failureReason: failure instanceof CannotUnderstandError ? FAILURE_CANNOT_UNDERSTAND : failure.failureReason,
@@ -186,47 +221,34 @@ function storePart(
   return { consumed, outcome };
 }
 
-/** Best effort: the SOP Class and Instance UIDs of a part we refused, for the FailedSOPSequence. */
-function sniffUids(head: Buffer): { sopClassUid?: string; sopInstanceUid?: string } {
-  try {
-    const ds = dicomParser.parseDicom(head, { untilTag: 'x7fe00010' } as never);
-    const clean = (v: string | undefined) => v?.replace(/\0/g, '').trim() || undefined;
-    return { sopClassUid: clean(ds.string('x00080016')), sopInstanceUid: clean(ds.string('x00080018')) };
-  } catch {
-    return {};
-  }
-}
-
-type JsonElement = { vr: string; Value?: unknown[] };
-
-function stowResponse(outcomes: PartOutcome[], base: string, study: string | undefined): Record<string, JsonElement> {
-  const referenced: Array<Record<string, JsonElement>> = [];
-  const failed: Array<Record<string, JsonElement>> = [];
+function stowResponse(outcomes: PartOutcome[], base: string, study: string | undefined): DicomJson {
+  const referenced: DicomJson[] = [];
+  const failed: DicomJson[] = [];
   const studies = new Set<string>();
   for (const outcome of outcomes) {
     if (outcome.ok) {
       const h = outcome.result.header;
       studies.add(h.studyInstanceUid);
       referenced.push({
-        '00081150': { vr: 'UI', Value: [h.sopClassUid] },
-        '00081155': { vr: 'UI', Value: [h.sopInstanceUid] },
-        '00081190': {
+        [TAG.ReferencedSOPClassUID]: { vr: 'UI', Value: [h.sopClassUid] },
+        [TAG.ReferencedSOPInstanceUID]: { vr: 'UI', Value: [h.sopInstanceUid] },
+        [TAG.RetrieveURL]: {
           vr: 'UR',
           Value: [`${base}/studies/${h.studyInstanceUid}/series/${h.seriesInstanceUid}/instances/${h.sopInstanceUid}`],
         },
       });
     } else {
       failed.push({
-        '00081150': outcome.sopClassUid ? { vr: 'UI', Value: [outcome.sopClassUid] } : { vr: 'UI' },
-        '00081155': outcome.sopInstanceUid ? { vr: 'UI', Value: [outcome.sopInstanceUid] } : { vr: 'UI' },
-        '00081197': { vr: 'US', Value: [outcome.failureReason] },
+        [TAG.ReferencedSOPClassUID]: outcome.sopClassUid ? { vr: 'UI', Value: [outcome.sopClassUid] } : { vr: 'UI' },
+        [TAG.ReferencedSOPInstanceUID]: outcome.sopInstanceUid ? { vr: 'UI', Value: [outcome.sopInstanceUid] } : { vr: 'UI' },
+        [TAG.FailureReason]: { vr: 'US', Value: [outcome.failureReason] },
       });
     }
   }
-  const response: Record<string, JsonElement> = {};
+  const response: DicomJson = {};
   const studyUrl = study ?? (studies.size === 1 ? [...studies][0] : undefined);
-  if (studyUrl) response['00081190'] = { vr: 'UR', Value: [`${base}/studies/${studyUrl}`] };
-  if (failed.length > 0) response['00081198'] = { vr: 'SQ', Value: failed };
-  if (referenced.length > 0) response['00081199'] = { vr: 'SQ', Value: referenced };
+  if (studyUrl) response[TAG.RetrieveURL] = { vr: 'UR', Value: [`${base}/studies/${studyUrl}`] };
+  if (failed.length > 0) response[TAG.FailedSOPSequence] = { vr: 'SQ', Value: failed };
+  if (referenced.length > 0) response[TAG.ReferencedSOPSequence] = { vr: 'SQ', Value: referenced };
   return response;
 }

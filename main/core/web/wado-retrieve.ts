@@ -1,12 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from '../dicom/transcode.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import { parseAccept, type MediaType } from '../multipart/media-type.js';
+import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { HttpError, uidParams } from './http-errors.js';
-import { instancesIn, type InstanceRow } from './instance-rows.js';
-import { parseAccept, type MediaType } from './media-type.js';
+import { instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
-import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from './transcode.js';
+import { throughArchive } from './read-through.js';
+import { sendThroughArchive } from './wado-read-through.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
 export interface Delivery {
@@ -35,23 +39,28 @@ export function negotiateDicom(accept: MediaType[], stored: string): Delivery | 
   return undefined;
 }
 
-export function registerWadoRetrieve(app: FastifyInstance, ctx: WebContext): void {
-  const handler = (request: FastifyRequest, reply: FastifyReply) => retrieve(ctx, request, reply);
-  app.get('/dicom-web/studies/:study', handler);
-  app.get('/dicom-web/studies/:study/series/:series', handler);
-  app.get('/dicom-web/studies/:study/series/:series/instances/:instance', handler);
+export function registerWadoRetrieve(server: FastifyInstance, ctx: WebContext): void {
+  const app = server.withTypeProvider<ZodTypeProvider>();
+  for (const [path, params] of [
+    ['/dicom-web/studies/:study', studyParams],
+    ['/dicom-web/studies/:study/series/:series', seriesParams],
+    ['/dicom-web/studies/:study/series/:series/instances/:instance', instanceParams],
+  ] as const) {
+    app.get(path, { schema: { params } }, (request, reply) => retrieve(ctx, request.params, request, reply));
+  }
 }
 
-async function retrieve(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const scope = uidParams(request);
-  const rows = instancesIn(ctx.archive.db, scope);
-  if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
+async function retrieve(ctx: WebContext, scope: InstanceScope, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const accept = parseAccept(request.headers.accept);
-  const plan: Array<{ row: InstanceRow; delivery: Delivery }> = [];
+  const through = throughArchive(ctx, scope);
+  if (through) return sendThroughArchive(ctx, through.readThrough, through.scope, accept, negotiateDicom, request, reply);
+  const rows = ctx.archive.reads.storedInstances(scope);
+  if (rows.length === 0) throw new HttpError(404, 'no such study, series or instance');
+  const plan: Array<{ row: StoredInstance; delivery: Delivery }> = [];
   for (const row of rows) {
-    const delivery = negotiateDicom(accept, row.transfer_syntax_uid);
+    const delivery = negotiateDicom(accept, row.transferSyntaxUid);
     if (!delivery) {
-      throw new HttpError(406, `instance ${row.sop_instance_uid} is stored as ${row.transfer_syntax_uid}; ` +
+      throw new HttpError(406, `instance ${row.sopInstanceUid} is stored as ${row.transferSyntaxUid}; ` +
         'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
     }
     plan.push({ row, delivery });
@@ -65,8 +74,8 @@ async function retrieve(ctx: WebContext, request: FastifyRequest, reply: Fastify
       const contentType = `application/dicom; transfer-syntax=${delivery.syntax}`;
       const path = paths.absolute(row.path);
       return delivery.convert
-        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transfer_syntax_uid) }
-        : { contentType, file: { path, size: row.size_bytes } };
+        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transferSyntaxUid) }
+        : { contentType, file: { path, size: row.sizeBytes } };
     }),
     (error) => ctx.logger.error({ event: 'wado-retrieve-failed', peer: request.ip, ...scope, reason: (error as Error).message }, 'WADO-RS response cut short'),
   );

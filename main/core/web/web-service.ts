@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ApplianceService } from '../service.js';
 import { checkBindPolicy, type AccessSettings } from './access.js';
 import type { WebContext } from './context.js';
-import { buildServer, type BuiltServer } from './server.js';
+import { buildServer, type BuiltServer, type RegisteredRoute } from './server.js';
 
 export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version'> & {
   staticDir?: string;
@@ -34,13 +34,13 @@ function projectRoot(): string | undefined {
   }
 }
 
-export function appVersion(): string {
+function appVersion(): string {
   const root = projectRoot();
   if (!root) return 'unknown';
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
 }
 
-export function defaultStaticDir(): string {
+function defaultStaticDir(): string {
   if (process.env.DICOM_EDGE_RENDERER_DIR) return process.env.DICOM_EDGE_RENDERER_DIR;
   return join(projectRoot() ?? process.cwd(), 'dist', 'renderer');
 }
@@ -65,6 +65,11 @@ export class WebService implements ApplianceService {
     return this.port;
   }
 
+  /** The routes the running server answers (none while stopped). */
+  get routes(): readonly RegisteredRoute[] {
+    return this.server?.routes ?? [];
+  }
+
   get url(): string {
     const host = this.options.settings().http.host;
     return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
@@ -77,6 +82,8 @@ export class WebService implements ApplianceService {
       configuredToken: this.options.configuredToken,
       sessionToken: this.options.sessionToken,
       basicAuth: http.basicAuth,
+      corsOrigins: http.corsOrigins,
+      allowedHosts: http.allowedHosts,
     };
     checkBindPolicy(access);
     const ctx: WebContext = {

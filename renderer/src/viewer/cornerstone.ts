@@ -10,7 +10,8 @@ import cornerstoneTools from 'cornerstone-tools';
 import loader from 'cornerstone-wado-image-loader';
 import dicomParser from 'dicom-parser';
 import decodeWorkerUrl from 'cornerstone-wado-image-loader/dist/index.worker.bundle.min.worker.js?url';
-import { authHeaders, dicomWebRoot, type DicomJson } from '../api';
+import type { DicomJson } from '../../../main/core/contract/dicom-json';
+import { authHeaders, dicomWebRoot } from '../api';
 
 let ready = false;
 

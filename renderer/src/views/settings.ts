@@ -1,9 +1,8 @@
-import type { AppContext, View } from '../main';
-import {
-  ApiError, deviceCodeStatus, echoPeer, getSettings, putSettings, startDeviceCode, testDestination, type FieldProblem,
-} from '../api';
+import type { AppContext, View } from '../view';
+import { maskedSettingsSchema, type SettingsDraft } from '../../../main/core/contract/api/settings';
+import { fieldProblems, type FieldProblem } from '../../../main/core/contract/settings-problems';
+import { ApiError, deviceCodeStatus, echoPeer, getSettings, putSettings, startDeviceCode, testDestination } from '../api';
 import { h, toast } from '../dom';
-import { validateSettings } from '../settings-rules';
 
 type Json = Record<string, any>;
 
@@ -158,18 +157,22 @@ export function settingsView(_context: AppContext): View {
         field('Authentication', `destinations.${i}.auth.kind`, kind),
         ...authFields,
         h('label.check', { dataset: { path: `destinations.${i}.enabled` } }, check(d.enabled !== false), ' Enabled'),
-        h('label.check', { dataset: { path: `destinations.${i}.upsert` } }, check(d.upsert), ' Overwrite existing copies (upsert, Azure v2)')),
+        h('label.check', { dataset: { path: `destinations.${i}.upsert` } }, check(d.upsert), ' Overwrite existing copies (upsert, Azure v2)'),
+        h('label.check', { dataset: { path: `destinations.${i}.allowInsecureHttp` } }, check(d.allowInsecureHttp), ' Allow plain http to a server on the local network (unencrypted)')),
       h('div.row-actions',
         h('button.btn', { type: 'button', onclick: async () => {
           result.className = 'test-result busy';
           result.textContent = 'Getting a token, then asking for one study…';
           try {
-            const r = await testDestination(d.name);
+            collect();
+            const r = await testDestination(d.name, settings.destinations[i]);
             result.className = `test-result ${r.ok ? 'ok' : 'bad'}`;
             result.textContent = r.ok ? `Connection works (${r.message})` : `Failed at ${r.step === 'token' ? 'sign-in' : 'the query'}${r.status ? ` (HTTP ${r.status})` : ''}: ${r.message}`;
           } catch (error) {
             result.className = 'test-result bad';
-            result.textContent = error instanceof ApiError && error.status === 404 ? 'Save the settings first, then test.' : `Failed: ${(error as Error).message}`;
+            const problems = error instanceof ApiError ? error.problems : [];
+            if (problems.length > 0) showProblems(problems.map((p) => ({ ...p, path: p.path.replace(/^destination\./, `destinations.${i}.`) })));
+            result.textContent = problems.length > 0 ? `Not tested: ${problems.map((p) => p.message).join('; ')}` : `Failed: ${(error as Error).message}`;
           }
         } }, 'Test connection'),
         d.auth.kind === 'entra-device-code' ? h('button.btn', { type: 'button', onclick: async () => {
@@ -211,7 +214,8 @@ export function settingsView(_context: AppContext): View {
     for (const p of problems) {
       const target = findErrorSlot(p.path);
       if (target) {
-        target.textContent = p.message;
+        // The first problem of a field is the one to fix first (an empty AE title is too short before it is blank).
+        if (!target.textContent) target.textContent = p.message;
         target.closest('.field')?.classList.add('invalid');
       } else {
         unplaced.push(p.path ? `${p.path}: ${p.message}` : p.message);
@@ -234,18 +238,23 @@ export function settingsView(_context: AppContext): View {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     collect();
-    const problems = validateSettings(settings);
+    // The settings schema itself, as the server checks it (kept secrets read as the mask); the server checks again.
+    const checked = maskedSettingsSchema.safeParse(settings);
+    const problems = checked.success ? [] : fieldProblems(checked.error);
     showProblems(problems);
     if (problems.length > 0) return;
     saveButton.disabled = true;
     status.className = 'save-status';
     status.textContent = 'Saving…';
     try {
-      settings = (await putSettings(settings)) ?? settings;
+      const saved = await putSettings(settings as SettingsDraft);
+      settings = saved.settings;
       render();
       status.className = 'save-status ok';
       status.textContent = 'Saved';
-      toast('Settings saved. Listener changes apply after a restart.');
+      toast(saved.restartRequired.length > 0
+        ? `Settings saved. In force after a restart: ${saved.restartRequired.join(', ')}.`
+        : 'Settings saved and in force.');
     } catch (error) {
       if (error instanceof ApiError && error.problems.length > 0) showProblems(error.problems);
       else {

@@ -1,4 +1,4 @@
-import type { AppContext, View } from '../main';
+import type { AppContext, View } from '../view';
 import { h } from '../dom';
 import { bytes, dicomDate, dicomTime, toDicomDate } from '../format';
 import { filterStudies, sortStudies, syncLabel, type SortKey, type StudyFilter, type StudyRow } from '../study-store';

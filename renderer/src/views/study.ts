@@ -1,11 +1,13 @@
-import type { AppContext, View } from '../main';
+import { TAG, type DicomJson } from '../../../main/core/contract/dicom-json';
+import type { AppContext, View } from '../view';
+import type { ActionResult } from '../../../main/core/contract/api/destinations';
+import type { Delivery, InstanceSync } from '../../../main/core/contract/api/sync';
 import {
-  ApiError, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
-  type DicomJson, type InstanceRow, type InstanceSync, type StudySync,
+  ApiError, changedBy, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
 } from '../api';
 import { h, toast } from '../dom';
-import { TAG, bytes, dicomDate, dicomTime, num, str } from '../format';
-import { syncLabel, toRow } from '../study-store';
+import { dicomDate, dicomTime, num, str } from '../format';
+import { progressOf, syncLabel, toRow, type StudyProgress } from '../study-store';
 
 export function studyView(context: AppContext, studyUid: string): View {
   const head = h('header.study-head');
@@ -14,24 +16,24 @@ export function studyView(context: AppContext, studyUid: string): View {
   const instancesBody = h('tbody');
   const instancesNote = h('p.muted');
   const objectUrls: string[] = [];
-  let sync: StudySync | undefined;
+  let sync: StudyProgress | undefined;
   let disposed = false;
 
   const retryButton = h('button.btn', { type: 'button', onclick: () => act('Retry', () => retryStudy(studyUid)) }, 'Retry failed');
   // Send again: re-queues what was failed, conflicting or cancelled; a conflict is sent as an overwrite.
   const resendButton = h('button.btn', { type: 'button', onclick: () => act('Send again', async () => {
     const c = sync?.counts;
-    const overwritten = c && c.conflict > 0 ? (await overwriteStudy(studyUid)).changed ?? 0 : 0;
-    const retried = (await retryStudy(studyUid)).changed ?? 0;
+    const overwritten = c && c.conflict > 0 ? changedBy(await overwriteStudy(studyUid)) : 0;
+    const retried = changedBy(await retryStudy(studyUid));
     return { changed: overwritten + retried };
   }) }, 'Send again');
   const deleteButton = h('button.btn.danger', { type: 'button', onclick: () => void removeLocal() }, 'Delete local copy');
   actions.append(retryButton, resendButton, deleteButton);
 
-  async function act(label: string, action: () => Promise<unknown>): Promise<void> {
+  async function act(label: string, action: () => Promise<ActionResult | { changed: number }>): Promise<void> {
     try {
-      const result = (await action()) as { changed?: number } | undefined;
-      toast(`${label}: ${typeof result?.changed === 'number' ? `${result.changed} instance(s) queued` : 'done'}`);
+      const result = await action();
+      toast(`${label}: ${'changed' in result ? `${result.changed} instance(s) queued` : 'done'}`);
       await loadSync();
     } catch (error) {
       toast(`${label} failed: ${(error as Error).message}`, 'error');
@@ -110,7 +112,7 @@ export function studyView(context: AppContext, studyUid: string): View {
   }
 
   const PAGE = 1000;
-  let instances: InstanceRow[] = [];
+  let instances: InstanceSync[] = [];
   let instancesTotal = 0;
   const moreButton = h('button.btn', { type: 'button', hidden: true, onclick: () => void loadMore() }, 'Show more');
 
@@ -118,7 +120,7 @@ export function studyView(context: AppContext, studyUid: string): View {
   async function loadSync(): Promise<void> {
     try {
       const detail = await getStudySyncDetail(studyUid, Math.max(PAGE, instances.length), 0);
-      sync = detail.sync;
+      sync = progressOf(detail);
       instances = detail.instances.items;
       instancesTotal = detail.instances.total;
     } catch {
@@ -139,7 +141,7 @@ export function studyView(context: AppContext, studyUid: string): View {
     renderInstances();
   }
 
-  const stateText = (d: InstanceSync): string => (d.destination === '*' ? 'waiting' : d.state);
+  const stateText = (d: Delivery): string => (d.destination === '*' ? 'waiting' : d.state);
   const pillClass = (state: string): string => (state === 'delivered' ? 'done' : state);
 
   function renderInstances(): void {
@@ -148,7 +150,7 @@ export function studyView(context: AppContext, studyUid: string): View {
       const deliveries = row.destinations;
       // The row's own state: the worst over its destinations; "local only" when it was never queued.
       const worst = deliveries.map(stateText).sort((a, b) => STATE_RANK.indexOf(a) - STATE_RANK.indexOf(b))[0] ?? 'local only';
-      const lines = (render: (d: InstanceSync) => Node | string) => deliveries.length === 0 ? ['–'] : deliveries.map((d) => h('div', render(d)));
+      const lines = (render: (d: Delivery) => Node | string) => deliveries.length === 0 ? ['–'] : deliveries.map((d) => h('div', render(d)));
       return h('tr', { dataset: { sop: row.sopInstanceUid, state: worst } },
         h('td', row.instanceNumber === null ? '' : String(row.instanceNumber)),
         h('td.mono', row.sopInstanceUid),
@@ -156,7 +158,7 @@ export function studyView(context: AppContext, studyUid: string): View {
         h('td', ...(deliveries.length === 0
           ? [h('span.pill.waiting', 'local only')]
           : deliveries.map((d) => h('div', h('span.pill', { class: pillClass(stateText(d)), dataset: { destination: d.destination } }, stateText(d)))))),
-        h('td', ...lines((d) => String(d.attempts ?? 0))),
+        h('td', ...lines((d) => String(d.attempts))),
         h('td.reason', deliveries.map((d) => d.lastError ?? '').filter(Boolean).join('; ')));
     }));
     moreButton.hidden = instances.length >= instancesTotal;
@@ -182,7 +184,7 @@ export function studyView(context: AppContext, studyUid: string): View {
   return {
     element,
     onEvent: (event) => {
-      if (event.data.studyUid !== studyUid) return;
+      if (!('studyUid' in event.data) || event.data.studyUid !== studyUid) return;
       clearTimeout(timer);
       timer = setTimeout(() => {
         if (event.type === 'study-updated') void loadHead().then(loadSeries);

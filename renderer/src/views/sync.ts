@@ -1,10 +1,13 @@
-import type { AppContext, View } from '../main';
-import { getFailures, getOutboxSummary, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure, type DestinationStatus, type Failure } from '../api';
+import type { AppContext, View } from '../view';
+import type { ActionResult, DestinationState } from '../../../main/core/contract/api/destinations';
+import type { OutboxDestination } from '../../../main/core/contract/api/status';
+import type { Failure } from '../../../main/core/contract/api/sync';
+import { getFailures, getOutboxSummary, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure } from '../api';
 import { h, toast } from '../dom';
 import { bytes, clock, duration, personName } from '../format';
 import { drawSparkline } from '../sparkline';
 
-const STATE_TEXT: Record<DestinationStatus['state'], string> = {
+const STATE_TEXT: Record<DestinationState, string> = {
   online: 'Online', offline: 'Offline', paused: 'Paused', auth: 'Sign-in rejected', forbidden: 'Access denied', idle: 'Idle',
 };
 
@@ -40,39 +43,42 @@ export function syncView(context: AppContext): View {
   let names = new Map<string, string>();
   let destinationNames: string[] = [];
 
-  async function act(label: string, action: () => Promise<unknown>): Promise<void> {
+  async function act(label: string, action: () => Promise<ActionResult | { changed: number }>): Promise<void> {
     try {
-      const result = (await action()) as { changed?: number } | undefined;
-      toast(`${label}: ${typeof result?.changed === 'number' ? `${result.changed} instance(s)` : 'done'}`);
+      const result = await action();
+      toast(`${label}: ${'changed' in result ? `${result.changed} instance(s)` : 'done'}`);
       await refresh();
     } catch (error) {
       toast(`${label} failed: ${(error as Error).message}`, 'error');
     }
   }
 
-  function card(d: DestinationStatus): HTMLElement {
-    const c = d.counts ?? {};
-    const queued = (c.pending ?? 0) + (c.sending ?? 0);
-    const rate = d.bytesPerSecond ?? 0;
-    const eta = queued === 0 ? 'up to date' : rate > 0 && d.pendingBytes ? duration(d.pendingBytes / rate) : d.state === 'online' ? 'estimating…' : 'waiting for connection';
+  function card(d: OutboxDestination): HTMLElement {
+    const c = d.counts;
+    const queued = c.pending.count + c.sending.count;
+    const failed = c.failed.count + c.conflict.count;
+    const rate = d.rate.bytesPerSecond;
+    // A destination without a running worker (removed, or forwarding off) has no connection state: idle.
+    const state: DestinationState = d.connection.state === 'unknown' ? 'idle' : d.connection.state;
+    const eta = queued === 0 ? 'up to date' : rate > 0 && d.bytesPending ? duration(d.bytesPending / rate) : state === 'online' ? 'estimating…' : 'waiting for connection';
     const samples = history.get(d.name) ?? [];
     const canvas = h('canvas.spark', { 'aria-label': 'Throughput over the last minutes' });
-    requestAnimationFrame(() => drawSparkline(canvas, samples, d.state === 'online' ? '#3fb68b' : '#d9a441'));
-    const paused = d.state === 'paused';
-    return h('article.dest-card', { dataset: { destination: d.name, state: d.state } },
+    requestAnimationFrame(() => drawSparkline(canvas, samples, state === 'online' ? '#3fb68b' : '#d9a441'));
+    const paused = state === 'paused';
+    return h('article.dest-card', { dataset: { destination: d.name, state } },
       h('header.dest-head',
-        h('div', h('h3', d.name), h('div.muted.mono', d.baseUrl ?? '')),
-        h('span.state', { class: d.state }, STATE_TEXT[d.state] ?? d.state, d.since ? h('span.since', ` since ${clock(d.since)}`) : null)),
-      d.lastError && d.state !== 'online' ? h('p.dest-error', d.lastError) : null,
+        h('div', h('h3', d.name)),
+        h('span.state', { class: state }, STATE_TEXT[state], d.connection.since ? h('span.since', ` since ${clock(d.connection.since)}`) : null)),
+      d.lastError && state !== 'online' ? h('p.dest-error', d.lastError) : null,
       h('div.metrics',
-        metric('Queue', `${queued.toLocaleString()} images`, bytes(d.pendingBytes ?? 0)),
-        metric('Rate', `${bytes(rate)}/s`, `${(d.instancesPerSecond ?? 0).toFixed(1)} images/s`),
+        metric('Queue', `${queued.toLocaleString()} images`, bytes(d.bytesPending)),
+        metric('Rate', `${bytes(rate)}/s`, `${(d.rate.instancesPerMinute / 60).toFixed(1)} images/s`),
         metric('ETA', eta, d.nextAttemptAt ? `next try ${clock(d.nextAttemptAt)}` : ''),
-        metric('Delivered', (c.delivered ?? 0).toLocaleString(), `${((c.failed ?? 0) + (c.conflict ?? 0)).toLocaleString()} failed or conflicting`)),
+        metric('Delivered', c.delivered.count.toLocaleString(), `${failed.toLocaleString()} failed or conflicting`)),
       canvas,
       h('footer.dest-actions',
         h('button.btn', { type: 'button', onclick: () => void act(paused ? 'Resume' : 'Pause', () => (paused ? resume(d.name) : pause(d.name))) }, paused ? 'Resume uploads' : 'Pause uploads'),
-        h('button.btn', { type: 'button', disabled: !((c.failed ?? 0) + (c.conflict ?? 0)), onclick: () => void act('Retry', () => retryDestination(d.name)) }, 'Retry failed')));
+        h('button.btn', { type: 'button', disabled: failed === 0, onclick: () => void act('Retry', () => retryDestination(d.name)) }, 'Retry failed')));
   }
 
   function renderFailures(failures: Failure[]): void {
@@ -83,10 +89,10 @@ export function syncView(context: AppContext): View {
       h('td', h('a', { href: `#/study/${f.studyUid}` }, f.patientName ? personName(f.patientName) : names.get(f.studyUid) || f.studyUid)),
       h('td', f.destination),
       h('td', h('span.pill', { class: f.state }, f.state)),
-      h('td.reason', f.reason || '–'),
+      h('td.reason', f.lastError || (f.failureReason ? `failure reason ${f.failureReason}` : '–')),
       h('td.row-actions',
-        h('button.btn.small', { type: 'button', onclick: () => void act('Retry', () => retryFailure(f.id!)) }, 'Retry'),
-        f.state === 'conflict' ? h('button.btn.small', { type: 'button', onclick: () => void act('Overwrite', () => overwriteFailure(f.id!)) }, 'Overwrite') : null))));
+        h('button.btn.small', { type: 'button', onclick: () => void act('Retry', () => retryFailure(f.id)) }, 'Retry'),
+        f.state === 'conflict' ? h('button.btn.small', { type: 'button', onclick: () => void act('Overwrite', () => overwriteFailure(f.id)) }, 'Overwrite') : null))));
   }
 
   function renderDeliveries(): void {
@@ -102,29 +108,32 @@ export function syncView(context: AppContext): View {
     try {
       const summary = await getOutboxSummary();
       if (disposed) return;
-      context.store.configured = summary.configured;
-      destinationNames = summary.destinations.map((d) => d.name);
-      for (const d of summary.destinations) {
+      const routed = summary.destinations.filter((d) => !d.unrouted);
+      context.store.configured = routed.length > 0;
+      destinationNames = routed.map((d) => d.name);
+      for (const d of routed) {
         const samples = history.get(d.name) ?? [];
-        samples.push(d.bytesPerSecond ?? 0);
+        samples.push(d.rate.bytesPerSecond);
         if (samples.length > 90) samples.shift();
         history.set(d.name, samples);
       }
-      if (!summary.configured) {
+      if (routed.length === 0) {
+        // Rows received while no destination existed wait under '*' until one is added.
+        const unrouted = summary.destinations.filter((d) => d.unrouted).reduce((n, d) => n + d.counts.pending.count + d.counts.sending.count, 0);
         cards.replaceChildren(h('div.empty-card',
           h('h3', 'No cloud destination configured'),
-          h('p', summary.unrouted > 0
-            ? `${summary.unrouted.toLocaleString()} image${summary.unrouted === 1 ? ' is' : 's are'} stored safely here and will be uploaded as soon as a destination is added.`
+          h('p', unrouted > 0
+            ? `${unrouted.toLocaleString()} image${unrouted === 1 ? ' is' : 's are'} stored safely here and will be uploaded as soon as a destination is added.`
             : 'Images are stored here and will be uploaded once a destination is added.'),
           h('a.btn.primary', { href: '#/settings' }, 'Add a destination')));
       } else {
-        cards.replaceChildren(...summary.destinations.map(card));
+        cards.replaceChildren(...routed.map(card));
       }
     } catch (error) {
       cards.replaceChildren(h('p.notice', `Cannot read the upload status: ${(error as Error).message}`));
     }
     try {
-      renderFailures(await getFailures());
+      renderFailures((await getFailures()).items);
     } catch (error) {
       failuresEmpty.textContent = `Cannot read failures: ${(error as Error).message}`;
     }

@@ -1,11 +1,12 @@
-import type { AppContext, View } from '../main';
-import { queryInstances, queryStudies, request, seriesMetadata, type DicomJson } from '../api';
+import type { AppContext, View } from '../view';
+import { TAG, type DicomJson } from '../../../main/core/contract/dicom-json';
+import { queryInstances, queryStudies, request, seriesMetadata } from '../api';
 import { h } from '../dom';
-import { TAG, dicomDate, num, personName, str, transferSyntaxName } from '../format';
+import { dicomDate, num, personName, str, transferSyntaxName } from '../format';
 import { cornerstone, cornerstoneTools, frameImageId, registerMetadata, setupCornerstone } from '../viewer/cornerstone';
 
 /** CT window presets: [label, width, centre]. */
-export const CT_PRESETS: [string, number, number][] = [
+const CT_PRESETS: [string, number, number][] = [
   ['Soft tissue', 400, 40], ['Lung', 1500, -600], ['Bone', 2000, 300], ['Brain', 80, 40], ['Abdomen', 350, 50], ['Liver', 150, 30], ['Mediastinum', 350, 50],
 ];
 
@@ -26,7 +27,7 @@ interface Slice {
 
 type MouseTool = 'Wwwc' | 'Pan' | 'Zoom';
 
-export function viewerView(context: AppContext, studyUid: string, seriesUid: string): View {
+export function viewerView(_context: AppContext, studyUid: string, seriesUid: string): View {
   setupCornerstone();
   const viewport = h('div.viewport', { tabindex: 0, 'aria-label': 'Image' });
   const message = h('div.viewer-message', { hidden: true, role: 'alert' });
@@ -293,7 +294,7 @@ export function viewerView(context: AppContext, studyUid: string, seriesUid: str
     slider.max = String(slices.length - 1);
     updateSliceText();
     if (slices.length > 1 && slices.every((s) => s.sopUid === slices[0]!.sopUid)) {
-      fpsInput.value = String(Math.round(num(metadataBySop.get(slices[0]!.sopUid), '00180040') ?? 15));
+      fpsInput.value = String(Math.round(num(metadataBySop.get(slices[0]!.sopUid), TAG.CineRate) ?? 15));
     }
     // The whole series' metadata in one request, while the first image loads from its own.
     const bulk = slices.length > 1 ? seriesMetadata(studyUid, seriesUid).then((list) => list.forEach(addMetadata)).catch(() => undefined) : Promise.resolve();

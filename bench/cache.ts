@@ -1,0 +1,258 @@
+/**
+ * `npm run bench -- cache`: the appliance as the clinic's window onto its cloud archive, with Orthanc (and its
+ * DICOMweb plugin) as that archive, in one run:
+ *  - cold read-through: WADO-RS of a 500-instance CT study through an appliance that has never held it (it
+ *    fetches from Orthanc, writes through its durable ingest and streams on), against reading it from Orthanc;
+ *  - warm read: the same study again from the appliance, against Orthanc;
+ *  - C-MOVE from the cloud of that study to DCMTK storescp: time to the first instance at the destination and in
+ *    all, beside Orthanc's own C-MOVE of the study to the same storescp;
+ *  - federated QIDO: the appliance's p50 over the cloud's own p50, and the answer time with the cloud offline;
+ *  - peak RSS of the appliance while it streams a 2 GB cloud instance through.
+ * Every appliance runs in its own process with a fresh data dir; reads alternate between the two servers.
+ * BENCH_CACHE_ROUNDS (default 3) sets the rounds of cold/warm reads; BENCH_CACHE_HUGE=0 skips the 2 GB instance.
+ */
+import { watch } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startOrthanc, type OrthancPeer } from '../test/support/orthanc.js';
+import { requireTool, run as runCommand } from '../test/support/process.js';
+import { startStorescp } from '../test/support/storescp.js';
+import { AUTH, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
+import { ctSeriesFiles, writeHugeInstance } from './_instances.js';
+import { loadAverage, median, peakRssMb, pool } from './_measure.js';
+
+const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'cache');
+const CT_COUNT = 500;
+const ROUNDS = Number(process.env.BENCH_CACHE_ROUNDS ?? 3);
+const QUERY_RUNS = 50;
+const FEDERATION_TIMEOUT_MS = 3000;
+const STORESCP_AET = 'BENCHSCP';
+const APPLIANCE_AET = 'DICOMEDGE';
+
+type Row = Record<string, string>;
+
+/** A fresh appliance whose one destination is Orthanc, marked as the clinic's archive. */
+async function applianceWithArchive(name: string, orthanc: OrthancPeer, storescpPort?: number): Promise<ServedAppliance> {
+  const dataDir = join(WORK, 'appliances', name);
+  await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+  const settings = {
+    aeTitle: APPLIANCE_AET,
+    peers: storescpPort ? [{ aeTitle: STORESCP_AET, host: '127.0.0.1', port: storescpPort }] : [],
+    storage: { minFreeBytes: 0 },
+    destinations: [{ name: 'archive', baseUrl: orthanc.dicomWebUrl, archive: true, auth: { kind: 'none' } }],
+    cloud: { federation: { enabled: true, timeoutMs: FEDERATION_TIMEOUT_MS }, changeFeed: { enabled: false } },
+  };
+  await writeFile(join(dataDir, 'settings.json'), JSON.stringify(settings, null, 2));
+  return serveAppliance(dataDir, join(WORK, `appliance-${name}.log`));
+}
+
+async function orthancHolds(orthanc: OrthancPeer, studyUid: string): Promise<number> {
+  const response = await fetch(`${orthanc.dicomWebUrl}/studies/${studyUid}/instances`, { headers: { accept: 'application/dicom+json' } });
+  return response.status === 200 ? ((await response.json()) as unknown[]).length : 0;
+}
+
+/** Milliseconds until the first file appears in dir, and until `count` have (storescp writes each when whole). */
+function watchArrivals(dir: string, count: number): { first: Promise<number>; all: Promise<number>; close(): void } {
+  const t0 = performance.now();
+  let resolveFirst!: (ms: number) => void;
+  let resolveAll!: (ms: number) => void;
+  const first = new Promise<number>((r) => (resolveFirst = r));
+  const all = new Promise<number>((r) => (resolveAll = r));
+  let seen = 0;
+  let firstSeen = false;
+  const check = async () => {
+    const names = (await readdir(dir)).filter((n) => !n.startsWith('.'));
+    seen = names.length;
+    if (seen > 0 && !firstSeen) {
+      firstSeen = true;
+      resolveFirst(performance.now() - t0);
+    }
+    if (seen >= count) resolveAll(performance.now() - t0);
+  };
+  const watcher = watch(dir, () => void check());
+  const poll = setInterval(() => void check(), 20);
+  return { first, all, close: () => { watcher.close(); clearInterval(poll); } };
+}
+
+async function moveStudy(port: number, calledAe: string, studyUid: string): Promise<string> {
+  const result = await runCommand(requireTool('movescu', 'dcmtk'), ['-S', '-aet', 'BENCHWS', '-aec', calledAe, '-aem', STORESCP_AET,
+    '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(port)], { timeoutMs: 600_000 });
+  return `${result.stdout}\n${result.stderr}`;
+}
+
+export async function run(): Promise<void> {
+  await mkdir(WORK, { recursive: true });
+  const rows: Row[] = [];
+  console.log(`  load average before: ${await loadAverage()}`);
+  const ct = await ctSeriesFiles(join(WORK, 'ct500'), CT_COUNT, '2.25.9200000');
+  const storescpDir = join(WORK, 'storescp');
+  const storescp = await startStorescp({ dir: storescpDir, aet: STORESCP_AET });
+  const orthancDir = join(WORK, 'orthanc');
+  const orthanc = await startOrthanc({
+    dir: orthancDir, storageDir: join(orthancDir, 'storage'), startTimeoutMs: 120_000,
+    modalities: { bench: [STORESCP_AET, '127.0.0.1', storescp.port] },
+  });
+  try {
+    if ((await orthancHolds(orthanc, ct.studyUid)) !== CT_COUNT) {
+      const groups = Array.from({ length: 5 }, (_, g) => ct.paths.slice(g * 100, (g + 1) * 100));
+      await pool(groups, 5, async (group) => void (await stowFiles(`${orthanc.dicomWebUrl}/studies`, group, {})));
+    }
+    const study = `/studies/${ct.studyUid}`;
+    await readThrough(rows, orthanc, study);
+    await cMove(rows, orthanc, storescpDir, ct.studyUid, storescp.port);
+    await federatedQido(rows, orthanc);
+    if (process.env.BENCH_CACHE_HUGE !== '0') await hugeInstance(rows);
+  } finally {
+    await storescp.stop();
+    await orthanc.stop().catch(() => undefined);
+  }
+  console.table(rows);
+  console.log(`  load average after: ${await loadAverage()}`);
+}
+
+async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Promise<void> {
+  const cold: Array<{ seconds: number; bytes: number }> = [];
+  const warm: Array<{ seconds: number; bytes: number }> = [];
+  const direct: Array<{ seconds: number; bytes: number }> = [];
+  await timeGet(`${orthanc.dicomWebUrl}${study}`, {}); // warm-up: Orthanc's page cache and connections
+  for (let round = 0; round < ROUNDS; round++) {
+    const appliance = await applianceWithArchive(`read-${round}`, orthanc);
+    try {
+      // A viewer finds the study first: the federated QIDO makes it known as cloud-only.
+      const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${study.split('/')[2]}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
+      if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+      if (round % 2 === 0) {
+        cold.push(await timeGet(`${appliance.dicomWebUrl}${study}`, AUTH));
+        direct.push(await timeGet(`${orthanc.dicomWebUrl}${study}`, {}));
+      } else {
+        direct.push(await timeGet(`${orthanc.dicomWebUrl}${study}`, {}));
+        cold.push(await timeGet(`${appliance.dicomWebUrl}${study}`, AUTH));
+      }
+      for (let r = 0; r < 3; r++) {
+        warm.push(await timeGet(`${appliance.dicomWebUrl}${study}`, AUTH));
+        direct.push(await timeGet(`${orthanc.dicomWebUrl}${study}`, {}));
+      }
+    } finally {
+      await appliance.stop();
+    }
+  }
+  const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
+  const d = median(direct, (x) => x.seconds);
+  const c = median(cold, (x) => x.seconds);
+  const w = median(warm, (x) => x.seconds);
+  if (c.bytes !== d.bytes || w.bytes !== d.bytes) console.log(`  note: body sizes differ (direct ${d.bytes}, cold ${c.bytes}, warm ${w.bytes} bytes)`);
+  rows.push({
+    benchmark: `cold read-through: WADO-RS study of ${CT_COUNT} CT (median of ${cold.length})`,
+    'DICOM Edge': `${c.seconds.toFixed(2)} s, ${mbps(c)}`,
+    'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
+    ratio: `${(d.seconds / c.seconds).toFixed(2)}× (target ≥ 0.9×)`,
+  });
+  rows.push({
+    benchmark: `warm read: the same study from the appliance (median of ${warm.length})`,
+    'DICOM Edge': `${w.seconds.toFixed(2)} s, ${mbps(w)}`,
+    'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
+    ratio: `${(d.seconds / w.seconds).toFixed(2)}× (target ≥ 5×)`,
+  });
+}
+
+async function cMove(rows: Row[], orthanc: OrthancPeer, storescpDir: string, studyUid: string, storescpPort: number): Promise<void> {
+  const timeMove = async (port: number, calledAe: string) => {
+    await rm(storescpDir, { recursive: true, force: true });
+    await mkdir(storescpDir, { recursive: true });
+    const arrivals = watchArrivals(storescpDir, CT_COUNT);
+    const t0 = performance.now();
+    try {
+      const output = await moveStudy(port, calledAe, studyUid);
+      const total = performance.now() - t0;
+      const received = (await readdir(storescpDir)).length;
+      if (received !== CT_COUNT) throw new Error(`C-MOVE via ${calledAe} delivered ${received} of ${CT_COUNT}:\n${output.slice(-2000)}`);
+      return { first: await arrivals.first, total };
+    } finally {
+      arrivals.close();
+    }
+  };
+  const appliance = await applianceWithArchive('move', orthanc, storescpPort);
+  try {
+    const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
+    if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+    const ours = await timeMove(appliance.dimsePort, APPLIANCE_AET);
+    const theirs = await timeMove(orthanc.dicomPort, orthanc.aet);
+    rows.push({
+      benchmark: `C-MOVE of the cloud-only study (${CT_COUNT} CT) to storescp`,
+      'DICOM Edge': `first instance ${ours.first.toFixed(0)} ms, all ${(ours.total / 1000).toFixed(2)} s`,
+      'Orthanc direct': `first instance ${theirs.first.toFixed(0)} ms, all ${(theirs.total / 1000).toFixed(2)} s`,
+      ratio: `${(theirs.total / ours.total).toFixed(2)}× (total)`,
+    });
+  } finally {
+    await appliance.stop();
+  }
+}
+
+async function federatedQido(rows: Row[], orthanc: OrthancPeer): Promise<void> {
+  const appliance = await applianceWithArchive('qido', orthanc);
+  try {
+    const query = '/studies?PatientID=BENCHCT';
+    const cloud = await timeQuery(`${orthanc.dicomWebUrl}${query}`, {}, QUERY_RUNS);
+    const ours = await timeQuery(`${appliance.dicomWebUrl}${query}`, AUTH, QUERY_RUNS);
+    rows.push({
+      benchmark: `federated QIDO ${query} (p50 of ${QUERY_RUNS})`,
+      'DICOM Edge': `p50 ${ours.p50.toFixed(2)} ms, p99 ${ours.p99.toFixed(2)} ms (${ours.results} results)`,
+      'Orthanc direct': `p50 ${cloud.p50.toFixed(2)} ms, p99 ${cloud.p99.toFixed(2)} ms (${cloud.results} results)`,
+      ratio: `adds ${(ours.p50 - cloud.p50).toFixed(2)} ms at p50`,
+    });
+    await orthanc.stop();
+    const offline: number[] = [];
+    let warning = '';
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      const response = await fetch(`${appliance.dicomWebUrl}${query}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
+      await response.text();
+      offline.push(performance.now() - t0);
+      warning = response.headers.get('warning') ?? '(none)';
+    }
+    offline.sort((a, b) => a - b);
+    rows.push({
+      benchmark: 'federated QIDO, cloud offline (max of 5)',
+      'DICOM Edge': `${offline.at(-1)!.toFixed(0)} ms, Warning: ${warning.slice(0, 60)}`,
+      'Orthanc direct': 'offline',
+      ratio: `limit ${FEDERATION_TIMEOUT_MS} ms`,
+    });
+  } finally {
+    await appliance.stop();
+  }
+}
+
+async function hugeInstance(rows: Row[]): Promise<void> {
+  // Its own Orthanc, so the 2 GB file does not stay in the archive the other parts reuse between runs.
+  const dir = join(WORK, 'huge');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, 'huge.dcm');
+  const uids = await writeHugeInstance(path);
+  const orthanc = await startOrthanc({ dir: join(dir, 'orthanc'), startTimeoutMs: 120_000 });
+  try {
+    const stored = await runCommand(requireTool('storescu', 'dcmtk'), ['-aec', orthanc.aet, '127.0.0.1', String(orthanc.dicomPort), path], { timeoutMs: 600_000 });
+    if (stored.code !== 0) throw new Error(`storescu of the 2 GB instance into Orthanc failed: ${stored.stderr.slice(-500)}`);
+    const appliance = await applianceWithArchive('huge', orthanc);
+    try {
+      await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${uids.studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
+      const before = await peakRssMb(appliance.pid);
+      const got = await timeGet(`${appliance.dicomWebUrl}/studies/${uids.studyUid}/series/${uids.seriesUid}/instances/${uids.sopInstanceUid}`, AUTH);
+      const peak = await peakRssMb(appliance.pid);
+      rows.push({
+        benchmark: 'a 2 GB cloud instance streamed through (WADO-RS, cold)',
+        'DICOM Edge': `${got.seconds.toFixed(1)} s, ${(got.bytes / 1024 ** 3).toFixed(2)} GiB, peak RSS ${peak.toFixed(0)} MB (${before.toFixed(0)} MB before)`,
+        'Orthanc direct': '',
+        ratio: 'target peak ≤ 250 MB',
+      });
+    } finally {
+      await appliance.stop();
+    }
+  } finally {
+    await orthanc.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+

@@ -1,0 +1,83 @@
+/**
+ * Reading from the clinic's archive destination (settings: `archive: true`): QIDO-RS search, WADO-RS
+ * retrieve as a stream of parts, metadata, and the change feed, over one connection pool and with the
+ * destination's authentication. Nothing here writes to the index; callers keep what they read
+ * (store/cloud-index.ts, Archive.ingest with origin 'cloud').
+ */
+import type { AuthProvider } from '../forward/auth.js';
+import type { DestinationSettings } from '../contract/settings.js';
+import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { ArchiveClient, type ArchiveClientOptions } from './archive-client.js';
+import {
+  latestChange, readChangeFeed, readChangesSince,
+  type ChangeFeedAnswer, type ChangeFeedCursor, type ChangeFeedEntry, type ChangeFeedQuery,
+} from './change-feed.js';
+import { retrieveMetadata } from './metadata.js';
+import { searchArchive, type QidoSearch } from './qido.js';
+import { retrieveArchive, type ArchivePart, type RetrieveOptions, type RetrieveTarget } from './wado.js';
+
+export type ArchiveReaderOptions = ArchiveClientOptions & {
+  /** The destination's name, for logs and messages of callers. */
+  name?: string;
+};
+
+export class ArchiveReader {
+  readonly name: string;
+  private readonly client: ArchiveClient;
+
+  constructor(options: ArchiveReaderOptions) {
+    this.client = new ArchiveClient(options);
+    this.name = options.name ?? this.client.baseUrl;
+  }
+
+  /**
+   * A reader for a destination, with the AuthProvider forwarding uses for it (so a device-code sign-in or a
+   * cached token serves both), and its request timeout as the idle limit.
+   */
+  static forDestination(destination: DestinationSettings, auth: AuthProvider, options: Partial<ArchiveClientOptions> = {}): ArchiveReader {
+    return new ArchiveReader({
+      name: destination.name, baseUrl: destination.baseUrl, auth, idleTimeoutMs: destination.requestTimeoutMs,
+      connections: destination.maxConcurrentRequests * 2, ...options,
+    });
+  }
+
+  get baseUrl(): string {
+    return this.client.baseUrl;
+  }
+
+  search(search: QidoSearch): Promise<ReceivedDicomJson[]> {
+    return searchArchive(this.client, search);
+  }
+
+  retrieve(target: RetrieveTarget, options?: RetrieveOptions): AsyncGenerator<ArchivePart> {
+    return retrieveArchive(this.client, target, options);
+  }
+
+  metadata(target: RetrieveTarget, options?: RetrieveOptions): Promise<ReceivedDicomJson[]> {
+    return retrieveMetadata(this.client, target, options);
+  }
+
+  changeFeed(query?: ChangeFeedQuery): Promise<ChangeFeedAnswer<ChangeFeedEntry[]>> {
+    return readChangeFeed(this.client, query);
+  }
+
+  latestChange(query?: Pick<ChangeFeedQuery, 'includeMetadata' | 'timeoutMs' | 'signal'>): Promise<ChangeFeedAnswer<ChangeFeedEntry | undefined>> {
+    return latestChange(this.client, query);
+  }
+
+  changesSince(cursor: ChangeFeedCursor, options: Parameters<typeof readChangesSince>[2]) {
+    return readChangesSince(this.client, cursor, options);
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}
+
+export { ArchiveReadError, type ArchiveFailureKind } from './archive-errors.js';
+export type { ArchivePart, RetrieveTarget, RetrieveOptions } from './wado.js';
+export type { QidoSearch, QidoLevel } from './qido.js';
+export {
+  decodeCursor, encodeCursor, FEED_START,
+  type ChangeFeedAnswer, type ChangeFeedCursor, type ChangeFeedEntry, type ChangeFeedQuery,
+} from './change-feed.js';

@@ -1,0 +1,81 @@
+/**
+ * One upstream fetch in progress, and everyone waiting on it: the instances it has committed so far, in
+ * order, for followers that join at any time, then its end (or its failure). Followers never slow the fetch:
+ * the list only holds index rows, and each follower reads it at its own pace.
+ */
+import type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
+
+export class FetchFlight {
+  readonly committed: InstanceLocation[] = [];
+  readonly controller = new AbortController();
+  /** Settles when the work ends; never rejects (failures are in `failure`). */
+  readonly finished: Promise<void>;
+  private ended = false;
+  private error: unknown;
+  private waiters = new Set<() => void>();
+
+  constructor(readonly scope: InstanceScope, work: (flight: FetchFlight) => Promise<void>) {
+    this.finished = Promise.resolve()
+      .then(() => work(this))
+      .catch((error: unknown) => {
+        this.error = error;
+      })
+      .finally(() => {
+        this.ended = true;
+        this.wake();
+      });
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  get failure(): unknown {
+    return this.error;
+  }
+
+  /** Whether every instance `scope` asks for is within this flight's scope. */
+  covers(scope: InstanceScope): boolean {
+    const own = this.scope;
+    if (own.studyUid !== scope.studyUid) return false;
+    if (own.seriesUid !== undefined && own.seriesUid !== scope.seriesUid) return false;
+    if (own.sopInstanceUid !== undefined && own.sopInstanceUid !== scope.sopInstanceUid) return false;
+    return true;
+  }
+
+  add(instance: InstanceLocation): void {
+    this.committed.push(instance);
+    this.wake();
+  }
+
+  /**
+   * Every instance the flight commits, from its first, then the end; rejects with the flight's failure
+   * after the instances committed before it. `signal` stops the waiting (not the flight).
+   */
+  async *follow(signal?: AbortSignal): AsyncGenerator<InstanceLocation> {
+    let next = 0;
+    for (;;) {
+      while (next < this.committed.length) yield this.committed[next++]!;
+      if (this.ended) {
+        if (this.error !== undefined) throw this.error;
+        return;
+      }
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.waiters.delete(done);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        this.waiters.add(done);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  private wake(): void {
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,32 @@
+/** WADO-RS metadata of a study, series or instance from the archive destination: DICOM JSON, no pixel data. */
+import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { ArchiveReadError } from './archive-errors.js';
+import { Deadline, type ArchiveClient } from './archive-client.js';
+import { retrievePath, type RetrieveOptions, type RetrieveTarget } from './wado.js';
+
+/**
+ * One DICOM JSON dataset per instance of the target. Rejects with an ArchiveReadError: not-found (404),
+ * offline (including the time limit, which here covers the whole answer), auth, or other.
+ */
+export async function retrieveMetadata(client: ArchiveClient, target: RetrieveTarget, options: RetrieveOptions = {}): Promise<ReceivedDicomJson[]> {
+  const url = client.url(`${retrievePath(target)}/metadata`);
+  const what = `WADO-RS metadata of ${target.sopInstanceUid ?? target.seriesUid ?? target.studyUid}`;
+  const deadline = new Deadline(options.timeoutMs, options.signal);
+  try {
+    const response = await client.get(url, 'application/dicom+json', what, deadline);
+    if (response.status !== 200) throw await client.failure(response, what);
+    const text = await client.text(response, what, deadline);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new ArchiveReadError('other', `${what} at ${url}: the answer is not JSON (${(error as Error).message})`, { url, status: 200, retryable: false });
+    }
+    if (!Array.isArray(parsed) || !parsed.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d))) {
+      throw new ArchiveReadError('other', `${what} at ${url}: the answer is not an array of DICOM JSON datasets`, { url, status: 200, retryable: false });
+    }
+    return parsed as ReceivedDicomJson[];
+  } finally {
+    deadline.clear();
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * Read-through retrieve: a study, series or instance that is not (all) here is fetched from the archive
+ * destination and written through the normal durable ingest (origin 'cloud': never queued for forwarding,
+ * marked as held by the archive), and each instance is handed to the caller as soon as it is committed, so
+ * the caller can stream it on (WADO-RS to a browser, C-MOVE to a workstation) while the rest arrives.
+ *
+ * One fetch per study at a time serves everyone: a request whose scope lies inside a running fetch (the
+ * study, or the series or instance that fetch is for) follows it instead of starting another. A request for
+ * what is already here is answered from here. A fetch cut mid-way leaves only whole, indexed instances (the
+ * ingest spools to a temp file and renames it only once complete), and the next request fetches the rest.
+ *
+ * What is fetched: when nothing of the scope is here, one WADO-RS request for the whole scope (one round
+ * trip, streamed: the cold read). When part of it is here (a fetch that was cut, a study partly evicted),
+ * instance-level requests for just the missing instances, a few at a time: a cut at 90% of a large study
+ * costs the missing 10% again, not the whole study, and a cut instance costs only itself.
+ */
+import type { Logger } from 'pino';
+import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { CannotUnderstandError, MismatchError, StudyMismatchError } from '../store/errors.js';
+import type { Archive } from '../store/archive.js';
+import type { InstanceLocation, InstanceLocations, InstanceScope } from '../store/instance-locations.js';
+import { ArchiveReadError } from './archive-errors.js';
+import type { ArchiveReader } from './archive-reader.js';
+import { withScope } from './federated-query.js';
+import { FetchFlight } from './fetch-flight.js';
+
+export type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
+
+export interface ReadThroughOptions {
+  archive: Archive;
+  /** The archive destination's reader, or undefined when none is configured (then everything is local only). */
+  reader: () => ArchiveReader | undefined;
+  logger: Logger;
+  /** Instance-level requests at a time when completing a partly local scope; default 4. */
+  instanceConcurrency?: number;
+}
+
+/** Attributes asked for when listing a scope's instances: the UIDs and what the index keeps of them. */
+const LISTED_FIELDS = [
+  'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'SOPClassUID', 'InstanceNumber', 'NumberOfFrames', 'Modality', 'SeriesNumber',
+];
+/** The Azure DICOM service answers at most 200 results per QIDO request. */
+const LIST_PAGE_SIZE = 200;
+
+/** An instance is in the scope. */
+function within(scope: InstanceScope, instance: Pick<InstanceLocation, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): boolean {
+  return instance.studyUid === scope.studyUid
+    && (scope.seriesUid === undefined || instance.seriesUid === scope.seriesUid)
+    && (scope.sopInstanceUid === undefined || instance.sopInstanceUid === scope.sopInstanceUid);
+}
+
+/** The UIDs of a DICOM JSON dataset. */
+function identify(dataset: ReceivedDicomJson): Pick<InstanceLocation, 'studyUid' | 'seriesUid' | 'sopInstanceUid'> {
+  return { studyUid: jsonString(dataset, '0020000D'), seriesUid: jsonString(dataset, '0020000E'), sopInstanceUid: jsonString(dataset, '00080018') };
+}
+
+/** Not readable here, and the archive holds it. */
+function fetchable(instance: InstanceLocation): boolean {
+  return !instance.local && instance.inCloud;
+}
+
+function describe(scope: InstanceScope): Record<string, string> {
+  const ids: Record<string, string> = { studyUid: scope.studyUid };
+  if (scope.seriesUid !== undefined) ids.seriesUid = scope.seriesUid;
+  if (scope.sopInstanceUid !== undefined) ids.sopInstanceUid = scope.sopInstanceUid;
+  return ids;
+}
+
+export class ReadThrough {
+  private readonly locations: InstanceLocations;
+  private readonly flights = new Map<string, Set<FetchFlight>>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly options: ReadThroughOptions) {
+    this.locations = options.archive.locations;
+    this.log = options.logger.child({ component: 'read-through' });
+  }
+
+  /** Every instance of the scope the index knows, here or only in the archive. */
+  known(scope: InstanceScope): InstanceLocation[] {
+    return this.locations.inScope(scope);
+  }
+
+  /**
+   * Whether a retrieve of `scope` would go to the archive: an archive is configured and the scope is not
+   * all here (some instance is only in the archive, the archive reported more than the index knows, or
+   * the index does not know the scope at all), or a fetch inside which it lies is running.
+   */
+  needsArchive(scope: InstanceScope): boolean {
+    if (this.coveringFlight(scope)) return true;
+    return this.options.reader() !== undefined && this.incomplete(scope);
+  }
+
+  /**
+   * The instances of `scope`, each once, as they become readable here: those already here first, then those
+   * fetched, as each one commits. Rejects, after the instances it could deliver, with the fetch's failure
+   * (an ArchiveReadError: offline, auth, not-found, other; or an ingest error). Ends without error when the
+   * archive holds nothing more of the scope. Leaving early does not stop a fetch others may follow; `signal`
+   * stops the waiting.
+   */
+  async *retrieve(scope: InstanceScope, options: { signal?: AbortSignal } = {}): AsyncGenerator<InstanceLocation> {
+    const flight = this.flightFor(scope);
+    const sent = new Set<string>();
+    for (const instance of this.locations.inScope(scope)) {
+      if (!instance.local) continue;
+      sent.add(instance.sopInstanceUid);
+      yield instance;
+    }
+    if (!flight) return;
+    for await (const instance of flight.follow(options.signal)) {
+      if (!within(scope, instance) || sent.has(instance.sopInstanceUid)) continue;
+      sent.add(instance.sopInstanceUid);
+      yield instance;
+    }
+    // Committed meanwhile by another fetch of the same study (a narrower one that ran alongside).
+    for (const instance of this.locations.inScope(scope)) {
+      if (!instance.local || sent.has(instance.sopInstanceUid)) continue;
+      sent.add(instance.sopInstanceUid);
+      yield instance;
+    }
+  }
+
+  /** One instance, once it is here (fetched if need be); undefined when neither here nor in the archive. */
+  async instance(scope: InstanceScope & { seriesUid: string; sopInstanceUid: string }, options: { signal?: AbortSignal } = {}): Promise<InstanceLocation | undefined> {
+    for await (const instance of this.retrieve(scope, options)) return instance;
+    return undefined;
+  }
+
+  /**
+   * The index's instances of the scope, after asking the archive for the list when the index does not know
+   * them all (nothing is fetched). Rejects with an ArchiveReadError when it must ask and cannot.
+   */
+  async list(scope: InstanceScope, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<InstanceLocation[]> {
+    const reader = this.options.reader();
+    if (reader && this.unlisted(scope)) await this.listAtArchive(reader, scope, options.signal, options.timeoutMs);
+    return this.locations.inScope(scope);
+  }
+
+  /**
+   * The archive's WADO-RS metadata of the scope (DICOM JSON, one dataset per instance; no pixel data is
+   * fetched), kept as cloud rows; undefined when no archive is configured. Rejects with an ArchiveReadError.
+   */
+  async archiveMetadata(scope: InstanceScope, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ReceivedDicomJson[] | undefined> {
+    const reader = this.options.reader();
+    if (!reader) return undefined;
+    const datasets = withScope(scope, await reader.metadata(scope, options)).filter((dataset) => within(scope, identify(dataset)));
+    const kept = this.options.archive.cloud.upsert('instance', datasets);
+    if (kept.skipped.length > 0) {
+      this.log.warn({ event: 'read-through-metadata-skipped', ...describe(scope), skipped: kept.skipped.slice(0, 10) }, 'archive metadata without valid UIDs');
+    }
+    return datasets;
+  }
+
+  /** Stops every fetch (their followers see the abort) and waits for them to end. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.flights.values()].flatMap((set) => [...set]);
+    for (const flight of all) flight.controller.abort(new Error('the appliance is stopping'));
+    await Promise.all(all.map((flight) => flight.finished));
+  }
+
+  // ---- fetches -------------------------------------------------------------------------------
+
+  private coveringFlight(scope: InstanceScope): FetchFlight | undefined {
+    for (const flight of this.flights.get(scope.studyUid) ?? []) if (flight.covers(scope)) return flight;
+    return undefined;
+  }
+
+  /** The index does not know every instance the archive may hold for the scope. */
+  private unlisted(scope: InstanceScope): boolean {
+    const known = this.locations.inScope(scope).length;
+    return known === 0 || (this.locations.reportedCount(scope) ?? 0) > known;
+  }
+
+  private incomplete(scope: InstanceScope): boolean {
+    return this.unlisted(scope) || this.locations.inScope(scope).some(fetchable);
+  }
+
+  /** The running fetch that covers the scope, or a new one when the scope needs the archive; else none. */
+  private flightFor(scope: InstanceScope): FetchFlight | undefined {
+    const running = this.coveringFlight(scope);
+    if (running) return running;
+    const reader = this.options.reader();
+    if (this.closed || !reader || !this.incomplete(scope)) return undefined;
+    const flight = new FetchFlight({ ...scope }, (f) => this.fetch(f, reader));
+    let set = this.flights.get(scope.studyUid);
+    if (!set) this.flights.set(scope.studyUid, (set = new Set()));
+    set.add(flight);
+    void flight.finished.then(() => {
+      set.delete(flight);
+      if (set.size === 0 && this.flights.get(scope.studyUid) === set) this.flights.delete(scope.studyUid);
+    });
+    return flight;
+  }
+
+  private async fetch(flight: FetchFlight, reader: ArchiveReader): Promise<void> {
+    const { scope } = flight;
+    const signal = flight.controller.signal;
+    const started = Date.now();
+    const ids = describe(scope);
+    try {
+      // Cloud rows first: a file whose commit a crash cuts short is then recovered as the archive's copy.
+      if (this.unlisted(scope)) await this.listAtArchive(reader, scope, signal);
+      const rows = this.locations.inScope(scope);
+      const missing = rows.filter(fetchable);
+      if (missing.length === 0) {
+        this.log.info({ event: 'read-through-nothing', ...ids, archive: reader.name }, 'the archive holds nothing more of this');
+        return;
+      }
+      const whole = missing.length === rows.length;
+      this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: missing.length, local: rows.length - missing.length,
+        requests: whole ? 'one' : 'per-instance' }, 'fetching from the archive');
+      if (whole) await this.streamInto(flight, reader, scope);
+      else await this.eachLimited(missing, (row) => this.streamInto(flight, reader, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid }, true), signal);
+      this.log.info({ event: 'read-through-done', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started }, 'fetched from the archive');
+    } catch (error) {
+      const failure = error as Error;
+      this.log.warn({ event: 'read-through-failed', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started,
+        kind: error instanceof ArchiveReadError ? error.kind : failure?.name, reason: failure?.message }, 'fetch from the archive failed');
+      throw error;
+    }
+  }
+
+  /** Asks the archive which instances the scope has and keeps them as cloud rows (and the count it found). */
+  private async listAtArchive(reader: ArchiveReader, scope: InstanceScope, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+    const listed = await reader.search({
+      level: 'instance', studyUid: scope.studyUid, seriesUid: scope.seriesUid,
+      match: scope.sopInstanceUid !== undefined ? { SOPInstanceUID: scope.sopInstanceUid } : undefined,
+      includeFields: LISTED_FIELDS, pageSize: LIST_PAGE_SIZE, signal, timeoutMs,
+    });
+    const datasets = withScope(scope, listed).filter((dataset) => within(scope, identify(dataset)));
+    const cloud = this.options.archive.cloud;
+    const result = cloud.upsert('instance', datasets);
+    if (result.skipped.length > 0) {
+      this.log.warn({ event: 'read-through-list-skipped', ...describe(scope), skipped: result.skipped.slice(0, 10) }, 'archive listed instances without valid UIDs');
+    }
+    // What the archive holds now replaces an older count, so a stale one does not make every read list again.
+    if (scope.sopInstanceUid === undefined && datasets.length > 0) {
+      const count = { vr: 'IS', Value: [datasets.length] };
+      if (scope.seriesUid === undefined) cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '00201208': count }]);
+      else cloud.upsert('series', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '0020000E': { vr: 'UI', Value: [scope.seriesUid] }, '00201209': count }]);
+    }
+  }
+
+  /**
+   * One WADO-RS request for `target`, every part written through the ingest and announced once committed.
+   * An instance the archive no longer has (404 for a single instance) is skipped; a part that is not a
+   * valid instance of the scope is logged and skipped; a cut connection fails the fetch.
+   */
+  private async streamInto(flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false): Promise<void> {
+    const signal = flight.controller.signal;
+    const archive = this.options.archive;
+    try {
+      for await (const part of reader.retrieve(target, { signal })) {
+        let upstreamFailure: unknown;
+        // The ingest reports a broken source as its own error; the archive's classified one is the cause.
+        const body = (async function* watched() {
+          try {
+            for await (const chunk of part.body) yield chunk as Buffer;
+          } catch (error) {
+            upstreamFailure = error;
+            throw error;
+          }
+        })();
+        let sopInstanceUid: string;
+        try {
+          const result = await archive.ingest(body, {
+            callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud',
+            expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
+          });
+          sopInstanceUid = result.header.sopInstanceUid;
+        } catch (error) {
+          if (upstreamFailure !== undefined) throw upstreamFailure;
+          if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
+            this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
+            continue;
+          }
+          throw error;
+        }
+        const instance = this.locations.one(sopInstanceUid);
+        if (instance && within(flight.scope, instance)) flight.add(instance);
+      }
+    } catch (error) {
+      if (oneOfMany && error instanceof ArchiveReadError && error.kind === 'not-found') {
+        this.log.warn({ event: 'read-through-gone', ...describe(target), archive: reader.name }, 'the archive no longer has this instance');
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** Runs `work` for each item, at most `instanceConcurrency` at a time; the first failure stops the rest. */
+  private async eachLimited<T>(items: readonly T[], work: (item: T) => Promise<void>, signal: AbortSignal): Promise<void> {
+    let next = 0;
+    let failed = false;
+    const lane = async () => {
+      while (!failed && next < items.length) {
+        signal.throwIfAborted();
+        const item = items[next++]!;
+        try {
+          await work(item);
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      }
+    };
+    const lanes = Array.from({ length: Math.min(this.options.instanceConcurrency ?? 4, items.length) }, lane);
+    const results = await Promise.allSettled(lanes);
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
+  }
+}

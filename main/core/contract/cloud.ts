@@ -1,0 +1,77 @@
+/**
+ * The wire contract of the cloud routes of /api (web/cloud-api.ts): pinning a study as "keep local", and the
+ * prefetch jobs the app shows. Each route as "METHOD /path" with the zod schemas of its request and answers,
+ * in the shape of the /api route table. Browser-safe: zod and dicom/ only.
+ */
+import { z } from 'zod';
+import { uidProblem } from '../dicom/uid.js';
+
+const count = z.number().int().min(0);
+
+/** :study in the path: a valid UID, or 400 with the reason. */
+export const studyPinParamsSchema = z.object({
+  study: z.string().superRefine((value, ctx) => {
+    const problem = uidProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `StudyInstanceUID ${JSON.stringify(value)} in the path ${problem}` });
+  }),
+});
+
+/** Where a study's instances are: all here, only in the archive, or here and in the archive. */
+export const STUDY_LOCATIONS = ['local', 'cloud', 'both'] as const;
+
+/** A study's pin ("keep local": never evicted) after POST or DELETE …/pin. */
+export const studyPinSchema = z.object({
+  studyUid: z.string(),
+  pinned: z.boolean(),
+  location: z.enum(STUDY_LOCATIONS),
+});
+export type StudyPin = z.infer<typeof studyPinSchema>;
+
+export const PREFETCH_STATES = ['queued', 'fetching', 'done', 'failed'] as const;
+export const prefetchStateSchema = z.enum(PREFETCH_STATES, { error: `state must be one of ${PREFETCH_STATES.join(', ')}` });
+
+const limitMessage = 'limit must be an integer from 1 to 500';
+const offsetMessage = 'offset must be an integer from 0';
+
+/** GET /api/prefetch?state=&limit=&offset= */
+export const prefetchQuerySchema = z.object({
+  state: prefetchStateSchema.optional(),
+  limit: z.coerce.number({ error: limitMessage }).int(limitMessage).min(1, limitMessage).max(500, limitMessage).default(100),
+  offset: z.coerce.number({ error: offsetMessage }).int(offsetMessage).min(0, offsetMessage).default(0),
+});
+
+/** One prior study fetched (or to be fetched) from the archive in the background. */
+export const prefetchJobSchema = z.object({
+  studyUid: z.string(),
+  state: prefetchStateSchema,
+  /** The study whose arrival asked for it; '' when a new study in the archive did. */
+  triggerStudyUid: z.string(),
+  patientName: z.string(),
+  studyDate: z.string(),
+  studyDescription: z.string(),
+  modalities: z.array(z.string()),
+  /** Instances of the study (as far as known) and those here now. */
+  numInstances: count,
+  numLocalInstances: count,
+  instancesFetched: count,
+  attempts: count,
+  lastError: z.string().nullable(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+});
+export type PrefetchJobWire = z.infer<typeof prefetchJobSchema>;
+
+export const prefetchListSchema = z.object({
+  counts: z.object({ queued: count, fetching: count, done: count, failed: count }),
+  /** Fetching first, then queued, then the most recently finished. */
+  jobs: z.array(prefetchJobSchema),
+});
+export type PrefetchList = z.infer<typeof prefetchListSchema>;
+
+export const CLOUD_API_ROUTES = {
+  /** Keep the study local: eviction never chooses it. 404 for a study the index does not know. */
+  'POST /api/studies/:study/pin': { params: studyPinParamsSchema, response: { 200: studyPinSchema } },
+  /** The study may be evicted again (least recently used first). */
+  'DELETE /api/studies/:study/pin': { params: studyPinParamsSchema, response: { 200: studyPinSchema } },
+  'GET /api/prefetch': { querystring: prefetchQuerySchema, response: { 200: prefetchListSchema } },
+} as const;

@@ -1,0 +1,57 @@
+import { createRequire } from 'node:module';
+
+// The one door to dcmjs. It ships no type declarations; these narrow local types cover what we use of it,
+// loaded through require rather than an ambient `declare module 'dcmjs'` that could clash with another.
+
+/** One attribute of a dcmjs data set (denaturalized: DICOM JSON-like, tags as keys). */
+export interface DcmjsElement {
+  vr: string;
+  Value?: unknown[];
+  InlineBinary?: string;
+  BulkDataURI?: string;
+}
+export type DcmjsDataset = Record<string, DcmjsElement>;
+
+export interface DcmjsDicomDict {
+  meta: DcmjsDataset;
+  dict: DcmjsDataset;
+  write(options?: { allowInvalidVRLength?: boolean; fragmentMultiframe?: boolean }): ArrayBuffer;
+}
+
+/** An entry of dcmjs' data dictionary (PS3.6): tag as '(0010,0010)', keyword as `name`. */
+interface DcmjsDictionaryEntry {
+  tag: string;
+  vr: string;
+  vm: string;
+  name: string;
+}
+
+interface Dcmjs {
+  data: {
+    DicomMessage: {
+      readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string | null; includeUntilTagValue?: boolean }): DcmjsDicomDict;
+    };
+    DicomDict: new (meta: DcmjsDataset) => DcmjsDicomDict;
+    DicomMetaDictionary: {
+      /** Keyword → entry, every standard attribute. */
+      nameMap: Readonly<Record<string, DcmjsDictionaryEntry | undefined>>;
+      /** Naturalized (keyword → value) to denaturalized (tag → element). */
+      denaturalizeDataset(dataset: Record<string, unknown>): DcmjsDataset;
+    };
+  };
+  log: { setLevel(level: string): void };
+}
+
+const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+// dcmjs warns on stderr about every odd VR; our own logs say what matters.
+dcmjs.log.setLevel('error');
+
+export const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+export function readDicom(bytes: Buffer): DcmjsDicomDict {
+  return dcmjs.data.DicomMessage.readFile(toArrayBuffer(bytes), { ignoreErrors: true, untilTag: null, includeUntilTagValue: false });
+}

@@ -1,0 +1,147 @@
+import { createRequire } from 'node:module';
+import dimse from 'dcmjs-dimse';
+
+/**
+ * The one place that touches dcmjs-dimse's undocumented members. The SCP (association.ts) reads PDUs
+ * itself and takes C-STORE data sets on a fast path; both need fields and methods that dcmjs-dimse's
+ * typings leave out. package.json pins dcmjs-dimse to the exact version these were read from; a
+ * version without them fails test/unit/dimse-internals.test.ts, and this module at import, by name.
+ */
+
+const { Scp } = dimse;
+type Network = InstanceType<typeof Scp>;
+type Association = Parameters<Network['associationRequested']>[0];
+
+/** Methods on dcmjs-dimse's Network prototype that we call. */
+const PROTOTYPE_METHODS = ['_processPdu', '_reset'] as const;
+/** Fields its Network constructor sets, and that we read or set. */
+const CONSTRUCTOR_FIELDS = ['connected', 'connectedTime', 'lastPduTime', 'dimse', 'dimseStream', 'dimseStoreStream', 'statistics'] as const;
+
+interface NetworkInternals {
+  connected: boolean;
+  connectedTime: number | undefined;
+  /** dcmjs-dimse's idle (ARTIM/PDU) timer measures from here. */
+  lastPduTime: number | undefined;
+  /** Set once an A-ASSOCIATE-RQ has been read. */
+  association: Association | undefined;
+  /** Set while dcmjs-dimse's general path is in the middle of a message. */
+  dimse: unknown;
+  dimseStream: unknown;
+  dimseStoreStream: unknown;
+  statistics: { addBytesReceived(bytes: number): void };
+  _processPdu(pdu: Buffer): Promise<void>;
+  _reset(): void;
+}
+
+export const DCMJS_DIMSE_VERSION = (createRequire(import.meta.url)('dcmjs-dimse/package.json') as { version: string }).version;
+
+/** Which of the members we rely on `scp` (a freshly constructed Scp) lacks, as "Network.<name>". */
+export function missingInternals(scp: object): string[] {
+  const missing: string[] = [];
+  const record = scp as Record<string, unknown>;
+  for (const name of PROTOTYPE_METHODS) if (typeof record[name] !== 'function') missing.push(`Network.prototype.${name}()`);
+  for (const name of CONSTRUCTOR_FIELDS) if (!(name in scp)) missing.push(`Network.${name}`);
+  const statistics = record.statistics as { addBytesReceived?: unknown } | undefined;
+  if (typeof statistics?.addBytesReceived !== 'function') missing.push('Network.statistics.addBytesReceived()');
+  return missing;
+}
+
+/** Throws an error that names every missing member and the version found. */
+export function assertInternals(scp: object): void {
+  const missing = missingInternals(scp);
+  if (missing.length > 0) {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION} lacks ${missing.join(', ')}, which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+}
+
+const prototypeMethods = Scp.prototype as unknown as Partial<NetworkInternals>;
+for (const name of PROTOTYPE_METHODS) {
+  if (typeof prototypeMethods[name] !== 'function') {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION} lacks Network.prototype.${name}(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+}
+const generalPath = prototypeMethods._processPdu!;
+
+const internals = (scp: Network) => scp as unknown as NetworkInternals;
+
+/** dcmjs-dimse's own handling of one complete PDU (association, release, abort, and every DIMSE message). */
+export function generalProcessPdu(scp: Network, pdu: Buffer): Promise<void> {
+  return generalPath.call(scp, pdu);
+}
+
+/**
+ * For an SCP made on an already connected socket: dcmjs-dimse never sees 'connect', so its ARTIM would
+ * never run. Called once per connection, so it also checks that the fields read later are there.
+ */
+export function markConnected(scp: Network): void {
+  assertInternals(scp);
+  internals(scp).connected = true;
+  internals(scp).connectedTime = Date.now();
+}
+
+/** Restarts dcmjs-dimse's idle timer: a PDU arrived, or we are busy on the peer's behalf. */
+export function notePeerActivity(scp: Network): void {
+  internals(scp).lastPduTime = Date.now();
+}
+
+export function countBytesReceived(scp: Network, bytes: number): void {
+  internals(scp).statistics.addBytesReceived(bytes);
+}
+
+/** Stops dcmjs-dimse's timers and marks the connection down, as its own reader does on a broken stream. */
+export function resetConnection(scp: Network): void {
+  internals(scp)._reset();
+}
+
+/** Whether dcmjs-dimse's general path holds a partly received message (then the fast path stays out). */
+export function generalPathBusy(scp: Network): boolean {
+  const { dimse: message, dimseStream, dimseStoreStream } = internals(scp);
+  return message !== undefined || dimseStream !== undefined || dimseStoreStream !== undefined;
+}
+
+/** The association negotiated on this connection, once its A-ASSOCIATE-RQ has been read. */
+export function negotiatedAssociation(scp: Network): Association | undefined {
+  return internals(scp).association;
+}
+
+// ---- an outgoing association held open ----------------------------------------------------------
+
+type Client = InstanceType<typeof dimse.Client>;
+type Request = InstanceType<typeof dimse.requests.Request>;
+
+/** What a Client keeps of the association it opened with send(): dcmjs-dimse sets `network` there. */
+interface ClientInternals {
+  network: (Network & { association?: Association; lastPduTime: number | undefined }) | undefined;
+}
+
+/** An association a Client opened, fed one request at a time by us rather than from the Client's list. */
+export interface HeldAssociation {
+  /** Whether the peer accepted a presentation context the request can go in (after A-ASSOCIATE-AC). */
+  accepts(request: Request): boolean;
+  /** Sends one request; send the next only once this one is done (one operation at a time). */
+  send(request: Request): void;
+  release(): void;
+  /** Restarts the Client's idle timer while we wait for the next instance to send. */
+  touch(): void;
+}
+
+/**
+ * Right after `client.send()`: keeps the association open when the Client's list of requests runs dry.
+ * dcmjs-dimse releases it as soon as its queue is empty ('done' on its network); a C-MOVE from the archive
+ * has the next instance only once the archive delivers it, so that listener goes and release() is ours.
+ */
+export function holdClientAssociation(client: Client): HeldAssociation {
+  const network = (client as unknown as ClientInternals).network;
+  if (!network) {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION}: Client.network is not set after send(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+  network.removeAllListeners('done');
+  return {
+    accepts: (request) => network.association?.getAcceptedPresentationContextFromRequest(request) !== undefined,
+    send: (request) => network.sendRequests([request]),
+    release: () => network.sendAssociationReleaseRequest(),
+    touch: () => {
+      network.lastPduTime = Date.now();
+    },
+  };
+}

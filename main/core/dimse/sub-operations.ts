@@ -1,0 +1,107 @@
+/**
+ * The C-STORE sub-operations of a C-MOVE or C-GET (PS3.4 C.4.2, C.4.3): one request per instance, its
+ * outcome, the running counts, and the pending and final responses that carry them.
+ */
+import { existsSync } from 'node:fs';
+import dimse from 'dcmjs-dimse';
+import type { Logger } from 'pino';
+import type { CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
+import { responseSyntax } from './find.js';
+import { DimseStatus, errorComment } from './statuses.js';
+import { StoredInstanceDataset } from './stored-dataset.js';
+
+const { Dataset, Transcoding } = dimse;
+const { CStoreRequest } = dimse.requests;
+
+export type StoreRequest = InstanceType<typeof CStoreRequest>;
+export type Outcome = 'completed' | 'warning' | 'failed';
+export type RetrieveResponse = CMoveResponse | CGetResponse;
+export type Respond = (status: number, progress?: Progress, comment?: string) => void;
+
+export interface Target {
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  transferSyntaxUid: string;
+  /** The local file, when there is a readable one. */
+  path: string | undefined;
+  /** Not here, but held by the archive destination (NEARLINE): fetched on demand. */
+  cloudOnly: boolean;
+}
+
+let codecs: Promise<void> | undefined;
+
+/** Compressed↔uncompressed conversion needs dcmjs-codecs' WebAssembly; loaded once, on first need. */
+export function initializeCodecs(logger: Logger): Promise<void> {
+  codecs ??= Transcoding.initializeAsync().catch((error: unknown) => {
+    logger.warn({ event: 'codecs-unavailable', reason: (error as Error)?.message }, 'transcoding of compressed syntaxes unavailable');
+  });
+  return codecs;
+}
+
+function outcomeOf(status: number): Outcome {
+  if (status === DimseStatus.Success) return 'completed';
+  if ((status & 0xf000) === 0xb000) return 'warning';
+  return 'failed';
+}
+
+/** One promise per request: its C-STORE-RSP status, or failure if it is done (or the link is gone) without one. */
+export function track(request: StoreRequest): { outcome: Promise<Outcome>; fail: () => void } {
+  let settle!: (outcome: Outcome) => void;
+  const outcome = new Promise<Outcome>((resolve) => (settle = resolve));
+  request.on('response', (response: { getStatus(): number }) => settle(outcomeOf(response.getStatus())));
+  request.on('done', () => settle('failed')); // no effect when a response came first
+  return { outcome, fail: () => settle('failed') };
+}
+
+export class Progress {
+  completed = 0;
+  warnings = 0;
+  failed: string[] = [];
+  constructor(readonly total: number) {}
+  get remaining(): number {
+    return this.total - this.completed - this.warnings - this.failed.length;
+  }
+  add(target: Pick<Target, 'sopInstanceUid'>, outcome: Outcome): void {
+    if (outcome === 'completed') this.completed++;
+    else if (outcome === 'warning') this.warnings++;
+    else this.failed.push(target.sopInstanceUid);
+  }
+}
+
+/** A C-STORE request for a local file; undefined when the file is gone (a failed sub-operation, not a broken association). */
+export function storeRequest(target: Pick<Target, 'path' | 'sopClassUid' | 'sopInstanceUid' | 'transferSyntaxUid'>): StoreRequest | undefined {
+  if (!target.path || !existsSync(target.path)) return undefined;
+  return new CStoreRequest(new StoredInstanceDataset(target.path, target.sopClassUid, target.sopInstanceUid, target.transferSyntaxUid));
+}
+
+/** Builds one response (pending or final) with counts; a final one after failures lists them. */
+export function responder<R extends RetrieveResponse>(
+  scp: EdgeScp, request: CMoveRequest | CGetRequest, make: () => R, send: (responses: R[]) => void,
+): Respond {
+  return (status, progress, comment) => {
+    const response = make();
+    response.setStatus(status);
+    if (comment) response.setErrorComment(errorComment(comment));
+    if (progress) {
+      // Pending responses carry every count; final ones leave out Remaining (PS3.4 C.4.2.1.4).
+      if (status === DimseStatus.Pending || status === DimseStatus.Cancel) response.setRemaining(progress.remaining);
+      response.setCompleted(progress.completed);
+      response.setFailures(progress.failed.length);
+      response.setWarnings(progress.warnings);
+      if (status !== DimseStatus.Pending && progress.failed.length > 0) {
+        response.setDataset(new Dataset({ FailedSOPInstanceUIDList: progress.failed }, responseSyntax(scp, request as never)));
+      }
+    }
+    send([response]);
+  };
+}
+
+/** The final response: success, cancel, A702 when every sub-operation failed, B000 when some did. */
+export function finish(scp: EdgeScp, request: { getMessageId(): number }, progress: Progress, respond: Respond, comment?: string): void {
+  if (scp.isCancelled(request.getMessageId()) && progress.remaining > 0) return respond(DimseStatus.Cancel, progress);
+  if (progress.failed.length === 0 && progress.warnings === 0) return respond(DimseStatus.Success, progress);
+  if (progress.completed === 0 && progress.warnings === 0) return respond(DimseStatus.OutOfResourcesSubOperations, progress, comment ?? 'every sub-operation failed');
+  respond(DimseStatus.SubOperationsCompleteWithFailures, progress, comment);
+}

@@ -1,0 +1,103 @@
+/**
+ * WADO-RS retrieve (study, series, instance) of data not all here: the answer streams while the archive's
+ * instances are written through the ingest. Instances already here go first; each fetched one is written as
+ * a part as soon as it is committed. The status line waits for the first instance, so a read the archive
+ * cannot serve at all gets a proper status (404, 502, 503, 504); one that fails later is cut short (no
+ * closing boundary), which a client sees as an incomplete answer, and the next request fetches the rest.
+ */
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { InstanceLocation, InstanceScope, ReadThrough } from '../cloud/read-through.js';
+import type { WebContext } from './context.js';
+import { HttpError } from './http-errors.js';
+import type { MediaType } from '../multipart/media-type.js';
+import { newBoundary } from '../multipart/writer.js';
+import { archiveHttpError, clientGone } from './read-through.js';
+import { toExplicitLittleEndian } from '../dicom/transcode.js';
+
+export type Negotiate = (accept: MediaType[], stored: string) => { syntax: string; convert: boolean } | undefined;
+
+function describe(scope: InstanceScope): string {
+  return scope.sopInstanceUid ? `instance ${scope.sopInstanceUid}` : scope.seriesUid ? `series ${scope.seriesUid}` : `study ${scope.studyUid}`;
+}
+
+export async function sendThroughArchive(
+  ctx: WebContext, readThrough: ReadThrough, scope: InstanceScope, accept: MediaType[], negotiate: Negotiate,
+  request: FastifyRequest, reply: FastifyReply,
+): Promise<FastifyReply> {
+  const what = describe(scope);
+  // What the index already knows of the syntaxes: refuse before fetching anything we could not deliver.
+  for (const known of readThrough.known(scope)) {
+    if (known.transferSyntaxUid !== '' && !negotiate(accept, known.transferSyntaxUid)) {
+      throw new HttpError(406, `instance ${known.sopInstanceUid} is stored as ${known.transferSyntaxUid}; ` +
+        'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
+    }
+  }
+  const signal = clientGone(reply);
+  const instances = readThrough.retrieve(scope, { signal })[Symbol.asyncIterator]();
+  let next: IteratorResult<InstanceLocation>;
+  try {
+    next = await instances.next();
+  } catch (error) {
+    throw archiveHttpError(error, what);
+  }
+  if (next.done) throw new HttpError(404, `${what} is neither here nor in the archive`);
+  if (!negotiate(accept, next.value.transferSyntaxUid)) {
+    // The fetch goes on for whoever else follows it; this client asked for a syntax we cannot give.
+    await instances.return?.(undefined).catch(() => undefined);
+    throw new HttpError(406, `instance ${next.value.sopInstanceUid} is stored as ${next.value.transferSyntaxUid}; ` +
+      'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
+  }
+
+  const log = ctx.logger.child({ peer: request.ip, studyUid: scope.studyUid });
+  const boundary = newBoundary();
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string | number | string[]>),
+    'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+  });
+  let parts = 0;
+  try {
+    while (!next.done) {
+      const instance = next.value;
+      const delivery = negotiate(accept, instance.transferSyntaxUid);
+      if (!delivery) throw new Error(`instance ${instance.sopInstanceUid} arrived as ${instance.transferSyntaxUid}, which the Accept header does not allow`);
+      const head = `${parts === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${delivery.syntax}\r\n\r\n`;
+      await write(res, Buffer.from(head, 'latin1'));
+      const path = ctx.archive.paths.absolute(instance.path);
+      if (delivery.convert) await write(res, toExplicitLittleEndian(await readFile(path), instance.transferSyntaxUid));
+      else for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) await write(res, chunk as Buffer);
+      parts++;
+      next = await instances.next();
+    }
+    res.end(`\r\n--${boundary}--\r\n`);
+    log.debug({ event: 'wado-read-through', scope, parts }, 'WADO-RS answered through the archive');
+  } catch (error) {
+    res.destroy();
+    await instances.return?.(undefined).catch(() => undefined);
+    if (!signal.aborted) {
+      log.warn({ event: 'wado-read-through-cut', scope, parts, reason: (error as Error).message }, 'WADO-RS answer through the archive cut short');
+    }
+  }
+  return reply;
+}
+
+/** res.write with backpressure; rejects once the client is gone. */
+async function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> {
+  if (res.destroyed) throw new Error('the client went away');
+  if (res.write(bytes)) return;
+  const settled = new AbortController();
+  try {
+    await Promise.race([
+      once(res, 'drain', { signal: settled.signal }),
+      once(res, 'close', { signal: settled.signal }).then(() => {
+        throw new Error('the client went away');
+      }),
+    ]);
+  } finally {
+    settled.abort();
+  }
+}

@@ -1,0 +1,343 @@
+// DIMSE query/retrieve of the clinic's archive through the whole appliance: DCMTK findscu, movescu and getscu
+// play the workstation, storescp the move destination. Orthanc with its DICOMweb plugin is the archive; the
+// Azure DICOM double stands in where the test makes the archive stall or cut a retrieve mid-study.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
+import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
+import { parseFindOutput, parseRetrieveOutput, type FindResult, type RetrieveResult } from '../support/dcmtk-output.js';
+import { waitFor } from '../support/forward-harness.js';
+import { indexDb } from '../support/index-db.js';
+import { freePort, requireTool, run, runOk, startOrthanc, startStorescp, type OrthancPeer, type StorescpPeer } from '../support/peers.js';
+import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
+import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+
+const small = { rows: 8, columns: 8 } as const;
+const AE = 'EDGE';
+
+async function findscu(w: WebAppliance, model: '-S' | '-P', keys: string[]): Promise<FindResult> {
+  const result = await run(requireTool('findscu', 'dcmtk'),
+    ['-v', model, '-aec', AE, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(w.dimsePort)], { timeoutMs: 30_000 });
+  return parseFindOutput(result.stderr + result.stdout);
+}
+
+async function movescu(w: WebAppliance, destination: string, model: '-S' | '-P', keys: string[]): Promise<RetrieveResult> {
+  const result = await run(requireTool('movescu', 'dcmtk'),
+    ['-d', model, '-aec', AE, '-aem', destination, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(w.dimsePort)], { timeoutMs: 120_000 });
+  return parseRetrieveOutput(result.stderr + result.stdout);
+}
+
+/** The data set of every file the destination received, by SOP Instance UID (DCMTK names files <modality>.<uid>). */
+async function received(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const name of await readdir(dir)) {
+    const bytes = await readFile(join(dir, name));
+    let offset: number;
+    try {
+      offset = dataSetOffset(bytes);
+    } catch {
+      continue; // still being written
+    }
+    out.set(name.replace(/^[A-Z]{2}\./, ''), bytes.subarray(offset));
+  }
+  return out;
+}
+
+/** Every instance arrived at the destination, its data set byte for byte as the modality made it. */
+async function assertDelivered(dir: string, instances: readonly GeneratedInstance[]): Promise<void> {
+  const files = await received(dir);
+  for (const instance of instances) {
+    const got = files.get(instance.sopInstanceUid);
+    assert.ok(got, `${instance.sopInstanceUid} reached the destination`);
+    assert.ok(got.equals(instance.buffer.subarray(dataSetOffset(instance.buffer))), `${instance.sopInstanceUid} is byte-identical`);
+  }
+}
+
+const localCount = (w: WebAppliance, studyUid: string) =>
+  (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
+
+async function send(w: WebAppliance, dir: string, instances: readonly GeneratedInstance[]): Promise<void> {
+  const files = await writeInstances(await mkdtemp(join(dir, 'send-')), instances);
+  await runOk(requireTool('storescu', 'dcmtk'), ['-aet', 'MODALITY', '-aec', AE, '127.0.0.1', String(w.dimsePort), ...files], { timeoutMs: 60_000 });
+}
+
+/** Stored here through DIMSE, forwarded to the archive, confirmed there, then evicted: only in the archive now. */
+async function storeDeliverEvict(w: WebAppliance, dir: string, instances: readonly GeneratedInstance[]): Promise<void> {
+  await send(w, dir, instances);
+  const db = indexDb(w.appliance.archive);
+  const uids = instances.map((i) => i.sopInstanceUid);
+  const inCloud = db.prepare(`SELECT COUNT(*) AS n FROM instances WHERE in_cloud = 1 AND sop_instance_uid IN (${uids.map(() => '?').join(',')})`);
+  await waitFor(() => (inCloud.get(...uids) as { n: number }).n === uids.length, () => 'the archive confirmed every instance');
+  for (const uid of uids) assert.ok((await w.appliance.archive.evictInstance(uid)) > 0, `${uid} evicted`);
+}
+
+async function seedOrthanc(orthanc: OrthancPeer, instances: readonly GeneratedInstance[]): Promise<void> {
+  for (const instance of instances) {
+    const res = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: instance.buffer as unknown as BodyInit, headers: { 'content-type': 'application/dicom' } });
+    assert.equal(res.status, 200, await res.text());
+  }
+}
+
+const byKey = <T extends Record<string, string>>(rows: T[], key: string) => Object.fromEntries(rows.map((r) => [r[key], r]));
+
+describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, () => {
+  let dir: string;
+  let orthanc: OrthancPeer;
+  let dest: StorescpPeer;
+  let w: WebAppliance;
+  const evicted = makeStudy({ series: 2, instancesPerSeries: 2, patientName: 'Evicted^Eve', patientId: 'EVICTED-1', studyDate: '20200101', ...small });
+  const local = makeStudy({ series: 1, instancesPerSeries: 2, patientName: 'Local^Lou', patientId: 'LOCAL-1', studyDate: '20240101', ...small });
+  const evictedUid = evicted[0]!.studyUid;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-dimse-cloud-'));
+    orthanc = await startOrthanc({ dir: join(dir, 'orthanc') });
+    dest = await startStorescp({ dir: join(dir, 'dest'), aet: 'DEST' });
+    w = await startWebAppliance({
+      settings: {
+        aeTitle: AE,
+        peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port }],
+        destinations: [{ name: 'orthanc', baseUrl: orthanc.dicomWebUrl, archive: true, retryBaseMs: 50, retryCapMs: 500 }],
+      },
+    });
+    await storeDeliverEvict(w, dir, evicted);
+    await send(w, dir, local);
+  });
+  after(async () => {
+    await w?.stop();
+    await dest?.stop();
+    await orthanc?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('an evicted study is found by C-FIND as NEARLINE at every level, with our RetrieveAETitle', async () => {
+    const studies = await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID', 'InstanceAvailability', 'NumberOfStudyRelatedInstances']);
+    assert.equal(studies.final, 'Success');
+    const byPatient = byKey(studies.responses, 'PatientID');
+    assert.equal(byPatient['EVICTED-1']?.StudyInstanceUID, evictedUid);
+    assert.equal(byPatient['EVICTED-1']?.InstanceAvailability, 'NEARLINE');
+    assert.equal(byPatient['EVICTED-1']?.NumberOfStudyRelatedInstances, '4');
+    assert.equal(byPatient['LOCAL-1']?.InstanceAvailability, 'ONLINE');
+    assert.equal(studies.responses.filter((r) => r.StudyInstanceUID === evictedUid).length, 1, 'here and in the archive, answered once');
+    for (const r of studies.responses) assert.equal(r.RetrieveAETitle, AE, 'RetrieveAETitle names us, though not asked for');
+
+    const series = await findscu(w, '-S', ['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${evictedUid}`, 'InstanceAvailability', 'NumberOfSeriesRelatedInstances']);
+    assert.deepEqual(series.responses.map((r) => r.SeriesInstanceUID).sort(), [...new Set(evicted.map((i) => i.seriesUid))].sort());
+    for (const r of series.responses) {
+      assert.equal(r.InstanceAvailability, 'NEARLINE');
+      assert.equal(r.NumberOfSeriesRelatedInstances, '2');
+      assert.equal(r.RetrieveAETitle, AE);
+    }
+    const images = await findscu(w, '-S', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${evictedUid}`, `SeriesInstanceUID=${evicted[0]!.seriesUid}`, 'SOPInstanceUID']);
+    assert.deepEqual(images.responses.map((r) => r.SOPInstanceUID).sort(), evicted.slice(0, 2).map((i) => i.sopInstanceUid).sort());
+    for (const r of images.responses) {
+      assert.equal(r.InstanceAvailability, 'NEARLINE', 'returned though not asked for');
+      assert.equal(r.RetrieveAETitle, AE);
+    }
+    const patients = await findscu(w, '-P', ['QueryRetrieveLevel=PATIENT', 'PatientID', 'InstanceAvailability']);
+    const patient = byKey(patients.responses, 'PatientID');
+    assert.equal(patient['EVICTED-1']?.InstanceAvailability, 'NEARLINE');
+    assert.equal(patient['LOCAL-1']?.InstanceAvailability, 'ONLINE');
+    assert.equal(patient['EVICTED-1']?.RetrieveAETitle, AE);
+  });
+
+  test('C-FIND adds what only the archive holds, at every level and in both models', async () => {
+    const prior = makeStudy({ series: 1, instancesPerSeries: 3, patientName: 'Prior^Pat', patientId: 'ONLY-ORTHANC', studyDate: '20150505', ...small });
+    const priorUid = prior[0]!.studyUid;
+    await seedOrthanc(orthanc, prior);
+    const studies = await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID=ONLY-ORTHANC', 'PatientName', 'StudyDate', 'NumberOfStudyRelatedInstances']);
+    assert.equal(studies.final, 'Success');
+    assert.deepEqual(studies.responses.map((r) => [r.StudyInstanceUID, r.PatientName, r.StudyDate, r.InstanceAvailability]),
+      [[priorUid, 'Prior^Pat', '20150505', 'NEARLINE']]);
+    const patients = await findscu(w, '-P', ['QueryRetrieveLevel=PATIENT', 'PatientID=ONLY-ORTHANC', 'PatientName']);
+    assert.deepEqual(patients.responses.map((r) => [r.PatientID, r.PatientName, r.InstanceAvailability]), [['ONLY-ORTHANC', 'Prior^Pat', 'NEARLINE']]);
+    const series = await findscu(w, '-P', ['QueryRetrieveLevel=SERIES', 'PatientID=ONLY-ORTHANC', `StudyInstanceUID=${priorUid}`, 'Modality']);
+    assert.deepEqual(series.responses.map((r) => [r.SeriesInstanceUID, r.Modality]), [[prior[0]!.seriesUid, 'CT']]);
+    const images = await findscu(w, '-S', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${priorUid}`, `SeriesInstanceUID=${prior[0]!.seriesUid}`, 'SOPInstanceUID', 'InstanceNumber']);
+    assert.deepEqual(images.responses.map((r) => r.SOPInstanceUID).sort(), prior.map((i) => i.sopInstanceUid).sort());
+    assert.deepEqual(images.responses.map((r) => r.InstanceNumber).sort(), ['1', '2', '3']);
+    assert.equal(localCount(w, priorUid), 0, 'found, not fetched');
+  });
+
+  test('C-MOVE of a study only in the archive delivers every instance to storescp, with the right counts', async () => {
+    const prior = makeStudy({ series: 2, instancesPerSeries: 3, patientName: 'Moved^Prior', patientId: 'MOVE-PRIOR', studyDate: '20160606', ...small });
+    const priorUid = prior[0]!.studyUid;
+    await seedOrthanc(orthanc, prior);
+    // The workstation found it with C-FIND first, as a workstation does: the index knows the study, not its instances.
+    assert.equal((await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID=MOVE-PRIOR'])).responses.length, 1);
+    const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${priorUid}`]);
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual(result.pending.map((p) => p.remaining), [5, 4, 3, 2, 1], 'the first pending response already counts every instance');
+    assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [6, 0, 0]);
+    await assertDelivered(dest.dir, prior);
+    assert.equal(localCount(w, priorUid), prior.length, 'fetched through the archive into the cache');
+  });
+
+  test('C-MOVE of a study partly here and partly only in the archive (Patient Root, SERIES and IMAGE level too)', async () => {
+    const study = makeStudy({ series: 2, instancesPerSeries: 2, patientName: 'Mixed^Max', patientId: 'MIXED-1', ...small });
+    const [here, gone] = [study.filter((i) => i.seriesUid === study[0]!.seriesUid), study.filter((i) => i.seriesUid !== study[0]!.seriesUid)];
+    await storeDeliverEvict(w, dir, gone);
+    await send(w, dir, here);
+    const result = await movescu(w, 'DEST', '-P', ['QueryRetrieveLevel=STUDY', 'PatientID=MIXED-1', `StudyInstanceUID=${study[0]!.studyUid}`]);
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual(result.pending.map((p) => p.remaining), [3, 2, 1]);
+    assert.equal(result.final.completed, 4);
+    await assertDelivered(dest.dir, study);
+
+    // Evicted again, then one series and one instance of it.
+    for (const instance of gone) await w.appliance.archive.evictInstance(instance.sopInstanceUid);
+    const series = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${study[0]!.studyUid}`, `SeriesInstanceUID=${gone[0]!.seriesUid}`]);
+    assert.deepEqual([series.final.status, series.final.completed, series.final.failed], [0, 2, 0], series.output);
+    await w.appliance.archive.evictInstance(gone[1]!.sopInstanceUid);
+    const image = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${study[0]!.studyUid}`,
+      `SeriesInstanceUID=${gone[1]!.seriesUid}`, `SOPInstanceUID=${gone[1]!.sopInstanceUid}`]);
+    assert.deepEqual([image.final.status, image.final.completed, image.final.failed], [0, 1, 0], image.output);
+  });
+
+  test('C-GET of an evicted study: getscu receives every instance byte-identical', async () => {
+    assert.equal(localCount(w, evictedUid), 0, 'still only in the archive');
+    const out = join(dir, 'get');
+    await mkdir(out, { recursive: true });
+    const result = await run(requireTool('getscu', 'dcmtk'),
+      ['-d', '-S', '-aec', AE, '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${evictedUid}`, '127.0.0.1', String(w.dimsePort)],
+      { timeoutMs: 120_000 });
+    const parsed = parseRetrieveOutput(result.stderr + result.stdout);
+    assert.equal(parsed.final.status, 0x0000, parsed.output);
+    assert.deepEqual(parsed.pending.map((p) => p.remaining), [3, 2, 1]);
+    assert.equal(parsed.final.completed, evicted.length);
+    await assertDelivered(out, evicted);
+  });
+});
+
+describe('DIMSE retrieve when the archive stalls or fails (the Azure DICOM double)', { timeout: 300_000 }, () => {
+  let dir: string;
+  let azure: AzureDicomDouble;
+  let dest: StorescpPeer;
+  let w: WebAppliance;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-dimse-cloud-azure-'));
+    azure = await AzureDicomDouble.start();
+    dest = await startStorescp({ dir: join(dir, 'dest'), aet: 'DEST' });
+    w = await startWebAppliance({
+      settings: {
+        aeTitle: AE,
+        peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port }],
+        destinations: [{ name: 'azure', baseUrl: azure.baseUrl, archive: true, retryBaseMs: 50, retryCapMs: 500 }],
+      },
+    });
+  });
+  after(async () => {
+    await w?.stop();
+    await dest?.stop();
+    await azure?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const seed = (instances: readonly GeneratedInstance[]) => instances.forEach((i) => azure.seedInstance(i.buffer));
+  const arrivedOf = async (instances: readonly GeneratedInstance[]) => {
+    const files = await received(dest.dir);
+    return instances.filter((i) => files.has(i.sopInstanceUid)).length;
+  };
+
+  test('C-MOVE sends each instance on as it arrives: the first ones reach storescp while the archive holds back the rest', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'STREAMED', ...small });
+    seed(study);
+    let release!: () => void;
+    await azure.setFault({ kind: 'hold-retrieve', afterParts: 3, until: new Promise<void>((resolve) => (release = resolve)), times: 1 });
+    const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study[0]!.studyUid}`]);
+    try {
+      // The archive has sent three instances and waits: at least the two whose end it has seen are at the destination.
+      await waitFor(async () => (await arrivedOf(study)) >= 2, () => `${dest.log()}`, 60_000);
+      assert.ok((await arrivedOf(study)) < study.length, 'the rest is still held by the archive');
+    } finally {
+      release();
+    }
+    const result = await moving;
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual(result.pending.map((p) => p.remaining), [5, 4, 3, 2, 1]);
+    assert.equal(result.final.completed, study.length);
+    await assertDelivered(dest.dir, study.map((i) => ({ ...i, buffer: Buffer.concat([Buffer.alloc(128), i.buffer.subarray(128)]) })));
+  });
+
+  test('a fetch cut mid-study: what arrived is delivered, the rest fails with 0xB000 and its UIDs listed', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 4, patientId: 'CUT-MOVE', ...small });
+    seed(study);
+    await azure.setFault({ kind: 'cut-retrieve', afterParts: 2, times: 1 });
+    const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study[0]!.studyUid}`]);
+    assert.equal(result.final.status, 0xb000, result.output);
+    assert.deepEqual([result.final.completed, result.final.failed], [2, 2]);
+    const delivered = new Set((await received(dest.dir)).keys());
+    const missing = study.filter((i) => !delivered.has(i.sopInstanceUid)).map((i) => i.sopInstanceUid);
+    assert.equal(missing.length, 2);
+    assert.deepEqual([...result.failedUids].sort(), missing.sort(), 'FailedSOPInstanceUIDList names the ones not delivered');
+  });
+
+  test('the archive gone once the study is listed: every sub-operation fails, 0xA702 with every UID', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'ARCHIVE-GONE', ...small });
+    seed(study);
+    // Listed by an IMAGE-level C-FIND, so the retrieve has its count without asking the archive again.
+    assert.equal((await findscu(w, '-S', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${study[0]!.studyUid}`, 'SOPInstanceUID'])).responses.length, 3);
+    await azure.setFault({ kind: 'down', mode: 'reset' });
+    try {
+      const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study[0]!.studyUid}`]);
+      assert.equal(result.final.status, 0xa702, result.output);
+      assert.deepEqual([result.final.completed, result.final.failed], [0, 3]);
+      assert.deepEqual([...result.failedUids].sort(), study.map((i) => i.sopInstanceUid).sort());
+
+      // A study the index has never heard of cannot be counted without the archive: 0xA701.
+      const unknown = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID=1.2.826.0.1.3680043.10.99']);
+      assert.equal(unknown.final.status, 0xa701, unknown.output);
+    } finally {
+      await azure.setFault(undefined);
+    }
+  });
+});
+
+describe('C-FIND with the archive offline or slow', { timeout: 180_000 }, () => {
+  let dir: string;
+  let silent: LoopbackServer;
+  let w: WebAppliance;
+  const here = makeStudy({ series: 1, instancesPerSeries: 1, patientId: 'OFFLINE-FIND', ...small });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-dimse-cloud-offline-'));
+    silent = await listenLoopback(() => new Promise<void>(() => undefined));
+    w = await startWebAppliance({ settings: { aeTitle: AE } });
+    await send(w, dir, here);
+  });
+  after(async () => {
+    await w?.stop();
+    await silent?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('local results come back within the time limit, and the missing archive part is logged with the peer and reason', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}/v2`;
+    for (const [baseUrl, reason] of [[closed, 'offline'], [`${silent.origin}/v2`, 'timeout']] as const) {
+      const settings = (await (await w.api('/api/settings')).json()) as Record<string, any>;
+      settings.destinations = [{ name: 'archive', baseUrl, archive: true }];
+      settings.cloud = { ...settings.cloud, federation: { enabled: true, timeoutMs: 1000 } };
+      const put = await w.api('/api/settings', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(settings) });
+      assert.equal(put.status, 200, await put.text());
+      const started = Date.now();
+      const { responses, final } = await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID=OFFLINE-FIND']);
+      const elapsed = Date.now() - started;
+      assert.equal(final, 'Success');
+      assert.deepEqual(responses.map((r) => [r.StudyInstanceUID, r.InstanceAvailability]), [[here[0]!.studyUid, 'ONLINE']]);
+      assert.ok(elapsed < 1000 + 10_000, `answered in ${elapsed} ms with a 1000 ms limit`);
+      const line = (await waitFor(async () => (await logLines(w)).find((l) => l.event === 'c-find-archive-missing' && l.reason === reason),
+        () => `no c-find-archive-missing line with reason ${reason}`))!;
+      assert.equal(line.level, 40, 'a warning');
+      assert.match(String(line.peer), /^127\.0\.0\.1:\d+$/);
+      assert.equal(line.callingAe, 'FINDSCU');
+    }
+    // The query level has a field of its own: pino's `level` stays the log level.
+    const find = (await logLines(w)).find((l) => l.event === 'c-find');
+    assert.deepEqual([find?.level, find?.queryLevel], [30, 'STUDY']);
+  });
+});

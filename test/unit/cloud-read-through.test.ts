@@ -1,0 +1,174 @@
+// Read-through retrieve (cloud/read-through.ts) against the Azure DICOM double, which counts the requests it
+// gets and can die mid-retrieve: one upstream fetch shared by concurrent readers, instances handed out as
+// they commit, a cut fetch that leaves only whole instances and is completed by the next read, and nothing
+// ever sent back. Real peers (Orthanc) are in test/integration/cloud-read-through.test.ts.
+import { indexDb } from '../support/index-db.js';
+import assert from 'node:assert/strict';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import pino from 'pino';
+import { ArchiveReader, ArchiveReadError } from '../../main/core/cloud/archive-reader.js';
+import { ReadThrough, type InstanceLocation } from '../../main/core/cloud/read-through.js';
+import { createAuthProvider } from '../../main/core/forward/auth.js';
+import { Archive } from '../../main/core/store/archive.js';
+import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { makeStudy, type GeneratedInstance } from '../support/study.js';
+
+const silent = pino({ level: 'silent' });
+const small = { rows: 8, columns: 8 } as const;
+
+/** The double sanitizes the preamble (as the Azure DICOM service does); everything after it is as stored. */
+const afterPreamble = (bytes: Buffer) => bytes.subarray(128);
+
+async function collect(instances: AsyncIterable<InstanceLocation>): Promise<InstanceLocation[]> {
+  const out: InstanceLocation[] = [];
+  for await (const instance of instances) out.push(instance);
+  return out;
+}
+
+describe('read-through retrieve from the archive', () => {
+  let azure: AzureDicomDouble;
+  let reader: ArchiveReader;
+  let dir: string;
+  let archive: Archive;
+  let readThrough: ReadThrough;
+  let study: GeneratedInstance[];
+
+  const retrieves = () => azure.requestsOf('retrieve');
+  const outboxRows = () => (indexDb(archive).prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n;
+  const tempFiles = async () => (await Promise.all(archive.paths.tempShards.map((d) => readdir(d)))).flat();
+  const localUids = () => new Set(readThrough.known({ studyUid: study[0]!.studyUid }).filter((i) => i.local).map((i) => i.sopInstanceUid));
+
+  before(async () => {
+    azure = await AzureDicomDouble.start();
+    reader = new ArchiveReader({ baseUrl: azure.baseUrl, auth: createAuthProvider({ kind: 'none' }), name: 'azure' });
+  });
+  after(async () => {
+    await reader?.close();
+    await azure?.stop();
+  });
+  beforeEach(async () => {
+    azure.reset();
+    await azure.clearFault();
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-read-through-'));
+    ({ archive } = await Archive.open({ dataDir: dir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger: silent, route: () => ['azure'] }));
+    readThrough = new ReadThrough({ archive, reader: () => reader, logger: silent });
+    study = makeStudy({ series: 2, instancesPerSeries: 3, patientId: 'CLOUD-ONLY', ...small });
+    for (const instance of study) azure.seedInstance(instance.buffer);
+  });
+  afterEach(async () => {
+    await readThrough.close();
+    await archive.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a study only in the archive: listed as cloud rows, fetched in one request, each instance handed out once committed, never queued', async () => {
+    const studyUid = study[0]!.studyUid;
+    assert.equal(readThrough.needsArchive({ studyUid }), true);
+    const seen: InstanceLocation[] = [];
+    for await (const instance of readThrough.retrieve({ studyUid })) {
+      // Handed out only once committed: its file is complete and the index says it is here.
+      const original = study.find((i) => i.sopInstanceUid === instance.sopInstanceUid)!;
+      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)));
+      assert.equal(instance.local, true);
+      seen.push(instance);
+    }
+    assert.deepEqual(seen.map((i) => i.sopInstanceUid).sort(), study.map((i) => i.sopInstanceUid).sort());
+    assert.deepEqual(azure.requests.map((r) => r.kind), ['search', 'retrieve'], 'one listing, one retrieve of the whole study');
+    assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
+    assert.equal(azure.storeRequests().length, 0, 'the archive received no STOW');
+    assert.equal(readThrough.needsArchive({ studyUid }), false);
+    const [match] = archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: studyUid } });
+    assert.equal(match?.InstanceAvailability, 'ONLINE');
+
+    // A later read of what is here now is answered from here.
+    const again = await collect(readThrough.retrieve({ studyUid }));
+    assert.equal(again.length, study.length);
+    assert.equal(azure.requests.length, 2, 'no further upstream request');
+  });
+
+  test('five concurrent reads of one study, and a series and an instance inside it, share one upstream fetch', async () => {
+    const studyUid = study[0]!.studyUid;
+    const [first] = study;
+    const readers = [
+      ...Array.from({ length: 5 }, () => collect(readThrough.retrieve({ studyUid }))),
+      collect(readThrough.retrieve({ studyUid, seriesUid: first!.seriesUid })),
+      readThrough.instance({ studyUid, seriesUid: first!.seriesUid, sopInstanceUid: first!.sopInstanceUid }).then((i) => (i ? [i] : [])),
+    ];
+    const results = await Promise.all(readers);
+    for (const result of results.slice(0, 5)) assert.deepEqual(result.map((i) => i.sopInstanceUid).sort(), study.map((i) => i.sopInstanceUid).sort());
+    assert.deepEqual(results[5]!.map((i) => i.sopInstanceUid).sort(), study.filter((i) => i.seriesUid === first!.seriesUid).map((i) => i.sopInstanceUid).sort());
+    assert.deepEqual(results[6]!.map((i) => i.sopInstanceUid), [first!.sopInstanceUid]);
+    assert.equal(retrieves().length, 1, 'one WADO-RS retrieve upstream');
+    assert.equal(azure.requestsOf('search').length, 1, 'one listing upstream');
+    assert.equal(outboxRows(), 0);
+  });
+
+  test('an upstream cut mid-fetch leaves only whole, indexed instances; the next read fetches just the missing ones', async () => {
+    const studyUid = study[0]!.studyUid;
+    await azure.setFault({ kind: 'cut-retrieve', afterParts: 2, times: 1 });
+    const delivered: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const instance of readThrough.retrieve({ studyUid })) delivered.push(instance.sopInstanceUid);
+      })(),
+      (error: unknown) => error instanceof ArchiveReadError && error.kind === 'offline',
+    );
+    assert.equal(delivered.length, 2, 'the two whole instances before the cut were handed out');
+    assert.deepEqual(localUids(), new Set(delivered));
+    assert.deepEqual(await tempFiles(), [], 'no partial file left behind');
+    const onDisk = await readdir(join(archive.paths.root, studyUid), { recursive: true });
+    assert.equal(onDisk.filter((name) => String(name).endsWith('.dcm')).length, 2, 'only the whole instances are on disk');
+    const [partial] = archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: studyUid } });
+    assert.equal(partial?.InstanceAvailability, 'NEARLINE');
+
+    const before = retrieves().length;
+    const rest = await collect(readThrough.retrieve({ studyUid }));
+    assert.deepEqual(rest.map((i) => i.sopInstanceUid).sort(), study.map((i) => i.sopInstanceUid).sort(), 'the whole study, local ones first');
+    const fetched = retrieves().slice(before);
+    assert.equal(fetched.length, study.length - 2, 'one instance-level request per missing instance');
+    assert.ok(fetched.every((r) => /\/instances\/[0-9.]+$/.test(r.path)), 'instance-level requests only');
+    assert.deepEqual(new Set(fetched.map((r) => r.path.split('/').at(-1))), new Set(study.map((i) => i.sopInstanceUid).filter((uid) => !delivered.includes(uid))));
+    assert.equal(localUids().size, study.length);
+    assert.equal(outboxRows(), 0);
+    assert.equal(azure.storeRequests().length, 0);
+  });
+
+  test('an evicted instance is fetched again by itself; local instances are not fetched', async () => {
+    const studyUid = study[0]!.studyUid;
+    for (const instance of study) await archive.ingest(Readable.from([instance.buffer]), { callingAe: 'MODALITY', peer: 'test' });
+    archive.cloud.markInCloud(study.map((i) => i.sopInstanceUid));
+    const gone = study[4]!;
+    assert.ok((await archive.evictInstance(gone.sopInstanceUid)) > 0);
+    assert.equal(readThrough.needsArchive({ studyUid, seriesUid: study[0]!.seriesUid }), false, 'its other series is all here');
+    const all = await collect(readThrough.retrieve({ studyUid }));
+    assert.equal(all.length, study.length);
+    assert.deepEqual(azure.requests.map((r) => [r.kind, r.path.split('/').at(-1)]), [['retrieve', gone.sopInstanceUid]], 'no listing: the index knows the study');
+    assert.equal(azure.storeRequests().length, 0);
+  });
+
+  test('a study neither here nor in the archive ends empty; without an archive nothing is asked', async () => {
+    assert.deepEqual(await collect(readThrough.retrieve({ studyUid: '1.2.826.0.1.999.1' })), []);
+    assert.deepEqual(azure.requests.map((r) => r.kind), ['search']);
+    const offline = new ReadThrough({ archive, reader: () => undefined, logger: silent });
+    assert.equal(offline.needsArchive({ studyUid: study[0]!.studyUid }), false);
+    assert.deepEqual(await collect(offline.retrieve({ studyUid: study[0]!.studyUid })), []);
+    assert.equal(azure.requests.length, 1);
+  });
+
+  test('an archive that cannot be reached: the read fails as offline and leaves nothing behind', async () => {
+    await azure.setFault({ kind: 'down', mode: 'refuse' });
+    try {
+      await assert.rejects(collect(readThrough.retrieve({ studyUid: study[0]!.studyUid })),
+        (error: unknown) => error instanceof ArchiveReadError && error.kind === 'offline');
+    } finally {
+      await azure.clearFault();
+    }
+    assert.equal(readThrough.known({ studyUid: study[0]!.studyUid }).length, 0);
+    assert.deepEqual(await tempFiles(), []);
+  });
+});
