@@ -7,7 +7,7 @@
  *  - C-MOVE from the cloud of that study to DCMTK storescp: time to the first instance at the destination and in
  *    all, beside Orthanc's own C-MOVE of the study to the same storescp;
  *  - federated QIDO: the appliance's p50 over the cloud's own p50, and the answer time with the cloud offline;
- * *  - peak RSS of the appliance while it streams a 2 GB cloud instance through (from a streaming archive:
+ *  - peak RSS of the appliance while it streams a 2 GB cloud instance through (from a streaming archive:
  *    Orthanc cannot serve an instance that size over WADO-RS).
  * Every appliance runs in its own process with a fresh data dir; reads alternate between the two servers.
  * BENCH_CACHE_ROUNDS (default 3) sets the rounds of cold/warm reads; BENCH_CACHE_HUGE=0 skips the 2 GB instance.
