@@ -18,6 +18,7 @@ export const studyPinParamsSchema = z.object({
 
 /** Where a study's instances are: all here, only in the archive, or here and in the archive. */
 export const STUDY_LOCATIONS = ['local', 'cloud', 'both'] as const;
+export type StudyLocation = (typeof STUDY_LOCATIONS)[number];
 
 /** A study's pin ("keep local": never evicted) after POST or DELETE …/pin. */
 export const studyPinSchema = z.object({
