@@ -116,9 +116,10 @@ export function studyView(context: AppContext, studyUid: string): View {
     const where = locationLabel(place?.location, context.store.archive);
     locationPill.className = `pill loc ${where.label}`;
     locationPill.dataset.location = place?.location ?? '';
-    locationPill.textContent = place && place.location !== 'local' && place.location !== null
-      ? `${where.text} · ${place.numLocalInstances}/${place.numInstances} here` : where.text;
-    retrieveButton.hidden = !place || place.location === 'local' || place.location === null;
+    // Something is still only in the archive: how much of it is here (a retrieve's progress).
+    const missing = place !== undefined && place.location !== null && place.numLocalInstances < place.numInstances;
+    locationPill.textContent = missing && place ? `${where.text} · ${place.numLocalInstances}/${place.numInstances} here` : where.text;
+    retrieveButton.hidden = !missing;
     retrieveButton.disabled = context.store.archive === 'offline';
     retrieveButton.title = retrieveButton.disabled ? 'The archive is offline' : 'Fetch every image of the study from the archive';
     pinBox.checked = place?.pinned ?? false;
