@@ -5,7 +5,7 @@ import type { Failure } from '../../../main/core/contract/api/sync';
 import type { PrefetchList } from '../../../main/core/contract/cloud';
 import { getFailures, getOutboxSummary, getPrefetch, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure } from '../api';
 import { h, toast } from '../dom';
-import { bytes, clock, duration, personName } from '../format';
+import { bytes, clock, dicomDate, duration, personName } from '../format';
 import { drawSparkline } from '../sparkline';
 
 const STATE_TEXT: Record<DestinationState, string> = {
@@ -115,7 +115,7 @@ export function syncView(context: AppContext): View {
     prefetchBody.replaceChildren(...list.jobs.map((job) => h('tr', { dataset: { study: job.studyUid, state: job.state } },
       h('td', h('span.pill', { class: PREFETCH_PILL[job.state] }, job.state)),
       h('td', h('a', { href: `#/study/${job.studyUid}` }, personName(job.patientName) || job.studyUid)),
-      h('td', [job.studyDate, job.studyDescription || job.modalities.join(' ')].filter(Boolean).join(' · ')),
+      h('td', [dicomDate(job.studyDate), job.studyDescription || job.modalities.join(' ')].filter(Boolean).join(' · ')),
       h('td', job.state === 'done' ? `${job.numLocalInstances} images` : `${job.instancesFetched} of ${job.numInstances || '?'}`),
       h('td.reason', job.state === 'failed' ? job.lastError ?? 'failed' : ''))));
   }
