@@ -20,7 +20,7 @@ const COLUMNS: { key: SortKey; label: string; className: string }[] = [
   { key: 'sync', label: 'Cloud sync', className: 'c-sync' },
 ];
 
-/** Positions in displayCells(): one per column, then the sync pill's class, the bar's width, the UID and the location pill's class. */
+/** Positions in displayCells(): one per column, then the sync pill's class, the bar's width, the UID and the location badge's class. */
 const LOCATION = COLUMNS.length - 2;
 const SYNC = COLUMNS.length - 1;
 const SYNC_CLASS = COLUMNS.length;
@@ -58,7 +58,7 @@ function displayCells(study: StudyRow, configured: boolean, archive: ArchiveStat
     `pill ${sync.label}`,
     `${Math.round(sync.progress * 100)}%`,
     study.uid,
-    `pill loc ${location.label}`,
+    `where ${location.label}`,
   ];
   cellCache.set(study, { cells, sync: study.sync, sizeBytes: study.sizeBytes, configured, location: where });
   return cells;
@@ -132,7 +132,7 @@ export function studiesView(context: AppContext): View {
       for (const col of COLUMNS) row.append(h('span.cell', { class: col.className }));
       const sync = row.lastElementChild!;
       sync.append(h('span.pill'), h('span.bar', h('span.fill')));
-      sync.previousElementSibling!.append(h('span.pill.loc'));
+      sync.previousElementSibling!.append(h('span.where'));
       return row;
     },
     renderRow: (row, study) => {
@@ -150,7 +150,7 @@ export function studiesView(context: AppContext): View {
       if (shown[LOCATION] !== cells[LOCATION]) where.textContent = cells[LOCATION]!;
       if (shown[LOCATION_CLASS] !== cells[LOCATION_CLASS]) {
         where.className = cells[LOCATION_CLASS]!;
-        row.dataset.location = cells[LOCATION_CLASS]!.slice('pill loc '.length);
+        row.dataset.location = cells[LOCATION_CLASS]!.slice('where '.length);
       }
       const pill = el[SYNC]!.firstElementChild as HTMLElement;
       const bar = pill.nextElementSibling as HTMLElement;

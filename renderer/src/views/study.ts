@@ -35,7 +35,7 @@ export function studyView(context: AppContext, studyUid: string): View {
   const pinBox = h('input', { type: 'checkbox', 'aria-label': 'Keep local' });
   pinBox.addEventListener('change', () => void setPinned(pinBox.checked));
   const pinToggle = h('label.toggle', { title: 'Never evict this study to make room' }, pinBox, 'Keep local');
-  const locationPill = h('span.pill.loc', { id: 'study-location' });
+  const locationPill = h('span.where', { id: 'study-location' });
   let place: Pick<StudySyncDetail, 'location' | 'numInstances' | 'numLocalInstances' | 'pinned'> | undefined;
   actions.append(retrieveButton, pinToggle, retryButton, resendButton, deleteButton);
 
@@ -114,7 +114,7 @@ export function studyView(context: AppContext, studyUid: string): View {
     deleteButton.disabled = !sync || sync.total === 0 || c!.delivered < sync.total;
     deleteButton.title = deleteButton.disabled ? 'Available once every image has been delivered' : '';
     const where = locationLabel(place?.location, context.store.archive);
-    locationPill.className = `pill loc ${where.label}`;
+    locationPill.className = `where ${where.label}`;
     locationPill.dataset.location = place?.location ?? '';
     // Something is still only in the archive: how much of it is here (a retrieve's progress).
     const missing = place !== undefined && place.location !== null && place.numLocalInstances < place.numInstances;
