@@ -22,6 +22,11 @@ import { registerPeersApi } from './web/peers-api.js';
 import { fileSecretBox, sealSettingsSecrets, type SecretBox } from './forward/secrets.js';
 import { ForwardService, type ForwardServiceOptions } from './forward/service.js';
 
+// What the desktop shell needs of the rooms, handed to it here so that it imports only the composition root.
+export type { DestinationState } from './forward/control.js';
+export { KeySecretBox, type SecretBox } from './forward/secrets.js';
+export type { ArchiveEvents } from './store/events.js';
+
 /** Values given on the command line (or by the Electron shell); they win over the settings file. */
 export type ApplianceOverrides = SettingsOverrides;
 

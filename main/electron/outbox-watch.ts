@@ -3,9 +3,7 @@
  * destination, read from the index, plus destination states from the forward events) and permanent
  * failures to notify about, batched per study so a failing study of 500 instances is one notification.
  */
-import type { Appliance } from '../core/appliance.js';
-import type { DestinationState } from '../core/forward/control.js';
-import type { ArchiveEvents } from '../core/store/events.js';
+import type { Appliance, ArchiveEvents, DestinationState } from '../core/appliance.js';
 import type { DestinationSummary, TraySummaryInput } from './tray-state.js';
 
 export function readTraySummary(

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KeySecretBox, type SecretBox } from '../core/forward/secrets.js';
+import { KeySecretBox, type SecretBox } from '../core/appliance.js';
 
 export interface SafeStorageLike {
   isEncryptionAvailable(): boolean;

@@ -1,6 +1,6 @@
 /** The tray's colour and tooltip from the outbox summary: a technician sees at a glance whether today's work reached the cloud. */
 import type { OutboxState } from '../core/contract/outbox-states.js';
-import type { DestinationState } from '../core/forward/control.js';
+import type { DestinationState } from '../core/appliance.js';
 
 export type TrayColour = 'green' | 'amber' | 'red';
 

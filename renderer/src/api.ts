@@ -141,7 +141,8 @@ async function exchange<K extends ApiRoute>(route: K, call: Call = {}): Promise<
     headers: { Accept: 'application/json', ...(sendsBody ? { 'Content-Type': 'application/json' } : {}), ...call.headers },
     body: sendsBody ? JSON.stringify(call.body ?? {}) : undefined,
   });
-  const schema = (API_ROUTES[route].response as Partial<Record<number, z.ZodType>>)[200];
+  const answers = API_ROUTES[route].response as Partial<Record<number, z.ZodType>>;
+  const schema = answers[response.status] ?? answers[200];
   if (!schema) throw new Error(`${route} has no JSON answer in the contract`);
   return { answer: schema.parse(await response.json()) as ApiAnswer<K>, response };
 }
@@ -169,6 +170,11 @@ export async function getStudiesSync(studyUids: string[]): Promise<ApiAnswer<'GE
 export const getStudySyncDetail = (studyUid: string, limit = 1000, offset = 0) =>
   api('GET /api/studies/:study/sync', { params: { study: studyUid }, query: { limit, offset } });
 export const getFailures = (limit = 200) => api('GET /api/failures', { query: { limit } });
+
+export const retrieveStudy = (study: string) => api('POST /api/studies/:study/retrieve', { params: { study } });
+export const pinStudy = (study: string) => api('POST /api/studies/:study/pin', { params: { study } });
+export const unpinStudy = (study: string) => api('DELETE /api/studies/:study/pin', { params: { study } });
+export const getPrefetch = (limit = 50) => api('GET /api/prefetch', { query: { limit } });
 
 export const retryStudy = (study: string) => api('POST /api/studies/:study/retry', { params: { study } });
 export const overwriteStudy = (study: string) => api('POST /api/studies/:study/overwrite', { params: { study } });

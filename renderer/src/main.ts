@@ -89,6 +89,7 @@ subscribeEvents(
       if (event.data.state === 'delivered') recordDelivery(event.data.destination, event.data.studyUid, event.data.sopInstanceUids.length);
     }
     if (event.type === 'outbox-changed' || event.type === 'destination-status') scheduleSummary();
+    if (event.type === 'destination-status') scheduleInfo();
     current?.onEvent?.(event);
   },
   (connected) => {
@@ -118,6 +119,11 @@ function scheduleInfo(): void {
 async function loadInfo(): Promise<void> {
   try {
     const info = await getInfo();
+    const archive = info.archive === null ? 'none' : info.archive.state === 'offline' ? 'offline' : info.archive.state === 'online' ? 'online' : 'unknown';
+    if (archive !== store.archive) {
+      store.archive = archive;
+      store.notify();
+    }
     footerInfo.textContent = [`${info.aeTitle} · port ${info.ports.dimse}`, `${bytes(info.storage.usedBytes)} stored`,
       `v${session.appVersion || info.version}`].join(' · ');
   } catch {

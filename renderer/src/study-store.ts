@@ -3,9 +3,23 @@
  * live events. Views subscribe and re-filter; nothing here touches the DOM.
  */
 import type { StudySync } from '../../main/core/contract/api/sync';
+import type { StudyLocation } from '../../main/core/contract/cloud';
 import { TAG, type DicomJson } from '../../main/core/contract/dicom-json';
 import { OUTBOX_STATES, type OutboxState } from '../../main/core/contract/outbox-states';
 import { getStudiesSync, queryStudies } from './api';
+
+/** The archive destination as /api/info reports it: 'offline' when forwarding found it unreachable. */
+export type ArchiveState = 'none' | 'online' | 'offline' | 'unknown';
+
+/** The location cell's text and pill class: the archive's state matters only for what is not (all) here. */
+export function locationLabel(location: StudyLocation | null | undefined, archive: ArchiveState): { text: string; label: string } {
+  if (location === undefined || location === null) return { text: '', label: 'none' };
+  if (location === 'local') return { text: 'local', label: 'local' };
+  if (archive === 'offline') return location === 'cloud'
+    ? { text: 'in the cloud — archive offline', label: 'cloud-offline' }
+    : { text: 'local + cloud — archive offline', label: 'both-offline' };
+  return location === 'cloud' ? { text: 'cloud', label: 'cloud' } : { text: 'local + cloud', label: 'both' };
+}
 import { num, personName, str, strings } from './format';
 
 export interface StudyRow {
@@ -24,6 +38,11 @@ export interface StudyRow {
   numInstances: number;
   sizeBytes?: number;
   sync?: StudyProgress;
+  /** Where the study is, as the index says (GET /api/sync); undefined until read, null when the index does not know it. */
+  location?: StudyLocation | null;
+  /** Instances held here, of numInstances known. */
+  numLocalInstances?: number;
+  pinned?: boolean;
   /** Lower-cased name, ID and accession for the search box. */
   haystack: string;
 }
@@ -89,7 +108,7 @@ export interface StudyFilter {
   sync: '' | SyncLabel;
 }
 
-export type SortKey = 'patientName' | 'patientId' | 'birthDate' | 'studyDate' | 'modalities' | 'description' | 'accession' | 'numSeries' | 'numInstances' | 'sizeBytes' | 'sync';
+export type SortKey = 'patientName' | 'patientId' | 'birthDate' | 'studyDate' | 'modalities' | 'description' | 'accession' | 'numSeries' | 'numInstances' | 'sizeBytes' | 'location' | 'sync';
 
 export function filterStudies(rows: readonly StudyRow[], filter: StudyFilter, configured: boolean): StudyRow[] {
   const words = filter.text.toLowerCase().split(/[\s^,]+/).filter(Boolean);
@@ -118,6 +137,7 @@ export function sortStudies(rows: StudyRow[], key: SortKey, descending: boolean,
       case 'modalities': return row.modalities.join(',');
       case 'sync': return SYNC_ORDER[syncLabel(row.sync, configured).label];
       case 'sizeBytes': return row.sizeBytes ?? -1;
+      case 'location': return row.location ?? '';
       default: return row[key];
     }
   };
@@ -137,6 +157,9 @@ export function sortStudies(rows: StudyRow[], key: SortKey, descending: boolean,
 export class StudyStore {
   readonly rows = new Map<string, StudyRow>();
   configured = false;
+  /** Whether the list's QIDO searches ask the archive too (includecloud); off: the index alone answers. */
+  includeCloud = typeof localStorage !== 'undefined' && localStorage.getItem('dicom-edge-include-cloud') === 'true';
+  archive: ArchiveState = 'none';
   loaded = false;
   error = '';
   private readonly listeners = new Set<() => void>();
@@ -159,16 +182,20 @@ export class StudyStore {
   }
 
   async load(): Promise<void> {
+    const seen = new Set<string>();
     try {
       const page = 5000;
       for (let offset = 0; offset < 200_000; offset += page) {
-        const batch = await queryStudies({}, page, offset);
+        const batch = await queryStudies(this.cloudKey(), page, offset);
         for (const ds of batch) {
           const row = toRow(ds);
-          if (row.uid) this.rows.set(row.uid, { ...row, sync: this.rows.get(row.uid)?.sync });
+          seen.add(row.uid);
+          if (row.uid) this.rows.set(row.uid, { ...this.rows.get(row.uid), ...row });
         }
         if (batch.length < page) break;
       }
+      // A reload with the archive left out drops the archive's studies the index does not hold.
+      for (const uid of this.rows.keys()) if (!seen.has(uid)) this.rows.delete(uid);
       this.loaded = true;
       this.error = '';
     } catch (error) {
@@ -190,9 +217,13 @@ export class StudyStore {
         const row = this.rows.get(sync.studyUid);
         if (!row) continue;
         const progress = progressOf(sync);
-        if (JSON.stringify(row.sync) !== JSON.stringify(progress) || row.sizeBytes !== sync.sizeBytes) changed = true;
+        if (JSON.stringify(row.sync) !== JSON.stringify(progress) || row.sizeBytes !== sync.sizeBytes || row.location !== sync.location
+          || row.numLocalInstances !== sync.numLocalInstances || row.pinned !== sync.pinned) changed = true;
         row.sync = progress;
         row.sizeBytes = sync.sizeBytes;
+        row.location = sync.location;
+        row.numLocalInstances = sync.numLocalInstances;
+        row.pinned = sync.pinned;
       }
     } catch {
       /* sync state is optional (no forward service yet): the list still works */
@@ -211,13 +242,13 @@ export class StudyStore {
     const uids = [...this.dirtyStudies];
     this.dirtyStudies.clear();
     try {
-      const found = await queryStudies({ StudyInstanceUID: uids.join('\\') }, uids.length + 1);
+      const found = await queryStudies({ StudyInstanceUID: uids.join('\\'), ...this.cloudKey() }, uids.length + 1);
       const seen = new Set<string>();
       for (const ds of found) {
         const row = toRow(ds);
         seen.add(row.uid);
         const old = this.rows.get(row.uid);
-        this.rows.set(row.uid, { ...row, sync: old?.sync, sizeBytes: old?.sizeBytes });
+        this.rows.set(row.uid, { ...old, ...row });
       }
       for (const uid of uids) if (!seen.has(uid)) this.rows.delete(uid);
       await this.loadSync(uids);
@@ -236,6 +267,11 @@ export class StudyStore {
       await this.loadSync(uids);
       this.changed();
     }, 400);
+  }
+
+  /** The QIDO parameter that includes or leaves out the archive. */
+  private cloudKey(): Record<string, string> {
+    return { includecloud: this.includeCloud ? 'true' : 'false' };
   }
 
   removed(uid: string): void {

@@ -35,8 +35,8 @@ export interface UiSession {
 }
 
 /** A headless appliance and a Chromium page logged in through the token URL (which sets the session cookie). */
-export async function startUiSession(options: { viewport?: { width: number; height: number } } = {}): Promise<UiSession> {
-  const appliance = await startWebAppliance();
+export async function startUiSession(options: { viewport?: { width: number; height: number }; appliance?: Parameters<typeof startWebAppliance>[0] } = {}): Promise<UiSession> {
+  const appliance = await startWebAppliance(options.appliance);
   let browser: Browser | undefined;
   try {
     browser = await launchChromium();

@@ -101,7 +101,8 @@ describe('/api and its wire contract', { timeout: 120_000 }, () => {
       return written;
     };
     await put([
-      { name: 'cloud', baseUrl: azure.baseUrl, retryBaseMs: 50, retryCapMs: 400 },
+      // The archive too: the study's retrieve answers that it is all here already.
+      { name: 'cloud', baseUrl: azure.baseUrl, retryBaseMs: 50, retryCapMs: 400, archive: true },
       { name: 'signin', baseUrl: azure.baseUrl, enabled: false,
         auth: { kind: 'entra-device-code', tenantId: entra.tenantId, clientId: 'edge-technician', authority: entra.authority } },
     ]);
@@ -145,6 +146,7 @@ describe('/api and its wire contract', { timeout: 120_000 }, () => {
       'POST /api/studies/:study/pin': () => call(`/api/studies/${studyUid}/pin`, { method: 'POST', body: {} }),
       'DELETE /api/studies/:study/pin': () => call(`/api/studies/${studyUid}/pin`, { method: 'DELETE' }),
       'GET /api/prefetch': () => call('/api/prefetch?limit=10'),
+      'POST /api/studies/:study/retrieve': () => call(`/api/studies/${studyUid}/retrieve`, { method: 'POST', body: {} }),
       'GET /api/events': async () => ({ status: 200, body: undefined }),
       'GET /api/session': () => call('/api/session'),
     };

@@ -1,20 +1,24 @@
 /**
- * GET requests to the archive destination with forwarding's authentication (forward/auth.ts) and HTTP
- * client (forward/stow-client.ts): an expired token is refreshed once on 401, every failure is an
- * ArchiveReadError, and a time limit covers the request up to its answer's headers (callers that read the
- * whole body extend it over the body with the same Deadline).
+ * GET requests to the archive destination with forwarding's authentication (forward/auth.ts): an expired
+ * token is refreshed once on 401, every failure is an ArchiveReadError, and a time limit covers the request
+ * up to its answer's headers (callers that read the whole body extend it over the body with the same Deadline).
+ *
+ * Answers are read with node:http, not undici: undici 7's HTTP/1 parser, paused while a slow consumer (the
+ * disk, a C-MOVE destination) lags behind, throws an uncatchable assertion when the archive closes the
+ * connection at that moment (nodejs/undici#5360, fixed only in undici 8, which needs Node 22), and that
+ * took the whole appliance down. node:http keeps what arrived and ends the body normally.
  */
-import { request, type Dispatcher } from 'undici';
+import { once } from 'node:events';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AuthProvider } from '../forward/auth.js';
-import { createDispatcher, trimBase } from '../forward/stow-client.js';
+import { trimBase } from '../forward/stow-client.js';
 import { ArchiveReadError, httpFailure, networkFailure, timedOut } from './archive-errors.js';
 
 export interface ArchiveClientOptions {
   /** The DICOMweb service root, e.g. https://x.dicom.azurehealthcareapis.com/v2 or …/v2/partitions/NAME. */
   baseUrl: string;
   auth: AuthProvider;
-  /** Defaults to forwarding's kind of pool, with `idleTimeoutMs` for headers and between body chunks. */
-  dispatcher?: Dispatcher;
   /** Longest silence while waiting for headers or body bytes; default 300 s (a destination's requestTimeoutMs). */
   idleTimeoutMs?: number;
   connections?: number;
@@ -55,25 +59,28 @@ export class Deadline {
   }
 }
 
+/** An answer's body: the response stream, with dump() to discard the rest and keep the connection. */
+export type ArchiveBody = IncomingMessage & { dump(): Promise<void> };
+
 export interface ArchiveResponse {
   url: string;
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  /** undici's body: a Readable, also with dump() to discard the rest. */
-  body: Dispatcher.ResponseData['body'];
+  body: ArchiveBody;
 }
 
 const MAX_PROBLEM_BYTES = 64 * 1024;
 
 export class ArchiveClient {
   readonly baseUrl: string;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  private readonly agent: HttpAgent;
+  private readonly idleTimeoutMs: number;
 
   constructor(private readonly options: ArchiveClientOptions) {
     this.baseUrl = trimBase(options.baseUrl);
-    this.ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher = options.dispatcher ?? createDispatcher({ connections: options.connections ?? 8, timeoutMs: options.idleTimeoutMs ?? 300_000 });
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+    const pool = { keepAlive: true, maxSockets: options.connections ?? 8 };
+    this.agent = new URL(this.baseUrl).protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
   }
 
   url(path: string, query?: URLSearchParams): string {
@@ -89,22 +96,23 @@ export class ArchiveClient {
     let refreshed = false;
     for (;;) {
       let authorization: string | undefined;
-      let response: Dispatcher.ResponseData;
+      let response: IncomingMessage;
       try {
         authorization = await this.options.auth.authorization(refreshed);
         const headers: Record<string, string> = { accept };
         if (authorization) headers.authorization = authorization;
-        response = await request(url, { dispatcher: this.dispatcher, method: 'GET', headers, signal: deadline.signal });
+        response = await this.send(url, headers, deadline.signal);
       } catch (error) {
         throw deadline.failure(error, what, url);
       }
+      const body = Object.assign(response, { dump: () => discard(response) });
       if (response.statusCode === 401 && !refreshed && authorization) {
         // The token may have expired since it was cached: one more try with a new one.
-        await response.body.dump().catch(() => undefined);
+        await body.dump().catch(() => undefined);
         refreshed = true;
         continue;
       }
-      return { url, status: response.statusCode, headers: response.headers, body: response.body };
+      return { url, status: response.statusCode ?? 0, headers: response.headers, body };
     }
   }
 
@@ -142,8 +150,29 @@ export class ArchiveClient {
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    this.agent.destroy();
   }
+
+  /** One GET; the socket's silence limit holds for the headers and between body chunks alike. */
+  private send(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const request = send(url, { method: 'GET', headers, agent: this.agent, signal }, resolve);
+      request.setTimeout(this.idleTimeoutMs, () => {
+        const silence = Object.assign(new Error(`no data from the archive for ${this.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' });
+        request.destroy(silence);
+      });
+      request.on('error', reject);
+      request.end();
+    });
+  }
+}
+
+/** Reads the rest of a body and throws it away, so its connection can serve the next request. */
+async function discard(response: IncomingMessage): Promise<void> {
+  if (response.readableEnded) return;
+  response.resume();
+  await once(response, 'end');
 }
 
 /** The first value of a response header. */

@@ -66,6 +66,9 @@ function describe(scope: InstanceScope): Record<string, string> {
   return ids;
 }
 
+/** Instances of one stream whose commits may be under way while the next ones are read. */
+const MAX_COMMITTING = 16;
+
 export class ReadThrough {
   private readonly locations: InstanceLocations;
   private readonly flights = new Map<string, Set<FetchFlight>>();
@@ -251,9 +254,18 @@ export class ReadThrough {
   private async streamInto(flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false): Promise<void> {
     const signal = flight.controller.signal;
     const archive = this.options.archive;
+    // An instance's commit waits for its fsyncs; the next part is read meanwhile, so one stream's instances
+    // share commits as concurrent senders' do, instead of paying one fsync round each in turn.
+    const committing: Array<Promise<{ error?: unknown }>> = [];
+    const settle = async (outcome: Promise<{ error?: unknown }>) => {
+      const { error } = await outcome;
+      if (error !== undefined) throw error;
+    };
     try {
       for await (const part of reader.retrieve(target, { signal })) {
         let upstreamFailure: unknown;
+        let bodyRead!: () => void;
+        const read = new Promise<void>((resolve) => (bodyRead = resolve));
         // The ingest reports a broken source as its own error; the archive's classified one is the cause.
         const body = (async function* watched() {
           try {
@@ -261,27 +273,36 @@ export class ReadThrough {
           } catch (error) {
             upstreamFailure = error;
             throw error;
+          } finally {
+            bodyRead();
           }
         })();
-        let sopInstanceUid: string;
-        try {
-          const result = await archive.ingest(body, {
-            callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud',
-            expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
-          });
-          sopInstanceUid = result.header.sopInstanceUid;
-        } catch (error) {
-          if (upstreamFailure !== undefined) throw upstreamFailure;
-          if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
-            this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
-            continue;
-          }
-          throw error;
-        }
-        const instance = this.locations.one(sopInstanceUid);
-        if (instance && within(flight.scope, instance)) flight.add(instance);
+        const outcome = archive.ingest(body, {
+          callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud',
+          expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
+        }).then(
+          (result): { error?: unknown } => {
+            const instance = this.locations.one(result.header.sopInstanceUid);
+            if (instance && within(flight.scope, instance)) flight.add(instance);
+            return {};
+          },
+          (error: unknown): { error?: unknown } => {
+            if (upstreamFailure !== undefined) return { error: upstreamFailure };
+            if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
+              this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
+              return {};
+            }
+            return { error };
+          },
+        );
+        committing.push(outcome);
+        await Promise.race([read, outcome]);
+        while (committing.length >= MAX_COMMITTING) await settle(committing.shift()!);
       }
+      while (committing.length > 0) await settle(committing.shift()!);
     } catch (error) {
+      // Whole instances already received still commit, so a cut fetch leaves them indexed, and nothing half.
+      await Promise.all(committing);
       if (oneOfMany && error instanceof ArchiveReadError && error.kind === 'not-found') {
         this.log.warn({ event: 'read-through-gone', ...describe(target), archive: reader.name }, 'the archive no longer has this instance');
         return;

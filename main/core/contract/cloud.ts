@@ -18,6 +18,7 @@ export const studyPinParamsSchema = z.object({
 
 /** Where a study's instances are: all here, only in the archive, or here and in the archive. */
 export const STUDY_LOCATIONS = ['local', 'cloud', 'both'] as const;
+export type StudyLocation = (typeof STUDY_LOCATIONS)[number];
 
 /** A study's pin ("keep local": never evicted) after POST or DELETE …/pin. */
 export const studyPinSchema = z.object({
@@ -68,10 +69,26 @@ export const prefetchListSchema = z.object({
 });
 export type PrefetchList = z.infer<typeof prefetchListSchema>;
 
+/** POST /api/studies/:study/retrieve: whether a fetch from the archive runs now, and where the study stands. */
+export const studyRetrieveSchema = z.object({
+  studyUid: z.string(),
+  /** true: instances are being fetched in the background (202); false: all of it is here already (200). */
+  fetching: z.boolean(),
+  /** null while the index does not know the study yet (the archive may still hold it). */
+  location: z.enum(STUDY_LOCATIONS).nullable(),
+});
+export type StudyRetrieve = z.infer<typeof studyRetrieveSchema>;
+
 export const CLOUD_API_ROUTES = {
   /** Keep the study local: eviction never chooses it. 404 for a study the index does not know. */
   'POST /api/studies/:study/pin': { params: studyPinParamsSchema, response: { 200: studyPinSchema } },
   /** The study may be evicted again (least recently used first). */
   'DELETE /api/studies/:study/pin': { params: studyPinParamsSchema, response: { 200: studyPinSchema } },
+  /**
+   * Make the study local: 202 at once while a background read-through fetch of the whole study runs (its
+   * progress shows in the study's location and local counts, GET /api/sync); 200 when it is all here;
+   * 409 without an archive destination.
+   */
+  'POST /api/studies/:study/retrieve': { params: studyPinParamsSchema, response: { 200: studyRetrieveSchema, 202: studyRetrieveSchema } },
   'GET /api/prefetch': { querystring: prefetchQuerySchema, response: { 200: prefetchListSchema } },
 } as const;

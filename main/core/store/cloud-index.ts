@@ -14,6 +14,15 @@ import type { ArchivePaths } from './paths.js';
 /** Where a study's instances are: all here, only in the archive, or here and in the archive (also: partly here). */
 export type StudyLocation = 'local' | 'cloud' | 'both';
 
+/**
+ * Where a study is, from its index row: nothing here is 'cloud'; some here and more known (or some of it
+ * held by the archive) is 'both'; all here and none in the archive is 'local'.
+ */
+export function locationOf(row: { num_instances: number; num_local_instances: number; cloud_num_instances: number | null; in_cloud: number }): StudyLocation {
+  const known = Math.max(row.num_instances, row.cloud_num_instances ?? 0);
+  return row.num_local_instances === 0 ? 'cloud' : row.num_local_instances < known || row.in_cloud ? 'both' : 'local';
+}
+
 export interface CloudUpsertResult {
   studies: number;
   series: number;
@@ -265,9 +274,7 @@ export class CloudIndex {
       | { study_uid: string; num_instances: number; num_local_instances: number; cloud_num_instances: number | null; pinned: number; last_access_at: number; in_cloud: number }
       | undefined;
     if (!row) return undefined;
-    const known = Math.max(row.num_instances, row.cloud_num_instances ?? 0);
-    const location: StudyLocation =
-      row.num_local_instances === 0 ? 'cloud' : row.num_local_instances < known || row.in_cloud ? 'both' : 'local';
+    const location = locationOf(row);
     return {
       studyUid: row.study_uid, location, numInstances: row.num_instances, numLocalInstances: row.num_local_instances,
       cloudNumInstances: row.cloud_num_instances, inCloud: row.in_cloud === 1, pinned: row.pinned === 1, lastAccessAt: row.last_access_at,

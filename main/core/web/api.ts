@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { API_ROUTES as ROUTES } from '../contract/api/routes.js';
 import { describeIssues } from '../contract/settings-problems.js';
-import { destinationSchema, type DestinationSettings } from '../contract/settings.js';
+import { archiveDestination, destinationSchema, type DestinationSettings } from '../contract/settings.js';
 import { SettingsError } from '../settings/errors.js';
 import { StaleSettingsError } from '../settings/live-settings.js';
 import { freeBytes } from '../store/quota.js';
@@ -46,6 +46,7 @@ export function registerApi(server: FastifyInstance, ctx: WebContext): void {
       },
       counts,
       forwarding: ctx.forward() ? 'running' as const : 'not available' as const,
+      archive: await archiveStatus(ctx),
     };
   });
 
@@ -210,6 +211,16 @@ export class SettingsRejected extends HttpError {
   constructor(readonly problems: string[]) {
     super(400, `invalid settings: ${problems.join('; ')}`);
   }
+}
+
+/** The archive destination as its forward worker last found it (the app says "archive offline" from this). */
+async function archiveStatus(ctx: WebContext) {
+  const destination = archiveDestination(ctx.settings());
+  if (!destination) return null;
+  const live = (await forwardStatus(ctx.forward())).find((s) => s.name === destination.name);
+  return live
+    ? { name: destination.name, state: live.state, since: live.since, lastError: live.lastError }
+    : { name: destination.name, state: 'unknown' as const, since: null, lastError: null };
 }
 
 async function forwardStatus(forward: ForwardControl | undefined) {

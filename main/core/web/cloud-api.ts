@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import { CLOUD_API_ROUTES, type PrefetchList, type StudyPin } from '../contract/cloud.js';
+import { CLOUD_API_ROUTES, type PrefetchList, type StudyPin, type StudyRetrieve } from '../contract/cloud.js';
 import type { WebContext } from './context.js';
 import { HttpError } from './http-errors.js';
 
@@ -26,6 +26,29 @@ export function registerCloudApi(app: FastifyInstance, ctx: WebContext): void {
       async (request) => pin(request.params.study, true, request.ip));
     api.delete('/api/studies/:study/pin', { schema: CLOUD_API_ROUTES['DELETE /api/studies/:study/pin'] },
       async (request) => pin(request.params.study, false, request.ip));
+
+    // Make a study local: the whole study through read-through (one fetch per study serves everyone, so a
+    // second click or a viewer reading it meanwhile follows the same fetch). Answers before the fetch ends;
+    // its progress is the study's location and local count (GET /api/sync).
+    api.post('/api/studies/:study/retrieve', { schema: CLOUD_API_ROUTES['POST /api/studies/:study/retrieve'] }, async (request, reply) => {
+      const studyUid = request.params.study;
+      const readThrough = ctx.cloud?.()?.readThrough;
+      if (!readThrough || !ctx.cloud?.()?.reader()) throw new HttpError(409, 'no archive destination is configured to retrieve from');
+      const fetching = readThrough.needsArchive({ studyUid });
+      const answer: StudyRetrieve = { studyUid, fetching, location: ctx.archive.cloud.studyLocation(studyUid)?.location ?? null };
+      if (!fetching) return reply.code(200).send(answer);
+      ctx.logger.info({ event: 'study-retrieve-started', studyUid, peer: request.ip }, 'retrieving study from the archive');
+      void (async () => {
+        let instances = 0;
+        try {
+          for await (const _instance of readThrough.retrieve({ studyUid })) instances++;
+          ctx.logger.info({ event: 'study-retrieved', studyUid, instances, location: ctx.archive.cloud.studyLocation(studyUid)?.location }, 'study retrieved from the archive');
+        } catch (error) {
+          ctx.logger.warn({ event: 'study-retrieve-failed', studyUid, instances, err: error }, 'retrieving study from the archive failed');
+        }
+      })();
+      return reply.code(202).send(answer);
+    });
 
     api.get('/api/prefetch', { schema: CLOUD_API_ROUTES['GET /api/prefetch'] }, async (request): Promise<PrefetchList> => {
       const { state, limit, offset } = request.query;

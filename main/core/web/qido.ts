@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { toDicomJson } from '../dicom/dicom-json.js';
 import { entryOf } from '../dicom/dictionary.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
@@ -14,7 +14,15 @@ import { warning } from './read-through.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
 const MAX_RESULTS = 5000;
-const CONTROL_PARAMS = new Set(['includefield', 'limit', 'offset', 'fuzzymatching']);
+const CONTROL_PARAMS = new Set(['includefield', 'limit', 'offset', 'fuzzymatching', 'includecloud']);
+/**
+ * The query parameters besides the attributes: `includecloud` is this appliance's own (docs/conformance.md):
+ * `false` answers from the index alone, without asking the archive; `true` (the default) federates when
+ * cloud.federation.enabled. It is taken off the query and never sent on to the archive.
+ */
+export const qidoQuerySchema = z.looseObject({
+  includecloud: z.enum(['true', 'false'], { error: 'includecloud must be true or false' }).optional(),
+});
 const PATIENT_TOTALS = new Set(['NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances']);
 
 interface Route {
@@ -39,7 +47,7 @@ const ROUTES: Route[] = [
 export function registerQido(server: FastifyInstance, ctx: WebContext): void {
   const app = server.withTypeProvider<ZodTypeProvider>();
   for (const route of ROUTES) {
-    app.get(route.path, { schema: { params: route.params } }, (request, reply) => search(ctx, route, request.params, request, reply));
+    app.get(route.path, { schema: { params: route.params, querystring: qidoQuerySchema } }, (request, reply) => search(ctx, route, request.params, request, reply));
   }
 }
 
@@ -88,7 +96,7 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
   try {
     // With an archive: its matches too, within the federation time limit, or a Warning that they are missing.
     const query = { level: route.level, keys, fuzzy, limit: pageSize + 1, offset };
-    const federated = ctx.cloud?.()?.federatedSearch;
+    const federated = url.searchParams.get('includecloud') === 'false' ? undefined : ctx.cloud?.()?.federatedSearch;
     if (federated) {
       const result = await federated.search(query);
       matches = result.matches;

@@ -1,7 +1,8 @@
 import type { AppContext, View } from '../view';
+import type { ArchiveState } from '../study-store';
 import { h } from '../dom';
 import { bytes, dicomDate, dicomTime, toDicomDate } from '../format';
-import { filterStudies, sortStudies, syncLabel, type SortKey, type StudyFilter, type StudyRow } from '../study-store';
+import { filterStudies, locationLabel, sortStudies, syncLabel, type SortKey, type StudyFilter, type StudyRow } from '../study-store';
 import { VirtualList } from '../virtual-list';
 
 const COLUMNS: { key: SortKey; label: string; className: string }[] = [
@@ -15,16 +16,19 @@ const COLUMNS: { key: SortKey; label: string; className: string }[] = [
   { key: 'numSeries', label: 'Ser.', className: 'c-num' },
   { key: 'numInstances', label: 'Img.', className: 'c-num' },
   { key: 'sizeBytes', label: 'Size', className: 'c-size' },
+  { key: 'location', label: 'Location', className: 'c-loc' },
   { key: 'sync', label: 'Cloud sync', className: 'c-sync' },
 ];
 
-/** Positions in displayCells(): one per column, then the sync pill's class, the bar's width and the UID. */
+/** Positions in displayCells(): one per column, then the sync pill's class, the bar's width, the UID and the location badge's class. */
+const LOCATION = COLUMNS.length - 2;
 const SYNC = COLUMNS.length - 1;
 const SYNC_CLASS = COLUMNS.length;
 const SYNC_WIDTH = COLUMNS.length + 1;
 const UID = COLUMNS.length + 2;
+const LOCATION_CLASS = COLUMNS.length + 3;
 
-interface CachedCells { cells: string[]; sync: StudyRow['sync']; sizeBytes: number | undefined; configured: boolean }
+interface CachedCells { cells: string[]; sync: StudyRow['sync']; sizeBytes: number | undefined; configured: boolean; location: string }
 /**
  * The display strings of a study, formatted once per data change rather than on every scroll frame.
  * The store replaces a row object when its study changes and updates sync and size in place, so those
@@ -32,10 +36,12 @@ interface CachedCells { cells: string[]; sync: StudyRow['sync']; sizeBytes: numb
  */
 const cellCache = new WeakMap<StudyRow, CachedCells>();
 
-function displayCells(study: StudyRow, configured: boolean): string[] {
+function displayCells(study: StudyRow, configured: boolean, archive: ArchiveState): string[] {
   const cached = cellCache.get(study);
-  if (cached && cached.sync === study.sync && cached.sizeBytes === study.sizeBytes && cached.configured === configured) return cached.cells;
+  const where = `${study.location}|${study.numLocalInstances}|${archive}`;
+  if (cached && cached.sync === study.sync && cached.sizeBytes === study.sizeBytes && cached.configured === configured && cached.location === where) return cached.cells;
   const sync = syncLabel(study.sync, configured);
+  const location = locationLabel(study.location, archive);
   const cells = [
     study.patientName || '(no name)',
     study.patientId,
@@ -47,12 +53,14 @@ function displayCells(study: StudyRow, configured: boolean): string[] {
     String(study.numSeries),
     String(study.numInstances),
     study.sizeBytes !== undefined ? bytes(study.sizeBytes) : '',
+    location.text,
     sync.text,
     `pill ${sync.label}`,
     `${Math.round(sync.progress * 100)}%`,
     study.uid,
+    `where ${location.label}`,
   ];
-  cellCache.set(study, { cells, sync: study.sync, sizeBytes: study.sizeBytes, configured });
+  cellCache.set(study, { cells, sync: study.sync, sizeBytes: study.sizeBytes, configured, location: where });
   return cells;
 }
 
@@ -77,6 +85,15 @@ export function studiesView(context: AppContext): View {
       .map(([v, l]) => h('option', { value: v }, l)));
   syncFilter.value = state.filter.sync;
   const count = h('span.count');
+  const includeCloud = h('input', { type: 'checkbox', 'aria-label': 'Include cloud archive' });
+  includeCloud.checked = store.includeCloud;
+  includeCloud.addEventListener('change', () => {
+    store.includeCloud = includeCloud.checked;
+    localStorage.setItem('dicom-edge-include-cloud', includeCloud.checked ? 'true' : 'false');
+    void store.load();
+  });
+  const cloudToggle = h('label.toggle', { title: 'Search the clinic archive too (federated QIDO-RS); off: only what this appliance knows' },
+    includeCloud, 'Include cloud archive');
   const notice = h('div.notice', { hidden: true });
   const rangeButtons = (['all', 'today', '7d', 'range'] as const).map((range) =>
     h('button.seg', { type: 'button', dataset: { range }, onclick: () => setRange(range) },
@@ -115,10 +132,11 @@ export function studiesView(context: AppContext): View {
       for (const col of COLUMNS) row.append(h('span.cell', { class: col.className }));
       const sync = row.lastElementChild!;
       sync.append(h('span.pill'), h('span.bar', h('span.fill')));
+      sync.previousElementSibling!.append(h('span.where'));
       return row;
     },
     renderRow: (row, study) => {
-      const cells = displayCells(study, store.configured);
+      const cells = displayCells(study, store.configured, store.archive);
       const shown = written.get(row) ?? [];
       written.set(row, cells);
       if (shown === cells) return;
@@ -127,7 +145,13 @@ export function studiesView(context: AppContext): View {
         (row as HTMLAnchorElement).href = `#/study/${cells[UID]}`;
         row.dataset.uid = cells[UID];
       }
-      for (let c = 0; c < SYNC; c++) if (shown[c] !== cells[c]) el[c]!.textContent = cells[c]!;
+      for (let c = 0; c < LOCATION; c++) if (shown[c] !== cells[c]) el[c]!.textContent = cells[c]!;
+      const where = el[LOCATION]!.firstElementChild as HTMLElement;
+      if (shown[LOCATION] !== cells[LOCATION]) where.textContent = cells[LOCATION]!;
+      if (shown[LOCATION_CLASS] !== cells[LOCATION_CLASS]) {
+        where.className = cells[LOCATION_CLASS]!;
+        row.dataset.location = cells[LOCATION_CLASS]!.slice('where '.length);
+      }
       const pill = el[SYNC]!.firstElementChild as HTMLElement;
       const bar = pill.nextElementSibling as HTMLElement;
       if (shown[SYNC_CLASS] !== cells[SYNC_CLASS]) {
@@ -188,6 +212,7 @@ export function studiesView(context: AppContext): View {
       rangeInputs,
       modality,
       syncFilter,
+      cloudToggle,
       count),
     notice,
     h('div.table', { role: 'table', 'aria-label': 'Studies' }, header, list.element, empty));

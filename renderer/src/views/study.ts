@@ -3,11 +3,13 @@ import type { AppContext, View } from '../view';
 import type { ActionResult } from '../../../main/core/contract/api/destinations';
 import type { Delivery, InstanceSync } from '../../../main/core/contract/api/sync';
 import {
-  ApiError, changedBy, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, queryStudies, querySeries, retryStudy,
+  ApiError, changedBy, deleteStudy, getStudySyncDetail, imageUrl, overwriteStudy, pinStudy, queryStudies, querySeries, retrieveStudy, retryStudy,
+  unpinStudy,
 } from '../api';
 import { h, toast } from '../dom';
 import { dicomDate, dicomTime, num, str } from '../format';
-import { progressOf, syncLabel, toRow, type StudyProgress } from '../study-store';
+import { locationLabel, progressOf, syncLabel, toRow, type StudyProgress } from '../study-store';
+import type { StudySyncDetail } from '../../../main/core/contract/api/sync';
 
 export function studyView(context: AppContext, studyUid: string): View {
   const head = h('header.study-head');
@@ -28,7 +30,34 @@ export function studyView(context: AppContext, studyUid: string): View {
     return { changed: overwritten + retried };
   }) }, 'Send again');
   const deleteButton = h('button.btn.danger', { type: 'button', onclick: () => void removeLocal() }, 'Delete local copy');
-  actions.append(retryButton, resendButton, deleteButton);
+  // Make a cloud study local: the server fetches it in the background; the location pill follows (live events).
+  const retrieveButton = h('button.btn.primary', { type: 'button', hidden: true, onclick: () => void retrieve() }, 'Retrieve');
+  const pinBox = h('input', { type: 'checkbox', 'aria-label': 'Keep local' });
+  pinBox.addEventListener('change', () => void setPinned(pinBox.checked));
+  const pinToggle = h('label.toggle', { title: 'Never evict this study to make room' }, pinBox, 'Keep local');
+  const locationPill = h('span.where', { id: 'study-location' });
+  let place: Pick<StudySyncDetail, 'location' | 'numInstances' | 'numLocalInstances' | 'pinned'> | undefined;
+  actions.append(retrieveButton, pinToggle, retryButton, resendButton, deleteButton);
+
+  async function retrieve(): Promise<void> {
+    try {
+      const answer = await retrieveStudy(studyUid);
+      toast(answer.fetching ? 'Retrieving from the archive…' : 'All of it is here already');
+      await loadSync();
+    } catch (error) {
+      toast(`Retrieve failed: ${(error as Error).message}`, 'error');
+    }
+  }
+
+  async function setPinned(pinned: boolean): Promise<void> {
+    try {
+      await (pinned ? pinStudy(studyUid) : unpinStudy(studyUid));
+      toast(pinned ? 'Kept local: never evicted' : 'May be evicted again when space runs out');
+    } catch (error) {
+      toast(`Keep local failed: ${(error as Error).message}`, 'error');
+    }
+    await loadSync();
+  }
 
   async function act(label: string, action: () => Promise<ActionResult | { changed: number }>): Promise<void> {
     try {
@@ -67,7 +96,7 @@ export function studyView(context: AppContext, studyUid: string): View {
           fact('Study date', `${dicomDate(row.studyDate)} ${dicomTime(row.studyTime)}`), fact('Accession', row.accession),
           fact('Description', row.description), fact('Modalities', row.modalities.join(' ')),
           fact('Series / images', `${row.numSeries} / ${row.numInstances}`))),
-      h('div.study-sync', h('span.pill', { id: 'study-sync-pill' }), actions));
+      h('div.study-sync', locationPill, h('span.pill', { id: 'study-sync-pill' }), actions));
     renderSync();
   }
 
@@ -84,6 +113,17 @@ export function studyView(context: AppContext, studyUid: string): View {
     // Only once every destination confirmed it may the local copy go.
     deleteButton.disabled = !sync || sync.total === 0 || c!.delivered < sync.total;
     deleteButton.title = deleteButton.disabled ? 'Available once every image has been delivered' : '';
+    const where = locationLabel(place?.location, context.store.archive);
+    locationPill.className = `where ${where.label}`;
+    locationPill.dataset.location = place?.location ?? '';
+    // Something is still only in the archive: how much of it is here (a retrieve's progress).
+    const missing = place !== undefined && place.location !== null && place.numLocalInstances < place.numInstances;
+    locationPill.textContent = missing && place ? `${where.text} · ${place.numLocalInstances}/${place.numInstances} here` : where.text;
+    retrieveButton.hidden = !missing;
+    retrieveButton.disabled = context.store.archive === 'offline';
+    retrieveButton.title = retrieveButton.disabled ? 'The archive is offline' : 'Fetch every image of the study from the archive';
+    pinBox.checked = place?.pinned ?? false;
+    pinToggle.hidden = !place || place.location === null;
   }
 
   async function loadSeries(): Promise<void> {
@@ -121,6 +161,7 @@ export function studyView(context: AppContext, studyUid: string): View {
     try {
       const detail = await getStudySyncDetail(studyUid, Math.max(PAGE, instances.length), 0);
       sync = progressOf(detail);
+      place = detail;
       instances = detail.instances.items;
       instancesTotal = detail.instances.total;
     } catch {

@@ -2,9 +2,10 @@ import type { AppContext, View } from '../view';
 import type { ActionResult, DestinationState } from '../../../main/core/contract/api/destinations';
 import type { OutboxDestination } from '../../../main/core/contract/api/status';
 import type { Failure } from '../../../main/core/contract/api/sync';
-import { getFailures, getOutboxSummary, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure } from '../api';
+import type { PrefetchList } from '../../../main/core/contract/cloud';
+import { getFailures, getOutboxSummary, getPrefetch, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure } from '../api';
 import { h, toast } from '../dom';
-import { bytes, clock, duration, personName } from '../format';
+import { bytes, clock, dicomDate, duration, personName } from '../format';
 import { drawSparkline } from '../sparkline';
 
 const STATE_TEXT: Record<DestinationState, string> = {
@@ -38,6 +39,8 @@ export function syncView(context: AppContext): View {
   const failuresBody = h('tbody');
   const failuresEmpty = h('p.muted');
   const deliveriesList = h('ul.deliveries');
+  const prefetchCounts = h('p.muted.prefetch-counts');
+  const prefetchBody = h('tbody');
   const retryAllButton = h('button.btn', { type: 'button', onclick: () => void act('Retry all', () => retryAll(destinationNames)) }, 'Retry all failed');
   let disposed = false;
   let names = new Map<string, string>();
@@ -103,6 +106,20 @@ export function syncView(context: AppContext): View {
         h('span.muted', `${d.count} image${d.count === 1 ? '' : 's'} → ${d.destination}`)))));
   }
 
+  /** Priors fetched from the archive in the background (GET /api/prefetch): fetching first, then queued, then finished. */
+  function renderPrefetch(list: PrefetchList): void {
+    const c = list.counts;
+    prefetchCounts.textContent = list.jobs.length === 0
+      ? 'No prefetch yet: priors of arriving patients are fetched from the archive here.'
+      : `${c.fetching} fetching · ${c.queued} queued · ${c.done} done · ${c.failed} failed`;
+    prefetchBody.replaceChildren(...list.jobs.map((job) => h('tr', { dataset: { study: job.studyUid, state: job.state } },
+      h('td', h('span.pill', { class: PREFETCH_PILL[job.state] }, job.state)),
+      h('td', h('a', { href: `#/study/${job.studyUid}` }, personName(job.patientName) || job.studyUid)),
+      h('td', [dicomDate(job.studyDate), job.studyDescription || job.modalities.join(' ')].filter(Boolean).join(' · ')),
+      h('td', job.state === 'done' ? `${job.numLocalInstances} images` : `${job.instancesFetched} of ${job.numInstances || '?'}`),
+      h('td.reason', job.state === 'failed' ? job.lastError ?? 'failed' : ''))));
+  }
+
   async function refresh(): Promise<void> {
     names = new Map([...context.store.rows.values()].map((r) => [r.uid, r.patientName ? `${r.patientName} · ${r.description || r.modalities.join(' ')}` : r.uid]));
     try {
@@ -138,6 +155,12 @@ export function syncView(context: AppContext): View {
       failuresEmpty.textContent = `Cannot read failures: ${(error as Error).message}`;
     }
     renderDeliveries();
+    try {
+      const list = await getPrefetch();
+      if (!disposed) renderPrefetch(list);
+    } catch (error) {
+      prefetchCounts.textContent = `Cannot read the prefetch jobs: ${(error as Error).message}`;
+    }
   }
 
   const element = h('section.view.sync',
@@ -146,7 +169,9 @@ export function syncView(context: AppContext): View {
     h('div.sync-columns',
       h('div.panel', h('h2', 'Failures'), failuresEmpty,
         h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['When', 'Study', 'Destination', 'State', 'Reason', ''].map((t) => h('th', t)))), failuresBody))),
-      h('div.panel.narrow', h('h2', 'Recent deliveries'), deliveriesList)));
+      h('div.panel.narrow', h('h2', 'Recent deliveries'), deliveriesList)),
+    h('div.panel.prefetch-list', h('h2', 'Prefetch from the archive'), prefetchCounts,
+      h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['State', 'Patient', 'Study', 'Images', 'Reason'].map((t) => h('th', t)))), prefetchBody))));
 
   void refresh();
   const poll = setInterval(() => void refresh(), 2000);
@@ -161,6 +186,8 @@ export function syncView(context: AppContext): View {
     },
   };
 }
+
+const PREFETCH_PILL: Record<PrefetchList['jobs'][number]['state'], string> = { queued: 'pending', fetching: 'uploading', done: 'done', failed: 'failed' };
 
 function metric(label: string, main: string, sub: string): HTMLElement {
   return h('div.metric', h('div.metric-label', label), h('div.metric-value', main), h('div.metric-sub', sub));

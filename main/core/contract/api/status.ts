@@ -28,6 +28,16 @@ export const applianceInfoSchema = z.object({
   }),
   counts: z.object({ studies: countSchema, series: countSchema, instances: countSchema }),
   forwarding: forwardingSchema,
+  /**
+   * The archive destination (the one marked archive: true) as forwarding last found it; null without one.
+   * 'unknown' while no worker runs for it (forwarding off, or the destination disabled).
+   */
+  archive: z.object({
+    name: z.string(),
+    state: z.union([destinationStateSchema, z.literal('unknown')]),
+    since: z.number().nullable(),
+    lastError: z.string().nullable(),
+  }).nullable(),
 });
 export type ApplianceInfo = z.infer<typeof applianceInfoSchema>;
 

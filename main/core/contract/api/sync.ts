@@ -1,6 +1,7 @@
 /** Where studies and instances stand on their way to the destinations, and the failures a technician acts on. */
 import { z } from 'zod';
 import { uidProblem } from '../../dicom/uid.js';
+import { STUDY_LOCATIONS } from '../cloud.js';
 import { OUTBOX_STATES } from '../outbox-states.js';
 import { countSchema, integerQuery, offsetQuery } from './common.js';
 import { stateCountsSchema } from './destinations.js';
@@ -23,6 +24,13 @@ export const studySyncSchema = z.object({
   destinations: z.array(z.object({ name: z.string(), counts: stateCountsSchema, state: studySyncStateSchema })),
   /** The study's local size on disk. */
   sizeBytes: countSchema,
+  /** Where its instances are (local, cloud: only in the archive, both); null when the index does not know the study. */
+  location: z.enum(STUDY_LOCATIONS).nullable(),
+  /** Instances known (here, or as the archive reported them) and those held here. */
+  numInstances: countSchema,
+  numLocalInstances: countSchema,
+  /** Kept local: never evicted. */
+  pinned: z.boolean(),
 });
 export type StudySync = z.infer<typeof studySyncSchema>;
 

@@ -3,6 +3,7 @@
  * study view show it. Named queries, prepared once, answering in camelCase.
  */
 import type { Db } from '../database.js';
+import { locationOf, type StudyLocation } from '../cloud-index.js';
 import type { OutboxState } from '../events.js';
 import { emptyCounts, OUTBOX_STATES, studyProgressQuery } from './study-progress.js';
 
@@ -27,6 +28,12 @@ export interface StudySync {
   destinations: DestinationSync[];
   /** The study's bytes in the local archive. */
   sizeBytes: number;
+  /** Where its instances are; null when the index does not know the study. */
+  location: StudyLocation | null;
+  /** Instances known (here, or as the archive reported them) and those held here. */
+  numInstances: number;
+  numLocalInstances: number;
+  pinned: boolean;
 }
 
 /** An instance's upload to one destination. */
@@ -80,7 +87,9 @@ const DELIVERY = `id, destination, state, attempts, last_error AS lastError, fai
 
 export function syncReads(db: Db): SyncReads {
   const progressOf = studyProgressQuery(db);
-  const sizes = db.prepare('SELECT study_uid, size_bytes FROM studies WHERE study_uid IN (SELECT value FROM json_each(?))').raw();
+  const studies = db.prepare(`SELECT study_uid, size_bytes, num_instances, num_local_instances, cloud_num_instances, pinned,
+      EXISTS (SELECT 1 FROM instances i WHERE i.study_uid = studies.study_uid AND i.in_cloud = 1) AS in_cloud
+    FROM studies WHERE study_uid IN (SELECT value FROM json_each(?))`);
   const problems = db.prepare(`SELECT id, sop_instance_uid AS sopInstanceUid, destination, state, attempts, last_error AS lastError,
     failure_reason AS failureReason, updated_at AS updatedAt FROM outbox
     WHERE study_uid = ? AND state IN ('failed','conflict') ORDER BY updated_at DESC LIMIT 500`);
@@ -98,7 +107,9 @@ export function syncReads(db: Db): SyncReads {
     studySync: (studyUids) => {
       if (studyUids.length === 0) return [];
       const progress = progressOf(studyUids);
-      const size = new Map(sizes.all(JSON.stringify(studyUids)) as Array<[string, number]>);
+      const rows = studies.all(JSON.stringify(studyUids)) as Array<{ study_uid: string; size_bytes: number; num_instances: number;
+        num_local_instances: number; cloud_num_instances: number | null; pinned: number; in_cloud: number }>;
+      const indexed = new Map(rows.map((row) => [row.study_uid, row]));
       return studyUids.map((studyUid) => {
         const counts = emptyCounts();
         const mine = new Map(progress.filter((p) => p.studyUid === studyUid).map((p) => [p.destination, p.counts]));
@@ -107,7 +118,14 @@ export function syncReads(db: Db): SyncReads {
           for (const state of OUTBOX_STATES) counts[state] += its[state];
           return { name, counts: its, state: syncState(its) };
         });
-        return { studyUid, state: syncState(counts), destinations, sizeBytes: size.get(studyUid) ?? 0 };
+        const row = indexed.get(studyUid);
+        return {
+          studyUid, state: syncState(counts), destinations, sizeBytes: row?.size_bytes ?? 0,
+          location: row ? locationOf(row) : null,
+          numInstances: row ? Math.max(row.num_instances, row.cloud_num_instances ?? 0) : 0,
+          numLocalInstances: row?.num_local_instances ?? 0,
+          pinned: row?.pinned === 1,
+        };
       });
     },
     studyProblems: (studyUid) => problems.all(studyUid) as StudyProblem[],
