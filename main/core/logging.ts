@@ -2,12 +2,17 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger, type StreamEntry } from 'pino';
 import pinoRoll from 'pino-roll';
+import { GuardedLogStream, type DroppedLines, type LogDestination } from './guarded-log-stream.js';
 
 export interface LoggingOptions {
   dataDir: string;
   level: string;
   /** Also write to stdout (headless). */
   stdout: boolean;
+  /** Where the file lines go instead of the rotating file under the data dir (tests). */
+  file?: LogDestination;
+  /** Told once when a destination starts failing; defaults to stderr. */
+  warn?: (message: string) => void;
 }
 
 export interface LogHandle {
@@ -15,22 +20,30 @@ export interface LogHandle {
   close(): Promise<void>;
 }
 
-/** One JSON line per event; always to a rotating file under the data dir, and to stdout when headless. */
+/**
+ * One JSON line per event; always to a rotating file under the data dir, and to stdout when headless.
+ * Neither destination can stop the appliance: a write that fails (a full disk) drops lines until
+ * writing works again, and the log then says how many it lost.
+ */
 export async function createLogger(options: LoggingOptions): Promise<LogHandle> {
-  const dir = join(options.dataDir, 'logs');
-  mkdirSync(dir, { recursive: true });
-  const file = await pinoRoll({ file: join(dir, 'dicom-edge.log'), size: '20m', frequency: 'daily', mkdir: true, limit: { count: 10 } });
-  const streams: StreamEntry[] = [{ stream: file, level: options.level as pino.Level }];
+  const file = options.file ?? (await openRollingFile(options.dataDir));
+  let logger: Logger | undefined;
+  const recovered = (lost: DroppedLines) =>
+    logger?.warn({ event: 'log-lines-dropped', ...lost }, `${lost.dropped} log lines were dropped while the ${lost.destination} could not be written`);
+  const guarded = (target: LogDestination, name: string) => new GuardedLogStream(target, { name, warn: options.warn, recovered });
+  const fileStream = guarded(file, 'log file');
+  const streams: StreamEntry[] = [{ stream: fileStream, level: options.level as pino.Level }];
   // Asynchronous, like the file: lines written while a write is under way go out together with the next one.
   // pino flushes it synchronously at exit.
-  if (options.stdout) streams.push({ stream: pino.destination({ fd: 1, sync: false }), level: options.level as pino.Level });
-  const logger = pino({ level: options.level, base: { app: 'dicom-edge' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams));
-  return {
-    logger,
-    close: () =>
-      new Promise<void>((resolve) => {
-        file.once('close', () => resolve());
-        file.end();
-      }),
-  };
+  if (options.stdout) {
+    streams.push({ stream: guarded(pino.destination({ fd: 1, sync: false }), 'stdout'), level: options.level as pino.Level });
+  }
+  logger = pino({ level: options.level, base: { app: 'dicom-edge' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams));
+  return { logger, close: () => fileStream.close() };
+}
+
+async function openRollingFile(dataDir: string): Promise<LogDestination> {
+  const dir = join(dataDir, 'logs');
+  mkdirSync(dir, { recursive: true });
+  return pinoRoll({ file: join(dir, 'dicom-edge.log'), size: '20m', frequency: 'daily', mkdir: true, limit: { count: 10 } });
 }

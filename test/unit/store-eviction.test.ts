@@ -4,7 +4,7 @@
 import { indexDb } from '../support/index-db.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,15 +20,25 @@ const local = { callingAe: 'MODALITY', peer: 'test' };
 describe('eviction under pressure', () => {
   let dir: string;
   let archive: Archive;
-  /** A disk of this many bytes that holds only the archive's files (the reserve case). */
+  /** A disk of this many bytes that holds only the archive's files, stored and spooled (the reserve case). */
   let capacity = Number.MAX_SAFE_INTEGER;
+  /** Bytes of the temp files being received: the archive measures the free space with them on the disk. */
+  const spooledBytes = async () => {
+    let total = 0;
+    for (const shard of [archive.paths.tempDir, ...archive.paths.tempShards]) {
+      for (const entry of await readdir(shard, { withFileTypes: true })) {
+        if (entry.isFile()) total += (await stat(join(shard, entry.name))).size;
+      }
+    }
+    return total;
+  };
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dicom-edge-evict-'));
     capacity = Number.MAX_SAFE_INTEGER;
     ({ archive } = await Archive.open({
       dataDir: dir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: true }, logger: pino({ level: 'silent' }), route: () => ['azure'],
-      disk: { free: async () => capacity - archive.usedBytes, maxAgeMs: 0 },
+      disk: { free: async () => capacity - archive.usedBytes - (await spooledBytes()), maxAgeMs: 0 },
     }));
   });
   afterEach(async () => {

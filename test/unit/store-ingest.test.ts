@@ -12,8 +12,10 @@ import { InvalidUidError } from '../../main/core/dicom/uid.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
 import { indexDb } from '../support/index-db.js';
+import { mountTmpfs, tmpfsUnavailable } from '../support/tmpfs.js';
 
 const silent = pino({ level: 'silent' });
+const tmpfsSkip = await tmpfsUnavailable();
 const noLimits = { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false };
 
 function chunked(bytes: Buffer, size = 4096): Readable {
@@ -366,6 +368,105 @@ describe('disk reserve and quota', () => {
       await archive.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('disk reserve: an instance is counted once, and a re-sent one needs no room', () => {
+  test('below the reserve, an identical re-send of a stored instance is a duplicate; a new one is refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-reserve-'));
+    const archive = await openArchive(dir);
+    try {
+      const bytes = makeInstance();
+      const first = await archive.ingest(chunked(bytes), ctx);
+      assert.equal(first.outcome, 'stored');
+      archive.setLimits({ maxArchiveBytes: 0, minFreeBytes: Number.MAX_SAFE_INTEGER, evictDelivered: false });
+      const again = await archive.ingest(chunked(bytes), ctx);
+      assert.equal(again.outcome, 'duplicate');
+      assert.equal(again.sha256, first.sha256);
+      await assert.rejects(archive.ingest(chunked(makeInstance()), ctx), /disk reserve reached/);
+      const changed = makeInstance({ sopInstanceUid: first.header.sopInstanceUid, studyUid: first.header.studyInstanceUid,
+        seriesUid: first.header.seriesInstanceUid, patientName: 'CHANGED^BYTES' });
+      await assert.rejects(archive.ingest(chunked(changed), ctx), OutOfResourcesError, 'different bytes under the same UID need room');
+      assert.equal((indexDb(archive).prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n, 1);
+      assert.deepEqual((await filesUnder(archive.paths.root)).map((f) => f.slice(archive.paths.root.length + 1)), [first.relativePath]);
+    } finally {
+      await archive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('on a real small file system', { skip: tmpfsSkip }, () => {
+    // About 2 MB: large enough that counting it twice is the difference between room and none.
+    const big = () => makeInstance({ rows: 1024, columns: 1024 });
+    const margin = 512 * 1024; // room for the index's write-ahead log
+
+    // The archive trusts a free-space measurement for a moment; it is reopened after each fill so that
+    // it measures the disk as filled.
+    test('with no reserve, an instance is stored when the free space holds it once, not twice', async () => {
+      const disk = await mountTmpfs(16 * 1024 * 1024);
+      try {
+        const first = await openArchive(disk.dir);
+        await first.ingest(chunked(makeInstance()), ctx);
+        await first.close();
+        const bytes = big();
+        await disk.fill(bytes.length + margin);
+        const archive = await openArchive(disk.dir);
+        try {
+          const free = await disk.free();
+          assert.ok(free >= bytes.length && free < 2 * bytes.length, `free ${free} holds the instance once (${bytes.length}), not twice`);
+          const result = await archive.ingest(chunked(bytes, 64 * 1024), ctx);
+          assert.equal(result.outcome, 'stored');
+        } finally {
+          await archive.close();
+        }
+      } finally {
+        await disk.unmount();
+      }
+    });
+
+    test('an identical re-send of a stored instance is a duplicate when it would not fit again, and on a full disk', async () => {
+      const disk = await mountTmpfs(16 * 1024 * 1024);
+      try {
+        const bytes = big();
+        let archive = await openArchive(disk.dir);
+        const stored = await archive.ingest(chunked(bytes, 64 * 1024), ctx);
+        assert.equal(stored.outcome, 'stored');
+        await archive.close();
+
+        await disk.fill(bytes.length + margin);
+        archive = await openArchive(disk.dir);
+        try {
+          assert.ok((await disk.free()) < 2 * bytes.length);
+          assert.equal((await archive.ingest(chunked(bytes, 64 * 1024), ctx)).outcome, 'duplicate', 'fits once more, not twice');
+        } finally {
+          await archive.close();
+        }
+
+        await disk.unfill();
+        await disk.fill();
+        assert.equal(await disk.free(), 0);
+        archive = await openArchive(disk.dir);
+        try {
+          const resent = await archive.ingest(chunked(bytes, 64 * 1024), ctx);
+          assert.equal(resent.outcome, 'duplicate', 'a full disk still acknowledges what it holds');
+          assert.equal(resent.relativePath, stored.relativePath);
+
+          await assert.rejects(archive.ingest(chunked(makeInstance()), ctx), (error: Error) => {
+            assert.ok(error instanceof OutOfResourcesError, `${error.name}: ${error.message}`);
+            assert.equal(error.dimseStatus, 0xa700);
+            return true;
+          });
+          const files = (await filesUnder(archive.paths.root)).map((f) => f.slice(archive.paths.root.length + 1));
+          assert.deepEqual(files, [stored.relativePath], 'no temp file and no second instance');
+          // Through the archive's own connection: an index opened on a full disk admits no other.
+          assert.equal(archive.reads.indexCounts().instances, 1);
+        } finally {
+          await archive.close();
+        }
+      } finally {
+        await disk.unmount();
+      }
+    });
   });
 });
 

@@ -63,6 +63,10 @@ export const httpSchema = z.object({
     .array(z.string().refine((v) => isIpLiteral(v) || HOST_NAME.test(v), 'must be a host name or IP address, without scheme or port'))
     .default([]),
   maxRequestBytes: byteCount.default(4 * 1024 ** 3),
+  /** Longest a request may take to arrive in full (headers and body); longer ones get 408 and are cut. */
+  requestTimeoutMs: z.number().int().min(1000).max(24 * 3_600_000).default(3_600_000),
+  /** A request body that sends nothing for this long is cut (408), so a stalled upload holds nothing. */
+  bodyIdleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
 });
 
 export const storageSchema = z.object({

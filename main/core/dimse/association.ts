@@ -15,7 +15,9 @@ import { DimseStatus, errorComment } from './statuses.js';
 import { StoreSink } from './store-sink.js';
 
 const { Scp, Dataset } = dimse;
-const { PresentationContextResult } = dimse.constants;
+const { AbortReason, AbortSource, PresentationContextResult } = dimse.constants;
+/** How long a peer gets to close its side after our A-ABORT before the connection is cut. */
+const ABORT_LINGER_MS = 500;
 const { CEchoResponse, CStoreResponse } = dimse.responses;
 
 type ScpOptions = ConstructorParameters<typeof Scp>[1];
@@ -78,6 +80,7 @@ export class EdgeScp extends Scp {
   /** Per request being answered: aborted by its C-CANCEL or when the connection goes. */
   private readonly work = new Map<number, AbortController>();
   private fastStore: FastStore | undefined;
+  private abortedForStop = false;
 
   constructor(readonly socket: Socket, options: ScpOptions, private readonly env: ScpEnvironment) {
     super(socket, options);
@@ -103,6 +106,8 @@ export class EdgeScp extends Scp {
       this.processPdu(pdu).catch((error: unknown) => networkError(error instanceof Error ? error : new Error(String(error))));
     };
     socket.on('data', (chunk: Buffer) => {
+      // After our A-ABORT, PDUs still in flight from the peer are ignored (PS3.8 state Sta13).
+      if (this.abortedForStop) return;
       countBytesReceived(this, chunk.length);
       try {
         reader.push(chunk, onPdu);
@@ -374,6 +379,22 @@ export class EdgeScp extends Scp {
       this.accepted = false;
       this.env.registry.delete(this);
     }
+  }
+
+  /**
+   * Ends the association because the appliance stops: an A-ABORT (PS3.8 9.3.8) with source "service-user",
+   * since this AE chooses to end it (an acceptor cannot request a release), then the connection closes.
+   */
+  abortForStop(): void {
+    if (this.abortedForStop || this.socket.destroyed) return;
+    this.abortedForStop = true;
+    if (this.accepted) {
+      this.info.logger.info({ event: 'association-aborted-at-stop' }, 'association aborted: the appliance is stopping');
+      this.sendAbort(AbortSource.ServiceUser, AbortReason.NotSpecified);
+    }
+    this.socket.end();
+    // A peer that does not close its side after the abort is cut.
+    setTimeout(() => this.socket.destroy(), ABORT_LINGER_MS).unref();
   }
 
   /** Waits for the C-STOREs in flight, for an orderly stop. */

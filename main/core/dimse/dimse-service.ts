@@ -15,6 +15,9 @@ import { RetrieveHandlers } from './retrieve.js';
 // dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
 dimse.log.setLevel('silent');
 
+/** How long C-STOREs in flight may take to finish when the appliance stops (the whole stop must stay within 10 s). */
+const STOP_GRACE_MS = 5_000;
+
 export interface DimseServiceOptions {
   archive: Archive;
   logger: Logger;
@@ -37,7 +40,6 @@ export function connectionLimit(maxAssociations: number): number {
 export class DimseService implements ApplianceService {
   readonly name = 'dimse';
   private readonly servers: NetServer[] = [];
-  private readonly sockets = new Set<Socket>();
   private readonly associations = new Set<EdgeScp>();
   private readonly scps = new Set<EdgeScp>();
   private readonly logger: Logger;
@@ -99,15 +101,24 @@ export class DimseService implements ApplianceService {
     return this.servers.map((server) => this.portOf(server));
   }
 
+  /**
+   * No new connections. Each association is aborted as soon as no C-STORE is in flight on it, so every
+   * store received in full is answered first; any still busy after STOP_GRACE_MS is aborted as well (its
+   * sender gets no success, so nothing it was told is stored is lost). Waiting for peers to release would
+   * let an idle one hold the stop for as long as it likes.
+   */
   async stop(): Promise<void> {
-    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     this.servers.length = 0;
-    // Stores in flight finish and are answered; then every connection goes.
     await Promise.race([
-      Promise.all([...this.scps].map((scp) => scp.settle())),
-      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+      Promise.all([...this.scps].map(async (scp) => {
+        await scp.settle();
+        scp.abortForStop();
+      })),
+      new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref()),
     ]);
-    for (const socket of this.sockets) socket.destroy();
+    for (const scp of this.scps) scp.abortForStop();
+    await closed;
   }
 
   private connected(socket: Socket): void {
@@ -117,7 +128,6 @@ export class DimseService implements ApplianceService {
       this.dropped = 0;
     }
     for (const server of this.servers) server.maxConnections = connectionLimit(settings.dimse.maxAssociations);
-    this.sockets.add(socket);
     socket.setNoDelay(true);
     const scp = new EdgeScp(
       socket,
@@ -140,14 +150,14 @@ export class DimseService implements ApplianceService {
     this.scps.add(scp);
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
-      this.sockets.delete(socket);
       this.scps.delete(scp);
     });
   }
 
   /** Connections open on the listeners now, associated or not. */
   get openConnections(): number {
-    return this.sockets.size;
+    // One EdgeScp per connection, dropped when its socket closes.
+    return this.scps.size;
   }
 
   private limitConnections(server: NetServer): void {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ApplianceService } from '../service.js';
 import type { DestinationSettings, Settings } from '../contract/settings.js';
 import type { Archive, InstanceInfo } from '../store/archive.js';
+import { isDiskFull } from '../store/disk-full.js';
 import type { OutboxWorkerQueries, RowFilter } from '../store/outbox-worker-queries.js';
 import type { OutboxState } from '../store/events.js';
 import { createAuthProvider, type AuthProvider, type MsalOverrides } from './auth.js';
@@ -66,13 +67,15 @@ export class ForwardService implements ApplianceService, ForwardControl {
   }
 
   async start(): Promise<string[]> {
-    const interrupted = this.queries.resetInterrupted();
-    if (interrupted > 0) this.log.info({ event: 'outbox-recovered', rows: interrupted }, 'sends cut by a stop or crash are pending again');
+    this.tidyOutbox(() => {
+      const interrupted = this.queries.resetInterrupted();
+      if (interrupted > 0) this.log.info({ event: 'outbox-recovered', rows: interrupted }, 'sends cut by a stop or crash are pending again');
+    });
     await this.sealSecrets();
     this.unsubscribe = this.options.archive.events.on('outbox-changed', (change) => {
       if (change.state === 'pending') this.workers.get(change.destination)?.kick();
     });
-    this.assignUnrouted();
+    this.tidyOutbox(() => this.assignUnrouted());
     this.startWorkers();
     return this.settings.destinations.filter((d) => d.enabled).map((d) => `forwarding to ${d.name}: ${d.baseUrl}`);
   }
@@ -139,6 +142,16 @@ export class ForwardService implements ApplianceService, ForwardControl {
       this.authProviders.set(destination.name, provider);
     }
     return provider;
+  }
+
+  /** Housekeeping at start that writes to the index: on a full disk it waits for a later start rather than stopping this one. */
+  private tidyOutbox(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      this.log.warn({ event: 'outbox-housekeeping-deferred', reason: (error as Error).message }, 'the disk is full: outbox housekeeping waits for a later start');
+    }
   }
 
   private assignUnrouted(): void {

@@ -19,10 +19,11 @@ import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
-import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type QuotaLimits } from './quota.js';
+import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
 import { readInstanceHeader } from './header-reader.js';
 import { headPrefixes, spoolToTempFile, TEMP_SUFFIX, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
+import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync, WalSync } from './coalesced-sync.js';
@@ -150,7 +151,10 @@ export class Archive {
   static async open(options: ArchiveOptions): Promise<{ archive: Archive; recovery: RecoveryReport }> {
     const paths = new ArchivePaths(options.dataDir);
     for (const shard of paths.tempShards) await mkdir(shard, { recursive: true });
-    const db = openDatabase(paths.databaseFile);
+    const db = openDatabase(paths.databaseFile, (reason) => options.logger.warn(
+      { event: 'index-opened-exclusive', reason },
+      'the disk is full: the index is open for this process only, until the next start',
+    ));
     const archive = new Archive(options, db);
     const recovery = await recoverArchive(
       { paths: archive.paths, db, indexExistingFile: (path, size) => archive.indexExistingFile(path, size) }, options.logger);
@@ -200,23 +204,28 @@ export class Archive {
   private async ingestNow<R extends IngestResult | HeldReplacement>(
     source: IngestSource, context: IngestContext,
     settle: (spooled: SpooledFile, header: InstanceHeader, ticket: CommitTicket) => Promise<R>,
-  ): Promise<R> {
+  ): Promise<R | IngestResult> {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let spooled: SpooledFile | undefined;
     let ticket: CommitTicket | undefined;
     try {
-      // The check after spooling counts the instance's size; this early one spares writing a file while the disk is full.
-      await this.ensureRoom(0);
-      spooled = await this.spool(source);
-      this.freeSpace.wrote(spooled.sizeBytes);
-      ticket = this.committer.announce();
-      const header = await this.parse(spooled);
-      checkExpectations(header, context);
-      await this.ensureRoom(spooled.sizeBytes);
-      const file = spooled;
-      const fileTicket = ticket;
-      const result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket));
-      spooled = undefined; // renamed, removed, or held
+      // Checked before anything is written, so a full disk is not asked to take a file it cannot hold.
+      const noRoom = await this.roomRefusal();
+      let result: R | IngestResult;
+      if (noRoom) {
+        result = await this.duplicateOrRefuse(source, context, noRoom);
+      } else {
+        spooled = await this.spool(source);
+        this.freeSpace.wrote(spooled.sizeBytes);
+        ticket = this.committer.announce();
+        const header = await this.parse(spooled);
+        checkExpectations(header, context);
+        const file = spooled;
+        const fileTicket = ticket;
+        await this.ensureRoomFor(file, header, context);
+        result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket));
+        spooled = undefined; // renamed, removed, or held
+      }
       logIngest(log, result);
       return result;
     } catch (error) {
@@ -225,6 +234,31 @@ export class Archive {
     } finally {
       ticket?.withdraw();
     }
+  }
+
+  /**
+   * With no room, nothing may be written; but an instance the archive already holds is still answered as
+   * a duplicate (a sender re-sending after a lost answer must not be refused). It is hashed as it arrives.
+   */
+  private async duplicateOrRefuse(source: IngestSource, context: IngestContext, refusal: OutOfResourcesError): Promise<IngestResult> {
+    const received = await readWithoutWriting(source);
+    let header: InstanceHeader;
+    try {
+      header = await this.parse(received);
+      checkExpectations(header, context);
+    } catch {
+      throw refusal;
+    }
+    const relativePath = this.instancePath(header);
+    const origin = context.origin ?? 'local';
+    const kept = await this.lock.run(header.sopInstanceUid, async () => {
+      const existing = this.index.existing(header.sopInstanceUid);
+      if (!existing || !isKeptOver(existing, received, relativePath, origin)) return false;
+      if (origin === 'cloud' && !existing.in_cloud) this.markInCloud(header.sopInstanceUid);
+      return true;
+    });
+    if (!kept) throw refusal;
+    return { outcome: 'duplicate', header, sizeBytes: received.sizeBytes, sha256: received.sha256, relativePath };
   }
 
   /** Whether `spooled` would replace a stored instance (and not just repeat it). */
@@ -265,7 +299,8 @@ export class Archive {
     return spoolToTempFile(source, this.paths.nextTempDir());
   }
 
-  private async parse(spooled: SpooledFile): Promise<InstanceHeader> {
+  /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */
+  private async parse(spooled: UnwrittenInstance & { path?: string }): Promise<InstanceHeader> {
     let header: InstanceHeader;
     try {
       // Usually the bytes kept while spooling hold the whole header; the file is read only when they do not.
@@ -278,7 +313,8 @@ export class Archive {
           break;
         }
       }
-      header = parsed ?? await readInstanceHeader(spooled.path, spooled.sizeBytes, { head, tail: spooled.tail });
+      if (!parsed && !spooled.path) throw new CannotUnderstandError('the header is longer than the bytes kept while receiving');
+      header = parsed ?? await readInstanceHeader(spooled.path!, spooled.sizeBytes, { head, tail: spooled.tail });
     } catch (error) {
       if (error instanceof DicomParseError) throw new CannotUnderstandError(error.message);
       throw error;
@@ -295,20 +331,38 @@ export class Archive {
     return header;
   }
 
+  /** Why nothing can be received now (not one byte of room, even after eviction), or undefined. */
+  private async roomRefusal(): Promise<OutOfResourcesError | undefined> {
+    try {
+      await this.ensureRoom();
+      return undefined;
+    } catch (error) {
+      if (error instanceof OutOfResourcesError) return error;
+      throw error;
+    }
+  }
+
+  /** Room for a spooled instance; a copy of one already stored needs none, whatever the disk holds. */
+  private async ensureRoomFor(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): Promise<void> {
+    const existing = this.index.existing(header.sopInstanceUid);
+    if (existing && isKeptOver(existing, spooled, this.instancePath(header), context.origin ?? 'local')) return;
+    await this.ensureRoom({ spooledBytes: spooled.sizeBytes, replacedBytes: existing && isLocalCopy(existing) ? existing.size_bytes : 0 });
+  }
+
   /**
-   * Makes room for `incomingBytes` under the quota and the disk reserve, or throws OutOfResourcesError. With
+   * Makes room for `incoming` (see checkRoom) under the quota and the disk reserve, or throws OutOfResourcesError. With
    * evictDelivered, the least recently used confirmed studies go first, as many as the shortfall needs (which
    * may exceed the incoming bytes: a lowered quota, a disk filled by others); the refusal comes only when no
    * more can go. Undelivered and pinned studies are never candidates.
    */
-  private async ensureRoom(incomingBytes: number): Promise<void> {
+  private async ensureRoom(incoming?: Incoming): Promise<void> {
     if (this.limits.evictDelivered) {
       for (;;) {
-        const shortfall = await roomShortfall(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+        const shortfall = await roomShortfall(this.freeSpace, this.limits, this.archiveBytes, incoming);
         if (shortfall === 0 || (await evictDelivered(this, shortfall, this.logger)) === 0) break;
       }
     }
-    await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incomingBytes);
+    await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
   }
 
   private async commitHeld(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger): Promise<IngestResult> {
@@ -324,6 +378,11 @@ export class Archive {
     }
   }
 
+  /** The archive destination holds this instance too. */
+  private markInCloud(sopInstanceUid: string): void {
+    this.db.prepare('UPDATE instances SET in_cloud = 1 WHERE sop_instance_uid = ?').run(sopInstanceUid);
+  }
+
   private instancePath(header: InstanceHeader): string {
     return this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
   }
@@ -333,11 +392,9 @@ export class Archive {
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
     const origin = context.origin ?? 'local';
-    const localCopy = existing !== undefined && existing.local === 1 && !existing.file_missing;
-    // A cloud fetch never replaces a local copy: the local bytes are the ones this site acquired.
-    if (existing && localCopy && (isSameFile(existing, spooled, relativePath) || origin === 'cloud')) {
+    if (existing && isKeptOver(existing, spooled, relativePath, origin)) {
       await unlink(spooled.path);
-      if (origin === 'cloud' && !existing.in_cloud) this.db.prepare('UPDATE instances SET in_cloud = 1 WHERE sop_instance_uid = ?').run(header.sopInstanceUid);
+      if (origin === 'cloud' && !existing.in_cloud) this.markInCloud(header.sopInstanceUid);
       return { outcome: 'duplicate', ...base };
     }
     const finalPath = this.paths.absolute(relativePath);
@@ -547,8 +604,21 @@ async function restore(moved: ReadonlyArray<{ from: string; to: string }>): Prom
 }
 
 /** An instance stored with these very bytes at this path: storing it again changes nothing. */
-function isSameFile(existing: ExistingInstance, spooled: SpooledFile, relativePath: string): boolean {
-  return existing.sha256 === spooled.sha256 && existing.path === relativePath && !existing.file_missing;
+function isSameFile(existing: ExistingInstance, received: { sha256: string }, relativePath: string): boolean {
+  return existing.sha256 === received.sha256 && existing.path === relativePath && !existing.file_missing;
+}
+
+/** A file of this site's own is at the row's path (not a cloud-only row, not a missing file). */
+function isLocalCopy(existing: ExistingInstance): boolean {
+  return existing.local === 1 && !existing.file_missing;
+}
+
+/**
+ * The stored copy stays and the received bytes are not written: they repeat it, or they are a cloud fetch,
+ * which never replaces a local copy (the local bytes are the ones this site acquired).
+ */
+function isKeptOver(existing: ExistingInstance, received: { sha256: string }, relativePath: string, origin: IngestOrigin): boolean {
+  return isLocalCopy(existing) && (isSameFile(existing, received, relativePath) || origin === 'cloud');
 }
 
 function logIngest(log: Logger, result: IngestResult | HeldReplacement): void {

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { OUTBOX_STATES } from '../contract/outbox-states.js';
+import { isDiskFull } from './disk-full.js';
 
 export type Db = Database.Database;
 
@@ -164,15 +165,40 @@ ${TABLES_V2}
 ${TABLES_V3}
 `;
 
-export function openDatabase(file: string): Db {
+/**
+ * Opens (or creates) the index. On a full disk the open fails: SQLite must first extend the WAL index
+ * (`-shm`) that its shared-memory locking maps. The index is then opened with locking_mode=EXCLUSIVE,
+ * which keeps the WAL index in this process's memory instead, so the appliance still starts, answers
+ * queries and refuses ingest. `onDiskFull` is told why; until the next start no other process can open
+ * the index (SQLite allows no way back to shared locking while in WAL mode).
+ */
+export function openDatabase(file: string, onDiskFull?: (reason: string) => void): Db {
+  try {
+    return openWithLocking(file, 'NORMAL');
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    onDiskFull?.(`${(error as { code?: string }).code}: ${(error as Error).message}`);
+    return openWithLocking(file, 'EXCLUSIVE');
+  }
+}
+
+function openWithLocking(file: string, lockingMode: 'NORMAL' | 'EXCLUSIVE'): Db {
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  // FULL: a commit is durable on power loss before we acknowledge the sender.
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
-  return db;
+  try {
+    // Set before the first read: that read decides whether the WAL index lives in a file or in memory.
+    if (lockingMode === 'EXCLUSIVE') db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    // FULL: a commit is durable on power loss before we acknowledge the sender.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    return db;
+  } catch (error) {
+    // A connection left open would keep its lock, and the second attempt would find the index busy.
+    db.close();
+    throw error;
+  }
 }
 
 /** Thrown when the index was written by a newer version of the appliance, which this one must not change. */
@@ -199,6 +225,8 @@ function migrate(db: Db): void {
     if (version === 1) migrateFrom1(db);
     if (version >= 1 && version < 3) migrateFrom2(db);
     db.exec(SCHEMA);
+    // An index already at this version opens without a write, so it opens on a full disk too.
+    if (version === SCHEMA_VERSION) return;
     db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
       .run(String(SCHEMA_VERSION));
   })();

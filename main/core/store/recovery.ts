@@ -2,6 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Db } from './database.js';
+import { isDiskFull } from './disk-full.js';
 import type { ArchivePaths } from './paths.js';
 import { TEMP_SUFFIX } from './temp-file.js';
 
@@ -60,15 +61,22 @@ export async function recoverArchive(archive: RecoverableArchive, logger: Logger
       logger.error({ event: 'recovery-unreadable', file, reason: (error as Error).message }, 'file in the archive cannot be indexed');
     }
   }
-  const flag = db.prepare('UPDATE instances SET file_missing = ? WHERE path = ? AND local = 1');
-  db.transaction(() => {
+  // Only rows whose flag changes are written: a start with nothing to fix writes nothing, so it works on a full disk.
+  const flag = db.prepare('UPDATE instances SET file_missing = ? WHERE path = ? AND local = 1 AND file_missing <> ?');
+  const flagRows = db.transaction(() => {
     for (const [path, row] of rows) {
       if (!row.local && !seen.has(path)) continue; // cloud-only, and rightly without a file
       const missing = !seen.has(path);
       if (missing) report.rowsMissingFile++;
-      flag.run(missing ? 1 : 0, path);
+      flag.run(missing ? 1 : 0, path, missing ? 1 : 0);
     }
-  })();
+  });
+  try {
+    flagRows();
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    logger.warn({ event: 'recovery-deferred', reason: (error as Error).message }, 'the disk is full: files found missing are flagged at a later start');
+  }
   logger.info({ event: 'recovery', ...report }, 'archive recovery finished');
   return report;
 }

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { IngestAbortedError, OutOfResourcesError } from './errors.js';
 
 export const TEMP_SUFFIX = '.part';
-const KEPT_HEAD_BYTES = 256 * 1024;
+export const KEPT_HEAD_BYTES = 256 * 1024;
 /**
  * O_DSYNC: each write returns once its data (and the file size) is on disk, so no fsync call follows;
  * one thread-pool round trip less per instance, with the same durability as write + fdatasync.
@@ -17,7 +17,7 @@ const openFile = promisify(open);
 const writevFile = promisify(writev);
 
 /** Chunks, or batches of chunks that the source hands over (never reuses). */
-type SpoolItem = Uint8Array | readonly Uint8Array[];
+export type SpoolItem = Uint8Array | readonly Uint8Array[];
 export type SpoolSource = AsyncIterable<SpoolItem> | Readable;
 
 export interface SpooledFile {

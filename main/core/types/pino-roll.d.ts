@@ -1,5 +1,5 @@
 declare module 'pino-roll' {
-  import type { DestinationStream } from 'pino';
+  import type pino from 'pino';
   interface PinoRollOptions {
     file: string | (() => string);
     size?: string | number;
@@ -8,6 +8,6 @@ declare module 'pino-roll' {
     limit?: { count?: number; removeOtherLogFiles?: boolean };
     extension?: string;
   }
-  type RollStream = DestinationStream & { end(): void; once(event: 'close', listener: () => void): void };
-  export default function build(options: PinoRollOptions): Promise<RollStream>;
+  /** The rotating file is a SonicBoom (as pino.destination makes) that reopens itself on the next file. */
+  export default function build(options: PinoRollOptions): Promise<ReturnType<typeof pino.destination>>;
 }

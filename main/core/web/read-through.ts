@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ArchiveReadError } from '../cloud/archive-errors.js';
 import type { InstanceScope, ReadThrough } from '../cloud/read-through.js';
+import { isDiskFull } from '../store/disk-full.js';
 import type { WebContext } from './context.js';
 import { HttpError } from './http-errors.js';
 
@@ -106,6 +107,13 @@ export function registerAccessTimes(app: FastifyInstance, ctx: WebContext): void
     if (now - (touched.get(study) ?? 0) < TOUCH_EVERY_MS) return;
     if (touched.size >= MAX_REMEMBERED) touched.clear();
     touched.set(study, now);
-    ctx.archive.cloud.touch([study], now);
+    try {
+      ctx.archive.cloud.touch([study], now);
+    } catch (error) {
+      // A read is not refused for want of room to note it: the study only looks older to eviction.
+      if (!isDiskFull(error)) throw error;
+      ctx.logger.warn({ event: 'access-time-not-recorded', studyUid: study, reason: (error as Error).message },
+        'the disk is full: the study is read, its access time not recorded');
+    }
   });
 }

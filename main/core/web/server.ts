@@ -6,6 +6,7 @@ import {
 import { API_ROUTES } from '../contract/api/routes.js';
 import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessionCookie, type AccessSettings } from './access.js';
 import { registerApi, SettingsRejected } from './api.js';
+import { requestTimeoutResponse, watchBodyIdle } from './body-idle.js';
 import { registerCloudApi } from './cloud-api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
@@ -37,12 +38,33 @@ export interface BuiltServer {
 }
 
 export async function buildServer(ctx: WebContext, access: AccessSettings, extraRoutes: Array<(app: FastifyInstance) => void> = []): Promise<BuiltServer> {
+  const { requestTimeoutMs } = ctx.settings().http;
   const app = Fastify({
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // A request that has not arrived in full within this gets 408 and its connection is closed.
+    requestTimeout: requestTimeoutMs,
+    http: {
+      requestTimeout: requestTimeoutMs,
+      // Node refuses a headers timeout longer than the request timeout, and checks both at this interval.
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
+    },
+  });
+
+  // First, before the access check: an upload that stalls holds its connection whoever sends it.
+  app.addHook('onRequest', (request, reply, done) => {
+    const idleMs = ctx.settings().http.bodyIdleTimeoutMs;
+    watchBodyIdle(request.raw, idleMs, () => {
+      ctx.logger.warn({ event: 'http-body-stalled', peer: request.ip, url: request.url.split('?')[0], idleMs }, 'request body stalled; connection closed');
+      const socket = request.raw.socket;
+      if (socket.writable && !reply.raw.headersSent) socket.write(requestTimeoutResponse(`the request body sent nothing for ${idleMs} ms`));
+      socket.destroy();
+    });
+    done();
   });
   // Route schemas are zod (the wire contract's for /api): they validate requests and check answers on the way out.
   app.setValidatorCompiler(validatorCompiler);

@@ -45,6 +45,13 @@ function defaultStaticDir(): string {
   return join(projectRoot() ?? process.cwd(), 'dist', 'renderer');
 }
 
+/**
+ * How long requests in flight may take to finish when the appliance stops. With the DIMSE listener's grace
+ * (they stop one after the other) the whole stop stays within 10 s; nothing unanswered is acknowledged, so
+ * cutting an upload loses nothing its sender was told is stored.
+ */
+const STOP_GRACE_MS = 2_000;
+
 /** The HTTP server: DICOMweb, /api, /api/events and the renderer. */
 export class WebService implements ApplianceService {
   readonly name = 'http';
@@ -95,10 +102,20 @@ export class WebService implements ApplianceService {
     return lines;
   }
 
+  /** No new requests; those in flight get STOP_GRACE_MS, then every connection is cut (a stalled upload would hold the stop forever). */
   async stop(): Promise<void> {
     if (!this.server) return;
+    const { app } = this.server;
     this.server.closeStreams();
-    await this.server.app.close();
+    const cut = setTimeout(() => {
+      this.options.logger.warn({ event: 'http-connections-cut' }, 'requests still in flight at stop; connections closed');
+      app.server.closeAllConnections();
+    }, STOP_GRACE_MS);
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(cut);
+    }
     this.server = undefined;
   }
 }
