@@ -13,6 +13,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AuthProvider } from '../forward/auth.js';
 import { trimBase } from '../forward/stow-client.js';
+import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { ArchiveReadError, httpFailure, networkFailure, timedOut } from './archive-errors.js';
 
 export interface ArchiveClientOptions {
@@ -173,6 +174,20 @@ async function discard(response: IncomingMessage): Promise<void> {
   if (response.readableEnded) return;
   response.resume();
   await once(response, 'end');
+}
+
+/** A JSON answer that must be an array of DICOM JSON datasets (QIDO-RS, metadata); anything else is an ArchiveReadError. */
+export function parseDatasets(text: string, what: string, url: string): ReceivedDicomJson[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ArchiveReadError('other', `${what} at ${url}: the answer is not JSON (${(error as Error).message})`, { url, status: 200, retryable: false });
+  }
+  if (!Array.isArray(parsed) || !parsed.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d))) {
+    throw new ArchiveReadError('other', `${what} at ${url}: the answer is not an array of DICOM JSON datasets`, { url, status: 200, retryable: false });
+  }
+  return parsed as ReceivedDicomJson[];
 }
 
 /** The first value of a response header. */

@@ -1,7 +1,6 @@
 /** WADO-RS metadata of a study, series or instance from the archive destination: DICOM JSON, no pixel data. */
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
-import { ArchiveReadError } from './archive-errors.js';
-import { Deadline, type ArchiveClient } from './archive-client.js';
+import { Deadline, parseDatasets, type ArchiveClient } from './archive-client.js';
 import { retrievePath, type RetrieveOptions, type RetrieveTarget } from './wado.js';
 
 /**
@@ -16,16 +15,7 @@ export async function retrieveMetadata(client: ArchiveClient, target: RetrieveTa
     const response = await client.get(url, 'application/dicom+json', what, deadline);
     if (response.status !== 200) throw await client.failure(response, what);
     const text = await client.text(response, what, deadline);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw new ArchiveReadError('other', `${what} at ${url}: the answer is not JSON (${(error as Error).message})`, { url, status: 200, retryable: false });
-    }
-    if (!Array.isArray(parsed) || !parsed.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d))) {
-      throw new ArchiveReadError('other', `${what} at ${url}: the answer is not an array of DICOM JSON datasets`, { url, status: 200, retryable: false });
-    }
-    return parsed as ReceivedDicomJson[];
+    return parseDatasets(text, what, url);
   } finally {
     deadline.clear();
   }

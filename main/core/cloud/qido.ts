@@ -1,7 +1,6 @@
 /** QIDO-RS searches of the archive destination at study, series or instance level (PS3.18 10.6). */
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
-import { ArchiveReadError } from './archive-errors.js';
-import { Deadline, type ArchiveClient } from './archive-client.js';
+import { Deadline, parseDatasets, type ArchiveClient } from './archive-client.js';
 
 export type QidoLevel = 'study' | 'series' | 'instance';
 
@@ -89,14 +88,5 @@ async function searchPage(client: ArchiveClient, path: string, query: URLSearchP
   if (response.status !== 200) throw await client.failure(response, what);
   const text = await client.text(response, what, deadline);
   if (text.trim() === '') return [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new ArchiveReadError('other', `${what} at ${url}: the answer is not JSON (${(error as Error).message})`, { url, status: 200, retryable: false });
-  }
-  if (!Array.isArray(parsed) || !parsed.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d))) {
-    throw new ArchiveReadError('other', `${what} at ${url}: the answer is not an array of DICOM JSON datasets`, { url, status: 200, retryable: false });
-  }
-  return parsed as ReceivedDicomJson[];
+  return parseDatasets(text, what, url);
 }
