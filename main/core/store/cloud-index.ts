@@ -6,7 +6,7 @@
 import type { Statement } from 'better-sqlite3';
 import { jsonInteger, jsonString, jsonStrings, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { uidProblem } from '../dicom/uid.js';
-import { commitWithoutSync, type Db } from './database.js';
+import { statementCache, commitWithoutSync, type Db } from './database.js';
 import { UNROUTED_DESTINATION } from './index-writer.js';
 import { IndexWriter } from './index-writer.js';
 import type { ArchivePaths } from './paths.js';
@@ -106,16 +106,11 @@ const SERIES_TEXT = ['modality', 'series_description', 'body_part_examined', 'pp
 
 export class CloudIndex {
   private readonly writer: IndexWriter;
-  private readonly statements = new Map<string, Statement>();
+  private readonly prepared: (sql: string) => Statement;
 
   constructor(private readonly db: Db, private readonly paths: Pick<ArchivePaths, 'relativeInstancePath'>) {
+    this.prepared = statementCache(db);
     this.writer = new IndexWriter(db);
-  }
-
-  private prepared(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
-    return statement;
   }
 
   /** Runs `work` as one durable transaction (e.g. the rows of a change-feed batch together with its cursor). */

@@ -5,6 +5,19 @@ import { isDiskFull } from './disk-full.js';
 export type Db = Database.Database;
 
 /**
+ * A statement cache for one read model or writer: each SQL text is compiled once, on first use, and reused
+ * (preparing per call was about half the database time of a forward batch).
+ */
+export function statementCache(db: Db): (sql: string) => Database.Statement {
+  const statements = new Map<string, Database.Statement>();
+  return (sql) => {
+    let statement = statements.get(sql);
+    if (!statement) statements.set(sql, (statement = db.prepare(sql)));
+    return statement;
+  };
+}
+
+/**
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
  */

@@ -4,7 +4,7 @@
  * here, what it must fetch from the archive, and whether the archive reported more than the index knows.
  */
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './database.js';
+import { statementCache, type Db } from './database.js';
 
 export interface InstanceScope {
   studyUid: string;
@@ -43,14 +43,10 @@ function toLocation(row: Row): InstanceLocation {
 }
 
 export class InstanceLocations {
-  private readonly statements = new Map<string, Statement>();
+  private readonly prepared: (sql: string) => Statement;
 
-  constructor(private readonly db: Db) {}
-
-  private prepared(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
-    return statement;
+  constructor(db: Db) {
+    this.prepared = statementCache(db);
   }
 
   /** Every known instance of the scope, in series and instance-number order. */

@@ -7,7 +7,7 @@
  * 2 = a user chose "overwrite" (or upsert applies): send with PUT.
  */
 import type { Statement } from 'better-sqlite3';
-import { commitWithoutSync, type Db } from './database.js';
+import { commitWithoutSync, statementCache, type Db } from './database.js';
 import type { OutboxState } from './events.js';
 import { UNROUTED_DESTINATION } from './index-writer.js';
 import { emptyCounts, studyProgressQuery, type StudyProgress } from './read-models/study-progress.js';
@@ -55,22 +55,13 @@ function where(filter: RowFilter, states: readonly OutboxState[]): { sql: string
 }
 
 export class OutboxWorkerQueries {
-  /** The worker's per-batch statements, compiled once: preparing them for every row was about half the database time of a batch. */
-  private readonly statements = new Map<string, Statement>();
+  private readonly prepared: (sql: string) => Statement;
 
   private readonly studyProgress: (studyUids: readonly string[]) => StudyProgress[];
 
   constructor(private readonly db: Db) {
+    this.prepared = statementCache(db);
     this.studyProgress = studyProgressQuery(db);
-  }
-
-  private prepared(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
   }
 
   /**

@@ -4,7 +4,7 @@
  * what planning needs to know: a patient's studies here, and whether forwarding has work.
  */
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './database.js';
+import { statementCache, type Db } from './database.js';
 
 export type PrefetchState = 'queued' | 'fetching' | 'done' | 'failed';
 
@@ -59,14 +59,10 @@ const COLUMNS = `id, study_uid AS studyUid, patient_id AS patientId, issuer_of_p
   last_error AS lastError, created_at AS createdAt, updated_at AS updatedAt`;
 
 export class PrefetchJobs {
-  private readonly statements = new Map<string, Statement>();
+  private readonly prepared: (sql: string) => Statement;
 
-  constructor(private readonly db: Db) {}
-
-  private prepared(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
-    return statement;
+  constructor(private readonly db: Db) {
+    this.prepared = statementCache(db);
   }
 
   /**
