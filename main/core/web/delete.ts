@@ -2,17 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { InstanceScope } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { deleteQuery, instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { deleteQuery, RESOURCE_ROUTES } from './dicomweb-params.js';
 import { HttpError } from './http-errors.js';
 
 /** DELETE of a study, series or instance: local only, never forwarded. */
 export function registerDelete(server: FastifyInstance, ctx: WebContext): void {
   const app = server.withTypeProvider<ZodTypeProvider>();
-  for (const [path, params] of [
-    ['/dicom-web/studies/:study', studyParams],
-    ['/dicom-web/studies/:study/series/:series', seriesParams],
-    ['/dicom-web/studies/:study/series/:series/instances/:instance', instanceParams],
-  ] as const) {
+  for (const [path, params] of RESOURCE_ROUTES) {
     app.delete(path, { schema: { params, querystring: deleteQuery } }, (request, reply) => remove(ctx, request.params, request.query.force, request, reply));
   }
 }

@@ -10,6 +10,12 @@ export const noParams = z.object({});
 export const studyParams = z.object({ study: uidParam('study') });
 export const seriesParams = studyParams.extend({ series: uidParam('series') });
 export const instanceParams = seriesParams.extend({ instance: uidParam('instance') });
+/** The three resources that WADO-RS retrieve and DELETE serve alike: a study, a series, an instance. */
+export const RESOURCE_ROUTES = [
+  ['/dicom-web/studies/:study', studyParams],
+  ['/dicom-web/studies/:study/series/:series', seriesParams],
+  ['/dicom-web/studies/:study/series/:series/instances/:instance', instanceParams],
+] as const;
 /** `:frames` is a frame list (1,3,5), parsed by the route. */
 export const framesParams = instanceParams.extend({ frames: z.string() });
 /** `*` is a bulk data path (tag[/item/tag…]), parsed by the route. */

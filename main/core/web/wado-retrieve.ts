@@ -6,7 +6,7 @@ import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { parseAccept, type MediaType } from '../multipart/media-type.js';
 import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { RESOURCE_ROUTES } from './dicomweb-params.js';
 import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { throughArchive } from './read-through.js';
@@ -41,11 +41,7 @@ export function negotiateDicom(accept: MediaType[], stored: string): Delivery | 
 
 export function registerWadoRetrieve(server: FastifyInstance, ctx: WebContext): void {
   const app = server.withTypeProvider<ZodTypeProvider>();
-  for (const [path, params] of [
-    ['/dicom-web/studies/:study', studyParams],
-    ['/dicom-web/studies/:study/series/:series', seriesParams],
-    ['/dicom-web/studies/:study/series/:series/instances/:instance', instanceParams],
-  ] as const) {
+  for (const [path, params] of RESOURCE_ROUTES) {
     app.get(path, { schema: { params } }, (request, reply) => retrieve(ctx, request.params, request, reply));
   }
 }
