@@ -35,6 +35,8 @@ export interface ApplianceOptions {
   overrides?: ApplianceOverrides;
   /** Write logs to stdout as well as the log file (headless mode). */
   logToStdout?: boolean;
+  /** Write the rotating log file under the data dir (default true); off where stdout is already kept, as by journald. */
+  logFile?: boolean;
   /** Print function for the listener lines; defaults to console.log. */
   announce?: (line: string) => void;
   /** Store-and-forward hooks: the Electron shell's safeStorage-backed SecretBox; msal overrides in tests. */
@@ -137,7 +139,7 @@ export class Appliance {
     // Overrides are validated with the file, so a bad flag is named like a bad field; PUT /api/settings
     // makes the same check, so a write never leaves settings the next start refuses.
     assertStartable(settings, file.path);
-    const logHandle = await createLogger({ dataDir: options.dataDir, level: settings.log.level, stdout: options.logToStdout ?? false });
+    const logHandle = await createLogger({ dataDir: options.dataDir, level: settings.log.level, stdout: options.logToStdout ?? false, file: options.logFile === false ? false : undefined });
     const logger = logHandle.logger;
     const { archive, recovery } = await Archive.open({
       dataDir: options.dataDir,

@@ -4,8 +4,10 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Appliance, type ApplianceOverrides } from './appliance.js';
 import { SettingsError } from './settings/errors.js';
+import { appVersion } from './web/web-service.js';
 
-const USAGE = `usage: dicom-edge serve [options]
+const USAGE = `usage: dicom-edge [serve] [options]
+       dicom-edge --help | --version
 
   --data-dir DIR      where settings, archive, index and logs live
                       (default: $DICOM_EDGE_DATA_DIR or $XDG_DATA_HOME/dicom-edge or ~/.local/share/dicom-edge)
@@ -17,6 +19,11 @@ const USAGE = `usage: dicom-edge serve [options]
                       read the session token for the HTTP API from this file (first line)
   --api-token TOKEN   the token itself (shown to every local user by ps; prefer the file
                       or $DICOM_EDGE_API_TOKEN). Default: http.apiToken, else generated at each start
+
+  --no-log-file       log to stdout only, no rotating file under the data dir
+                      (for a service whose stdout already goes to the journal)
+  -h, --help          print this help and exit
+  -v, --version       print the version and exit
 
 Flags override settings.json, which overrides the defaults.`;
 
@@ -55,27 +62,45 @@ function apiTokenFrom(flag: string | undefined, file: string | undefined, env: N
   return env.DICOM_EDGE_API_TOKEN?.trim() || undefined;
 }
 
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): { dataDir: string; overrides: ApplianceOverrides } {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      'data-dir': { type: 'string' },
-      aet: { type: 'string' },
-      'dimse-port': { type: 'string' },
-      'http-host': { type: 'string' },
-      'http-port': { type: 'string' },
-      'api-token': { type: 'string' },
-      'api-token-file': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) throw new UsageError(USAGE);
+export type CommandLine =
+  | { command: 'help' }
+  | { command: 'version' }
+  | { command: 'serve'; dataDir: string; logFile: boolean; overrides: ApplianceOverrides };
+
+/** Reads the command line; throws UsageError (exit 2, usage on stderr) for anything it does not know. */
+export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = process.env): CommandLine {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        'data-dir': { type: 'string' },
+        aet: { type: 'string' },
+        'dimse-port': { type: 'string' },
+        'http-host': { type: 'string' },
+        'http-port': { type: 'string' },
+        'api-token': { type: 'string' },
+        'api-token-file': { type: 'string' },
+        'no-log-file': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (error) {
+    // node:util's own messages name the flag ("Unknown option '--x'", "Option '--aet <value>' argument missing").
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { command: 'help' };
+  if (values.version) return { command: 'version' };
   if (positionals.length > 1 || (positionals[0] ?? 'serve') !== 'serve') {
-    throw new UsageError(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}`);
+    throw new UsageError(`unknown command ${JSON.stringify(positionals.join(' '))}`);
   }
   return {
+    command: 'serve',
     dataDir: values['data-dir'] ? resolve(values['data-dir']) : defaultDataDir(env),
+    logFile: !values['no-log-file'],
     overrides: {
       aeTitle: values.aet,
       dimsePort: portFlag('dimse-port', values['dimse-port']),
@@ -89,10 +114,19 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
 export async function main(argv: string[]): Promise<number> {
   let options;
   try {
-    options = parseServeArgs(argv);
+    options = parseCommandLine(argv);
   } catch (error) {
-    console.error((error as Error).message);
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`dicom-edge: ${error.message}\n\n${USAGE}`);
     return 2;
+  }
+  if (options.command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (options.command === 'version') {
+    console.log(`dicom-edge ${appVersion()}`);
+    return 0;
   }
   // Signals are handled from the first moment, so a stop requested during start-up is not lost.
   let requestedStop: string | undefined;

@@ -43,8 +43,12 @@ function serveThenTerminate(args: string[], env: NodeJS.ProcessEnv, readyPattern
 }
 
 function runToExit(args: string[], env: NodeJS.ProcessEnv): Promise<Finished> {
+  return runBin(['serve', ...args], env);
+}
+
+function runBin(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -96,6 +100,44 @@ test('a bad flag is refused with a usage message', { timeout: 60_000 }, async ()
   const result = await runToExit(['--data-dir', join(root, 'flag'), '--dimse-port', '99999'], {});
   assert.equal(result.code, 2);
   assert.match(result.stderr, /--dimse-port must be a port number/);
+});
+
+describe('the command line', () => {
+  test('--help prints the usage to stdout and exits 0', { timeout: 60_000 }, async () => {
+    for (const args of [['--help'], ['-h'], ['serve', '--help']]) {
+      const result = await runBin(args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stdout, /^usage: dicom-edge/m);
+      assert.match(result.stdout, /--data-dir DIR/);
+      assert.equal(result.stderr, '');
+    }
+  });
+
+  test('--version prints the package version to stdout and exits 0', { timeout: 60_000 }, async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['-v']]) {
+      const result = await runBin(args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.equal(result.stdout, `dicom-edge ${version}\n`);
+      assert.equal(result.stderr, '');
+    }
+  });
+
+  test('an unknown flag prints its name and the usage to stderr and exits 2', { timeout: 60_000 }, async () => {
+    const result = await runBin(['serve', '--no-such-flag'], { DICOM_EDGE_DATA_DIR: join(root, 'unknown-flag') });
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /--no-such-flag/);
+    assert.match(result.stderr, /^usage: dicom-edge/m);
+    assert.ok(!existsSync(join(root, 'unknown-flag')), 'nothing was created');
+  });
+
+  test('an unknown command is refused with the usage and exit 2', { timeout: 60_000 }, async () => {
+    const result = await runBin(['frobnicate']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown command "frobnicate"/);
+    assert.match(result.stderr, /^usage: dicom-edge/m);
+  });
 });
 
 describe('the API token without putting it on the command line', () => {

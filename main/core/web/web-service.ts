@@ -34,7 +34,8 @@ function projectRoot(): string | undefined {
   }
 }
 
-function appVersion(): string {
+/** The version in the project's package.json, or 'unknown' when it cannot be found. */
+export function appVersion(): string {
   const root = projectRoot();
   if (!root) return 'unknown';
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
