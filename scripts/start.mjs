@@ -2,6 +2,7 @@
 // `npm start`: builds, then launches the Electron shell; where Electron's binary is missing, runs headless.
 import { spawnSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 
 const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
@@ -19,4 +20,5 @@ const child = electronBinary
   : (console.log('Electron binary is not installed here (its download was skipped or blocked): starting the headless appliance instead.'),
     spawn(process.execPath, ['bin/dicom-edge.js', 'serve', ...args], { stdio: 'inherit' }));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-child.on('exit', (code) => process.exit(code ?? 0));
+// A child killed by a signal exits the way a shell reports it (128 + the signal's number), never 0.
+child.on('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 0)));
