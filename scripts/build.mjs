@@ -22,7 +22,7 @@ await build({
   outbase: 'main/core',
   platform: 'node',
   format: 'esm',
-  target: 'node20',
+  target: 'node24',
   sourcemap: true,
   logLevel: 'warning',
 });
@@ -34,7 +34,7 @@ if (existsSync('main/electron/main.ts')) {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: 'node20',
+    target: 'node24',
     external: ['electron', 'better-sqlite3', 'dcmjs-codecs', 'dcmjs-imaging', 'pino', 'pino-roll', 'thread-stream'],
     // The core is ESM and finds its files from import.meta.url, which a CommonJS bundle does not have.
     define: { 'import.meta.url': '__bundleFileUrl' },
