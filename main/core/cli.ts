@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Appliance, type ApplianceOverrides } from './appliance.js';
 import { SettingsError } from './settings/errors.js';
+import { notifySystemd } from './systemd-notify.js';
 import { appVersion } from './web/web-service.js';
 
 const USAGE = `usage: dicom-edge [serve] [options]
@@ -111,6 +112,14 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = proces
   };
 }
 
+/** A systemd notification, logged once whether it was sent or not (a failure does not stop the appliance). */
+async function tellSystemd(appliance: Appliance, fields: Record<string, string>, event: string): Promise<void> {
+  if (!process.env.NOTIFY_SOCKET) return;
+  const failure = await notifySystemd(fields);
+  if (failure) appliance.logger.warn({ event: `${event}-failed`, reason: failure }, `could not tell systemd: ${failure}`);
+  else appliance.logger.info({ event, ...fields }, 'told systemd');
+}
+
 export async function main(argv: string[]): Promise<number> {
   let options;
   try {
@@ -146,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     let appliance: Appliance;
     try {
-      appliance = await Appliance.create({ ...options, logToStdout: true });
+      appliance = await Appliance.create({ dataDir: options.dataDir, overrides: options.overrides, logFile: options.logFile, logToStdout: true });
       await appliance.start();
     } catch (error) {
       if (error instanceof SettingsError) console.error(`dicom-edge: ${error.message}`);
@@ -154,11 +163,13 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     console.log(`data dir: ${options.dataDir}`);
+    await tellSystemd(appliance, { READY: '1', STATUS: 'receiving' }, 'systemd-ready');
     const signal = await new Promise<string>((resolve) => {
       if (requestedStop) resolve(requestedStop);
       else onStopRequest = resolve;
     });
     console.log(`received ${signal}, stopping`);
+    await tellSystemd(appliance, { STOPPING: '1', STATUS: 'stopping' }, 'systemd-stopping');
     try {
       await appliance.stop();
       return 0;
