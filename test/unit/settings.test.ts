@@ -151,6 +151,15 @@ describe('destination and sign-in URLs', () => {
     });
   }
 
+  test('managed-identity: system-assigned without clientId; an empty clientId or a scope that is no https URI is refused, naming the field', () => {
+    assert.deepEqual(problemsOf({ baseUrl: 'https://x.example/v2', auth: { kind: 'managed-identity' } }), []);
+    assert.deepEqual(problemsOf({ baseUrl: 'https://x.example/v2', auth: { kind: 'managed-identity', clientId: '5c7b1f8e-0000-4000-8000-00000000abcd' } }), []);
+    const parsed = settingsSchema.parse({ destinations: [{ name: 'c', baseUrl: 'https://x.example/v2', auth: { kind: 'managed-identity' } }] });
+    assert.deepEqual(parsed.destinations[0]!.auth, { kind: 'managed-identity', scope: 'https://dicom.healthcareapis.azure.com/.default' });
+    assert.match(problemsOf({ baseUrl: 'https://x.example/v2', auth: { kind: 'managed-identity', clientId: '' } }).join('\n'), /field "destinations\.0\.auth\.clientId".*must not be empty/);
+    assert.match(problemsOf({ baseUrl: 'https://x.example/v2', auth: { kind: 'managed-identity', scope: 'dicom' } }).join('\n'), /field "destinations\.0\.auth\.scope".*https resource URI/);
+  });
+
   test('a refused URL in settings.json stops the start, naming the field', async () => {
     const sub = await mkdtemp(join(tmpdir(), 'dicom-edge-url-'));
     try {

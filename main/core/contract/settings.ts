@@ -134,6 +134,15 @@ export const destinationAuthSchema = z.discriminatedUnion('kind', [
     authority: remoteUrl(true).optional(),
     scope: z.string().default('https://dicom.healthcareapis.azure.com/.default'),
   }),
+  /**
+   * The box's own Azure identity (a VM in Azure, or a server enrolled in Azure Arc): no secret to keep. Without
+   * clientId the system-assigned identity; with it, that user-assigned identity.
+   */
+  z.object({
+    kind: z.literal('managed-identity'),
+    clientId: z.string().min(1, 'must not be empty (leave it out for the system-assigned identity)').optional(),
+    scope: z.string().regex(/^https:\/\/\S+$/, 'must be the https resource URI, optionally ending in /.default').default('https://dicom.healthcareapis.azure.com/.default'),
+  }),
 ]);
 
 export const destinationSchema = z.object({

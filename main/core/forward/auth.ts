@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   ConfidentialClientApplication,
+  ManagedIdentityApplication,
   PublicClientApplication,
   type AccountInfo,
   type Configuration,
@@ -80,7 +81,39 @@ export function createAuthProvider(auth: DestinationAuth, context: AuthContext =
       return clientCredentialsProvider(auth, context);
     case 'entra-device-code':
       return deviceCodeProvider(auth, context);
+    case 'managed-identity':
+      return managedIdentityProvider(auth, context);
   }
+}
+
+/** Managed identities are asked for a resource, not a scope: `https://x/.default` → `https://x`. */
+export function resourceOfScope(scope: string): string {
+  return scope.replace(/\/\.default$/, '');
+}
+
+/**
+ * The box's own identity, from the endpoint Azure gives it: IMDS on an Azure VM, the Arc agent's (HIMDS) on a
+ * server enrolled in Azure Arc, found by msal from the environment (IDENTITY_ENDPOINT and IMDS_ENDPOINT, or the
+ * agent installed). msal caches the token until shortly before it expires.
+ */
+function managedIdentityProvider(auth: Extract<DestinationAuth, { kind: 'managed-identity' }>, context: AuthContext): AuthProvider {
+  let app: ManagedIdentityApplication | undefined;
+  const identity = auth.clientId ? `the user-assigned managed identity ${auth.clientId}` : 'the system-assigned managed identity';
+  return {
+    async authorization(refresh = false) {
+      try {
+        app ??= new ManagedIdentityApplication({
+          managedIdentityIdParams: auth.clientId ? { userAssignedClientId: auth.clientId } : undefined,
+          system: context.msal?.system,
+        });
+        const result = await app.acquireToken({ resource: resourceOfScope(auth.scope), forceRefresh: refresh });
+        if (!result?.accessToken) throw new Error('no access token in the answer');
+        return `Bearer ${result.accessToken}`;
+      } catch (error) {
+        throw new TokenError(`could not get a token for ${identity} (${app?.getManagedIdentitySource() ?? 'no source found'}): ${describeMsalError(error)}`);
+      }
+    },
+  };
 }
 
 function clientCredentialsProvider(

@@ -65,6 +65,7 @@ const SECRET_FIELDS: Record<DestinationAuth['kind'], readonly string[]> = {
   'entra-client-secret': ['clientSecret'],
   'entra-client-certificate': [],
   'entra-device-code': [],
+  'managed-identity': [],
 };
 
 function mapSecrets(auth: DestinationAuth, map: (value: string) => string): DestinationAuth {

@@ -13,6 +13,7 @@ const AUTH_KINDS: [string, string][] = [
   ['entra-client-secret', 'Microsoft Entra ID: client secret'],
   ['entra-client-certificate', 'Microsoft Entra ID: client certificate'],
   ['entra-device-code', 'Microsoft Entra ID: sign in with a device code'],
+  ['managed-identity', 'Azure managed identity (Azure VM or Azure Arc)'],
 ];
 
 const AUTH_FIELDS: Record<string, [string, string, string?][]> = {
@@ -22,6 +23,7 @@ const AUTH_FIELDS: Record<string, [string, string, string?][]> = {
   'entra-client-secret': [['tenantId', 'Tenant ID'], ['clientId', 'Client (application) ID'], ['clientSecret', 'Client secret', 'password'], ['scope', 'Scope'], ['authority', 'Authority URL (optional)']],
   'entra-client-certificate': [['tenantId', 'Tenant ID'], ['clientId', 'Client (application) ID'], ['certificateFile', 'Certificate file (PEM)'], ['privateKeyFile', 'Private key file (PEM)'], ['scope', 'Scope'], ['authority', 'Authority URL (optional)']],
   'entra-device-code': [['tenantId', 'Tenant ID'], ['clientId', 'Client (application) ID'], ['scope', 'Scope'], ['authority', 'Authority URL (optional)']],
+  'managed-identity': [['clientId', 'User-assigned identity client ID (optional)'], ['scope', 'Scope']],
 };
 
 const GB = 1024 ** 3;
@@ -202,7 +204,8 @@ export function settingsView(_context: AppContext): View {
       if (path === 'dimse.allowedCallingAes') value = String(value).split(/[\s,]+/).filter(Boolean);
       else if (path === 'storage.maxArchiveBytes' || path === 'storage.minFreeBytes') value = value === '' ? NaN : Math.round(Number(value) * GB);
       else if (input instanceof HTMLInputElement && input.type === 'number') value = value === '' ? NaN : Number(value);
-      else if (/\.auth\.authority$/.test(path) && value === '') value = undefined;
+      // Left empty: not set (an Entra kind then says the client ID is required; a managed identity is system-assigned).
+      else if (/\.auth\.(authority|clientId)$/.test(path) && value === '') value = undefined;
       setPath(settings, path, value);
     }
   }
