@@ -1,19 +1,13 @@
 #!/usr/bin/env node
 // `npm start`: builds, then launches the Electron shell; where Electron's binary is missing, runs headless.
 import { spawnSync, spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { installedElectronBinary } from './electron-binary.mjs';
 
 const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
-let electronBinary;
-try {
-  // The electron package exports the binary's path, and throws when its download never happened.
-  electronBinary = createRequire(import.meta.url)('electron');
-} catch {
-  electronBinary = undefined;
-}
+const electronBinary = installedElectronBinary();
 const args = process.argv.slice(2);
 const child = electronBinary
   ? spawn(electronBinary, ['.', ...args], { stdio: 'inherit' })

@@ -1,26 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/peers.js';
+import { installedElectronBinary } from '../../scripts/electron-binary.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-function electronBinaryInstalled(): boolean {
-  try {
-    createRequire(import.meta.url)('electron');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('npm start says in one line that Electron is missing and runs the headless appliance', { timeout: 180_000 }, async (t) => {
-  if (electronBinaryInstalled()) {
+  if (installedElectronBinary()) {
     // On a desktop with Electron the window opens instead; this test is about machines without it.
     assert.fail('this test expects a machine where the Electron binary was not downloaded (ELECTRON_SKIP_BINARY_DOWNLOAD=1)');
   }
