@@ -2,14 +2,17 @@
 // headless mode. Decisions live in small pure modules beside this file; this one only wires Electron.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BrowserWindow, Menu, Notification, Tray, app, dialog, ipcMain, nativeImage, safeStorage, session, shell } from 'electron';
+import { BrowserWindow, Menu, Notification, Tray, app, dialog, ipcMain, nativeImage, powerSaveBlocker, safeStorage, session, shell } from 'electron';
 import { Appliance } from '../core/appliance.js';
+import { APP_ID } from './app-identity.js';
 import { DesktopPrefsFile, parseDesktopPrefs } from './desktop-prefs.js';
 import { registerBridgeHandlers } from './ipc.js';
+import { autostartCommand, autostartFile, setLinuxAutostart } from './linux-autostart.js';
 import { safeStorageSecretBox } from './safe-storage-box.js';
 import { readTraySummary, trackDestinationStates, watchPermanentFailures } from './outbox-watch.js';
 import { guardQuit } from './quit-guard.js';
 import { attachNavigationGuards, denyAllPermissions, secureWebPreferences, withCsp } from './security.js';
+import { findAssociationCounter, SuspensionGuard } from './suspension-guard.js';
 import { findPausable, trayMenuItems } from './tray-menu.js';
 import { trayStatus, type TrayColour } from './tray-state.js';
 
@@ -34,16 +37,20 @@ async function start(): Promise<void> {
     return;
   }
   app.on('second-instance', () => showWindow());
+  // Windows groups the taskbar button and shows notifications under this id, the installer's too.
+  if (process.platform === 'win32') app.setAppUserModelId(APP_ID);
   await app.whenReady();
 
   const dataDir = app.getPath('userData');
-  const secretBox = safeStorageSecretBox(safeStorage, dataDir);
+  const safe = safeStorageSecretBox(safeStorage, dataDir);
   const appliance = await Appliance.create({
     dataDir,
     announce: (line) => appliance.logger.info({ event: 'listener' }, line),
-    forward: secretBox ? { secretBox } : undefined,
+    forward: safe.box ? { secretBox: safe.box } : undefined,
   });
   const log = appliance.logger.child({ component: 'electron' });
+  if (safe.reason) log.warn({ event: 'safe-storage-refused', reason: safe.reason }, `secrets are sealed with the key file in the data dir: ${safe.reason}`);
+  if (safe.warning) log.warn({ event: 'safe-storage-weak', reason: safe.warning }, safe.warning);
   guardQuit(app, () => appliance.stop(), (error) => log.error({ event: 'stop-failed', reason: String(error) }, 'appliance did not stop cleanly'));
   await appliance.start();
 
@@ -125,9 +132,20 @@ async function start(): Promise<void> {
       updateTray();
     }, 500);
   }
+  // No suspension while a modality is sending or uploads are under way (associations have no events: polled).
+  const associations = findAssociationCounter(appliance.services);
+  const suspension = new SuspensionGuard(powerSaveBlocker, (holding, activity) =>
+    log.info({ event: holding ? 'suspension-blocked' : 'suspension-allowed', ...activity }, holding ? 'busy: the OS may not suspend the app' : 'idle: the OS may suspend the app'));
+  const checkActivity = (sending: number) => suspension.update({ openAssociations: associations?.openAssociations ?? 0, sending });
+  const sendingNow = (summary: ReturnType<typeof readTraySummary>) => summary.destinations.reduce((sum, d) => sum + (d.counts.sending ?? 0), 0);
+  setInterval(() => checkActivity(sendingNow(readTraySummary(appliance, destinationNames(), states))), 5_000).unref();
+  app.on('will-quit', () => suspension.release());
+
   function updateTray(): void {
     if (!tray) return;
-    const status = trayStatus(readTraySummary(appliance, destinationNames(), states));
+    const summary = readTraySummary(appliance, destinationNames(), states);
+    checkActivity(sendingNow(summary));
+    const status = trayStatus(summary);
     tray.setImage(trayIcon(status.colour));
     tray.setToolTip(status.tooltip);
     tray.setContextMenu(Menu.buildFromTemplate(trayMenuItems(
@@ -142,7 +160,8 @@ async function start(): Promise<void> {
         setStartAtLogin: (value) => {
           prefs = { ...prefs, startAtLogin: value };
           prefsFile.write(prefs);
-          app.setLoginItemSettings({ openAtLogin: value });
+          if (process.platform === 'linux') setLinuxAutostart(value, { file: autostartFile(), command: autostartCommand(process.execPath) });
+          else app.setLoginItemSettings({ openAtLogin: value });
           updateTray();
         },
         setStartMinimised: (value) => {
