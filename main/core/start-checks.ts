@@ -7,6 +7,7 @@ import { accessSync, constants } from 'node:fs';
 import { describeIssues } from './contract/settings-problems.js';
 import { SettingsError } from './settings/errors.js';
 import { settingsSchema, type Settings } from './contract/settings.js';
+import { readCaFile } from './network/trusted-cas.js';
 import { BindRefusedError, checkBindPolicy } from './web/access.js';
 
 /** Problems in the settings error format (`field "a.b" has value X: why`); [] when these settings can start. */
@@ -35,6 +36,14 @@ export function startProblems(settings: Settings): string[] {
       } catch (error) {
         problems.push(`field "dimse.tls.${key}" has value ${JSON.stringify(file)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
       }
+    }
+  }
+  if (parsed.data.network.caFile) {
+    // Read by every outgoing connection: a file that holds no usable certificate would fail them all later.
+    try {
+      readCaFile(parsed.data.network.caFile);
+    } catch (error) {
+      problems.push(`field "network.caFile" has value ${JSON.stringify(parsed.data.network.caFile)}: ${(error as Error).message}`);
     }
   }
   return problems;

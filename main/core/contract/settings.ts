@@ -204,6 +204,40 @@ export const cloudSchema = z.object({
     .prefault({}),
 });
 
+/**
+ * The HTTP proxy for everything that leaves the box (forwarding, archive reads, Entra sign-in, the connection
+ * test). An empty url means the environment decides (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); a url set here
+ * overrides the environment.
+ */
+export const proxySchema = z.object({
+  url: z.string().default('').superRefine((value, ctx) => {
+    if (value === '') return;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be empty or a URL such as http://proxy.clinic.lan:3128' });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `must be an http: or https: URL, not ${url.protocol}` });
+    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry a user name or password (they belong in network.proxy.user and network.proxy.password)' });
+    if (url.pathname !== '/' || url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must be only scheme, host and port, without a path' });
+  }),
+  user: z.string().default(''),
+  /** Sealed like destination secrets (`enc:v1:…`); plain text typed by hand is sealed at the next start. */
+  password: z.string().default(''),
+  /** Hosts reached without the proxy, as in NO_PROXY: comma-separated names, .domain suffixes, host:port, or *. */
+  noProxy: z.string().default(''),
+}).superRefine((proxy, ctx) => {
+  if (proxy.password && !proxy.user) ctx.addIssue({ code: 'custom', path: ['user'], message: 'is required when network.proxy.password is set' });
+});
+
+export const networkSchema = z.object({
+  proxy: proxySchema.prefault({}),
+  /** A PEM bundle of CA certificates trusted besides the default ones, for upstreams and Entra alike (TLS inspection). */
+  caFile: z.string().default(''),
+});
+
 export const settingsSchema = z.object({
   aeTitle: aeTitle.default('DICOMEDGE'),
   dimse: dimseSchema.prefault({}),
@@ -226,6 +260,7 @@ export const settingsSchema = z.object({
       });
     }),
   cloud: cloudSchema.prefault({}),
+  network: networkSchema.prefault({}),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
     .prefault({}),
@@ -235,6 +270,7 @@ export type Settings = z.infer<typeof settingsSchema>;
 export type DestinationSettings = z.infer<typeof destinationSchema>;
 export type DestinationAuth = z.infer<typeof destinationAuthSchema>;
 export type PeerSettings = z.infer<typeof peerSchema>;
+export type NetworkSettings = z.infer<typeof networkSchema>;
 export type CloudSettings = z.infer<typeof cloudSchema>;
 export type PrefetchRule = z.infer<typeof prefetchRuleSchema>;
 
