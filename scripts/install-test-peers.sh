@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the test peers from Debian's packages: DCMTK (modalities, workstations, reference servers),
-# Orthanc with its DICOMweb plugin (a real DICOMweb server), Chromium (the browser), openssl (test CAs).
+# Orthanc with its DICOMweb plugin (a real DICOMweb server), Chromium (the browser), openssl (test CAs),
+# tinyproxy (the clinic's HTTP proxy) and stunnel4 (TLS in front of plain-HTTP peers, with a test CA's certificate).
 # Runs apt-get update first, since a fresh machine's package lists may be empty or stale, and uses sudo
 # only when not already root (a fresh Debian container has no sudo).
 set -euo pipefail
 
-packages=(dcmtk orthanc orthanc-dicomweb chromium openssl ca-certificates)
+packages=(dcmtk orthanc orthanc-dicomweb chromium openssl ca-certificates tinyproxy stunnel4)
 as_root=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "install-test-peers: not root and no sudo: run this script as root" >&2; exit 1; }
