@@ -62,6 +62,17 @@ export const httpSchema = z.object({
   allowedHosts: z
     .array(z.string().refine((v) => isIpLiteral(v) || HOST_NAME.test(v), 'must be a host name or IP address, without scheme or port'))
     .default([]),
+  /**
+   * HTTPS, which the server speaks whenever host is not loopback: a PEM certificate and key; both empty means a
+   * self-signed certificate made at first start and kept in the data dir.
+   */
+  tls: z
+    .object({ certFile: z.string().default(''), keyFile: z.string().default('') })
+    .prefault({})
+    .superRefine((tls, ctx) => {
+      if (tls.certFile && !tls.keyFile) ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'is required when http.tls.certFile is set' });
+      if (tls.keyFile && !tls.certFile) ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'is required when http.tls.keyFile is set' });
+    }),
   maxRequestBytes: byteCount.default(4 * 1024 ** 3),
   /** Longest a request may take to arrive in full (headers and body); longer ones get 408 and are cut. */
   requestTimeoutMs: z.number().int().min(1000).max(24 * 3_600_000).default(3_600_000),
