@@ -293,5 +293,26 @@ describe('Entra sign-in and forwarding through the proxy, Entra behind a private
     assert.ok(tunnels.includes(new URL(azure.baseUrl).host), `the STOW went through the proxy: ${JSON.stringify(tunnels)}`);
     assert.ok(study.every((i) => azure.storeCount(i.sopInstanceUid) === 1));
     assert.doesNotMatch(await readFile(proxy.logFile, 'utf8'), new RegExp(clientSecret), 'the secret is inside TLS, never in the proxy log');
+    await fwd.close();
+
+    // A new box (no cached token) with the proxy down: the sign-in error names the proxy; nothing is lost.
+    await proxy.pause();
+    try {
+      fwd = await startForwarding({
+        destinations: [{ name: 'azure', baseUrl: azure.baseUrl, ...quickRetry,
+          auth: { kind: 'entra-client-secret', tenantId: entra.tenantId, clientId, clientSecret, authority: `https://${tlsOrigin}/${entra.tenantId}` } }],
+        network: { proxy: { url: proxy.url }, caFile: ca.caFile },
+        msal,
+      });
+      const waiting = makeStudy({ series: 1, instancesPerSeries: 2, ...small });
+      await fwd.ingest(waiting.map((i) => i.buffer));
+      const status = () => fwd!.service.status()[0]!;
+      await waitFor(() => /token.*the proxy http:\/\/127\.0\.0\.1:\d+ cannot be reached \(ECONNREFUSED\)/.test(status().lastError ?? ''), () => JSON.stringify(status()));
+      assert.equal(status().counts.pending + status().counts.sending, waiting.length, 'nothing lost');
+      await proxy.resume();
+      await waitFor(() => status().counts.delivered === waiting.length, () => JSON.stringify(status()));
+    } finally {
+      await proxy.resume();
+    }
   });
 });

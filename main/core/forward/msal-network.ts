@@ -38,7 +38,9 @@ export function egressNetworkClient(egress: Egress): INetworkModule {
       return { headers, body: parseBody(text, response.statusCode) as T, status: response.statusCode };
     } catch (error) {
       const explained = egress.explain(error, target) as Error;
-      throw new AuthError('network_error', `${method} ${target.origin}${target.pathname} failed: ${explained?.message ?? String(explained)}`);
+      const text = `${method} ${target.origin}${target.pathname} failed: ${explained?.message ?? String(explained)}`;
+      // Set after construction: msal's constructor arguments have moved between versions, these fields have not.
+      throw Object.assign(new AuthError('network_error', ''), { errorMessage: text, message: `network_error: ${text}` });
     }
   };
   return {
