@@ -41,7 +41,7 @@ function messageOf(error: unknown): string {
 
 /** The status a proxy answered to CONNECT, as undici reports it (`Proxy response (407) !== 200 …`). */
 function tunnelStatus(error: unknown): number | undefined {
-  const match = /Proxy response \((\d{3})\)/.exec(messageOf(error)) ?? /Proxy response \((\d{3})\)/.exec((error as Error)?.message ?? '');
+  const match = /Proxy response \((\d{3})\)/.exec(`${(error as Error)?.message ?? ''} ${messageOf(error)}`);
   if (match) return Number(match[1]);
   const status = (error as { proxyStatus?: unknown })?.proxyStatus;
   return typeof status === 'number' ? status : undefined;

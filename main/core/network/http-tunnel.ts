@@ -14,6 +14,9 @@ import type { ProxyRoute } from './proxy-choice.js';
 
 type Callback = (error: Error | null, socket?: Duplex) => void;
 
+/** A proxy that accepts the connection but never answers CONNECT must not hold a request forever. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
 /** Opens a tunnel to host:port through the proxy; rejects with the proxy's refusal or the connection error. */
 export function openTunnel(proxy: ProxyRoute, host: string, port: number, ca: string[] | undefined): Promise<Duplex> {
   const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -41,6 +44,12 @@ export function openTunnel(proxy: ProxyRoute, host: string, port: number, ca: st
       response.resume();
       reject(proxyStatusError(proxy, response.statusCode ?? 0, target));
     });
+    // A timer of our own, not request.setTimeout: that one stays on the socket, which becomes the tunnel.
+    const timer = setTimeout(() => {
+      request.destroy(Object.assign(new Error(`no answer to CONNECT ${target} within ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
+    }, CONNECT_TIMEOUT_MS);
+    timer.unref();
+    for (const settled of ['connect', 'response', 'error'] as const) request.once(settled, () => clearTimeout(timer));
     request.once('error', reject);
     request.end();
   });
