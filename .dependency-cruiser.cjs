@@ -38,6 +38,15 @@ module.exports = {
       to: { path: OURS, pathNot: '^main/core/multipart/' },
     },
     {
+      name: 'network-imports-only-contract',
+      comment:
+        'main/core/network/ (proxy choice, trusted CAs, the dispatchers and agents built from them) sits under ' +
+        'forward/ and cloud/, which take every outgoing connection from it; it reads only the settings contract.',
+      severity: 'error',
+      from: { path: '^main/core/network/' },
+      to: { path: OURS, pathNot: '^main/core/(network|contract)/' },
+    },
+    {
       name: 'settings-imports-only-dicom',
       comment: 'main/core/settings/ (schema and file) builds on dicom/ alone, so every room can read settings.',
       severity: 'error',
@@ -71,10 +80,10 @@ module.exports = {
       name: 'cloud-imports-only-lower-rooms',
       comment:
         "main/core/cloud/ (reading from the archive destination) sits under web/ and dimse/: it builds on store/, " +
-        "settings/, dicom/ and multipart/, and signs in with forward/'s auth providers and HTTP client (auth.ts, stow-client.ts).",
+        "settings/, dicom/, multipart/ and network/, and signs in with forward/'s auth providers and HTTP client (auth.ts, stow-client.ts).",
       severity: 'error',
       from: { path: '^main/core/cloud/' },
-      to: { path: OURS, pathNot: '^main/core/(cloud|store|settings|dicom|contract|multipart)/|^main/core/service\\.ts$|^main/core/forward/(auth|stow-client)\\.ts$' },
+      to: { path: OURS, pathNot: '^main/core/(cloud|store|settings|dicom|contract|multipart|network)/|^main/core/service\\.ts$|^main/core/forward/(auth|stow-client)\\.ts$' },
     },
     {
       name: 'forward-does-not-import-cloud',

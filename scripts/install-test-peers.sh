@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the test peers from Debian's packages: DCMTK (modalities, workstations, reference servers),
 # Orthanc with its DICOMweb plugin (a real DICOMweb server), Chromium (the browser), openssl (test CAs),
+# tinyproxy (the clinic's HTTP proxy), stunnel4 (TLS in front of plain-HTTP peers, with a test CA's certificate),
 # systemd and python3 (the service package's test: systemd-analyze verify, systemd-notify, a notify socket).
 # Runs apt-get update first, since a fresh machine's package lists may be empty or stale, and uses sudo
 # only when not already root (a fresh Debian container has no sudo).
 set -euo pipefail
 
-packages=(dcmtk orthanc orthanc-dicomweb chromium openssl ca-certificates)
+packages=(dcmtk orthanc orthanc-dicomweb chromium openssl ca-certificates tinyproxy stunnel4)
 packages+=(systemd python3)
 as_root=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -47,12 +47,12 @@ export { applyOverrides };
 
 /**
  * Settings the running services read at each use, so an edit applies at once: the DIMSE association
- * policy and timeouts (read per association), peers, destinations (forward workers and the archive reader
- * are rebuilt), the cloud settings (read per query), the storage limits and the STOW size limit. Everything else (listeners, HTTP access, TLS, log level) is
+ * policy and timeouts (read per association), peers, destinations and the network (proxy, CAs: forward workers
+ * and the archive reader are rebuilt), the cloud settings (read per query), the storage limits and the STOW size limit. Everything else (listeners, HTTP access, TLS, log level) is
  * read at start and waits for a restart.
  */
 export const LIVE_SETTINGS: readonly string[] = [
-  'aeTitle', 'peers', 'destinations', 'storage', 'cloud', 'http.maxRequestBytes',
+  'aeTitle', 'peers', 'destinations', 'network', 'storage', 'cloud', 'http.maxRequestBytes',
   'dimse.acceptAnyCalledAe', 'dimse.allowedCallingAes', 'dimse.maxAssociations', 'dimse.acceptPrivateSopClasses',
   'dimse.artimTimeoutMs', 'dimse.associationTimeoutMs', 'dimse.dimseIdleTimeoutMs',
 ];
@@ -198,13 +198,14 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
   appliance.forward = new ForwardService({
     archive: appliance.archive, settings: appliance.settings, dataDir: appliance.dataDir, logger: appliance.logger,
     route: routeFor(appliance.settings), settingsFile: appliance.settingsFile.path,
-    onSealed: (sealed) => appliance.live.adoptDestinations(sealed.destinations), ...options.forward, secretBox: appliance.secretBox,
+    onSealed: (sealed) => appliance.live.adoptSealed(sealed), ...options.forward, secretBox: appliance.secretBox,
   });
   services.push(appliance.forward);
   const forward = appliance.forward;
   appliance.cloud = new CloudService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings,
     authFor: (destination) => forward.authFor(destination),
+    egress: () => forward.egress(),
   });
   services.push(appliance.cloud);
   const cloud = appliance.cloud;

@@ -7,7 +7,9 @@ import { accessSync, constants } from 'node:fs';
 import { describeIssues } from './contract/settings-problems.js';
 import { SettingsError } from './settings/errors.js';
 import { settingsSchema, type Settings } from './contract/settings.js';
+import { readCaFile } from './network/trusted-cas.js';
 import { BindRefusedError, checkBindPolicy } from './web/access.js';
+import { configuredIdentity, HttpsIdentityError, needsHttps } from './web/https-identity.js';
 
 /** Problems in the settings error format (`field "a.b" has value X: why`); [] when these settings can start. */
 export function startProblems(settings: Settings): string[] {
@@ -35,6 +37,23 @@ export function startProblems(settings: Settings): string[] {
       } catch (error) {
         problems.push(`field "dimse.tls.${key}" has value ${JSON.stringify(file)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
       }
+    }
+  }
+  if (needsHttps(http) && http.tls.certFile && http.tls.keyFile) {
+    // The server reads them when it starts listening; a pair that cannot serve HTTPS stops the start.
+    try {
+      configuredIdentity(http.tls.certFile, http.tls.keyFile);
+    } catch (error) {
+      if (!(error instanceof HttpsIdentityError)) throw error;
+      problems.push(`field "${error.field}" has value ${JSON.stringify(error.file)}: ${error.message}`);
+    }
+  }
+  if (parsed.data.network.caFile) {
+    // Read by every outgoing connection: a file that holds no usable certificate would fail them all later.
+    try {
+      readCaFile(parsed.data.network.caFile);
+    } catch (error) {
+      problems.push(`field "network.caFile" has value ${JSON.stringify(parsed.data.network.caFile)}: ${(error as Error).message}`);
     }
   }
   return problems;

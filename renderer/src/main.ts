@@ -125,7 +125,9 @@ async function loadInfo(): Promise<void> {
       store.notify();
     }
     footerInfo.textContent = [`${info.aeTitle} · port ${info.ports.dimse}`, `${bytes(info.storage.usedBytes)} stored`,
-      `v${session.appVersion || info.version}`].join(' · ');
+      ...(info.https ? [`HTTPS ${info.https.fingerprint256.slice(0, 11)}…`] : []), `v${session.appVersion || info.version}`].join(' · ');
+    // The whole fingerprint, to compare with what a browser on the LAN shows for this appliance.
+    footerInfo.title = info.https ? `HTTPS certificate (${info.https.source}) SHA-256 ${info.https.fingerprint256}` : '';
   } catch {
     footerInfo.textContent = '';
   }

@@ -17,16 +17,20 @@ export interface Forwarding {
   settings: Settings;
   logger: Logger;
   ingest(buffers: readonly Buffer[], callingAe?: string): Promise<void>;
+  /** Applies changed settings (destinations, network) as PUT /api/settings would. */
+  reconfigure(changes: { destinations?: unknown[]; network?: unknown }): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startForwarding(options: {
   destinations: unknown[];
+  /** `network` settings (proxy, caFile). */
+  network?: unknown;
   msal?: ForwardServiceOptions['msal'];
   logLevel?: string;
 }): Promise<Forwarding> {
   const dataDir = await mkdtemp(join(tmpdir(), 'fwd-'));
-  const settings = settingsSchema.parse({ destinations: options.destinations });
+  const settings = settingsSchema.parse({ destinations: options.destinations, network: options.network });
   const logger = pino({ level: options.logLevel ?? process.env.FORWARD_TEST_LOG ?? 'silent' });
   const { archive } = await Archive.open({ dataDir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger, route: routeFor(settings) });
   const service = new ForwardService({ archive, settings, dataDir, logger, route: routeFor(settings), msal: options.msal });
@@ -36,6 +40,10 @@ export async function startForwarding(options: {
     dataDir, archive, service, settings, logger,
     async ingest(buffers, callingAe = 'MODALITY') {
       for (const buffer of buffers) await archive.ingest(Readable.from([buffer]), { callingAe, peer: 'test' });
+    },
+    async reconfigure(changes) {
+      const next = settingsSchema.parse({ destinations: changes.destinations ?? settings.destinations, network: changes.network ?? settings.network });
+      await service.applySettings(next, routeFor(next));
     },
     async close() {
       if (closed) return;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Appliance, type ApplianceOptions, type ApplianceOverrides } from '../../main/core/appliance.js';
 import { SETTINGS_FILE_NAME } from '../../main/core/settings/settings-file.js';
 import type { WebService } from '../../main/core/web/web-service.js';
+import { Agent } from 'undici';
 import { freePort } from './net.js';
 
 /** fetch options, with Buffers allowed as bodies. */
@@ -12,7 +13,7 @@ export type ApiInit = Omit<RequestInit, 'body'> & { body?: Buffer | Uint8Array |
 export interface WebAppliance {
   appliance: Appliance;
   dataDir: string;
-  /** e.g. http://127.0.0.1:PORT */
+  /** e.g. http://127.0.0.1:PORT (https: when the appliance listens beyond loopback) */
   baseUrl: string;
   dicomWebUrl: string;
   token: string;
@@ -57,7 +58,10 @@ export async function startWebAppliance(options: {
     throw error;
   }
   const web = appliance.services.find((s) => s.name === 'http') as WebService;
-  const baseUrl = `http://127.0.0.1:${web.boundPort}`;
+  const baseUrl = `${web.https ? 'https' : 'http'}://127.0.0.1:${web.boundPort}`;
+  // Beyond loopback it speaks HTTPS: api() trusts exactly its certificate (a self-signed one; a configured one
+  // signed by a CA needs that CA, which the test has).
+  const dispatcher = web.https ? new Agent({ connect: { ca: web.https.cert } }) : undefined;
   return {
     appliance,
     dataDir,
@@ -66,8 +70,9 @@ export async function startWebAppliance(options: {
     token,
     dimsePort,
     api: (path, init = {}) =>
-      fetch(`${baseUrl}${path}`, { ...init, body: init.body as BodyInit | undefined, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
+      fetch(`${baseUrl}${path}`, { ...init, ...(dispatcher ? { dispatcher } : {}), body: init.body as BodyInit | undefined, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
     stop: async () => {
+      await dispatcher?.close();
       await appliance.stop();
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },

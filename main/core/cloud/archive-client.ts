@@ -9,9 +9,10 @@
  * took the whole appliance down. node:http keeps what arrived and ends the body normally.
  */
 import { once } from 'node:events';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { type Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AuthProvider } from '../forward/auth.js';
+import { Egress } from '../network/egress.js';
 import { trimBase } from '../forward/stow-client.js';
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { ArchiveReadError, httpFailure, networkFailure, timedOut } from './archive-errors.js';
@@ -23,6 +24,8 @@ export interface ArchiveClientOptions {
   /** Longest silence while waiting for headers or body bytes; default 300 s (a destination's requestTimeoutMs). */
   idleTimeoutMs?: number;
   connections?: number;
+  /** The proxy and CAs to go through; default: the environment's proxy and the default CAs. */
+  egress?: Egress;
 }
 
 /** A time limit for one operation (one or more requests), and the caller's own cancellation. */
@@ -75,13 +78,15 @@ const MAX_PROBLEM_BYTES = 64 * 1024;
 export class ArchiveClient {
   readonly baseUrl: string;
   private readonly agent: HttpAgent;
+  private readonly egress: Egress;
   private readonly idleTimeoutMs: number;
 
   constructor(private readonly options: ArchiveClientOptions) {
     this.baseUrl = trimBase(options.baseUrl);
     this.idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
     const pool = { keepAlive: true, maxSockets: options.connections ?? 8 };
-    this.agent = new URL(this.baseUrl).protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
+    this.egress = options.egress ?? Egress.fromEnvironment();
+    this.agent = this.egress.httpAgent(this.baseUrl, pool);
   }
 
   url(path: string, query?: URLSearchParams): string {
@@ -104,7 +109,7 @@ export class ArchiveClient {
         if (authorization) headers.authorization = authorization;
         response = await this.send(url, headers, deadline.signal);
       } catch (error) {
-        throw deadline.failure(error, what, url);
+        throw deadline.failure(this.egress.explain(error, url), what, url);
       }
       const body = Object.assign(response, { dump: () => discard(response) });
       if (response.statusCode === 401 && !refreshed && authorization) {

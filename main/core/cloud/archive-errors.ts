@@ -4,6 +4,7 @@
  * and what the archive's problem body says; tokens are never in them (they travel in headers only).
  */
 import { SignInRequiredError, TokenError } from '../forward/auth.js';
+import { EgressError } from '../network/egress-errors.js';
 
 export type ArchiveFailureKind = 'offline' | 'auth' | 'not-found' | 'other';
 
@@ -36,6 +37,8 @@ const OFFLINE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN',
   'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_DESTROYED',
+  // network/egress-errors.ts: a proxy that refused the tunnel (403, 407, 5xx); it may let us through later.
+  'EPROXY',
 ]);
 
 function errorCode(error: unknown): string | undefined {
@@ -54,6 +57,10 @@ export function networkFailure(error: unknown, what: string, url: string): Archi
     // A token endpoint that refuses the credential needs a user; one that cannot be reached is like being offline.
     const kind = error.permanent ? 'auth' : 'offline';
     return new ArchiveReadError(kind, `${what} at ${url}: ${message}`, { url, retryable: !error.permanent });
+  }
+  if (error instanceof EgressError) {
+    // Already says what failed (the proxy, an untrusted CA) and what to do.
+    return new ArchiveReadError(code && OFFLINE_CODES.has(code) ? 'offline' : 'other', `${what} at ${url}: ${message}`, { url, code, retryable: Boolean(code && OFFLINE_CODES.has(code)) });
   }
   if (code && OFFLINE_CODES.has(code)) {
     return new ArchiveReadError('offline', `${what} at ${url}: the archive is unreachable (${code}: ${message})`, { url, code, retryable: true });

@@ -11,6 +11,7 @@ import type { AuthProvider } from '../forward/auth.js';
 import type { ApplianceService } from '../service.js';
 import { archiveDestination, type DestinationSettings, type Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
+import type { Egress } from '../network/egress.js';
 import { ArchiveReader } from './archive-reader.js';
 import { FederatedSearch } from './federated-search.js';
 import { ReadThrough } from './read-through.js';
@@ -21,13 +22,15 @@ export interface CloudServiceOptions {
   settings: () => Settings;
   /** Forwarding's AuthProvider for a destination (forward/service.ts authFor). */
   authFor: (destination: DestinationSettings) => AuthProvider;
+  /** The proxy and CAs for reads (forward/service.ts egress); without it, the environment's proxy and the default CAs. */
+  egress?: () => Egress;
 }
 
 export class CloudService implements ApplianceService {
   readonly name = 'cloud';
   readonly readThrough: ReadThrough;
   readonly federatedSearch: FederatedSearch;
-  private current: { reader: ArchiveReader; destination: DestinationSettings } | undefined;
+  private current: { reader: ArchiveReader; destination: DestinationSettings; egress: Egress | undefined } | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly log: Logger;
 
@@ -60,9 +63,10 @@ export class CloudService implements ApplianceService {
   async applySettings(settings: Settings): Promise<void> {
     const candidate = archiveDestination(settings);
     const destination = candidate?.enabled ? candidate : undefined;
-    if (JSON.stringify(destination) === JSON.stringify(this.current?.destination)) return;
+    const egress = this.options.egress?.();
+    if (JSON.stringify(destination) === JSON.stringify(this.current?.destination) && egress === this.current?.egress) return;
     const previous = this.current;
-    this.current = destination ? { destination, reader: this.readerFor(destination) } : undefined;
+    this.current = destination ? { destination, egress, reader: this.readerFor(destination, egress) } : undefined;
     // In-flight reads finish on the old pool (undici closes it once they are done).
     if (previous) void previous.reader.close().catch(() => undefined);
     if (!destination) {
@@ -74,11 +78,11 @@ export class CloudService implements ApplianceService {
     this.log.info({ event: 'archive-on', destination: destination.name, baseUrl: destination.baseUrl, markedInCloud: marked }, 'reading from the archive destination');
   }
 
-  private readerFor(destination: DestinationSettings): ArchiveReader {
+  private readerFor(destination: DestinationSettings, egress: Egress | undefined): ArchiveReader {
     const { authFor } = this.options;
     // Asked at each request: forwarding rebuilds its providers when destinations change.
     const auth: AuthProvider = { authorization: (refresh) => authFor(destination).authorization(refresh) };
-    return ArchiveReader.forDestination(destination, auth);
+    return ArchiveReader.forDestination(destination, auth, egress ? { egress } : {});
   }
 
   async stop(): Promise<void> {

@@ -62,6 +62,17 @@ export const httpSchema = z.object({
   allowedHosts: z
     .array(z.string().refine((v) => isIpLiteral(v) || HOST_NAME.test(v), 'must be a host name or IP address, without scheme or port'))
     .default([]),
+  /**
+   * HTTPS, which the server speaks whenever host is not loopback: a PEM certificate and key; both empty means a
+   * self-signed certificate made at first start and kept in the data dir.
+   */
+  tls: z
+    .object({ certFile: z.string().default(''), keyFile: z.string().default('') })
+    .prefault({})
+    .superRefine((tls, ctx) => {
+      if (tls.certFile && !tls.keyFile) ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'is required when http.tls.certFile is set' });
+      if (tls.keyFile && !tls.certFile) ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'is required when http.tls.keyFile is set' });
+    }),
   maxRequestBytes: byteCount.default(4 * 1024 ** 3),
   /** Longest a request may take to arrive in full (headers and body); longer ones get 408 and are cut. */
   requestTimeoutMs: z.number().int().min(1000).max(24 * 3_600_000).default(3_600_000),
@@ -213,6 +224,40 @@ export const cloudSchema = z.object({
     .prefault({}),
 });
 
+/**
+ * The HTTP proxy for everything that leaves the box (forwarding, archive reads, Entra sign-in, the connection
+ * test). An empty url means the environment decides (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); a url set here
+ * overrides the environment.
+ */
+export const proxySchema = z.object({
+  url: z.string().default('').superRefine((value, ctx) => {
+    if (value === '') return;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be empty or a URL such as http://proxy.clinic.lan:3128' });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `must be an http: or https: URL, not ${url.protocol}` });
+    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry a user name or password (they belong in network.proxy.user and network.proxy.password)' });
+    if (url.pathname !== '/' || url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must be only scheme, host and port, without a path' });
+  }),
+  user: z.string().default(''),
+  /** Sealed like destination secrets (`enc:v1:…`); plain text typed by hand is sealed at the next start. */
+  password: z.string().default(''),
+  /** Hosts reached without the proxy, as in NO_PROXY: comma-separated names, .domain suffixes, host:port, or *. */
+  noProxy: z.string().default(''),
+}).superRefine((proxy, ctx) => {
+  if (proxy.password && !proxy.user) ctx.addIssue({ code: 'custom', path: ['user'], message: 'is required when network.proxy.password is set' });
+});
+
+export const networkSchema = z.object({
+  proxy: proxySchema.prefault({}),
+  /** A PEM bundle of CA certificates trusted besides the default ones, for upstreams and Entra alike (TLS inspection). */
+  caFile: z.string().default(''),
+});
+
 export const settingsSchema = z.object({
   aeTitle: aeTitle.default('DICOMEDGE'),
   dimse: dimseSchema.prefault({}),
@@ -235,6 +280,7 @@ export const settingsSchema = z.object({
       });
     }),
   cloud: cloudSchema.prefault({}),
+  network: networkSchema.prefault({}),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
     .prefault({}),
@@ -244,6 +290,7 @@ export type Settings = z.infer<typeof settingsSchema>;
 export type DestinationSettings = z.infer<typeof destinationSchema>;
 export type DestinationAuth = z.infer<typeof destinationAuthSchema>;
 export type PeerSettings = z.infer<typeof peerSchema>;
+export type NetworkSettings = z.infer<typeof networkSchema>;
 export type CloudSettings = z.infer<typeof cloudSchema>;
 export type PrefetchRule = z.infer<typeof prefetchRuleSchema>;
 

@@ -13,7 +13,9 @@ import {
   type ICachePlugin,
 } from '@azure/msal-node';
 import type { DestinationAuth } from '../contract/settings.js';
+import type { Egress } from '../network/egress.js';
 import type { DeviceCodeStatus } from './control.js';
+import { egressNetworkClient } from './msal-network.js';
 
 const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 
@@ -44,6 +46,8 @@ export interface AuthContext {
   msal?: MsalOverrides;
   /** Called when a device-code sign-in finishes (the destination may resume). */
   onSignedIn?: () => void;
+  /** The proxy and CAs for token requests; without it msal's own client goes out directly. */
+  egress?: Egress;
 }
 
 function authorityOf(auth: { tenantId: string; authority?: string }): string {
@@ -59,7 +63,7 @@ function describeMsalError(error: unknown): string {
 function msalConfig(base: Configuration['auth'], context: AuthContext): Configuration {
   return {
     auth: { ...base, ...context.msal?.auth },
-    system: { ...context.msal?.system },
+    system: { ...(context.egress ? { networkClient: egressNetworkClient(context.egress) } : {}), ...context.msal?.system },
     cache: context.cachePlugin ? { cachePlugin: context.cachePlugin } : undefined,
   };
 }

@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
+import type { Egress } from '../network/egress.js';
 import { multipartBody, type PartSource } from '../multipart/writer.js';
 import type { DestinationSettings } from '../contract/settings.js';
 import type { ArchiveEvents, OutboxState } from '../store/events.js';
@@ -16,7 +17,7 @@ import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { classifyNetworkError, classifyStow, FAILURE, type InstanceOutcome, type Verdict } from './classify.js';
 import type { DestinationState, DestinationStatus } from './control.js';
 import { RateMeter } from './rate.js';
-import { createDispatcher, listStudyInstances, sendStow } from './stow-client.js';
+import { listStudyInstances, sendStow } from './stow-client.js';
 
 export interface WorkerOptions {
   destination: DestinationSettings;
@@ -25,6 +26,8 @@ export interface WorkerOptions {
   resolvePath: (relativePath: string) => string;
   events: ArchiveEvents;
   auth: AuthProvider;
+  /** The proxy and CAs of every request to the destination. */
+  egress: Egress;
   logger: Logger;
   backoff: BackoffPolicy;
 }
@@ -110,7 +113,7 @@ export class DestinationWorker {
   constructor(private readonly options: WorkerOptions) {
     this.name = options.destination.name;
     this.log = options.logger.child({ component: 'forward', destination: this.name });
-    this.dispatcher = createDispatcher({ connections: options.destination.maxConcurrentRequests, timeoutMs: options.destination.requestTimeoutMs });
+    this.dispatcher = options.egress.dispatcher(options.destination.baseUrl, { connections: options.destination.maxConcurrentRequests, timeoutMs: options.destination.requestTimeoutMs });
   }
 
   get settings(): DestinationSettings {
@@ -303,7 +306,7 @@ export class DestinationWorker {
       this.log.debug({ event: 'stow', studyUid: batch.studyUid, method: batch.method, status: answer.status, instances: parts.length, ms: Date.now() - started }, 'STOW answered');
     } catch (error) {
       if (this.stopping) return this.releaseAll(parts, Date.now(), null, true);
-      verdict = classifyNetworkError(error);
+      verdict = classifyNetworkError(this.options.egress.explain(error, destination.baseUrl));
     }
     await this.apply(batch, parts, verdict, isProbe, refreshed);
   }
@@ -480,7 +483,8 @@ export class DestinationWorker {
         this.kick();
       }
     } catch (error) {
-      this.log.warn({ event: 'verify-failed', studyUid, reason: (error as Error).message }, 'verification query failed');
+      const explained = this.options.egress.explain(error, destination.baseUrl) as Error;
+      this.log.warn({ event: 'verify-failed', studyUid, reason: explained.message }, 'verification query failed');
     }
   }
 }

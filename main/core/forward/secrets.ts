@@ -1,5 +1,5 @@
 /**
- * Secrets at rest. settings.json keeps each destination secret as `enc:v1:<iv>.<tag>.<ciphertext>`
+ * Secrets at rest. settings.json keeps each destination secret (and the proxy password) as `enc:v1:<iv>.<tag>.<ciphertext>`
  * (AES-256-GCM, base64url), sealed with a key from a SecretBox: by default a random key in
  * `<dataDir>/secret.key` (mode 0600); the Electron shell may supply one backed by safeStorage.
  * Plain text found in settings.json (typed in by hand) is sealed at the next start.
@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DestinationAuth, Settings } from '../contract/settings.js';
+import type { DestinationAuth, NetworkSettings, Settings } from '../contract/settings.js';
 
 const SEALED_PREFIX = 'enc:v1:';
 
@@ -87,7 +87,18 @@ export function sealSettingsSecrets(settings: Settings, box: SecretBox): { setti
     });
     return auth === destination.auth ? destination : { ...destination, auth };
   });
-  return { settings: changed ? { ...settings, destinations } : settings, changed };
+  let network = settings.network;
+  if (network.proxy.password && !isSealed(network.proxy.password)) {
+    changed = true;
+    network = { ...network, proxy: { ...network.proxy, password: box.seal(network.proxy.password) } };
+  }
+  return { settings: changed ? { ...settings, destinations, network } : settings, changed };
+}
+
+/** The network settings with the proxy password opened, for the Egress only; never log the result. */
+export function openNetworkSecrets(network: NetworkSettings, box: SecretBox): NetworkSettings {
+  if (!network.proxy.password) return network;
+  return { ...network, proxy: { ...network.proxy, password: box.open(network.proxy.password) } };
 }
 
 /** The auth settings with secrets opened, for forward/ only; never log the result. */
@@ -101,8 +112,13 @@ export function openAuthSecrets(auth: DestinationAuth, box: SecretBox): Destinat
  */
 export function sealSettingsFile(path: string, box: SecretBox): boolean {
   if (!existsSync(path)) return false;
-  const data = JSON.parse(readFileSync(path, 'utf8')) as { destinations?: Array<{ auth?: DestinationAuth }> };
+  const data = JSON.parse(readFileSync(path, 'utf8')) as { destinations?: Array<{ auth?: DestinationAuth }>; network?: { proxy?: { password?: unknown } } };
   let changed = false;
+  const proxy = data.network?.proxy;
+  if (proxy && typeof proxy.password === 'string' && proxy.password && !isSealed(proxy.password)) {
+    proxy.password = box.seal(proxy.password);
+    changed = true;
+  }
   for (const destination of data.destinations ?? []) {
     if (!destination.auth || !(destination.auth.kind in SECRET_FIELDS)) continue;
     destination.auth = mapSecrets(destination.auth, (value) => {

@@ -22,8 +22,9 @@ import {
   type TestConnectionResult,
 } from './control.js';
 import { DestinationWorker } from './destination-worker.js';
-import { fileSecretBox, openAuthSecrets, sealSettingsFile, sealSettingsSecrets, type SecretBox } from './secrets.js';
-import { createDispatcher, sendQido, trimBase } from './stow-client.js';
+import { Egress } from '../network/egress.js';
+import { fileSecretBox, openAuthSecrets, openNetworkSecrets, sealSettingsFile, sealSettingsSecrets, type SecretBox } from './secrets.js';
+import { sendQido, trimBase } from './stow-client.js';
 import { sealedFileCachePlugin, tokenCacheDir } from './token-cache.js';
 
 export interface ForwardServiceOptions {
@@ -51,6 +52,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
   private settings: Settings;
   private route: (instance: InstanceInfo) => string[];
   private box: SecretBox | undefined;
+  private egressInUse: Egress | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly log: Logger;
 
@@ -72,12 +74,28 @@ export class ForwardService implements ApplianceService, ForwardControl {
       if (interrupted > 0) this.log.info({ event: 'outbox-recovered', rows: interrupted }, 'sends cut by a stop or crash are pending again');
     });
     await this.sealSecrets();
+    this.egressInUse = this.buildEgress();
     this.unsubscribe = this.options.archive.events.on('outbox-changed', (change) => {
       if (change.state === 'pending') this.workers.get(change.destination)?.kick();
     });
     this.tidyOutbox(() => this.assignUnrouted());
     this.startWorkers();
     return this.settings.destinations.filter((d) => d.enabled).map((d) => `forwarding to ${d.name}: ${d.baseUrl}`);
+  }
+
+  /**
+   * The proxy and CAs of every request that leaves the box (forwarding, Entra, the connection test; cloud/
+   * reads through it too). Built at start and again when `network` settings change.
+   */
+  egress(): Egress {
+    this.egressInUse ??= this.buildEgress();
+    return this.egressInUse;
+  }
+
+  private buildEgress(): Egress {
+    const egress = Egress.fromSettings(openNetworkSecrets(this.settings.network, this.secretBox()));
+    this.log.info({ event: 'egress', proxy: egress.proxyOrigin ?? null, caFile: this.settings.network.caFile || null }, egress.describe());
+    return egress;
   }
 
   async stop(): Promise<void> {
@@ -88,11 +106,13 @@ export class ForwardService implements ApplianceService, ForwardControl {
 
   /** New settings (from /api): destinations rebuilt, rows waiting under '*' assigned, the new route used. */
   async applySettings(settings: Settings, route: (instance: InstanceInfo) => string[]): Promise<void> {
-    const unchanged = JSON.stringify(settings.destinations) === JSON.stringify(this.settings.destinations);
+    const unchanged = JSON.stringify(settings.destinations) === JSON.stringify(this.settings.destinations)
+      && JSON.stringify(settings.network) === JSON.stringify(this.settings.network);
     this.settings = settings;
     this.route = route;
     if (unchanged) return;
     await this.sealSecrets();
+    this.egressInUse = this.buildEgress();
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
     this.authProviders.clear();
@@ -106,7 +126,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
     if (!changed && !fileChanged) return;
     this.settings = settings;
     this.options.onSealed?.(settings);
-    this.log.info({ event: 'secrets-sealed' }, 'plain-text destination secrets were encrypted in settings.json');
+    this.log.info({ event: 'secrets-sealed' }, 'plain-text secrets were encrypted in settings.json');
   }
 
   private startWorkers(): void {
@@ -118,6 +138,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
         resolvePath: (relativePath) => this.options.archive.paths.absolute(relativePath),
         events: this.options.archive.events,
         auth: this.authFor(destination),
+        egress: this.egress(),
         logger: this.options.logger,
         backoff: { baseMs: destination.retryBaseMs ?? backoff.baseMs, capMs: destination.retryCapMs ?? backoff.capMs },
       });
@@ -138,6 +159,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
         cachePlugin: destination.auth.kind.startsWith('entra-') ? sealedFileCachePlugin(tokenCacheDir(this.options.dataDir), destination.name, box) : undefined,
         msal: this.options.msal?.(destination),
         onSignedIn: () => this.workers.get(destination.name)?.resume(),
+        egress: this.egress(),
       });
       this.authProviders.set(destination.name, provider);
     }
@@ -241,12 +263,12 @@ export class ForwardService implements ApplianceService, ForwardControl {
     let authorization: string | undefined;
     try {
       // A draft gets its own provider: nothing of it is cached or shared with the saved destination.
-      const auth = draft ? createAuthProvider(openAuthSecrets(draft.auth, this.secretBox()), { msal: this.options.msal?.(draft) }) : this.authFor(destination);
+      const auth = draft ? createAuthProvider(openAuthSecrets(draft.auth, this.secretBox()), { msal: this.options.msal?.(draft), egress: this.egress() }) : this.authFor(destination);
       authorization = await auth.authorization();
     } catch (error) {
       return { ok: false, step: 'token', message: (error as Error).message };
     }
-    const dispatcher = createDispatcher({ connections: 1, timeoutMs: Math.min(destination.requestTimeoutMs, 30_000) });
+    const dispatcher = this.egress().dispatcher(destination.baseUrl, { connections: 1, timeoutMs: Math.min(destination.requestTimeoutMs, 30_000) });
     try {
       const answer = await sendQido({ dispatcher, url: `${trimBase(destination.baseUrl)}/studies?limit=1`, authorization, timeoutMs: 30_000 });
       const ok = answer.status === 200 || answer.status === 204;
@@ -255,7 +277,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
         : `HTTP ${answer.status}${answer.text ? `: ${answer.text}` : ''}`;
       return { ok, step: 'qido', status: answer.status, message };
     } catch (error) {
-      return { ok: false, step: 'qido', message: (error as Error).message };
+      return { ok: false, step: 'qido', message: (this.egress().explain(error, destination.baseUrl) as Error).message };
     } finally {
       await dispatcher.close().catch(() => undefined);
     }

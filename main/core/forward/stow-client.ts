@@ -1,6 +1,6 @@
 /** HTTP side of a destination: STOW-RS (POST/PUT) streamed from files, and the QIDO calls we need. */
 import { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { tagOf } from '../dicom/dictionary.js';
 import type { DicomJson } from '../dicom/json-model.js';
 import type { MultipartBody } from '../multipart/writer.js';
@@ -14,16 +14,6 @@ const SOP_INSTANCE_UID = tagOf('SOPInstanceUID');
 
 export function trimBase(baseUrl: string): string {
   return baseUrl.replace(/\/+$/, '');
-}
-
-export function createDispatcher(options: { connections: number; timeoutMs: number }): Dispatcher {
-  return new Agent({
-    connections: options.connections,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-    connectTimeout: Math.min(options.timeoutMs, 30_000),
-    keepAliveTimeout: 30_000,
-  });
 }
 
 async function readText(body: Dispatcher.ResponseData['body']): Promise<string> {

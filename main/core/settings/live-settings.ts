@@ -124,13 +124,13 @@ export class LiveSettings {
   }
 
   /**
-   * Destinations whose secrets were sealed in the file by someone else (forward/ at start): every layer
-   * takes them, so no plain text stays in memory.
+   * Destinations and network settings whose secrets were sealed in the file by someone else (forward/ at
+   * start): every layer takes them, so no plain text stays in memory.
    */
-  adoptDestinations(destinations: Settings['destinations']): void {
-    this.storedSettings = { ...this.storedSettings, destinations };
-    this.configuredSettings = { ...this.configuredSettings, destinations };
-    this.runningSettings = { ...this.runningSettings, destinations };
+  adoptSealed({ destinations, network }: Pick<Settings, 'destinations' | 'network'>): void {
+    this.storedSettings = { ...this.storedSettings, destinations, network };
+    this.configuredSettings = { ...this.configuredSettings, destinations, network };
+    this.runningSettings = { ...this.runningSettings, destinations, network };
     this.currentRevision = revisionOf(this.storedSettings);
   }
 

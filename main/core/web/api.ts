@@ -9,6 +9,7 @@ import { freeBytes } from '../store/quota.js';
 import type { WebContext } from './context.js';
 import { ForwardControlError, type ForwardControl, type OutboxFilter } from './forward-port.js';
 import { HttpError } from './http-errors.js';
+import type { HttpsIdentity } from './https-identity.js';
 import { maskSettings, unmaskDestination, unmaskSettings } from './settings-mask.js';
 
 const RATE_WINDOW_MS = 60_000;
@@ -37,6 +38,7 @@ export function registerApi(server: FastifyInstance, ctx: WebContext): void {
       aeTitle: settings.aeTitle,
       ports: { dimse: settings.dimse.port, dimseTls: settings.dimse.tls.enabled ? settings.dimse.tls.port : null, http: ctx.httpPort() },
       httpHost: settings.http.host,
+      https: httpsInfo(ctx.https?.()),
       dataDir: ctx.dataDir,
       storage: {
         usedBytes: ctx.archive.usedBytes,
@@ -239,4 +241,9 @@ async function controlCall<T>(call: () => T | Promise<T>): Promise<T> {
     if (error instanceof ForwardControlError) throw new HttpError(error.statusCode, error.message);
     throw error;
   }
+}
+
+function httpsInfo(identity: HttpsIdentity | undefined) {
+  if (!identity) return null;
+  return { source: identity.source, fingerprint256: identity.fingerprint256, certFile: identity.certFile, notAfter: identity.notAfter };
 }

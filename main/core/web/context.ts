@@ -6,6 +6,7 @@ import type { LiveSettings } from '../settings/live-settings.js';
 import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import type { ForwardControl } from './forward-port.js';
+import type { HttpsIdentity } from './https-identity.js';
 
 /** Everything the HTTP routes use, handed in by the appliance. */
 export interface WebContext {
@@ -21,6 +22,8 @@ export interface WebContext {
   forward(): ForwardControl | undefined;
   /** The built renderer (index.html and assets). */
   staticDir: string;
+  /** The certificate of the running server when it speaks HTTPS; undefined for plain HTTP on loopback. */
+  https?(): HttpsIdentity | undefined;
   /** The port the server listens on (settings may say 0). */
   httpPort(): number;
   /** True once every service has started. */

@@ -37,9 +37,19 @@ export interface BuiltServer {
   closeStreams(): void;
 }
 
-export async function buildServer(ctx: WebContext, access: AccessSettings, extraRoutes: Array<(app: FastifyInstance) => void> = []): Promise<BuiltServer> {
+export async function buildServer(
+  ctx: WebContext, access: AccessSettings, extraRoutes: Array<(app: FastifyInstance) => void> = [], tls?: { key: string; cert: string },
+): Promise<BuiltServer> {
   const { requestTimeoutMs } = ctx.settings().http;
+  const serverOptions = {
+    requestTimeout: requestTimeoutMs,
+    // Node refuses a headers timeout longer than the request timeout, and checks both at this interval.
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
+  };
+  // Fastify types an HTTPS server apart; the routes and hooks are the same, so it is used as the plain one.
   const app = Fastify({
+    ...(tls ? { https: { ...serverOptions, key: tls.key, cert: tls.cert } } : { http: serverOptions }),
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     routerOptions: { maxParamLength: 1024 },
@@ -47,13 +57,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
     forceCloseConnections: 'idle',
     // A request that has not arrived in full within this gets 408 and its connection is closed.
     requestTimeout: requestTimeoutMs,
-    http: {
-      requestTimeout: requestTimeoutMs,
-      // Node refuses a headers timeout longer than the request timeout, and checks both at this interval.
-      headersTimeout: Math.min(60_000, requestTimeoutMs),
-      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
-    },
-  });
+  }) as unknown as FastifyInstance;
 
   // First, before the access check: an upload that stalls holds its connection whoever sends it.
   app.addHook('onRequest', (request, reply, done) => {

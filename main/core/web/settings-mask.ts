@@ -15,6 +15,7 @@ export function maskSettings(settings: Settings): MaskedSettings {
   const copy = structuredClone(settings) as Settings;
   if (copy.http.apiToken) copy.http.apiToken = SECRET_MASK;
   if (copy.http.basicAuth) copy.http.basicAuth.passwordHash = SECRET_MASK;
+  if (copy.network.proxy.password) copy.network.proxy.password = SECRET_MASK;
   for (const destination of copy.destinations) {
     const auth = destination.auth as Record<string, unknown>;
     for (const field of SECRET_AUTH_FIELDS) if (typeof auth[field] === 'string' && auth[field]) auth[field] = SECRET_MASK;
@@ -78,6 +79,16 @@ export function unmaskSettings(incoming: unknown, current: Settings): Unmasked {
       if (current.http.basicAuth) next.http.basicAuth.passwordHash = current.http.basicAuth.passwordHash;
       else delete next.http.basicAuth;
     }
+  }
+  const proxy = next.network?.proxy;
+  if (proxy && typeof proxy === 'object' && proxy.password === SECRET_MASK) {
+    // Kept only for the proxy and user it was entered for, so a stored password cannot be sent elsewhere.
+    const stored = current.network.proxy;
+    if (!stored.password) delete proxy.password;
+    else if ((proxy.url ?? '') !== stored.url || (proxy.user ?? '') !== stored.user) {
+      problems.push(`field "network.proxy.password" has value "${SECRET_MASK}": re-enter the password, because the proxy url or user changed`);
+      delete proxy.password;
+    } else proxy.password = stored.password;
   }
   if (Array.isArray(next.destinations)) {
     next.destinations = next.destinations.map((destination: unknown, index: number) => {

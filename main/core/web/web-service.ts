@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ApplianceService } from '../service.js';
 import { checkBindPolicy, type AccessSettings } from './access.js';
 import type { WebContext } from './context.js';
+import { httpsIdentity, type HttpsIdentity } from './https-identity.js';
 import { buildServer, type BuiltServer, type RegisteredRoute } from './server.js';
 
 export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version'> & {
@@ -58,6 +59,7 @@ export class WebService implements ApplianceService {
   readonly name = 'http';
   private server: BuiltServer | undefined;
   private port = 0;
+  private identity: HttpsIdentity | undefined;
 
   constructor(private readonly options: WebServiceContext) {}
 
@@ -71,9 +73,14 @@ export class WebService implements ApplianceService {
     return this.server?.routes ?? [];
   }
 
+  /** The certificate in use while the server speaks HTTPS (a bind beyond loopback). */
+  get https(): HttpsIdentity | undefined {
+    return this.identity;
+  }
+
   get url(): string {
     const host = this.options.settings().http.host;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+    return `${this.identity ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
   async start(): Promise<string[]> {
@@ -87,18 +94,26 @@ export class WebService implements ApplianceService {
       allowedHosts: http.allowedHosts,
     };
     checkBindPolicy(access);
+    // Beyond loopback the server speaks only HTTPS, so basic auth and the session token never cross the LAN in clear.
+    this.identity = await httpsIdentity(http, this.options.dataDir);
     const ctx: WebContext = {
       ...this.options,
       staticDir: this.options.staticDir ?? defaultStaticDir(),
       version: this.options.version ?? appVersion(),
       httpPort: () => this.port,
+      https: () => this.identity,
     };
-    this.server = await buildServer(ctx, access, this.options.extraRoutes);
+    this.server = await buildServer(ctx, access, this.options.extraRoutes, this.identity);
     await this.server.app.listen({ host: http.host, port: http.port });
     const address = this.server.app.server.address();
     this.port = typeof address === 'object' && address ? address.port : http.port;
-    this.options.logger.info({ event: 'http-listening', host: http.host, port: this.port }, 'HTTP server listening');
+    this.options.logger.info({ event: 'http-listening', host: http.host, port: this.port, https: Boolean(this.identity) }, 'HTTP server listening');
     const lines = [`HTTP/DICOMweb: ${this.url}/dicom-web (UI at ${this.url}/)`];
+    if (this.identity) {
+      const { source, fingerprint256, certFile, generated, notAfter } = this.identity;
+      this.options.logger.info({ event: 'https-certificate', source, fingerprint256, certFile, generated, notAfter }, `HTTPS certificate SHA-256 ${fingerprint256}`);
+      lines.push(`HTTPS certificate (${source === 'self-signed' ? `self-signed${generated ? ', made now' : ''}, ${certFile}` : certFile}): SHA-256 ${fingerprint256}`);
+    }
     if (!this.options.configuredToken) lines.push(`HTTP session token (generated): ${this.options.sessionToken} — open ${this.url}/?token=${this.options.sessionToken}`);
     return lines;
   }

@@ -59,6 +59,8 @@ export function settingsView(_context: AppContext): View {
     s.storage ??= {};
     s.peers ??= [];
     s.destinations ??= [];
+    s.network ??= {};
+    s.network.proxy ??= {};
     form.replaceChildren(
       section('This appliance', 'How modalities reach this appliance over DICOM.',
         h('div.fields',
@@ -68,6 +70,13 @@ export function settingsView(_context: AppContext): View {
           h('label.check', { dataset: { path: 'dimse.acceptAnyCalledAe' } }, check(s.dimse.acceptAnyCalledAe), ' Accept any called AE title'))),
       section('Peers', 'DICOM nodes this appliance knows (C-MOVE destinations, workstations).', peersEditor()),
       section('Cloud destinations', 'Where every received image is uploaded, exactly once.', destinationsEditor()),
+      section('Network', 'How this appliance reaches the cloud and Entra ID: a proxy, and CAs to trust besides the usual ones.',
+        h('div.fields',
+          field('Proxy URL', 'network.proxy.url', text(s.network.proxy.url), 'e.g. http://proxy.clinic.lan:3128. Empty: the HTTPS_PROXY and HTTP_PROXY environment variables decide.'),
+          field('Proxy user', 'network.proxy.user', text(s.network.proxy.user)),
+          field('Proxy password', 'network.proxy.password', text(s.network.proxy.password, 'password', { autocomplete: 'off' })),
+          field('No proxy for', 'network.proxy.noProxy', text(s.network.proxy.noProxy), 'Comma-separated host names, .domain suffixes or host:port reached directly.'),
+          field('Extra trusted CAs (PEM file)', 'network.caFile', text(s.network.caFile), 'A PEM bundle on this machine: the CA of a TLS-inspecting proxy or of a server on the clinic network.'))),
       section('Storage', 'Limits for the local archive.',
         h('div.fields',
           field('Maximum archive size (GB)', 'storage.maxArchiveBytes', text(round(s.storage.maxArchiveBytes / GB), 'number', { min: 0, step: 'any' }), '0 means no limit.'),

@@ -18,6 +18,17 @@ export const applianceInfoSchema = z.object({
   /** dimseTls is null while DICOM TLS is off. */
   ports: z.object({ dimse: z.number().int(), dimseTls: z.number().int().nullable(), http: z.number().int() }),
   httpHost: z.string(),
+  /**
+   * The certificate the server speaks HTTPS with (whenever httpHost is not loopback), for a user to compare
+   * with what the browser shows; null while it speaks plain HTTP on loopback.
+   */
+  https: z.object({
+    source: z.enum(['configured', 'self-signed']),
+    /** SHA-256, colon-separated hex. */
+    fingerprint256: z.string(),
+    certFile: z.string(),
+    notAfter: z.string(),
+  }).nullable(),
   dataDir: z.string(),
   storage: z.object({
     usedBytes: countSchema,
