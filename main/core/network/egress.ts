@@ -64,6 +64,9 @@ export class Egress {
     return new ProxyAgent({
       ...timeouts,
       uri: proxy.origin,
+      // undici 8 sends plain-http requests to the proxy as absolute URIs unless told to tunnel; a CONNECT
+      // tunnel for every upstream keeps one path (and one log line per tunnel) whatever the scheme.
+      proxyTunnel: true,
       ...(proxy.authorization ? { token: proxy.authorization } : {}),
       requestTls: connect,
       proxyTls: connect,
