@@ -215,7 +215,7 @@ export class Archive {
       if (noRoom) {
         result = await this.duplicateOrRefuse(source, context, noRoom);
       } else {
-        spooled = await this.spool(source);
+        spooled = await this.spool(source, context.origin === 'cloud');
         this.freeSpace.wrote(spooled.sizeBytes);
         ticket = this.committer.announce();
         const header = await this.parse(spooled);
@@ -295,8 +295,12 @@ export class Archive {
   }
 
   /** Its own step, so a test can land a sender's abort while the temp file opens. */
-  private spool(source: IngestSource): Promise<SpooledFile> {
-    return spoolToTempFile(source, this.paths.nextTempDir());
+  /**
+   * Cloud data has no sender waiting on each write, so it is synced once per file (see SpoolOptions);
+   * either way the file is durable before it is renamed into place.
+   */
+  private spool(source: IngestSource, syncOnce = false): Promise<SpooledFile> {
+    return spoolToTempFile(source, this.paths.nextTempDir(), { syncOnce });
   }
 
   /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */
