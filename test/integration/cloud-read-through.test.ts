@@ -207,6 +207,8 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
     await azure.setFault({ kind: 'cut-retrieve', afterParts: 2, times: 1 });
     await assert.rejects(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts), 'the answer is cut short too');
     await waitFor(() => azure.activeFault === undefined, () => 'the cut retrieve was made');
+    // The reader hears of the cut as the bytes stop, while the whole instances before it may still be committing.
+    await waitFor(async () => localCount(w, studyUid) === 2 && (await tempFiles(w)).length === 0, () => `${localCount(w, studyUid)} instances committed`);
     assert.equal(localCount(w, studyUid), 2, 'the whole instances before the cut');
     assert.deepEqual(await tempFiles(w), [], 'no partial file');
     const files = (await readdir(join(w.appliance.archive.paths.root, studyUid), { recursive: true })).filter((f) => String(f).endsWith('.dcm'));
@@ -222,6 +224,34 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
       afterPreamble(study.map((i) => i.buffer)), 'the whole study');
     assert.equal(azure.requestsOf('retrieve').length - before, 2, 'only the two missing instances were fetched');
     assert.equal(localCount(w, studyUid), study.length);
+  });
+
+  test('the reader that starts a fetch gets each instance as its bytes arrive, before it is committed here', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'STREAMED-ON', ...small });
+    const studyUid = study[0]!.studyUid;
+    for (const instance of study) azure.seedInstance(instance.buffer);
+    // Every instance's commit waits behind its lock until the reader has the whole answer.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const lock = (w.appliance.archive as unknown as { lock: { run(key: string, task: () => Promise<void>): Promise<void> } }).lock;
+    const held = study.map((i) => lock.run(i.sopInstanceUid, () => gate));
+    try {
+      const answer = w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts);
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the answer waited for the commits')), 60_000)));
+      const received = await Promise.race([answer, stuck]).finally(() => clearTimeout(timer));
+      sameSet(afterPreamble(received), afterPreamble(study.map((i) => i.buffer)), 'the whole study, as the archive sent it');
+      assert.equal(localCount(w, studyUid), 0, 'nothing committed yet');
+    } finally {
+      release();
+      await Promise.all(held);
+    }
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
+    assert.deepEqual(await tempFiles(w), [], 'no file left behind');
+    const before = azure.requestsOf('retrieve').length;
+    sameSet(afterPreamble(await parts(await w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }))),
+      afterPreamble(study.map((i) => i.buffer)), 'then read from here');
+    assert.equal(azure.requestsOf('retrieve').length, before, 'without asking the archive again');
   });
 
   test('the syntax a client asks for: converted when we can, 406 when we cannot, before anything is sent', async () => {

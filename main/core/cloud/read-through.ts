@@ -23,8 +23,13 @@ import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { withScope } from './federated-query.js';
 import { FetchFlight } from './fetch-flight.js';
+import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
 
 export type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
+export type { LivePart } from './live-tap.js';
+
+/** An instance of a streamed retrieve: here (a file to read), or arriving from the archive (bytes as they come). */
+export type Retrieved = { instance: InstanceLocation } | { live: LivePart };
 
 export interface ReadThroughOptions {
   archive: Archive;
@@ -64,6 +69,17 @@ function describe(scope: InstanceScope): Record<string, string> {
   if (scope.seriesUid !== undefined) ids.seriesUid = scope.seriesUid;
   if (scope.sopInstanceUid !== undefined) ids.sopInstanceUid = scope.sopInstanceUid;
   return ids;
+}
+
+/** Waits for `promise`, or rejects with the signal's reason once it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 /** Instances of one stream whose commits may be under way while the next ones are read. */
@@ -124,6 +140,53 @@ export class ReadThrough {
     }
   }
 
+  /**
+   * Like `retrieve`, for a reader that passes the bytes on (WADO-RS): when this call starts the fetch of a
+   * scope of which nothing is here, each part of the archive's answer whose syntax `accepts` takes is given
+   * as it arrives (`live`), while the same bytes are written through the ingest; the reader does not wait
+   * for their commits. Everything else comes as in `retrieve`, after it is committed. A part given live may
+   * still fail to commit (logged); the reader then has sent the archive's bytes, as the archive sent them.
+   */
+  async *stream(scope: InstanceScope, options: { signal?: AbortSignal; accepts: (transferSyntax: string) => boolean }): AsyncGenerator<Retrieved> {
+    const tap = new LiveTap(options.accepts);
+    const flight = this.flightFor(scope, tap);
+    const sent = new Set<string>();
+    for (const instance of this.locations.inScope(scope)) {
+      if (!instance.local) continue;
+      sent.add(instance.sopInstanceUid);
+      yield { instance };
+    }
+    if (!flight) return;
+    const own = flight.tap === tap;
+    if (own) {
+      let end: LiveNext | undefined;
+      try {
+        for (;;) {
+          const next = await untilAborted(tap.next(), options.signal);
+          if ('end' in next) {
+            end = next;
+            break;
+          }
+          yield { live: next.part };
+        }
+      } finally {
+        if (!end) tap.leave();
+      }
+      if (end.end === 'complete') return;
+    }
+    const skip = (sop: string) => sent.has(sop) || (own && tap.deliveredSops.has(sop));
+    for await (const instance of flight.follow(options.signal)) {
+      if (!within(scope, instance) || skip(instance.sopInstanceUid)) continue;
+      sent.add(instance.sopInstanceUid);
+      yield { instance };
+    }
+    for (const instance of this.locations.inScope(scope)) {
+      if (!instance.local || skip(instance.sopInstanceUid)) continue;
+      sent.add(instance.sopInstanceUid);
+      yield { instance };
+    }
+  }
+
   /** One instance, once it is here (fetched if need be); undefined when neither here nor in the archive. */
   async instance(scope: InstanceScope & { seriesUid: string; sopInstanceUid: string }, options: { signal?: AbortSignal } = {}): Promise<InstanceLocation | undefined> {
     for await (const instance of this.retrieve(scope, options)) return instance;
@@ -180,13 +243,16 @@ export class ReadThrough {
     return this.unlisted(scope) || this.locations.inScope(scope).some(fetchable);
   }
 
-  /** The running fetch that covers the scope, or a new one when the scope needs the archive; else none. */
-  private flightFor(scope: InstanceScope): FetchFlight | undefined {
+  /**
+   * The running fetch that covers the scope, or a new one when the scope needs the archive; else none.
+   * A new fetch feeds `tap` as its answer arrives.
+   */
+  private flightFor(scope: InstanceScope, tap?: LiveTap): FetchFlight | undefined {
     const running = this.coveringFlight(scope);
     if (running) return running;
     const reader = this.options.reader();
     if (this.closed || !reader || !this.incomplete(scope)) return undefined;
-    const flight = new FetchFlight({ ...scope }, (f) => this.fetch(f, reader));
+    const flight = new FetchFlight({ ...scope }, (f) => this.fetch(f, reader), tap);
     let set = this.flights.get(scope.studyUid);
     if (!set) this.flights.set(scope.studyUid, (set = new Set()));
     set.add(flight);
@@ -214,8 +280,9 @@ export class ReadThrough {
       const whole = missing.length === rows.length;
       this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: missing.length, local: rows.length - missing.length,
         requests: whole ? 'one' : 'per-instance' }, 'fetching from the archive');
-      if (whole) await this.streamInto(flight, reader, scope);
-      else await this.eachLimited(missing, (row) => this.streamInto(flight, reader, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid }, true), signal);
+      if (whole) await this.streamInto(flight, reader, scope, false, flight.tap);
+      else flight.tap?.release();
+      if (!whole) await this.eachLimited(missing, (row) => this.streamInto(flight, reader, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid }, true), signal);
       this.log.info({ event: 'read-through-done', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started }, 'fetched from the archive');
     } catch (error) {
       const failure = error as Error;
@@ -249,9 +316,10 @@ export class ReadThrough {
   /**
    * One WADO-RS request for `target`, every part written through the ingest and announced once committed.
    * An instance the archive no longer has (404 for a single instance) is skipped; a part that is not a
-   * valid instance of the scope is logged and skipped; a cut connection fails the fetch.
+   * valid instance of the scope is logged and skipped; a cut connection fails the fetch. With `tap`, each part
+   * is also handed to the reader that started the fetch as its bytes arrive.
    */
-  private async streamInto(flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false): Promise<void> {
+  private async streamInto(flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false, tap?: LiveTap): Promise<void> {
     const signal = flight.controller.signal;
     const archive = this.options.archive;
     // An instance's commit waits for its fsyncs; the next part is read meanwhile, so one stream's instances
@@ -266,14 +334,25 @@ export class ReadThrough {
         let upstreamFailure: unknown;
         let bodyRead!: () => void;
         const read = new Promise<void>((resolve) => (bodyRead = resolve));
+        const lane: LiveLane | undefined = tap?.offer(part.transferSyntax);
         // The ingest reports a broken source as its own error; the archive's classified one is the cause.
         const body = (async function* watched() {
+          let whole = false;
           try {
-            for await (const chunk of part.body) yield chunk as Buffer;
+            for await (const chunk of part.body) {
+              // The reader and the disk take each chunk at the same time; the next waits for both.
+              const taken = lane?.write(chunk as Buffer);
+              yield chunk as Buffer;
+              await taken;
+            }
+            whole = true;
+            lane?.end();
           } catch (error) {
             upstreamFailure = error;
+            lane?.fail(error);
             throw error;
           } finally {
+            if (!whole) lane?.fail(new Error('the instance could not be written here, and its answer was cut short'));
             bodyRead();
           }
         })();
@@ -282,12 +361,17 @@ export class ReadThrough {
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
           (result): { error?: unknown } => {
+            if (lane) tap!.delivered(result.header.sopInstanceUid);
             const instance = this.locations.one(result.header.sopInstanceUid);
             if (instance && within(flight.scope, instance)) flight.add(instance);
             return {};
           },
           (error: unknown): { error?: unknown } => {
             if (upstreamFailure !== undefined) return { error: upstreamFailure };
+            if (lane) {
+              this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: (error as Error)?.message },
+                'a part streamed to the reader could not be kept here');
+            }
             if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
               this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
               return {};
@@ -299,6 +383,8 @@ export class ReadThrough {
         await Promise.race([read, outcome]);
         while (committing.length >= MAX_COMMITTING) await settle(committing.shift()!);
       }
+      // The whole answer is read: the reader given it live is done; the commits finish on their own.
+      tap?.finish();
       while (committing.length > 0) await settle(committing.shift()!);
     } catch (error) {
       // Whole instances already received still commit, so a cut fetch leaves them indexed, and nothing half.
