@@ -64,6 +64,25 @@ const localCount = (w: WebAppliance, studyUid: string) =>
   (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
 const tempFiles = async (w: WebAppliance) => (await Promise.all(w.appliance.archive.paths.tempShards.map((d) => readdir(d)))).flat();
 
+/** Holds the commit of each instance behind its lock (Archive's private KeyedLock) until the returned release. */
+function holdCommits(w: WebAppliance, sopInstanceUids: string[]): () => Promise<void> {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const lock = (w.appliance.archive as unknown as { lock: { run(key: string, task: () => Promise<void>): Promise<void> } }).lock;
+  const held = sopInstanceUids.map((uid) => lock.run(uid, () => gate));
+  return async () => {
+    release();
+    await Promise.all(held);
+  };
+}
+
+/** `answer`, or a failure once it has waited a minute (what a reader held up by the held commits would see). */
+async function unheld<T>(answer: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the answer waited for the commits')), 60_000)));
+  return Promise.race([answer, stuck]).finally(() => clearTimeout(timer));
+}
+
 describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
   let dir: string;
   let orthanc: OrthancPeer;
@@ -108,10 +127,33 @@ describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
 
     const got = await parts(await w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }));
     sameSet(got, stored, 'every instance, byte for byte as stored before eviction');
-    assert.equal(localCount(w, studyUid), study.length, 'cached again');
+    // The answer went on as the archive's bytes arrived; the commits end on their own.
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} cached again`);
     assert.deepEqual((await qido(w, '/studies?PatientID=EVICTED-1')).body.map((s) => value(s, AVAILABILITY)), ['ONLINE']);
     // Cached data is never queued to go back: the outbox is as forwarding left it.
     assert.deepEqual(db.prepare('SELECT sop_instance_uid, state FROM outbox WHERE study_uid = ? ORDER BY id').all(studyUid), outboxBefore);
+  });
+
+  test('parts that name no transfer syntax (as Orthanc sends them) go on to the reader as they arrive, before they are committed', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'ORTHANC-STREAMED', ...small });
+    const studyUid = study[0]!.studyUid;
+    for (const instance of study) {
+      const res = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: instance.buffer as unknown as BodyInit, headers: { 'content-type': 'application/dicom' } });
+      assert.equal(res.status, 200, await res.text());
+    }
+    const release = holdCommits(w, study.map((i) => i.sopInstanceUid));
+    try {
+      const response = await unheld(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }));
+      const boundary = parseMediaType(response.headers.get('content-type') ?? '')?.params.boundary;
+      const received: Array<{ headers: Record<string, string>; body: Buffer }> = [];
+      for await (const part of readMultipartRelated(response.body as unknown as AsyncIterable<Uint8Array>, boundary!)) received.push(part);
+      sameSet(received.map((p) => p.body), study.map((i) => i.buffer), 'the whole study, byte for byte');
+      for (const part of received) assert.equal(part.headers['content-type'], `application/dicom; transfer-syntax=${NATIVE_TRANSFER_SYNTAXES.explicitLittle}`, 'the syntax read from its meta header');
+      assert.equal(localCount(w, studyUid), 0, 'nothing committed yet');
+    } finally {
+      await release();
+    }
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
   });
 
   test('a study only in the archive: found by QIDO, described without its pixel data, and rendered, thumbnailed and framed on demand', async () => {
@@ -231,20 +273,13 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
     const studyUid = study[0]!.studyUid;
     for (const instance of study) azure.seedInstance(instance.buffer);
     // Every instance's commit waits behind its lock until the reader has the whole answer.
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const lock = (w.appliance.archive as unknown as { lock: { run(key: string, task: () => Promise<void>): Promise<void> } }).lock;
-    const held = study.map((i) => lock.run(i.sopInstanceUid, () => gate));
+    const release = holdCommits(w, study.map((i) => i.sopInstanceUid));
     try {
-      const answer = w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts);
-      let timer: NodeJS.Timeout | undefined;
-      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the answer waited for the commits')), 60_000)));
-      const received = await Promise.race([answer, stuck]).finally(() => clearTimeout(timer));
+      const received = await unheld(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts));
       sameSet(afterPreamble(received), afterPreamble(study.map((i) => i.buffer)), 'the whole study, as the archive sent it');
       assert.equal(localCount(w, studyUid), 0, 'nothing committed yet');
     } finally {
-      release();
-      await Promise.all(held);
+      await release();
     }
     await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
     assert.deepEqual(await tempFiles(w), [], 'no file left behind');

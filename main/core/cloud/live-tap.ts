@@ -45,13 +45,18 @@ export class LiveTap {
   /** @param accepts whether the reader takes a part in this transfer syntax as it is */
   constructor(private readonly accepts: (transferSyntax: string) => boolean) {}
 
+  /** Whether a part offered now could be taken (the reader is still there and the answer not finished). */
+  get listening(): boolean {
+    return !this.closed && !this.left;
+  }
+
   /**
-   * A part of the answer starts. Returns the lane to feed its bytes to, or undefined when the reader does not
-   * take it (left, or declined its syntax); it then gets that instance from the commits instead.
+   * A part of the answer starts, in `transferSyntax` (from its Content-Type, or its meta header). Returns the
+   * lane to feed its bytes to, or undefined when the reader does not take it (left, or declined its syntax);
+   * it then gets that instance from the commits instead.
    */
   offer(transferSyntax: string | undefined): LiveLane | undefined {
-    if (this.closed || this.left) return undefined;
-    // A part that names no syntax (or `*`) is told apart only once parsed: the reader gets it committed.
+    if (!this.listening) return undefined;
     if (transferSyntax === undefined || uidProblem(transferSyntax) !== undefined || !this.accepts(transferSyntax)) {
       this.declined = true;
       return undefined;

@@ -24,6 +24,8 @@ import type { ArchiveReader } from './archive-reader.js';
 import { withScope } from './federated-query.js';
 import { FetchFlight } from './fetch-flight.js';
 import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
+import { metaTransferSyntax } from '../dicom/header.js';
+import { uidProblem } from '../dicom/uid.js';
 
 export type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
 export type { LivePart } from './live-tap.js';
@@ -69,6 +71,59 @@ function describe(scope: InstanceScope): Record<string, string> {
   if (scope.seriesUid !== undefined) ids.seriesUid = scope.seriesUid;
   if (scope.sopInstanceUid !== undefined) ids.sopInstanceUid = scope.sopInstanceUid;
   return ids;
+}
+
+/** Bytes of a part's start kept while its meta header is read, at most; a part longer in the header goes committed. */
+const MAX_SNIFFED_BYTES = 64 * 1024;
+
+/**
+ * One part's bytes on their way to the tap. A part whose Content-Type names no transfer syntax (Orthanc
+ * names none) is offered once its meta header has arrived and names one; its first bytes wait for that.
+ */
+class TappedPart {
+  private lane: LiveLane | undefined;
+  private decided: boolean;
+  private sniffed: Buffer[] = [];
+  private sniffedBytes = 0;
+
+  constructor(private readonly tap: LiveTap, named: string | undefined) {
+    this.decided = named !== undefined && uidProblem(named) === undefined;
+    if (this.decided) this.lane = tap.offer(named);
+  }
+
+  /** Whether the reader was given this part. */
+  get given(): boolean {
+    return this.lane !== undefined;
+  }
+
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.decided) return this.lane?.write(chunk);
+    this.sniffed.push(chunk);
+    this.sniffedBytes += chunk.length;
+    const syntax = metaTransferSyntax(this.sniffed.length === 1 ? chunk : Buffer.concat(this.sniffed));
+    if (syntax === 'need-more-bytes' && this.sniffedBytes < MAX_SNIFFED_BYTES) return undefined;
+    return this.decide(syntax === 'need-more-bytes' ? undefined : syntax);
+  }
+
+  end(): void {
+    // A part shorter than its meta header: the ingest will refuse it, and the reader does not get it.
+    if (!this.decided) this.decide(undefined);
+    this.lane?.end();
+  }
+
+  fail(error: unknown): void {
+    this.lane?.fail(error);
+  }
+
+  private decide(syntax: string | undefined): Promise<void> | undefined {
+    this.decided = true;
+    this.lane = this.tap.offer(syntax);
+    const kept = this.sniffed;
+    this.sniffed = [];
+    const lane = this.lane;
+    if (!lane) return undefined;
+    return Promise.all(kept.map((bytes) => lane.write(bytes))).then(() => undefined);
+  }
 }
 
 /** Waits for `promise`, or rejects with the signal's reason once it aborts. */
@@ -334,25 +389,25 @@ export class ReadThrough {
         let upstreamFailure: unknown;
         let bodyRead!: () => void;
         const read = new Promise<void>((resolve) => (bodyRead = resolve));
-        const lane: LiveLane | undefined = tap?.offer(part.transferSyntax);
+        const tapped = tap?.listening ? new TappedPart(tap, part.transferSyntax) : undefined;
         // The ingest reports a broken source as its own error; the archive's classified one is the cause.
         const body = (async function* watched() {
           let whole = false;
           try {
             for await (const chunk of part.body) {
               // The reader and the disk take each chunk at the same time; the next waits for both.
-              const taken = lane?.write(chunk as Buffer);
+              const taken = tapped?.write(chunk as Buffer);
               yield chunk as Buffer;
               await taken;
             }
             whole = true;
-            lane?.end();
+            tapped?.end();
           } catch (error) {
             upstreamFailure = error;
-            lane?.fail(error);
+            tapped?.fail(error);
             throw error;
           } finally {
-            if (!whole) lane?.fail(new Error('the instance could not be written here, and its answer was cut short'));
+            if (!whole) tapped?.fail(new Error('the instance could not be written here, and its answer was cut short'));
             bodyRead();
           }
         })();
@@ -361,14 +416,14 @@ export class ReadThrough {
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
           (result): { error?: unknown } => {
-            if (lane) tap!.delivered(result.header.sopInstanceUid);
+            if (tapped?.given) tap!.delivered(result.header.sopInstanceUid);
             const instance = this.locations.one(result.header.sopInstanceUid);
             if (instance && within(flight.scope, instance)) flight.add(instance);
             return {};
           },
           (error: unknown): { error?: unknown } => {
             if (upstreamFailure !== undefined) return { error: upstreamFailure };
-            if (lane) {
+            if (tapped?.given) {
               this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: (error as Error)?.message },
                 'a part streamed to the reader could not be kept here');
             }
