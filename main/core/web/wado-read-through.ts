@@ -7,7 +7,6 @@
  * cannot serve at all gets a proper status (404, 502, 503, 504); one that fails later is cut short (no
  * closing boundary), which a client sees as an incomplete answer, and the next request fetches the rest.
  */
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -96,19 +95,21 @@ export async function sendThroughArchive(
   return reply;
 }
 
-/** res.write with backpressure; rejects once the client is gone. */
-async function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> {
+/**
+ * res.write with backpressure; rejects once the client is gone. Plain listeners, not events.once with an
+ * AbortSignal: this runs for every chunk of a study, and each aborted once() costs a DOMException.
+ */
+function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> | void {
   if (res.destroyed) throw new Error('the client went away');
   if (res.write(bytes)) return;
-  const settled = new AbortController();
-  try {
-    await Promise.race([
-      once(res, 'drain', { signal: settled.signal }),
-      once(res, 'close', { signal: settled.signal }).then(() => {
-        throw new Error('the client went away');
-      }),
-    ]);
-  } finally {
-    settled.abort();
-  }
+  return new Promise<void>((resolve, reject) => {
+    const settle = () => {
+      res.off('drain', settle);
+      res.off('close', settle);
+      if (res.destroyed && !res.writableFinished) reject(new Error('the client went away'));
+      else resolve();
+    };
+    res.on('drain', settle);
+    res.on('close', settle);
+  });
 }
