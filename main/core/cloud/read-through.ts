@@ -137,8 +137,11 @@ function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> 
   });
 }
 
-/** Instances of one stream whose commits may be under way while the next ones are read. */
-const MAX_COMMITTING = 16;
+/**
+ * Instances of one stream whose commits may be under way while the next ones are read (each holds its first
+ * bytes, up to 256 KB, until it commits): enough to keep reading while the archive lists a large study.
+ */
+const MAX_COMMITTING = 64;
 
 export class ReadThrough {
   private readonly locations: InstanceLocations;
@@ -294,6 +297,14 @@ export class ReadThrough {
     return known === 0 || (this.locations.reportedCount(scope) ?? 0) > known;
   }
 
+  /**
+   * A search found the scope in the archive (it reported instances) but the index lists none of them, and
+   * nothing of it is here: what a viewer opens right after finding a study.
+   */
+  private foundUnlisted(scope: InstanceScope): boolean {
+    return this.locations.inScope(scope).length === 0 && (this.locations.reportedCount(scope) ?? 0) > 0;
+  }
+
   private incomplete(scope: InstanceScope): boolean {
     return this.unlisted(scope) || this.locations.inScope(scope).some(fetchable);
   }
@@ -324,6 +335,10 @@ export class ReadThrough {
     const started = Date.now();
     const ids = describe(scope);
     try {
+      if (this.foundUnlisted(scope)) {
+        await this.fetchUnlisted(flight, reader);
+        return;
+      }
       // Cloud rows first: a file whose commit a crash cuts short is then recovered as the archive's copy.
       if (this.unlisted(scope)) await this.listAtArchive(reader, scope, signal);
       const rows = this.locations.inScope(scope);
@@ -347,8 +362,36 @@ export class ReadThrough {
     }
   }
 
-  /** Asks the archive which instances the scope has and keeps them as cloud rows (and the count it found). */
-  private async listAtArchive(reader: ArchiveReader, scope: InstanceScope, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+  /**
+   * Found in the archive, nothing of it here or listed: one request for the whole scope, sent while the
+   * archive lists it (a listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into place only once the listing's cloud rows are written, so
+   * a crash between the two still leaves the file recovered as the archive's copy, never as local data.
+   */
+  private async fetchUnlisted(flight: FetchFlight, reader: ArchiveReader): Promise<void> {
+    const { scope } = flight;
+    const started = Date.now();
+    const ids = describe(scope);
+    const listing = this.listAtArchive(reader, scope, flight.controller.signal);
+    listing.catch(() => undefined); // awaited below, and by each commit
+    this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: 'unlisted', local: 0, requests: 'one' }, 'fetching from the archive');
+    try {
+      await this.streamInto(flight, reader, scope, false, flight.tap, listing);
+    } catch (error) {
+      if (error instanceof ArchiveReadError && error.kind === 'not-found' && (await listing.catch(() => undefined)) === 0) {
+        this.log.info({ event: 'read-through-nothing', ...ids, archive: reader.name }, 'the archive holds nothing more of this');
+        return;
+      }
+      throw error;
+    }
+    await listing;
+    this.log.info({ event: 'read-through-done', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started }, 'fetched from the archive');
+  }
+
+  /**
+   * Asks the archive which instances the scope has and keeps them as cloud rows (and the count it found);
+   * resolves with the number it listed.
+   */
+  private async listAtArchive(reader: ArchiveReader, scope: InstanceScope, signal?: AbortSignal, timeoutMs?: number): Promise<number> {
     const listed = await reader.search({
       level: 'instance', studyUid: scope.studyUid, seriesUid: scope.seriesUid,
       match: scope.sopInstanceUid !== undefined ? { SOPInstanceUID: scope.sopInstanceUid } : undefined,
@@ -366,15 +409,19 @@ export class ReadThrough {
       if (scope.seriesUid === undefined) cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '00201208': count }]);
       else cloud.upsert('series', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '0020000E': { vr: 'UI', Value: [scope.seriesUid] }, '00201209': count }]);
     }
+    return datasets.length;
   }
 
   /**
    * One WADO-RS request for `target`, every part written through the ingest and announced once committed.
    * An instance the archive no longer has (404 for a single instance) is skipped; a part that is not a
    * valid instance of the scope is logged and skipped; a cut connection fails the fetch. With `tap`, each part
-   * is also handed to the reader that started the fetch as its bytes arrive.
+   * is also handed to the reader that started the fetch as its bytes arrive; with `commitAfter`, no instance
+   * is renamed into place before it has settled (and none at all if it fails).
    */
-  private async streamInto(flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false, tap?: LiveTap): Promise<void> {
+  private async streamInto(
+    flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false, tap?: LiveTap, commitAfter?: Promise<unknown>,
+  ): Promise<void> {
     const signal = flight.controller.signal;
     const archive = this.options.archive;
     // An instance's commit waits for its fsyncs; the next part is read meanwhile, so one stream's instances
@@ -412,7 +459,7 @@ export class ReadThrough {
           }
         })();
         const outcome = archive.ingest(body, {
-          callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud',
+          callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter,
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
           (result): { error?: unknown } => {

@@ -45,6 +45,12 @@ export interface IngestContext {
    * Default 'local'.
    */
   origin?: IngestOrigin;
+  /**
+   * The file is renamed into place and indexed only once this settles, and not at all if it rejects (the
+   * ingest then fails with its reason): for rows that must be written first, such as the archive's cloud
+   * rows, which make a file whose commit a crash cuts short recover as the archive's copy.
+   */
+  commitAfter?: Promise<unknown>;
 }
 
 export type IngestOutcome = 'stored' | 'replaced' | 'duplicate';
@@ -217,6 +223,7 @@ export class Archive {
       } else {
         spooled = await this.spool(source, context.origin === 'cloud');
         this.freeSpace.wrote(spooled.sizeBytes);
+        await context.commitAfter;
         ticket = this.committer.announce();
         const header = await this.parse(spooled);
         checkExpectations(header, context);
