@@ -13,7 +13,7 @@ import { freePort, requireTool, runOk, startOrthanc, type OrthancPeer } from '..
 import { makeInstance, NATIVE_TRANSFER_SYNTAXES } from '../support/instance.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
-import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
@@ -347,6 +347,10 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
       assert.deepEqual(answer.body.map((s) => [value(s, '0020000D'), value(s, AVAILABILITY)]), [[here[0]!.studyUid, 'ONLINE']]);
       assert.match(answer.warning ?? '', new RegExp(`^299 dicom-edge "The archive's results are missing \\(${reason}\\)`));
       assert.ok(elapsed < 1000 + 5000, `answered in ${elapsed} ms with a 1000 ms limit`);
+      await waitFor(async () => (await logLines(w)).some((l) => l.event === 'qido-archive-missing' && l.reason === reason), () => `no qido-archive-missing line for ${reason}`);
+      const warned = (await logLines(w)).filter((l) => l.level === 40 && l.reason === reason && /archive-missing/.test(String(l.event)));
+      assert.deepEqual(warned.map((l) => l.event), ['qido-archive-missing'], 'one warning per QIDO, with the peer');
+      assert.match(String(warned[0]!.peer), /^127\.0\.0\.1$/);
     }
   });
 });

@@ -353,6 +353,8 @@ describe('C-FIND with the archive offline or slow', { timeout: 180_000 }, () => 
       assert.equal(line.level, 40, 'a warning');
       assert.match(String(line.peer), /^127\.0\.0\.1:\d+$/);
       assert.equal(line.callingAe, 'FINDSCU');
+      const warned = (await logLines(w)).filter((l) => l.level === 40 && l.reason === reason && /archive-missing/.test(String(l.event)));
+      assert.deepEqual(warned.map((l) => l.event), ['c-find-archive-missing'], 'one warning per C-FIND');
     }
     // The query level has a field of its own: pino's `level` stays the log level.
     const find = (await logLines(w)).find((l) => l.event === 'c-find');
