@@ -44,11 +44,17 @@ export interface SpooledFile {
 }
 
 /**
+ * What arrives while a write runs is queued (up to this much) and written by the next one, so receiving does
+ * not wait for each write's thread-pool round trip, and a slow disk gets fewer, larger writes.
+ */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+/**
  * Streams `source` into a new temp file, hashing as it goes, durably (O_DSYNC, or one fdatasync at the end with
  * `syncOnce`). Removes the file on any failure.
  * A source may yield batches (arrays of chunks), which go to the file with one writev each; a batch
  * hands its buffers over (the source never reuses them), so the header bytes are kept without a copy.
- * One batch is written while the next is received, so the sender is not held up by each write.
+ * One write runs while the next bytes are received, so the sender is not held up by each write.
  */
 export async function spoolToTempFile(
   source: SpoolSource,
@@ -64,16 +70,25 @@ export async function spoolToTempFile(
   let tail = Buffer.alloc(0);
   let sizeBytes = 0;
   let writing: Promise<void> | undefined;
+  let inFlight = false;
+  // Bytes received while the previous write runs, written together by the next one.
+  let queued: Buffer[] = [];
+  let queuedBytes = 0;
   const finishWrite = async () => {
     const write = writing;
     writing = undefined;
     await write;
   };
+  const startWrite = () => {
+    inFlight = true;
+    writing = writeAll(fd, queued, queuedBytes, sizeBytes - queuedBytes).finally(() => (inFlight = false));
+    writing.catch(() => undefined); // awaited by finishWrite; this only keeps it from counting as unhandled meanwhile
+    queued = [];
+    queuedBytes = 0;
+  };
   try {
     try {
       for await (const item of source as AsyncIterable<SpoolItem>) {
-        const batch: Buffer[] = [];
-        let batchBytes = 0;
         const handedOver = Array.isArray(item);
         for (const chunk of handedOver ? (item as readonly Uint8Array[]) : [item as Uint8Array]) {
           const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -85,16 +100,20 @@ export async function spoolToTempFile(
             headLength += kept.length;
           }
           tail = bytes.length >= 8 ? Buffer.from(bytes.subarray(bytes.length - 8)) : Buffer.concat([tail, bytes]).subarray(-8);
-          batch.push(bytes);
-          batchBytes += bytes.length;
+          queued.push(bytes);
+          queuedBytes += bytes.length;
+          sizeBytes += bytes.length;
         }
-        if (batchBytes === 0) continue;
+        // The next chunk is received while a write runs; only a long queue waits for it.
+        if (queuedBytes === 0 || (inFlight && queuedBytes < MAX_QUEUED_BYTES)) continue;
         await finishWrite();
-        writing = writeAll(fd, batch, batchBytes, sizeBytes);
-        writing.catch(() => undefined); // awaited by finishWrite; this only keeps it from counting as unhandled meanwhile
-        sizeBytes += batchBytes;
+        startWrite();
       }
       await finishWrite();
+      if (queuedBytes > 0) {
+        startWrite();
+        await finishWrite();
+      }
     } catch (error) {
       await writing?.catch(() => undefined); // the file is closed below; no write may still be running then
       const code = (error as NodeJS.ErrnoException).code;
