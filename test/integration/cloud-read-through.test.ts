@@ -13,7 +13,7 @@ import { freePort, requireTool, runOk, startOrthanc, type OrthancPeer } from '..
 import { makeInstance, NATIVE_TRANSFER_SYNTAXES } from '../support/instance.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
-import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
@@ -64,6 +64,25 @@ const localCount = (w: WebAppliance, studyUid: string) =>
   (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
 const tempFiles = async (w: WebAppliance) => (await Promise.all(w.appliance.archive.paths.tempShards.map((d) => readdir(d)))).flat();
 
+/** Holds the commit of each instance behind its lock (Archive's private KeyedLock) until the returned release. */
+function holdCommits(w: WebAppliance, sopInstanceUids: string[]): () => Promise<void> {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const lock = (w.appliance.archive as unknown as { lock: { run(key: string, task: () => Promise<void>): Promise<void> } }).lock;
+  const held = sopInstanceUids.map((uid) => lock.run(uid, () => gate));
+  return async () => {
+    release();
+    await Promise.all(held);
+  };
+}
+
+/** `answer`, or a failure once it has waited a minute (what a reader held up by the held commits would see). */
+async function unheld<T>(answer: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the answer waited for the commits')), 60_000)));
+  return Promise.race([answer, stuck]).finally(() => clearTimeout(timer));
+}
+
 describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
   let dir: string;
   let orthanc: OrthancPeer;
@@ -108,10 +127,33 @@ describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
 
     const got = await parts(await w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }));
     sameSet(got, stored, 'every instance, byte for byte as stored before eviction');
-    assert.equal(localCount(w, studyUid), study.length, 'cached again');
+    // The answer went on as the archive's bytes arrived; the commits end on their own.
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} cached again`);
     assert.deepEqual((await qido(w, '/studies?PatientID=EVICTED-1')).body.map((s) => value(s, AVAILABILITY)), ['ONLINE']);
     // Cached data is never queued to go back: the outbox is as forwarding left it.
     assert.deepEqual(db.prepare('SELECT sop_instance_uid, state FROM outbox WHERE study_uid = ? ORDER BY id').all(studyUid), outboxBefore);
+  });
+
+  test('parts that name no transfer syntax (as Orthanc sends them) go on to the reader as they arrive, before they are committed', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'ORTHANC-STREAMED', ...small });
+    const studyUid = study[0]!.studyUid;
+    for (const instance of study) {
+      const res = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: instance.buffer as unknown as BodyInit, headers: { 'content-type': 'application/dicom' } });
+      assert.equal(res.status, 200, await res.text());
+    }
+    const release = holdCommits(w, study.map((i) => i.sopInstanceUid));
+    try {
+      const response = await unheld(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }));
+      const boundary = parseMediaType(response.headers.get('content-type') ?? '')?.params.boundary;
+      const received: Array<{ headers: Record<string, string>; body: Buffer }> = [];
+      for await (const part of readMultipartRelated(response.body as unknown as AsyncIterable<Uint8Array>, boundary!)) received.push(part);
+      sameSet(received.map((p) => p.body), study.map((i) => i.buffer), 'the whole study, byte for byte');
+      for (const part of received) assert.equal(part.headers['content-type'], `application/dicom; transfer-syntax=${NATIVE_TRANSFER_SYNTAXES.explicitLittle}`, 'the syntax read from its meta header');
+      assert.equal(localCount(w, studyUid), 0, 'nothing committed yet');
+    } finally {
+      await release();
+    }
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
   });
 
   test('a study only in the archive: found by QIDO, described without its pixel data, and rendered, thumbnailed and framed on demand', async () => {
@@ -207,6 +249,8 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
     await azure.setFault({ kind: 'cut-retrieve', afterParts: 2, times: 1 });
     await assert.rejects(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts), 'the answer is cut short too');
     await waitFor(() => azure.activeFault === undefined, () => 'the cut retrieve was made');
+    // The reader hears of the cut as the bytes stop, while the whole instances before it may still be committing.
+    await waitFor(async () => localCount(w, studyUid) === 2 && (await tempFiles(w)).length === 0, () => `${localCount(w, studyUid)} instances committed`);
     assert.equal(localCount(w, studyUid), 2, 'the whole instances before the cut');
     assert.deepEqual(await tempFiles(w), [], 'no partial file');
     const files = (await readdir(join(w.appliance.archive.paths.root, studyUid), { recursive: true })).filter((f) => String(f).endsWith('.dcm'));
@@ -222,6 +266,27 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
       afterPreamble(study.map((i) => i.buffer)), 'the whole study');
     assert.equal(azure.requestsOf('retrieve').length - before, 2, 'only the two missing instances were fetched');
     assert.equal(localCount(w, studyUid), study.length);
+  });
+
+  test('the reader that starts a fetch gets each instance as its bytes arrive, before it is committed here', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'STREAMED-ON', ...small });
+    const studyUid = study[0]!.studyUid;
+    for (const instance of study) azure.seedInstance(instance.buffer);
+    // Every instance's commit waits behind its lock until the reader has the whole answer.
+    const release = holdCommits(w, study.map((i) => i.sopInstanceUid));
+    try {
+      const received = await unheld(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts));
+      sameSet(afterPreamble(received), afterPreamble(study.map((i) => i.buffer)), 'the whole study, as the archive sent it');
+      assert.equal(localCount(w, studyUid), 0, 'nothing committed yet');
+    } finally {
+      await release();
+    }
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
+    assert.deepEqual(await tempFiles(w), [], 'no file left behind');
+    const before = azure.requestsOf('retrieve').length;
+    sameSet(afterPreamble(await parts(await w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }))),
+      afterPreamble(study.map((i) => i.buffer)), 'then read from here');
+    assert.equal(azure.requestsOf('retrieve').length, before, 'without asking the archive again');
   });
 
   test('the syntax a client asks for: converted when we can, 406 when we cannot, before anything is sent', async () => {
@@ -282,6 +347,10 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
       assert.deepEqual(answer.body.map((s) => [value(s, '0020000D'), value(s, AVAILABILITY)]), [[here[0]!.studyUid, 'ONLINE']]);
       assert.match(answer.warning ?? '', new RegExp(`^299 dicom-edge "The archive's results are missing \\(${reason}\\)`));
       assert.ok(elapsed < 1000 + 5000, `answered in ${elapsed} ms with a 1000 ms limit`);
+      await waitFor(async () => (await logLines(w)).some((l) => l.event === 'qido-archive-missing' && l.reason === reason), () => `no qido-archive-missing line for ${reason}`);
+      const warned = (await logLines(w)).filter((l) => l.level === 40 && l.reason === reason && /archive-missing/.test(String(l.event)));
+      assert.deepEqual(warned.map((l) => l.event), ['qido-archive-missing'], 'one warning per QIDO, with the peer');
+      assert.match(String(warned[0]!.peer), /^127\.0\.0\.1$/);
     }
   });
 });

@@ -277,6 +277,24 @@ describe('DIMSE retrieve when the archive stalls or fails (the Azure DICOM doubl
     assert.deepEqual([...result.failedUids].sort(), missing.sort(), 'FailedSOPInstanceUIDList names the ones not delivered');
   });
 
+  test('the archive unreachable for the listing of a study partly here: the local instances go, and the end is 0xB000, not Success', async () => {
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'LIST-FAILED', ...small });
+    seed(study);
+    // Two of them are here; a search of the archive has said that it holds three (as a QIDO answer leaves it).
+    await send(w, dir, study.slice(0, 2));
+    w.appliance.archive.cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [study[0]!.studyUid] }, '00201208': { vr: 'IS', Value: [3] } }]);
+    await azure.setFault({ kind: 'down', mode: 'reset' });
+    try {
+      const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study[0]!.studyUid}`]);
+      assert.equal(result.final.status, 0xb000, result.output);
+      assert.deepEqual([result.final.completed, result.final.failed], [2, 0]);
+      assert.match(result.output, /archive not reachable/, 'the comment says why');
+      await assertDelivered(dest.dir, study.slice(0, 2));
+    } finally {
+      await azure.setFault(undefined);
+    }
+  });
+
   test('the archive gone once the study is listed: every sub-operation fails, 0xA702 with every UID', async () => {
     const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'ARCHIVE-GONE', ...small });
     seed(study);
@@ -335,6 +353,8 @@ describe('C-FIND with the archive offline or slow', { timeout: 180_000 }, () => 
       assert.equal(line.level, 40, 'a warning');
       assert.match(String(line.peer), /^127\.0\.0\.1:\d+$/);
       assert.equal(line.callingAe, 'FINDSCU');
+      const warned = (await logLines(w)).filter((l) => l.level === 40 && l.reason === reason && /archive-missing/.test(String(l.event)));
+      assert.deepEqual(warned.map((l) => l.event), ['c-find-archive-missing'], 'one warning per C-FIND');
     }
     // The query level has a field of its own: pino's `level` stays the log level.
     const find = (await logLines(w)).find((l) => l.event === 'c-find');

@@ -17,6 +17,7 @@ import { createAuthProvider } from '../../main/core/forward/auth.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
+import { waitFor } from '../support/forward-harness.js';
 
 const silent = pino({ level: 'silent' });
 const small = { rows: 8, columns: 8 } as const;
@@ -89,6 +90,74 @@ describe('read-through retrieve from the archive', () => {
     const again = await collect(readThrough.retrieve({ studyUid }));
     assert.equal(again.length, study.length);
     assert.equal(azure.requests.length, 2, 'no further upstream request');
+  });
+
+  /** What a federated search leaves in the index: the study, with the number of instances the archive reported. */
+  const foundByQido = (studyUid: string) =>
+    archive.cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [studyUid] }, '00201208': { vr: 'IS', Value: [study.length] } }]);
+
+  test('a study found in the archive but not listed: its bytes stream to the reader while the archive lists it', async () => {
+    const studyUid = study[0]!.studyUid;
+    foundByQido(studyUid);
+    let listed!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (listed = resolve));
+    const search = reader.search.bind(reader);
+    reader.search = async (query) => {
+      await listingHeld;
+      return search(query);
+    };
+    try {
+      const received: Buffer[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the retrieve waited for the listing')), 60_000)));
+      const streamed = (async () => {
+        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+          assert.ok('live' in item, 'every instance as it arrives');
+          const chunks: Buffer[] = [];
+          for await (const chunk of item.live.body) chunks.push(chunk);
+          received.push(Buffer.concat(chunks));
+          // Once the last part is in, the answer is whole while the listing is still held.
+          if (received.length === study.length) listed();
+        }
+      })();
+      await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+      assert.deepEqual(received.map(afterPreamble).map((b) => b.toString('base64')).sort(),
+        study.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
+    } finally {
+      listed();
+      reader.search = search;
+    }
+    await waitFor(() => localUids().size === study.length, () => `${localUids().size} of ${study.length} committed`);
+    assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
+  });
+
+  test('a study found in the archive but not listed: no instance is renamed into place or indexed before the listing', async () => {
+    const studyUid = study[0]!.studyUid;
+    foundByQido(studyUid);
+    let listed!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (listed = resolve));
+    const search = reader.search.bind(reader);
+    let searching!: () => void;
+    const searchAsked = new Promise<void>((resolve) => (searching = resolve));
+    reader.search = async (query) => {
+      searching();
+      await listingHeld;
+      return search(query);
+    };
+    try {
+      const all = collect(readThrough.retrieve({ studyUid }));
+      await searchAsked;
+      // The whole answer arrives and is spooled; the commits wait for the cloud rows.
+      await waitFor(async () => (await tempFiles()).length === study.length, () => 'every instance spooled');
+      assert.equal(localUids().size, 0, 'nothing indexed as here before the listing');
+      const files = (await readdir(archive.paths.root, { recursive: true })).filter((f) => String(f).endsWith('.dcm'));
+      assert.deepEqual(files, [], 'no file renamed into place');
+      listed();
+      assert.equal((await all).length, study.length);
+    } finally {
+      listed();
+      reader.search = search;
+    }
   });
 
   test('five concurrent reads of one study, and a series and an instance inside it, share one upstream fetch', async () => {

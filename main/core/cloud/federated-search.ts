@@ -68,7 +68,8 @@ export class FederatedSearch {
     if ('error' in outcome) {
       if (options.signal?.aborted) throw options.signal.reason;
       const archive = missing(outcome.error, federation.timeoutMs);
-      this.log.warn({ event: 'federated-search-archive-missing', queryLevel: request.level, keys: request.keys, archive: reader.name,
+      // The caller (C-FIND, QIDO) logs the warning, with its peer: one line per query that lacks the archive's part.
+      this.log.debug({ event: 'federated-search-archive-missing', queryLevel: request.level, keys: request.keys, archive: reader.name,
         reason: archive.reason, message: archive.message, localMatches: local.length, ms: Date.now() - started }, 'the archive\'s part of a query is missing');
       return { matches: local, archive };
     }

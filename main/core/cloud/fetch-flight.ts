@@ -4,6 +4,7 @@
  * the list only holds index rows, and each follower reads it at its own pace.
  */
 import type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
+import type { LiveTap } from './live-tap.js';
 
 export class FetchFlight {
   readonly committed: InstanceLocation[] = [];
@@ -14,13 +15,18 @@ export class FetchFlight {
   private error: unknown;
   private waiters = new Set<() => void>();
 
-  constructor(readonly scope: InstanceScope, work: (flight: FetchFlight) => Promise<void>) {
+  /**
+   * @param tap the reader that started the fetch, given the archive's bytes as they arrive (set before the
+   * work starts, which is on a later tick)
+   */
+  constructor(readonly scope: InstanceScope, work: (flight: FetchFlight) => Promise<void>, readonly tap?: LiveTap) {
     this.finished = Promise.resolve()
       .then(() => work(this))
       .catch((error: unknown) => {
         this.error = error;
       })
       .finally(() => {
+        this.tap?.release();
         this.ended = true;
         this.wake();
       });

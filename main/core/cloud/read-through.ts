@@ -23,8 +23,15 @@ import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { withScope } from './federated-query.js';
 import { FetchFlight } from './fetch-flight.js';
+import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
+import { metaTransferSyntax } from '../dicom/header.js';
+import { uidProblem } from '../dicom/uid.js';
 
 export type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
+export type { LivePart } from './live-tap.js';
+
+/** An instance of a streamed retrieve: here (a file to read), or arriving from the archive (bytes as they come). */
+export type Retrieved = { instance: InstanceLocation } | { live: LivePart };
 
 export interface ReadThroughOptions {
   archive: Archive;
@@ -66,8 +73,75 @@ function describe(scope: InstanceScope): Record<string, string> {
   return ids;
 }
 
-/** Instances of one stream whose commits may be under way while the next ones are read. */
-const MAX_COMMITTING = 16;
+/** Bytes of a part's start kept while its meta header is read, at most; a part longer in the header goes committed. */
+const MAX_SNIFFED_BYTES = 64 * 1024;
+
+/**
+ * One part's bytes on their way to the tap. A part whose Content-Type names no transfer syntax (Orthanc
+ * names none) is offered once its meta header has arrived and names one; its first bytes wait for that.
+ */
+class TappedPart {
+  private lane: LiveLane | undefined;
+  private decided: boolean;
+  private sniffed: Buffer[] = [];
+  private sniffedBytes = 0;
+
+  constructor(private readonly tap: LiveTap, named: string | undefined) {
+    this.decided = named !== undefined && uidProblem(named) === undefined;
+    if (this.decided) this.lane = tap.offer(named);
+  }
+
+  /** Whether the reader was given this part. */
+  get given(): boolean {
+    return this.lane !== undefined;
+  }
+
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.decided) return this.lane?.write(chunk);
+    this.sniffed.push(chunk);
+    this.sniffedBytes += chunk.length;
+    const syntax = metaTransferSyntax(this.sniffed.length === 1 ? chunk : Buffer.concat(this.sniffed));
+    if (syntax === 'need-more-bytes' && this.sniffedBytes < MAX_SNIFFED_BYTES) return undefined;
+    return this.decide(syntax === 'need-more-bytes' ? undefined : syntax);
+  }
+
+  end(): void {
+    // A part shorter than its meta header: the ingest will refuse it, and the reader does not get it.
+    if (!this.decided) this.decide(undefined);
+    this.lane?.end();
+  }
+
+  fail(error: unknown): void {
+    this.lane?.fail(error);
+  }
+
+  private decide(syntax: string | undefined): Promise<void> | undefined {
+    this.decided = true;
+    this.lane = this.tap.offer(syntax);
+    const kept = this.sniffed;
+    this.sniffed = [];
+    const lane = this.lane;
+    if (!lane) return undefined;
+    return Promise.all(kept.map((bytes) => lane.write(bytes))).then(() => undefined);
+  }
+}
+
+/** Waits for `promise`, or rejects with the signal's reason once it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+/**
+ * Instances of one stream whose commits may be under way while the next ones are read (each holds its first
+ * bytes, up to 256 KB, until it commits): enough to keep reading while the archive lists a large study.
+ */
+const MAX_COMMITTING = 64;
 
 export class ReadThrough {
   private readonly locations: InstanceLocations;
@@ -124,6 +198,53 @@ export class ReadThrough {
     }
   }
 
+  /**
+   * Like `retrieve`, for a reader that passes the bytes on (WADO-RS): when this call starts the fetch of a
+   * scope of which nothing is here, each part of the archive's answer whose syntax `accepts` takes is given
+   * as it arrives (`live`), while the same bytes are written through the ingest; the reader does not wait
+   * for their commits. Everything else comes as in `retrieve`, after it is committed. A part given live may
+   * still fail to commit (logged); the reader then has sent the archive's bytes, as the archive sent them.
+   */
+  async *stream(scope: InstanceScope, options: { signal?: AbortSignal; accepts: (transferSyntax: string) => boolean }): AsyncGenerator<Retrieved> {
+    const tap = new LiveTap(options.accepts);
+    const flight = this.flightFor(scope, tap);
+    const sent = new Set<string>();
+    for (const instance of this.locations.inScope(scope)) {
+      if (!instance.local) continue;
+      sent.add(instance.sopInstanceUid);
+      yield { instance };
+    }
+    if (!flight) return;
+    const own = flight.tap === tap;
+    if (own) {
+      let end: LiveNext | undefined;
+      try {
+        for (;;) {
+          const next = await untilAborted(tap.next(), options.signal);
+          if ('end' in next) {
+            end = next;
+            break;
+          }
+          yield { live: next.part };
+        }
+      } finally {
+        if (!end) tap.leave();
+      }
+      if (end.end === 'complete') return;
+    }
+    const skip = (sop: string) => sent.has(sop) || (own && tap.deliveredSops.has(sop));
+    for await (const instance of flight.follow(options.signal)) {
+      if (!within(scope, instance) || skip(instance.sopInstanceUid)) continue;
+      sent.add(instance.sopInstanceUid);
+      yield { instance };
+    }
+    for (const instance of this.locations.inScope(scope)) {
+      if (!instance.local || skip(instance.sopInstanceUid)) continue;
+      sent.add(instance.sopInstanceUid);
+      yield { instance };
+    }
+  }
+
   /** One instance, once it is here (fetched if need be); undefined when neither here nor in the archive. */
   async instance(scope: InstanceScope & { seriesUid: string; sopInstanceUid: string }, options: { signal?: AbortSignal } = {}): Promise<InstanceLocation | undefined> {
     for await (const instance of this.retrieve(scope, options)) return instance;
@@ -176,17 +297,28 @@ export class ReadThrough {
     return known === 0 || (this.locations.reportedCount(scope) ?? 0) > known;
   }
 
+  /**
+   * A search found the scope in the archive (it reported instances) but the index lists none of them, and
+   * nothing of it is here: what a viewer opens right after finding a study.
+   */
+  private foundUnlisted(scope: InstanceScope): boolean {
+    return this.locations.inScope(scope).length === 0 && (this.locations.reportedCount(scope) ?? 0) > 0;
+  }
+
   private incomplete(scope: InstanceScope): boolean {
     return this.unlisted(scope) || this.locations.inScope(scope).some(fetchable);
   }
 
-  /** The running fetch that covers the scope, or a new one when the scope needs the archive; else none. */
-  private flightFor(scope: InstanceScope): FetchFlight | undefined {
+  /**
+   * The running fetch that covers the scope, or a new one when the scope needs the archive; else none.
+   * A new fetch feeds `tap` as its answer arrives.
+   */
+  private flightFor(scope: InstanceScope, tap?: LiveTap): FetchFlight | undefined {
     const running = this.coveringFlight(scope);
     if (running) return running;
     const reader = this.options.reader();
     if (this.closed || !reader || !this.incomplete(scope)) return undefined;
-    const flight = new FetchFlight({ ...scope }, (f) => this.fetch(f, reader));
+    const flight = new FetchFlight({ ...scope }, (f) => this.fetch(f, reader), tap);
     let set = this.flights.get(scope.studyUid);
     if (!set) this.flights.set(scope.studyUid, (set = new Set()));
     set.add(flight);
@@ -203,6 +335,10 @@ export class ReadThrough {
     const started = Date.now();
     const ids = describe(scope);
     try {
+      if (this.foundUnlisted(scope)) {
+        await this.fetchUnlisted(flight, reader);
+        return;
+      }
       // Cloud rows first: a file whose commit a crash cuts short is then recovered as the archive's copy.
       if (this.unlisted(scope)) await this.listAtArchive(reader, scope, signal);
       const rows = this.locations.inScope(scope);
@@ -214,8 +350,9 @@ export class ReadThrough {
       const whole = missing.length === rows.length;
       this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: missing.length, local: rows.length - missing.length,
         requests: whole ? 'one' : 'per-instance' }, 'fetching from the archive');
-      if (whole) await this.streamInto(flight, reader, scope);
-      else await this.eachLimited(missing, (row) => this.streamInto(flight, reader, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid }, true), signal);
+      if (whole) await this.streamInto(flight, reader, scope, false, flight.tap);
+      else flight.tap?.release();
+      if (!whole) await this.eachLimited(missing, (row) => this.streamInto(flight, reader, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid }, true), signal);
       this.log.info({ event: 'read-through-done', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started }, 'fetched from the archive');
     } catch (error) {
       const failure = error as Error;
@@ -225,8 +362,36 @@ export class ReadThrough {
     }
   }
 
-  /** Asks the archive which instances the scope has and keeps them as cloud rows (and the count it found). */
-  private async listAtArchive(reader: ArchiveReader, scope: InstanceScope, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+  /**
+   * Found in the archive, nothing of it here or listed: one request for the whole scope, sent while the
+   * archive lists it (a listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into place only once the listing's cloud rows are written, so
+   * a crash between the two still leaves the file recovered as the archive's copy, never as local data.
+   */
+  private async fetchUnlisted(flight: FetchFlight, reader: ArchiveReader): Promise<void> {
+    const { scope } = flight;
+    const started = Date.now();
+    const ids = describe(scope);
+    const listing = this.listAtArchive(reader, scope, flight.controller.signal);
+    listing.catch(() => undefined); // awaited below, and by each commit
+    this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: 'unlisted', local: 0, requests: 'one' }, 'fetching from the archive');
+    try {
+      await this.streamInto(flight, reader, scope, false, flight.tap, listing);
+    } catch (error) {
+      if (error instanceof ArchiveReadError && error.kind === 'not-found' && (await listing.catch(() => undefined)) === 0) {
+        this.log.info({ event: 'read-through-nothing', ...ids, archive: reader.name }, 'the archive holds nothing more of this');
+        return;
+      }
+      throw error;
+    }
+    await listing;
+    this.log.info({ event: 'read-through-done', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started }, 'fetched from the archive');
+  }
+
+  /**
+   * Asks the archive which instances the scope has and keeps them as cloud rows (and the count it found);
+   * resolves with the number it listed.
+   */
+  private async listAtArchive(reader: ArchiveReader, scope: InstanceScope, signal?: AbortSignal, timeoutMs?: number): Promise<number> {
     const listed = await reader.search({
       level: 'instance', studyUid: scope.studyUid, seriesUid: scope.seriesUid,
       match: scope.sopInstanceUid !== undefined ? { SOPInstanceUID: scope.sopInstanceUid } : undefined,
@@ -244,14 +409,19 @@ export class ReadThrough {
       if (scope.seriesUid === undefined) cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '00201208': count }]);
       else cloud.upsert('series', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '0020000E': { vr: 'UI', Value: [scope.seriesUid] }, '00201209': count }]);
     }
+    return datasets.length;
   }
 
   /**
    * One WADO-RS request for `target`, every part written through the ingest and announced once committed.
    * An instance the archive no longer has (404 for a single instance) is skipped; a part that is not a
-   * valid instance of the scope is logged and skipped; a cut connection fails the fetch.
+   * valid instance of the scope is logged and skipped; a cut connection fails the fetch. With `tap`, each part
+   * is also handed to the reader that started the fetch as its bytes arrive; with `commitAfter`, no instance
+   * is renamed into place before it has settled (and none at all if it fails).
    */
-  private async streamInto(flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false): Promise<void> {
+  private async streamInto(
+    flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false, tap?: LiveTap, commitAfter?: Promise<unknown>,
+  ): Promise<void> {
     const signal = flight.controller.signal;
     const archive = this.options.archive;
     // An instance's commit waits for its fsyncs; the next part is read meanwhile, so one stream's instances
@@ -266,28 +436,44 @@ export class ReadThrough {
         let upstreamFailure: unknown;
         let bodyRead!: () => void;
         const read = new Promise<void>((resolve) => (bodyRead = resolve));
+        const tapped = tap?.listening ? new TappedPart(tap, part.transferSyntax) : undefined;
         // The ingest reports a broken source as its own error; the archive's classified one is the cause.
         const body = (async function* watched() {
+          let whole = false;
           try {
-            for await (const chunk of part.body) yield chunk as Buffer;
+            for await (const chunk of part.body) {
+              // The reader and the disk take each chunk at the same time; the next waits for both.
+              const taken = tapped?.write(chunk as Buffer);
+              yield chunk as Buffer;
+              await taken;
+            }
+            whole = true;
+            tapped?.end();
           } catch (error) {
             upstreamFailure = error;
+            tapped?.fail(error);
             throw error;
           } finally {
+            if (!whole) tapped?.fail(new Error('the instance could not be written here, and its answer was cut short'));
             bodyRead();
           }
         })();
         const outcome = archive.ingest(body, {
-          callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud',
+          callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter,
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
           (result): { error?: unknown } => {
+            if (tapped?.given) tap!.delivered(result.header.sopInstanceUid);
             const instance = this.locations.one(result.header.sopInstanceUid);
             if (instance && within(flight.scope, instance)) flight.add(instance);
             return {};
           },
           (error: unknown): { error?: unknown } => {
             if (upstreamFailure !== undefined) return { error: upstreamFailure };
+            if (tapped?.given) {
+              this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: (error as Error)?.message },
+                'a part streamed to the reader could not be kept here');
+            }
             if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
               this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
               return {};
@@ -299,6 +485,8 @@ export class ReadThrough {
         await Promise.race([read, outcome]);
         while (committing.length >= MAX_COMMITTING) await settle(committing.shift()!);
       }
+      // The whole answer is read: the reader given it live is done; the commits finish on their own.
+      tap?.finish();
       while (committing.length > 0) await settle(committing.shift()!);
     } catch (error) {
       // Whole instances already received still commit, so a cut fetch leaves them indexed, and nothing half.

@@ -182,3 +182,25 @@ export function sniffSopUids(head: Uint8Array): { sopClassUid?: string; sopInsta
     return {};
   }
 }
+
+/**
+ * The Transfer Syntax UID in the meta header of a Part 10 file, read from its first bytes: 'need-more-bytes'
+ * while they end inside the meta header, undefined when they cannot be a Part 10 file that names one.
+ */
+export function metaTransferSyntax(head: Uint8Array): string | 'need-more-bytes' | undefined {
+  if (head.length < 132) return 'need-more-bytes';
+  if (head[128] !== 0x44 || head[129] !== 0x49 || head[130] !== 0x43 || head[131] !== 0x4d) return undefined; // "DICM"
+  let meta: DataSet;
+  try {
+    meta = dicomParser.readPart10Header(head);
+  } catch {
+    // dicom-parser stops with an error at the end of the bytes, as at a malformed element: the caller bounds the wait.
+    return 'need-more-bytes';
+  }
+  // The meta header is whole only once an element after it has begun.
+  const elements = Object.values(meta.elements);
+  if (elements.length === 0) return 'need-more-bytes';
+  const end = Math.max(...elements.map((element) => element.dataOffset + element.length));
+  if (end >= head.length) return 'need-more-bytes';
+  return meta.string(X.TransferSyntaxUID)?.replace(/\0/g, '').trim() || undefined;
+}

@@ -98,10 +98,14 @@ export function responder<R extends RetrieveResponse>(
   };
 }
 
-/** The final response: success, cancel, A702 when every sub-operation failed, B000 when some did. */
+/**
+ * The final response: success, cancel, A702 when every sub-operation failed, B000 when some did or when the
+ * archive could not be asked what it holds (`comment`), so instances there may not have been sent.
+ */
 export function finish(scp: EdgeScp, request: { getMessageId(): number }, progress: Progress, respond: Respond, comment?: string): void {
   if (scp.isCancelled(request.getMessageId()) && progress.remaining > 0) return respond(DimseStatus.Cancel, progress);
-  if (progress.failed.length === 0 && progress.warnings === 0) return respond(DimseStatus.Success, progress);
+  // `comment` says what could not be asked of the archive: instances it holds may be missing, so never Success.
+  if (progress.failed.length === 0 && progress.warnings === 0 && comment === undefined) return respond(DimseStatus.Success, progress);
   if (progress.completed === 0 && progress.warnings === 0) return respond(DimseStatus.OutOfResourcesSubOperations, progress, comment ?? 'every sub-operation failed');
   respond(DimseStatus.SubOperationsCompleteWithFailures, progress, comment);
 }

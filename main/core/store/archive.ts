@@ -45,6 +45,12 @@ export interface IngestContext {
    * Default 'local'.
    */
   origin?: IngestOrigin;
+  /**
+   * The file is renamed into place and indexed only once this settles, and not at all if it rejects (the
+   * ingest then fails with its reason): for rows that must be written first, such as the archive's cloud
+   * rows, which make a file whose commit a crash cuts short recover as the archive's copy.
+   */
+  commitAfter?: Promise<unknown>;
 }
 
 export type IngestOutcome = 'stored' | 'replaced' | 'duplicate';
@@ -215,8 +221,9 @@ export class Archive {
       if (noRoom) {
         result = await this.duplicateOrRefuse(source, context, noRoom);
       } else {
-        spooled = await this.spool(source);
+        spooled = await this.spool(source, context.origin === 'cloud');
         this.freeSpace.wrote(spooled.sizeBytes);
+        await context.commitAfter;
         ticket = this.committer.announce();
         const header = await this.parse(spooled);
         checkExpectations(header, context);
@@ -295,8 +302,12 @@ export class Archive {
   }
 
   /** Its own step, so a test can land a sender's abort while the temp file opens. */
-  private spool(source: IngestSource): Promise<SpooledFile> {
-    return spoolToTempFile(source, this.paths.nextTempDir());
+  /**
+   * Cloud data has no sender waiting on each write, so it is synced once per file (see SpoolOptions);
+   * either way the file is durable before it is renamed into place.
+   */
+  private spool(source: IngestSource, syncOnce = false): Promise<SpooledFile> {
+    return spoolToTempFile(source, this.paths.nextTempDir(), { syncOnce });
   }
 
   /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, constants, open, writev } from 'node:fs';
+import { closeSync, constants, fdatasync, open, writev } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,8 +13,21 @@ export const KEPT_HEAD_BYTES = 256 * 1024;
  * one thread-pool round trip less per instance, with the same durability as write + fdatasync.
  */
 const TEMP_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+/** Without O_DSYNC: the writes land in the page cache and one fdatasync at the end makes them durable. */
+const SYNC_ONCE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 const openFile = promisify(open);
 const writevFile = promisify(writev);
+const fdatasyncFile = promisify(fdatasync);
+
+export interface SpoolOptions {
+  /**
+   * One fdatasync once the last byte is written, instead of O_DSYNC on every write. For a source that nobody
+   * waits on chunk by chunk (data fetched from the archive): the writes then cost a copy into the page cache,
+   * not a disk round trip each, and the sync runs on the thread pool while the next instance is received.
+   * The file is as durable when the spool resolves either way.
+   */
+  syncOnce?: boolean;
+}
 
 /** Chunks, or batches of chunks that the source hands over (never reuses). */
 export type SpoolItem = Uint8Array | readonly Uint8Array[];
@@ -31,34 +44,51 @@ export interface SpooledFile {
 }
 
 /**
- * Streams `source` into a new temp file, hashing as it goes, durably (O_DSYNC). Removes the file on any failure.
+ * What arrives while a write runs is queued (up to this much) and written by the next one, so receiving does
+ * not wait for each write's thread-pool round trip, and a slow disk gets fewer, larger writes.
+ */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+/**
+ * Streams `source` into a new temp file, hashing as it goes, durably (O_DSYNC, or one fdatasync at the end with
+ * `syncOnce`). Removes the file on any failure.
  * A source may yield batches (arrays of chunks), which go to the file with one writev each; a batch
  * hands its buffers over (the source never reuses them), so the header bytes are kept without a copy.
- * One batch is written while the next is received, so the sender is not held up by each write.
+ * One write runs while the next bytes are received, so the sender is not held up by each write.
  */
 export async function spoolToTempFile(
   source: SpoolSource,
   tempDir: string,
+  options: SpoolOptions = {},
 ): Promise<SpooledFile> {
   throwIfFailed(source);
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
-  const fd = await openFile(path, TEMP_FILE_FLAGS, 0o600);
+  const fd = await openFile(path, options.syncOnce ? SYNC_ONCE_FLAGS : TEMP_FILE_FLAGS, 0o600);
   const hash = createHash('sha256');
   const headChunks: Buffer[] = [];
   let headLength = 0;
   let tail = Buffer.alloc(0);
   let sizeBytes = 0;
   let writing: Promise<void> | undefined;
+  let inFlight = false;
+  // Bytes received while the previous write runs, written together by the next one.
+  let queued: Buffer[] = [];
+  let queuedBytes = 0;
   const finishWrite = async () => {
     const write = writing;
     writing = undefined;
     await write;
   };
+  const startWrite = () => {
+    inFlight = true;
+    writing = writeAll(fd, queued, queuedBytes, sizeBytes - queuedBytes).finally(() => (inFlight = false));
+    writing.catch(() => undefined); // awaited by finishWrite; this only keeps it from counting as unhandled meanwhile
+    queued = [];
+    queuedBytes = 0;
+  };
   try {
     try {
       for await (const item of source as AsyncIterable<SpoolItem>) {
-        const batch: Buffer[] = [];
-        let batchBytes = 0;
         const handedOver = Array.isArray(item);
         for (const chunk of handedOver ? (item as readonly Uint8Array[]) : [item as Uint8Array]) {
           const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -70,16 +100,20 @@ export async function spoolToTempFile(
             headLength += kept.length;
           }
           tail = bytes.length >= 8 ? Buffer.from(bytes.subarray(bytes.length - 8)) : Buffer.concat([tail, bytes]).subarray(-8);
-          batch.push(bytes);
-          batchBytes += bytes.length;
+          queued.push(bytes);
+          queuedBytes += bytes.length;
+          sizeBytes += bytes.length;
         }
-        if (batchBytes === 0) continue;
+        // The next chunk is received while a write runs; only a long queue waits for it.
+        if (queuedBytes === 0 || (inFlight && queuedBytes < MAX_QUEUED_BYTES)) continue;
         await finishWrite();
-        writing = writeAll(fd, batch, batchBytes, sizeBytes);
-        writing.catch(() => undefined); // awaited by finishWrite; this only keeps it from counting as unhandled meanwhile
-        sizeBytes += batchBytes;
+        startWrite();
       }
       await finishWrite();
+      if (queuedBytes > 0) {
+        startWrite();
+        await finishWrite();
+      }
     } catch (error) {
       await writing?.catch(() => undefined); // the file is closed below; no write may still be running then
       const code = (error as NodeJS.ErrnoException).code;
@@ -87,6 +121,7 @@ export async function spoolToTempFile(
       if (error instanceof IngestAbortedError || error instanceof OutOfResourcesError) throw error;
       throw new IngestAbortedError(`the sender's data ended early: ${(error as Error).message}`);
     }
+    if (options.syncOnce) await syncData(fd);
   } catch (error) {
     closeSync(fd);
     await unlink(path).catch(() => undefined);
@@ -95,6 +130,17 @@ export async function spoolToTempFile(
   // Closing a file whose data is already on disk does not wait on it: done here, it spares a thread-pool trip.
   closeSync(fd);
   return { path, sizeBytes, sha256: hash.digest('hex'), headChunks, tail };
+}
+
+/** fdatasync; the page cache reports a disk that filled up behind it only now. */
+async function syncData(fd: number): Promise<void> {
+  try {
+    await fdatasyncFile(fd);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw new OutOfResourcesError(`disk full while writing: ${code}`);
+    throw error;
+  }
 }
 
 /** A stream whose sender went away before anyone read it: no file is made for it. */

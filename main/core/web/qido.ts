@@ -100,7 +100,11 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
     if (federated) {
       const result = await federated.search(query);
       matches = result.matches;
-      if (result.archive.state === 'missing') warnings.push(warning(`The archive's results are missing (${result.archive.reason}): ${result.archive.message}`));
+      if (result.archive.state === 'missing') {
+        warnings.push(warning(`The archive's results are missing (${result.archive.reason}): ${result.archive.message}`));
+        ctx.logger.warn({ event: 'qido-archive-missing', peer: request.ip, queryLevel: route.level, reason: result.archive.reason, message: result.archive.message,
+          localMatches: result.matches.length }, 'QIDO-RS answered without the archive\'s matches');
+      }
     } else {
       matches = ctx.archive.reads.query(query);
     }

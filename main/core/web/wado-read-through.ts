@@ -1,15 +1,16 @@
 /**
  * WADO-RS retrieve (study, series, instance) of data not all here: the answer streams while the archive's
- * instances are written through the ingest. Instances already here go first; each fetched one is written as
- * a part as soon as it is committed. The status line waits for the first instance, so a read the archive
+ * instances are written through the ingest. Instances already here go first; when this request starts the
+ * fetch, the archive's parts are passed on as their bytes arrive (in the syntax the archive sent, when the
+ * Accept header allows it), and otherwise each fetched one is written as a part as soon as it is committed.
+ * The status line waits for the first instance, so a read the archive
  * cannot serve at all gets a proper status (404, 502, 503, 504); one that fails later is cut short (no
  * closing boundary), which a client sees as an incomplete answer, and the next request fetches the rest.
  */
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { InstanceLocation, InstanceScope, ReadThrough } from '../cloud/read-through.js';
+import type { InstanceScope, ReadThrough, Retrieved } from '../cloud/read-through.js';
 import type { WebContext } from './context.js';
 import { HttpError } from './http-errors.js';
 import type { MediaType } from '../multipart/media-type.js';
@@ -36,18 +37,20 @@ export async function sendThroughArchive(
     }
   }
   const signal = clientGone(reply);
-  const instances = readThrough.retrieve(scope, { signal })[Symbol.asyncIterator]();
-  let next: IteratorResult<InstanceLocation>;
+  const accepts = (syntax: string) => negotiate(accept, syntax)?.convert === false;
+  const instances = readThrough.stream(scope, { signal, accepts })[Symbol.asyncIterator]();
+  let next: IteratorResult<Retrieved>;
   try {
     next = await instances.next();
   } catch (error) {
     throw archiveHttpError(error, what);
   }
   if (next.done) throw new HttpError(404, `${what} is neither here nor in the archive`);
-  if (!negotiate(accept, next.value.transferSyntaxUid)) {
+  const first = next.value;
+  if ('instance' in first && !negotiate(accept, first.instance.transferSyntaxUid)) {
     // The fetch goes on for whoever else follows it; this client asked for a syntax we cannot give.
     await instances.return?.(undefined).catch(() => undefined);
-    throw new HttpError(406, `instance ${next.value.sopInstanceUid} is stored as ${next.value.transferSyntaxUid}; ` +
+    throw new HttpError(406, `instance ${first.instance.sopInstanceUid} is stored as ${first.instance.transferSyntaxUid}; ` +
       'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
   }
 
@@ -62,14 +65,21 @@ export async function sendThroughArchive(
   let parts = 0;
   try {
     while (!next.done) {
-      const instance = next.value;
-      const delivery = negotiate(accept, instance.transferSyntaxUid);
-      if (!delivery) throw new Error(`instance ${instance.sopInstanceUid} arrived as ${instance.transferSyntaxUid}, which the Accept header does not allow`);
-      const head = `${parts === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${delivery.syntax}\r\n\r\n`;
-      await write(res, Buffer.from(head, 'latin1'));
-      const path = ctx.archive.paths.absolute(instance.path);
-      if (delivery.convert) await write(res, toExplicitLittleEndian(await readFile(path), instance.transferSyntaxUid));
-      else for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) await write(res, chunk as Buffer);
+      const head = (syntax: string) => Buffer.from(`${parts === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${syntax}\r\n\r\n`, 'latin1');
+      const item = next.value;
+      if ('live' in item) {
+        // Offered only in a syntax the Accept header takes as it is.
+        await write(res, head(item.live.transferSyntax));
+        for await (const chunk of item.live.body) await write(res, chunk);
+      } else {
+        const instance = item.instance;
+        const delivery = negotiate(accept, instance.transferSyntaxUid);
+        if (!delivery) throw new Error(`instance ${instance.sopInstanceUid} arrived as ${instance.transferSyntaxUid}, which the Accept header does not allow`);
+        await write(res, head(delivery.syntax));
+        const path = ctx.archive.paths.absolute(instance.path);
+        if (delivery.convert) await write(res, toExplicitLittleEndian(await readFile(path), instance.transferSyntaxUid));
+        else for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) await write(res, chunk as Buffer);
+      }
       parts++;
       next = await instances.next();
     }
@@ -85,19 +95,21 @@ export async function sendThroughArchive(
   return reply;
 }
 
-/** res.write with backpressure; rejects once the client is gone. */
-async function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> {
+/**
+ * res.write with backpressure; rejects once the client is gone. Plain listeners, not events.once with an
+ * AbortSignal: this runs for every chunk of a study, and each aborted once() costs a DOMException.
+ */
+function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> | void {
   if (res.destroyed) throw new Error('the client went away');
   if (res.write(bytes)) return;
-  const settled = new AbortController();
-  try {
-    await Promise.race([
-      once(res, 'drain', { signal: settled.signal }),
-      once(res, 'close', { signal: settled.signal }).then(() => {
-        throw new Error('the client went away');
-      }),
-    ]);
-  } finally {
-    settled.abort();
-  }
+  return new Promise<void>((resolve, reject) => {
+    const settle = () => {
+      res.off('drain', settle);
+      res.off('close', settle);
+      if (res.destroyed && !res.writableFinished) reject(new Error('the client went away'));
+      else resolve();
+    };
+    res.on('drain', settle);
+    res.on('close', settle);
+  });
 }
