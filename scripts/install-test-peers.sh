@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the test peers from Debian's packages: DCMTK (modalities, workstations, reference servers),
-# Orthanc with its DICOMweb plugin (a real DICOMweb server), Chromium (the browser), openssl (test CAs).
+# Orthanc with its DICOMweb plugin (a real DICOMweb server), Chromium (the browser), openssl (test CAs),
+# FUSE with python3-fusepy (the file system of the power-loss test, test/support/lossyfs.py).
 # Runs apt-get update first, since a fresh machine's package lists may be empty or stale, and uses sudo
 # only when not already root (a fresh Debian container has no sudo).
 set -euo pipefail
 
-packages=(dcmtk orthanc orthanc-dicomweb chromium openssl ca-certificates)
+packages=(dcmtk orthanc orthanc-dicomweb chromium openssl ca-certificates fuse3 python3-fusepy)
 as_root=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "install-test-peers: not root and no sudo: run this script as root" >&2; exit 1; }
