@@ -29,13 +29,13 @@ export interface SendOutcome {
 }
 
 /**
- * Sends `paths` (the files of `instances`, in the same order) with one storescu association; an instance
- * counts as acknowledged once its success (or warning) response is printed.
+ * Sends `paths` (the files of `instances`, in the same order) with one storescu association, going on after
+ * a refusal; an instance counts as acknowledged once its success (or warning) response is printed.
  */
 export async function storescuAcknowledged(
   port: number, paths: readonly string[], instances: readonly GeneratedInstance[], acknowledged: Map<string, string>,
 ): Promise<SendOutcome> {
-  const result = await run(requireTool('storescu', 'dcmtk'), ['-v', '-aet', 'MODALITY', '-aec', 'DICOMEDGE', '127.0.0.1', String(port), ...paths], { timeoutMs: 120_000 });
+  const result = await run(requireTool('storescu', 'dcmtk'), ['-v', '-nh', '-aet', 'MODALITY', '-aec', 'DICOMEDGE', '127.0.0.1', String(port), ...paths], { timeoutMs: 120_000 });
   const output = `${result.stdout}\n${result.stderr}`;
   const refusals: number[] = [];
   let sending: string | undefined;
@@ -48,7 +48,9 @@ export async function storescuAcknowledged(
       const instance = instances[paths.indexOf(sending)];
       if (instance) acknowledged.set(instance.sopInstanceUid, datasetSha(instance.buffer));
     } else {
-      refusals.push(Number.parseInt(/0x([0-9a-f]{4})/i.exec(response[1]!)?.[1] ?? 'ffff', 16));
+      // DCMTK names the status ("Refused: OutOfResources") or prints its code.
+      const code = /Out ?Of ?Resources/i.test(response[1]!) ? 'a700' : /0x([0-9a-f]{4})/i.exec(response[1]!)?.[1] ?? 'ffff';
+      refusals.push(Number.parseInt(code, 16));
     }
     sending = undefined;
   }
