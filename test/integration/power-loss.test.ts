@@ -12,6 +12,7 @@ import { join, relative, sep } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { fileSecretBox, sealSettingsFile, SECRET_KEY_FILE } from '../../main/core/forward/secrets.js';
+import { SettingsFile } from '../../main/core/settings/settings-file.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { datasetSha, sha256 as sha, storescuAcknowledged, stowAcknowledged } from '../support/acknowledged.js';
@@ -212,6 +213,19 @@ describe('power loss', { skip, timeout: 900_000 }, () => {
     const settings = JSON.parse(await readFile(settingsFile, 'utf8')) as { destinations: Array<{ auth: { password: string } }> };
     assert.match(settings.destinations[0]!.auth.password, /^enc:v1:/, 'the sealed settings file is whole');
     assert.equal(box.open(settings.destinations[0]!.auth.password), 'typed-in');
+  });
+
+  test('settings saved before a power cut are the settings after it', async () => {
+    const fs = await mountLossyFs();
+    mounted.push(fs);
+    const dir = join(fs.dir, 'settings');
+    const { file, settings } = await SettingsFile.open(dir);
+    await fs.sync();
+    await file.write({ ...settings, destinations: [{ name: 'cloud', baseUrl: 'https://example.org/dicomweb' }] });
+    await fs.cut();
+    await fs.reboot();
+    const { settings: after } = await SettingsFile.open(dir);
+    assert.deepEqual(after.destinations.map((d) => d.name), ['cloud'], 'the saved destination is there');
   });
 
   test('the check notices a loss: with directory fsyncs ignored, an acknowledged instance is gone after a cut', async () => {
