@@ -1,6 +1,6 @@
 // A small coverage-guided fuzzer on V8's own block coverage (node:inspector, Profiler.takePreciseCoverage):
-// an input that reaches a block of our code (main/core/) not reached before joins the corpus and is mutated
-// further. Jazzer.js, the usual choice, does not run here: @jazzer.js/core 4.0.0's prebuilt needs GLIBC 2.38
+// an input that reaches a block not reached before, of our code (main/core/) or of a parser library a
+// target names, joins the corpus and is mutated further. Jazzer.js, the usual choice, does not run here: @jazzer.js/core 4.0.0's prebuilt needs GLIBC 2.38
 // (Debian 12 has 2.36) and 2.1.0 does not install; V8's coverage needs no native code and no instrumentation
 // of the TypeScript that tsx loads.
 import { Session } from 'node:inspector/promises';
@@ -13,6 +13,8 @@ export interface FuzzTarget {
   isRefusal(error: unknown): boolean;
   /** Byte strings worth splicing into inputs (keywords, magic numbers). */
   dictionary?: Buffer[];
+  /** Whose code's coverage guides the search, as parts of script URLs; default our own (main/core/). */
+  coverageOf?: string[];
 }
 
 export interface FuzzFinding {
@@ -44,6 +46,7 @@ export async function fuzz(target: FuzzTarget, seeds: Buffer[], options: { secon
     state ^= state << 5;
     return ((state >>> 0) % Math.max(1, n));
   };
+  const coverageOf = target.coverageOf ?? ['/main/core/'];
   const seen = new Set<string>();
   const corpus: Buffer[] = [];
   const findings: FuzzFinding[] = [];
@@ -54,7 +57,7 @@ export async function fuzz(target: FuzzTarget, seeds: Buffer[], options: { secon
     const { result } = await session.post('Profiler.takePreciseCoverage');
     let fresh = 0;
     for (const script of result) {
-      if (!script.url.includes('/main/core/')) continue;
+      if (!coverageOf.some((part) => script.url.includes(part))) continue;
       for (const fn of script.functions) {
         for (const range of fn.ranges) {
           if (range.count === 0) continue;

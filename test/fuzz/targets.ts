@@ -8,6 +8,9 @@ import { InvalidMatchKeyError, matches, parseMatchKey, toSqlCondition, type Matc
 import { PduReader } from '../../main/core/dimse/pdu-reader.js';
 import { readCStoreCommand, splitPdvs } from '../../main/core/dimse/pdata.js';
 import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../../main/core/multipart/reader.js';
+import { parseDatasets } from '../../main/core/cloud/archive-client.js';
+import { ArchiveReadError } from '../../main/core/cloud/archive-errors.js';
+import { jsonInteger, jsonString, jsonStrings } from '../../main/core/dicom/dicom-json-values.js';
 import type { FuzzTarget } from './engine.js';
 
 const words = (...list: string[]) => list.map((w) => Buffer.from(w, 'latin1'));
@@ -44,6 +47,7 @@ export const TARGETS: FuzzTarget[] = [
       parseInstanceHeader(input, input.length, tail);
     },
     isRefusal: (error) => error instanceof DicomParseError,
+    coverageOf: ['/main/core/', '/node_modules/dicom-parser/'],
     dictionary: words('DICM', '\x02\x00\x10\x00UI', '\x08\x00\x18\x00UI', '\xe0\x7f\x10\x00OB\x00\x00', '\xfe\xff\x00\xe0', '\xff\xff\xff\xff', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99'),
   },
   {
@@ -72,6 +76,22 @@ export const TARGETS: FuzzTarget[] = [
     },
     isRefusal: (error) => error instanceof InvalidMatchKeyError,
     dictionary: words('*', '?', '-', '\\', 'PN', 'DA', 'TM', 'DT', 'UI', 'CS', 'IS', '2024', '1.2.3', '=', '^'),
+  },
+  {
+    // A DICOM JSON answer of the archive (QIDO-RS, metadata), and the values the index takes from it.
+    name: 'dicom-json',
+    run(input) {
+      const datasets = parseDatasets(input.toString('utf8'), 'fuzz', 'http://archive.invalid/');
+      for (const dataset of datasets) {
+        for (const tag of Object.keys(dataset).concat(['00100010', '0020000D', '00080061', '00201208', '00200011'])) {
+          jsonStrings(dataset, tag);
+          jsonString(dataset, tag);
+          jsonInteger(dataset, tag);
+        }
+      }
+    },
+    isRefusal: (error) => error instanceof ArchiveReadError,
+    dictionary: words('"vr"', '"Value"', '"PN"', '"Alphabetic"', '"00100010"', '"0020000D"', 'null', '[]', '{}', '1e400', '"__proto__"', '"InlineBinary"', '"BulkDataURI"'),
   },
   {
     // The settings file as the loader reads it: JSON text, validated against the schema.
