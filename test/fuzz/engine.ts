@@ -1,8 +1,8 @@
 // A small coverage-guided fuzzer on V8's own block coverage (node:inspector, Profiler.takePreciseCoverage):
 // an input that reaches a block not reached before, of our code (main/core/) or of a parser library a
-// target names, joins the corpus and is mutated further. Jazzer.js, the usual choice, does not run here: @jazzer.js/core 4.0.0's prebuilt needs GLIBC 2.38
-// (Debian 12 has 2.36) and 2.1.0 does not install; V8's coverage needs no native code and no instrumentation
-// of the TypeScript that tsx loads.
+// target names, joins the corpus and is mutated further. Jazzer.js, the usual choice, does not run here:
+// @jazzer.js/core 4.0.0's prebuilt needs GLIBC 2.38 (Debian 12 has 2.36) and 2.1.0 does not install; V8's
+// coverage needs no native code and no instrumentation of the TypeScript that tsx loads.
 import { Session } from 'node:inspector/promises';
 
 export interface FuzzTarget {
