@@ -131,7 +131,7 @@ describe('the appliance fills a real disk with its own ingest while forwarding r
     assert.ok(stowReasons.length > 0, 'some STOW-RS instances were refused');
     assert.deepEqual([...new Set(stowReasons)], [OUT_OF_RESOURCES], 'every STOW-RS failure reason is out of resources');
     assert.ok(acknowledged.size > 100, `much was acknowledged before the disk filled (${acknowledged.size})`);
-    assert.ok(app!.running(), 'still up');
+    assert.ok(app!.running(), `still up; its output:\n${(await app!.output()).slice(-4000)}`);
     await echo();
 
     // Queries and WADO on the full disk.
