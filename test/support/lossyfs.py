@@ -15,7 +15,7 @@ Commands, one a line on stdin, each answered with one line on stdout:
   quit   exit at the next unmount; answers BYE
 After each unmount the file system comes back at once holding exactly the durable state (the
 machine rebooted), and prints MOUNTED once the kernel has it mounted again. It prints MOUNTED
-after the first mount too.
+after the first mount too. At the end of stdin (the test is gone) it unmounts itself and exits.
 
 The environment variable LOSSYFS_IGNORE=fsyncdir makes directory fsyncs change nothing (a program
 that forgets them), so a test can show that it notices the loss that follows.
@@ -27,6 +27,7 @@ import errno
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -347,7 +348,9 @@ def main():
                     answer('BYE')
                 else:
                     answer('ERROR unknown command %r' % command)
+        # The test that drives us is gone: leave no mount behind.
         quitting.set()
+        subprocess.run(['fusermount', '-u', '-z', mount_point], check=False)
 
     threading.Thread(target=commands, daemon=True).start()
     fs.init = lambda path: answer('MOUNTED')
