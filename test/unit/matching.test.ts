@@ -291,3 +291,10 @@ describe('DICOM JSON', () => {
     assert.throws(() => toDicomJson({ PatientComments: 'x' }), UnknownAttributeError);
   });
 });
+
+test('a wildcard key holding a hyphen matches in memory as in SQL (found by fuzzing)', () => {
+  const key = parseMatchKey(LO, 'CT-ABDOMEN*');
+  assert.equal(matches(key, 'CT-ABDOMEN W/O'), true);
+  assert.equal(matches(key, 'CTXABDOMEN'), false);
+  assert.equal(matches(parseMatchKey(PN, 'SMITH-JONES', { fuzzy: true }), 'SMITH-JONES^ANNA'), true);
+});

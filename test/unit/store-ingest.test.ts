@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -471,6 +472,83 @@ describe('disk reserve: an instance is counted once, and a re-sent one needs no 
 });
 
 describe('recovery at start', () => {
+  /** An archive whose index commit can be made to fail, as a crash between the rename and the commit would leave it. */
+  async function archiveThatCanFail(dir: string) {
+    const failing = { now: false };
+    const archive = await openArchive(dir, noLimits, () => {
+      if (failing.now) throw new Error('the process died here');
+      return ['cloud'];
+    });
+    return { archive, failing };
+  }
+
+  const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+  test('a replacement of the same size cut short after its rename is re-hashed and re-indexed at the next start', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-replace-'));
+    try {
+      const ids = { sopInstanceUid: newUid(), studyUid: newUid(), seriesUid: newUid() };
+      const v1 = makeInstance({ ...ids, patientName: 'First^Version' });
+      const v2 = makeInstance({ ...ids, patientName: 'Other^Version' });
+      assert.equal(v1.length, v2.length, 'the new bytes have the same size');
+      const { archive, failing } = await archiveThatCanFail(dir);
+      const stored = await archive.ingest(chunked(v1), ctx);
+      failing.now = true;
+      await assert.rejects(archive.ingest(chunked(v2), ctx));
+      const file = archive.paths.absolute(stored.relativePath);
+      assert.ok((await readFile(file)).equals(v2), 'the new bytes were renamed into place');
+      assert.equal((indexDb(archive).prepare('SELECT sha256 FROM instances').get() as { sha256: string }).sha256, sha(v1), 'the index still describes the old ones');
+      indexDb(archive).close();
+      await archive.close();
+
+      const { archive: again, recovery } = await Archive.open({ dataDir: dir, limits: noLimits, logger: silent, route: () => ['cloud'] });
+      try {
+        assert.equal(recovery.filesReindexed, 1);
+        const row = indexDb(again).prepare('SELECT sha256, size_bytes FROM instances WHERE sop_instance_uid = ?').get(ids.sopInstanceUid);
+        assert.deepEqual(row, { sha256: sha(v2), size_bytes: v2.length }, 'the index describes the file in place');
+        const study = indexDb(again).prepare('SELECT patient_name FROM studies WHERE study_uid = ?').get(ids.studyUid);
+        assert.deepEqual(study, { patient_name: 'Other^Version' }, "and holds the file's attributes");
+        assert.deepEqual(again.outbox.rowsFor(ids.sopInstanceUid).map((r) => [r.state, r.replaces_earlier]), [['pending', 1]]);
+        assert.deepEqual(indexDb(again).prepare('SELECT * FROM replacements').all(), [], 'the replacement is finished');
+      } finally {
+        indexDb(again).close();
+        await again.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a replacement that moves an instance to another series, cut short, leaves only the new file, indexed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-replace-'));
+    try {
+      const sopInstanceUid = newUid();
+      const studyUid = newUid();
+      const v1 = makeInstance({ sopInstanceUid, studyUid, seriesUid: newUid(), patientName: 'First^Version' });
+      const v2 = makeInstance({ sopInstanceUid, studyUid, seriesUid: newUid(), patientName: 'Other^Version' });
+      const { archive, failing } = await archiveThatCanFail(dir);
+      const old = await archive.ingest(chunked(v1), ctx);
+      failing.now = true;
+      await assert.rejects(archive.ingest(chunked(v2), ctx));
+      const root = archive.paths.root;
+      assert.equal((await filesUnder(root)).length, 2, 'the new file is in place next to the old one');
+      await archive.close();
+
+      const { archive: again } = await Archive.open({ dataDir: dir, limits: noLimits, logger: silent, route: () => ['cloud'] });
+      try {
+        const row = indexDb(again).prepare('SELECT path, sha256 FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as { path: string; sha256: string };
+        assert.equal(row.sha256, sha(v2));
+        assert.notEqual(row.path, old.relativePath);
+        assert.deepEqual((await filesUnder(root)).map((f) => f.slice(root.length + 1)), [row.path], 'the old file is gone');
+      } finally {
+        indexDb(again).close();
+        await again.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('removes temp files left by a crash, from every temp folder, and keeps the stored instances', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-recover-'));
     try {

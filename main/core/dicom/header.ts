@@ -101,10 +101,17 @@ export function parseInstanceHeader(head: Uint8Array, fileSize: number, tail: Ui
   }
   const pixelData = dataSet.elements[PIXEL_DATA];
   if (!pixelData && !complete) return { kind: 'need-more-bytes' };
-  const transferSyntaxUid = dataSet.string(X.TransferSyntaxUID) ?? '';
-  if (!transferSyntaxUid) throw new DicomParseError('missing Transfer Syntax UID (0002,0010) in the meta header');
-  if (pixelData) checkPixelDataComplete(pixelData, fileSize, tail, transferSyntaxUid);
-  return { kind: 'parsed', header: readHeader(dataSet, transferSyntaxUid) };
+  try {
+    const transferSyntaxUid = dataSet.string(X.TransferSyntaxUID) ?? '';
+    if (!transferSyntaxUid) throw new DicomParseError('missing Transfer Syntax UID (0002,0010) in the meta header');
+    if (pixelData) checkPixelDataComplete(pixelData, fileSize, tail, transferSyntaxUid);
+    return { kind: 'parsed', header: readHeader(dataSet, transferSyntaxUid) };
+  } catch (error) {
+    if (error instanceof DicomParseError) throw error;
+    // dicom-parser indexes an element whose length runs past the bytes and throws only when it is read.
+    if (!complete) return { kind: 'need-more-bytes' };
+    throw new DicomParseError(`malformed dataset: ${messageOf(error)}`);
+  }
 }
 
 function checkPixelDataComplete(

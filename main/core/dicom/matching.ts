@@ -250,7 +250,8 @@ function asciiUpper(text: string): string {
 
 function wildcardRegExp(pattern: string): RegExp {
   const body = [...pattern]
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')))
+    // Outside a character class '-' is literal, and escaping it is a syntax error under the 'u' flag.
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')))
     .join('');
   return new RegExp(`^${body}$`, 'su');
 }

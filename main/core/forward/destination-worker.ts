@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import type { Egress } from '../network/egress.js';
 import { multipartBody, type PartSource } from '../multipart/writer.js';
 import type { DestinationSettings } from '../contract/settings.js';
+import { isDiskFull } from '../store/disk-full.js';
 import type { ArchiveEvents, OutboxState } from '../store/events.js';
 import { OutboxWorkerQueries, REPLACES_EARLIER, type ClaimedRow } from '../store/outbox-worker-queries.js';
 import { SignInRequiredError, TokenError, type AuthProvider } from './auth.js';
@@ -86,6 +87,8 @@ class FileSource implements PartSource {
 }
 
 const MAX_TIMER_MS = 60_000;
+/** How soon the outbox is worked again after the index could not be written (a full disk). */
+const INDEX_RETRY_MS = 1_000;
 const VERIFY_SETTLE_MS = 2_000;
 
 export class DestinationWorker {
@@ -190,7 +193,24 @@ export class DestinationWorker {
     return this.userPaused || this.state === 'auth' || this.state === 'forbidden' || this.state === 'paused';
   }
 
+  /**
+   * Claiming writes the outbox; on a full disk that fails. Sending waits until the index can be written
+   * again, and the appliance stays up (this runs outside any caller that could catch it).
+   */
   private pump(): void {
+    try {
+      this.pumpNow();
+    } catch (error) {
+      if (isDiskFull(error)) {
+        this.log.warn({ event: 'forward-deferred', reason: (error as Error).message, retryInMs: INDEX_RETRY_MS }, 'the disk is full: forwarding waits until the outbox can be written');
+      } else {
+        this.log.error({ event: 'forward-bug', reason: (error as Error)?.stack ?? String(error), retryInMs: INDEX_RETRY_MS }, 'unexpected error while working the outbox');
+      }
+      this.schedule(Date.now() + INDEX_RETRY_MS);
+    }
+  }
+
+  private pumpNow(): void {
     if (this.stopping || this.blocked()) return;
     const now = Date.now();
     const limit = this.state === 'offline' ? 1 : this.options.destination.maxConcurrentRequests;

@@ -5,8 +5,8 @@
  * Plain text found in settings.json (typed in by hand) is sealed at the next start.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { DestinationAuth, NetworkSettings, Settings } from '../contract/settings.js';
 
 const SEALED_PREFIX = 'enc:v1:';
@@ -53,7 +53,8 @@ export const SECRET_KEY_FILE = 'secret.key';
 /** The headless default: a random key created once in the data dir, readable only by its owner. */
 export function fileSecretBox(dataDir: string): SecretBox {
   const path = join(dataDir, SECRET_KEY_FILE);
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+  // Never replaced: a key that sealed secrets must stay. A second process creating it at the same time loses, and reads the first's.
+  if (!existsSync(path)) writeFileDurably(path, randomBytes(32).toString('base64'), { replace: false });
   chmodSync(path, 0o600);
   return new KeySecretBox(Buffer.from(readFileSync(path, 'utf8').trim(), 'base64'));
 }
@@ -128,8 +129,46 @@ export function sealSettingsFile(path: string, box: SecretBox): boolean {
     });
   }
   if (!changed) return false;
-  const temp = `${path}.sealing`;
-  writeFileSync(temp, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
-  renameSync(temp, path);
+  writeFileDurably(path, `${JSON.stringify(data, null, 2)}\n`, { replace: true });
   return true;
+}
+
+/**
+ * Puts `text` at `path` (mode 0600) so that a power cut leaves either what was there before or the whole new
+ * file, never an empty or partial one: written to a temp file and synced, renamed into place (linked, when
+ * an existing file must not be replaced), then the folder synced. Returns false when `replace` is false and
+ * the file already exists.
+ */
+function writeFileDurably(path: string, text: string, options: { replace: boolean }): boolean {
+  const temp = `${path}.${process.pid}.writing`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  let placed = true;
+  try {
+    if (options.replace) renameSync(temp, path);
+    else {
+      try {
+        linkSync(temp, path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        placed = false;
+      }
+      rmSync(temp, { force: true });
+    }
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  const folder = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
+  }
+  return placed;
 }

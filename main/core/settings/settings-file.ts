@@ -2,16 +2,16 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
 import { settingsSchema, type Settings } from '../contract/settings.js';
 import { describeIssues } from '../contract/settings-problems.js';
+import { DurableJsonFile } from './durable-json-file.js';
 import { SettingsError } from './errors.js';
 
 export const SETTINGS_FILE_NAME = 'settings.json';
 
 /**
  * The settings file under the data dir. It is read once and validated; an invalid file stops the
- * start and is never rewritten. Writes go through the same validation (lowdb renames atomically).
+ * start and is never rewritten. Writes go through the same validation, and are durable when they resolve.
  */
 export class SettingsFile {
   readonly path: string;
@@ -22,7 +22,7 @@ export class SettingsFile {
   static async open(dataDir: string): Promise<{ file: SettingsFile; settings: Settings }> {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const path = join(dataDir, SETTINGS_FILE_NAME);
-    const db = new Low<unknown>(new JSONFile(path), {});
+    const db = new Low<unknown>(new DurableJsonFile(path), {});
     const created = !existsSync(path);
     if (!created) {
       // Read the raw text ourselves so a syntax error is reported with the file name.

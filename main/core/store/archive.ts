@@ -23,6 +23,7 @@ import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, typ
 import { readInstanceHeader } from './header-reader.js';
 import { headPrefixes, spoolToTempFile, TEMP_SUFFIX, type SpooledFile, type SpoolSource } from './temp-file.js';
 import { recoverArchive, type RecoveryReport } from './recovery.js';
+import { Replacements } from './replacements.js';
 import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
@@ -118,6 +119,7 @@ export class Archive {
   readonly prefetch: PrefetchJobs;
   private readonly db: Db;
   private readonly index: IndexWriter;
+  private readonly replacements: Replacements;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
   private readonly committer: GroupCommitter;
@@ -137,6 +139,7 @@ export class Archive {
     this.outboxWork = new OutboxWorkerQueries(db);
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
+    this.replacements = new Replacements(db);
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
@@ -409,6 +412,12 @@ export class Archive {
       return { outcome: 'duplicate', ...base };
     }
     const finalPath = this.paths.absolute(relativePath);
+    const replaced = existing?.local === 1 ? existing : undefined;
+    // Durable before the new bytes take the old ones' place: a crash from here until the index describes
+    // them leaves the row, and recovery re-indexes the file (its size alone may not show the change).
+    if (replaced) {
+      await this.committer.commit(() => this.replacements.begin({ sopInstanceUid: header.sopInstanceUid, path: relativePath, oldPath: replaced.path }));
+    }
     // The series folder usually exists already: try the rename first and create the folder only when it is missing.
     let firstCreated: string | undefined;
     try {
@@ -429,16 +438,23 @@ export class Archive {
     const file: StoredFile = {
       relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt: Date.now(),
     };
-    const committed = ticket.commit(() => this.writeRows(header, file, existing, origin));
+    const committed = ticket.commit(() => {
+      const rows = this.writeRows(header, file, existing, origin);
+      if (replaced?.path === relativePath) this.replacements.finish(header.sopInstanceUid);
+      return rows;
+    });
     const { counts, queuedFor } = await committed.catch(async (error: unknown) => {
       // A new file whose rows did not commit must not linger unindexed (a replaced one is re-indexed at start).
       // Rows committed but not synced may survive, and must keep their file.
       if (!existing && !(error instanceof CommitNotDurableError)) await rm(finalPath, { force: true });
       throw error;
     });
-    const replaced = existing?.local === 1 ? existing : undefined;
     this.archiveBytes += spooled.sizeBytes - (replaced?.size_bytes ?? 0);
-    if (replaced && replaced.path !== relativePath) await rm(this.paths.absolute(replaced.path), { force: true });
+    if (replaced && replaced.path !== relativePath) {
+      // Finished only once the old file is gone: recovery would otherwise index it again as this instance.
+      await rm(this.paths.absolute(replaced.path), { force: true });
+      await this.committer.commit(() => this.replacements.finish(header.sopInstanceUid));
+    }
     // A cloud-only row that gets its file is a first local copy, not a replacement.
     const outcome: IngestOutcome = replaced ? 'replaced' : 'stored';
     this.emitStored(header, context.callingAe, origin, outcome, spooled.sizeBytes, counts, queuedFor, existing);

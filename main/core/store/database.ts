@@ -20,8 +20,9 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
 /**
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
+ * 4: replacements in progress (store/replacements.ts), so recovery re-indexes exactly those files.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /*
  * Location (schema 2). An instance row is local (local = 1: its file belongs at path) or cloud-only (local = 0:
@@ -80,6 +81,16 @@ CREATE TABLE IF NOT EXISTS prefetch_jobs (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS prefetch_jobs_work ON prefetch_jobs(state, not_before, id);
+`;
+
+/* Schema 4: a table only, created with the schema; nothing to migrate. */
+const TABLES_V4 = `
+-- A stored file being replaced: path is where the new bytes go, old_path where the stored ones are.
+CREATE TABLE IF NOT EXISTS replacements (
+  sop_instance_uid TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  old_path TEXT NOT NULL
+);
 `;
 
 const SCHEMA = `
@@ -176,6 +187,7 @@ CREATE INDEX IF NOT EXISTS outbox_study ON outbox(study_uid, destination);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ${TABLES_V2}
 ${TABLES_V3}
+${TABLES_V4}
 `;
 
 /**

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Db } from './database.js';
 import { isDiskFull } from './disk-full.js';
 import type { ArchivePaths } from './paths.js';
+import { Replacements } from './replacements.js';
 import { TEMP_SUFFIX } from './temp-file.js';
 
 /** What recovery needs of the archive: its folders, its index, and a way to index a file found on disk. */
@@ -23,7 +24,8 @@ export interface RecoveryReport {
 
 /**
  * Brings files and index back into agreement after a crash:
- * temp files are removed, final-path files without a row (crash between rename and commit) are indexed,
+ * temp files are removed, replacements cut short are finished (the file in place is re-hashed and
+ * re-indexed whatever its size, an old file at another path removed), final-path files without a row (crash between rename and commit) are indexed,
  * files whose size differs from their row (crash while replacing) are re-indexed, files of cloud-only rows
  * (a fetch or an eviction cut short) are indexed as local copies of the archive's instance, and local rows
  * whose file is gone are flagged.
@@ -40,6 +42,7 @@ export async function recoverArchive(archive: RecoverableArchive, logger: Logger
       }
     }
   }
+  await finishReplacements(archive, report, logger);
   const rows = new Map<string, { size: number; local: boolean }>();
   for (const row of db.prepare('SELECT path, size_bytes, local FROM instances').iterate() as Iterable<{ path: string; size_bytes: number; local: number }>) {
     rows.set(row.path, { size: row.size_bytes, local: row.local === 1 });
@@ -79,6 +82,39 @@ export async function recoverArchive(archive: RecoverableArchive, logger: Logger
   }
   logger.info({ event: 'recovery', ...report }, 'archive recovery finished');
   return report;
+}
+
+/**
+ * Each replacement begun and not finished: the file at its new path (the new bytes, if the rename happened;
+ * else the old ones, when the path did not change) is indexed afresh, and an old file at another path goes,
+ * so the walk that follows cannot index it as the instance again.
+ */
+async function finishReplacements(archive: RecoverableArchive, report: RecoveryReport, logger: Logger): Promise<void> {
+  const replacements = new Replacements(archive.db);
+  const toKey = (path: string) => path.split('/').join(sep);
+  for (const replacement of replacements.inProgress()) {
+    const key = toKey(replacement.path);
+    const size = await stat(join(archive.paths.root, key)).then((s) => s.size, () => undefined);
+    if (size !== undefined) {
+      try {
+        await archive.indexExistingFile(key, size);
+        report.filesReindexed++;
+      } catch (error) {
+        report.unreadableFiles++;
+        logger.error({ event: 'recovery-unreadable', file: replacement.path, sopInstanceUid: replacement.sopInstanceUid, reason: (error as Error).message },
+          'replaced file in the archive cannot be indexed');
+        continue;
+      }
+      if (replacement.oldPath !== replacement.path) await rm(join(archive.paths.root, toKey(replacement.oldPath)), { force: true });
+    }
+    try {
+      replacements.finish(replacement.sopInstanceUid);
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      logger.warn({ event: 'recovery-deferred', sopInstanceUid: replacement.sopInstanceUid, reason: (error as Error).message },
+        'the disk is full: a finished replacement is forgotten at a later start');
+    }
+  }
 }
 
 async function* walkInstanceFiles(root: string, skip: string): AsyncGenerator<string> {
