@@ -11,6 +11,7 @@ import type { Archive } from '../store/archive.js';
 import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
 import { handleFind } from './find.js';
 import { RetrieveHandlers } from './retrieve.js';
+import { StorageCommitmentService } from './storage-commitment.js';
 
 // dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
 dimse.log.setLevel('silent');
@@ -44,21 +45,26 @@ export class DimseService implements ApplianceService {
   private readonly scps = new Set<EdgeScp>();
   private readonly logger: Logger;
   private readonly queryRetrieve: QueryRetrieveHandlers;
+  private readonly storageCommitment: StorageCommitmentService;
   /** Connections dropped since the limit was last reached; logged once per episode, not per socket. */
   private dropped = 0;
 
   constructor(private readonly options: DimseServiceOptions) {
     this.logger = options.logger.child({ component: 'dimse' });
     const aeTitle = () => options.settings().aeTitle;
+    const outgoingTimeouts = () => {
+      const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
+      return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
+    };
+    this.storageCommitment = new StorageCommitmentService({
+      archive: options.archive, logger: this.logger, settings: options.settings, timeouts: outgoingTimeouts,
+    });
     const retrieve = new RetrieveHandlers({
       archive: options.archive,
       aeTitle,
       peers: () => options.settings().peers,
       cloud: () => options.cloud?.()?.readThrough,
-      timeouts: () => {
-        const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
-        return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
-      },
+      timeouts: outgoingTimeouts,
     });
     this.queryRetrieve = {
       find: (scp, info, request, send) =>
@@ -93,6 +99,7 @@ export class DimseService implements ApplianceService {
       await this.listen(secure, host, tls.port);
       lines.push(`DICOM TLS listening on ${host}:${this.portOf(secure)} as ${settings.aeTitle}`);
     }
+    this.storageCommitment.start();
     return lines;
   }
 
@@ -110,6 +117,8 @@ export class DimseService implements ApplianceService {
   async stop(): Promise<void> {
     const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     this.servers.length = 0;
+    // Reports in flight end with the associations below; an unanswered one stays open in the index for the next start.
+    const reportsDone = this.storageCommitment.stop();
     await Promise.race([
       Promise.all([...this.scps].map(async (scp) => {
         await scp.settle();
@@ -118,6 +127,7 @@ export class DimseService implements ApplianceService {
       new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref()),
     ]);
     for (const scp of this.scps) scp.abortForStop();
+    await Promise.race([reportsDone, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
     await closed;
   }
 
@@ -141,6 +151,7 @@ export class DimseService implements ApplianceService {
         logger: this.logger,
         registry: this.associations,
         queryRetrieve: this.queryRetrieve,
+        storageCommitment: this.storageCommitment,
         policy: () => {
           const current = this.options.settings();
           return { aeTitle: current.aeTitle, ...current.dimse };

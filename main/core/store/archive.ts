@@ -17,6 +17,7 @@ import { OutboxWorkerQueries } from './outbox-worker-queries.js';
 import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
 import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
+import { Commitments } from './commitments.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
@@ -110,6 +111,8 @@ export class Archive {
   readonly locations: InstanceLocations;
   /** Background fetches of priors from the archive (cloud/prefetch.ts), and what planning them reads. */
   readonly prefetch: PrefetchJobs;
+  /** Storage Commitment transactions (dimse/ records, decides and closes them). */
+  readonly commitments: Commitments;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
@@ -134,6 +137,7 @@ export class Archive {
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
+    this.commitments = new Commitments(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);

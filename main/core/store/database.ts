@@ -20,8 +20,9 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
 /**
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
+ * 4: Storage Commitment transactions and their instances.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /*
  * Location (schema 2). An instance row is local (local = 1: its file belongs at path) or cloud-only (local = 0:
@@ -80,6 +81,36 @@ CREATE TABLE IF NOT EXISTS prefetch_jobs (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS prefetch_jobs_work ON prefetch_jobs(state, not_before, id);
+`;
+
+/*
+ * Schema 4. A Storage Commitment transaction (PS3.4 Annex J) as the N-ACTION asked for it, kept until its
+ * N-EVENT-REPORT was taken by the requesting AE (state 'reported'); commitment_items holds its Referenced
+ * SOP Sequence, and the outcome of each instance once the report is decided (failure_reason NULL: committed).
+ */
+const TABLES_V4 = `
+CREATE TABLE IF NOT EXISTS commitment_transactions (
+  transaction_uid TEXT PRIMARY KEY,
+  calling_ae TEXT NOT NULL,
+  policy TEXT NOT NULL CHECK (policy IN ('local','cloud')),
+  state TEXT NOT NULL CHECK (state IN ('pending','reported')),
+  received_at INTEGER NOT NULL,
+  deadline_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  event_type INTEGER,
+  reported_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS commitment_transactions_open ON commitment_transactions(state, next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS commitment_items (
+  transaction_uid TEXT NOT NULL REFERENCES commitment_transactions(transaction_uid),
+  sop_instance_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL,
+  failure_reason INTEGER,
+  PRIMARY KEY (transaction_uid, sop_instance_uid)
+);
 `;
 
 const SCHEMA = `
@@ -176,6 +207,7 @@ CREATE INDEX IF NOT EXISTS outbox_study ON outbox(study_uid, destination);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ${TABLES_V2}
 ${TABLES_V3}
+${TABLES_V4}
 `;
 
 /**
