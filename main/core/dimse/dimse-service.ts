@@ -12,6 +12,8 @@ import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
 import { handleFind } from './find.js';
 import { RetrieveHandlers } from './retrieve.js';
 import { StorageCommitmentService } from './storage-commitment.js';
+import { handleWorklistFind } from './worklist-find.js';
+import { WORKFLOW_SOP_CLASSES } from '../dicom/workflow-sop-classes.js';
 
 // dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
 dimse.log.setLevel('silent');
@@ -67,8 +69,9 @@ export class DimseService implements ApplianceService {
       timeouts: outgoingTimeouts,
     });
     this.queryRetrieve = {
-      find: (scp, info, request, send) =>
-        handleFind({ archive: options.archive, federated: () => options.cloud?.()?.federatedSearch }, aeTitle, scp, info, request, send),
+      find: (scp, info, request, send) => request.getAffectedSopClassUid() === WORKFLOW_SOP_CLASSES.modalityWorklistFind
+        ? handleWorklistFind(options.archive, scp, info, request, send)
+        : handleFind({ archive: options.archive, federated: () => options.cloud?.()?.federatedSearch }, aeTitle, scp, info, request, send),
       move: (scp, info, request, send) => retrieve.move(scp, info, request, send),
       get: (scp, info, request, send) => retrieve.get(scp, info, request, send),
     };

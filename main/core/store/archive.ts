@@ -18,6 +18,7 @@ import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js'
 import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
 import { Commitments } from './commitments.js';
+import { Worklist } from './worklist.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
@@ -113,6 +114,8 @@ export class Archive {
   readonly prefetch: PrefetchJobs;
   /** Storage Commitment transactions (dimse/ records, decides and closes them). */
   readonly commitments: Commitments;
+  /** The local worklist (Modality Worklist, MPPS, /api/worklist). */
+  readonly worklist: Worklist;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
@@ -138,6 +141,7 @@ export class Archive {
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
     this.commitments = new Commitments(db);
+    this.worklist = new Worklist(db);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);
@@ -467,6 +471,21 @@ export class Archive {
     }
     for (const destination of queuedFor) {
       this.events.emit('outbox-changed', { studyUid: header.studyInstanceUid, destination, sopInstanceUids: [header.sopInstanceUid], state: 'pending' });
+    }
+    if (origin === 'local') this.linkWorklist(header);
+  }
+
+  /** A study acquired here is linked to the worklist item it was done for (Study Instance UID or Accession Number). */
+  private linkWorklist(header: InstanceHeader): void {
+    try {
+      const linked = this.worklist.linkArrivedStudy({ studyUid: header.studyInstanceUid, accessionNumber: header.accessionNumber }, Date.now());
+      if (linked > 0) {
+        this.logger.info({ event: 'worklist-study-arrived', studyUid: header.studyInstanceUid, accessionNumber: header.accessionNumber, items: linked },
+          'a study arrived for a worklist item');
+      }
+    } catch (error) {
+      // The instance is stored and acknowledged either way; the link is for the worklist screen.
+      this.logger.warn({ event: 'worklist-link-failed', studyUid: header.studyInstanceUid, reason: (error as Error).message }, 'worklist item not linked');
     }
   }
 

@@ -20,7 +20,7 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
 /**
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
- * 4: Storage Commitment transactions and their instances.
+ * 4: Storage Commitment transactions and their instances; the local worklist.
  */
 export const SCHEMA_VERSION = 4;
 
@@ -103,6 +103,34 @@ CREATE TABLE IF NOT EXISTS commitment_transactions (
   reported_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS commitment_transactions_open ON commitment_transactions(state, next_attempt_at);
+
+-- One Requested Procedure with one Scheduled Procedure Step (PS3.4 Annex K) per row; state follows MPPS.
+CREATE TABLE IF NOT EXISTS worklist_items (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  state TEXT NOT NULL CHECK (state IN ('SCHEDULED','IN PROGRESS','COMPLETED','DISCONTINUED','CANCELED')),
+  study_uid TEXT NOT NULL UNIQUE,
+  accession_number TEXT NOT NULL DEFAULT '',
+  patient_name TEXT NOT NULL DEFAULT '',
+  patient_id TEXT NOT NULL DEFAULT '',
+  patient_birth_date TEXT NOT NULL DEFAULT '',
+  patient_sex TEXT NOT NULL DEFAULT '',
+  referring_physician_name TEXT NOT NULL DEFAULT '',
+  requested_procedure_id TEXT NOT NULL DEFAULT '',
+  requested_procedure_description TEXT NOT NULL DEFAULT '',
+  station_ae TEXT NOT NULL DEFAULT '',
+  start_date TEXT NOT NULL DEFAULT '',
+  start_time TEXT NOT NULL DEFAULT '',
+  modality TEXT NOT NULL DEFAULT '',
+  step_id TEXT NOT NULL DEFAULT '',
+  step_description TEXT NOT NULL DEFAULT '',
+  performing_physician_name TEXT NOT NULL DEFAULT '',
+  -- A study that arrived for this item (matched by Study Instance UID or Accession Number); '' while none has.
+  arrived_study_uid TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS worklist_items_state ON worklist_items(state, start_date, start_time);
+CREATE INDEX IF NOT EXISTS worklist_items_accession ON worklist_items(accession_number);
 
 CREATE TABLE IF NOT EXISTS commitment_items (
   transaction_uid TEXT NOT NULL REFERENCES commitment_transactions(transaction_uid),
