@@ -30,6 +30,10 @@ type CMoveRequest = Parameters<InstanceType<typeof Scp>['cMoveRequest']>[0];
 type CGetRequest = Parameters<InstanceType<typeof Scp>['cGetRequest']>[0];
 type CCancelRequest = Parameters<InstanceType<typeof Scp>['cCancelRequest']>[0];
 type NActionRequest = Parameters<InstanceType<typeof Scp>['nActionRequest']>[0];
+type NCreateRequest = Parameters<InstanceType<typeof Scp>['nCreateRequest']>[0];
+type NSetRequest = Parameters<InstanceType<typeof Scp>['nSetRequest']>[0];
+type NCreateResponse = InstanceType<typeof dimse.responses.NCreateResponse>;
+type NSetResponse = InstanceType<typeof dimse.responses.NSetResponse>;
 export type NActionResponse = InstanceType<typeof dimse.responses.NActionResponse>;
 type OutgoingRequest = InstanceType<typeof dimse.requests.Request>;
 export type { CFindRequest, CMoveRequest, CGetRequest, DimseAssociation, NActionRequest };
@@ -56,6 +60,12 @@ export interface StorageCommitmentHandler {
   action(scp: EdgeScp, info: AssociationInfo, request: NActionRequest): NActionResponse;
 }
 
+/** Modality Performed Procedure Step (PS3.4 Annex F): N-CREATE and N-SET, each answered from the index. */
+export interface MppsHandler {
+  create(info: AssociationInfo, request: NCreateRequest): NCreateResponse;
+  set(info: AssociationInfo, request: NSetRequest): NSetResponse;
+}
+
 export interface ScpEnvironment {
   archive: Archive;
   logger: Logger;
@@ -64,6 +74,7 @@ export interface ScpEnvironment {
   registry: Set<EdgeScp>;
   queryRetrieve?: QueryRetrieveHandlers;
   storageCommitment?: StorageCommitmentHandler;
+  mpps?: MppsHandler;
 }
 
 type StoreOutcome = { ok: true; result: IngestResult } | { ok: false; error: IngestError };
@@ -349,6 +360,26 @@ export class EdgeScp extends Scp {
       return;
     }
     callback(handler.action(this, this.info, request));
+  }
+
+  override nCreateRequest(request: NCreateRequest, callback: (response: NCreateResponse) => void): void {
+    if (this.env.mpps) {
+      callback(this.env.mpps.create(this.info, request));
+      return;
+    }
+    const response = dimse.responses.NCreateResponse.fromRequest(request);
+    response.setStatus(DimseStatus.NoSuchSopClass);
+    callback(response);
+  }
+
+  override nSetRequest(request: NSetRequest, callback: (response: NSetResponse) => void): void {
+    if (this.env.mpps) {
+      callback(this.env.mpps.set(this.info, request));
+      return;
+    }
+    const response = dimse.responses.NSetResponse.fromRequest(request);
+    response.setStatus(DimseStatus.NoSuchSopClass);
+    callback(response);
   }
 
   /** Whether requests can still go out on this association (accepted, not closed). */

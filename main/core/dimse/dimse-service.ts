@@ -13,6 +13,7 @@ import { handleFind } from './find.js';
 import { RetrieveHandlers } from './retrieve.js';
 import { StorageCommitmentService } from './storage-commitment.js';
 import { handleWorklistFind } from './worklist-find.js';
+import { MppsService } from './mpps.js';
 import { WORKFLOW_SOP_CLASSES } from '../dicom/workflow-sop-classes.js';
 
 // dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
@@ -48,6 +49,7 @@ export class DimseService implements ApplianceService {
   private readonly logger: Logger;
   private readonly queryRetrieve: QueryRetrieveHandlers;
   private readonly storageCommitment: StorageCommitmentService;
+  private readonly mpps: MppsService;
   /** Connections dropped since the limit was last reached; logged once per episode, not per socket. */
   private dropped = 0;
 
@@ -61,6 +63,7 @@ export class DimseService implements ApplianceService {
     this.storageCommitment = new StorageCommitmentService({
       archive: options.archive, logger: this.logger, settings: options.settings, timeouts: outgoingTimeouts,
     });
+    this.mpps = new MppsService(options.archive);
     const retrieve = new RetrieveHandlers({
       archive: options.archive,
       aeTitle,
@@ -155,6 +158,7 @@ export class DimseService implements ApplianceService {
         registry: this.associations,
         queryRetrieve: this.queryRetrieve,
         storageCommitment: this.storageCommitment,
+        mpps: this.mpps,
         policy: () => {
           const current = this.options.settings();
           return { aeTitle: current.aeTitle, ...current.dimse };

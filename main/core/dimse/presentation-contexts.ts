@@ -19,7 +19,7 @@ export interface ContextPolicy {
 const QUERY_RETRIEVE = new Set<string>(Object.values(QUERY_RETRIEVE_SOP_CLASSES));
 /** Services whose messages carry only small data sets, read and written by dcmjs. */
 const MESSAGE_SERVICES = new Set<string>([VERIFICATION_SOP_CLASS, ...QUERY_RETRIEVE, WORKFLOW_SOP_CLASSES.storageCommitmentPushModel,
-  WORKFLOW_SOP_CLASSES.modalityWorklistFind]);
+  WORKFLOW_SOP_CLASSES.modalityWorklistFind, WORKFLOW_SOP_CLASSES.modalityPerformedProcedureStep]);
 
 /**
  * Transfer syntaxes whose data set the archive can index: the uncompressed and deflated ones, and

@@ -19,6 +19,7 @@ import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
 import { Commitments } from './commitments.js';
 import { Worklist } from './worklist.js';
+import { MppsSteps } from './mpps.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
@@ -116,6 +117,8 @@ export class Archive {
   readonly commitments: Commitments;
   /** The local worklist (Modality Worklist, MPPS, /api/worklist). */
   readonly worklist: Worklist;
+  /** Modality Performed Procedure Steps, linked to worklist items. */
+  readonly mpps: MppsSteps;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly lock = new KeyedLock();
@@ -142,6 +145,7 @@ export class Archive {
     this.prefetch = new PrefetchJobs(db);
     this.commitments = new Commitments(db);
     this.worklist = new Worklist(db);
+    this.mpps = new MppsSteps(db, (id) => this.worklist.get(id));
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);

@@ -20,7 +20,7 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
 /**
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
- * 4: Storage Commitment transactions and their instances; the local worklist.
+ * 4: Storage Commitment transactions and their instances; the local worklist; MPPS steps.
  */
 export const SCHEMA_VERSION = 4;
 
@@ -131,6 +131,27 @@ CREATE TABLE IF NOT EXISTS worklist_items (
 );
 CREATE INDEX IF NOT EXISTS worklist_items_state ON worklist_items(state, start_date, start_time);
 CREATE INDEX IF NOT EXISTS worklist_items_accession ON worklist_items(accession_number);
+
+-- A Modality Performed Procedure Step (PS3.4 Annex F) as the modality created and set it.
+CREATE TABLE IF NOT EXISTS mpps_steps (
+  sop_instance_uid TEXT PRIMARY KEY,
+  calling_ae TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('IN PROGRESS','COMPLETED','DISCONTINUED')),
+  worklist_item_id INTEGER REFERENCES worklist_items(id),
+  study_uid TEXT NOT NULL DEFAULT '',
+  accession_number TEXT NOT NULL DEFAULT '',
+  performed_step_id TEXT NOT NULL DEFAULT '',
+  modality TEXT NOT NULL DEFAULT '',
+  start_date TEXT NOT NULL DEFAULT '',
+  start_time TEXT NOT NULL DEFAULT '',
+  end_date TEXT NOT NULL DEFAULT '',
+  end_time TEXT NOT NULL DEFAULT '',
+  -- JSON: [{ seriesInstanceUid, sopInstanceUids: [] }], as the last N-CREATE or N-SET gave it.
+  performed_series TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mpps_steps_worklist ON mpps_steps(worklist_item_id);
 
 CREATE TABLE IF NOT EXISTS commitment_items (
   transaction_uid TEXT NOT NULL REFERENCES commitment_transactions(transaction_uid),

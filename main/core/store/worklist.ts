@@ -23,8 +23,8 @@ const FIELD_COLUMNS: Record<keyof WorklistItemFields, string> = {
 };
 const FIELDS = Object.keys(FIELD_COLUMNS) as (keyof WorklistItemFields)[];
 
-/** A Study Instance UID under the 2.25 root, from a random UUID (PS3.5 B.2). */
-export function generatedStudyUid(): string {
+/** A UID under the 2.25 root, from a random UUID (PS3.5 B.2). */
+export function generatedUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString(10)}`;
 }
 
@@ -44,7 +44,7 @@ export class Worklist {
 
   /** Schedules an item; its Study Instance UID is generated unless given (and then must not be another item's). */
   schedule(fields: WorklistItemFields & { studyInstanceUid?: string }, now: number): WorklistItem {
-    const studyUid = fields.studyInstanceUid ?? generatedStudyUid();
+    const studyUid = fields.studyInstanceUid ?? generatedUid();
     if (this.prepared('SELECT 1 FROM worklist_items WHERE study_uid = ?').get(studyUid)) {
       throw new WorklistError('conflict', `Study Instance UID ${studyUid} belongs to another worklist item`);
     }
