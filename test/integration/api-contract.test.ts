@@ -145,6 +145,7 @@ describe('/api and its wire contract', { timeout: 120_000 }, () => {
         return call('/api/settings', { method: 'PUT', body: current.body });
       },
       'POST /api/peers/echo': () => call('/api/peers/echo', { method: 'POST', body: { aeTitle: 'WORKSTATION', host: '127.0.0.1', port: workstation.port } }),
+      'GET /api/commitments': () => call('/api/commitments'),
       'GET /api/worklist': () => call('/api/worklist?state=SCHEDULED'),
       'POST /api/worklist': () => call('/api/worklist', { method: 'POST', body: worklistItem }),
       'PUT /api/worklist/:id': async () => call(`/api/worklist/${await scheduled()}`, { method: 'PUT', body: { ...worklistItem, modality: 'MR' } }),

@@ -15,10 +15,15 @@ function answering<T>(work: () => T): T {
   }
 }
 
-/** `/api/worklist`: the local worklist that Modality Worklist C-FIND offers: list, schedule, edit, cancel. */
-export function registerWorklistApi(server: FastifyInstance, ctx: WebContext): void {
+/**
+ * The clinic workflow: `/api/worklist`, the local worklist that Modality Worklist C-FIND offers (list, schedule,
+ * edit, cancel), and `/api/commitments`, the Storage Commitment transactions still open per modality.
+ */
+export function registerWorkflowApi(server: FastifyInstance, ctx: WebContext): void {
   const app = server.withTypeProvider<ZodTypeProvider>();
   const worklist = ctx.archive.worklist;
+
+  app.get('/api/commitments', { schema: API_ROUTES['GET /api/commitments'] }, async () => ({ modalities: ctx.archive.commitments.openByCallingAe() }));
 
   app.get('/api/worklist', { schema: API_ROUTES['GET /api/worklist'] }, async (request) => ({ items: worklist.list(request.query.state) }));
 
