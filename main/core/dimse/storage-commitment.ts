@@ -163,6 +163,8 @@ export class StorageCommitmentService implements StorageCommitmentHandler {
       this.logger.error({ event: 'commitment-sweep-failed', reason: (error as Error).message }, 'open commitments not read');
       return;
     }
+    // Associations that closed before their transactions were ready carry no report: let them go.
+    for (const [transactionUid, scp] of this.askedOn) if (!scp.isOpen && !this.reporting.has(transactionUid)) this.askedOn.delete(transactionUid);
     for (const transaction of due) {
       if (this.reporting.has(transaction.transactionUid)) continue;
       const decision = this.options.archive.commitments.decide(transaction.transactionUid, { destination, now });
@@ -197,6 +199,8 @@ export class StorageCommitmentService implements StorageCommitmentHandler {
         status = await sendReportOnNewAssociation(peer, settings.aeTitle, request, timeouts);
       }
     } catch (error) {
+      // The next attempt opens an association of its own: a peer that left this one unanswered may do so again.
+      this.askedOn.delete(transactionUid);
       const reason = (error as Error).message;
       const { retryBaseMs, retryCapMs } = settings.storageCommitment;
       const delay = Math.min(retryCapMs, retryBaseMs * 2 ** Math.min(transaction.attempts, 20));
