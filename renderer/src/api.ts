@@ -14,6 +14,7 @@ import type { SettingsDraft } from '../../main/core/contract/api/settings';
 import { isLiveEventName, parseLiveEvent, type LiveEvent } from '../../main/core/contract/events';
 import { parseProblemLine, type FieldProblem } from '../../main/core/contract/settings-problems';
 import type { PeerSettings } from '../../main/core/contract/settings';
+import type { WorklistItem, WorklistItemInput } from '../../main/core/contract/api/worklist';
 
 // The page's CSP allows no eval: zod's compiled fast path would probe `new Function`, which a strict
 // policy reports as a violation even though zod catches the refusal; so it parses without it.
@@ -285,3 +286,16 @@ function parseSseBlock(block: string): LiveEvent | null {
     return null;
   }
 }
+
+// ---------------------------------------------------------------- clinic workflow
+
+export const getOpenCommitments = () => api('GET /api/commitments');
+export const getWorklist = () => api('GET /api/worklist');
+
+/** Schedules an item (answered 201 with the item, its Study Instance UID generated). */
+export async function scheduleWorklistItem(item: WorklistItemInput): Promise<WorklistItem> {
+  return (await exchange('POST /api/worklist', { body: item })).answer as unknown as WorklistItem;
+}
+
+export const editWorklistItem = (id: number, item: WorklistItemInput) => api('PUT /api/worklist/:id', { params: { id }, body: item });
+export const cancelWorklistItem = (id: number) => api('DELETE /api/worklist/:id', { params: { id } });

@@ -9,6 +9,7 @@ import { studiesView } from './views/studies';
 import { studyView } from './views/study';
 import { recordDelivery, syncView } from './views/sync';
 import { viewerView } from './views/viewer';
+import { worklistView } from './views/worklist';
 
 const store = new StudyStore();
 const app = document.getElementById('app')!;
@@ -26,6 +27,7 @@ app.append(
     h('div.brand', h('div.brand-mark', 'DE'), h('div', h('div.brand-name', 'DICOM Edge'), h('div.brand-sub', 'Imaging edge appliance'))),
     h('nav.nav',
       navItem('#/studies', 'Studies', '▤'),
+      navItem('#/worklist', 'Worklist', '☰'),
       navItem('#/sync', 'Cloud sync', '⇪', syncBadge),
       navItem('#/settings', 'Settings', '⚙')),
     h('div.sidebar-foot', h('div.live', liveDot, liveText), footerInfo)),
@@ -63,12 +65,13 @@ function route(): void {
   current?.dispose?.();
   clear(main);
   for (const item of document.querySelectorAll<HTMLElement>('.nav-item')) {
-    item.classList.toggle('active', item.dataset.route === name || (name !== 'sync' && name !== 'settings' && item.dataset.route === 'studies'));
+    item.classList.toggle('active', item.dataset.route === name || (!['sync', 'settings', 'worklist'].includes(name) && item.dataset.route === 'studies'));
   }
   switch (name) {
     case 'study': current = studyView(context, rest[0] ?? ''); break;
     case 'viewer': current = viewerView(context, rest[0] ?? '', rest[1] ?? ''); break;
     case 'sync': current = syncView(context); break;
+    case 'worklist': current = worklistView(context); break;
     case 'settings': current = settingsView(context); break;
     default: current = studiesView(context);
   }

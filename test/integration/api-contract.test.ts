@@ -114,6 +114,8 @@ describe('/api and its wire contract', { timeout: 120_000 }, () => {
     await azure.clearFault();
     const failureId = (await call('/api/failures')).body.items[0].id as number;
 
+    const worklistItem = { patientName: 'CONTRACT^WALK', patientId: 'P-WALK', scheduledStartDate: '20260115', modality: 'CT', scheduledStationAeTitle: 'CT1' };
+    const scheduled = async () => (await call('/api/worklist', { method: 'POST', body: worklistItem })).body.id as number;
     const requests: Record<ApiRoute, () => Promise<{ status: number; body: Json }>> = {
       'GET /api/health': () => call('/api/health'),
       'GET /api/ready': () => call('/api/ready'),
@@ -143,6 +145,11 @@ describe('/api and its wire contract', { timeout: 120_000 }, () => {
         return call('/api/settings', { method: 'PUT', body: current.body });
       },
       'POST /api/peers/echo': () => call('/api/peers/echo', { method: 'POST', body: { aeTitle: 'WORKSTATION', host: '127.0.0.1', port: workstation.port } }),
+      'GET /api/commitments': () => call('/api/commitments'),
+      'GET /api/worklist': () => call('/api/worklist?state=SCHEDULED'),
+      'POST /api/worklist': () => call('/api/worklist', { method: 'POST', body: worklistItem }),
+      'PUT /api/worklist/:id': async () => call(`/api/worklist/${await scheduled()}`, { method: 'PUT', body: { ...worklistItem, modality: 'MR' } }),
+      'DELETE /api/worklist/:id': async () => call(`/api/worklist/${await scheduled()}`, { method: 'DELETE' }),
       'POST /api/studies/:study/pin': () => call(`/api/studies/${studyUid}/pin`, { method: 'POST', body: {} }),
       'DELETE /api/studies/:study/pin': () => call(`/api/studies/${studyUid}/pin`, { method: 'DELETE' }),
       'GET /api/prefetch': () => call('/api/prefetch?limit=10'),

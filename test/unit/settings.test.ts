@@ -170,3 +170,31 @@ describe('destination and sign-in URLs', () => {
     }
   });
 });
+
+describe('storage commitment settings', () => {
+  const problemsOf = (storageCommitment: Record<string, unknown>): string[] => {
+    const data = { storageCommitment };
+    const result = settingsSchema.safeParse(data);
+    return result.success ? [] : describeIssues(result.error, data);
+  };
+
+  test('defaults: local policy, 24 h time limit', () => {
+    const parsed = settingsSchema.parse({});
+    assert.equal(parsed.storageCommitment.defaultPolicy, 'local');
+    assert.equal(parsed.storageCommitment.timeLimitMs, 86_400_000);
+    assert.deepEqual(parsed.storageCommitment.policies, {});
+  });
+
+  test('a policy per calling AE is accepted', () => assert.deepEqual(problemsOf({ defaultPolicy: 'cloud', policies: { CT1: 'local' } }), []));
+
+  test('an unknown policy, a bad AE title or a time limit under a second is refused, naming the field', () => {
+    const unknown = problemsOf({ policies: { CT1: 'pacs' } });
+    assert.ok(unknown.some((p) => p.startsWith('field "storageCommitment.policies.CT1"') && /'local'.*'cloud'/.test(p)), unknown.join('\n'));
+    const badDefault = problemsOf({ defaultPolicy: 'somewhere' });
+    assert.ok(badDefault.some((p) => p.startsWith('field "storageCommitment.defaultPolicy"')), badDefault.join('\n'));
+    const badAe = problemsOf({ policies: { 'A\\B': 'local' } });
+    assert.ok(badAe.some((p) => p.includes('storageCommitment.policies')), badAe.join('\n'));
+    const short = problemsOf({ timeLimitMs: 10 });
+    assert.ok(short.some((p) => p.startsWith('field "storageCommitment.timeLimitMs"') && /at least 1000/.test(p)), short.join('\n'));
+  });
+});

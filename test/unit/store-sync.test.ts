@@ -48,7 +48,7 @@ describe('index schema 3', () => {
       const migrated = openDatabase(file);
       try {
         assert.equal(schemaVersion(migrated), SCHEMA_VERSION);
-        assert.ok(SCHEMA_VERSION >= 3);
+        assert.equal(SCHEMA_VERSION, 4);
         assert.deepEqual(migrated.prepare("SELECT patient_id, issuer_of_patient_id FROM studies WHERE study_uid = '2.25.77'").get(),
           { patient_id: 'OLD-1', issuer_of_patient_id: '' });
         assert.equal((migrated.prepare('SELECT COUNT(*) AS n FROM prefetch_jobs').get() as { n: number }).n, 0);

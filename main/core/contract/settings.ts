@@ -258,6 +258,20 @@ export const networkSchema = z.object({
   caFile: z.string().default(''),
 });
 
+/** Storage Commitment (PS3.4 Annex J): when an instance counts as committed, per calling AE with a default. */
+export const commitmentPolicySchema = z.enum(['local', 'cloud'], { error: "must be 'local' (durable here) or 'cloud' (delivered to the archive destination)" });
+
+export const storageCommitmentSchema = z.object({
+  defaultPolicy: commitmentPolicySchema.default('local'),
+  /** Calling AE title → policy; AEs not listed get the default. */
+  policies: z.record(aeTitle, commitmentPolicySchema).default({}),
+  /** A transaction still open after this long is reported with its missing instances failed. */
+  timeLimitMs: z.number({ error: 'must be a number of milliseconds' }).int('must be a whole number').min(1000, 'must be at least 1000').max(30 * 86_400_000, 'must be at most 30 days').default(86_400_000),
+  /** Backoff of a report the requesting AE did not take (not listening, refused): base·2^n up to the cap. */
+  retryBaseMs: z.number().int().min(100).default(5_000),
+  retryCapMs: z.number().int().min(100).default(10 * 60_000),
+});
+
 export const settingsSchema = z.object({
   aeTitle: aeTitle.default('DICOMEDGE'),
   dimse: dimseSchema.prefault({}),
@@ -281,6 +295,7 @@ export const settingsSchema = z.object({
     }),
   cloud: cloudSchema.prefault({}),
   network: networkSchema.prefault({}),
+  storageCommitment: storageCommitmentSchema.prefault({}),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
     .prefault({}),
@@ -293,6 +308,8 @@ export type PeerSettings = z.infer<typeof peerSchema>;
 export type NetworkSettings = z.infer<typeof networkSchema>;
 export type CloudSettings = z.infer<typeof cloudSchema>;
 export type PrefetchRule = z.infer<typeof prefetchRuleSchema>;
+export type CommitmentPolicy = z.infer<typeof commitmentPolicySchema>;
+export type StorageCommitmentSettings = z.infer<typeof storageCommitmentSchema>;
 
 /** The destination marked as the clinic's archive, if any. */
 export function archiveDestination(settings: Pick<Settings, 'destinations'>): DestinationSettings | undefined {

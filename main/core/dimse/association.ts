@@ -29,7 +29,14 @@ type CFindRequest = Parameters<InstanceType<typeof Scp>['cFindRequest']>[0];
 type CMoveRequest = Parameters<InstanceType<typeof Scp>['cMoveRequest']>[0];
 type CGetRequest = Parameters<InstanceType<typeof Scp>['cGetRequest']>[0];
 type CCancelRequest = Parameters<InstanceType<typeof Scp>['cCancelRequest']>[0];
-export type { CFindRequest, CMoveRequest, CGetRequest, DimseAssociation };
+type NActionRequest = Parameters<InstanceType<typeof Scp>['nActionRequest']>[0];
+type NCreateRequest = Parameters<InstanceType<typeof Scp>['nCreateRequest']>[0];
+type NSetRequest = Parameters<InstanceType<typeof Scp>['nSetRequest']>[0];
+type NCreateResponse = InstanceType<typeof dimse.responses.NCreateResponse>;
+type NSetResponse = InstanceType<typeof dimse.responses.NSetResponse>;
+export type NActionResponse = InstanceType<typeof dimse.responses.NActionResponse>;
+type OutgoingRequest = InstanceType<typeof dimse.requests.Request>;
+export type { CFindRequest, CMoveRequest, CGetRequest, DimseAssociation, NActionRequest };
 export type CFindResponse = InstanceType<typeof dimse.responses.CFindResponse>;
 export type CMoveResponse = InstanceType<typeof dimse.responses.CMoveResponse>;
 export type CGetResponse = InstanceType<typeof dimse.responses.CGetResponse>;
@@ -48,6 +55,17 @@ export interface QueryRetrieveHandlers {
   get(scp: EdgeScp, info: AssociationInfo, request: CGetRequest, send: (responses: CGetResponse[]) => void): Promise<void>;
 }
 
+/** Storage Commitment (PS3.4 Annex J): the N-ACTION side, answered at once; the report comes later. */
+export interface StorageCommitmentHandler {
+  action(scp: EdgeScp, info: AssociationInfo, request: NActionRequest): NActionResponse;
+}
+
+/** Modality Performed Procedure Step (PS3.4 Annex F): N-CREATE and N-SET, each answered from the index. */
+export interface MppsHandler {
+  create(info: AssociationInfo, request: NCreateRequest): NCreateResponse;
+  set(info: AssociationInfo, request: NSetRequest): NSetResponse;
+}
+
 export interface ScpEnvironment {
   archive: Archive;
   logger: Logger;
@@ -55,6 +73,8 @@ export interface ScpEnvironment {
   /** Open accepted associations, for the limit. */
   registry: Set<EdgeScp>;
   queryRetrieve?: QueryRetrieveHandlers;
+  storageCommitment?: StorageCommitmentHandler;
+  mpps?: MppsHandler;
 }
 
 type StoreOutcome = { ok: true; result: IngestResult } | { ok: false; error: IngestError };
@@ -329,6 +349,74 @@ export class EdgeScp extends Scp {
     this.runQueryRetrieve('C-GET', request, callback,
       (send) => this.env.queryRetrieve?.get(this, this.info, request, send),
       () => failure(dimse.responses.CGetResponse.fromRequest(request)));
+  }
+
+  override nActionRequest(request: NActionRequest, callback: (response: NActionResponse) => void): void {
+    const handler = this.env.storageCommitment;
+    if (!handler) {
+      const response = dimse.responses.NActionResponse.fromRequest(request);
+      response.setStatus(DimseStatus.NoSuchSopClass);
+      callback(response);
+      return;
+    }
+    callback(handler.action(this, this.info, request));
+  }
+
+  override nCreateRequest(request: NCreateRequest, callback: (response: NCreateResponse) => void): void {
+    if (this.env.mpps) {
+      callback(this.env.mpps.create(this.info, request));
+      return;
+    }
+    const response = dimse.responses.NCreateResponse.fromRequest(request);
+    response.setStatus(DimseStatus.NoSuchSopClass);
+    callback(response);
+  }
+
+  override nSetRequest(request: NSetRequest, callback: (response: NSetResponse) => void): void {
+    if (this.env.mpps) {
+      callback(this.env.mpps.set(this.info, request));
+      return;
+    }
+    const response = dimse.responses.NSetResponse.fromRequest(request);
+    response.setStatus(DimseStatus.NoSuchSopClass);
+    callback(response);
+  }
+
+  /** Whether requests can still go out on this association (accepted, not closed). */
+  get isOpen(): boolean {
+    return this.accepted && !this.socket.destroyed && !this.abortedForStop;
+  }
+
+  /**
+   * Sends a request of ours to the peer on this association (the N-EVENT-REPORT of Storage Commitment) and
+   * resolves with the status of its response; rejects when no context fits, the connection goes, or no
+   * answer comes within `timeoutMs`.
+   */
+  sendRequestToPeer(request: OutgoingRequest, timeoutMs: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (!this.isOpen) {
+        reject(new Error('the association is closed'));
+        return;
+      }
+      if (!negotiatedAssociation(this)?.getAcceptedPresentationContextFromRequest(request)) {
+        reject(new Error('no accepted presentation context for the request on this association'));
+        return;
+      }
+      const settle = (outcome: () => void) => {
+        clearTimeout(timer);
+        this.socket.off('close', onClose);
+        outcome();
+      };
+      const onClose = () => settle(() => reject(new Error('the association closed before the response')));
+      const timer = setTimeout(() => settle(() => reject(new Error(`no response within ${timeoutMs} ms`))), timeoutMs);
+      timer.unref();
+      this.socket.on('close', onClose);
+      (request as unknown as { on(event: 'response', listener: (response: { getStatus(): number }) => void): void })
+        .on('response', (response) => {
+          if (response.getStatus() !== DimseStatus.Pending) settle(() => resolve(response.getStatus()));
+        });
+      this.sendRequests([request]);
+    });
   }
 
   override cCancelRequest(request: CCancelRequest): void {

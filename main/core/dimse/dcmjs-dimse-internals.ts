@@ -145,3 +145,27 @@ export function holdClientAssociation(client: Client): HeldAssociation {
     },
   };
 }
+
+/**
+ * Right after `client.send()`: proposes the SCP role alone (SCP/SCU Role Selection, PS3.7 D.3.3.4) for
+ * `abstractSyntaxUid` in the A-ASSOCIATE-RQ, as the Storage Commitment SCP does when it opens an association
+ * to report. dcmjs-dimse writes role items from each context's roles but copies none from
+ * addAdditionalPresentationContext(), so they are set on the association as it goes out.
+ */
+export function proposeScpRoleOnly(client: Client, abstractSyntaxUid: string): void {
+  const network = (client as unknown as ClientInternals).network as
+    | (Network & { sendAssociationRequest(association: Association): void })
+    | undefined;
+  if (!network) {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION}: Client.network is not set after send(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+  const original = network.sendAssociationRequest;
+  network.sendAssociationRequest = function (this: typeof network, association: Association) {
+    for (const { context } of association.getPresentationContexts()) {
+      if (context.getAbstractSyntaxUid() !== abstractSyntaxUid) continue;
+      context.setUserRole(false);
+      context.setProviderRole(true);
+    }
+    original.call(this, association);
+  };
+}

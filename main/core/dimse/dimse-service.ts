@@ -11,6 +11,10 @@ import type { Archive } from '../store/archive.js';
 import { EdgeScp, type QueryRetrieveHandlers } from './association.js';
 import { handleFind } from './find.js';
 import { RetrieveHandlers } from './retrieve.js';
+import { StorageCommitmentService } from './storage-commitment.js';
+import { handleWorklistFind } from './worklist-find.js';
+import { MppsService } from './mpps.js';
+import { WORKFLOW_SOP_CLASSES } from '../dicom/workflow-sop-classes.js';
 
 // dcmjs-dimse logs every PDU through loglevel at trace level by default; our pino lines carry what matters.
 dimse.log.setLevel('silent');
@@ -44,25 +48,33 @@ export class DimseService implements ApplianceService {
   private readonly scps = new Set<EdgeScp>();
   private readonly logger: Logger;
   private readonly queryRetrieve: QueryRetrieveHandlers;
+  private readonly storageCommitment: StorageCommitmentService;
+  private readonly mpps: MppsService;
   /** Connections dropped since the limit was last reached; logged once per episode, not per socket. */
   private dropped = 0;
 
   constructor(private readonly options: DimseServiceOptions) {
     this.logger = options.logger.child({ component: 'dimse' });
     const aeTitle = () => options.settings().aeTitle;
+    const outgoingTimeouts = () => {
+      const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
+      return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
+    };
+    this.storageCommitment = new StorageCommitmentService({
+      archive: options.archive, logger: this.logger, settings: options.settings, timeouts: outgoingTimeouts,
+    });
+    this.mpps = new MppsService(options.archive);
     const retrieve = new RetrieveHandlers({
       archive: options.archive,
       aeTitle,
       peers: () => options.settings().peers,
       cloud: () => options.cloud?.()?.readThrough,
-      timeouts: () => {
-        const { artimTimeoutMs, dimseIdleTimeoutMs } = options.settings().dimse;
-        return { connectTimeout: artimTimeoutMs, associationTimeout: artimTimeoutMs, pduTimeout: dimseIdleTimeoutMs };
-      },
+      timeouts: outgoingTimeouts,
     });
     this.queryRetrieve = {
-      find: (scp, info, request, send) =>
-        handleFind({ archive: options.archive, federated: () => options.cloud?.()?.federatedSearch }, aeTitle, scp, info, request, send),
+      find: (scp, info, request, send) => request.getAffectedSopClassUid() === WORKFLOW_SOP_CLASSES.modalityWorklistFind
+        ? handleWorklistFind(options.archive, scp, info, request, send)
+        : handleFind({ archive: options.archive, federated: () => options.cloud?.()?.federatedSearch }, aeTitle, scp, info, request, send),
       move: (scp, info, request, send) => retrieve.move(scp, info, request, send),
       get: (scp, info, request, send) => retrieve.get(scp, info, request, send),
     };
@@ -93,6 +105,7 @@ export class DimseService implements ApplianceService {
       await this.listen(secure, host, tls.port);
       lines.push(`DICOM TLS listening on ${host}:${this.portOf(secure)} as ${settings.aeTitle}`);
     }
+    this.storageCommitment.start();
     return lines;
   }
 
@@ -110,6 +123,8 @@ export class DimseService implements ApplianceService {
   async stop(): Promise<void> {
     const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     this.servers.length = 0;
+    // Reports in flight end with the associations below; an unanswered one stays open in the index for the next start.
+    const reportsDone = this.storageCommitment.stop();
     await Promise.race([
       Promise.all([...this.scps].map(async (scp) => {
         await scp.settle();
@@ -118,6 +133,7 @@ export class DimseService implements ApplianceService {
       new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref()),
     ]);
     for (const scp of this.scps) scp.abortForStop();
+    await Promise.race([reportsDone, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
     await closed;
   }
 
@@ -141,6 +157,8 @@ export class DimseService implements ApplianceService {
         logger: this.logger,
         registry: this.associations,
         queryRetrieve: this.queryRetrieve,
+        storageCommitment: this.storageCommitment,
+        mpps: this.mpps,
         policy: () => {
           const current = this.options.settings();
           return { aeTitle: current.aeTitle, ...current.dimse };

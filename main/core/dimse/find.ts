@@ -36,7 +36,8 @@ export function responseSyntax(scp: EdgeScp, request: Parameters<EdgeScp['cFindR
   return association?.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2';
 }
 
-async function waitForSocket(scp: EdgeScp): Promise<void> {
+/** Lets the socket drain (or a C-CANCEL in) between pending responses. */
+export async function waitForSocket(scp: EdgeScp): Promise<void> {
   if (scp.socket.writableLength > SOCKET_BACKLOG_BYTES) {
     await new Promise<void>((resolve) => {
       const done = () => {

@@ -5,6 +5,7 @@ import {
   VERIFICATION_SOP_CLASS,
 } from '../dicom/storage-sop-classes.js';
 import { TransferSyntax, UNCOMPRESSED_SYNTAXES } from '../dicom/transfer-syntax.js';
+import { WORKFLOW_SOP_CLASSES } from '../dicom/workflow-sop-classes.js';
 
 export type ContextDecision =
   | { kind: 'accept'; transferSyntaxUid: string }
@@ -16,6 +17,9 @@ export interface ContextPolicy {
 }
 
 const QUERY_RETRIEVE = new Set<string>(Object.values(QUERY_RETRIEVE_SOP_CLASSES));
+/** Services whose messages carry only small data sets, read and written by dcmjs. */
+const MESSAGE_SERVICES = new Set<string>([VERIFICATION_SOP_CLASS, ...QUERY_RETRIEVE, WORKFLOW_SOP_CLASSES.storageCommitmentPushModel,
+  WORKFLOW_SOP_CLASSES.modalityWorklistFind, WORKFLOW_SOP_CLASSES.modalityPerformedProcedureStep]);
 
 /**
  * Transfer syntaxes whose data set the archive can index: the uncompressed and deflated ones, and
@@ -51,7 +55,7 @@ function storageSyntax(proposed: readonly string[]): string | undefined {
 export function decideContext(abstractSyntaxUid: string, proposed: readonly string[], policy: ContextPolicy): ContextDecision {
   const syntaxes = proposed.map((ts) => ts.replace(/\0/g, '').trim());
   let chosen: string | undefined;
-  if (abstractSyntaxUid === VERIFICATION_SOP_CLASS || QUERY_RETRIEVE.has(abstractSyntaxUid)) {
+  if (MESSAGE_SERVICES.has(abstractSyntaxUid)) {
     chosen = preferredUncompressed(syntaxes);
   } else if (isStandardStorageSopClass(abstractSyntaxUid) || (policy.acceptPrivateSopClasses && isPrivateSopClass(abstractSyntaxUid))) {
     chosen = storageSyntax(syntaxes);

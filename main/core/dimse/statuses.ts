@@ -17,6 +17,15 @@ export const DimseStatus = {
   MoveDestinationUnknown: 0xa801,
   /** C-MOVE/C-GET: sub-operations complete, one or more failures or warnings. */
   SubOperationsCompleteWithFailures: 0xb000,
+  /** N-services (PS3.7 C.5 and Annex C). */
+  InvalidAttributeValue: 0x0106,
+  ProcessingFailure: 0x0110,
+  DuplicateSopInstance: 0x0111,
+  NoSuchSopInstance: 0x0112,
+  InvalidArgumentValue: 0x0115,
+  NoSuchSopClass: 0x0118,
+  MissingAttribute: 0x0120,
+  NoSuchAction: 0x0123,
 } as const;
 
 /** Error Comment (0000,0902) is LO: at most 64 characters. */

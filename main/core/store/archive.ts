@@ -17,6 +17,9 @@ import { OutboxWorkerQueries } from './outbox-worker-queries.js';
 import { archiveReads, type ArchiveReads } from './read-models/archive-reads.js';
 import { CloudIndex } from './cloud-index.js';
 import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './cloud-changes.js';
+import { Commitments } from './commitments.js';
+import { Worklist } from './worklist.js';
+import { MppsSteps } from './mpps.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
@@ -117,6 +120,12 @@ export class Archive {
   readonly locations: InstanceLocations;
   /** Background fetches of priors from the archive (cloud/prefetch.ts), and what planning them reads. */
   readonly prefetch: PrefetchJobs;
+  /** Storage Commitment transactions (dimse/ records, decides and closes them). */
+  readonly commitments: Commitments;
+  /** The local worklist (Modality Worklist, MPPS, /api/worklist). */
+  readonly worklist: Worklist;
+  /** Modality Performed Procedure Steps, linked to worklist items. */
+  readonly mpps: MppsSteps;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly replacements: Replacements;
@@ -143,6 +152,9 @@ export class Archive {
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
+    this.commitments = new Commitments(db);
+    this.worklist = new Worklist(db);
+    this.mpps = new MppsSteps(db, (id) => this.worklist.get(id));
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);
@@ -490,6 +502,21 @@ export class Archive {
     }
     for (const destination of queuedFor) {
       this.events.emit('outbox-changed', { studyUid: header.studyInstanceUid, destination, sopInstanceUids: [header.sopInstanceUid], state: 'pending' });
+    }
+    if (origin === 'local') this.linkWorklist(header);
+  }
+
+  /** A study acquired here is linked to the worklist item it was done for (Study Instance UID or Accession Number). */
+  private linkWorklist(header: InstanceHeader): void {
+    try {
+      const linked = this.worklist.linkArrivedStudy({ studyUid: header.studyInstanceUid, accessionNumber: header.accessionNumber }, Date.now());
+      if (linked > 0) {
+        this.logger.info({ event: 'worklist-study-arrived', studyUid: header.studyInstanceUid, accessionNumber: header.accessionNumber, items: linked },
+          'a study arrived for a worklist item');
+      }
+    } catch (error) {
+      // The instance is stored and acknowledged either way; the link is for the worklist screen.
+      this.logger.warn({ event: 'worklist-link-failed', studyUid: header.studyInstanceUid, reason: (error as Error).message }, 'worklist item not linked');
     }
   }
 

@@ -20,7 +20,8 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
 /**
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
- * 4: replacements in progress (store/replacements.ts), so recovery re-indexes exactly those files.
+ * 4: replacements in progress (store/replacements.ts), so recovery re-indexes exactly those files; Storage
+ *    Commitment transactions and their instances; the local worklist; MPPS steps.
  */
 export const SCHEMA_VERSION = 4;
 
@@ -83,13 +84,90 @@ CREATE TABLE IF NOT EXISTS prefetch_jobs (
 CREATE INDEX IF NOT EXISTS prefetch_jobs_work ON prefetch_jobs(state, not_before, id);
 `;
 
-/* Schema 4: a table only, created with the schema; nothing to migrate. */
+/*
+ * Schema 4: tables only, created with the schema; nothing to migrate.
+ * replacements: a stored file being replaced; path is where the new bytes go, old_path where the stored ones are.
+ * A Storage Commitment transaction (PS3.4 Annex J) as the N-ACTION asked for it, kept until its
+ * N-EVENT-REPORT was taken by the requesting AE (state 'reported'); commitment_items holds its Referenced
+ * SOP Sequence, and the outcome of each instance once the report is decided (failure_reason NULL: committed).
+ */
 const TABLES_V4 = `
--- A stored file being replaced: path is where the new bytes go, old_path where the stored ones are.
 CREATE TABLE IF NOT EXISTS replacements (
   sop_instance_uid TEXT PRIMARY KEY,
   path TEXT NOT NULL,
   old_path TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS commitment_transactions (
+  transaction_uid TEXT PRIMARY KEY,
+  calling_ae TEXT NOT NULL,
+  policy TEXT NOT NULL CHECK (policy IN ('local','cloud')),
+  state TEXT NOT NULL CHECK (state IN ('pending','reported')),
+  received_at INTEGER NOT NULL,
+  deadline_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  event_type INTEGER,
+  reported_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS commitment_transactions_open ON commitment_transactions(state, next_attempt_at);
+
+-- One Requested Procedure with one Scheduled Procedure Step (PS3.4 Annex K) per row; state follows MPPS.
+CREATE TABLE IF NOT EXISTS worklist_items (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  state TEXT NOT NULL CHECK (state IN ('SCHEDULED','IN PROGRESS','COMPLETED','DISCONTINUED','CANCELED')),
+  study_uid TEXT NOT NULL UNIQUE,
+  accession_number TEXT NOT NULL DEFAULT '',
+  patient_name TEXT NOT NULL DEFAULT '',
+  patient_id TEXT NOT NULL DEFAULT '',
+  patient_birth_date TEXT NOT NULL DEFAULT '',
+  patient_sex TEXT NOT NULL DEFAULT '',
+  referring_physician_name TEXT NOT NULL DEFAULT '',
+  requested_procedure_id TEXT NOT NULL DEFAULT '',
+  requested_procedure_description TEXT NOT NULL DEFAULT '',
+  station_ae TEXT NOT NULL DEFAULT '',
+  start_date TEXT NOT NULL DEFAULT '',
+  start_time TEXT NOT NULL DEFAULT '',
+  modality TEXT NOT NULL DEFAULT '',
+  step_id TEXT NOT NULL DEFAULT '',
+  step_description TEXT NOT NULL DEFAULT '',
+  performing_physician_name TEXT NOT NULL DEFAULT '',
+  -- A study that arrived for this item (matched by Study Instance UID or Accession Number); '' while none has.
+  arrived_study_uid TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS worklist_items_state ON worklist_items(state, start_date, start_time);
+CREATE INDEX IF NOT EXISTS worklist_items_accession ON worklist_items(accession_number);
+
+-- A Modality Performed Procedure Step (PS3.4 Annex F) as the modality created and set it.
+CREATE TABLE IF NOT EXISTS mpps_steps (
+  sop_instance_uid TEXT PRIMARY KEY,
+  calling_ae TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('IN PROGRESS','COMPLETED','DISCONTINUED')),
+  worklist_item_id INTEGER REFERENCES worklist_items(id),
+  study_uid TEXT NOT NULL DEFAULT '',
+  accession_number TEXT NOT NULL DEFAULT '',
+  performed_step_id TEXT NOT NULL DEFAULT '',
+  modality TEXT NOT NULL DEFAULT '',
+  start_date TEXT NOT NULL DEFAULT '',
+  start_time TEXT NOT NULL DEFAULT '',
+  end_date TEXT NOT NULL DEFAULT '',
+  end_time TEXT NOT NULL DEFAULT '',
+  -- JSON: [{ seriesInstanceUid, sopInstanceUids: [] }], as the last N-CREATE or N-SET gave it.
+  performed_series TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mpps_steps_worklist ON mpps_steps(worklist_item_id);
+
+CREATE TABLE IF NOT EXISTS commitment_items (
+  transaction_uid TEXT NOT NULL REFERENCES commitment_transactions(transaction_uid),
+  sop_instance_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL,
+  failure_reason INTEGER,
+  PRIMARY KEY (transaction_uid, sop_instance_uid)
 );
 `;
 

@@ -8,6 +8,7 @@ import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessio
 import { registerApi, SettingsRejected } from './api.js';
 import { requestTimeoutResponse, watchBodyIdle } from './body-idle.js';
 import { registerCloudApi } from './cloud-api.js';
+import { registerWorkflowApi } from './workflow-api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
@@ -153,6 +154,7 @@ export async function buildServer(
   registerDelete(app, ctx);
   registerApi(app, ctx);
   registerCloudApi(app, ctx);
+  registerWorkflowApi(app, ctx);
   registerEvents(app, ctx, streams);
   for (const add of extraRoutes) add(app);
   app.withTypeProvider<ZodTypeProvider>().get('/api/session', { schema: API_ROUTES['GET /api/session'] }, async (_request, reply) => reply.code(204).send());

@@ -3,7 +3,8 @@ import type { ActionResult, DestinationState } from '../../../main/core/contract
 import type { OutboxDestination } from '../../../main/core/contract/api/status';
 import type { Failure } from '../../../main/core/contract/api/sync';
 import type { PrefetchList } from '../../../main/core/contract/cloud';
-import { getFailures, getOutboxSummary, getPrefetch, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure } from '../api';
+import type { OpenCommitments } from '../../../main/core/contract/api/commitments';
+import { getFailures, getOpenCommitments, getOutboxSummary, getPrefetch, overwriteFailure, pause, resume, retryAll, retryDestination, retryFailure } from '../api';
 import { h, toast } from '../dom';
 import { bytes, clock, dicomDate, duration, personName } from '../format';
 import { drawSparkline } from '../sparkline';
@@ -41,6 +42,8 @@ export function syncView(context: AppContext): View {
   const deliveriesList = h('ul.deliveries');
   const prefetchCounts = h('p.muted.prefetch-counts');
   const prefetchBody = h('tbody');
+  const commitmentsNote = h('p.muted');
+  const commitmentsBody = h('tbody');
   const retryAllButton = h('button.btn', { type: 'button', onclick: () => void act('Retry all', () => retryAll(destinationNames)) }, 'Retry all failed');
   let disposed = false;
   let names = new Map<string, string>();
@@ -120,6 +123,16 @@ export function syncView(context: AppContext): View {
       h('td.reason', job.state === 'failed' ? job.lastError ?? 'failed' : ''))));
   }
 
+  /** Storage Commitment requests not yet answered: the modality keeps its images until they are. */
+  function renderCommitments(open: OpenCommitments): void {
+    commitmentsNote.textContent = open.modalities.length === 0 ? 'No open storage commitments: every modality that asked has its answer.' : '';
+    commitmentsBody.replaceChildren(...open.modalities.map((m) => h('tr', { dataset: { ae: m.callingAe } },
+      h('td', m.callingAe),
+      h('td', String(m.transactions)),
+      h('td', `${m.instances.toLocaleString()} image${m.instances === 1 ? '' : 's'}`),
+      h('td', clock(m.oldestReceivedAt)))));
+  }
+
   async function refresh(): Promise<void> {
     names = new Map([...context.store.rows.values()].map((r) => [r.uid, r.patientName ? `${r.patientName} · ${r.description || r.modalities.join(' ')}` : r.uid]));
     try {
@@ -156,6 +169,12 @@ export function syncView(context: AppContext): View {
     }
     renderDeliveries();
     try {
+      const open = await getOpenCommitments();
+      if (!disposed) renderCommitments(open);
+    } catch (error) {
+      commitmentsNote.textContent = `Cannot read the open commitments: ${(error as Error).message}`;
+    }
+    try {
       const list = await getPrefetch();
       if (!disposed) renderPrefetch(list);
     } catch (error) {
@@ -170,6 +189,8 @@ export function syncView(context: AppContext): View {
       h('div.panel', h('h2', 'Failures'), failuresEmpty,
         h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['When', 'Study', 'Destination', 'State', 'Reason', ''].map((t) => h('th', t)))), failuresBody))),
       h('div.panel.narrow', h('h2', 'Recent deliveries'), deliveriesList)),
+    h('div.panel.commitments', h('h2', 'Open storage commitments'), commitmentsNote,
+      h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['Modality', 'Requests', 'Images', 'Waiting since'].map((t) => h('th', t)))), commitmentsBody))),
     h('div.panel.prefetch-list', h('h2', 'Prefetch from the archive'), prefetchCounts,
       h('div.table-wrap', h('table.grid', h('thead', h('tr', ...['State', 'Patient', 'Study', 'Images', 'Reason'].map((t) => h('th', t)))), prefetchBody))));
 

@@ -19,6 +19,8 @@ import {
   failureDetailSchema, failureParamsSchema, failuresPageSchema, failuresQuerySchema, studyActionQuerySchema, studySyncDetailSchema,
   studySyncListSchema, studySyncQuerySchema, syncQuerySchema,
 } from './sync.js';
+import { openCommitmentsSchema } from './commitments.js';
+import { worklistItemInputSchema, worklistItemSchema, worklistListSchema, worklistParamsSchema, worklistQuerySchema } from './worklist.js';
 
 export interface RouteContract {
   params?: z.ZodType;
@@ -64,6 +66,12 @@ export const API_ROUTES = {
   'GET /api/settings': { response: { 200: maskedSettingsSchema } },
   'PUT /api/settings': { body: settingsWriteSchema, response: { 200: settingsWriteResultSchema } },
   'POST /api/peers/echo': { body: echoRequestSchema, response: { 200: echoOutcomeSchema } },
+  'GET /api/commitments': { response: { 200: openCommitmentsSchema } },
+  'GET /api/worklist': { querystring: worklistQuerySchema, response: { 200: worklistListSchema } },
+  'POST /api/worklist': { body: worklistItemInputSchema, response: { 201: worklistItemSchema } },
+  'PUT /api/worklist/:id': { params: worklistParamsSchema, body: worklistItemInputSchema, response: { 200: worklistItemSchema } },
+  /** Cancels a SCHEDULED item (it stays listed, CANCELED). */
+  'DELETE /api/worklist/:id': { params: worklistParamsSchema, response: { 200: worklistItemSchema } },
   ...CLOUD_API_ROUTES,
   /** Opens the live event stream (text/event-stream). */
   'GET /api/events': { response: {}, events: liveEventSchemas },

@@ -1,0 +1,183 @@
+// Modality Worklist C-FIND: DCMTK's findscu -W is the modality. The same items are scheduled through
+// /api/worklist and loaded into DCMTK's own worklist SCP (wlmscpfs, .wl files made with dump2dcm); for a
+// table of queries the appliance must answer what wlmscpfs answers.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { WorklistItem, WorklistItemInput } from '../../main/core/contract/api/worklist.js';
+import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
+import { parseFindOutput, type FindAttributes, type FindResult } from '../support/dcmtk-output.js';
+import { freePort, requireTool, run, runOk, waitForPort } from '../support/peers.js';
+import { newUid } from '../support/uid.js';
+import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+
+const ITEMS: WorklistItemInput[] = [
+  { patientName: 'DOE^JOHN', patientId: 'P1', patientBirthDate: '19700101', patientSex: 'M', accessionNumber: 'ACC1', requestedProcedureId: 'RP1',
+    requestedProcedureDescription: 'CT CHEST', scheduledStationAeTitle: 'CT1', scheduledStartDate: '20260115', scheduledStartTime: '080000', modality: 'CT',
+    scheduledProcedureStepId: 'SPS1', scheduledProcedureStepDescription: 'CHEST', referringPhysicianName: 'HOUSE^G' },
+  { patientName: 'DOE^JANE', patientId: 'P2', patientBirthDate: '19800202', patientSex: 'F', accessionNumber: 'ACC2', requestedProcedureId: 'RP2',
+    requestedProcedureDescription: 'MR HEAD', scheduledStationAeTitle: 'MR1', scheduledStartDate: '20260118', scheduledStartTime: '093000', modality: 'MR',
+    scheduledProcedureStepId: 'SPS2', scheduledProcedureStepDescription: 'HEAD' },
+  { patientName: 'ROE^RICHARD', patientId: 'P3', accessionNumber: 'ACC3', requestedProcedureId: 'RP3', requestedProcedureDescription: 'CT ABDOMEN',
+    scheduledStationAeTitle: 'CT1', scheduledStartDate: '20260120', scheduledStartTime: '140000', modality: 'CT', scheduledProcedureStepId: 'SPS3' },
+  { patientName: 'SMITH^ANNA', patientId: 'P4', accessionNumber: 'ACC4', requestedProcedureId: 'RP4', requestedProcedureDescription: 'US ABDOMEN',
+    scheduledStationAeTitle: 'US1', scheduledStartDate: '20260201', scheduledStartTime: '100000', modality: 'US', scheduledProcedureStepId: 'SPS4' },
+  { patientName: 'DOEBLER^MAX', patientId: 'P5', accessionNumber: 'ACC5', requestedProcedureId: 'RP5', requestedProcedureDescription: 'CT SPINE',
+    scheduledStationAeTitle: 'CT2', scheduledStartDate: '20260110', scheduledStartTime: '070000', modality: 'CT', scheduledProcedureStepId: 'SPS5' },
+];
+
+const RETURN_KEYS = [
+  'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyInstanceUID', 'RequestedProcedureID',
+  'RequestedProcedureDescription',
+];
+const STEP_RETURN_KEYS = ['ScheduledStationAETitle', 'ScheduledProcedureStepStartDate', 'ScheduledProcedureStepStartTime', 'Modality',
+  'ScheduledProcedureStepID', 'ScheduledProcedureStepDescription'];
+const COMPARED = [...RETURN_KEYS, ...STEP_RETURN_KEYS];
+
+/** The .wl file content (dump2dcm's text form) of an item. */
+function dumpOf(item: WorklistItem): string {
+  const line = (tag: string, vr: string, value: string) => `(${tag}) ${vr} [${value}]`;
+  return [
+    line('0008,0050', 'SH', item.accessionNumber),
+    line('0008,0090', 'PN', item.referringPhysicianName),
+    line('0010,0010', 'PN', item.patientName),
+    line('0010,0020', 'LO', item.patientId),
+    line('0010,0030', 'DA', item.patientBirthDate),
+    line('0010,0040', 'CS', item.patientSex),
+    line('0020,000d', 'UI', item.studyInstanceUid),
+    line('0032,1060', 'LO', item.requestedProcedureDescription),
+    '(0040,0100) SQ',
+    '(fffe,e000) -',
+    line('0008,0060', 'CS', item.modality),
+    line('0040,0001', 'AE', item.scheduledStationAeTitle),
+    line('0040,0002', 'DA', item.scheduledStartDate),
+    line('0040,0003', 'TM', item.scheduledStartTime),
+    line('0040,0006', 'PN', item.scheduledPerformingPhysicianName),
+    line('0040,0007', 'LO', item.scheduledProcedureStepDescription),
+    line('0040,0009', 'SH', item.scheduledProcedureStepId),
+    '(fffe,e00d) -',
+    '(fffe,e0dd) -',
+    line('0040,1001', 'SH', item.requestedProcedureId),
+    '',
+  ].join('\n');
+}
+
+describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
+  let w: WebAppliance;
+  let wlm: { port: number; daemon: Daemon; dir: string };
+  const scheduled: WorklistItem[] = [];
+
+  async function findscuW(port: number, calledAe: string, keys: Record<string, string>): Promise<FindResult> {
+    const args = ['-v', '-W', '-aet', 'CT1', '-aec', calledAe];
+    for (const key of RETURN_KEYS) args.push('-k', `${key}=${keys[key] ?? ''}`);
+    for (const key of STEP_RETURN_KEYS) args.push('-k', `ScheduledProcedureStepSequence[0].${key}=${keys[key] ?? ''}`);
+    const result = await run(requireTool('findscu', 'dcmtk'), [...args, '127.0.0.1', String(port)], { timeoutMs: 30_000 });
+    return parseFindOutput(result.stderr + result.stdout);
+  }
+
+  const projected = (responses: FindAttributes[]) =>
+    responses.map((r) => Object.fromEntries(COMPARED.map((k) => [k, r[k] ?? '']))).sort((a, b) => a.AccessionNumber!.localeCompare(b.AccessionNumber!));
+
+  before(async () => {
+    w = await startWebAppliance();
+    for (const input of ITEMS) {
+      const response = await w.api('/api/worklist', { method: 'POST', body: JSON.stringify(input), headers: { 'content-type': 'application/json' } });
+      assert.equal(response.status, 201, await response.clone().text());
+      scheduled.push((await response.json()) as WorklistItem);
+    }
+    // A cancelled item is not offered by the appliance, so wlmscpfs does not get it either.
+    const cancelled = await w.api('/api/worklist', { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ITEMS[0], accessionNumber: 'ACC-X', patientId: 'PX' }) });
+    assert.equal((await w.api(`/api/worklist/${((await cancelled.json()) as WorklistItem).id}`, { method: 'DELETE' })).status, 200);
+
+    const dir = await mkdtemp(join(tmpdir(), 'wlm-'));
+    const aeDir = join(dir, 'EDGEWL');
+    await mkdir(aeDir, { recursive: true });
+    await writeFile(join(aeDir, 'lockfile'), '');
+    for (const item of scheduled) {
+      const dump = join(dir, `${item.accessionNumber}.dump`);
+      await writeFile(dump, dumpOf(item));
+      await runOk(requireTool('dump2dcm', 'dcmtk'), [dump, join(aeDir, `${item.accessionNumber}.wl`)]);
+    }
+    const port = await freePort();
+    const daemon = spawnDaemon(requireTool('wlmscpfs', 'dcmtk'), ['-dfp', dir, '-dfr', '--single-process', String(port)]);
+    await untilReadyOrExit(daemon, 'wlmscpfs', waitForPort(port, '127.0.0.1', 10_000));
+    wlm = { port, daemon, dir };
+  });
+
+  after(async () => {
+    await wlm?.daemon.stop();
+    if (wlm) await rm(wlm.dir, { recursive: true, force: true });
+    await w?.stop();
+  });
+
+  const queries: Array<[string, Record<string, string>, string[]]> = [
+    ['by station', { ScheduledStationAETitle: 'CT1' }, ['ACC1', 'ACC3']],
+    ['by date range', { ScheduledProcedureStepStartDate: '20260112-20260119' }, ['ACC1', 'ACC2']],
+    ['by open date range', { ScheduledProcedureStepStartDate: '20260119-' }, ['ACC3', 'ACC4']],
+    ['by modality', { Modality: 'CT' }, ['ACC1', 'ACC3', 'ACC5']],
+    ['by patient name wildcard', { PatientName: 'DOE^*' }, ['ACC1', 'ACC2']],
+    ['by station, modality and date together', { ScheduledStationAETitle: 'CT1', Modality: 'CT', ScheduledProcedureStepStartDate: '20260115' }, ['ACC1']],
+    ['empty result', { Modality: 'XA' }, []],
+    ['everything', {}, ['ACC1', 'ACC2', 'ACC3', 'ACC4', 'ACC5']],
+  ];
+
+  for (const [label, keys, expected] of queries) {
+    test(`${label}: same answers as wlmscpfs`, async () => {
+      const ours = await findscuW(w.dimsePort, 'DICOMEDGE', keys);
+      const theirs = await findscuW(wlm.port, 'EDGEWL', keys);
+      assert.equal(theirs.final, 'Success', 'wlmscpfs answered the query');
+      assert.equal(ours.final, 'Success');
+      assert.deepEqual(projected(theirs.responses).map((r) => r.AccessionNumber), expected, 'wlmscpfs found what the table expects');
+      assert.deepEqual(projected(ours.responses), projected(theirs.responses));
+    });
+  }
+
+  test('a malformed date range is refused with 0xA900 and the attribute named', async () => {
+    const ours = await findscuW(w.dimsePort, 'DICOMEDGE', { ScheduledProcedureStepStartDate: '2026-01-01' });
+    assert.match(ours.final, /DataSetDoesNotMatchSOPClass|A900/i);
+    const lines = await logLines(w);
+    assert.ok(lines.some((l) => l.event === 'worklist-find-refused' && String(l.reason).includes('ScheduledProcedureStepStartDate')));
+  });
+});
+
+describe('/api/worklist', () => {
+  let w: WebAppliance;
+  const json = { 'content-type': 'application/json' };
+  before(async () => {
+    w = await startWebAppliance();
+  });
+  after(async () => w?.stop());
+
+  test('schedule generates a Study Instance UID; edit keeps it; cancel ends the offer; bad fields are named and change nothing', async () => {
+    const created = await w.api('/api/worklist', { method: 'POST', headers: json, body: JSON.stringify(ITEMS[0]) });
+    assert.equal(created.status, 201);
+    const item = (await created.json()) as WorklistItem;
+    assert.match(item.studyInstanceUid, /^2\.25\.\d+$/);
+    assert.equal(item.state, 'SCHEDULED');
+
+    const bad = await w.api('/api/worklist', { method: 'POST', headers: json, body: JSON.stringify({ ...ITEMS[1], scheduledStartDate: '2026-01-18' }) });
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /scheduledStartDate/);
+    const unknown = await w.api('/api/worklist', { method: 'POST', headers: json, body: JSON.stringify({ ...ITEMS[1], colour: 'blue' }) });
+    assert.equal(unknown.status, 400);
+    assert.match(await unknown.text(), /colour/);
+    assert.equal(((await (await w.api('/api/worklist')).json()) as { items: unknown[] }).items.length, 1, 'nothing was added by the bad requests');
+
+    const edited = await w.api(`/api/worklist/${item.id}`, { method: 'PUT', headers: json, body: JSON.stringify({ ...ITEMS[0], modality: 'MR' }) });
+    assert.equal(edited.status, 200);
+    const after = (await edited.json()) as WorklistItem;
+    assert.equal(after.modality, 'MR');
+    assert.equal(after.studyInstanceUid, item.studyInstanceUid);
+    const changeUid = await w.api(`/api/worklist/${item.id}`, { method: 'PUT', headers: json, body: JSON.stringify({ ...ITEMS[0], studyInstanceUid: newUid() }) });
+    assert.equal(changeUid.status, 400);
+
+    assert.equal((await w.api(`/api/worklist/${item.id}`, { method: 'DELETE' })).status, 200);
+    const again = await w.api(`/api/worklist/${item.id}`, { method: 'PUT', headers: json, body: JSON.stringify(ITEMS[0]) });
+    assert.equal(again.status, 409, 'a cancelled item cannot be edited');
+    assert.equal((await w.api('/api/worklist/9999', { method: 'DELETE' })).status, 404);
+    assert.deepEqual(((await (await w.api('/api/worklist?state=SCHEDULED')).json()) as { items: unknown[] }).items, []);
+  });
+});
