@@ -62,6 +62,10 @@ export class RetrieveHandlers {
     signal.addEventListener('abort', abort, { once: true });
     try {
       await this.subOperations(scp, info, request, found, progress, respond, async (store) => {
+        // PS3.7 9.3.1.1: a C-STORE on behalf of a C-MOVE names who asked, and which request it serves.
+        const command = store.getCommandDataset();
+        command.setElement('MoveOriginatorApplicationEntityTitle', info.callingAe);
+        command.setElement('MoveOriginatorMessageID', request.getMessageId() as never); // a US; dcmjs-dimse types every value as string
         const outcome = await sender.send(store);
         return signal.aborted ? 'aborted' : outcome;
       }, () => sender.touch());
