@@ -1,7 +1,7 @@
 // Conformance defects that independent DICOM implementations found (issue 14), each seen through a real
 // peer (DCMTK) or a raw Upper Layer client where DCMTK cannot show the detail.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -9,6 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
 import { associateRq, acceptUserInformation, EXPLICIT_LITTLE_ENDIAN, PduType, UlConnection, VERIFICATION_SOP_CLASS } from '../support/dicom-ul.js';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
+import { DicomDict, DicomMetaDictionary } from '../../main/core/dicom/dcmjs.js';
+import { parseFindOutput } from '../support/dcmtk-output.js';
 import { makeInstance } from '../support/instance.js';
 import { freePort, requireTool, run, waitForPort } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
@@ -21,6 +23,44 @@ const PATIENT_ROOT = {
 };
 const OUR_IMPLEMENTATION_CLASS_UID = '2.25.271936471235240389361726404218383760211';
 const OUR_IMPLEMENTATION_VERSION = 'DICOM_EDGE_01';
+
+/** PS3.5 I.2: "Hong^Gildong=洪^吉洞=홍^길동" in ISO 2022 IR 149 (Korean), as the standard's example encodes it. */
+const KOREAN = {
+  specificCharacterSet: ['', 'ISO 2022 IR 149'],
+  bytes: Buffer.from('486f6e675e47696c646f6e673d1b242943fbf35e1b242943d1ced4d73d1b242943c8ab5e1b242943b1e6b5bf', 'hex'),
+  text: 'Hong^Gildong=洪^吉洞=홍^길동',
+};
+/** PS3.5 H.3.2: "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう" in ISO 2022 IR 13 with IR 87 (Japanese). */
+const JAPANESE = {
+  specificCharacterSet: ['ISO 2022 IR 13', 'ISO 2022 IR 87'],
+  bytes: Buffer.from('d4cfc0de5ec0dbb33d1b24423b3345441b284a5e1b244242404f3a1b284a3d1b24422464245e24401b284a5e1b2442243f246d24261b284a', 'hex'),
+  text: 'ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう',
+};
+
+/** Puts `bytes` where dcmjs wrote `placeholder` (same even length), since dcmjs can only write text as UTF-8. */
+function patchText(file: Buffer, placeholder: string, bytes: Buffer): Buffer {
+  const at = file.indexOf(Buffer.from(placeholder, 'latin1'));
+  assert.ok(at > 0 && placeholder.length === bytes.length, 'the placeholder is in the file and as long as the bytes');
+  const out = Buffer.from(file);
+  bytes.copy(out, at);
+  return out;
+}
+
+/** A C-FIND query file (explicit VR little endian) for findscu, its PatientName key in the given bytes. */
+function queryFile(specificCharacterSet: string[], name: Buffer, level: string): Buffer {
+  const placeholder = 'Q'.repeat(name.length);
+  const meta = DicomMetaDictionary.denaturalizeDataset({
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.2.2.1',
+    MediaStorageSOPInstanceUID: newUid(),
+    TransferSyntaxUID: '1.2.840.10008.1.2.1',
+  });
+  const dict = new DicomDict(meta);
+  dict.dict = DicomMetaDictionary.denaturalizeDataset({
+    SpecificCharacterSet: specificCharacterSet, QueryRetrieveLevel: level, PatientName: placeholder, StudyInstanceUID: '',
+  });
+  return patchText(Buffer.from(dict.write()), placeholder, name);
+}
 
 /** Every "Affected SOP Class UID" a DCMTK tool printed with -d for the responses it received. */
 function responseSopClasses(output: string): string[] {
@@ -102,6 +142,59 @@ describe('DIMSE conformance (issue 14)', () => {
     assert.match(store, /Move Originator ID\s*: 1\b/, store.slice(0, 2_000));
     assert.match(log, new RegExp(`Their Implementation Class UID:\\s*${OUR_IMPLEMENTATION_CLASS_UID.replaceAll('.', '\\.')}`));
     assert.match(log, new RegExp(`Their Implementation Version Name:\\s*${OUR_IMPLEMENTATION_VERSION}`));
+  });
+
+  describe('ISO 2022 character sets (Korean IR 149, Japanese IR 13 + IR 87)', () => {
+    const stored: Record<string, string> = {};
+    before(async () => {
+      for (const [label, charset] of Object.entries({ korean: KOREAN, japanese: JAPANESE })) {
+        const placeholder = 'N'.repeat(charset.bytes.length);
+        const studyUid = newUid();
+        const file = makeInstance({ patientName: placeholder, patientId: `P-${label}`, studyUid, rows: 8, columns: 8,
+          extra: { SpecificCharacterSet: charset.specificCharacterSet } });
+        await h.archive.ingest(Readable.from([patchText(file, placeholder, charset.bytes)]), { callingAe: 'TEST', peer: 'test' });
+        stored[label] = studyUid;
+      }
+    });
+
+    for (const [label, charset] of Object.entries({ korean: KOREAN, japanese: JAPANESE })) {
+      test(`${label}: the stored name is indexed decoded, as QIDO and C-FIND read it`, () => {
+        const [match] = h.archive.reads.query({ level: 'STUDY', keys: { StudyInstanceUID: stored[label]!, PatientName: '' } });
+        assert.equal(match?.PatientName, charset.text);
+      });
+
+      test(`${label}: C-FIND returns the name decoded, in UTF-8 without escape sequences`, async () => {
+        const result = await run(requireTool('findscu', 'dcmtk'),
+          ['-v', '-S', '-aec', 'EDGE', '-k', 'QueryRetrieveLevel=STUDY', '-k', `PatientID=P-${label}`, '-k', 'PatientName', '127.0.0.1', String(h.port)],
+          { timeoutMs: 30_000 });
+        const { responses } = parseFindOutput(result.stderr + result.stdout);
+        assert.equal(responses.length, 1, result.stderr);
+        assert.equal(responses[0]!.SpecificCharacterSet, 'ISO_IR 192');
+        assert.equal(responses[0]!.PatientName, charset.text);
+      });
+
+      test(`${label}: a query key in that character set is decoded and matches`, async () => {
+        const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-conf-query-'));
+        const path = join(dir, 'query.dcm');
+        await writeFile(path, queryFile(charset.specificCharacterSet, charset.bytes, 'STUDY'));
+        const result = await run(requireTool('findscu', 'dcmtk'), ['-v', '-S', '-aec', 'EDGE', '127.0.0.1', String(h.port), path], { timeoutMs: 30_000 });
+        const { responses, final } = parseFindOutput(result.stderr + result.stdout);
+        assert.equal(final, 'Success', result.stderr);
+        assert.deepEqual(responses.map((r) => r.StudyInstanceUID), [stored[label]], result.stderr);
+      });
+    }
+  });
+
+  test('an empty US return key (Rows, Columns) is universal matching at IMAGE level', async () => {
+    const result = await run(requireTool('findscu', 'dcmtk'),
+      ['-v', '-S', '-aec', 'EDGE', '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${studyUid}`, '-k', `SeriesInstanceUID=${seriesUid}`,
+        '-k', 'SOPInstanceUID', '-k', 'Rows', '-k', 'Columns', '127.0.0.1', String(h.port)], { timeoutMs: 30_000 });
+    const { responses, final } = parseFindOutput(result.stderr + result.stdout);
+    assert.equal(final, 'Success', result.stderr);
+    assert.equal(responses.length, 2, 'both instances (8 x 8) match');
+    const output = result.stderr + result.stdout;
+    assert.equal(output.match(/\(0028,0010\) US 8 /g)?.length, 2, 'Rows returned with each match');
+    assert.equal(output.match(/\(0028,0011\) US 8 /g)?.length, 2, 'Columns returned with each match');
   });
 
   test('A-ASSOCIATE-AC: our Implementation Class UID and Version Name; a Maximum PDU Length of 0 answered with 262144', async () => {

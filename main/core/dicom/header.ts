@@ -128,10 +128,10 @@ function checkPixelDataComplete(
 function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   const charset = ds.string(X.SpecificCharacterSet) ?? '';
   const str = (tag: string) => (ds.string(tag) ?? '').trim();
-  const text = (tag: string) => {
+  const text = (tag: string, vr = 'LO') => {
     const element = ds.elements[tag];
     if (!element || element.length === 0) return '';
-    return decodeText(ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length), charset);
+    return decodeText(ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length), charset, vr);
   };
   const int = (tag: string) => {
     const value = ds.intString(tag);
@@ -145,7 +145,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   return {
     transferSyntaxUid: transferSyntaxUid.replace(/\0/g, '').trim(),
     specificCharacterSet: charset,
-    patientName: text(X.PatientName),
+    patientName: text(X.PatientName, 'PN'),
     patientId: text(X.PatientID),
     issuerOfPatientId: text(X.IssuerOfPatientID),
     patientBirthDate: str(X.PatientBirthDate),
@@ -156,7 +156,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     accessionNumber: text(X.AccessionNumber),
     studyId: text(X.StudyID),
     studyDescription: text(X.StudyDescription),
-    referringPhysicianName: text(X.ReferringPhysicianName),
+    referringPhysicianName: text(X.ReferringPhysicianName, 'PN'),
     seriesInstanceUid: uid(X.SeriesInstanceUID),
     modality: str(X.Modality),
     seriesNumber: int(X.SeriesNumber),

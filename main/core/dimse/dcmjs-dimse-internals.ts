@@ -145,3 +145,27 @@ export function holdClientAssociation(client: Client): HeldAssociation {
     },
   };
 }
+
+// ---- the bytes a received data set was read from --------------------------------------------------
+
+type Dataset = InstanceType<typeof dimse.Dataset>;
+interface DatasetInternals {
+  /** Called by the Dataset constructor for a data set given as bytes (every received identifier). */
+  _fromElementsBuffer(this: Dataset, bytes: Buffer, ...rest: unknown[]): unknown;
+}
+
+const datasetPrototype = dimse.Dataset.prototype as unknown as Partial<DatasetInternals>;
+const readElements = datasetPrototype._fromElementsBuffer;
+if (typeof readElements !== 'function') {
+  throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION} lacks Dataset.prototype._fromElementsBuffer(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+}
+const receivedBytes = new WeakMap<object, Buffer>();
+datasetPrototype._fromElementsBuffer = function (this: Dataset, bytes: Buffer, ...rest: unknown[]) {
+  receivedBytes.set(this, bytes);
+  return readElements.call(this, bytes, ...rest);
+};
+
+/** The bytes a data set was parsed from, when it came off the wire (a C-FIND/C-MOVE/C-GET identifier). */
+export function receivedDatasetBytes(dataset: Dataset): Buffer | undefined {
+  return receivedBytes.get(dataset);
+}
