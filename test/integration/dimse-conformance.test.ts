@@ -197,6 +197,25 @@ describe('DIMSE conformance (issue 14)', () => {
     assert.equal(output.match(/\(0028,0011\) US 8 /g)?.length, 2, 'Columns returned with each match');
   });
 
+  test('a trailing "=" in a person name: the index and C-FIND keys agree, so a returned name finds its study', async () => {
+    const trailingStudy = newUid();
+    await h.archive.ingest(Readable.from([makeInstance({ patientName: 'Eq^Trailing=', patientId: 'P-EQ', studyUid: trailingStudy, rows: 8, columns: 8 })]),
+      { callingAe: 'TEST', peer: 'test' });
+    const find = async (name: string) => {
+      const result = await run(requireTool('findscu', 'dcmtk'),
+        ['-v', '-S', '-aec', 'EDGE', '-k', 'QueryRetrieveLevel=STUDY', '-k', `PatientName=${name}`, '-k', 'StudyInstanceUID', '127.0.0.1', String(h.port)],
+        { timeoutMs: 30_000 });
+      return parseFindOutput(result.stderr + result.stdout).responses;
+    };
+    const [returned] = await find('Eq^Trailing*');
+    assert.ok(returned, 'found by wildcard');
+    assert.deepEqual((await find(returned.PatientName!)).map((r) => r.StudyInstanceUID), [trailingStudy], `exact match on ${returned.PatientName}`);
+    assert.deepEqual((await find('Eq^Trailing=')).map((r) => r.StudyInstanceUID), [trailingStudy], 'the name as stored');
+    // QIDO passes its keys to the same query.
+    assert.deepEqual(h.archive.reads.query({ level: 'STUDY', keys: { PatientName: 'Eq^Trailing=' } }).map((m) => m.StudyInstanceUID), [trailingStudy]);
+    assert.deepEqual(h.archive.reads.query({ level: 'STUDY', keys: { PatientName: 'Eq^Trailing' } }).map((m) => m.StudyInstanceUID), [trailingStudy]);
+  });
+
   test('A-ASSOCIATE-AC: our Implementation Class UID and Version Name; a Maximum PDU Length of 0 answered with 262144', async () => {
     const peer = await UlConnection.connect(h.port);
     try {

@@ -2,6 +2,7 @@ import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { decodeText } from './charset.js';
+import { canonicalPersonName } from './person-name.js';
 import { tagsOf } from './dictionary.js';
 import { TransferSyntax } from './transfer-syntax.js';
 
@@ -145,7 +146,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   return {
     transferSyntaxUid: transferSyntaxUid.replace(/\0/g, '').trim(),
     specificCharacterSet: charset,
-    patientName: text(X.PatientName, 'PN'),
+    patientName: canonicalPersonName(text(X.PatientName, 'PN')),
     patientId: text(X.PatientID),
     issuerOfPatientId: text(X.IssuerOfPatientID),
     patientBirthDate: str(X.PatientBirthDate),
@@ -156,7 +157,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     accessionNumber: text(X.AccessionNumber),
     studyId: text(X.StudyID),
     studyDescription: text(X.StudyDescription),
-    referringPhysicianName: text(X.ReferringPhysicianName, 'PN'),
+    referringPhysicianName: canonicalPersonName(text(X.ReferringPhysicianName, 'PN')),
     seriesInstanceUid: uid(X.SeriesInstanceUID),
     modality: str(X.Modality),
     seriesNumber: int(X.SeriesNumber),
