@@ -7,11 +7,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
-import { associateRq, acceptUserInformation, EXPLICIT_LITTLE_ENDIAN, PduType, UlConnection, VERIFICATION_SOP_CLASS } from '../support/dicom-ul.js';
+import {
+  associateRq, acceptUserInformation, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, PduType, UlConnection, VERIFICATION_SOP_CLASS,
+} from '../support/dicom-ul.js';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
 import { DicomDict, DicomMetaDictionary } from '../../main/core/dicom/dcmjs.js';
 import { parseFindOutput } from '../support/dcmtk-output.js';
-import { makeInstance } from '../support/instance.js';
+import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
+import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { freePort, requireTool, run, waitForPort } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
 
@@ -60,6 +63,19 @@ function queryFile(specificCharacterSet: string[], name: Buffer, level: string):
     SpecificCharacterSet: specificCharacterSet, QueryRetrieveLevel: level, PatientName: placeholder, StudyInstanceUID: '',
   });
   return patchText(Buffer.from(dict.write()), placeholder, name);
+}
+
+const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
+
+/** The Status (0000,0900) of a response command in a P-DATA-TF body (one PDV, implicit VR little endian). */
+function commandStatus(pDataBody: Buffer): number | undefined {
+  const command = pDataBody.subarray(6);
+  for (let at = 0; at + 8 <= command.length;) {
+    const [group, element, length] = [command.readUInt16LE(at), command.readUInt16LE(at + 2), command.readUInt32LE(at + 4)];
+    if (group === 0x0000 && element === 0x0900) return command.readUInt16LE(at + 8);
+    at += 8 + length;
+  }
+  return undefined;
 }
 
 /** Every "Affected SOP Class UID" a DCMTK tool printed with -d for the responses it received. */
@@ -214,6 +230,40 @@ describe('DIMSE conformance (issue 14)', () => {
     // QIDO passes its keys to the same query.
     assert.deepEqual(h.archive.reads.query({ level: 'STUDY', keys: { PatientName: 'Eq^Trailing=' } }).map((m) => m.StudyInstanceUID), [trailingStudy]);
     assert.deepEqual(h.archive.reads.query({ level: 'STUDY', keys: { PatientName: 'Eq^Trailing' } }).map((m) => m.StudyInstanceUID), [trailingStudy]);
+  });
+
+  test('Data Set Trailing Padding after encapsulated Pixel Data is stored, as storescp does', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-conf-padding-'));
+    const source = await makeInstanceInSyntax(dir, 'rle', { rows: 16, columns: 16 });
+    // (FFFC,FFFC) OB, explicit VR little endian, 64 bytes of zeros (PS3.5 7.1.1: Data Set Trailing Padding).
+    const padding = Buffer.concat([Buffer.from([0xfc, 0xff, 0xfc, 0xff, 0x4f, 0x42, 0, 0]), Buffer.from([64, 0, 0, 0]), Buffer.alloc(64)]);
+    const padded = Buffer.concat([await readFile(source.path), padding]);
+    // DCMTK's senders drop the padding when they write, so a raw peer sends the file's data set as it is.
+    const peer = await UlConnection.associate(h.port, [{ id: 1, abstractSyntax: SOP_CLASS_UIDS.ctImage, transferSyntaxes: [RLE_LOSSLESS] }]);
+    try {
+      await peer.send(pDataTf([{ contextId: 1, command: true, last: true, value: cStoreCommand(SOP_CLASS_UIDS.ctImage, source.sopInstanceUid) }]));
+      await peer.send(pDataTf([{ contextId: 1, command: false, last: true, value: dataSetOf(padded) }]));
+      const response = await peer.nextPdu();
+      assert.equal(response?.type, PduType.pData);
+      assert.equal(commandStatus(response.body), 0x0000, 'C-STORE success');
+    } finally {
+      peer.reset();
+    }
+    const stored = h.archive.reads.instanceFile(source.sopInstanceUid);
+    assert.ok(stored, 'stored');
+    const bytes = await readFile(h.archive.paths.absolute(stored));
+    assert.ok(bytes.subarray(bytes.length - padding.length).equals(padding), 'the padding is kept as received');
+  });
+
+  test('encapsulated Pixel Data that really is cut short is still refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-conf-cut-'));
+    const source = await makeInstanceInSyntax(dir, 'rle', { rows: 16, columns: 16 });
+    const whole = await readFile(source.path);
+    // Drop the sequence delimiter and the end of the last fragment, then pad: the padding must not hide the cut.
+    const padding = Buffer.concat([Buffer.from([0xfc, 0xff, 0xfc, 0xff, 0x4f, 0x42, 0, 0]), Buffer.from([8, 0, 0, 0]), Buffer.alloc(8)]);
+    await assert.rejects(h.archive.ingest(Readable.from([Buffer.concat([whole.subarray(0, whole.length - 20), padding])]), { callingAe: 'TEST', peer: 'test' }),
+      /sequence delimiter|truncated/);
+    assert.equal(h.archive.reads.instanceFile(source.sopInstanceUid), undefined);
   });
 
   test('A-ASSOCIATE-AC: our Implementation Class UID and Version Name; a Maximum PDU Length of 0 answered with 262144', async () => {

@@ -43,6 +43,11 @@ export interface InstanceHeader {
 
 export type HeaderParse =
   | { kind: 'parsed'; header: InstanceHeader }
+  /**
+   * Parsed, but the file does not end with the encapsulated Pixel Data's delimiter: something follows it
+   * (trailing padding is allowed) or the file is cut short. encapsulated-end.ts tells which, from `itemsAt`.
+   */
+  | { kind: 'check-pixel-data-end'; header: InstanceHeader; itemsAt: number }
   | { kind: 'need-more-bytes' };
 
 export class DicomParseError extends Error {
@@ -104,26 +109,33 @@ export function parseInstanceHeader(head: Uint8Array, fileSize: number, tail: Ui
   if (!pixelData && !complete) return { kind: 'need-more-bytes' };
   const transferSyntaxUid = dataSet.string(X.TransferSyntaxUID) ?? '';
   if (!transferSyntaxUid) throw new DicomParseError('missing Transfer Syntax UID (0002,0010) in the meta header');
-  if (pixelData) checkPixelDataComplete(pixelData, fileSize, tail, transferSyntaxUid);
-  return { kind: 'parsed', header: readHeader(dataSet, transferSyntaxUid) };
+  const header = readHeader(dataSet, transferSyntaxUid);
+  if (pixelData && !pixelDataEndsTheFile(pixelData, fileSize, tail, transferSyntaxUid)) {
+    return { kind: 'check-pixel-data-end', header, itemsAt: pixelData.dataOffset };
+  }
+  return { kind: 'parsed', header };
 }
 
-function checkPixelDataComplete(
+/**
+ * Whether Pixel Data is whole on the evidence at hand: native, within the file (else a DicomParseError);
+ * encapsulated, when the file ends with its delimiter. False means the items must be walked to know.
+ */
+function pixelDataEndsTheFile(
   element: { length: number; dataOffset: number; hadUndefinedLength?: boolean },
   fileSize: number,
   tail: Uint8Array,
   transferSyntaxUid: string,
-): void {
-  if (transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian) return; // offsets are in inflated space
+): boolean {
+  if (transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian) return true; // offsets are in inflated space
   const undefinedLength = element.hadUndefinedLength || element.length === 0xffffffff;
   if (undefinedLength) {
-    const endsWithDelimiter = tail.length === 8 && SEQUENCE_DELIMITER.every((b, i) => tail[i] === b);
-    if (!endsWithDelimiter) throw new DicomParseError('truncated dataset: encapsulated Pixel Data has no sequence delimiter');
+    return tail.length === 8 && SEQUENCE_DELIMITER.every((b, i) => tail[i] === b);
   } else if (element.dataOffset + element.length > fileSize) {
     throw new DicomParseError(
       `truncated dataset: Pixel Data needs ${element.dataOffset + element.length} bytes, file has ${fileSize}`,
     );
   }
+  return true;
 }
 
 function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
