@@ -1,11 +1,12 @@
 // Conformance defects that independent DICOM implementations found (issue 14), each seen through a real
 // peer (DCMTK) or a raw Upper Layer client where DCMTK cannot show the detail.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import dicomParser from 'dicom-parser';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
 import {
   associateRq, acceptUserInformation, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, PduType, UlConnection, VERIFICATION_SOP_CLASS,
@@ -91,6 +92,8 @@ function responseSopClasses(output: string): string[] {
 describe('DIMSE conformance (issue 14)', () => {
   let h: DimseHarness;
   let dest: { port: number; dir: string; daemon: Daemon; logFile: string };
+  /** A storescp that takes implicit VR little endian only, so that C-MOVE must convert compressed instances. */
+  let plain: { port: number; dir: string; daemon: Daemon };
   const studyUid = newUid();
   const seriesUid = newUid();
   const patientId = 'PCONF1';
@@ -105,7 +108,13 @@ describe('DIMSE conformance (issue 14)', () => {
     const daemon = spawnDaemon(requireTool('storescp', 'dcmtk'), ['-d', '-od', dir, '-aet', 'DEST', '+xa', String(port)], { logFile });
     await untilReadyOrExit(daemon, 'storescp', waitForPort(port, '127.0.0.1', 10_000));
     dest = { port, dir, daemon, logFile };
-    h = await startDimse({ peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port }] });
+    const plainPort = await freePort();
+    const plainDir = join(work, 'plain');
+    await mkdir(plainDir, { recursive: true });
+    const plainDaemon = spawnDaemon(requireTool('storescp', 'dcmtk'), ['-od', plainDir, '-aet', 'PLAIN', '+xi', String(plainPort)]);
+    await untilReadyOrExit(plainDaemon, 'storescp', waitForPort(plainPort, '127.0.0.1', 10_000));
+    plain = { port: plainPort, dir: plainDir, daemon: plainDaemon };
+    h = await startDimse({ peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port }, { aeTitle: 'PLAIN', host: '127.0.0.1', port: plainPort }] });
     for (let n = 1; n <= 2; n++) {
       await h.archive.ingest(Readable.from([makeInstance({ patientId, patientName: 'Conf^Ann', studyUid, seriesUid, instanceNumber: n, rows: 8, columns: 8 })]),
         { callingAe: 'TEST', peer: 'test' });
@@ -114,6 +123,7 @@ describe('DIMSE conformance (issue 14)', () => {
   after(async () => {
     await h?.stop();
     await dest?.daemon.stop();
+    await plain?.daemon.stop();
   });
 
   test('Patient Root C-FIND responses echo the Patient Root SOP Class UID', async () => {
@@ -264,6 +274,27 @@ describe('DIMSE conformance (issue 14)', () => {
     await assert.rejects(h.archive.ingest(Readable.from([Buffer.concat([whole.subarray(0, whole.length - 20), padding])]), { callingAe: 'TEST', peer: 'test' }),
       /sequence delimiter|truncated/);
     assert.equal(h.archive.reads.instanceFile(source.sopInstanceUid), undefined);
+  });
+
+  test('a single-sample JPEG 2000 instance converted for C-MOVE gains no Planar Configuration', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-conf-j2k-'));
+    const source = await makeInstanceInSyntax(dir, 'jpeg2000', { rows: 16, columns: 16 });
+    // Our JPEG 2000 encoder writes Planar Configuration too; a modality's single-sample image has none.
+    const encoded = await readFile(source.path);
+    const planar = dicomParser.parseDicom(encoded).elements.x00280006;
+    const file = planar ? Buffer.concat([encoded.subarray(0, planar.dataOffset - 8), encoded.subarray(planar.dataOffset + planar.length)]) : encoded;
+    assert.equal(dicomParser.parseDicom(file).elements.x00280006, undefined, 'the source has none');
+    await h.archive.ingest(Readable.from([file]), { callingAe: 'TEST', peer: 'test' });
+    const result = await run(requireTool('movescu', 'dcmtk'),
+      ['-S', '-aec', 'EDGE', '-aem', 'PLAIN', '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${source.studyUid}`,
+        '-k', `SeriesInstanceUID=${source.seriesUid}`, '-k', `SOPInstanceUID=${source.sopInstanceUid}`, '127.0.0.1', String(h.port)],
+      { timeoutMs: 60_000 });
+    const name = (await readdir(plain.dir)).find((n) => n.endsWith(source.sopInstanceUid));
+    assert.ok(name, `converted and received:\n${result.stderr}`);
+    const received = dicomParser.parseDicom(await readFile(join(plain.dir, name)));
+    assert.equal(received.string('x00020010')?.replace(/\0+$/, ''), '1.2.840.10008.1.2');
+    assert.equal(received.uint16('x00280002'), 1, 'Samples per Pixel');
+    assert.equal(received.elements.x00280006, undefined, 'Planar Configuration is absent (PS3.3 C.7.6.3.1.3: only with Samples per Pixel > 1)');
   });
 
   test('A-ASSOCIATE-AC: our Implementation Class UID and Version Name; a Maximum PDU Length of 0 answered with 262144', async () => {

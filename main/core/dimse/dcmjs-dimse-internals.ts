@@ -169,3 +169,23 @@ datasetPrototype._fromElementsBuffer = function (this: Dataset, bytes: Buffer, .
 export function receivedDatasetBytes(dataset: Dataset): Buffer | undefined {
   return receivedBytes.get(dataset);
 }
+
+// ---- conversions for outgoing C-STOREs --------------------------------------------------------------
+
+interface TranscodingStatics {
+  transcodeDataset(dataset: Dataset, transferSyntaxUid: string, options?: unknown): Dataset;
+}
+
+/**
+ * dcmjs-dimse converts a data set for a peer that did not accept its syntax through this static method.
+ * Decoding (dcmjs-codecs) writes Planar Configuration on every image; PS3.3 C.7.6.3.1.3 has it only where
+ * Samples per Pixel is above 1, so a converted single-sample image must not gain it.
+ */
+const transcoding = dimse.Transcoding as unknown as TranscodingStatics;
+const transcodeDataset = transcoding.transcodeDataset.bind(dimse.Transcoding);
+transcoding.transcodeDataset = (dataset, transferSyntaxUid, options) => {
+  const converted = transcodeDataset(dataset, transferSyntaxUid, options);
+  const elements = converted.getElements() as Record<string, unknown>;
+  if (Number(elements.SamplesPerPixel ?? 1) === 1) delete elements.PlanarConfiguration;
+  return converted;
+};
