@@ -13,6 +13,7 @@ import {
 } from '../support/dicom-ul.js';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
 import { DicomDict, DicomMetaDictionary } from '../../main/core/dicom/dcmjs.js';
+import { toExplicitLittleEndian } from '../../main/core/dicom/transcode.js';
 import { parseFindOutput } from '../support/dcmtk-output.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
@@ -295,6 +296,30 @@ describe('DIMSE conformance (issue 14)', () => {
     assert.equal(received.string('x00020010')?.replace(/\0+$/, ''), '1.2.840.10008.1.2');
     assert.equal(received.uint16('x00280002'), 1, 'Samples per Pixel');
     assert.equal(received.elements.x00280006, undefined, 'Planar Configuration is absent (PS3.3 C.7.6.3.1.3: only with Samples per Pixel > 1)');
+  });
+
+  test('conversion from Implicit VR keeps ISO_IR 100 on an all-ASCII data set (C-MOVE and WADO-RS)', async () => {
+    const sopInstanceUid = newUid();
+    const latin1 = makeInstance({ sopInstanceUid, specificCharacterSet: 'ISO_IR 100', transferSyntax: '1.2.840.10008.1.2', rows: 8, columns: 8 });
+    const converted = toExplicitLittleEndian(latin1, '1.2.840.10008.1.2');
+    assert.equal(dicomParser.parseDicom(converted).string('x00080005'), 'ISO_IR 100', 'WADO-RS conversion');
+
+    const studyUid = dicomParser.parseDicom(latin1).string('x0020000d')!;
+    await h.archive.ingest(Readable.from([latin1]), { callingAe: 'TEST', peer: 'test' });
+    // DEST prefers Explicit VR Little Endian, so the stored Implicit VR instance is converted on the way.
+    const result = await run(requireTool('movescu', 'dcmtk'),
+      ['-S', '-aec', 'EDGE', '-aem', 'DEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(h.port)],
+      { timeoutMs: 60_000 });
+    const name = (await readdir(dest.dir)).find((n) => n.endsWith(sopInstanceUid));
+    assert.ok(name, `moved:\n${result.stderr}`);
+    const received = dicomParser.parseDicom(await readFile(join(dest.dir, name)));
+    assert.equal(received.string('x00020010')?.replace(/\0+$/, ''), '1.2.840.10008.1.2.1', 'converted to Explicit VR Little Endian');
+    assert.equal(received.string('x00080005'), 'ISO_IR 100');
+  });
+
+  test('conversion of a data set with text outside ASCII declares what it writes (UTF-8)', () => {
+    const utf8 = makeInstance({ patientName: 'Müller^Hans', transferSyntax: '1.2.840.10008.1.2', rows: 8, columns: 8 });
+    assert.equal(dicomParser.parseDicom(toExplicitLittleEndian(utf8, '1.2.840.10008.1.2')).string('x00080005'), 'ISO_IR 192');
   });
 
   test('A-ASSOCIATE-AC: our Implementation Class UID and Version Name; a Maximum PDU Length of 0 answered with 262144', async () => {

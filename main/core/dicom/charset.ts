@@ -28,3 +28,22 @@ export function decodeText(bytes: Uint8Array, specificCharacterSet: string | und
   }
   return text.replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
+
+const NOT_ASCII = /[^\x00-\x7f]/;
+
+/** Whether every string in a data set (naturalized or not, sequences included) is ASCII; binary values are skipped. */
+function allTextAscii(value: unknown): boolean {
+  if (typeof value === 'string') return !NOT_ASCII.test(value);
+  if (value === null || typeof value !== 'object' || value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return true;
+  return Object.values(value).every(allTextAscii);
+}
+
+/**
+ * The Specific Character Set to write after dcmjs decoded a data set's text: dcmjs writes text as UTF-8 and
+ * declares ISO_IR 192, but when every value is ASCII the bytes are the same under the declared set, and a
+ * converted instance keeps the declaration it came with.
+ */
+export function characterSetAfterDecoding(declared: readonly string[], decoded: unknown): string[] {
+  if (declared.length === 0 || allTextAscii(decoded)) return [...declared];
+  return ['ISO_IR 192'];
+}

@@ -185,6 +185,18 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   };
 }
 
+/** The values of Specific Character Set (0008,0005) as a Part 10 file declares them; none when absent. */
+export function declaredCharacterSet(file: Uint8Array): string[] {
+  try {
+    const ds = dicomParser.parseDicom(file, { untilTag: PIXEL_DATA } as never);
+    const element = ds.elements[X.SpecificCharacterSet];
+    if (!element) return [];
+    return (ds.string(X.SpecificCharacterSet) ?? '').split('\\').map((value) => value.trim());
+  } catch {
+    return [];
+  }
+}
+
 /** Best effort: the SOP Class and Instance UIDs in the first bytes of a Part 10 file that was refused. */
 export function sniffSopUids(head: Uint8Array): { sopClassUid?: string; sopInstanceUid?: string } {
   try {
