@@ -4,7 +4,7 @@ import type { DataSet } from 'dicom-parser';
 import { decodeText } from './charset.js';
 import { canonicalPersonName } from './person-name.js';
 import { tagsOf } from './dictionary.js';
-import { TransferSyntax } from './transfer-syntax.js';
+import { isUncompressed, TransferSyntax } from './transfer-syntax.js';
 
 /** The attributes of one instance that the archive's index keeps. */
 export interface InstanceHeader {
@@ -128,6 +128,11 @@ function pixelDataEndsTheFile(
 ): boolean {
   if (transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian) return true; // offsets are in inflated space
   const undefinedLength = element.hadUndefinedLength || element.length === 0xffffffff;
+  const syntax = transferSyntaxUid.replace(/\0/g, '').trim();
+  if (undefinedLength && isUncompressed(syntax)) {
+    // PS3.5 A.4: only encapsulated syntaxes carry fragments; served as native, these bytes would be garbage.
+    throw new DicomParseError(`Pixel Data is encapsulated (undefined length), which transfer syntax ${syntax} does not allow`);
+  }
   if (undefinedLength) {
     return tail.length === 8 && SEQUENCE_DELIMITER.every((b, i) => tail[i] === b);
   } else if (element.dataOffset + element.length > fileSize) {
