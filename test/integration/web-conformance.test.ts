@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { api as dwc } from 'dicomweb-client';
-import { makeInstance } from '../support/fixtures.js';
+import { makeInstance, makeStudy } from '../support/fixtures.js';
 import { indexDb } from '../support/index-db.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
@@ -20,9 +20,14 @@ describe('DICOMweb conformance (issue 14)', () => {
   // dicomweb-client's declarations mark optional options as required; calls are checked by the assertions.
   let client: Record<string, (options: Record<string, unknown>) => Promise<unknown>>;
 
+  const ct = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'WCONF1', patientName: 'Conf^Web', rows: 64, columns: 64 });
+  const [first] = ct;
+  const instanceUrl = () => `/dicom-web/studies/${first!.studyUid}/series/${first!.seriesUid}/instances/${first!.sopInstanceUid}`;
+
   before(async () => {
     w = await startWebAppliance();
     client = new dwc.DICOMwebClient({ url: w.dicomWebUrl, headers: { Authorization: `Bearer ${w.token}` }, verbose: false } as never) as unknown as typeof client;
+    await client.storeInstances({ datasets: ct.map((i) => arrayBufferOf(i.buffer)) });
   });
   after(async () => {
     await w?.stop();
@@ -50,5 +55,28 @@ describe('DICOMweb conformance (issue 14)', () => {
     assert.equal(failed[0]!['00081197']!.Value[0], 0xc000, 'Failure Reason: cannot understand');
     assert.equal(parsed['00081199']?.Value.length, 1, 'the good one is stored');
     assert.equal(stored(rle.sopInstanceUid), 0, 'nothing stored, so nothing is served later');
+  });
+
+  describe('accept and charset query parameters (PS3.18 8.3.3)', () => {
+    test('QIDO takes them as what they are, not as attributes', async () => {
+      const studies = (await client.searchForStudies({ queryParams: { PatientID: 'WCONF1', accept: 'application/dicom+json', charset: 'utf-8' } })) as unknown[];
+      assert.equal(studies.length, 1);
+    });
+
+    test('accept wins over the Accept header', async () => {
+      const response = await w.api(`/dicom-web/studies?PatientID=WCONF1&accept=${encodeURIComponent('application/dicom+json')}`, { headers: { accept: 'application/xml' } });
+      assert.equal(response.status, 200);
+      const rendered = await w.api(`${instanceUrl()}/rendered?accept=image/png`, { headers: { accept: 'image/jpeg' } });
+      assert.equal(rendered.status, 200);
+      assert.equal(rendered.headers.get('content-type'), 'image/png');
+    });
+
+    test('a charset that does not allow UTF-8 gets 406 naming it', async () => {
+      const response = await w.api('/dicom-web/studies?PatientID=WCONF1&charset=iso-8859-1', { headers: { accept: 'application/dicom+json' } });
+      assert.equal(response.status, 406);
+      assert.match(((await response.json()) as { error: string }).error, /iso-8859-1.*UTF-8/);
+      const allowed = await w.api('/dicom-web/studies?PatientID=WCONF1&charset=iso-8859-1,utf-8;q=0.5', { headers: { accept: 'application/dicom+json' } });
+      assert.equal(allowed.status, 200);
+    });
   });
 });

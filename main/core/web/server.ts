@@ -12,6 +12,7 @@ import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
 import { HttpError } from './http-errors.js';
+import { registerMediaParameters } from './media-parameters.js';
 import { registerQido } from './qido.js';
 import { registerAccessTimes } from './read-through.js';
 import { registerRendered } from './rendered.js';
@@ -141,6 +142,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
 
   const streams = new Set<() => void>();
   registerAccessTimes(app, ctx);
+  registerMediaParameters(app);
   registerQido(app, ctx);
   registerStow(app, ctx);
   registerWadoRetrieve(app, ctx);
