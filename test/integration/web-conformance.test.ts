@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { api as dwc } from 'dicomweb-client';
+import { PNG } from 'pngjs';
 import { makeInstance, makeStudy } from '../support/fixtures.js';
 import { indexDb } from '../support/index-db.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
@@ -77,6 +78,57 @@ describe('DICOMweb conformance (issue 14)', () => {
       assert.match(((await response.json()) as { error: string }).error, /iso-8859-1.*UTF-8/);
       const allowed = await w.api('/dicom-web/studies?PatientID=WCONF1&charset=iso-8859-1,utf-8;q=0.5', { headers: { accept: 'application/dicom+json' } });
       assert.equal(allowed.status, 200);
+    });
+  });
+
+  describe('rendered parameters (PS3.18 8.3.5.1)', () => {
+    const png = async (query: string) => {
+      const response = await w.api(`${instanceUrl()}/rendered?${query}`, { headers: { accept: 'image/png' } });
+      assert.equal(response.status, 200, `${query}: ${response.status} ${response.status === 200 ? '' : await response.text()}`);
+      return { image: PNG.sync.read(Buffer.from(await response.arrayBuffer())), headers: response.headers };
+    };
+    const refused = async (query: string) => {
+      const response = await w.api(`${instanceUrl()}/rendered?${query}`, { headers: { accept: 'image/png' } });
+      assert.equal(response.status, 400, query);
+      return ((await response.json()) as { error: string }).error;
+    };
+
+    test('window=center,width,function: LINEAR, LINEAR_EXACT and SIGMOID', async () => {
+      const linear = await png('window=1000,2000,LINEAR');
+      const twoValues = await png('window=1000,2000');
+      assert.ok(linear.image.data.equals(twoValues.image.data), 'LINEAR is the default function');
+      const sigmoid = await png('window=1000,2000,SIGMOID');
+      assert.ok(!sigmoid.image.data.equals(linear.image.data), 'SIGMOID is not LINEAR');
+      await png('window=1000,2000,LINEAR_EXACT');
+      assert.match(await refused('window=1000,2000,CUBIC'), /LINEAR, LINEAR_EXACT, SIGMOID/);
+      assert.match(await refused('window=1000'), /center,width/);
+    });
+
+    test('viewport scales to the box, and its crop form shows the region asked for', async () => {
+      const whole = await png('window=1000,2000');
+      assert.deepEqual([whole.image.width, whole.image.height], [64, 64]);
+      const half = await png('window=1000,2000&viewport=32,32');
+      assert.deepEqual([half.image.width, half.image.height], [32, 32]);
+      const corner = await png('window=1000,2000&viewport=32,32,32,16,32,32');
+      assert.deepEqual([corner.image.width, corner.image.height], [32, 32]);
+      for (let y = 0; y < 32; y++) {
+        const row = corner.image.data.subarray(y * 32 * 4, (y + 1) * 32 * 4);
+        const source = whole.image.data.subarray(((16 + y) * 64 + 32) * 4, ((16 + y) * 64 + 64) * 4);
+        assert.ok(row.equals(source), `row ${y} is the source region's`);
+      }
+      assert.match(await refused('viewport=32,32,0,0,-32,32'), /flipped/);
+    });
+
+    test('annotation is accepted and answered with a Warning that it was not drawn', async () => {
+      const { headers } = await png('annotation=patient,technique');
+      assert.match(headers.get('warning') ?? '', /^299 .*annotation=patient,technique is not supported/);
+      assert.match(await refused('annotation=everything'), /patient and\/or technique/);
+    });
+
+    test('quality is honoured for JPEG', async () => {
+      const size = async (quality: number) =>
+        (await (await w.api(`${instanceUrl()}/rendered?quality=${quality}`, { headers: { accept: 'image/jpeg' } })).arrayBuffer()).byteLength;
+      assert.ok((await size(10)) < (await size(100)));
     });
   });
 });
