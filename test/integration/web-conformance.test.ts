@@ -4,6 +4,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import dicomParser from 'dicom-parser';
 import { api as dwc } from 'dicomweb-client';
 import { PNG } from 'pngjs';
 import { makeInstance, makeStudy } from '../support/fixtures.js';
@@ -129,6 +130,52 @@ describe('DICOMweb conformance (issue 14)', () => {
       const size = async (quality: number) =>
         (await (await w.api(`${instanceUrl()}/rendered?quality=${quality}`, { headers: { accept: 'image/jpeg' } })).arrayBuffer()).byteLength;
       assert.ok((await size(10)) < (await size(100)));
+    });
+  });
+
+  describe('WADO-URI (PS3.18 9)', () => {
+    const wadoUrl = (extra: string) =>
+      `/wado?requestType=WADO&studyUID=${first!.studyUid}&seriesUID=${first!.seriesUid}&objectUID=${first!.sopInstanceUid}${extra}`;
+
+    test('application/dicom: Explicit VR Little Endian by default, the stored bytes with transferSyntax', async () => {
+      const response = await w.api(wadoUrl('&contentType=application/dicom'));
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get('content-type'), 'application/dicom');
+      const bytes = Buffer.from(await response.arrayBuffer());
+      const parsed = dicomParser.parseDicom(bytes);
+      assert.equal(parsed.string('x00020010')?.replace(/\0+$/, ''), '1.2.840.10008.1.2.1');
+      assert.equal(parsed.string('x00080018')?.replace(/\0+$/, ''), first!.sopInstanceUid);
+      const asStored = await w.api(wadoUrl(`&contentType=application/dicom&transferSyntax=*`));
+      assert.ok(Buffer.from(await asStored.arrayBuffer()).equals(first!.buffer));
+      const other = await w.api(wadoUrl('&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2.4.50'));
+      assert.equal(other.status, 406);
+    });
+
+    test('image/jpeg by default; image/png with rows, columns, window and region', async () => {
+      const jpeg = await w.api(wadoUrl(''));
+      assert.equal(jpeg.status, 200);
+      assert.equal(jpeg.headers.get('content-type'), 'image/jpeg');
+      assert.deepEqual([...Buffer.from(await jpeg.arrayBuffer()).subarray(0, 2)], [0xff, 0xd8]);
+      const small = await w.api(wadoUrl('&contentType=image/png&rows=32&columns=32'));
+      const image = PNG.sync.read(Buffer.from(await small.arrayBuffer()));
+      assert.deepEqual([image.width, image.height], [32, 32]);
+      // The same part of the image as WADO-RS's viewport crop, the same window.
+      const region = PNG.sync.read(Buffer.from(await (await w.api(wadoUrl('&contentType=image/png&windowCenter=1000&windowWidth=2000&region=0.5,0.25,1,0.75'))).arrayBuffer()));
+      const rs = await w.api(`${instanceUrl()}/rendered?window=1000,2000&viewport=32,32,32,16,32,32`, { headers: { accept: 'image/png' } });
+      const viaRs = PNG.sync.read(Buffer.from(await rs.arrayBuffer()));
+      assert.deepEqual([region.width, region.height], [32, 32]);
+      assert.ok(region.data.equals(viaRs.data), 'the region matches');
+    });
+
+    test('bad requests get 400 naming the parameter; the same access check as every route', async () => {
+      const missing = await w.api(`/wado?requestType=WADO&studyUID=${first!.studyUid}&seriesUID=${first!.seriesUid}`);
+      assert.equal(missing.status, 400);
+      assert.match(((await missing.json()) as { error: string }).error, /objectUID/);
+      assert.equal((await w.api(wadoUrl('').replace('requestType=WADO', 'requestType=OTHER'))).status, 400);
+      assert.equal((await w.api(wadoUrl('&region=0.5,0.5,0.2,1'))).status, 400);
+      assert.equal((await w.api(wadoUrl('&contentType=text/html'))).status, 406);
+      const anonymous = await fetch(`${w.baseUrl}${wadoUrl('')}`);
+      assert.equal(anonymous.status, 401);
     });
   });
 });

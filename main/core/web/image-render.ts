@@ -51,6 +51,8 @@ export interface RenderOptions {
   viewport?: { width: number; height: number };
   /** The part of the image to show (image pixels), before fitting; clipped to the image. */
   region?: { x: number; y: number; width: number; height: number };
+  /** The same as fractions of the image (0.0 to 1.0), as WADO-URI gives it. */
+  relativeRegion?: { x0: number; y0: number; x1: number; y1: number };
   window?: { center: number; width: number; voiFunction?: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID' };
   format: 'image/jpeg' | 'image/png';
   quality: number;
@@ -79,7 +81,12 @@ export async function renderImage(file: Buffer, options: RenderOptions): Promise
   }
   let { width, height } = result;
   let rgba: Buffer = Buffer.from(result.pixels);
-  if (options.region) ({ width, height, rgba } = crop(rgba, width, height, options.region));
+  const relative = options.relativeRegion;
+  const region = options.region ?? (relative && {
+    x: Math.floor(relative.x0 * width), y: Math.floor(relative.y0 * height),
+    width: Math.max(1, Math.round((relative.x1 - relative.x0) * width)), height: Math.max(1, Math.round((relative.y1 - relative.y0) * height)),
+  });
+  if (region) ({ width, height, rgba } = crop(rgba, width, height, region));
   if (options.viewport) ({ width, height, rgba } = fit(rgba, width, height, options.viewport));
   if (options.format === 'image/png') {
     const png = new PNG({ width, height });

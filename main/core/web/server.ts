@@ -20,6 +20,7 @@ import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
 import { registerStow } from './stow.js';
 import { registerWadoInstance } from './wado-instance.js';
 import { registerWadoRetrieve } from './wado-retrieve.js';
+import { registerWadoUri } from './wado-uri.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -148,6 +149,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   registerWadoRetrieve(app, ctx);
   registerWadoInstance(app, ctx);
   registerRendered(app, ctx);
+  registerWadoUri(app, ctx);
   registerDelete(app, ctx);
   registerApi(app, ctx);
   registerCloudApi(app, ctx);
