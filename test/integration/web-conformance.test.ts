@@ -178,4 +178,18 @@ describe('DICOMweb conformance (issue 14)', () => {
       assert.equal(anonymous.status, 401);
     });
   });
+
+  test('GET and OPTIONS /dicom-web describe the resources (capabilities), behind the access check', async () => {
+    for (const method of ['GET', 'OPTIONS']) {
+      const response = await w.api('/dicom-web', { method });
+      assert.equal(response.status, 200, method);
+      assert.match(response.headers.get('allow') ?? '', /GET.*POST.*DELETE/);
+      const body = (await response.json()) as { resources: Array<{ path: string; methods: Array<{ name: string; produces?: string[] }> }>; wadoUri: { path: string } };
+      const rendered = body.resources.find((r) => r.path === 'studies/{study}/series/{series}/instances/{instance}/rendered');
+      assert.deepEqual(rendered?.methods[0]?.produces, ['image/jpeg', 'image/png']);
+      assert.ok(body.resources.some((r) => r.path === 'studies' && r.methods.some((m) => m.name === 'POST')), 'STOW-RS is listed');
+      assert.equal(body.wadoUri.path, '/wado');
+    }
+    assert.equal((await fetch(`${w.baseUrl}/dicom-web`)).status, 401);
+  });
 });

@@ -8,6 +8,7 @@ import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessio
 import { registerApi, SettingsRejected } from './api.js';
 import { requestTimeoutResponse, watchBodyIdle } from './body-idle.js';
 import { registerCloudApi } from './cloud-api.js';
+import { registerCapabilities } from './capabilities.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
@@ -150,6 +151,7 @@ export async function buildServer(ctx: WebContext, access: AccessSettings, extra
   registerWadoInstance(app, ctx);
   registerRendered(app, ctx);
   registerWadoUri(app, ctx);
+  registerCapabilities(app);
   registerDelete(app, ctx);
   registerApi(app, ctx);
   registerCloudApi(app, ctx);
