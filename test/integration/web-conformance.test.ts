@@ -192,4 +192,20 @@ describe('DICOMweb conformance (issue 14)', () => {
     }
     assert.equal((await fetch(`${w.baseUrl}/dicom-web`)).status, 401);
   });
+
+  test('study and series /rendered: a multipart/related of every rendered frame', async () => {
+    // dicomweb-client has no call for these resources; its HTTP layer decodes the multipart answer.
+    const http = client as unknown as { _httpGet(url: string, headers: Record<string, string>, request: { responseType: string }): Promise<ArrayBuffer[]> };
+    const series = await http._httpGet(`${w.dicomWebUrl}/studies/${first!.studyUid}/series/${first!.seriesUid}/rendered?window=1000,2000`,
+      { Accept: 'multipart/related; type="image/png"' }, { responseType: 'arraybuffer' });
+    assert.equal(series.length, ct.length, 'one part per frame of each instance');
+    const single = PNG.sync.read(Buffer.from(await (await w.api(`${instanceUrl()}/rendered?window=1000,2000`, { headers: { accept: 'image/png' } })).arrayBuffer()));
+    const images = series.map((part) => PNG.sync.read(Buffer.from(part)));
+    assert.ok(images.some((image) => image.data.equals(single.data)), 'each part is the instance rendered alone');
+    const study = await http._httpGet(`${w.dicomWebUrl}/studies/${first!.studyUid}/rendered`, { Accept: 'multipart/related; type="image/jpeg"' }, { responseType: 'arraybuffer' });
+    assert.equal(study.length, ct.length);
+    for (const part of study) assert.deepEqual([...Buffer.from(part).subarray(0, 2)], [0xff, 0xd8]);
+    const wrong = await w.api(`/dicom-web/studies/${first!.studyUid}/rendered`, { headers: { accept: 'application/dicom' } });
+    assert.equal(wrong.status, 406);
+  });
 });

@@ -28,6 +28,7 @@ const REMOVE: Method = { name: 'DELETE', query: ['force'] };
 const SEARCH: Method = { name: 'GET', produces: JSON_MEDIA, query: QIDO_QUERY };
 const METADATA: Method = { name: 'GET', produces: JSON_MEDIA, query: ['accept', 'charset'] };
 const RENDER: Method = { name: 'GET', produces: IMAGES, query: RENDERED_QUERY };
+const RENDER_ALL: Method = { name: 'GET', produces: IMAGES.map((type) => `multipart/related; type="${type}"`), query: RENDERED_QUERY };
 
 export const RESOURCES: readonly Resource[] = [
   { path: 'studies', methods: [SEARCH, STOW] },
@@ -35,11 +36,13 @@ export const RESOURCES: readonly Resource[] = [
   { path: 'instances', methods: [SEARCH] },
   { path: 'studies/{study}', methods: [RETRIEVE, STOW, REMOVE] },
   { path: 'studies/{study}/metadata', methods: [METADATA] },
+  { path: 'studies/{study}/rendered', methods: [RENDER_ALL] },
   { path: 'studies/{study}/thumbnail', methods: [RENDER] },
   { path: 'studies/{study}/series', methods: [SEARCH] },
   { path: 'studies/{study}/instances', methods: [SEARCH] },
   { path: 'studies/{study}/series/{series}', methods: [RETRIEVE, REMOVE] },
   { path: 'studies/{study}/series/{series}/metadata', methods: [METADATA] },
+  { path: 'studies/{study}/series/{series}/rendered', methods: [RENDER_ALL] },
   { path: 'studies/{study}/series/{series}/thumbnail', methods: [RENDER] },
   { path: 'studies/{study}/series/{series}/instances', methods: [SEARCH] },
   { path: 'studies/{study}/series/{series}/instances/{instance}', methods: [RETRIEVE, REMOVE] },

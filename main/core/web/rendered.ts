@@ -9,6 +9,7 @@ import type { WebContext } from './context.js';
 import { framesParams, instanceParams, renderedQuery, seriesParams, studyParams } from './dicomweb-params.js';
 import { HttpError, withFrameStatus } from './http-errors.js';
 import { renderImage } from './image-render.js';
+import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { clientGone, instanceHere, representativeHere, warning } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
@@ -27,6 +28,51 @@ export function registerRendered(server: FastifyInstance, ctx: WebContext): void
   ] as const) {
     app.get(path, { schema: { params, querystring: renderedQuery } }, (request, reply) => render(ctx, request.params, request.query, request.headers.accept, reply, kind));
   }
+  // Study and series rendered (PS3.18 10.4.1.1.3): every frame of every instance, one part each, rendered as it is sent.
+  for (const [path, params] of [
+    ['/dicom-web/studies/:study/series/:series/rendered', seriesParams],
+    ['/dicom-web/studies/:study/rendered', studyParams],
+  ] as const) {
+    app.get(path, { schema: { params, querystring: renderedQuery } }, (request, reply) => renderAll(ctx, request.params, request.query, request.headers.accept, reply));
+  }
+}
+
+/** The rendering a query asks for, checked before anything is read. */
+function renderSettings(query: z.infer<typeof renderedQuery>, kind: 'rendered' | 'thumbnail') {
+  const viewport = parseViewport(query.viewport);
+  const windowing = parseWindow(query.window);
+  const quality = query.quality === undefined ? 90 : Number(query.quality);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new HttpError(400, 'quality must be 1 to 100');
+  const annotation = annotationWarning(query.annotation);
+  const box = viewport?.box ?? (kind === 'thumbnail' ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
+  return { viewport: box, region: viewport?.region, window: windowing, quality, annotation };
+}
+
+/** The multipart accept ranges of a study or series rendered request: the image type its parts are in. */
+function chooseMultipartFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
+  for (const range of parseAccept(accept)) {
+    const type = range.type === 'multipart/related' ? (range.params.type ?? 'image/jpeg').toLowerCase() : range.type;
+    if (type === 'image/png') return 'image/png';
+    if (typeMatches(type, 'image/jpeg')) return 'image/jpeg';
+  }
+  throw new HttpError(406, 'study and series rendered are served as multipart/related with image/jpeg or image/png parts');
+}
+
+async function renderAll(
+  ctx: WebContext, scope: InstanceScope, query: z.infer<typeof renderedQuery>, accept: string | undefined, reply: FastifyReply,
+): Promise<FastifyReply> {
+  const format = chooseMultipartFormat(accept);
+  const settings = renderSettings(query, 'rendered');
+  const rows = ctx.archive.reads.storedInstances(scope);
+  if (rows.length === 0) throw new HttpError(404, 'no such study or series here');
+  const parts: ResponsePart[] = rows.flatMap((row) => Array.from({ length: row.numberOfFrames ?? 1 }, (_, frame): ResponsePart => ({
+    contentType: format,
+    bytes: async () => renderImage(await readFile(ctx.archive.paths.absolute(row.path)), { ...settings, frame, format }),
+  })));
+  if (settings.annotation) reply.header('warning', settings.annotation);
+  await sendMultipart(reply, format, parts,
+    (error) => ctx.logger.error({ event: 'rendered-failed', ...scope, reason: (error as Error)?.message }, 'rendered response cut short'));
+  return reply;
 }
 
 function chooseFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
@@ -105,21 +151,9 @@ async function render(
   if (!row) throw new HttpError(404, 'no such study, series or instance');
   const frames = withFrameStatus(() => (frameList ? parseFrameList(frameList) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
-  const viewport = parseViewport(query.viewport);
-  const windowing = parseWindow(query.window);
-  const quality = query.quality === undefined ? 90 : Number(query.quality);
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new HttpError(400, 'quality must be 1 to 100');
-  const annotation = annotationWarning(query.annotation);
-  const box = viewport?.box ?? (kind === 'thumbnail' ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
+  const { annotation, ...settings } = renderSettings(query, kind);
   const file = await readFile(ctx.archive.paths.absolute(row.path));
-  const image = await renderImage(file, {
-    frame: frames[0]! - 1,
-    viewport: box,
-    region: viewport?.region,
-    window: windowing,
-    format,
-    quality,
-  });
+  const image = await renderImage(file, { ...settings, frame: frames[0]! - 1, format });
   if (annotation) reply.header('warning', annotation);
   return reply.code(200).type(format).header('cache-control', 'private, max-age=300').send(image);
 }
