@@ -9,6 +9,8 @@ import { api as dwc } from 'dicomweb-client';
 import { PNG } from 'pngjs';
 import { makeInstance, makeStudy } from '../support/fixtures.js';
 import { indexDb } from '../support/index-db.js';
+import { encodeJpeg2000Lossless } from '../support/jpeg2000.js';
+import { requireTool, runOk } from '../support/peers.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { installXMLHttpRequest } from '../support/xhr.js';
@@ -207,5 +209,49 @@ describe('DICOMweb conformance (issue 14)', () => {
     for (const part of study) assert.deepEqual([...Buffer.from(part).subarray(0, 2)], [0xff, 0xd8]);
     const wrong = await w.api(`/dicom-web/studies/${first!.studyUid}/rendered`, { headers: { accept: 'application/dicom' } });
     assert.equal(wrong.status, 406);
+  });
+
+  describe('transcoding on request: compressed instances served as Explicit VR Little Endian', () => {
+    const DCMTK_DECODERS = { rle: 'dcmdrle', 'jpeg-lossless': 'dcmdjpeg', 'jpeg-baseline': 'dcmdjpeg', 'jpeg-ls': 'dcmdjpls' } as const;
+    const pixelsOf = (part10: Buffer) => {
+      const parsed = dicomParser.parseDicom(part10);
+      const element = parsed.elements.x7fe00010!;
+      return { syntax: parsed.string('x00020010')?.replace(/\0+$/, ''), planar: parsed.elements.x00280006, pixels: part10.subarray(element.dataOffset, element.dataOffset + element.length) };
+    };
+    const retrieve = async (instance: { studyUid: string; seriesUid: string; sopInstanceUid: string }) =>
+      Buffer.from((await client.retrieveInstance({ studyInstanceUID: instance.studyUid, seriesInstanceUID: instance.seriesUid, sopInstanceUID: instance.sopInstanceUid })) as ArrayBuffer);
+
+    for (const [syntax, decoder] of Object.entries(DCMTK_DECODERS)) {
+      test(`${syntax}: the pixels equal those of DCMTK's ${decoder}`, async () => {
+        const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-web-transcode-'));
+        const source = await makeInstanceInSyntax(dir, syntax as keyof typeof DCMTK_DECODERS, { rows: 32, columns: 32 });
+        await client.storeInstances({ datasets: [arrayBufferOf(await readFile(source.path))] });
+        const served = pixelsOf(await retrieve(source));
+        assert.equal(served.syntax, '1.2.840.10008.1.2.1');
+        assert.equal(served.planar, undefined, 'no Planar Configuration on a single-sample image');
+        const reference = join(dir, 'dcmtk.dcm');
+        await runOk(requireTool(decoder, 'dcmtk'), ['+te', source.path, reference]);
+        const expected = pixelsOf(await readFile(reference));
+        assert.equal(served.pixels.length, expected.pixels.length);
+        assert.ok(served.pixels.equals(expected.pixels), `pixel values equal ${decoder}'s`);
+      });
+    }
+
+    test('jpeg2000 (lossless): the pixels equal the original ones (DCMTK here has no JPEG 2000 decoder)', async () => {
+      const original = makeInstance({ rows: 32, columns: 32 });
+      const encoded = await encodeJpeg2000Lossless(original);
+      const ids = dicomParser.parseDicom(original);
+      const uid = (tag: string) => ids.string(tag)!.replace(/\0+$/, '');
+      await client.storeInstances({ datasets: [arrayBufferOf(encoded)] });
+      const served = pixelsOf(await retrieve({ studyUid: uid('x0020000d'), seriesUid: uid('x0020000e'), sopInstanceUid: uid('x00080018') }));
+      assert.equal(served.syntax, '1.2.840.10008.1.2.1');
+      assert.ok(served.pixels.equals(pixelsOf(original).pixels));
+    });
+
+    test('a syntax that cannot be produced gets 406 naming those that can', async () => {
+      const response = await w.api(`${instanceUrl()}`, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50' } });
+      assert.equal(response.status, 406);
+      assert.match(((await response.json()) as { error: string }).error, /1\.2\.840\.10008\.1\.2\.1/);
+    });
   });
 });

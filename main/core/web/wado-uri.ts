@@ -8,10 +8,10 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from '../dicom/transcode.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { uidProblem } from '../dicom/uid.js';
 import type { WebContext } from './context.js';
+import { asExplicitLittleEndian, convertibleToExplicitLittleEndian } from './explicit-le.js';
 import { HttpError } from './http-errors.js';
 import { renderImage } from './image-render.js';
 import { clientGone, instanceHere } from './read-through.js';
@@ -80,11 +80,11 @@ async function wado(ctx: WebContext, query: WadoUriQuery, reply: FastifyReply): 
     // PS3.18 9.1.2.2.4 (transferSyntax): absent, Explicit VR Little Endian.
     const wanted = query.transferSyntax ?? TransferSyntax.ExplicitVRLittleEndian;
     if (wanted === row.transferSyntaxUid || wanted === '*') return reply.type('application/dicom').send(await readFile(path));
-    if (wanted === TransferSyntax.ExplicitVRLittleEndian && CONVERTIBLE_TO_EXPLICIT_LE.includes(row.transferSyntaxUid)) {
-      return reply.type('application/dicom').send(toExplicitLittleEndian(await readFile(path), row.transferSyntaxUid));
+    if (wanted === TransferSyntax.ExplicitVRLittleEndian && convertibleToExplicitLittleEndian(row.transferSyntaxUid)) {
+      return reply.type('application/dicom').send(await asExplicitLittleEndian(await readFile(path), row.transferSyntaxUid));
     }
-    throw new HttpError(406, `object ${row.sopInstanceUid} is stored as ${row.transferSyntaxUid} and can be served in that syntax only` +
-      ` (transferSyntax=${row.transferSyntaxUid})`);
+    const producible = [row.transferSyntaxUid, ...(convertibleToExplicitLittleEndian(row.transferSyntaxUid) ? [TransferSyntax.ExplicitVRLittleEndian] : [])];
+    throw new HttpError(406, `object ${row.sopInstanceUid} can be served as transferSyntax ${producible.join(' or ')} only`);
   }
 
   if (query.transferSyntax !== undefined) throw new HttpError(400, 'transferSyntax applies to contentType=application/dicom only');
