@@ -237,6 +237,22 @@ describe('DICOMweb conformance (issue 14)', () => {
       });
     }
 
+    test('frames of a compressed instance, asked for as application/octet-stream, are decoded (as dcmdjpls does)', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-web-frames-'));
+      const source = await makeInstanceInSyntax(dir, 'jpeg-ls', { rows: 32, columns: 32 });
+      await client.storeInstances({ datasets: [arrayBufferOf(await readFile(source.path))] });
+      const frames = (await client.retrieveInstanceFrames({ studyInstanceUID: source.studyUid, seriesInstanceUID: source.seriesUid,
+        sopInstanceUID: source.sopInstanceUid, frameNumbers: [1], mediaTypes: [{ mediaType: 'application/octet-stream' }] })) as ArrayBuffer[];
+      const reference = join(dir, 'dcmtk.dcm');
+      await runOk(requireTool('dcmdjpls', 'dcmtk'), ['+te', source.path, reference]);
+      assert.equal(frames.length, 1);
+      assert.ok(Buffer.from(frames[0]!).equals(pixelsOf(await readFile(reference)).pixels), 'the decoded frame');
+      const native = await w.api(`/dicom-web/studies/${source.studyUid}/series/${source.seriesUid}/instances/${source.sopInstanceUid}/frames/1`,
+        { headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
+      assert.match(native.headers.get('content-type') ?? '', /multipart\/related/);
+      assert.equal(native.status, 200, 'transfer-syntax=* still gives the frame as stored');
+    });
+
     test('jpeg2000 (lossless): the pixels equal the original ones (DCMTK here has no JPEG 2000 decoder)', async () => {
       const original = makeInstance({ rows: 32, columns: 32 });
       const encoded = await encodeJpeg2000Lossless(original);
