@@ -300,7 +300,10 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
 
     const rle = await makeInstanceInSyntax(await mkdtemp(join(dir, 'rle-')), 'rle', small);
     azure.seedInstance(await readFile(rle.path));
-    const refused = await w.api(`/dicom-web/studies/${rle.studyUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } });
+    const decoded = await parts(await w.api(`/dicom-web/studies/${rle.studyUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } }));
+    assert.ok(decoded[0]?.includes(Buffer.from('1.2.840.10008.1.2.1')), 'decoded to Explicit VR Little Endian');
+    const refused = await w.api(`/dicom-web/studies/${rle.studyUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50' } });
     assert.equal(refused.status, 406, await refused.text());
     const any = await parts(await w.api(`/dicom-web/studies/${rle.studyUid}`, { headers: { accept: ANY_SYNTAX } }));
     assert.equal(any.length, 1, 'as stored, on request');

@@ -195,3 +195,32 @@ export class UlConnection {
     this.socket.resetAndDestroy();
   }
 }
+
+export interface AcceptUserInformation {
+  maxPduLength: number | undefined;
+  implementationClassUid: string | undefined;
+  implementationVersionName: string | undefined;
+}
+
+/** The User Information sub-items (PS3.8 D.1, D.3.3.2) of an A-ASSOCIATE-AC body. */
+export function acceptUserInformation(body: Buffer): AcceptUserInformation {
+  const info: AcceptUserInformation = { maxPduLength: undefined, implementationClassUid: undefined, implementationVersionName: undefined };
+  let at = 68; // protocol version, reserved, AE titles, reserved
+  while (at + 4 <= body.length) {
+    const type = body[at]!;
+    const length = body.readUInt16BE(at + 2);
+    if (type === 0x50) {
+      for (let sub = at + 4; sub + 4 <= at + 4 + length;) {
+        const subType = body[sub]!;
+        const subLength = body.readUInt16BE(sub + 2);
+        const value = body.subarray(sub + 4, sub + 4 + subLength);
+        if (subType === 0x51) info.maxPduLength = value.readUInt32BE(0);
+        if (subType === 0x52) info.implementationClassUid = value.toString('latin1').replace(/\0+$/, '');
+        if (subType === 0x55) info.implementationVersionName = value.toString('latin1').trim();
+        sub += 4 + subLength;
+      }
+    }
+    at += 4 + length;
+  }
+  return info;
+}

@@ -65,13 +65,14 @@ test('media types and Accept headers parse with quoted parameters and q-values',
   assert.equal(accept[0]!.params['transfer-syntax'], '*');
 });
 
-test('WADO-RS negotiation: original with *, conversion of uncompressed to Explicit VR LE, nothing otherwise', () => {
+test('WADO-RS negotiation: original with *, conversion to Explicit VR LE where a codec exists, nothing otherwise', () => {
   const star = parseAccept('multipart/related; type="application/dicom"; transfer-syntax=*');
   assert.deepEqual(negotiateDicom(star, '1.2.840.10008.1.2.4.50'), { syntax: '1.2.840.10008.1.2.4.50', convert: false });
   const plain = parseAccept('multipart/related; type="application/dicom"');
   assert.deepEqual(negotiateDicom(plain, '1.2.840.10008.1.2'), { syntax: '1.2.840.10008.1.2.1', convert: true });
   assert.deepEqual(negotiateDicom(plain, '1.2.840.10008.1.2.1'), { syntax: '1.2.840.10008.1.2.1', convert: false });
-  assert.equal(negotiateDicom(plain, '1.2.840.10008.1.2.4.80'), undefined);
+  assert.deepEqual(negotiateDicom(plain, '1.2.840.10008.1.2.4.80'), { syntax: '1.2.840.10008.1.2.1', convert: true }, 'JPEG-LS is decoded');
+  assert.equal(negotiateDicom(plain, '1.2.840.10008.1.2.4.100'), undefined, 'MPEG-2 has no decoder here');
   const stored = parseAccept('multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80');
   assert.deepEqual(negotiateDicom(stored, '1.2.840.10008.1.2.4.80'), { syntax: '1.2.840.10008.1.2.4.80', convert: false });
 });

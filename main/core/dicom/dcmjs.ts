@@ -9,6 +9,8 @@ export interface DcmjsElement {
   Value?: unknown[];
   InlineBinary?: string;
   BulkDataURI?: string;
+  /** The values as read, before dcmjs' own rewriting (it declares every Specific Character Set as ISO_IR 192). */
+  _rawValue?: unknown[];
 }
 export type DcmjsDataset = Record<string, DcmjsElement>;
 

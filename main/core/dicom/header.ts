@@ -2,8 +2,9 @@ import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { decodeText } from './charset.js';
+import { canonicalPersonName } from './person-name.js';
 import { tagsOf } from './dictionary.js';
-import { TransferSyntax } from './transfer-syntax.js';
+import { isUncompressed, TransferSyntax } from './transfer-syntax.js';
 
 /** The attributes of one instance that the archive's index keeps. */
 export interface InstanceHeader {
@@ -42,6 +43,11 @@ export interface InstanceHeader {
 
 export type HeaderParse =
   | { kind: 'parsed'; header: InstanceHeader }
+  /**
+   * Parsed, but the file does not end with the encapsulated Pixel Data's delimiter: something follows it
+   * (trailing padding is allowed) or the file is cut short. encapsulated-end.ts tells which, from `itemsAt`.
+   */
+  | { kind: 'check-pixel-data-end'; header: InstanceHeader; itemsAt: number }
   | { kind: 'need-more-bytes' };
 
 export class DicomParseError extends Error {
@@ -104,8 +110,11 @@ export function parseInstanceHeader(head: Uint8Array, fileSize: number, tail: Ui
   try {
     const transferSyntaxUid = dataSet.string(X.TransferSyntaxUID) ?? '';
     if (!transferSyntaxUid) throw new DicomParseError('missing Transfer Syntax UID (0002,0010) in the meta header');
-    if (pixelData) checkPixelDataComplete(pixelData, fileSize, tail, transferSyntaxUid);
-    return { kind: 'parsed', header: readHeader(dataSet, transferSyntaxUid) };
+    const header = readHeader(dataSet, transferSyntaxUid);
+    if (pixelData && !pixelDataEndsTheFile(pixelData, fileSize, tail, transferSyntaxUid)) {
+      return { kind: 'check-pixel-data-end', header, itemsAt: pixelData.dataOffset };
+    }
+    return { kind: 'parsed', header };
   } catch (error) {
     if (error instanceof DicomParseError) throw error;
     // dicom-parser indexes an element whose length runs past the bytes and throws only when it is read.
@@ -114,31 +123,40 @@ export function parseInstanceHeader(head: Uint8Array, fileSize: number, tail: Ui
   }
 }
 
-function checkPixelDataComplete(
+/**
+ * Whether Pixel Data is whole on the evidence at hand: native, within the file (else a DicomParseError);
+ * encapsulated, when the file ends with its delimiter. False means the items must be walked to know.
+ */
+function pixelDataEndsTheFile(
   element: { length: number; dataOffset: number; hadUndefinedLength?: boolean },
   fileSize: number,
   tail: Uint8Array,
   transferSyntaxUid: string,
-): void {
-  if (transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian) return; // offsets are in inflated space
+): boolean {
+  if (transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian) return true; // offsets are in inflated space
   const undefinedLength = element.hadUndefinedLength || element.length === 0xffffffff;
+  const syntax = transferSyntaxUid.replace(/\0/g, '').trim();
+  if (undefinedLength && isUncompressed(syntax)) {
+    // PS3.5 A.4: only encapsulated syntaxes carry fragments; served as native, these bytes would be garbage.
+    throw new DicomParseError(`Pixel Data is encapsulated (undefined length), which transfer syntax ${syntax} does not allow`);
+  }
   if (undefinedLength) {
-    const endsWithDelimiter = tail.length === 8 && SEQUENCE_DELIMITER.every((b, i) => tail[i] === b);
-    if (!endsWithDelimiter) throw new DicomParseError('truncated dataset: encapsulated Pixel Data has no sequence delimiter');
+    return tail.length === 8 && SEQUENCE_DELIMITER.every((b, i) => tail[i] === b);
   } else if (element.dataOffset + element.length > fileSize) {
     throw new DicomParseError(
       `truncated dataset: Pixel Data needs ${element.dataOffset + element.length} bytes, file has ${fileSize}`,
     );
   }
+  return true;
 }
 
 function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   const charset = ds.string(X.SpecificCharacterSet) ?? '';
   const str = (tag: string) => (ds.string(tag) ?? '').trim();
-  const text = (tag: string) => {
+  const text = (tag: string, vr = 'LO') => {
     const element = ds.elements[tag];
     if (!element || element.length === 0) return '';
-    return decodeText(ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length), charset);
+    return decodeText(ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length), charset, vr);
   };
   const int = (tag: string) => {
     const value = ds.intString(tag);
@@ -152,7 +170,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
   return {
     transferSyntaxUid: transferSyntaxUid.replace(/\0/g, '').trim(),
     specificCharacterSet: charset,
-    patientName: text(X.PatientName),
+    patientName: canonicalPersonName(text(X.PatientName, 'PN')),
     patientId: text(X.PatientID),
     issuerOfPatientId: text(X.IssuerOfPatientID),
     patientBirthDate: str(X.PatientBirthDate),
@@ -163,7 +181,7 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     accessionNumber: text(X.AccessionNumber),
     studyId: text(X.StudyID),
     studyDescription: text(X.StudyDescription),
-    referringPhysicianName: text(X.ReferringPhysicianName),
+    referringPhysicianName: canonicalPersonName(text(X.ReferringPhysicianName, 'PN')),
     seriesInstanceUid: uid(X.SeriesInstanceUID),
     modality: str(X.Modality),
     seriesNumber: int(X.SeriesNumber),
@@ -177,6 +195,18 @@ function readHeader(ds: DataSet, transferSyntaxUid: string): InstanceHeader {
     rows: us(X.Rows),
     columns: us(X.Columns),
   };
+}
+
+/** The values of Specific Character Set (0008,0005) as a Part 10 file declares them; none when absent. */
+export function declaredCharacterSet(file: Uint8Array): string[] {
+  try {
+    const ds = dicomParser.parseDicom(file, { untilTag: PIXEL_DATA } as never);
+    const element = ds.elements[X.SpecificCharacterSet];
+    if (!element) return [];
+    return (ds.string(X.SpecificCharacterSet) ?? '').split('\\').map((value) => value.trim());
+  } catch {
+    return [];
+  }
 }
 
 /** Best effort: the SOP Class and Instance UIDs in the first bytes of a Part 10 file that was refused. */

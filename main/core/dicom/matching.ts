@@ -8,6 +8,7 @@
  *   that of SQLite's LIKE and NOCASE: ASCII letters only ('doe' matches 'DOE'; 'ü' does not match 'Ü').
  *   All other VRs match case-sensitively (wildcards use SQLite GLOB for them).
  * - Leading and trailing spaces of a key are insignificant. A key of only '*' is universal matching.
+ * - PN keys and stored names compare in one spelling: trailing '^' and '=' delimiters dropped (person-name.ts).
  * - Wildcards are allowed for AE, CS, LO, PN and SH; not for dates, times, UIDs and numbers.
  * - A list of values (backslash-separated) is allowed for UI (PS3.4 C.2.2.2.2; a comma also separates, as
  *   QIDO clients send), and for CS and multi-valued attributes (ModalitiesInStudy `CT\MR` matches a study
@@ -19,6 +20,7 @@
  *   the name, case-insensitively; words are split on '^', ' ' and '='.
  */
 import type { Vr } from './keywords.js';
+import { canonicalPersonName } from './person-name.js';
 import { uidProblem } from './uid.js';
 
 export interface MatchAttribute {
@@ -83,7 +85,8 @@ export function parseMatchKey(attribute: MatchAttribute, value: string, options:
 function parseMatcher(attribute: MatchAttribute, raw: string, multiValued: boolean, options: MatchOptions): Matcher {
   const { keyword, vr } = attribute;
   const invalid = (problem: string) => new InvalidMatchKeyError(keyword, raw, problem);
-  const value = raw.trim();
+  // The index keeps person names in one spelling (person-name.ts); keys are read the same way.
+  const value = vr === 'PN' ? canonicalPersonName(raw.trim()) : raw.trim();
   if (value === '' || value === '*') return { kind: 'universal' };
 
   if (vr === 'UI') return parseUidList(value, invalid);

@@ -1,4 +1,5 @@
 import { TransferSyntax } from './transfer-syntax.js';
+import { characterSetAfterDecoding } from './charset.js';
 import { readDicom, type DcmjsDataset } from './dcmjs.js';
 import { tagOf } from './dictionary.js';
 
@@ -10,6 +11,7 @@ export const CONVERTIBLE_TO_EXPLICIT_LE: readonly string[] = [
 ];
 
 const TRANSFER_SYNTAX_UID = tagOf('TransferSyntaxUID');
+const SPECIFIC_CHARACTER_SET = tagOf('SpecificCharacterSet');
 const WORD_SIZES: Record<string, number> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
 
 /** dcmjs reads big endian numbers right but leaves OW/OF/OL/OD bytes as stored: swap them. */
@@ -33,6 +35,11 @@ export function swapBinaryWords(dataset: DcmjsDataset): void {
 export function toExplicitLittleEndian(file: Buffer, storedSyntax: string): Buffer {
   const dict = readDicom(file);
   if (storedSyntax === TransferSyntax.ExplicitVRBigEndian) swapBinaryWords(dict.dict);
+  const charset = dict.dict[SPECIFIC_CHARACTER_SET];
+  if (charset?._rawValue) {
+    const { [SPECIFIC_CHARACTER_SET]: _declared, ...rest } = dict.dict;
+    charset.Value = characterSetAfterDecoding(charset._rawValue.map(String), rest);
+  }
   dict.meta[TRANSFER_SYNTAX_UID] = { vr: 'UI', Value: [TransferSyntax.ExplicitVRLittleEndian] };
   return Buffer.from(dict.write({ allowInvalidVRLength: true }));
 }

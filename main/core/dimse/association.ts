@@ -8,6 +8,7 @@ import {
   countBytesReceived, generalPathBusy, generalProcessPdu, markConnected, negotiatedAssociation, notePeerActivity, resetConnection,
 } from './dcmjs-dimse-internals.js';
 import { buildFileMeta } from './file-meta.js';
+import { MAX_PDU_LENGTH } from './implementation.js';
 import { cStoreResponsePdu, joinPdvs, PDU_TYPE_P_DATA_TF, readCStoreCommand, splitPdvs, type CStoreCommand, type Pdv } from './pdata.js';
 import { PduReader } from './pdu-reader.js';
 import { decideContext } from './presentation-contexts.js';
@@ -194,6 +195,8 @@ export class EdgeScp extends Scp {
     this.accepted = true;
     this.env.registry.add(this);
     this.info.logger.info({ event: 'association-accepted', contexts: accepted.length, open: this.env.registry.size }, 'association accepted');
+    // A requestor's 0 means "no limit" (PS3.8 D.1); dcmjs-dimse would take the smaller value and announce 0.
+    if (association.getMaxPduLength() === 0) association.setMaxPduLength(MAX_PDU_LENGTH);
     this.sendAssociationAccept();
   }
 
@@ -440,7 +443,11 @@ export class EdgeScp extends Scp {
   ): void {
     const send = (responses: R[]) => {
       if (this.socket.destroyed) return;
-      for (const response of responses) this.sendResponse(request, response);
+      for (const response of responses) {
+        // dcmjs-dimse's responses carry the Study Root class; a response echoes the request's (PS3.7 9.1.2.1).
+        response.setAffectedSopClassUid(request.getAffectedSopClassUid());
+        this.sendResponse(request, response);
+      }
     };
     const finish = () => {
       this.cancelled.delete(request.getMessageId());

@@ -169,3 +169,47 @@ export function proposeScpRoleOnly(client: Client, abstractSyntaxUid: string): v
     original.call(this, association);
   };
 }
+
+// ---- the bytes a received data set was read from --------------------------------------------------
+
+type Dataset = InstanceType<typeof dimse.Dataset>;
+interface DatasetInternals {
+  /** Called by the Dataset constructor for a data set given as bytes (every received identifier). */
+  _fromElementsBuffer(this: Dataset, bytes: Buffer, ...rest: unknown[]): unknown;
+}
+
+const datasetPrototype = dimse.Dataset.prototype as unknown as Partial<DatasetInternals>;
+const readElements = datasetPrototype._fromElementsBuffer;
+if (typeof readElements !== 'function') {
+  throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION} lacks Dataset.prototype._fromElementsBuffer(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+}
+const receivedBytes = new WeakMap<object, Buffer>();
+datasetPrototype._fromElementsBuffer = function (this: Dataset, bytes: Buffer, ...rest: unknown[]) {
+  receivedBytes.set(this, bytes);
+  return readElements.call(this, bytes, ...rest);
+};
+
+/** The bytes a data set was parsed from, when it came off the wire (a C-FIND/C-MOVE/C-GET identifier). */
+export function receivedDatasetBytes(dataset: Dataset): Buffer | undefined {
+  return receivedBytes.get(dataset);
+}
+
+// ---- conversions for outgoing C-STOREs --------------------------------------------------------------
+
+interface TranscodingStatics {
+  transcodeDataset(dataset: Dataset, transferSyntaxUid: string, options?: unknown): Dataset;
+}
+
+/**
+ * dcmjs-dimse converts a data set for a peer that did not accept its syntax through this static method.
+ * Decoding (dcmjs-codecs) writes Planar Configuration on every image; PS3.3 C.7.6.3.1.3 has it only where
+ * Samples per Pixel is above 1, so a converted single-sample image must not gain it.
+ */
+const transcoding = dimse.Transcoding as unknown as TranscodingStatics;
+const transcodeDataset = transcoding.transcodeDataset.bind(dimse.Transcoding);
+transcoding.transcodeDataset = (dataset, transferSyntaxUid, options) => {
+  const converted = transcodeDataset(dataset, transferSyntaxUid, options);
+  const elements = converted.getElements() as Record<string, unknown>;
+  if (Number(elements.SamplesPerPixel ?? 1) === 1) delete elements.PlanarConfiguration;
+  return converted;
+};

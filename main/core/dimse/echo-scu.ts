@@ -1,4 +1,5 @@
 import dimse from 'dcmjs-dimse';
+import './implementation.js';
 import type { EchoOptions, EchoOutcome, EchoTarget } from '../verification.js';
 
 const { Client } = dimse;

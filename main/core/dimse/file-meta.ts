@@ -2,6 +2,8 @@
  * The Part 10 preamble and File Meta Information group (PS3.10 7.1) for an instance received over
  * DIMSE. The data set bytes follow it exactly as the sender encoded them.
  */
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './implementation.js';
+
 export interface FileMetaFields {
   sopClassUid: string;
   sopInstanceUid: string;
@@ -9,9 +11,6 @@ export interface FileMetaFields {
   sourceAeTitle: string;
 }
 
-/** Ours: a UUID-derived root (PS3.5 B.2), fixed so files from every version can be told apart by name only. */
-const IMPLEMENTATION_CLASS_UID = '2.25.271936471235240389361726404218383760211';
-const IMPLEMENTATION_VERSION_NAME = 'DICOM_EDGE_01';
 
 function padded(value: string, pad: string): Buffer {
   const bytes = Buffer.from(value, 'latin1');

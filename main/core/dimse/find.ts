@@ -1,11 +1,13 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import dimse from 'dcmjs-dimse';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
+import { readRawDataSet, type RawDataSet } from '../dicom/raw-data-set.js';
 import { QUERY_RETRIEVE_SOP_CLASSES } from '../dicom/storage-sop-classes.js';
 import type { FederatedSearch } from '../cloud/federated-search.js';
 import type { Archive } from '../store/archive.js';
 import type { QueryMatch } from '../store/query-types.js';
-import type { AssociationInfo, CFindRequest, CFindResponse, EdgeScp } from './association.js';
+import type { AssociationInfo, CFindRequest, CFindResponse, CGetRequest, CMoveRequest, EdgeScp } from './association.js';
+import { receivedDatasetBytes } from './dcmjs-dimse-internals.js';
 import { IdentifierError, parseIdentifier, responseIdentifier, type InformationModel } from './identifier.js';
 import { DimseStatus, errorComment } from './statuses.js';
 
@@ -34,6 +36,13 @@ export function modelOf(sopClassUid: string): InformationModel | undefined {
 export function responseSyntax(scp: EdgeScp, request: Parameters<EdgeScp['cFindRequest']>[0]): string {
   const association = (scp as unknown as { association?: { getAcceptedPresentationContextFromRequest(r: unknown): { getAcceptedTransferSyntaxUid(): string | undefined } | undefined } }).association;
   return association?.getAcceptedPresentationContextFromRequest(request)?.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2';
+}
+
+/** A request's identifier as received, for what dcmjs' naturalized copy of it loses (identifier.ts). */
+export function receivedIdentifier(scp: EdgeScp, request: CFindRequest | CMoveRequest | CGetRequest): RawDataSet | undefined {
+  const identifier = request.getDataset();
+  const bytes = identifier ? receivedDatasetBytes(identifier) : undefined;
+  return bytes ? readRawDataSet(bytes, responseSyntax(scp, request as CFindRequest)) : undefined;
 }
 
 /** Lets the socket drain (or a C-CANCEL in) between pending responses. */
@@ -83,7 +92,7 @@ export async function handleFind(
   let parsed;
   let matches: QueryMatch[];
   try {
-    parsed = parseIdentifier(identifier.getElements(), model);
+    parsed = parseIdentifier(identifier.getElements(), model, receivedIdentifier(scp, request));
     const query = { level: parsed.level, keys: parsed.keys };
     const federated = sources.federated?.();
     if (federated) {

@@ -1,4 +1,5 @@
 import { lookupAttribute, UNIQUE_KEYS, type AttributeDefinition, type QueryLevel } from '../dicom/keywords.js';
+import type { RawDataSet } from '../dicom/raw-data-set.js';
 import type { QueryMatch } from '../store/query-types.js';
 
 /** A naturalized dcmjs value (string, number, PN object, array of those) in its DICOM string form. */
@@ -34,8 +35,15 @@ export interface ParsedIdentifier {
 
 const CONTROL = new Set(['QueryRetrieveLevel', 'SpecificCharacterSet', 'RetrieveAETitle', 'InstanceAvailability']);
 
-/** Reads a C-FIND/C-MOVE/C-GET identifier; attributes the archive does not hold are left out. */
-export function parseIdentifier(elements: Record<string, unknown>, model: InformationModel): ParsedIdentifier {
+/** VRs whose text is decoded from the received bytes, under the identifier's Specific Character Set. */
+const TEXT_VRS = new Set(['AE', 'CS', 'LO', 'PN', 'SH']);
+
+/**
+ * Reads a C-FIND/C-MOVE/C-GET identifier; attributes the archive does not hold are left out. With the
+ * identifier's bytes (`raw`), a zero-length value is universal matching whatever its VR (PS3.4 C.2.2.2.3),
+ * and text keys are decoded under every character set declared, code extensions included.
+ */
+export function parseIdentifier(elements: Record<string, unknown>, model: InformationModel, raw?: RawDataSet): ParsedIdentifier {
   const level = toKeyString(elements.QueryRetrieveLevel).toUpperCase() as QueryLevel;
   const levels: readonly QueryLevel[] = INFORMATION_MODELS[model];
   if (!levels.includes(level)) {
@@ -47,10 +55,16 @@ export function parseIdentifier(elements: Record<string, unknown>, model: Inform
     if (name.startsWith('_')) continue; // dcmjs bookkeeping (_vrMap)
     const attribute = lookupAttribute(name);
     if (!attribute) continue;
-    if (!CONTROL.has(attribute.keyword)) keys[attribute.keyword] = toKeyString(value);
+    if (!CONTROL.has(attribute.keyword)) keys[attribute.keyword] = keyValue(attribute, value, raw);
     requested.push(attribute);
   }
   return { level, keys, requested };
+}
+
+function keyValue(attribute: AttributeDefinition, value: unknown, raw: RawDataSet | undefined): string {
+  if (raw?.isEmpty(attribute.keyword)) return '';
+  const text = TEXT_VRS.has(attribute.vr) ? raw?.text(attribute.keyword, attribute.vr) : undefined;
+  return text ?? toKeyString(value);
 }
 
 /** Unique keys of the query level and the levels above it within the model (PS3.4 C.4.1.2.3). */

@@ -7,6 +7,7 @@ import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import type { PeerSettings } from '../contract/settings.js';
 import { holdClientAssociation, type HeldAssociation } from './dcmjs-dimse-internals.js';
+import './implementation.js';
 import { track, type Outcome, type StoreRequest } from './sub-operations.js';
 
 const { Client } = dimse;

@@ -6,7 +6,7 @@ import type { Archive } from '../store/archive.js';
 import { arrivals, listAtArchive, retrieveScopes, type CloudReads } from './archive-retrieve.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
 import { negotiatedAssociation } from './dcmjs-dimse-internals.js';
-import { modelOf } from './find.js';
+import { modelOf, receivedIdentifier } from './find.js';
 import { IdentifierError, parseIdentifier } from './identifier.js';
 import { PeerStoreSender } from './peer-sender.js';
 import { DimseStatus } from './statuses.js';
@@ -62,6 +62,10 @@ export class RetrieveHandlers {
     signal.addEventListener('abort', abort, { once: true });
     try {
       await this.subOperations(scp, info, request, found, progress, respond, async (store) => {
+        // PS3.7 9.3.1.1: a C-STORE on behalf of a C-MOVE names who asked, and which request it serves.
+        const command = store.getCommandDataset();
+        command.setElement('MoveOriginatorApplicationEntityTitle', info.callingAe);
+        command.setElement('MoveOriginatorMessageID', request.getMessageId() as never); // a US; dcmjs-dimse types every value as string
         const outcome = await sender.send(store);
         return signal.aborted ? 'aborted' : outcome;
       }, () => sender.touch());
@@ -154,7 +158,7 @@ export class RetrieveHandlers {
       return undefined;
     }
     try {
-      const parsed = parseIdentifier(identifier.getElements(), model);
+      const parsed = parseIdentifier(identifier.getElements(), model, receivedIdentifier(scp, request));
       const keys = Object.fromEntries(Object.entries(parsed.keys).filter(([, value]) => value !== ''));
       if (Object.keys(keys).length === 0) throw new IdentifierError('a retrieve needs at least one unique key');
       const { reads, paths } = this.options.archive;

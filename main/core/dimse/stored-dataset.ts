@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
+import { characterSetAfterDecoding } from '../dicom/charset.js';
+import { declaredCharacterSet } from '../dicom/header.js';
 import { dataSetOffset } from './file-meta.js';
 
 const { Dataset } = dimse;
@@ -28,8 +30,19 @@ export class StoredInstanceDataset extends Dataset {
   }
 
   override getElements(): Record<string, unknown> {
-    this.parsed ??= Dataset.fromFile(this.path)?.getElements() ?? {};
+    this.parsed ??= this.parse();
     return this.parsed;
+  }
+
+  private parse(): Record<string, unknown> {
+    const elements = (Dataset.fromFile(this.path)?.getElements() ?? {}) as Record<string, unknown>;
+    if (elements.SpecificCharacterSet !== undefined) {
+      // dcmjs re-declares every character set as ISO_IR 192; keep the file's own where that is still true.
+      const { SpecificCharacterSet: _rewritten, ...rest } = elements;
+      const declared = declaredCharacterSet(readFileSync(this.path));
+      elements.SpecificCharacterSet = characterSetAfterDecoding(declared, rest);
+    }
+    return elements;
   }
 
   override getDenaturalizedDataset(writeOptions?: Record<string, unknown>, nameMap?: Record<string, unknown>): Buffer {

@@ -338,6 +338,11 @@ export class Archive {
           parsed = kept.header;
           break;
         }
+        if (kept.kind === 'check-pixel-data-end') {
+          // Only the file tells whether what follows the Pixel Data is padding or the rest of a cut-off item.
+          if (!spooled.path) throw new CannotUnderstandError('truncated dataset: encapsulated Pixel Data has no sequence delimiter');
+          break;
+        }
       }
       if (!parsed && !spooled.path) throw new CannotUnderstandError('the header is longer than the bytes kept while receiving');
       header = parsed ?? await readInstanceHeader(spooled.path!, spooled.sizeBytes, { head, tail: spooled.tail });

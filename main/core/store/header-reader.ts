@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { encapsulatedEndProblem } from '../dicom/encapsulated-end.js';
 import { DicomParseError, parseInstanceHeader, type InstanceHeader } from '../dicom/header.js';
 
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
@@ -29,6 +30,16 @@ export async function readInstanceHeader(
       }
       const parsed = parseInstanceHeader(head, sizeBytes, tail);
       if (parsed.kind === 'parsed') return parsed.header;
+      if (parsed.kind === 'check-pixel-data-end') {
+        const read = async (position: number, length: number) => {
+          const bytes = Buffer.alloc(length);
+          const { bytesRead } = await handle.read(bytes, 0, length, position);
+          return bytes.subarray(0, bytesRead);
+        };
+        const problem = await encapsulatedEndProblem(read, parsed.itemsAt, sizeBytes);
+        if (problem) throw new DicomParseError(problem);
+        return parsed.header;
+      }
       if (head.length >= MAX_HEADER_BYTES) {
         throw new DicomParseError(`no Pixel Data within the first ${MAX_HEADER_BYTES} bytes and the dataset is larger`);
       }

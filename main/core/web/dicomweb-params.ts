@@ -25,7 +25,7 @@ export const bulkdataParams = instanceParams.extend({ '*': z.string() });
 const once = (name: string) => z.string({ error: `${name} must be given once` }).optional();
 
 /** PS3.18 8.3.5.1: the rendered and thumbnail parameters, parsed by the route (numbers, lists of them). */
-export const renderedQuery = z.object({ viewport: once('viewport'), window: once('window'), quality: once('quality') });
+export const renderedQuery = z.object({ viewport: once('viewport'), window: once('window'), quality: once('quality'), annotation: once('annotation') });
 
 /** DELETE's ?force (true, 1 or empty: delete even what still waits for upload). */
 export const deleteQuery = z.object({ force: z.union([z.string(), z.array(z.string())]).optional() });

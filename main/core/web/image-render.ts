@@ -11,6 +11,7 @@ interface RenderResult {
 interface Imaging {
   DicomImage: new (buffer: ArrayBuffer) => {
     getNumberOfFrames(): number;
+    setElement(keyword: string, value: string): void;
     render(opts?: { frame?: number; windowLevel?: unknown; renderOverlays?: boolean }): RenderResult;
   };
   WindowLevel: new (window: number, level: number) => unknown;
@@ -48,7 +49,11 @@ export interface RenderOptions {
   frame: number;
   /** Fit inside this box, keeping the aspect ratio; never enlarges. */
   viewport?: { width: number; height: number };
-  window?: { center: number; width: number };
+  /** The part of the image to show (image pixels), before fitting; clipped to the image. */
+  region?: { x: number; y: number; width: number; height: number };
+  /** The same as fractions of the image (0.0 to 1.0), as WADO-URI gives it. */
+  relativeRegion?: { x0: number; y0: number; x1: number; y1: number };
+  window?: { center: number; width: number; voiFunction?: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID' };
   format: 'image/jpeg' | 'image/png';
   quality: number;
 }
@@ -63,6 +68,8 @@ export async function renderImage(file: Buffer, options: RenderOptions): Promise
   const frames = image.getNumberOfFrames();
   if (options.frame >= frames) throw new HttpError(404, `frame ${options.frame + 1} does not exist (the instance has ${frames})`);
   let result: RenderResult;
+  // dcmjs-imaging applies the data set's VOI LUT Function (PS3.3 C.11.2.1.3) to the window it is given.
+  if (options.window?.voiFunction) image.setElement('VOILUTFunction', options.window.voiFunction);
   try {
     result = image.render({
       frame: options.frame,
@@ -74,6 +81,12 @@ export async function renderImage(file: Buffer, options: RenderOptions): Promise
   }
   let { width, height } = result;
   let rgba: Buffer = Buffer.from(result.pixels);
+  const relative = options.relativeRegion;
+  const region = options.region ?? (relative && {
+    x: Math.floor(relative.x0 * width), y: Math.floor(relative.y0 * height),
+    width: Math.max(1, Math.round((relative.x1 - relative.x0) * width)), height: Math.max(1, Math.round((relative.y1 - relative.y0) * height)),
+  });
+  if (region) ({ width, height, rgba } = crop(rgba, width, height, region));
   if (options.viewport) ({ width, height, rgba } = fit(rgba, width, height, options.viewport));
   if (options.format === 'image/png') {
     const png = new PNG({ width, height });
@@ -81,6 +94,16 @@ export async function renderImage(file: Buffer, options: RenderOptions): Promise
     return PNG.sync.write(png);
   }
   return Buffer.from(jpeg.encode({ data: rgba, width, height }, options.quality).data);
+}
+
+/** The region of an RGBA image, clipped to it; a region wholly outside is a 400. */
+function crop(rgba: Buffer, width: number, height: number, region: { x: number; y: number; width: number; height: number }): { width: number; height: number; rgba: Buffer } {
+  const w = Math.min(region.width, width - region.x);
+  const h = Math.min(region.height, height - region.y);
+  if (w < 1 || h < 1) throw new HttpError(400, `the viewport region starts outside the ${width} x ${height} image`);
+  const out = Buffer.alloc(w * h * 4);
+  for (let y = 0; y < h; y++) rgba.copy(out, y * w * 4, ((region.y + y) * width + region.x) * 4, ((region.y + y) * width + region.x + w) * 4);
+  return { width: w, height: h, rgba: out };
 }
 
 /** Box-filter downscale into the viewport. */

@@ -10,6 +10,7 @@ import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
 import { noParams, seriesParams, studyParams } from './dicomweb-params.js';
 import { dicomWebBase, HttpError } from './http-errors.js';
+import { MEDIA_PARAMETERS } from './media-parameters.js';
 import { warning } from './read-through.js';
 
 /** The most results one response carries; a client pages on with offset (PS3.18 8.3.4.4.1 Warning). */
@@ -76,7 +77,7 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
       }
       continue;
     }
-    if (CONTROL_PARAMS.has(name)) continue;
+    if (CONTROL_PARAMS.has(name) || MEDIA_PARAMETERS.has(name)) continue;
     const attribute = lookupAttribute(name);
     if (!attribute) {
       if (name.includes('.')) throw new HttpError(400, `sequence matching (${name}) is not supported`);

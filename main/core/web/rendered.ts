@@ -9,7 +9,8 @@ import type { WebContext } from './context.js';
 import { framesParams, instanceParams, renderedQuery, seriesParams, studyParams } from './dicomweb-params.js';
 import { HttpError, withFrameStatus } from './http-errors.js';
 import { renderImage } from './image-render.js';
-import { clientGone, instanceHere, representativeHere } from './read-through.js';
+import { sendMultipart, type ResponsePart } from './multipart-response.js';
+import { clientGone, instanceHere, representativeHere, warning } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const THUMBNAIL_SIZE = 128;
@@ -27,6 +28,51 @@ export function registerRendered(server: FastifyInstance, ctx: WebContext): void
   ] as const) {
     app.get(path, { schema: { params, querystring: renderedQuery } }, (request, reply) => render(ctx, request.params, request.query, request.headers.accept, reply, kind));
   }
+  // Study and series rendered (PS3.18 10.4.1.1.3): every frame of every instance, one part each, rendered as it is sent.
+  for (const [path, params] of [
+    ['/dicom-web/studies/:study/series/:series/rendered', seriesParams],
+    ['/dicom-web/studies/:study/rendered', studyParams],
+  ] as const) {
+    app.get(path, { schema: { params, querystring: renderedQuery } }, (request, reply) => renderAll(ctx, request.params, request.query, request.headers.accept, reply));
+  }
+}
+
+/** The rendering a query asks for, checked before anything is read. */
+function renderSettings(query: z.infer<typeof renderedQuery>, kind: 'rendered' | 'thumbnail') {
+  const viewport = parseViewport(query.viewport);
+  const windowing = parseWindow(query.window);
+  const quality = query.quality === undefined ? 90 : Number(query.quality);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new HttpError(400, 'quality must be 1 to 100');
+  const annotation = annotationWarning(query.annotation);
+  const box = viewport?.box ?? (kind === 'thumbnail' ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
+  return { viewport: box, region: viewport?.region, window: windowing, quality, annotation };
+}
+
+/** The multipart accept ranges of a study or series rendered request: the image type its parts are in. */
+function chooseMultipartFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
+  for (const range of parseAccept(accept)) {
+    const type = range.type === 'multipart/related' ? (range.params.type ?? 'image/jpeg').toLowerCase() : range.type;
+    if (type === 'image/png') return 'image/png';
+    if (typeMatches(type, 'image/jpeg')) return 'image/jpeg';
+  }
+  throw new HttpError(406, 'study and series rendered are served as multipart/related with image/jpeg or image/png parts');
+}
+
+async function renderAll(
+  ctx: WebContext, scope: InstanceScope, query: z.infer<typeof renderedQuery>, accept: string | undefined, reply: FastifyReply,
+): Promise<FastifyReply> {
+  const format = chooseMultipartFormat(accept);
+  const settings = renderSettings(query, 'rendered');
+  const rows = ctx.archive.reads.storedInstances(scope);
+  if (rows.length === 0) throw new HttpError(404, 'no such study or series here');
+  const parts: ResponsePart[] = rows.flatMap((row) => Array.from({ length: row.numberOfFrames ?? 1 }, (_, frame): ResponsePart => ({
+    contentType: format,
+    bytes: async () => renderImage(await readFile(ctx.archive.paths.absolute(row.path)), { ...settings, frame, format }),
+  })));
+  if (settings.annotation) reply.header('warning', settings.annotation);
+  await sendMultipart(reply, format, parts,
+    (error) => ctx.logger.error({ event: 'rendered-failed', ...scope, reason: (error as Error)?.message }, 'rendered response cut short'));
+  return reply;
 }
 
 function chooseFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
@@ -44,6 +90,44 @@ function numberList(text: string | undefined, name: string, count: number[]): nu
     throw new HttpError(400, `${name}=${JSON.stringify(text)} must be ${count.join(' or ')} comma-separated numbers`);
   }
   return values;
+}
+
+const VOI_FUNCTIONS = ['LINEAR', 'LINEAR_EXACT', 'SIGMOID'] as const;
+type VoiFunction = (typeof VOI_FUNCTIONS)[number];
+
+/** PS3.18 8.3.5.1.4: window=center,width[,function], the function LINEAR (default), LINEAR_EXACT or SIGMOID. */
+function parseWindow(text: string | undefined): { center: number; width: number; voiFunction: VoiFunction } | undefined {
+  if (text === undefined) return undefined;
+  const [center, width, fn = 'LINEAR', ...rest] = text.split(',').map((s) => s.trim());
+  const voiFunction = fn.toUpperCase() as VoiFunction;
+  const numbers = [Number(center), Number(width)];
+  if (rest.length > 0 || center === undefined || width === undefined || numbers.some((v) => !Number.isFinite(v)) || !VOI_FUNCTIONS.includes(voiFunction)) {
+    throw new HttpError(400, `window=${JSON.stringify(text)} must be center,width[,function] with function one of ${VOI_FUNCTIONS.join(', ')}`);
+  }
+  if (numbers[1]! < 1) throw new HttpError(400, `window width must be at least 1, got ${width}`);
+  return { center: numbers[0]!, width: numbers[1]!, voiFunction };
+}
+
+/** PS3.18 8.3.5.1.3: viewport=vw,vh or vw,vh,sx,sy,sw,sh (the source region to show, in image pixels). */
+function parseViewport(text: string | undefined): { box: { width: number; height: number }; region?: { x: number; y: number; width: number; height: number } } | undefined {
+  const values = numberList(text, 'viewport', [2, 6]);
+  if (!values) return undefined;
+  const [vw, vh, sx, sy, sw, sh] = values as [number, number, number?, number?, number?, number?];
+  const box = { width: vw, height: vh };
+  if (box.width < 1 || box.height < 1 || box.width > 8192 || box.height > 8192) throw new HttpError(400, 'viewport must be 1 to 8192 pixels');
+  if (sx === undefined) return { box };
+  if (![sx, sy, sw, sh].every((v) => Number.isInteger(v)) || sx < 0 || sy! < 0 || sw! < 1 || sh! < 1) {
+    throw new HttpError(400, `viewport=${JSON.stringify(text)}: the region sx,sy,sw,sh must be whole pixels, offsets from 0 and sizes from 1 (flipped regions are not supported)`);
+  }
+  return { box, region: { x: sx, y: sy!, width: sw!, height: sh! } };
+}
+
+/** PS3.18 8.3.5.1.1: annotation=patient,technique. Accepted and not drawn; the answer carries a Warning saying so. */
+function annotationWarning(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const values = text.split(',').map((s) => s.trim().toLowerCase());
+  if (values.some((v) => v !== 'patient' && v !== 'technique')) throw new HttpError(400, `annotation=${JSON.stringify(text)} must be patient and/or technique`);
+  return warning(`annotation=${values.join(',')} is not supported; the image is rendered without annotation`);
 }
 
 function representative<T extends Pick<StoredInstance, 'seriesUid'>>(rows: T[], scope: { series?: string }): T | undefined {
@@ -67,21 +151,9 @@ async function render(
   if (!row) throw new HttpError(404, 'no such study, series or instance');
   const frames = withFrameStatus(() => (frameList ? parseFrameList(frameList) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
-  const viewport = numberList(query.viewport, 'viewport', [2, 6]);
-  const windowing = numberList(query.window, 'window', [2]);
-  const quality = query.quality === undefined ? 90 : Number(query.quality);
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new HttpError(400, 'quality must be 1 to 100');
-  const box = viewport
-    ? { width: viewport[0]!, height: viewport[1]! }
-    : kind === 'thumbnail' ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined;
-  if (box && (box.width < 1 || box.height < 1 || box.width > 8192 || box.height > 8192)) throw new HttpError(400, 'viewport must be 1 to 8192 pixels');
+  const { annotation, ...settings } = renderSettings(query, kind);
   const file = await readFile(ctx.archive.paths.absolute(row.path));
-  const image = await renderImage(file, {
-    frame: frames[0]! - 1,
-    viewport: box,
-    window: windowing ? { center: windowing[0]!, width: windowing[1]! } : undefined,
-    format,
-    quality,
-  });
+  const image = await renderImage(file, { ...settings, frame: frames[0]! - 1, format });
+  if (annotation) reply.header('warning', annotation);
   return reply.code(200).type(format).header('cache-control', 'private, max-age=300').send(image);
 }

@@ -8,11 +8,13 @@ import { checkAccess, crossSiteReason, misdirectedHostReason, sameSecret, sessio
 import { registerApi, SettingsRejected } from './api.js';
 import { requestTimeoutResponse, watchBodyIdle } from './body-idle.js';
 import { registerCloudApi } from './cloud-api.js';
+import { registerCapabilities } from './capabilities.js';
 import { registerWorkflowApi } from './workflow-api.js';
 import type { WebContext } from './context.js';
 import { registerDelete } from './delete.js';
 import { registerEvents } from './events.js';
 import { HttpError } from './http-errors.js';
+import { registerMediaParameters } from './media-parameters.js';
 import { registerQido } from './qido.js';
 import { registerAccessTimes } from './read-through.js';
 import { registerRendered } from './rendered.js';
@@ -20,6 +22,7 @@ import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
 import { registerStow } from './stow.js';
 import { registerWadoInstance } from './wado-instance.js';
 import { registerWadoRetrieve } from './wado-retrieve.js';
+import { registerWadoUri } from './wado-uri.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -146,11 +149,14 @@ export async function buildServer(
 
   const streams = new Set<() => void>();
   registerAccessTimes(app, ctx);
+  registerMediaParameters(app);
   registerQido(app, ctx);
   registerStow(app, ctx);
   registerWadoRetrieve(app, ctx);
   registerWadoInstance(app, ctx);
   registerRendered(app, ctx);
+  registerWadoUri(app, ctx);
+  registerCapabilities(app);
   registerDelete(app, ctx);
   registerApi(app, ctx);
   registerCloudApi(app, ctx);

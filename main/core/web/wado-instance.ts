@@ -14,6 +14,7 @@ import { multipartBody } from '../multipart/writer.js';
 import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { bulkdataParams, framesParams, instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
+import { asExplicitLittleEndian, DECODABLE } from './explicit-le.js';
 import { dicomWebBase, HttpError, withFrameStatus } from './http-errors.js';
 import { sendArchiveMetadata } from './archive-metadata.js';
 import { clientGone, instanceHere, throughArchive } from './read-through.js';
@@ -94,11 +95,19 @@ async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: Fast
   return reply.code(200).type('application/dicom+json').send(Readable.from(generate()));
 }
 
+interface FrameDelivery {
+  mediaType: string;
+  syntax: string;
+  /** Compressed frames decoded to native (Explicit VR Little Endian) ones. */
+  decode: boolean;
+}
+
 /** What a frames request goes out as, or 406. */
-function frameDelivery(accept: MediaType[], stored: string): { mediaType: string; syntax: string } {
-  const native = isUncompressed(stored) || stored === TransferSyntax.DeflatedExplicitVRLittleEndian
-    ? { mediaType: 'application/octet-stream', syntax: TransferSyntax.ExplicitVRLittleEndian }
-    : { mediaType: frameMediaType(stored) ?? 'application/octet-stream', syntax: stored };
+function frameDelivery(accept: MediaType[], stored: string): FrameDelivery {
+  const uncompressed = { mediaType: 'application/octet-stream', syntax: TransferSyntax.ExplicitVRLittleEndian };
+  const storedNative = isUncompressed(stored) || stored === TransferSyntax.DeflatedExplicitVRLittleEndian;
+  const native = storedNative ? { ...uncompressed, decode: false } : { mediaType: frameMediaType(stored) ?? 'application/octet-stream', syntax: stored, decode: false };
+  const decoded = !storedNative && DECODABLE.has(stored) ? { ...uncompressed, decode: true } : undefined;
   for (const range of accept) {
     const ts = range.params['transfer-syntax'];
     if (ts === '*') return native;
@@ -106,19 +115,30 @@ function frameDelivery(accept: MediaType[], stored: string): { mediaType: string
     if (range.type === 'multipart/related') partType = (range.params.type ?? 'application/octet-stream').toLowerCase();
     else if (range.type === '*/*' || range.type === 'multipart/*') partType = '*/*';
     else continue;
-    if (!typeMatches(partType, native.mediaType)) continue;
-    if (ts === undefined || ts === native.syntax) return native;
-    if (ts === TransferSyntax.ExplicitVRLittleEndian && CONVERTIBLE_TO_EXPLICIT_LE.includes(stored)) return native;
+    if (typeMatches(partType, native.mediaType)) {
+      if (ts === undefined && !decoded) return native;
+      if (ts === native.syntax) return native;
+      if (ts === TransferSyntax.ExplicitVRLittleEndian && CONVERTIBLE_TO_EXPLICIT_LE.includes(stored)) return native;
+    }
+    // PS3.18 8.7.3.5.2: application/octet-stream with no transfer-syntax means Explicit VR Little Endian.
+    if (decoded && typeMatches(partType, decoded.mediaType) && (ts === undefined || ts === decoded.syntax)) return decoded;
   }
-  throw new HttpError(406, `frames are stored as ${stored} and go out as ${native.mediaType}; the Accept header does not allow that`);
+  const producible = [native, ...(decoded ? [decoded] : [])].map((d) => `${d.mediaType} (transfer-syntax=${d.syntax})`);
+  throw new HttpError(406, `frames of this instance can be served as ${producible.join(' or ')} only; the Accept header allows none of them`);
 }
 
 async function sendFrames(ctx: WebContext, scope: InstanceScope, frameList: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const row = await oneInstance(ctx, scope, reply);
   const wanted = withFrameStatus(() => parseFrameList(frameList));
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transferSyntaxUid);
-  const dict = await loadInstance(ctx, row);
-  const frames = withFrameStatus(() => extractFrames(dict.dict, row.transferSyntaxUid, wanted));
+  let frames: Buffer[];
+  if (delivery.decode) {
+    const decoded = await asExplicitLittleEndian(await readFile(ctx.archive.paths.absolute(row.path)), row.transferSyntaxUid);
+    frames = withFrameStatus(() => extractFrames(readDicom(decoded).dict, TransferSyntax.ExplicitVRLittleEndian, wanted));
+  } else {
+    const dict = await loadInstance(ctx, row);
+    frames = withFrameStatus(() => extractFrames(dict.dict, row.transferSyntaxUid, wanted));
+  }
   const body = multipartBody(frames.map((bytes) => ({ contentType: `${delivery.mediaType}; transfer-syntax=${delivery.syntax}`, bytes: () => bytes })));
   return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }

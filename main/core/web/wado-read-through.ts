@@ -12,11 +12,11 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { InstanceScope, ReadThrough, Retrieved } from '../cloud/read-through.js';
 import type { WebContext } from './context.js';
+import { asExplicitLittleEndian } from './explicit-le.js';
 import { HttpError } from './http-errors.js';
 import type { MediaType } from '../multipart/media-type.js';
 import { newBoundary } from '../multipart/writer.js';
 import { archiveHttpError, clientGone } from './read-through.js';
-import { toExplicitLittleEndian } from '../dicom/transcode.js';
 
 export type Negotiate = (accept: MediaType[], stored: string) => { syntax: string; convert: boolean } | undefined;
 
@@ -77,7 +77,7 @@ export async function sendThroughArchive(
         if (!delivery) throw new Error(`instance ${instance.sopInstanceUid} arrived as ${instance.transferSyntaxUid}, which the Accept header does not allow`);
         await write(res, head(delivery.syntax));
         const path = ctx.archive.paths.absolute(instance.path);
-        if (delivery.convert) await write(res, toExplicitLittleEndian(await readFile(path), instance.transferSyntaxUid));
+        if (delivery.convert) await write(res, await asExplicitLittleEndian(await readFile(path), instance.transferSyntaxUid));
         else for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) await write(res, chunk as Buffer);
       }
       parts++;

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { CONVERTIBLE_TO_EXPLICIT_LE, toExplicitLittleEndian } from '../dicom/transcode.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { parseAccept, type MediaType } from '../multipart/media-type.js';
 import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
+import { asExplicitLittleEndian, convertibleToExplicitLittleEndian } from './explicit-le.js';
 import { RESOURCE_ROUTES } from './dicomweb-params.js';
 import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
@@ -32,7 +32,7 @@ export function negotiateDicom(accept: MediaType[], stored: string): Delivery | 
     // PS3.18 8.7.3.5.2: no transfer-syntax parameter means Explicit VR Little Endian.
     const target = wanted ?? TransferSyntax.ExplicitVRLittleEndian;
     if (target === '*' || target === stored) return { syntax: stored, convert: false };
-    if (target === TransferSyntax.ExplicitVRLittleEndian && CONVERTIBLE_TO_EXPLICIT_LE.includes(stored)) {
+    if (target === TransferSyntax.ExplicitVRLittleEndian && convertibleToExplicitLittleEndian(stored)) {
       return { syntax: target, convert: true };
     }
   }
@@ -56,8 +56,9 @@ async function retrieve(ctx: WebContext, scope: InstanceScope, request: FastifyR
   for (const row of rows) {
     const delivery = negotiateDicom(accept, row.transferSyntaxUid);
     if (!delivery) {
-      throw new HttpError(406, `instance ${row.sopInstanceUid} is stored as ${row.transferSyntaxUid}; ` +
-        'the Accept header allows neither that nor a syntax we can convert it to (ask for transfer-syntax=*)');
+      const producible = [row.transferSyntaxUid, ...(convertibleToExplicitLittleEndian(row.transferSyntaxUid) ? [TransferSyntax.ExplicitVRLittleEndian] : [])];
+      throw new HttpError(406, `instance ${row.sopInstanceUid} can be served as transfer-syntax ${producible.join(' or ')} only; ` +
+        'the Accept header allows none of them (transfer-syntax=* takes each instance as stored)');
     }
     plan.push({ row, delivery });
   }
@@ -70,7 +71,7 @@ async function retrieve(ctx: WebContext, scope: InstanceScope, request: FastifyR
       const contentType = `application/dicom; transfer-syntax=${delivery.syntax}`;
       const path = paths.absolute(row.path);
       return delivery.convert
-        ? { contentType, bytes: async () => toExplicitLittleEndian(await readFile(path), row.transferSyntaxUid) }
+        ? { contentType, bytes: async () => asExplicitLittleEndian(await readFile(path), row.transferSyntaxUid) }
         : { contentType, file: { path, size: row.sizeBytes } };
     }),
     (error) => ctx.logger.error({ event: 'wado-retrieve-failed', peer: request.ip, ...scope, reason: (error as Error).message }, 'WADO-RS response cut short'),
