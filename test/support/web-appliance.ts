@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Appliance, type ApplianceOptions, type ApplianceOverrides } from '../../main/core/appliance.js';
 import { SETTINGS_FILE_NAME } from '../../main/core/settings/settings-file.js';
 import type { WebService } from '../../main/core/web/web-service.js';
-import { Agent } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { freePort } from './net.js';
 
 /** fetch options, with Buffers allowed as bodies. */
@@ -69,8 +69,12 @@ export async function startWebAppliance(options: {
     dicomWebUrl: `${baseUrl}/dicom-web`,
     token,
     dimsePort,
-    api: (path, init = {}) =>
-      fetch(`${baseUrl}${path}`, { ...init, ...(dispatcher ? { dispatcher } : {}), body: init.body as BodyInit | undefined, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
+    api: (path, init = {}) => {
+      const request = { ...init, body: init.body as BodyInit | undefined, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } };
+      // Node's own fetch bundles an older undici, whose handlers the package's Agent refuses: its fetch goes with its Agent.
+      if (dispatcher) return undiciFetch(`${baseUrl}${path}`, { ...(request as Parameters<typeof undiciFetch>[1]), dispatcher }) as unknown as Promise<Response>;
+      return fetch(`${baseUrl}${path}`, request);
+    },
     stop: async () => {
       await dispatcher?.close();
       await appliance.stop();
