@@ -10,9 +10,11 @@ import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
 
 const CHILD = fileURLToPath(new URL('./children/archive-stream.ts', import.meta.url));
 const PART_BYTES = 2 * 1024 ** 3;
-const SMALL_PART_BYTES = 1024 ** 2;
+const SMALL_PART_BYTES = 256 * 1024 ** 2;
 const SECOND_PART = Buffer.from('a small second instance');
-const LIMIT_BYTES = 250 * 1024 ** 2;
+// The process alone (Node 24, tsx, the modules) takes about 125 MB before the first byte; V8 then lets freed socket
+// buffers wait for a collection until its external-memory limit, a plateau of about 100 MB whatever the size.
+const LIMIT_BYTES = 300 * 1024 ** 2;
 
 async function writeAll(res: http.ServerResponse, chunk: Buffer): Promise<void> {
   if (!res.write(chunk)) await once(res, 'drain');
@@ -49,13 +51,13 @@ async function streamInChild(base: string): Promise<{ sizes: number[]; peakRssBy
 
 const mb = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`;
 
-test('a 2 GB instance streams through the archive reader in well under 250 MB of RSS, as much as a 1 MB one', { timeout: 300_000 }, async () => {
+test('a 2 GB instance streams through the archive reader in under 300 MB of RSS, about as much as a 256 MB one', { timeout: 300_000 }, async () => {
   const small = await streamInChild(`${server.origin}/small/v2`);
   assert.deepEqual(small.sizes, [SMALL_PART_BYTES, SECOND_PART.length]);
   const large = await streamInChild(`${server.origin}/v2`);
   assert.deepEqual(large.sizes, [PART_BYTES, SECOND_PART.length]);
   assert.ok(large.peakRssBytes < LIMIT_BYTES, `peak RSS ${mb(large.peakRssBytes)}`);
-  // The process itself (node, tsx, modules) takes most of it; what the stream adds must not follow its size.
-  assert.ok(large.peakRssBytes - small.peakRssBytes < 100 * 1024 ** 2, `1 MB: ${mb(small.peakRssBytes)}, 2 GB: ${mb(large.peakRssBytes)}`);
-  console.log(`peak RSS of the reader: ${mb(small.peakRssBytes)} for 1 MB, ${mb(large.peakRssBytes)} for 2 GB`);
+  // Both sizes are past V8's plateau, so what the stream holds must not follow its size: 8× the bytes, not 8× the memory.
+  assert.ok(large.peakRssBytes - small.peakRssBytes < 64 * 1024 ** 2, `256 MB: ${mb(small.peakRssBytes)}, 2 GB: ${mb(large.peakRssBytes)}`);
+  console.log(`peak RSS of the reader: ${mb(small.peakRssBytes)} for 256 MB, ${mb(large.peakRssBytes)} for 2 GB`);
 });
