@@ -1,6 +1,7 @@
 // Fault modes of the Azure DICOM double and the bookkeeping that decides, request by request and
 // instance by instance, what the active fault does. Faults act on store (STOW-RS) requests,
-// except 'down', which acts on every connection, and the '-retrieve' ones, which act on WADO-RS retrieves.
+// except 'down', which acts on every connection, the '-retrieve' ones, which act on WADO-RS retrieves, and
+// 'hold-changefeed', which acts on change-feed requests.
 
 export type Fault =
   /** Read part of the body (default: half its Content-Length), then destroy the socket; nothing is stored. */
@@ -28,7 +29,9 @@ export type Fault =
   /** A retrieve waits `ms` before it answers (a slow archive), so that readers arriving meanwhile find the fetch running. */
   | { kind: 'slow-retrieve'; ms: number; times?: number }
   /** A retrieve sends `afterParts` whole parts, then waits for `until` before it sends the rest (an archive that stalls mid-study). */
-  | { kind: 'hold-retrieve'; afterParts: number; until: Promise<unknown>; times?: number };
+  | { kind: 'hold-retrieve'; afterParts: number; until: Promise<unknown>; times?: number }
+  /** The first `afterRequests` change-feed requests are answered at once; later ones wait for `until` (a feed that stalls). */
+  | { kind: 'hold-changefeed'; afterRequests: number; until: Promise<unknown> };
 
 export type FaultKind = Fault['kind'];
 
@@ -46,6 +49,7 @@ export class FaultState {
   private fault: Fault | undefined;
   private remaining = Infinity;
   private storeRequests = 0;
+  private changeFeedRequests = 0;
   private readonly attempts = new Map<string, number>();
 
   get active(): Fault | undefined {
@@ -56,13 +60,14 @@ export class FaultState {
     this.fault = fault;
     this.remaining = fault && 'times' in fault && fault.times !== undefined ? fault.times : Infinity;
     this.storeRequests = 0;
+    this.changeFeedRequests = 0;
     this.attempts.clear();
   }
 
   /** Called once per store request; counts down `times` and clears the fault when it runs out. */
   forStoreRequest(): RequestAction {
     const fault = this.fault;
-    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve' || fault.kind === 'slow-retrieve' || fault.kind === 'hold-retrieve') return { kind: 'none' };
+    if (!fault || fault.kind === 'down' || fault.kind === 'cut-retrieve' || fault.kind === 'slow-retrieve' || fault.kind === 'hold-retrieve' || fault.kind === 'hold-changefeed') return { kind: 'none' };
     const n = this.storeRequests++;
     let action: RequestAction = { kind: 'none' };
     switch (fault.kind) {
@@ -106,6 +111,13 @@ export class FaultState {
     this.countDown();
     if (fault.kind === 'slow-retrieve') return { delayMs: fault.ms };
     return fault.kind === 'cut-retrieve' ? { afterParts: fault.afterParts } : { afterParts: fault.afterParts, until: fault.until };
+  }
+
+  /** Called once per change-feed request: what to wait for before answering it, if anything. */
+  forChangeFeedRequest(): Promise<unknown> | undefined {
+    const fault = this.fault;
+    if (fault?.kind !== 'hold-changefeed') return undefined;
+    return this.changeFeedRequests++ < fault.afterRequests ? undefined : fault.until;
   }
 
   /** A failure reason the fault imposes on this instance, if any. */

@@ -238,6 +238,9 @@ export class AzureDicomDouble {
     }
     await drain(ex);
     if (rec.kind === 'changefeed') {
+      const hold = this.faults.forChangeFeedRequest();
+      if (hold) await hold;
+      if (res.destroyed) return; // the client went away while the feed was held
       const partition = ex.prefix === '/v2' ? undefined : rec.partition;
       return handleChangeFeed(ex, this.store, url.searchParams, segments.length === 2, partition);
     }

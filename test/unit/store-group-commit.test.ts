@@ -18,7 +18,11 @@ function setUp() {
   );
   const rows = () => (db.prepare('SELECT v FROM t ORDER BY v').pluck().all() as number[]);
   const insert = (v: number) => () => db.prepare('INSERT INTO t (v) VALUES (?)').run(v).changes;
-  return { committer, rows, insert, finishSync: (error?: Error) => finishSync(error), syncs: () => syncs };
+  // A batch is committed when its sync starts; tests wait for that rather than for a guessed time.
+  const untilSyncStarts = async () => {
+    while (syncs === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  return { committer, rows, insert, finishSync: (error?: Error) => finishSync(error), syncs: () => syncs, untilSyncStarts };
 }
 
 const settled = async (promise: Promise<unknown>) => {
@@ -30,11 +34,10 @@ const settled = async (promise: Promise<unknown>) => {
 };
 
 test('a commit is reported only after the sync that follows it, and one sync serves the whole batch', async () => {
-  const { committer, rows, insert, finishSync, syncs } = setUp();
+  const { committer, rows, insert, finishSync, syncs, untilSyncStarts } = setUp();
   const first = committer.commit(insert(1));
   const second = committer.commit(insert(2));
-  // The batch is committed when its sync starts; wait for that rather than for a guessed time.
-  while (syncs() === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  await untilSyncStarts();
   assert.deepEqual(rows(), [1, 2], 'both rows are committed together');
   assert.equal(syncs(), 1);
   assert.equal(await settled(first), 'pending', 'not acknowledged before the sync has finished');
@@ -43,7 +46,7 @@ test('a commit is reported only after the sync that follows it, and one sync ser
 });
 
 test('a task that throws fails alone; a failed sync fails the others with CommitNotDurableError', async () => {
-  const { committer, rows, insert, finishSync, syncs } = setUp();
+  const { committer, rows, insert, finishSync, untilSyncStarts } = setUp();
   const good = committer.commit(insert(1));
   const bad = committer.commit(() => {
     insert(2)();
@@ -51,8 +54,7 @@ test('a task that throws fails alone; a failed sync fails the others with Commit
   });
   // Listen at once: the failing task may be answered before the batch's sync, and must not count as unhandled.
   const badRejected = assert.rejects(bad, /no such study/);
-  // The batch is committed when its sync starts; wait for that rather than for a guessed time.
-  while (syncs() === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  await untilSyncStarts();
   assert.deepEqual(rows(), [1], "the failing task's row is rolled back, its neighbour's is kept");
   finishSync(new Error('EIO'));
   await assert.rejects(good, (error: unknown) => error instanceof CommitNotDurableError && /EIO/.test((error as Error).message));
