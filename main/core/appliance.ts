@@ -26,6 +26,7 @@ import { ForwardService, type ForwardServiceOptions } from './forward/service.js
 export type { DestinationState } from './forward/control.js';
 export { KeySecretBox, type SecretBox } from './forward/secrets.js';
 export type { ArchiveEvents } from './store/events.js';
+export { parseResolvedProxy, withSystemProxy, type SystemProxy } from './network/system-proxy.js';
 
 /** Values given on the command line (or by the Electron shell); they win over the settings file. */
 export type ApplianceOverrides = SettingsOverrides;
@@ -39,8 +40,8 @@ export interface ApplianceOptions {
   logFile?: boolean;
   /** Print function for the listener lines; defaults to console.log. */
   announce?: (line: string) => void;
-  /** Store-and-forward hooks: the Electron shell's safeStorage-backed SecretBox; msal overrides in tests. */
-  forward?: Pick<ForwardServiceOptions, 'secretBox' | 'msal'>;
+  /** Store-and-forward hooks: the Electron shell's safeStorage-backed SecretBox and system proxy; msal overrides in tests. */
+  forward?: Pick<ForwardServiceOptions, 'secretBox' | 'msal' | 'proxyEnvironment'>;
 }
 
 export { applyOverrides };
@@ -130,6 +131,11 @@ export class Appliance {
   /** The settings in force. */
   get settings(): Settings {
     return this.live.running;
+  }
+
+  /** The SHA-256 fingerprint of the local server's certificate while it speaks HTTPS (a bind beyond loopback). */
+  get httpsFingerprint(): string | undefined {
+    return this.services.find((service): service is WebService => service instanceof WebService)?.https?.fingerprint256;
   }
 
   static async create(options: ApplianceOptions): Promise<Appliance> {

@@ -3,12 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrowserWindow, Menu, Notification, Tray, app, dialog, ipcMain, nativeImage, powerSaveBlocker, safeStorage, session, shell } from 'electron';
-import { Appliance } from '../core/appliance.js';
+import { Appliance, withSystemProxy } from '../core/appliance.js';
 import { APP_ID } from './app-identity.js';
 import { DesktopPrefsFile, parseDesktopPrefs } from './desktop-prefs.js';
 import { registerBridgeHandlers } from './ipc.js';
 import { autostartCommand, autostartFile, setLinuxAutostart } from './linux-autostart.js';
+import { isOwnCertificate, windowOrigin } from './own-certificate.js';
 import { safeStorageSecretBox } from './safe-storage-box.js';
+import { resolveSystemProxy } from './system-proxy.js';
 import { readTraySummary, trackDestinationStates, watchPermanentFailures } from './outbox-watch.js';
 import { guardQuit } from './quit-guard.js';
 import { attachNavigationGuards, denyAllPermissions, secureWebPreferences, withCsp } from './security.js';
@@ -21,11 +23,6 @@ const preloadPath = join(__dirname, '..', 'preload', 'index.cjs');
 
 let mainWindow: BrowserWindow | null = null;
 let tray: Tray | null = null;
-
-function loopbackOrigin(host: string, port: number): string {
-  const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
-  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
-}
 
 function trayIcon(colour: TrayColour): Electron.NativeImage {
   return nativeImage.createFromPath(join(resourcesDir, 'icons', `tray-${colour}.png`));
@@ -43,18 +40,31 @@ async function start(): Promise<void> {
 
   const dataDir = app.getPath('userData');
   const safe = safeStorageSecretBox(safeStorage, dataDir);
+  // With no proxy in settings or the environment, requests leaving the box take the desktop's system proxy.
+  const systemProxy = await resolveSystemProxy(session.defaultSession);
   const appliance = await Appliance.create({
     dataDir,
     announce: (line) => appliance.logger.info({ event: 'listener' }, line),
-    forward: safe.box ? { secretBox: safe.box } : undefined,
+    forward: { ...(safe.box ? { secretBox: safe.box } : {}), proxyEnvironment: withSystemProxy(process.env, systemProxy) },
   });
   const log = appliance.logger.child({ component: 'electron' });
   if (safe.reason) log.warn({ event: 'safe-storage-refused', reason: safe.reason }, `secrets are sealed with the key file in the data dir: ${safe.reason}`);
   if (safe.warning) log.warn({ event: 'safe-storage-weak', reason: safe.warning }, safe.warning);
+  for (const [scheme, resolved] of Object.entries(systemProxy)) {
+    if (resolved.unsupported) log.warn({ event: 'system-proxy-unsupported', scheme, reason: resolved.unsupported }, resolved.unsupported);
+    else if (resolved.url) log.info({ event: 'system-proxy', scheme, proxy: resolved.url }, `the system proxy for ${scheme}: ${resolved.url}`);
+  }
   guardQuit(app, () => appliance.stop(), (error) => log.error({ event: 'stop-failed', reason: String(error) }, 'appliance did not stop cleanly'));
   await appliance.start();
 
-  const appOrigin = loopbackOrigin(appliance.settings.http.host, appliance.settings.http.port);
+  const ownFingerprint = appliance.httpsFingerprint;
+  const appOrigin = windowOrigin(appliance.settings.http.host, appliance.settings.http.port, Boolean(ownFingerprint));
+  // Beyond loopback the server speaks HTTPS, often with a self-signed certificate: the window trusts exactly that one.
+  app.on('certificate-error', (event, _contents, url, _error, certificate, callback) => {
+    if (!isOwnCertificate(url, certificate.data, appOrigin, ownFingerprint)) return;
+    event.preventDefault();
+    callback(true);
+  });
   const prefsFile = new DesktopPrefsFile(dataDir, parseDesktopPrefs(readJson(join(resourcesDir, 'default-desktop.json'))));
   let prefs = prefsFile.read();
 

@@ -42,6 +42,8 @@ export interface ForwardServiceOptions {
   secretBox?: SecretBox;
   /** Test and embedding hooks for msal per destination. */
   msal?: (destination: DestinationSettings) => MsalOverrides | undefined;
+  /** Where the proxy variables are read when `network.proxy` is not set; the desktop adds the system proxy. Default process.env. */
+  proxyEnvironment?: NodeJS.ProcessEnv;
 }
 
 export class ForwardService implements ApplianceService, ForwardControl {
@@ -93,7 +95,7 @@ export class ForwardService implements ApplianceService, ForwardControl {
   }
 
   private buildEgress(): Egress {
-    const egress = Egress.fromSettings(openNetworkSecrets(this.settings.network, this.secretBox()));
+    const egress = Egress.fromSettings(openNetworkSecrets(this.settings.network, this.secretBox()), this.options.proxyEnvironment ?? process.env);
     this.log.info({ event: 'egress', proxy: egress.proxyOrigin ?? null, caFile: this.settings.network.caFile || null }, egress.describe());
     return egress;
   }
