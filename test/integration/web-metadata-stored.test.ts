@@ -134,6 +134,28 @@ describe('WADO-RS metadata from the DICOM JSON kept at ingest', () => {
     }
   });
 
+  test('QIDO-RS at instance level returns any attribute from the kept DICOM JSON: includefield=all, a keyword, a tag', async () => {
+    const search = async (query: string) => {
+      const res = await w.api(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances?${query}`, { headers: { accept: 'application/dicom+json' } });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      const results = JSON.parse(text) as Json[];
+      const first = results.find((r) => r['00200013']?.Value?.[0] === 1);
+      assert.ok(first, text);
+      return first;
+    };
+    const all = await search('includefield=all');
+    const metadata = (await metadataOf(w, `studies/${studyUid}/series/${seriesUid}`)).find((j) => j['00200013']!.Value![0] === 1)!;
+    for (const tag of ['00204000', '00280030', '00200032', '00081140', '00091010', '00281050']) {
+      assert.deepEqual(all[tag], metadata[tag], `attribute ${tag}`);
+    }
+    assert.equal(all['7FE00010']!.BulkDataURI, metadata['7FE00010']!.BulkDataURI);
+    const some = await search('includefield=ImageComments&includefield=00280030');
+    assert.deepEqual(some['00204000'], { vr: 'LT', Value: ['kept as text'] });
+    assert.deepEqual(some['00280030'], metadata['00280030']);
+    assert.equal(some['00200032'], undefined, 'only what was asked for');
+  });
+
   test('each instance is described once at ingest, gzipped in the index', async () => {
     const rows = indexDb(w.appliance.archive).prepare(`
       SELECT m.encoding, i.sop_instance_uid FROM instances i JOIN instance_metadata m ON m.sop_instance_uid = i.sop_instance_uid AND m.sha256 = i.sha256
