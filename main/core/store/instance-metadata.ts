@@ -40,6 +40,8 @@ export async function describeFile(file: DescribedFile): Promise<StoredMetadata 
         return { ...(await pack(text)), text };
       }
       if (parsed.wholeFile) {
+        // Memory must not grow with the instance: a large deflated one is served from its whole file, as before.
+        if (file.sizeBytes > MAX_HEAD_BYTES) throw new Error(`a deflated data set over ${MAX_HEAD_BYTES} bytes is not described ahead`);
         head = await readFile(file.path);
         continue;
       }
