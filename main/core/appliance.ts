@@ -168,6 +168,8 @@ export class Appliance {
       for (const line of lines) this.announce(line);
     }
     this.started = true;
+    // Instances stored before their DICOM JSON was kept get it now, behind everything else (the archive stops it at close).
+    void this.archive.startMetadataBackfill();
     this.logger.info({ event: 'started' }, 'appliance started');
   }
 

@@ -10,6 +10,8 @@ import { Archive } from '../../main/core/store/archive.js';
 import { CannotUnderstandError, MismatchError, OutOfResourcesError } from '../../main/core/store/errors.js';
 import { ArchivePaths } from '../../main/core/store/paths.js';
 import { InvalidUidError } from '../../main/core/dicom/uid.js';
+import { readDicom } from '../../main/core/dicom/dcmjs.js';
+import { datasetToJson } from '../../main/core/dicom/metadata-json.js';
 import { makeInstance } from '../support/instance.js';
 import { newUid } from '../support/uid.js';
 import { indexDb } from '../support/index-db.js';
@@ -244,8 +246,9 @@ describe('archive refuses bad input and writes nothing', () => {
   });
 
   async function assertNothingStored() {
-    const counts = indexDb(archive).prepare('SELECT (SELECT COUNT(*) FROM instances) i, (SELECT COUNT(*) FROM studies) s, (SELECT COUNT(*) FROM outbox) o').get();
-    assert.deepEqual(counts, { i: 0, s: 0, o: 0 });
+    const counts = indexDb(archive).prepare(`SELECT (SELECT COUNT(*) FROM instances) i, (SELECT COUNT(*) FROM studies) s, (SELECT COUNT(*) FROM outbox) o,
+      (SELECT COUNT(*) FROM instance_metadata) m`).get();
+    assert.deepEqual(counts, { i: 0, s: 0, o: 0, m: 0 });
     assert.deepEqual(await filesUnder(join(dir, 'archive')), []);
   }
 
@@ -510,6 +513,9 @@ describe('recovery at start', () => {
         assert.deepEqual(study, { patient_name: 'Other^Version' }, "and holds the file's attributes");
         assert.deepEqual(again.outbox.rowsFor(ids.sopInstanceUid).map((r) => [r.state, r.replaces_earlier]), [['pending', 1]]);
         assert.deepEqual(indexDb(again).prepare('SELECT * FROM replacements').all(), [], 'the replacement is finished');
+        const described = again.reads.instanceMetadata(ids.sopInstanceUid, sha(v2));
+        assert.ok(described, 'the DICOM JSON describes the file in place');
+        assert.deepEqual(JSON.parse(described)['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Other^Version' }] });
       } finally {
         indexDb(again).close();
         await again.close();
@@ -573,5 +579,47 @@ describe('recovery at start', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('DICOM JSON kept with each instance', () => {
+  let dir: string;
+  let archive: Archive;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-metadata-'));
+    archive = await openArchive(dir);
+  });
+  after(async () => {
+    await archive.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('is written in the ingest\'s transaction, as the whole file describes it, even when the header runs past the bytes kept', async () => {
+    // A 300 kB text before Pixel Data: more than the 256 kB kept while receiving, so the file is read for the rest.
+    const long = 'x'.repeat(300_000);
+    for (const bytes of [makeInstance({ rows: 16, columns: 16 }), makeInstance({ rows: 16, columns: 16, extra: { '00291010': { vr: 'UT', Value: [long] } } })]) {
+      const result = await archive.ingest(chunked(bytes), ctx);
+      const kept = archive.reads.instanceMetadata(result.header.sopInstanceUid, result.sha256);
+      assert.ok(kept, 'described');
+      const whole = readDicom(bytes);
+      assert.equal(kept, JSON.stringify(datasetToJson(whole.dict, '', whole.meta)));
+      const row = indexDb(archive).prepare('SELECT encoding, length(json) AS size FROM instance_metadata WHERE sop_instance_uid = ?')
+        .get(result.header.sopInstanceUid) as { encoding: string; size: number };
+      assert.equal(row.encoding, 'gzip');
+      assert.ok(row.size < Buffer.byteLength(kept) / 2, `gzipped to ${row.size} of ${Buffer.byteLength(kept)} bytes`);
+    }
+  });
+
+  test('goes with its instance: removed with it, dropped when its copy is evicted', async () => {
+    const removed = await archive.ingest(chunked(makeInstance()), ctx);
+    const evicted = await archive.ingest(chunked(makeInstance()), ctx);
+    const db = indexDb(archive);
+    const described = (uid: string) => db.prepare('SELECT COUNT(*) FROM instance_metadata WHERE sop_instance_uid = ?').pluck().get(uid);
+    assert.equal(described(removed.header.sopInstanceUid), 1);
+    assert.equal(await archive.removeInstance(removed.header.sopInstanceUid), true);
+    assert.equal(described(removed.header.sopInstanceUid), 0);
+    db.prepare('UPDATE instances SET in_cloud = 1 WHERE sop_instance_uid = ?').run(evicted.header.sopInstanceUid);
+    assert.ok((await archive.evictInstance(evicted.header.sopInstanceUid)) > 0);
+    assert.equal(described(evicted.header.sopInstanceUid), 0);
   });
 });

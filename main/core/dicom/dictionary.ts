@@ -56,3 +56,12 @@ export function tagOf(keyword: string): string {
 export function tagsOf<K extends string>(...keywords: K[]): Readonly<Record<K, string>> {
   return Object.freeze(Object.fromEntries(keywords.map((keyword) => [keyword, tagOf(keyword)])) as Record<K, string>);
 }
+
+/**
+ * The tag a query parameter names: a keyword of the dictionary, or a tag as eight hex digits (any case);
+ * undefined for anything else.
+ */
+export function tagNamed(keywordOrTag: string): string | undefined {
+  if (/^[0-9A-Fa-f]{8}$/.test(keywordOrTag)) return keywordOrTag.toUpperCase();
+  return findEntry(keywordOrTag)?.tag;
+}

@@ -31,6 +31,7 @@ import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync, WalSync } from './coalesced-sync.js';
+import { describeFile, InstanceMetadataRows, type StoredMetadata } from './instance-metadata.js';
 
 export type IngestSource = SpoolSource;
 export type { IngestOrigin };
@@ -129,6 +130,8 @@ export class Archive {
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly replacements: Replacements;
+  private readonly metadataRows: InstanceMetadataRows;
+  private backfilling?: Promise<void>;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
   private readonly committer: GroupCommitter;
@@ -149,6 +152,7 @@ export class Archive {
     this.outbox = new Outbox(db);
     this.index = new IndexWriter(db);
     this.replacements = new Replacements(db);
+    this.metadataRows = new InstanceMetadataRows(db);
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
@@ -200,7 +204,7 @@ export class Archive {
    * `source` may yield chunks, or batches of chunks that it hands over (never reuses), written with one writev each.
    */
   ingest(source: IngestSource, context: IngestContext): Promise<IngestResult> {
-    return this.track(() => this.ingestNow(source, context, (file, header, ticket) => this.commit(file, header, context, ticket)));
+    return this.track(() => this.ingestNow(source, context, (file, header, ticket, metadata) => this.commit(file, header, context, ticket, metadata)));
   }
 
   /**
@@ -208,8 +212,8 @@ export class Archive {
    * request of many instances (STOW-RS) that must leave what was stored untouched if it fails.
    */
   ingestOrHold(source: IngestSource, context: IngestContext): Promise<IngestResult | HeldReplacement> {
-    return this.track(() => this.ingestNow(source, context, async (file, header, ticket) =>
-      this.replaces(file, header) ? this.hold(file, header, context) : this.commit(file, header, context, ticket)));
+    return this.track(() => this.ingestNow(source, context, async (file, header, ticket, metadata) =>
+      this.replaces(file, header) ? this.hold(file, header, context, metadata) : this.commit(file, header, context, ticket, metadata)));
   }
 
   private track<T>(start: () => Promise<T>): Promise<T> {
@@ -224,7 +228,7 @@ export class Archive {
   /** `settle` runs under the instance's lock and renames or removes the spooled file (or keeps it, held). */
   private async ingestNow<R extends IngestResult | HeldReplacement>(
     source: IngestSource, context: IngestContext,
-    settle: (spooled: SpooledFile, header: InstanceHeader, ticket: CommitTicket) => Promise<R>,
+    settle: (spooled: SpooledFile, header: InstanceHeader, ticket: CommitTicket, metadata: StoredMetadata | undefined) => Promise<R>,
   ): Promise<R | IngestResult> {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let spooled: SpooledFile | undefined;
@@ -245,7 +249,8 @@ export class Archive {
         const file = spooled;
         const fileTicket = ticket;
         await this.ensureRoomFor(file, header, context);
-        result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket));
+        const metadata = await this.describe(file, header, log);
+        result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket, metadata));
         spooled = undefined; // renamed, removed, or held
       }
       logIngest(log, result);
@@ -289,7 +294,7 @@ export class Archive {
     return existing !== undefined && existing.local === 1 && !isSameFile(existing, spooled, this.instancePath(header));
   }
 
-  private hold(spooled: SpooledFile, header: InstanceHeader, context: IngestContext): HeldReplacement {
+  private hold(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, metadata: StoredMetadata | undefined): HeldReplacement {
     const log = this.logger.child({ peer: context.peer, callingAe: context.callingAe });
     let settled = false;
     const settleOnce = () => {
@@ -302,7 +307,7 @@ export class Archive {
       commit: async () => {
         settleOnce();
         try {
-          return await this.track(() => this.commitHeld(spooled, header, context, log));
+          return await this.track(() => this.commitHeld(spooled, header, context, log, metadata));
         } catch (error) {
           await remove(); // renamed into place only when the commit succeeded
           throw error;
@@ -396,10 +401,12 @@ export class Archive {
     await checkRoom(this.freeSpace, this.limits, this.archiveBytes, incoming);
   }
 
-  private async commitHeld(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger): Promise<IngestResult> {
+  private async commitHeld(
+    spooled: SpooledFile, header: InstanceHeader, context: IngestContext, log: Logger, metadata: StoredMetadata | undefined,
+  ): Promise<IngestResult> {
     const ticket = this.committer.announce();
     try {
-      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(spooled, header, context, ticket));
+      const result = await this.lock.run(header.sopInstanceUid, () => this.commit(spooled, header, context, ticket, metadata));
       logIngest(log, result);
       return result;
     } catch (error) {
@@ -418,7 +425,9 @@ export class Archive {
     return this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
   }
 
-  private async commit(spooled: SpooledFile, header: InstanceHeader, context: IngestContext, ticket: CommitTicket): Promise<IngestResult> {
+  private async commit(
+    spooled: SpooledFile, header: InstanceHeader, context: IngestContext, ticket: CommitTicket, metadata: StoredMetadata | undefined,
+  ): Promise<IngestResult> {
     const relativePath = this.instancePath(header);
     const existing = this.index.existing(header.sopInstanceUid);
     const base = { header, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, relativePath };
@@ -456,7 +465,7 @@ export class Archive {
       relativePath, sizeBytes: spooled.sizeBytes, sha256: spooled.sha256, callingAe: context.callingAe, receivedAt: Date.now(),
     };
     const committed = ticket.commit(() => {
-      const rows = this.writeRows(header, file, existing, origin);
+      const rows = this.writeRows(header, file, existing, origin, metadata);
       if (replaced?.path === relativePath) this.replacements.finish(header.sopInstanceUid);
       return rows;
     });
@@ -478,9 +487,12 @@ export class Archive {
     return { outcome, ...base };
   }
 
-  /** The index rows and the outbox rows of one stored file; callers run it inside one transaction. */
-  private writeRows(header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined, origin: IngestOrigin) {
+  /** The index rows, the description and the outbox rows of one stored file; callers run it inside one transaction. */
+  private writeRows(
+    header: InstanceHeader, file: StoredFile, existing: ExistingInstance | undefined, origin: IngestOrigin, metadata: StoredMetadata | undefined,
+  ) {
     const counts = this.index.write(header, file, existing, origin);
+    this.metadataRows.write(header.sopInstanceUid, file.sha256, metadata);
     // Data from the archive is never sent back to it (or anywhere): no outbox rows at all.
     if (origin === 'cloud') return { counts, queuedFor: [] as string[] };
     const destinations = this.route({
@@ -640,8 +652,91 @@ export class Archive {
     const existing = this.index.existing(header.sopInstanceUid);
     const file: StoredFile = { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: Date.now() };
     const origin: IngestOrigin = existing && !existing.local ? 'cloud' : 'local';
-    this.db.transaction(() => this.writeRows(header, file, existing, origin))();
+    const metadata = await this.describe({ path: absolutePath, sizeBytes }, header, this.logger);
+    this.db.transaction(() => this.writeRows(header, file, existing, origin, metadata))();
     return header;
+  }
+
+  /**
+   * The instance's DICOM JSON for the index, from the bytes kept while receiving (the file is read only when
+   * the attributes before Pixel Data run past them). An instance that cannot be described is stored all the
+   * same: /metadata then reads its file.
+   */
+  private async describe(
+    file: { path: string; sizeBytes: number; headChunks?: readonly Buffer[] }, header: InstanceHeader, log: Logger,
+  ): Promise<StoredMetadata | undefined> {
+    try {
+      const head = file.headChunks ? Buffer.concat(file.headChunks) : undefined;
+      return await describeFile({ path: file.path, sizeBytes: file.sizeBytes, head });
+    } catch (error) {
+      log.warn({ event: 'metadata-not-described', sopInstanceUid: header.sopInstanceUid, reason: (error as Error).message },
+        'instance stored without its DICOM JSON; /metadata reads its file');
+      return undefined;
+    }
+  }
+
+  /**
+   * Describes an indexed instance from its file (read up to Pixel Data) and keeps the description, as long as
+   * the instance still has these bytes. For instances stored before descriptions were kept. Returns its text.
+   */
+  async describeStored(instance: { sopInstanceUid: string; sha256: string; path: string; sizeBytes: number }): Promise<string> {
+    const metadata = await describeFile({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes });
+    this.keepDescriptions([{ sopInstanceUid: instance.sopInstanceUid, sha256: instance.sha256, metadata }]);
+    return metadata.text;
+  }
+
+  /**
+   * Written without waiting for the disk (the next durable commit syncs them): a description lost to a power
+   * cut is made again from the file. A full disk only postpones them.
+   */
+  private keepDescriptions(described: ReadonlyArray<{ sopInstanceUid: string; sha256: string; metadata: StoredMetadata }>): number {
+    if (this.closed || described.length === 0) return 0;
+    try {
+      return commitWithoutSync(this.db, () => described.filter((d) => this.metadataRows.backfill(d.sopInstanceUid, d.sha256, d.metadata)).length);
+    } catch (error) {
+      this.logger.warn({ event: 'metadata-not-kept', instances: described.length, reason: (error as Error).message }, 'DICOM JSON not kept; made again later');
+      return 0;
+    }
+  }
+
+  /**
+   * In the background, describes every local instance that has no description of its bytes (stored before
+   * descriptions were kept, or by an older version): one at a time, yielding to other work between them, in
+   * batches written together; stops when the archive closes. Logs once, with counts, when there was work.
+   */
+  startMetadataBackfill(options: { batch?: number } = {}): Promise<void> {
+    this.backfilling ??= this.backfillMetadata(options.batch ?? 50).catch((error: unknown) => {
+      this.logger.error({ event: 'metadata-backfill-failed', reason: (error as Error).message }, 'DICOM JSON backfill stopped');
+    });
+    return this.backfilling;
+  }
+
+  private async backfillMetadata(batchSize: number): Promise<void> {
+    let described = 0;
+    let unreadable = 0;
+    let after = '';
+    for (;;) {
+      if (this.closed) break;
+      const batch = this.metadataRows.undescribed(after, batchSize);
+      if (batch.length === 0) break;
+      const done: Array<{ sopInstanceUid: string; sha256: string; metadata: StoredMetadata }> = [];
+      for (const instance of batch) {
+        if (this.closed) break;
+        after = instance.sopInstanceUid;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        try {
+          done.push({ ...instance, metadata: await describeFile({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes }) });
+        } catch (error) {
+          unreadable++;
+          this.logger.debug({ event: 'metadata-backfill-unreadable', sopInstanceUid: instance.sopInstanceUid, reason: (error as Error).message },
+            'instance not described');
+        }
+      }
+      described += this.keepDescriptions(done);
+    }
+    if (described + unreadable > 0) {
+      this.logger.info({ event: 'metadata-backfill', described, unreadable, stopped: this.closed }, 'DICOM JSON of earlier instances kept');
+    }
   }
 
   totalBytes(): number {
@@ -652,6 +747,7 @@ export class Archive {
   async close(): Promise<void> {
     this.closed = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.backfilling;
     await this.walSync.close();
     this.db.close();
   }

@@ -171,6 +171,21 @@ CREATE TABLE IF NOT EXISTS commitment_items (
 );
 `;
 
+/*
+ * Each instance's DICOM JSON without bulk data (store/instance-metadata.ts), written with its index rows.
+ * A description, not data: a row is used only while its sha256 is the instance's, so it needs no schema
+ * version of its own. An older appliance ignores the table, and what it replaces meanwhile is described
+ * afresh (from the file) when the row no longer matches.
+ */
+const METADATA_TABLE = `
+CREATE TABLE IF NOT EXISTS instance_metadata (
+  sop_instance_uid TEXT PRIMARY KEY,
+  sha256 TEXT NOT NULL,
+  encoding TEXT NOT NULL CHECK (encoding IN ('gzip','identity')),
+  json BLOB NOT NULL
+);
+`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS studies (
   study_uid TEXT PRIMARY KEY,
@@ -266,6 +281,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ${TABLES_V2}
 ${TABLES_V3}
 ${TABLES_V4}
+${METADATA_TABLE}
 `;
 
 /**

@@ -58,6 +58,7 @@ export class IndexWriter {
   private readonly refreshModalities;
   private readonly deleteInstanceRow;
   private readonly evictRow;
+  private readonly deleteMetadata;
   private readonly deleteEmptySeries;
   private readonly deleteEmptyStudy;
 
@@ -127,6 +128,7 @@ export class IndexWriter {
     );
     this.deleteInstanceRow = db.prepare('DELETE FROM instances WHERE sop_instance_uid = ?');
     this.evictRow = db.prepare('UPDATE instances SET local = 0, file_missing = 1 WHERE sop_instance_uid = ?');
+    this.deleteMetadata = db.prepare('DELETE FROM instance_metadata WHERE sop_instance_uid = ?');
     this.deleteEmptySeries = db.prepare(
       'DELETE FROM series WHERE series_uid = ? AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = series.series_uid)',
     );
@@ -181,12 +183,15 @@ export class IndexWriter {
 
   remove(instance: ExistingInstance, now: number): void {
     this.deleteInstanceRow.run(instance.sop_instance_uid);
+    this.deleteMetadata.run(instance.sop_instance_uid);
     this.afterRemoval(instance, now);
   }
 
   /** The local copy is dropped on purpose and the archive holds the instance: its rows stay, as cloud-only. */
   markEvicted(instance: ExistingInstance, now: number): void {
     this.evictRow.run(instance.sop_instance_uid);
+    // The description goes with the file: a copy fetched again is described afresh.
+    this.deleteMetadata.run(instance.sop_instance_uid);
     this.recount(instance.series_uid, instance.study_uid, now);
   }
 

@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { toDicomJson } from '../dicom/dicom-json.js';
-import { entryOf } from '../dicom/dictionary.js';
+import { entryOf, tagNamed } from '../dicom/dictionary.js';
+import { withInstanceUrl } from '../dicom/instance-json.js';
+import type { DicomJson } from '../dicom/json-model.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { parseAccept, typeMatches } from '../multipart/media-type.js';
@@ -65,6 +67,8 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
   const url = new URL(request.url, 'http://local');
   const keys: Record<string, string> = {};
   const include = new Set<string>();
+  /** Tags asked for that the index does not keep: an instance's kept DICOM JSON has them. */
+  const includeStored = new Set<string>();
   let includeAll = false;
   for (const [name, value] of url.searchParams) {
     if (name === 'includefield') {
@@ -73,6 +77,10 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
         else {
           const attribute = lookupAttribute(field);
           if (attribute) include.add(attribute.keyword);
+          else {
+            const tag = tagNamed(field);
+            if (tag) includeStored.add(tag);
+          }
         }
       }
       continue;
@@ -132,9 +140,29 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
       if (includeAll || returned.has(keyword)) values[keyword] = value;
     }
     values.RetrieveURL = retrieveUrl(base, route.level, match);
-    return toDicomJson(values, { RetrieveURL: entryOf('RetrieveURL') });
+    const json = toDicomJson(values, { RetrieveURL: entryOf('RetrieveURL') });
+    return route.level === 'IMAGE' && (includeAll || includeStored.size > 0)
+      ? withStoredAttributes(ctx, json, match, values.RetrieveURL, includeAll ? 'all' : includeStored)
+      : json;
   });
   return reply.code(200).type('application/dicom+json').send(body);
+}
+
+/**
+ * An instance's result with the attributes asked for (all of them, for includefield=all) taken from the DICOM
+ * JSON kept at ingest, where the index does not have them; the index's own values stay as they are. An
+ * instance only in the archive, or stored without a description, has only the index's attributes.
+ */
+function withStoredAttributes(ctx: WebContext, json: DicomJson, match: QueryMatch, instanceUrl: string, wanted: 'all' | ReadonlySet<string>): DicomJson {
+  const kept = ctx.archive.reads.currentInstanceMetadata(String(match.SOPInstanceUID));
+  if (kept === undefined) return json;
+  const stored = JSON.parse(withInstanceUrl(kept, instanceUrl)) as DicomJson;
+  const merged: DicomJson = { ...json };
+  for (const [tag, element] of Object.entries(stored)) {
+    if (tag in merged || tag.startsWith('0002')) continue;
+    if (wanted === 'all' || wanted.has(tag)) merged[tag] = element;
+  }
+  return Object.fromEntries(Object.entries(merged).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function returnedKeywords(route: Route, matchingKeys: string[], include: Set<string>): Set<string> {

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
 import { tagsOf } from '../dicom/dictionary.js';
+import { withInstanceUrl } from '../dicom/instance-json.js';
 import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
 import { extractFrames, parseFrameList } from '../dicom/pixel-frames.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.js';
@@ -67,11 +68,10 @@ async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: Fast
   }
   if (through) {
     return sendArchiveMetadata(ctx, through.readThrough, through.scope, request, reply, async (instance, url) => {
-      const dict = await loadInstance(ctx, instance);
-      return datasetToJson(dict.dict, url, dict.meta);
+      return JSON.parse(await instanceJson(ctx, instance, url)) as Record<string, unknown>;
     });
   }
-  const etag = `"${createHash('sha256').update('metadata-v1').update(rows.map((r) => `${r.sopInstanceUid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
+  const etag = `"${createHash('sha256').update('metadata-v2').update(rows.map((r) => `${r.sopInstanceUid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
   reply.header('etag', etag).header('cache-control', 'no-cache');
   const ifNoneMatch = request.headers['if-none-match'];
   if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.code(304).send();
@@ -80,19 +80,39 @@ async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: Fast
     yield '[';
     let first = true;
     for (const row of rows) {
-      let dict: DcmjsDicomDict;
+      let json: string;
       try {
-        dict = await loadInstance(ctx, row);
+        json = await instanceJson(ctx, row, instanceUrl(base, row));
       } catch (error) {
         ctx.logger.warn({ event: 'metadata-unreadable', sopInstanceUid: row.sopInstanceUid, reason: (error as Error).message }, 'instance file unreadable');
         continue;
       }
-      yield `${first ? '' : ','}${JSON.stringify(datasetToJson(dict.dict, instanceUrl(base, row), dict.meta))}`;
+      yield `${first ? '' : ','}${json}`;
       first = false;
     }
     yield ']';
   }
   return reply.code(200).type('application/dicom+json').send(Readable.from(generate()));
+}
+
+/**
+ * One instance's DICOM JSON text: as kept in the index at ingest, without opening its file. An instance stored
+ * before that (or whose description could not be made then) is described from its file, read up to Pixel
+ * Data, and the description kept; if even that fails, the whole file is read as it always was.
+ */
+async function instanceJson(
+  ctx: WebContext, row: Pick<StoredInstance, 'sopInstanceUid' | 'sha256' | 'path' | 'sizeBytes' | 'transferSyntaxUid'>, url: string,
+): Promise<string> {
+  const kept = ctx.archive.reads.instanceMetadata(row.sopInstanceUid, row.sha256);
+  if (kept !== undefined) return withInstanceUrl(kept, url);
+  try {
+    return withInstanceUrl(await ctx.archive.describeStored(row), url);
+  } catch (error) {
+    ctx.logger.debug({ event: 'metadata-from-whole-file', sopInstanceUid: row.sopInstanceUid, reason: (error as Error).message },
+      'instance described from its whole file');
+    const dict = await loadInstance(ctx, row);
+    return JSON.stringify(datasetToJson(dict.dict, url, dict.meta));
+  }
 }
 
 interface FrameDelivery {

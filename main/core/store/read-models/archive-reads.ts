@@ -5,11 +5,12 @@
 import type { Db } from '../database.js';
 import { failureReads, type FailureReads } from './failure-reads.js';
 import { indexReads, type IndexReads } from './index-reads.js';
+import { metadataReads, type MetadataReads } from './metadata-reads.js';
 import { outboxReads, type OutboxReads } from './outbox-reads.js';
 import { syncReads, type SyncReads } from './sync-reads.js';
 
-export type ArchiveReads = IndexReads & OutboxReads & FailureReads & SyncReads;
+export type ArchiveReads = IndexReads & MetadataReads & OutboxReads & FailureReads & SyncReads;
 
 export function archiveReads(db: Db): ArchiveReads {
-  return { ...indexReads(db), ...outboxReads(db), ...failureReads(db), ...syncReads(db) };
+  return { ...indexReads(db), ...metadataReads(db), ...outboxReads(db), ...failureReads(db), ...syncReads(db) };
 }
