@@ -108,7 +108,7 @@ export class MppsService {
       info.logger.info({ event: kind === 'N-CREATE' ? 'mpps-created' : 'mpps-set', sopInstanceUid, state: step.state, studyUid: step.studyUid,
         accessionNumber: step.accessionNumber, worklistItemId: item?.id ?? null, worklistState: item?.state ?? null, worklistMoved: itemMoved,
         series: step.performedSeries.length, ...(upsQueued.length > 0
-          ? { workitemUid: item?.workitemUid, upsQueued: upsQueued.map((change) => change.targetState) } : {}) }, `MPPS ${kind}`);
+          ? { workitemUid: item?.workitemUid, upsQueued: upsQueued.map((change) => (change.state === 'queued' ? change.targetState : `${change.targetState} (${change.lastError})`)) } : {}) }, `MPPS ${kind}`);
     } catch (error) {
       const refusal = refusalOf(error);
       response.setStatus(refusal.status);

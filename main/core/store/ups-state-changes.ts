@@ -108,10 +108,14 @@ export class UpsStateChanges {
       : this.prepared(`SELECT ${COLUMNS} FROM ups_state_changes WHERE workitem_uid = ? ORDER BY id`).all(workitemUid) as UpsStateChange[];
   }
 
+  /** A change after one the archive refused is recorded as failed at once: it would carry a Transaction UID the archive never took. */
   private insert(item: WorklistItem, destination: string, target: UpsTargetState, transactionUid: string, now: number): UpsStateChange {
+    const refused = this.prepared("SELECT target_state AS targetState FROM ups_state_changes WHERE workitem_uid = ? AND state = 'failed' ORDER BY id LIMIT 1")
+      .get(item.workitemUid) as { targetState: string } | undefined;
     const info = this.prepared(`INSERT INTO ups_state_changes (worklist_item_id, workitem_uid, destination, target_state, transaction_uid, state,
-        next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)`)
-      .run(item.id, item.workitemUid, destination, target, transactionUid, now, now);
+        last_error, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
+      .run(item.id, item.workitemUid, destination, target, transactionUid, refused ? 'failed' : 'queued',
+        refused ? `not sent: the earlier ${refused.targetState} change of this workitem was refused` : null, now, now);
     return this.get(Number(info.lastInsertRowid))!;
   }
 }
