@@ -1,8 +1,9 @@
 // The Azure DICOM service's worklist (UPS-RS, PS3.18 §11, after the v2 conformance statement) in the double:
-// Create (POST /workitems[?{uid}]), Search (GET /workitems?…), Retrieve (GET /workitems/{uid}) and Change
-// State (PUT /workitems/{uid}/state), with the state table of PS3.4 CC.1.1 and the Transaction UID as the
-// owner's lock: SCHEDULED → IN PROGRESS records a new one, every later change must carry it, and no answer
-// ever shows it. Status codes and Warning headers as PS3.18 11.7.3 gives them. A test can replace the next
+// Create (POST /workitems[?{uid}]), Search (GET /workitems?…), Retrieve (GET /workitems/{uid}), Update
+// (POST /workitems/{uid}?{transaction-uid}) and Change State (PUT /workitems/{uid}/state), with the state
+// table of PS3.4 CC.1.1 and the Transaction UID as the owner's lock: SCHEDULED → IN PROGRESS records a new
+// one, every later change must carry it, and no answer ever shows it. COMPLETED and CANCELED need the
+// final-state attributes (PS3.4 Table CC.2.5-3, codes P and X) set by an Update first. Status codes and Warning headers as PS3.18 11.7.3 gives them. A test can replace the next
 // answers (garbage, 409, …) with `injectAnswer`; those requests change nothing.
 import { tagOf, entryOf } from '../../main/core/dicom/dictionary.js';
 import type { DicomJson } from '../../main/core/dicom/json-model.js';
@@ -17,6 +18,26 @@ const TAG = {
   SOPClassUID: tagOf('SOPClassUID'),
   ProcedureStepState: tagOf('ProcedureStepState'),
   TransactionUID: tagOf('TransactionUID'),
+};
+
+/**
+ * Final state requirements (PS3.4 Table CC.2.5-3): P, needed before COMPLETED, and X, before CANCELED, as paths
+ * that must have a value. (The R ones are required at creation already.)
+ */
+const FINAL_STATE: Record<'COMPLETED' | 'CANCELED', string[][]> = {
+  COMPLETED: [
+    ['UnifiedProcedureStepPerformedProcedureSequence'],
+    ['UnifiedProcedureStepPerformedProcedureSequence', 'PerformedStationNameCodeSequence'],
+    ['UnifiedProcedureStepPerformedProcedureSequence', 'PerformedProcedureStepStartDateTime'],
+    ['UnifiedProcedureStepPerformedProcedureSequence', 'PerformedWorkitemCodeSequence'],
+    ['UnifiedProcedureStepPerformedProcedureSequence', 'PerformedProcedureStepEndDateTime'],
+    ['UnifiedProcedureStepPerformedProcedureSequence', 'OutputInformationSequence'],
+  ],
+  CANCELED: [
+    ['ProcedureStepProgressInformationSequence'],
+    ['ProcedureStepProgressInformationSequence', 'ProcedureStepCancellationDateTime'],
+    ['ProcedureStepProgressInformationSequence', 'ProcedureStepDiscontinuationReasonCodeSequence'],
+  ],
 };
 /** UPS Push SOP Class: the SOP Class UID of every workitem (PS3.4 CC.3.1). */
 export const UPS_PUSH_SOP_CLASS = '1.2.840.10008.5.1.4.34.6.1';
@@ -65,6 +86,8 @@ export class WorkitemStore {
   private readonly items = new Map<string, Workitem>();
   /** Every Change State request that reached the state table, in order. */
   readonly stateChanges: StateChangeRecord[] = [];
+  /** Every Update Workitem that took effect, in order. */
+  readonly updates: Array<{ workitemUid: string; transactionUid: string; tags: string[] }> = [];
   private readonly injected: Array<InjectedAnswer & { left: number }> = [];
 
   /** Puts a SCHEDULED workitem in the worklist, as another system would have created it. */
@@ -101,6 +124,7 @@ export class WorkitemStore {
   clear(): void {
     this.items.clear();
     this.stateChanges.length = 0;
+    this.updates.length = 0;
     this.injected.length = 0;
   }
 
@@ -167,7 +191,15 @@ export class WorkitemStore {
     }
     const item = this.items.get(uid);
     if (!item) return { status: 404, error: `The workitem ${uid} was not found.` };
-    const outcome = decide(item, requested as UpsState, transactionUid);
+    let outcome = decide(item, requested as UpsState, transactionUid);
+    if (outcome.status === 200 && !outcome.warning && (requested === 'COMPLETED' || requested === 'CANCELED')) {
+      const missing = FINAL_STATE[requested].filter((path) => !hasValue(item.dataset, path.map((keyword) => tagOf(keyword))));
+      if (missing.length > 0) {
+        // C304: the final state requirements are not met.
+        outcome = { status: 409, warning: 'The submitted request is inconsistent with the current state of the Workitem.',
+          error: `The workitem does not meet the final state requirements of ${requested}: missing ${missing.map((path) => path.join('.')).join(', ')}.` };
+      }
+    }
     this.stateChanges.push({ workitemUid: uid, from: item.state, requested, transactionUid, status: outcome.status, warning: outcome.warning });
     if (outcome.status === 200 && !outcome.warning) {
       if (requested === 'IN PROGRESS') item.transactionUid = transactionUid;
@@ -175,6 +207,25 @@ export class WorkitemStore {
       item.dataset = { ...item.dataset, [TAG.ProcedureStepState]: { vr: 'CS', Value: [requested] } };
     }
     return outcome;
+  }
+
+  /** Update Workitem (PS3.18 11.6): a SCHEDULED one without a Transaction UID, an IN PROGRESS one with its owner's. */
+  update(uid: string, transactionUid: string | undefined, changes: DicomJson): { status: number; warning?: string; error?: string } {
+    const item = this.items.get(uid);
+    if (!item) return { status: 404, error: `The workitem ${uid} was not found.` };
+    if (item.state === 'COMPLETED' || item.state === 'CANCELED') {
+      return { status: 400, warning: 'The submitted request is inconsistent with the current state of the Workitem.' };
+    }
+    if (item.state === 'SCHEDULED' && transactionUid) return { status: 400, warning: 'The Transaction UID is incorrect.' };
+    if (item.state === 'IN PROGRESS' && !transactionUid) return { status: 400, warning: 'The Transaction UID is missing.' };
+    if (item.state === 'IN PROGRESS' && transactionUid !== item.transactionUid) return { status: 400, warning: 'The Transaction UID is incorrect.' };
+    if (changes[TAG.ProcedureStepState]) {
+      return { status: 409, warning: 'The submitted request is inconsistent with the current state of the Workitem.', error: 'ProcedureStepState is changed by Change State only.' };
+    }
+    if (changes[TAG.TransactionUID] || changes[TAG.SOPInstanceUID]) return { status: 400, error: 'TransactionUID and SOPInstanceUID cannot be updated.' };
+    item.dataset = { ...item.dataset, ...changes };
+    this.updates.push({ workitemUid: uid, transactionUid: transactionUid ?? '', tags: Object.keys(changes) });
+    return { status: 200 };
   }
 
   private visible(item: Workitem): DicomJson {
@@ -186,7 +237,7 @@ export class WorkitemStore {
 export class SearchError extends Error {}
 
 /** The state table: what a Change State request does to a workitem in its present state. */
-function decide(item: Workitem, requested: UpsState, transactionUid: string): { status: number; warning?: string } {
+function decide(item: Workitem, requested: UpsState, transactionUid: string): { status: number; warning?: string; error?: string } {
   const missing = { status: 400, warning: 'The Transaction UID is missing.' };
   const incorrect = { status: 400, warning: 'The Transaction UID is incorrect.' };
   const inconsistent = { status: 409, warning: 'The submitted request is inconsistent with the current state of the Workitem.' };
@@ -262,6 +313,21 @@ export async function handleWorkitems(ex: Exchange, store: WorkitemStore, segmen
     if (!dataset) return ex.reply(404, problem('NotFound', `The workitem ${uid} was not found.`));
     return ex.reply(200, [dataset], {}, 'application/dicom+json');
   }
+  if (method === 'POST' && action === undefined) {
+    if (!isDicomJson(ex.req.headers['content-type'])) {
+      await drain(ex);
+      return ex.reply(415, problem('UnsupportedMediaType', `Content-Type '${ex.req.headers['content-type'] ?? ''}' is not application/dicom+json.`));
+    }
+    const dataset = await readDataset(ex);
+    if (typeof dataset === 'string') return ex.reply(400, problem('BadRequest', dataset));
+    // The Transaction UID: `?transaction=UID` (the URI template's) or `?UID` (the Azure form).
+    const transactionUid = url.searchParams.get('transaction') ?? workitemUidFromQuery(url.searchParams);
+    const outcome = store.update(uid, transactionUid, dataset);
+    const headers = outcome.warning ? warn(outcome.warning) : {};
+    if (outcome.status === 200) return ex.reply(200, undefined, { ...headers, 'content-location': `${base}/${uid}` });
+    return ex.reply(outcome.status, problem(outcome.status === 404 ? 'NotFound' : outcome.status === 409 ? 'Conflict' : 'BadRequest',
+      outcome.error ?? outcome.warning ?? ''), headers);
+  }
   if (method === 'PUT' && action === 'state') {
     if (!isDicomJson(ex.req.headers['content-type'])) {
       await drain(ex);
@@ -332,6 +398,16 @@ function valuesAt(dataset: DicomJson, path: string[]): string[] {
     return values.map((v) => (v && typeof v === 'object' ? String((v as { Alphabetic?: string }).Alphabetic ?? '') : String(v)));
   }
   return values.flatMap((item) => (item && typeof item === 'object' ? valuesAt(item as DicomJson, tail) : []));
+}
+
+/** Whether the attribute at `path` (tags, through the first item of each sequence) has a value. */
+function hasValue(dataset: DicomJson, path: string[]): boolean {
+  const [head, ...tail] = path;
+  const values = (dataset as Record<string, { Value?: unknown[] } | undefined>)[head!]?.Value ?? [];
+  if (values.length === 0) return false;
+  if (tail.length === 0) return values.some((v) => v !== null && v !== '');
+  const first = values[0];
+  return first !== null && typeof first === 'object' && hasValue(first as DicomJson, tail);
 }
 
 function matchesValue(key: string, value: string, vr: string): boolean {

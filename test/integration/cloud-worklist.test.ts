@@ -146,11 +146,16 @@ describe('cloud worklist over UPS-RS', () => {
     assert.match(transactionUid, /^2\.25\.\d+$/);
     assert.equal(w.appliance.archive.upsChanges.list(workitemUid)[0]!.transactionUid, transactionUid, 'the claim carries the UID kept here');
 
-    assert.equal((await sendMpps(w.dimsePort, mppsSet(step, { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: [] }),
-      { called: 'DICOMEDGE' })).status, 0);
+    assert.equal((await sendMpps(w.dimsePort, mppsSet(step, { PerformedProcedureStepStatus: 'COMPLETED', PerformedProcedureStepEndDate: '20260115',
+      PerformedProcedureStepEndTime: '083000', PerformedSeriesSequence: [] }), { called: 'DICOMEDGE' })).status, 0);
     await waitFor('the workitem completed upstream', () => azure.workitems.state(workitemUid) === 'COMPLETED', 30_000);
     assert.deepEqual(azure.workitems.appliedChanges(workitemUid).map((c) => [c.requested, c.transactionUid]),
       [['IN PROGRESS', transactionUid], ['COMPLETED', transactionUid]]);
+    assert.deepEqual(azure.workitems.updates.filter((u) => u.workitemUid === workitemUid).map((u) => [u.transactionUid, u.tags]),
+      [[transactionUid, ['00741216']]], 'the final-state attributes (Performed Procedure Sequence) were set first, as the owner');
+    const performed = (azure.workitems.retrieve(workitemUid)!['00741216']!.Value![0] as Record<string, { Value?: unknown[] }>);
+    assert.deepEqual(performed['00404050']?.Value, ['20260115081500'], 'the step\'s start');
+    assert.deepEqual(performed['00404051']?.Value, ['20260115083000'], 'the step\'s end');
     await waitFor('both changes done here', () => w.appliance.archive.upsChanges.list(workitemUid).every((c) => c.state === 'done'), 30_000);
     const lines = await upsLines(workitemUid);
     assert.deepEqual(lines.map((l) => [l.event, l.state, l.transactionUid]),
@@ -200,6 +205,8 @@ describe('cloud worklist over UPS-RS', () => {
     const transactionUid = azure.workitems.transactionUid(workitemUid)!;
     assert.deepEqual(azure.workitems.stateChanges.filter((c) => c.workitemUid === workitemUid).map((c) => [c.requested, c.status, c.transactionUid]),
       [['IN PROGRESS', 200, transactionUid], ['CANCELED', 200, transactionUid]], 'each change reached the archive once');
+    assert.deepEqual(azure.workitems.updates.filter((u) => u.workitemUid === workitemUid).map((u) => u.tags), [['00741002']],
+      'the cancellation date-time and reason were set first');
     await waitFor('both changes done here', () => w.appliance.archive.upsChanges.list(workitemUid).every((c) => c.state === 'done'), 30_000);
   });
 });

@@ -639,6 +639,12 @@ describe('Azure DICOM double worklist (UPS-RS, PS3.18 §11)', () => {
   const TRANSACTION = '00081195';
   const stateBody = (state: string, transactionUid?: string) =>
     JSON.stringify([{ [STATE]: { vr: 'CS', Value: [state] }, ...(transactionUid ? { [TRANSACTION]: { vr: 'UI', Value: [transactionUid] } } : {}) }]);
+  const code = (value: string) => ({ vr: 'SQ', Value: [{ '00080100': { vr: 'SH', Value: [value] }, '00080102': { vr: 'SH', Value: ['DCM'] }, '00080104': { vr: 'LO', Value: [value] } }] });
+  /** The final state attributes of COMPLETED (PS3.4 Table CC.2.5-3, code P). */
+  const PERFORMED = { '00741216': { vr: 'SQ', Value: [{
+    '00404028': code('CT1'), '00404050': { vr: 'DT', Value: ['20260115081500'] }, '00404019': code('CT'),
+    '00404051': { vr: 'DT', Value: ['20260115083000'] }, '00404033': { vr: 'SQ', Value: [{ '0040E020': { vr: 'CS', Value: ['DICOM'] } }] },
+  }] } };
   const put = (workitem: string, state: string, transactionUid?: string) =>
     fetch(`${dicom.baseUrl}/workitems/${workitem}/state`, { method: 'PUT', headers: json, body: stateBody(state, transactionUid) });
 
@@ -718,8 +724,17 @@ describe('Azure DICOM double worklist (UPS-RS, PS3.18 §11)', () => {
     assert.match(warning(res), /The Transaction UID is incorrect\./);
     assert.equal(dicom.workitems.state(w), 'IN PROGRESS');
     res = await put(w, 'COMPLETED', '2.25.1');
+    assert.equal(res.status, 409, 'the final state requirements are not met yet');
+    assert.match(await res.text(), /final state requirements of COMPLETED: missing UnifiedProcedureStepPerformedProcedureSequence, /);
+    const update = (transaction: string) => fetch(`${dicom.baseUrl}/workitems/${w}?${transaction}`, { method: 'POST', headers: json, body: JSON.stringify([PERFORMED]) });
+    res = await update('2.25.2');
+    assert.equal(res.status, 400);
+    assert.match(warning(res), /The Transaction UID is incorrect\./);
+    assert.equal((await update('2.25.1')).status, 200);
+    res = await put(w, 'COMPLETED', '2.25.1');
     assert.equal(res.status, 200);
     assert.equal(warning(res), '');
+    assert.equal((await update('2.25.1')).status, 400, 'a COMPLETED workitem is not updated');
     res = await put(w, 'COMPLETED', '2.25.1');
     assert.equal(res.status, 200);
     assert.match(warning(res), /The UPS is already in the requested state of COMPLETED\./);

@@ -16,7 +16,8 @@ import {
 import { retrieveMetadata } from './metadata.js';
 import { searchArchive, type QidoSearch } from './qido.js';
 import { retrieveArchive, type ArchivePart, type RetrieveOptions, type RetrieveTarget } from './wado.js';
-import { changeWorkitemState, searchWorkitems, type StateChangeAnswer, type WorkitemSearch } from './workitems.js';
+import { changeWorkitemState, searchWorkitems, updateWorkitem, type StateChangeAnswer, type WorkitemSearch } from './workitems.js';
+import type { DicomJson } from '../dicom/json-model.js';
 import type { UpsTargetState } from '../store/ups-state-changes.js';
 
 export type ArchiveReaderOptions = ArchiveClientOptions & {
@@ -75,6 +76,11 @@ export class ArchiveReader {
   /** UPS-RS: the archive's workitems that match (cloud/workitems.ts). */
   searchWorkitems(search: WorkitemSearch): Promise<ReceivedDicomJson[]> {
     return searchWorkitems(this.client, search);
+  }
+
+  /** UPS-RS: Update Workitem with the owner's Transaction UID. */
+  updateWorkitem(workitemUid: string, transactionUid: string, dataset: DicomJson, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
+    return updateWorkitem(this.client, workitemUid, transactionUid, dataset, options);
   }
 
   /** UPS-RS: Change Workitem State with the owner's Transaction UID. */

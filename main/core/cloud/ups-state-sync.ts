@@ -2,6 +2,9 @@
  * MPPS → UPS: sends the UPS-RS state changes MPPS queued for cloud worklist items (store/ups-state-changes.ts)
  * to the archive destination the workitem came from: the claim (IN PROGRESS with this appliance's new
  * Transaction UID), then COMPLETED or CANCELED with the same Transaction UID, in queue order per workitem.
+ * Before a final state the workitem is updated with the final-state attributes the MPPS step gives
+ * (cloud/workitems.ts finalStateAttributes); an update refused as such does not stop the state change, whose
+ * answer decides (a retry after a lost answer finds the workitem final already).
  *
  * An archive that cannot take it now (offline, 408, 429, 5xx, sign-in) is tried again with backoff
  * (cloud.worklist.retryBaseMs·2^n up to retryCapMs), also after a restart: the queue is in the index. An
@@ -16,11 +19,12 @@ import type { Archive } from '../store/archive.js';
 import type { UpsStateChange } from '../store/ups-state-changes.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
+import { finalStateAttributes } from './workitems.js';
 
-export type WorkitemStateTarget = Pick<ArchiveReader, 'name' | 'changeWorkitemState'>;
+export type WorkitemStateTarget = Pick<ArchiveReader, 'name' | 'changeWorkitemState' | 'updateWorkitem'>;
 
 export interface UpsStateSyncOptions {
-  archive: Pick<Archive, 'upsChanges'>;
+  archive: Pick<Archive, 'upsChanges' | 'mpps' | 'worklist'>;
   /** The archive destination's reader, asked at each round; undefined while no destination is the archive. */
   reader: () => WorkitemStateTarget | undefined;
   /** Read at each round (the backoff). */
@@ -35,6 +39,11 @@ export interface UpsSyncRound {
   done: number;
   deferred: number;
   failed: number;
+}
+
+/** Worth trying again without anyone acting on the workitem: offline, 408/429/5xx, or a sign-in to be done. */
+function isRetryable(error: ArchiveReadError): boolean {
+  return error.retryable || error.kind === 'offline' || error.kind === 'auth';
 }
 
 /** Longest wait for one state change. */
@@ -111,18 +120,29 @@ export class UpsStateSync implements ApplianceService {
     if (!reader || reader.name !== change.destination) {
       return this.defer(change, fields, `the workitem's destination ${change.destination} is not the archive destination now`, 'other');
     }
+    let updateRefused: string | undefined;
     try {
-      const answer = await reader.changeWorkitemState(change.workitemUid, change.targetState, change.transactionUid,
-        { timeoutMs: REQUEST_TIMEOUT_MS, signal: this.controller.signal });
+      const options = { timeoutMs: REQUEST_TIMEOUT_MS, signal: this.controller.signal };
+      if (change.targetState !== 'IN PROGRESS') {
+        const step = this.options.archive.mpps.latestForItem(change.worklistItemId);
+        const studyUid = this.options.archive.worklist.get(change.worklistItemId)?.studyInstanceUid ?? '';
+        try {
+          await reader.updateWorkitem(change.workitemUid, change.transactionUid, finalStateAttributes(change.targetState, step, studyUid, new Date(this.now())), options);
+        } catch (error) {
+          if (!(error instanceof ArchiveReadError) || isRetryable(error)) throw error;
+          updateRefused = error.message;
+        }
+      }
+      const answer = await reader.changeWorkitemState(change.workitemUid, change.targetState, change.transactionUid, options);
       queue.done(change.id, this.now());
       this.log.info({ event: 'ups-state-changed', ...fields, ...(answer.warning ? { warning: answer.warning } : {}) },
         answer.warning ? 'the workitem was already in this state' : 'workitem state changed in the cloud worklist');
       return 'done';
     } catch (error) {
       if (this.controller.signal.aborted) return 'deferred'; // cut by stop(): still queued, sent after the next start
-      const reason = (error as Error)?.message ?? String(error);
-      const retryable = error instanceof ArchiveReadError && (error.retryable || error.kind === 'offline' || error.kind === 'auth');
-      if (retryable) return this.defer(change, fields, reason, (error as ArchiveReadError).kind, (error as ArchiveReadError).status);
+      const message = (error as Error)?.message ?? String(error);
+      if (error instanceof ArchiveReadError && isRetryable(error)) return this.defer(change, fields, message, error.kind, error.status);
+      const reason = updateRefused ? `${message} (the update with the final-state attributes before it was refused too: ${updateRefused})` : message;
       const abandoned = queue.failed(change.id, reason, this.now());
       this.log.error({ event: 'ups-state-change-refused', ...fields, status: error instanceof ArchiveReadError ? error.status : undefined, reason,
         abandoned: abandoned.map((later) => later.targetState) }, 'the cloud worklist refused the workitem state change; it is not sent again');

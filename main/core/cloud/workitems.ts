@@ -1,14 +1,17 @@
 /**
- * The archive destination's worklist over UPS-RS (PS3.18 §11): Search Workitems (GET /workitems, paged) and
- * Change Workitem State (PUT /workitems/{uid}/state with Procedure Step State and Transaction UID), and how a
- * workitem reads as a Modality Worklist item. Failures are ArchiveReadErrors; a refusal names the status, the
+ * The archive destination's worklist over UPS-RS (PS3.18 §11): Search Workitems (GET /workitems, paged),
+ * Update Workitem (POST /workitems/{uid}?{transaction-uid}: the final-state attributes) and Change Workitem
+ * State (PUT /workitems/{uid}/state with Procedure Step State and Transaction UID); how a workitem reads as a
+ * Modality Worklist item, and what an MPPS step gives the workitem before it is COMPLETED or CANCELED. Failures are ArchiveReadErrors; a refusal names the status, the
  * problem body and the Warning header the standard gives (PS3.18 11.7.3).
  */
 import { createHash } from 'node:crypto';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
-import { tagsOf } from '../dicom/dictionary.js';
+import { entryOf, tagsOf } from '../dicom/dictionary.js';
+import type { DicomJson, DicomJsonValue } from '../dicom/json-model.js';
 import { uidProblem } from '../dicom/uid.js';
 import type { CloudWorkitem } from '../store/cloud-worklist.js';
+import type { MppsStep } from '../store/mpps.js';
 import type { UpsTargetState } from '../store/ups-state-changes.js';
 import { Deadline, header, parseDatasets, type ArchiveClient } from './archive-client.js';
 import { ArchiveReadError } from './archive-errors.js';
@@ -88,6 +91,85 @@ export async function changeWorkitemState(
   } finally {
     deadline.clear();
   }
+}
+
+/** POST …/workitems/{uid}?{transactionUid} (the Azure DICOM service takes the Transaction UID as the first query key). */
+export async function updateWorkitem(
+  client: ArchiveClient, workitemUid: string, transactionUid: string, dataset: DicomJson, options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  const what = `UPS-RS update of workitem ${workitemUid}`;
+  const deadline = new Deadline(options.timeoutMs, options.signal);
+  try {
+    const url = `${client.url(`/workitems/${encodeURIComponent(workitemUid)}`)}?${encodeURIComponent(transactionUid)}`;
+    const response = await client.request('POST', url, { accept: 'application/dicom+json', body: JSON.stringify([dataset]), contentType: 'application/dicom+json' },
+      what, deadline);
+    if (response.status === 200 || response.status === 204) {
+      await response.body.dump();
+      return;
+    }
+    const warning = header(response, 'warning');
+    const failure = await client.failure(response, what);
+    if (!warning) throw failure;
+    throw new ArchiveReadError(failure.kind, `${failure.message}; Warning: ${warning}`, { url: failure.url, status: failure.status, retryable: failure.retryable });
+  } finally {
+    deadline.clear();
+  }
+}
+
+type Attributes = Record<string, DicomJsonValue | readonly DicomJsonValue[] | readonly DicomJson[]>;
+
+/** DICOM JSON from keyword → value(s); sequences are arrays of datasets made the same way. VRs from the dictionary. */
+function dataset(values: Attributes): DicomJson {
+  const out: DicomJson = {};
+  for (const [keyword, value] of Object.entries(values)) {
+    const { tag, vr } = entryOf(keyword);
+    const list = (Array.isArray(value) ? value : [value]) as DicomJsonValue[];
+    out[tag] = { vr, Value: list.filter((v) => v !== '' && v !== null) };
+  }
+  return out;
+}
+
+const code = (value: string, scheme: string, meaning: string): DicomJson => dataset({ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning });
+
+/** A DICOM DT (YYYYMMDDHHMMSS) of a DA and TM, or of `now` (local time, as modalities send them) when the date is empty. */
+function dateTime(date: string, time: string, now: Date): string {
+  if (date) return `${date}${time}`;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${now.getFullYear()}${pad(now.getMonth() + 1)}${pad(now.getDate())}${pad(now.getHours())}${pad(now.getMinutes())}${pad(now.getSeconds())}`;
+}
+
+/**
+ * The attributes a workitem needs before it may be COMPLETED (PS3.4 Table CC.2.5-3, final state code P: the
+ * Unified Procedure Step Performed Procedure Sequence with the performing station, its start and end, the
+ * performed workitem and the output) or CANCELED (code X: the cancellation date-time and a discontinuation
+ * reason), from the MPPS step that ended it. The performing station is the calling AE title; the performed
+ * workitem is coded by the step's modality (DCM); the output lists the performed series and instances.
+ */
+export function finalStateAttributes(target: 'COMPLETED' | 'CANCELED', step: MppsStep | undefined, studyUid: string, now: Date): DicomJson {
+  if (target === 'CANCELED') {
+    return dataset({
+      ProcedureStepProgressInformationSequence: [dataset({
+        ProcedureStepCancellationDateTime: dateTime(step?.endDate ?? '', step?.endTime ?? '', now),
+        ProcedureStepDiscontinuationReasonCodeSequence: [code('110513', 'DCM', 'Discontinued for unspecified reason')],
+      })],
+    });
+  }
+  const modality = step?.modality || 'OT';
+  const output = (step?.performedSeries ?? []).map((series) => dataset({
+    TypeOfInstances: 'DICOM',
+    StudyInstanceUID: step?.studyUid || studyUid,
+    SeriesInstanceUID: series.seriesInstanceUid,
+    ReferencedSOPSequence: series.sopInstanceUids.map((uid) => dataset({ ReferencedSOPInstanceUID: uid })),
+  }));
+  return dataset({
+    UnifiedProcedureStepPerformedProcedureSequence: [dataset({
+      PerformedStationNameCodeSequence: [code(step?.callingAe ?? '', '99EDGE', `Station ${step?.callingAe ?? ''}`)],
+      PerformedProcedureStepStartDateTime: dateTime(step?.startDate ?? '', step?.startTime ?? '', now),
+      PerformedProcedureStepEndDateTime: dateTime(step?.endDate ?? '', step?.endTime ?? '', now),
+      PerformedWorkitemCodeSequence: [code(modality, 'DCM', modality)],
+      OutputInformationSequence: output.length > 0 ? output : [dataset({ TypeOfInstances: 'DICOM', StudyInstanceUID: step?.studyUid || studyUid })],
+    })],
+  });
 }
 
 function items(dataset: ReceivedDicomJson, tag: string): ReceivedDicomJson[] {

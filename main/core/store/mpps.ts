@@ -77,6 +77,13 @@ export class MppsSteps {
     return row ? { ...row, performedSeries: JSON.parse(row.performedSeries) as PerformedSeries[] } : undefined;
   }
 
+  /** The last step created for a worklist item. */
+  latestForItem(worklistItemId: number): MppsStep | undefined {
+    const row = this.prepared('SELECT sop_instance_uid AS uid FROM mpps_steps WHERE worklist_item_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
+      .get(worklistItemId) as { uid: string } | undefined;
+    return row ? this.get(row.uid) : undefined;
+  }
+
   /**
    * N-CREATE: a new step IN PROGRESS, linked to the worklist item with its Study Instance UID, else its
    * Accession Number (a SCHEDULED item), which goes IN PROGRESS with it.
