@@ -89,6 +89,7 @@ export class WorkitemStore {
   /** Every Update Workitem that took effect, in order. */
   readonly updates: Array<{ workitemUid: string; transactionUid: string; tags: string[] }> = [];
   private readonly injected: Array<InjectedAnswer & { left: number }> = [];
+  private readonly drops: Array<{ method: string; left: number }> = [];
 
   /** Puts a SCHEDULED workitem in the worklist, as another system would have created it. */
   seed(dataset: DicomJson): string {
@@ -116,6 +117,19 @@ export class WorkitemStore {
     this.injected.push({ ...answer, left: answer.times ?? 1 });
   }
 
+  /** The next request(s) of this method are carried out, then the connection is cut instead of answering (a lost answer). */
+  dropAnswerAfterApplying(method: 'POST' | 'PUT', times = 1): void {
+    this.drops.push({ method, left: times });
+  }
+
+  takeDrop(method: string): boolean {
+    const drop = this.drops.find((d) => d.method === method);
+    if (!drop) return false;
+    drop.left -= 1;
+    if (drop.left <= 0) this.drops.splice(this.drops.indexOf(drop), 1);
+    return true;
+  }
+
   /** Removes a workitem (as if deleted upstream or claimed by another system and moved on). */
   remove(uid: string): void {
     this.items.delete(uid);
@@ -126,6 +140,7 @@ export class WorkitemStore {
     this.stateChanges.length = 0;
     this.updates.length = 0;
     this.injected.length = 0;
+    this.drops.length = 0;
   }
 
   takeInjected(method: string): InjectedAnswer | undefined {
@@ -272,6 +287,14 @@ export async function handleWorkitems(ex: Exchange, store: WorkitemStore, segmen
     return;
   }
   const base = `${ex.origin}${ex.prefix}/workitems`;
+  if (store.takeDrop(method)) {
+    // Carried out as usual; only the answer is lost.
+    ex.reply = (status) => {
+      ex.rec.status = 'dropped';
+      ex.rec.fault = `drop-after-apply (${status})`;
+      ex.res.socket?.destroy();
+    };
+  }
 
   if (method === 'POST' && uid === undefined) {
     if (!isDicomJson(ex.req.headers['content-type'])) {

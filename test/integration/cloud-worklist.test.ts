@@ -19,6 +19,8 @@ import { newUid } from '../support/uid.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { findWorklist } from '../support/worklist-scu.js';
 
+const firstLabel = (dataset: Record<string, { Value?: unknown[] } | undefined>) => dataset['00741204']?.Value?.[0];
+
 const SETTINGS = (baseUrl: string) => ({
   destinations: [{ name: 'azure', baseUrl, archive: true }],
   cloud: {
@@ -182,6 +184,31 @@ describe('cloud worklist over UPS-RS', () => {
     assert.equal(lines[0]!.status, 409);
     assert.equal(lines[0]!.state, 'IN PROGRESS');
     assert.match(String(lines[0]!.reason), new RegExp(`UPS-RS change of workitem ${workitemUid.replace(/\./g, '\\.')} to IN PROGRESS at .*/state: HTTP 409 \\(Conflict: The workitem is busy\\.\\)`));
+  });
+
+  test('lost answers: the retried claim finds the workitem owned by its Transaction UID, the retried completion finds it done; each applied once', async () => {
+    const workitemUid = seed('C7', { station: 'CT1', modality: 'CT', start: '20260119', accessionNumber: 'ACC-C7', label: 'ABDOMEN' });
+    await refresh();
+    azure.workitems.dropAnswerAfterApplying('PUT');
+    const step = newUid();
+    assert.equal((await sendMpps(w.dimsePort, mppsCreate(step, mppsInProgress(item(workitemUid)!)), { called: 'DICOMEDGE' })).status, 0);
+    await waitFor('the claim done here', () => w.appliance.archive.upsChanges.list(workitemUid)[0]?.state === 'done', 30_000);
+    azure.workitems.dropAnswerAfterApplying('PUT');
+    assert.equal((await sendMpps(w.dimsePort, mppsSet(step, { PerformedProcedureStepStatus: 'COMPLETED' }), { called: 'DICOMEDGE' })).status, 0);
+    await waitFor('the completion done here', () => w.appliance.archive.upsChanges.list(workitemUid)[1]?.state === 'done', 30_000);
+
+    const transactionUid = azure.workitems.transactionUid(workitemUid)!;
+    assert.equal(azure.workitems.state(workitemUid), 'COMPLETED');
+    assert.deepEqual(azure.workitems.appliedChanges(workitemUid).map((c) => [c.requested, c.transactionUid]),
+      [['IN PROGRESS', transactionUid], ['COMPLETED', transactionUid]], 'each state change applied once');
+    assert.equal(firstLabel(azure.workitems.retrieve(workitemUid)!), 'ABDOMEN', 'the ownership check changed nothing');
+    const lines = await upsLines(workitemUid);
+    assert.deepEqual(lines.map((l) => [l.event, l.state]), [
+      ['ups-state-change-deferred', 'IN PROGRESS'], ['ups-state-changed', 'IN PROGRESS'],
+      ['ups-state-change-deferred', 'COMPLETED'], ['ups-state-changed', 'COMPLETED'],
+    ]);
+    assert.equal(lines[1]!.warning, 'claimed by an earlier attempt whose answer was lost');
+    assert.match(String(lines[3]!.warning), /^299 .*The UPS is already in the requested state of COMPLETED\.$/);
   });
 
   test('archive down: claim and cancel are queued, survive a restart, and are applied once when it is back', async () => {

@@ -747,14 +747,20 @@ describe('Azure DICOM double worklist (UPS-RS, PS3.18 §11)', () => {
     assert.deepEqual(dicom.workitems.appliedChanges(w).map((c) => c.requested), ['IN PROGRESS', 'COMPLETED']);
   });
 
-  test('an injected answer replaces the next one and changes nothing', async () => {
+  test('an injected answer replaces the next one and changes nothing; a dropped answer loses only the answer', async () => {
     dicom.workitems.clear();
     const w = dicom.workitems.seed(workitemDataset({ uid: uid(), patientName: 'DOE^JOHN', patientId: 'P1', station: 'CT1', start: '20260115' }));
     dicom.workitems.injectAnswer({ method: 'PUT', status: 409, body: '{"errors":[{"code":"Conflict","message":"busy"}]}' });
+    const cancel = { '00741002': { vr: 'SQ', Value: [{ '00404052': { vr: 'DT', Value: ['20260115090000'] },
+      '0074100E': { vr: 'SQ', Value: [{ '00080100': { vr: 'SH', Value: ['110513'] } }] } }] } };
     assert.equal((await put(w, 'IN PROGRESS', '2.25.5')).status, 409);
     assert.equal(dicom.workitems.state(w), 'SCHEDULED');
     dicom.workitems.injectAnswer({ method: 'GET', status: 200, body: 'not json{' });
     assert.equal(await (await fetch(`${dicom.baseUrl}/workitems`)).text(), 'not json{');
     assert.equal((await put(w, 'IN PROGRESS', '2.25.5')).status, 200);
+    assert.equal((await fetch(`${dicom.baseUrl}/workitems/${w}?transaction=2.25.5`, { method: 'POST', headers: json, body: JSON.stringify([cancel]) })).status, 200);
+    dicom.workitems.dropAnswerAfterApplying('PUT');
+    await assert.rejects(put(w, 'CANCELED', '2.25.5'), 'the answer is lost');
+    assert.equal(dicom.workitems.state(w), 'CANCELED', 'but the change was made');
   });
 });

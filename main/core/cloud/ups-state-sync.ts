@@ -4,7 +4,9 @@
  * Transaction UID), then COMPLETED or CANCELED with the same Transaction UID, in queue order per workitem.
  * Before a final state the workitem is updated with the final-state attributes the MPPS step gives
  * (cloud/workitems.ts finalStateAttributes); an update refused as such does not stop the state change, whose
- * answer decides (a retry after a lost answer finds the workitem final already).
+ * answer decides (a retry after a lost answer finds the workitem final already). A claim retried after a lost
+ * answer and refused as "already IN PROGRESS" is checked: if this appliance's Transaction UID owns the
+ * workitem, the earlier attempt claimed it and the claim is done.
  *
  * An archive that cannot take it now (offline, 408, 429, 5xx, sign-in) is tried again with backoff
  * (cloud.worklist.retryBaseMs·2^n up to retryCapMs), also after a restart: the queue is in the index. An
@@ -19,7 +21,9 @@ import type { Archive } from '../store/archive.js';
 import type { UpsStateChange } from '../store/ups-state-changes.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
-import { finalStateAttributes } from './workitems.js';
+import { finalStateAttributes, labelUpdate } from './workitems.js';
+
+type RequestOptions = { timeoutMs: number; signal: AbortSignal };
 
 export type WorkitemStateTarget = Pick<ArchiveReader, 'name' | 'changeWorkitemState' | 'updateWorkitem'>;
 
@@ -120,33 +124,67 @@ export class UpsStateSync implements ApplianceService {
     if (!reader || reader.name !== change.destination) {
       return this.defer(change, fields, `the workitem's destination ${change.destination} is not the archive destination now`, 'other');
     }
+    const options = { timeoutMs: REQUEST_TIMEOUT_MS, signal: this.controller.signal };
     let updateRefused: string | undefined;
     try {
-      const options = { timeoutMs: REQUEST_TIMEOUT_MS, signal: this.controller.signal };
-      if (change.targetState !== 'IN PROGRESS') {
-        const step = this.options.archive.mpps.latestForItem(change.worklistItemId);
-        const studyUid = this.options.archive.worklist.get(change.worklistItemId)?.studyInstanceUid ?? '';
-        try {
-          await reader.updateWorkitem(change.workitemUid, change.transactionUid, finalStateAttributes(change.targetState, step, studyUid, new Date(this.now())), options);
-        } catch (error) {
-          if (!(error instanceof ArchiveReadError) || isRetryable(error)) throw error;
-          updateRefused = error.message;
-        }
-      }
+      if (change.targetState !== 'IN PROGRESS') updateRefused = await this.setFinalStateAttributes(reader, change, options);
       const answer = await reader.changeWorkitemState(change.workitemUid, change.targetState, change.transactionUid, options);
-      queue.done(change.id, this.now());
-      this.log.info({ event: 'ups-state-changed', ...fields, ...(answer.warning ? { warning: answer.warning } : {}) },
-        answer.warning ? 'the workitem was already in this state' : 'workitem state changed in the cloud worklist');
-      return 'done';
+      return this.done(change, fields, answer.warning);
     } catch (error) {
       if (this.controller.signal.aborted) return 'deferred'; // cut by stop(): still queued, sent after the next start
       const message = (error as Error)?.message ?? String(error);
       if (error instanceof ArchiveReadError && isRetryable(error)) return this.defer(change, fields, message, error.kind, error.status);
-      const reason = updateRefused ? `${message} (the update with the final-state attributes before it was refused too: ${updateRefused})` : message;
+      let reason = updateRefused ? `${message} (the update with the final-state attributes before it was refused too: ${updateRefused})` : message;
+      if (change.targetState === 'IN PROGRESS' && change.attempts > 0 && error instanceof ArchiveReadError && error.status === 409) {
+        // "Already IN PROGRESS" after an attempt whose answer never came: that attempt may have been the one that claimed it.
+        const probe = await this.probeOwnership(reader, change, options);
+        if (probe === 'owner') return this.done(change, fields, 'claimed by an earlier attempt whose answer was lost');
+        if (probe instanceof ArchiveReadError) return this.defer(change, fields, probe.message, probe.kind, probe.status);
+        reason = `${reason} (and this appliance's Transaction UID does not own it: ${probe})`;
+      }
       const abandoned = queue.failed(change.id, reason, this.now());
       this.log.error({ event: 'ups-state-change-refused', ...fields, status: error instanceof ArchiveReadError ? error.status : undefined, reason,
         abandoned: abandoned.map((later) => later.targetState) }, 'the cloud worklist refused the workitem state change; it is not sent again');
       return 'failed';
+    }
+  }
+
+  private done(change: UpsStateChange, fields: Record<string, unknown>, warning: string | undefined): 'done' {
+    this.options.archive.upsChanges.done(change.id, this.now());
+    this.log.info({ event: 'ups-state-changed', ...fields, ...(warning ? { warning } : {}) },
+      warning ? 'workitem state change taken, with a warning' : 'workitem state changed in the cloud worklist');
+    return 'done';
+  }
+
+  /**
+   * Update Workitem with the final-state attributes the MPPS step gives; resolves with the reason when the
+   * archive refused it as such (the state change then goes ahead and its answer decides), rejects otherwise.
+   */
+  private async setFinalStateAttributes(reader: WorkitemStateTarget, change: UpsStateChange, options: RequestOptions): Promise<string | undefined> {
+    const step = this.options.archive.mpps.latestForItem(change.worklistItemId);
+    const studyUid = this.options.archive.worklist.get(change.worklistItemId)?.studyInstanceUid ?? '';
+    const target = change.targetState === 'COMPLETED' ? 'COMPLETED' : 'CANCELED';
+    try {
+      await reader.updateWorkitem(change.workitemUid, change.transactionUid, finalStateAttributes(target, step, studyUid, new Date(this.now())), options);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof ArchiveReadError) || isRetryable(error)) throw error;
+      return error.message;
+    }
+  }
+
+  /**
+   * Whether this appliance's Transaction UID owns the workitem: an Update Workitem that sets the Procedure Step
+   * Label to the value it had is taken only from the owner (PS3.18 11.6). 'owner', the refusal, or a retryable failure.
+   */
+  private async probeOwnership(reader: WorkitemStateTarget, change: UpsStateChange, options: RequestOptions): Promise<'owner' | string | ArchiveReadError> {
+    const label = this.options.archive.worklist.get(change.worklistItemId)?.scheduledProcedureStepDescription ?? '';
+    try {
+      await reader.updateWorkitem(change.workitemUid, change.transactionUid, labelUpdate(label), options);
+      return 'owner';
+    } catch (error) {
+      if (error instanceof ArchiveReadError && isRetryable(error)) return error;
+      return (error as Error)?.message ?? String(error);
     }
   }
 

@@ -172,6 +172,11 @@ export function finalStateAttributes(target: 'COMPLETED' | 'CANCELED', step: Mpp
   });
 }
 
+/** An update that changes nothing but is taken only from the owner: the Procedure Step Label as it was. */
+export function labelUpdate(label: string): DicomJson {
+  return dataset({ ProcedureStepLabel: label });
+}
+
 function items(dataset: ReceivedDicomJson, tag: string): ReceivedDicomJson[] {
   const element = dataset[tag] ?? dataset[tag.toLowerCase()];
   const values = Array.isArray(element?.Value) ? element.Value : [];
