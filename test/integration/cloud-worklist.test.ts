@@ -236,4 +236,16 @@ describe('cloud worklist over UPS-RS', () => {
       'the cancellation date-time and reason were set first');
     await waitFor('both changes done here', () => w.appliance.archive.upsChanges.list(workitemUid).every((c) => c.state === 'done'), 30_000);
   });
+
+  test('turned off, the cloud worklist is no longer offered; items begun here stay', async () => {
+    seed('C8', { station: 'CT1', modality: 'CT', start: '20260120', accessionNumber: 'ACC-C8' });
+    await refresh();
+    assert.ok((await accessions()).includes('ACC-C8'));
+    await w.appliance.live.update((settings) => ({ ...settings, cloud: { ...settings.cloud, worklist: { ...settings.cloud.worklist, enabled: false } } }));
+    const round = await refresh();
+    assert.equal(round.mode, 'disabled');
+    assert.deepEqual(await accessions(), ['ACC-L1'], 'only the local item is offered');
+    assert.equal(item(seeded.get('C5')!)?.state, 'DISCONTINUED', 'an item MPPS moved stays, with its history');
+    assert.ok((await logLines(w)).some((l) => l.event === 'cloud-worklist-cleared' && l.reason === 'cloud.worklist.enabled is off'));
+  });
 });

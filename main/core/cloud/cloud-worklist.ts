@@ -4,7 +4,8 @@
  * AE title as the Code Value of the Scheduled Station Name Code Sequence), and what it offers replaces the
  * SCHEDULED cloud items in the index in one transaction (store/cloud-worklist.ts). Modality Worklist C-FIND
  * answers from the index, so modalities get their worklist while the archive cannot be reached. A failed
- * search changes nothing: the items of the last good refresh stay; it is tried again after a backoff.
+ * search changes nothing: the items of the last good refresh stay; it is tried again after a backoff. Turned
+ * off, or with no archive destination, the SCHEDULED cloud items are removed at the next round.
  */
 import type { Logger } from 'pino';
 import type { CloudSettings } from '../contract/settings.js';
@@ -112,7 +113,15 @@ export class CloudWorklistService implements ApplianceService {
   private async round(): Promise<WorklistRound> {
     const settings = this.options.settings();
     const reader = this.options.reader();
-    if (!settings.enabled || !reader) return { mode: 'disabled' };
+    if (!settings.enabled || !reader) {
+      // Turned off, or no archive to ask: what it offered before is not offered on (items begun here stay).
+      const cleared = this.options.archive.cloudWorklist.refresh('', [], Date.now());
+      if (cleared.removed > 0) {
+        this.log.info({ event: 'cloud-worklist-cleared', removed: cleared.removed, reason: settings.enabled ? 'no destination is the archive' : 'cloud.worklist.enabled is off' },
+          'the cloud worklist is no longer offered');
+      }
+      return { mode: 'disabled' };
+    }
     const datasets: ReceivedDicomJson[] = [];
     for (const station of settings.stations) {
       datasets.push(...await reader.searchWorkitems({
