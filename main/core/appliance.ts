@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CloudService } from './cloud/cloud-service.js';
 import { CloudSync } from './cloud/cloud-sync.js';
+import { CloudWorklistService } from './cloud/cloud-worklist.js';
+import { UpsStateSync } from './cloud/ups-state-sync.js';
 import { fetchThrough, Prefetcher } from './cloud/prefetch.js';
 import { DimseService } from './dimse/dimse-service.js';
 import { echo } from './dimse/echo-scu.js';
@@ -228,6 +230,13 @@ async function buildServices(appliance: Appliance, options: ApplianceOptions): P
     onCopiesDropped: (studyUids) => prefetch.copiesDropped(studyUids),
   }));
   services.push(prefetch);
+  // The archive's UPS-RS worklist kept here for Modality Worklist C-FIND, and MPPS moves of its items sent back.
+  services.push(new CloudWorklistService({
+    archive: appliance.archive, reader: () => cloud.reader(), settings: () => appliance.settings.cloud.worklist, logger: appliance.logger,
+  }));
+  services.push(new UpsStateSync({
+    archive: appliance.archive, reader: () => cloud.reader(), settings: () => appliance.settings.cloud.worklist, logger: appliance.logger,
+  }));
   services.push(new DimseService({
     archive: appliance.archive, logger: appliance.logger, settings: () => appliance.settings, cloud: () => appliance.cloud,
   }));

@@ -15,7 +15,7 @@ export interface DicomRequestRecord {
   path: string;
   query: string;
   partition: string;
-  kind: 'store' | 'search' | 'retrieve' | 'metadata' | 'changefeed' | 'delete' | 'other';
+  kind: 'store' | 'search' | 'retrieve' | 'metadata' | 'changefeed' | 'delete' | 'workitem' | 'other';
   /** HTTP status sent, or how the exchange ended without one. */
   status: number | 'dropped' | 'aborted' | 'pending';
   bytesReceived: number;

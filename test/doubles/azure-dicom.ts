@@ -1,7 +1,7 @@
 // Azure Health Data Services DICOM service (v2 API) double on 127.0.0.1, after the v2
 // conformance statement and microsoft/dicom-server: STOW-RS (POST, and PUT upsert), QIDO-RS,
-// WADO-RS (instances and metadata), DELETE and the change feed under /v2 and
-// /v2/partitions/{name}; an optional bearer-token check; fault
+// WADO-RS (instances and metadata), DELETE, the change feed and the worklist (UPS-RS, azure-dicom-workitems.ts)
+// under /v2 and /v2/partitions/{name}; an optional bearer-token check; fault
 // modes switchable at run time. It records every request and keeps every stored instance's bytes,
 // so a test judges delivery by what the upstream holds.
 import type http from 'node:http';
@@ -12,6 +12,7 @@ import { handleChangeFeed } from './azure-dicom-changefeed.js';
 import { handleMetadata, handleRetrieve, handleSearch, type SearchLevel } from './azure-dicom-read.js';
 import { DEFAULT_PARTITION, InstanceStore, type ChangeRecord, type StoredInstance } from './azure-dicom-store.js';
 import { handleStow } from './azure-dicom-stow.js';
+import { handleWorkitems, WorkitemStore } from './azure-dicom-workitems.js';
 import { readInstanceInfo } from './dicom-instance-info.js';
 import { listenLoopback, sendEmpty, sendJson, type LoopbackServer } from './http-server.js';
 
@@ -21,6 +22,7 @@ export type { Fault } from './azure-dicom-faults.js';
 export type { ChangeRecord, StoredInstance } from './azure-dicom-store.js';
 export type { ChangeFeedEntryJson } from './azure-dicom-changefeed.js';
 export { DEFAULT_PARTITION } from './azure-dicom-store.js';
+export type { InjectedAnswer, StateChangeRecord, UpsState } from './azure-dicom-workitems.js';
 
 export interface AzureDicomDoubleOptions {
   /** Check bearer tokens, e.g. `{ jwk: entra.publicJwk(), issuer: entra.accessTokenIssuer, tenantId: entra.tenantId }`. */
@@ -31,6 +33,8 @@ export class AzureDicomDouble {
   /** Every request, in arrival order (records are updated as the exchange ends). */
   readonly requests: DicomRequestRecord[] = [];
   private readonly store = new InstanceStore();
+  /** The worklist (UPS-RS), one for the service and its partitions: seed workitems, read their state, inject answers. */
+  readonly workitems = new WorkitemStore();
   private readonly faults = new FaultState();
   private auth: BearerAuthOptions | undefined;
   private server?: LoopbackServer;
@@ -152,6 +156,7 @@ export class AzureDicomDouble {
   /** Forgets stored instances and recorded requests (fault and auth settings stay). */
   reset(): void {
     this.store.clear();
+    this.workitems.clear();
     this.requests.length = 0;
   }
 
@@ -210,7 +215,9 @@ export class AzureDicomDouble {
     if (metadata) segments = segments.slice(0, -1);
     const [s0, study, s2, series, s4, instance, ...rest] = segments;
     const last = segments.at(-1);
-    rec.kind = changeFeed
+    rec.kind = s0 === 'workitems'
+      ? 'workitem'
+      : changeFeed
       ? 'changefeed'
       : metadata
         ? 'metadata'
@@ -233,6 +240,7 @@ export class AzureDicomDouble {
       }
     }
 
+    if (rec.kind === 'workitem') return handleWorkitems(ex, this.workitems, segments, url);
     if (rec.kind === 'store') {
       return handleStow(ex, { partition: rec.partition, studyUid: study, upsert: method === 'PUT' }, this.store, this.faults);
     }

@@ -69,6 +69,25 @@ describe('the workflow screens, in Chromium', { timeout: 180_000 }, () => {
     assert.equal(await page.locator('tr[data-accession]').count(), 1, 'only the cancelled item of the test before');
   });
 
+  it('a cloud worklist item is marked as such and offers no Edit or Cancel', async () => {
+    const { page } = ui;
+    const errorsBefore = ui.pageErrors.length;
+    // As a refresh of the archive's UPS-RS worklist keeps it (cloud/cloud-worklist.ts).
+    ui.appliance.appliance.archive.cloudWorklist.refresh('azure', [{
+      workitemUid: newUid(), studyInstanceUid: newUid(), patientName: 'ROE^JANE', patientId: 'P-UI-C', patientBirthDate: '', patientSex: '',
+      accessionNumber: 'ACC-UI-C', referringPhysicianName: '', requestedProcedureId: '', requestedProcedureDescription: 'CT HEAD',
+      scheduledStationAeTitle: 'CT1', scheduledStartDate: '20260116', scheduledStartTime: '', modality: 'CT', scheduledProcedureStepId: '',
+      scheduledProcedureStepDescription: '', scheduledPerformingPhysicianName: '',
+    }], Date.now());
+    await page.goto(`${ui.appliance.baseUrl}/#/`);
+    await page.goto(`${ui.appliance.baseUrl}/#/worklist`);
+    const row = page.locator('tr[data-accession="ACC-UI-C"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /SCHEDULED[\s\S]*cloud worklist/);
+    assert.equal(await row.getByRole('button').count(), 0);
+    assert.deepEqual(ui.pageErrors.slice(errorsBefore), []);
+  });
+
   it('Cloud sync lists the storage commitments still open per modality', async () => {
     const { page } = ui;
     const { actionStatus } = await askForCommitment({

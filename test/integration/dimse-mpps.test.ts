@@ -6,68 +6,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import dimse from 'dcmjs-dimse';
 import type { WorklistItem } from '../../main/core/contract/api/worklist.js';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
+import { mppsCreate, mppsInProgress, mppsSet, sendMpps, type MppsRequest } from '../support/mpps-scu.js';
 import { requireTool, runOk } from '../support/peers.js';
 import { makeStudy, writeInstances } from '../support/study.js';
 import { newUid } from '../support/uid.js';
 
-const MPPS = '1.2.840.10008.3.1.2.3.3';
-const { Client, Dataset } = dimse;
-const { NCreateRequest, NSetRequest } = dimse.requests;
-const { TransferSyntax } = dimse.constants;
-
-interface Answer {
-  status: number | undefined;
-  errorComment: string;
-  errorId: unknown;
-  affectedSopInstanceUid: string;
-}
-
-/** Sends one N-CREATE or N-SET with dcmjs-dimse's SCU and reads the response. */
-function send(h: DimseHarness, request: InstanceType<typeof NCreateRequest> | InstanceType<typeof NSetRequest>): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    let answer: Answer | undefined;
-    request.on('response', (response: InstanceType<typeof dimse.responses.Response>) => {
-      const command = response.getCommandDataset();
-      answer = {
-        status: response.getStatus(), errorComment: String(command.getElement('ErrorComment') ?? ''),
-        errorId: command.getElement('ErrorID'), affectedSopInstanceUid: String(response.getAffectedSopInstanceUid() ?? ''),
-      };
-    });
-    client.addRequest(request);
-    client.on('networkError', reject);
-    client.on('closed', () => (answer ? resolve(answer) : reject(new Error('no response'))));
-    client.send('127.0.0.1', h.port, 'CT1', 'EDGE', { connectTimeout: 10_000, associationTimeout: 10_000, pduTimeout: 10_000 });
-  });
-}
-
-function nCreate(sopInstanceUid: string, elements: Record<string, unknown>) {
-  const request = new NCreateRequest(MPPS, sopInstanceUid);
-  request.setDataset(new Dataset(elements, TransferSyntax.ExplicitVRLittleEndian));
-  return request;
-}
-
-function nSet(sopInstanceUid: string, elements: Record<string, unknown>) {
-  const request = new NSetRequest(MPPS, sopInstanceUid);
-  request.setDataset(new Dataset(elements, TransferSyntax.ExplicitVRLittleEndian));
-  return request;
-}
-
-const inProgress = (item: Pick<WorklistItem, 'studyInstanceUid' | 'accessionNumber'>, status = 'IN PROGRESS') => ({
-  PerformedProcedureStepStatus: status,
-  PerformedProcedureStepID: 'PPS1',
-  PerformedStationAETitle: 'CT1',
-  PerformedProcedureStepStartDate: '20260115',
-  PerformedProcedureStepStartTime: '081500',
-  Modality: 'CT',
-  PatientName: [{ Alphabetic: 'DOE^JOHN' }],
-  PatientID: 'P1',
-  ScheduledStepAttributesSequence: [{ StudyInstanceUID: item.studyInstanceUid, AccessionNumber: item.accessionNumber, ScheduledProcedureStepID: 'SPS1' }],
-  PerformedSeriesSequence: [],
-});
+const send = (h: DimseHarness, request: MppsRequest) => sendMpps(h.port, request);
+const nCreate = mppsCreate;
+const nSet = mppsSet;
+const inProgress = (item: Pick<WorklistItem, 'studyInstanceUid' | 'accessionNumber'>, status = 'IN PROGRESS') => mppsInProgress(item, status);
 
 describe('MPPS SCP', () => {
   let h: DimseHarness;

@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { WorklistItem, WorklistItemInput } from '../../main/core/contract/api/worklist.js';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
-import { parseFindOutput, type FindAttributes, type FindResult } from '../support/dcmtk-output.js';
-import { freePort, requireTool, run, runOk, waitForPort } from '../support/peers.js';
+import type { FindAttributes } from '../support/dcmtk-output.js';
+import { freePort, requireTool, runOk, waitForPort } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
+import { findWorklist, WORKLIST_RETURN_KEYS, WORKLIST_STEP_RETURN_KEYS } from '../support/worklist-scu.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 
 const ITEMS: WorklistItemInput[] = [
@@ -28,12 +29,8 @@ const ITEMS: WorklistItemInput[] = [
     scheduledStationAeTitle: 'CT2', scheduledStartDate: '20260110', scheduledStartTime: '070000', modality: 'CT', scheduledProcedureStepId: 'SPS5' },
 ];
 
-const RETURN_KEYS = [
-  'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyInstanceUID', 'RequestedProcedureID',
-  'RequestedProcedureDescription',
-];
-const STEP_RETURN_KEYS = ['ScheduledStationAETitle', 'ScheduledProcedureStepStartDate', 'ScheduledProcedureStepStartTime', 'Modality',
-  'ScheduledProcedureStepID', 'ScheduledProcedureStepDescription'];
+const RETURN_KEYS = WORKLIST_RETURN_KEYS;
+const STEP_RETURN_KEYS = WORKLIST_STEP_RETURN_KEYS;
 const COMPARED = [...RETURN_KEYS, ...STEP_RETURN_KEYS];
 
 /** The .wl file content (dump2dcm's text form) of an item. */
@@ -69,13 +66,7 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
   let wlm: { port: number; daemon: Daemon; dir: string };
   const scheduled: WorklistItem[] = [];
 
-  async function findscuW(port: number, calledAe: string, keys: Record<string, string>): Promise<FindResult> {
-    const args = ['-v', '-W', '-aet', 'CT1', '-aec', calledAe];
-    for (const key of RETURN_KEYS) args.push('-k', `${key}=${keys[key] ?? ''}`);
-    for (const key of STEP_RETURN_KEYS) args.push('-k', `ScheduledProcedureStepSequence[0].${key}=${keys[key] ?? ''}`);
-    const result = await run(requireTool('findscu', 'dcmtk'), [...args, '127.0.0.1', String(port)], { timeoutMs: 30_000 });
-    return parseFindOutput(result.stderr + result.stdout);
-  }
+  const findscuW = (port: number, calledAe: string, keys: Record<string, string>) => findWorklist(port, calledAe, keys);
 
   const projected = (responses: FindAttributes[]) =>
     responses.map((r) => Object.fromEntries(COMPARED.map((k) => [k, r[k] ?? '']))).sort((a, b) => a.AccessionNumber!.localeCompare(b.AccessionNumber!));

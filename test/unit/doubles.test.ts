@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { ConfidentialClientApplication, PublicClientApplication, type AuthenticationResult } from '@azure/msal-node';
 import { DicomDict, DicomMetaDictionary } from '../../main/core/dicom/dcmjs.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { workitemDataset } from '../doubles/azure-dicom-workitems.js';
 import { Tag, firstValue, type DicomJson } from '../doubles/dicom-json.js';
 import { DICOM_DEFAULT_SCOPE, DICOM_RESOURCE, EntraDouble, publicKeyThumbprintSha256 } from '../doubles/entra.js';
 import { buildMultipartRelated, readMultipartRelated } from '../doubles/multipart-related.js';
@@ -628,5 +629,138 @@ describe('Azure DICOM double change feed and metadata', () => {
     assert.equal((await get(`/studies/${uid()}/metadata`)).status, 404);
     assert.equal((await get(`/studies/${study}/metadata`, 'application/dicom')).status, 406);
     assert.equal(dicom.requestsOf('metadata').length, 5);
+  });
+});
+
+describe('Azure DICOM double worklist (UPS-RS, PS3.18 §11)', () => {
+  let dicom: AzureDicomDouble;
+  const json = { 'content-type': 'application/dicom+json', accept: 'application/dicom+json' };
+  const STATE = '00741000';
+  const TRANSACTION = '00081195';
+  const stateBody = (state: string, transactionUid?: string) =>
+    JSON.stringify([{ [STATE]: { vr: 'CS', Value: [state] }, ...(transactionUid ? { [TRANSACTION]: { vr: 'UI', Value: [transactionUid] } } : {}) }]);
+  const code = (value: string) => ({ vr: 'SQ', Value: [{ '00080100': { vr: 'SH', Value: [value] }, '00080102': { vr: 'SH', Value: ['DCM'] }, '00080104': { vr: 'LO', Value: [value] } }] });
+  /** The final state attributes of COMPLETED (PS3.4 Table CC.2.5-3, code P). */
+  const PERFORMED = { '00741216': { vr: 'SQ', Value: [{
+    '00404028': code('CT1'), '00404050': { vr: 'DT', Value: ['20260115081500'] }, '00404019': code('CT'),
+    '00404051': { vr: 'DT', Value: ['20260115083000'] }, '00404033': { vr: 'SQ', Value: [{ '0040E020': { vr: 'CS', Value: ['DICOM'] } }] },
+  }] } };
+  const put = (workitem: string, state: string, transactionUid?: string) =>
+    fetch(`${dicom.baseUrl}/workitems/${workitem}/state`, { method: 'PUT', headers: json, body: stateBody(state, transactionUid) });
+
+  before(async () => {
+    dicom = await AzureDicomDouble.start();
+  });
+  after(async () => dicom.stop());
+
+  test('create (201 + Location), 409 for the same UID, 400 for a bad state or a Transaction UID, 415 for another type', async () => {
+    const workitem = uid();
+    const dataset = workitemDataset({ uid: workitem, patientName: 'DOE^JOHN', patientId: 'P1', station: 'CT1', start: '20260115080000' });
+    const created = await fetch(`${dicom.baseUrl}/workitems?${workitem}`, { method: 'POST', headers: json, body: JSON.stringify([dataset]) });
+    assert.equal(created.status, 201);
+    assert.equal(created.headers.get('location'), `${dicom.baseUrl}/workitems/${workitem}`);
+    const again = await fetch(`${dicom.baseUrl}/workitems?${workitem}`, { method: 'POST', headers: json, body: JSON.stringify([dataset]) });
+    assert.equal(again.status, 409);
+    const other = uid();
+    const inProgress = await fetch(`${dicom.baseUrl}/workitems?workitem=${other}`, { method: 'POST', headers: json,
+      body: JSON.stringify([{ ...workitemDataset({ uid: other, patientName: 'X', patientId: 'X', station: 'CT1', start: '20260115' }), [STATE]: { vr: 'CS', Value: ['IN PROGRESS'] } }]) });
+    assert.equal(inProgress.status, 400);
+    const locked = await fetch(`${dicom.baseUrl}/workitems?${other}`, { method: 'POST', headers: json,
+      body: JSON.stringify([{ ...workitemDataset({ uid: other, patientName: 'X', patientId: 'X', station: 'CT1', start: '20260115' }), [TRANSACTION]: { vr: 'UI', Value: ['2.25.9'] } }]) });
+    assert.equal(locked.status, 400);
+    const xml = await fetch(`${dicom.baseUrl}/workitems?${other}`, { method: 'POST', headers: { 'content-type': 'application/dicom+xml' }, body: '<x/>' });
+    assert.equal(xml.status, 415);
+    assert.equal(dicom.workitems.state(other), undefined, 'nothing was created by the refused requests');
+  });
+
+  test('search matches top-level and sequence attributes, ranges and states; 204 when nothing; retrieve; no Transaction UID shown', async () => {
+    dicom.workitems.clear();
+    const a = dicom.workitems.seed(workitemDataset({ uid: uid(), patientName: 'DOE^JOHN', patientId: 'P1', station: 'CT1', modality: 'CT', start: '20260115080000', accessionNumber: 'A1' }));
+    const b = dicom.workitems.seed(workitemDataset({ uid: uid(), patientName: 'ROE^JANE', patientId: 'P2', station: 'MR1', start: '20260120093000', accessionNumber: 'A2' }));
+    const search = async (query: string) => {
+      const res = await fetch(`${dicom.baseUrl}/workitems?${query}`, { headers: { accept: 'application/dicom+json' } });
+      return { status: res.status, body: res.status === 200 ? ((await res.json()) as DicomJson[]) : [] };
+    };
+    const uids = (found: { body: DicomJson[] }) => found.body.map((d) => firstValue(d, Tag.SOPInstanceUID));
+    assert.deepEqual(uids(await search('ScheduledStationNameCodeSequence.CodeValue=CT1&ProcedureStepState=SCHEDULED')), [a]);
+    assert.deepEqual(uids(await search('00404025.00080100=MR1')), [b]);
+    assert.deepEqual(uids(await search('ScheduledProcedureStepStartDateTime=20260118-')), [b]);
+    assert.deepEqual(uids(await search('PatientName=DOE*')), [a]);
+    assert.deepEqual(uids(await search('0040A370.00080050=A2')), [b]);
+    assert.equal((await search('PatientID=NOBODY')).status, 204);
+    assert.equal((await search('NotAnAttribute=1')).status, 400);
+    assert.equal((await search('TransactionUID=2.25.1')).status, 400);
+    assert.equal((await search('limit=0')).status, 400);
+    const narrow = (await search('PatientID=P1')).body[0]!;
+    assert.equal(narrow['00081195'], undefined);
+    assert.ok(narrow['0040A370'], 'Type 2 return keys come without includefield');
+
+    assert.equal((await put(a, 'IN PROGRESS', '2.25.77')).status, 200);
+    const retrieved = await fetch(`${dicom.baseUrl}/workitems/${a}`, { headers: { accept: 'application/dicom+json' } });
+    assert.equal(retrieved.status, 200);
+    const [dataset] = (await retrieved.json()) as DicomJson[];
+    assert.equal(firstValue(dataset, STATE), 'IN PROGRESS');
+    assert.equal(dataset![TRANSACTION], undefined, 'the Transaction UID is the owner\'s lock and is never returned');
+    assert.deepEqual(uids(await search('ProcedureStepState=SCHEDULED')), [b]);
+    assert.equal((await fetch(`${dicom.baseUrl}/workitems/${uid()}`)).status, 404);
+  });
+
+  test('change state follows the state table: claim with a new Transaction UID, then only that UID; warnings where the standard gives them', async () => {
+    dicom.workitems.clear();
+    const w = dicom.workitems.seed(workitemDataset({ uid: uid(), patientName: 'DOE^JOHN', patientId: 'P1', station: 'CT1', start: '20260115' }));
+    const warning = (res: Response) => res.headers.get('warning') ?? '';
+    let res = await put(w, 'COMPLETED', '2.25.1');
+    assert.equal(res.status, 409, 'a SCHEDULED workitem cannot be completed');
+    assert.match(warning(res), /^299 .*: The Target URI did not reference a claimed Workitem\.$/);
+    res = await put(w, 'IN PROGRESS');
+    assert.equal(res.status, 400);
+    assert.match(warning(res), /The Transaction UID is missing\./);
+    assert.equal((await put(w, 'IN PROGRESS', '2.25.1')).status, 200);
+    assert.equal(dicom.workitems.transactionUid(w), '2.25.1');
+    res = await put(w, 'IN PROGRESS', '2.25.2');
+    assert.equal(res.status, 409, 'already IN PROGRESS');
+    res = await put(w, 'COMPLETED', '2.25.2');
+    assert.equal(res.status, 400);
+    assert.match(warning(res), /The Transaction UID is incorrect\./);
+    assert.equal(dicom.workitems.state(w), 'IN PROGRESS');
+    res = await put(w, 'COMPLETED', '2.25.1');
+    assert.equal(res.status, 409, 'the final state requirements are not met yet');
+    assert.match(await res.text(), /final state requirements of COMPLETED: missing UnifiedProcedureStepPerformedProcedureSequence, /);
+    const update = (transaction: string) => fetch(`${dicom.baseUrl}/workitems/${w}?${transaction}`, { method: 'POST', headers: json, body: JSON.stringify([PERFORMED]) });
+    res = await update('2.25.2');
+    assert.equal(res.status, 400);
+    assert.match(warning(res), /The Transaction UID is incorrect\./);
+    assert.equal((await update('2.25.1')).status, 200);
+    res = await put(w, 'COMPLETED', '2.25.1');
+    assert.equal(res.status, 200);
+    assert.equal(warning(res), '');
+    assert.equal((await update('2.25.1')).status, 400, 'a COMPLETED workitem is not updated');
+    res = await put(w, 'COMPLETED', '2.25.1');
+    assert.equal(res.status, 200);
+    assert.match(warning(res), /The UPS is already in the requested state of COMPLETED\./);
+    res = await put(w, 'CANCELED', '2.25.1');
+    assert.equal(res.status, 409, 'a COMPLETED workitem may no longer be updated');
+    assert.equal((await put(w, 'SCHEDULED', '2.25.1')).status, 400);
+    assert.equal((await put(uid(), 'IN PROGRESS', '2.25.1')).status, 404);
+    const garbage = await fetch(`${dicom.baseUrl}/workitems/${w}/state`, { method: 'PUT', headers: json, body: 'not json' });
+    assert.equal(garbage.status, 400);
+    assert.deepEqual(dicom.workitems.appliedChanges(w).map((c) => c.requested), ['IN PROGRESS', 'COMPLETED']);
+  });
+
+  test('an injected answer replaces the next one and changes nothing; a dropped answer loses only the answer', async () => {
+    dicom.workitems.clear();
+    const w = dicom.workitems.seed(workitemDataset({ uid: uid(), patientName: 'DOE^JOHN', patientId: 'P1', station: 'CT1', start: '20260115' }));
+    dicom.workitems.injectAnswer({ method: 'PUT', status: 409, body: '{"errors":[{"code":"Conflict","message":"busy"}]}' });
+    const cancel = { '00741002': { vr: 'SQ', Value: [{ '00404052': { vr: 'DT', Value: ['20260115090000'] },
+      '0074100E': { vr: 'SQ', Value: [{ '00080100': { vr: 'SH', Value: ['110513'] } }] } }] } };
+    assert.equal((await put(w, 'IN PROGRESS', '2.25.5')).status, 409);
+    assert.equal(dicom.workitems.state(w), 'SCHEDULED');
+    dicom.workitems.injectAnswer({ method: 'GET', status: 200, body: 'not json{' });
+    assert.equal(await (await fetch(`${dicom.baseUrl}/workitems`)).text(), 'not json{');
+    assert.equal((await put(w, 'IN PROGRESS', '2.25.5')).status, 200);
+    assert.equal((await fetch(`${dicom.baseUrl}/workitems/${w}?transaction=2.25.5`, { method: 'POST', headers: json, body: JSON.stringify([cancel]) })).status, 200);
+    dicom.workitems.dropAnswerAfterApplying('PUT');
+    await assert.rejects(put(w, 'CANCELED', '2.25.5'), 'the answer is lost');
+    assert.equal(dicom.workitems.state(w), 'CANCELED', 'but the change was made');
   });
 });

@@ -26,6 +26,7 @@ describe('cloud settings', () => {
       federation: { enabled: true, timeoutMs: 3000 },
       prefetch: { rules: [], concurrency: 1 },
       changeFeed: { enabled: true, pollIntervalMs: 60_000, batchSize: 100 },
+      worklist: { enabled: false, stations: [], refreshIntervalMs: 300_000, retryBaseMs: 5_000, retryCapMs: 600_000 },
     });
   });
 
@@ -54,6 +55,10 @@ describe('cloud settings', () => {
     ['a poll interval below a second', { cloud: { changeFeed: { pollIntervalMs: 10 } } }, /field "cloud\.changeFeed\.pollIntervalMs" has value 10/],
     ['a prefetch rule with 0 studies', { cloud: { prefetch: { rules: [{ maxStudies: 0 }] } } }, /field "cloud\.prefetch\.rules\.0\.maxStudies" has value 0/],
     ['a prefetch modality that is empty', { cloud: { prefetch: { rules: [{ modalities: [''] }] } } }, /field "cloud\.prefetch\.rules\.0\.modalities\.0" has value ""/],
+    ['a cloud worklist without stations', { cloud: { worklist: { enabled: true } } },
+      /field "cloud\.worklist\.stations" has value missing: must name at least one station AE title when cloud\.worklist\.enabled is on/],
+    ['a worklist station that is no AE title', { cloud: { worklist: { stations: ['CT\\1'] } } }, /field "cloud\.worklist\.stations\.0" has value "CT.*": must be 1 to 16 printable ASCII characters without backslash/],
+    ['a worklist refresh interval below a second', { cloud: { worklist: { refreshIntervalMs: 50 } } }, /field "cloud\.worklist\.refreshIntervalMs" has value 50: must be at least 1000/],
     ['a prefetch concurrency of 0', { cloud: { prefetch: { concurrency: 0 } } }, /field "cloud\.prefetch\.concurrency" has value 0/],
   ];
   for (const [label, content, pattern] of invalidCases) {

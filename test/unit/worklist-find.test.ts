@@ -8,7 +8,7 @@ const item: WorklistItem = {
   id: 1, state: 'SCHEDULED', studyInstanceUid: '1.2.3', patientName: 'MÜLLER^HANS', patientId: 'P1', patientBirthDate: '19700101',
   patientSex: 'M', accessionNumber: 'ACC1', referringPhysicianName: '', requestedProcedureId: 'RP1', requestedProcedureDescription: 'CT',
   scheduledStationAeTitle: 'CT1', scheduledStartDate: '20260115', scheduledStartTime: '083000', modality: 'CT', scheduledProcedureStepId: 'S1',
-  scheduledProcedureStepDescription: '', scheduledPerformingPhysicianName: '', arrivedStudyUid: '', createdAt: 0, updatedAt: 0,
+  scheduledProcedureStepDescription: '', scheduledPerformingPhysicianName: '', arrivedStudyUid: '', source: 'local', workitemUid: '', createdAt: 0, updatedAt: 0,
 };
 
 describe('Modality Worklist identifier', () => {

@@ -1,5 +1,5 @@
 /**
- * GET requests to the archive destination with forwarding's authentication (forward/auth.ts): an expired
+ * Requests to the archive destination (GETs, and the small PUTs of UPS-RS) with forwarding's authentication (forward/auth.ts): an expired
  * token is refreshed once on 401, every failure is an ArchiveReadError, and a time limit covers the request
  * up to its answer's headers (callers that read the whole body extend it over the body with the same Deadline).
  *
@@ -98,16 +98,25 @@ export class ArchiveClient {
    * GETs `url`. Resolves with any answer but 401 (after one refresh) for the caller to judge; rejects with an
    * ArchiveReadError (or the caller's abort reason). The caller must consume or destroy the body.
    */
-  async get(url: string, accept: string, what: string, deadline: Deadline): Promise<ArchiveResponse> {
+  get(url: string, accept: string, what: string, deadline: Deadline): Promise<ArchiveResponse> {
+    return this.request('GET', url, { accept }, what, deadline);
+  }
+
+  /** Like get(), for any method, with a small body sent whole (UPS-RS state changes). */
+  async request(method: string, url: string, send: { accept: string; body?: string; contentType?: string }, what: string, deadline: Deadline): Promise<ArchiveResponse> {
     let refreshed = false;
     for (;;) {
       let authorization: string | undefined;
       let response: IncomingMessage;
       try {
         authorization = await this.options.auth.authorization(refreshed);
-        const headers: Record<string, string> = { accept };
+        const headers: Record<string, string> = { accept: send.accept };
         if (authorization) headers.authorization = authorization;
-        response = await this.send(url, headers, deadline.signal);
+        if (send.body !== undefined) {
+          headers['content-type'] = send.contentType ?? 'application/octet-stream';
+          headers['content-length'] = String(Buffer.byteLength(send.body));
+        }
+        response = await this.send(method, url, headers, send.body, deadline.signal);
       } catch (error) {
         throw deadline.failure(this.egress.explain(error, url), what, url);
       }
@@ -159,17 +168,17 @@ export class ArchiveClient {
     this.agent.destroy();
   }
 
-  /** One GET; the socket's silence limit holds for the headers and between body chunks alike. */
-  private send(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
+  /** One request; the socket's silence limit holds for the headers and between body chunks alike. */
+  private send(method: string, url: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal): Promise<IncomingMessage> {
     const send = url.startsWith('https:') ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const request = send(url, { method: 'GET', headers, agent: this.agent, signal }, resolve);
+      const request = send(url, { method, headers, agent: this.agent, signal }, resolve);
       request.setTimeout(this.idleTimeoutMs, () => {
         const silence = Object.assign(new Error(`no data from the archive for ${this.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' });
         request.destroy(silence);
       });
       request.on('error', reject);
-      request.end();
+      request.end(body);
     });
   }
 }

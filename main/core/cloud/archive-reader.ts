@@ -1,7 +1,8 @@
 /**
  * Reading from the clinic's archive destination (settings: `archive: true`): QIDO-RS search, WADO-RS
- * retrieve as a stream of parts, metadata, and the change feed, over one connection pool and with the
- * destination's authentication. Nothing here writes to the index; callers keep what they read
+ * retrieve as a stream of parts, metadata, the change feed, and its UPS-RS worklist (search, and the state
+ * changes of the workitems this appliance performs), over one connection pool and with the destination's
+ * authentication. Nothing here writes to the index; callers keep what they read
  * (store/cloud-index.ts, Archive.ingest with origin 'cloud').
  */
 import type { AuthProvider } from '../forward/auth.js';
@@ -15,6 +16,9 @@ import {
 import { retrieveMetadata } from './metadata.js';
 import { searchArchive, type QidoSearch } from './qido.js';
 import { retrieveArchive, type ArchivePart, type RetrieveOptions, type RetrieveTarget } from './wado.js';
+import { changeWorkitemState, searchWorkitems, updateWorkitem, type StateChangeAnswer, type WorkitemSearch } from './workitems.js';
+import type { DicomJson } from '../dicom/json-model.js';
+import type { UpsTargetState } from '../store/ups-state-changes.js';
 
 export type ArchiveReaderOptions = ArchiveClientOptions & {
   /** The destination's name, for logs and messages of callers. */
@@ -67,6 +71,21 @@ export class ArchiveReader {
 
   changesSince(cursor: ChangeFeedCursor, options: Parameters<typeof readChangesSince>[2]) {
     return readChangesSince(this.client, cursor, options);
+  }
+
+  /** UPS-RS: the archive's workitems that match (cloud/workitems.ts). */
+  searchWorkitems(search: WorkitemSearch): Promise<ReceivedDicomJson[]> {
+    return searchWorkitems(this.client, search);
+  }
+
+  /** UPS-RS: Update Workitem with the owner's Transaction UID. */
+  updateWorkitem(workitemUid: string, transactionUid: string, dataset: DicomJson, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
+    return updateWorkitem(this.client, workitemUid, transactionUid, dataset, options);
+  }
+
+  /** UPS-RS: Change Workitem State with the owner's Transaction UID. */
+  changeWorkitemState(workitemUid: string, state: UpsTargetState, transactionUid: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<StateChangeAnswer> {
+    return changeWorkitemState(this.client, workitemUid, state, transactionUid, options);
   }
 
   close(): Promise<void> {

@@ -222,6 +222,26 @@ export const cloudSchema = z.object({
       batchSize: z.number().int().min(1).max(200).default(100),
     })
     .prefault({}),
+  worklist: z
+    .object({
+      /** Offer the archive's worklist (UPS-RS SCHEDULED workitems) to modalities by Modality Worklist C-FIND, kept here for offline use. */
+      enabled: z.boolean().default(false),
+      /**
+       * The modalities' AE titles. Each is searched as the Code Value of the workitems' Scheduled Station Name Code
+       * Sequence and answered as the Scheduled Station AE Title of the items found.
+       */
+      stations: z.array(aeTitle).default([]),
+      refreshIntervalMs: z.number({ error: 'must be a number of milliseconds' }).int('must be a whole number').min(1000, 'must be at least 1000').default(300_000),
+      /** Backoff of a workitem state change the archive did not take (offline, 5xx): base·2^n up to the cap. */
+      retryBaseMs: z.number().int().min(100).default(5_000),
+      retryCapMs: z.number().int().min(100).default(10 * 60_000),
+    })
+    .prefault({})
+    .superRefine((worklist, ctx) => {
+      if (worklist.enabled && worklist.stations.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['stations'], message: 'must name at least one station AE title when cloud.worklist.enabled is on' });
+      }
+    }),
 });
 
 /**

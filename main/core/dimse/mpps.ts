@@ -103,11 +103,12 @@ export class MppsService {
 
   private answer(info: AssociationInfo, response: MppsResponse, kind: string, sopInstanceUid: string, work: () => MppsChange): MppsResponse {
     try {
-      const { step, item, itemMoved } = work();
+      const { step, item, itemMoved, upsQueued } = work();
       response.setStatus(DimseStatus.Success);
       info.logger.info({ event: kind === 'N-CREATE' ? 'mpps-created' : 'mpps-set', sopInstanceUid, state: step.state, studyUid: step.studyUid,
         accessionNumber: step.accessionNumber, worklistItemId: item?.id ?? null, worklistState: item?.state ?? null, worklistMoved: itemMoved,
-        series: step.performedSeries.length }, `MPPS ${kind}`);
+        series: step.performedSeries.length, ...(upsQueued.length > 0
+          ? { workitemUid: item?.workitemUid, upsQueued: upsQueued.map((change) => (change.state === 'queued' ? change.targetState : `${change.targetState} (${change.lastError})`)) } : {}) }, `MPPS ${kind}`);
     } catch (error) {
       const refusal = refusalOf(error);
       response.setStatus(refusal.status);

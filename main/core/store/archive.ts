@@ -20,6 +20,8 @@ import { CloudChangeRows, type AppliedCloudChanges, type CloudChange } from './c
 import { Commitments } from './commitments.js';
 import { Worklist } from './worklist.js';
 import { MppsSteps } from './mpps.js';
+import { CloudWorklist } from './cloud-worklist.js';
+import { UpsStateChanges } from './ups-state-changes.js';
 import { PrefetchJobs } from './prefetch-jobs.js';
 import { ArchivePaths } from './paths.js';
 import { checkRoom, FreeSpaceGauge, freeBytes, roomShortfall, type Incoming, type QuotaLimits } from './quota.js';
@@ -127,6 +129,10 @@ export class Archive {
   readonly worklist: Worklist;
   /** Modality Performed Procedure Steps, linked to worklist items. */
   readonly mpps: MppsSteps;
+  /** The archive's UPS-RS workitems kept as worklist items (refreshed by cloud/cloud-worklist.ts). */
+  readonly cloudWorklist: CloudWorklist;
+  /** UPS-RS state changes of cloud items, queued by MPPS, sent by cloud/ups-state-sync.ts. */
+  readonly upsChanges: UpsStateChanges;
   private readonly db: Db;
   private readonly index: IndexWriter;
   private readonly replacements: Replacements;
@@ -158,7 +164,9 @@ export class Archive {
     this.prefetch = new PrefetchJobs(db);
     this.commitments = new Commitments(db);
     this.worklist = new Worklist(db);
-    this.mpps = new MppsSteps(db, (id) => this.worklist.get(id));
+    this.cloudWorklist = new CloudWorklist(db);
+    this.upsChanges = new UpsStateChanges(db);
+    this.mpps = new MppsSteps(db, (id) => this.worklist.get(id), this.upsChanges);
     this.route = options.route ?? (() => []);
     this.limits = options.limits;
     this.freeSpace = new FreeSpaceGauge(this.paths.root, options.disk?.maxAgeMs, options.disk?.free ?? freeBytes);

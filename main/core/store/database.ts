@@ -21,7 +21,8 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
  * 2: location of every instance (local, in the cloud), local counts, access time and pin, change-feed cursors.
  * 3: IssuerOfPatientID of a study (a patient is PatientID plus issuer), prefetch jobs.
  * 4: replacements in progress (store/replacements.ts), so recovery re-indexes exactly those files; Storage
- *    Commitment transactions and their instances; the local worklist; MPPS steps.
+ *    Commitment transactions and their instances; the worklist (local items and the cloud's UPS-RS workitems);
+ *    MPPS steps; UPS-RS state changes queued for cloud items.
  */
 export const SCHEMA_VERSION = 4;
 
@@ -135,6 +136,13 @@ CREATE TABLE IF NOT EXISTS worklist_items (
   performing_physician_name TEXT NOT NULL DEFAULT '',
   -- A study that arrived for this item (matched by Study Instance UID or Accession Number); '' while none has.
   arrived_study_uid TEXT NOT NULL DEFAULT '',
+  -- 'local': scheduled here; 'cloud': a UPS-RS workitem of the archive destination (store/cloud-worklist.ts).
+  source TEXT NOT NULL DEFAULT 'local' CHECK (source IN ('local','cloud')),
+  -- Cloud items: the workitem's UID, the destination it came from, and the Transaction UID this appliance
+  -- claimed it with ('' until claimed); the owner's lock that every later state change must carry.
+  workitem_uid TEXT UNIQUE,
+  workitem_destination TEXT NOT NULL DEFAULT '',
+  transaction_uid TEXT NOT NULL DEFAULT '',
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
@@ -161,6 +169,25 @@ CREATE TABLE IF NOT EXISTS mpps_steps (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mpps_steps_worklist ON mpps_steps(worklist_item_id);
+
+-- UPS-RS Change State requests for cloud worklist items, queued in the transaction that moved the item
+-- (MPPS), sent in id order per workitem by cloud/ups-state-sync.ts; 'done' once the archive took it, 'failed'
+-- when it refused it (never sent again).
+CREATE TABLE IF NOT EXISTS ups_state_changes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  worklist_item_id INTEGER NOT NULL REFERENCES worklist_items(id),
+  workitem_uid TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  target_state TEXT NOT NULL CHECK (target_state IN ('IN PROGRESS','COMPLETED','CANCELED')),
+  transaction_uid TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued','done','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ups_state_changes_work ON ups_state_changes(state, next_attempt_at, id);
 
 CREATE TABLE IF NOT EXISTS commitment_items (
   transaction_uid TEXT NOT NULL REFERENCES commitment_transactions(transaction_uid),

@@ -1,10 +1,11 @@
 /**
  * Modality Performed Procedure Steps (PS3.4 Annex F): created IN PROGRESS, then COMPLETED or DISCONTINUED,
  * with the performed series; each linked to the worklist item it performs, whose state follows it. The
- * step and its item change in one transaction.
+ * step and its item change in one transaction, with the UPS-RS state change a cloud item's move queues.
  */
 import type { WorklistItem, WorklistState } from '../contract/api/worklist.js';
 import { statementCache, type Db } from './database.js';
+import type { UpsStateChange, UpsStateChanges } from './ups-state-changes.js';
 
 export type MppsState = 'IN PROGRESS' | 'COMPLETED' | 'DISCONTINUED';
 
@@ -58,12 +59,15 @@ export interface MppsChange {
   /** The linked worklist item after the change, and whether its state moved. */
   item: WorklistItem | undefined;
   itemMoved: boolean;
+  /** The UPS-RS state changes queued for a cloud item by this move (store/ups-state-changes.ts). */
+  upsQueued: UpsStateChange[];
 }
 
 export class MppsSteps {
   private readonly prepared: ReturnType<typeof statementCache>;
 
-  constructor(private readonly db: Db, private readonly worklistItem: (id: number) => WorklistItem | undefined) {
+  constructor(private readonly db: Db, private readonly worklistItem: (id: number) => WorklistItem | undefined,
+    private readonly upsChanges: UpsStateChanges) {
     this.prepared = statementCache(db);
   }
 
@@ -71,6 +75,13 @@ export class MppsSteps {
     const row = this.prepared(`SELECT ${COLUMNS} FROM mpps_steps WHERE sop_instance_uid = ?`).get(sopInstanceUid) as
       (Omit<MppsStep, 'performedSeries'> & { performedSeries: string }) | undefined;
     return row ? { ...row, performedSeries: JSON.parse(row.performedSeries) as PerformedSeries[] } : undefined;
+  }
+
+  /** The last step created for a worklist item. */
+  latestForItem(worklistItemId: number): MppsStep | undefined {
+    const row = this.prepared('SELECT sop_instance_uid AS uid FROM mpps_steps WHERE worklist_item_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
+      .get(worklistItemId) as { uid: string } | undefined;
+    return row ? this.get(row.uid) : undefined;
   }
 
   /**
@@ -124,10 +135,11 @@ export class MppsSteps {
   private follow(sopInstanceUid: string, state: MppsState, now: number): MppsChange {
     const step = this.get(sopInstanceUid)!;
     const current = step.worklistItemId === null ? undefined : this.worklistItem(step.worklistItemId);
-    if (!current) return { step, item: undefined, itemMoved: false };
+    if (!current) return { step, item: undefined, itemMoved: false, upsQueued: [] };
     const rule = ITEM_FOLLOWS[state];
-    if (current.state === rule.to || !rule.from.includes(current.state)) return { step, item: current, itemMoved: false };
+    if (current.state === rule.to || !rule.from.includes(current.state)) return { step, item: current, itemMoved: false, upsQueued: [] };
     this.prepared('UPDATE worklist_items SET state = ?, updated_at = ? WHERE id = ?').run(rule.to, now, current.id);
-    return { step, item: this.worklistItem(current.id), itemMoved: true };
+    const upsQueued = this.upsChanges.queueFor(current, rule.to, now);
+    return { step, item: this.worklistItem(current.id), itemMoved: true, upsQueued };
   }
 }

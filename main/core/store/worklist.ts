@@ -12,7 +12,7 @@ const COLUMNS = `id, state, study_uid AS studyInstanceUid, patient_name AS patie
   requested_procedure_description AS requestedProcedureDescription, station_ae AS scheduledStationAeTitle,
   start_date AS scheduledStartDate, start_time AS scheduledStartTime, modality, step_id AS scheduledProcedureStepId,
   step_description AS scheduledProcedureStepDescription, performing_physician_name AS scheduledPerformingPhysicianName,
-  arrived_study_uid AS arrivedStudyUid, created_at AS createdAt, updated_at AS updatedAt`;
+  arrived_study_uid AS arrivedStudyUid, source, COALESCE(workitem_uid, '') AS workitemUid, created_at AS createdAt, updated_at AS updatedAt`;
 
 const FIELD_COLUMNS: Record<keyof WorklistItemFields, string> = {
   patientName: 'patient_name', patientId: 'patient_id', patientBirthDate: 'patient_birth_date', patientSex: 'patient_sex',
@@ -32,6 +32,13 @@ export class WorklistError extends Error {
   override name = 'WorklistError';
   constructor(readonly kind: 'not-found' | 'conflict', message: string) {
     super(message);
+  }
+}
+
+/** A cloud item belongs to the archive's worklist: it changes there, and here only through MPPS. */
+function refuseCloudItem(item: WorklistItem, what: string): void {
+  if (item.source === 'cloud') {
+    throw new WorklistError('conflict', `worklist item ${item.id} is the cloud worklist's workitem ${item.workitemUid}; it cannot be ${what} here`);
   }
 }
 
@@ -73,6 +80,7 @@ export class Worklist {
   edit(id: number, fields: WorklistItemFields, now: number): WorklistItem {
     return this.db.transaction(() => {
       const item = this.mustGet(id);
+      refuseCloudItem(item, 'edited');
       if (item.state !== 'SCHEDULED') throw new WorklistError('conflict', `worklist item ${id} is ${item.state}; only SCHEDULED items can be edited`);
       this.prepared(`UPDATE worklist_items SET ${FIELDS.map((field) => `${FIELD_COLUMNS[field]} = ?`).join(', ')}, updated_at = ? WHERE id = ?`)
         .run(...FIELDS.map((field) => fields[field]), now, id);
@@ -84,6 +92,7 @@ export class Worklist {
   transition(id: number, from: readonly WorklistState[], to: WorklistState, now: number): WorklistItem {
     return this.db.transaction(() => {
       const item = this.mustGet(id);
+      refuseCloudItem(item, 'moved by hand');
       if (!from.includes(item.state)) throw new WorklistError('conflict', `worklist item ${id} is ${item.state}, not ${from.join(' or ')}`);
       this.prepared('UPDATE worklist_items SET state = ?, updated_at = ? WHERE id = ?').run(to, now, id);
       return this.get(id)!;

@@ -100,14 +100,15 @@ export function worklistView(_context: AppContext): View {
   }
 
   function row(item: WorklistItem): HTMLElement {
-    const scheduled = item.state === 'SCHEDULED';
+    // Cloud items are the archive's worklist: they change there, not here.
+    const scheduled = item.state === 'SCHEDULED' && item.source === 'local';
     return h('tr', { dataset: { id: String(item.id), state: item.state, accession: item.accessionNumber } },
       h('td', `${dicomDate(item.scheduledStartDate)}${item.scheduledStartTime ? ` ${dicomTime(item.scheduledStartTime)}` : ''}`),
       h('td', personName(item.patientName), h('div.muted', item.patientId)),
       h('td', item.accessionNumber || '–'),
       h('td', [item.modality, item.requestedProcedureDescription].filter(Boolean).join(' · ')),
       h('td', item.scheduledStationAeTitle || 'any'),
-      h('td', h('span.pill', { class: STATE_PILL[item.state] }, item.state)),
+      h('td', h('span.pill', { class: STATE_PILL[item.state] }, item.state), item.source === 'cloud' ? h('div.muted', 'cloud worklist') : null),
       h('td', item.arrivedStudyUid ? h('a', { href: `#/study/${item.arrivedStudyUid}` }, 'images') : '–'),
       h('td.row-actions',
         scheduled ? h('button.btn.small', { type: 'button', onclick: () => editing(item) }, 'Edit') : null,

@@ -77,6 +77,10 @@ export const worklistItemSchema = z.object({
   scheduledPerformingPhysicianName: z.string(),
   /** The study that arrived for it ('' while none has). */
   arrivedStudyUid: z.string(),
+  /** local: scheduled here; cloud: a workitem of the archive's UPS-RS worklist, refreshed from there and read-only here. */
+  source: z.enum(['local', 'cloud']),
+  /** The cloud workitem's UID ('' for a local item). */
+  workitemUid: z.string(),
   createdAt: z.number(),
   updatedAt: z.number(),
 });
