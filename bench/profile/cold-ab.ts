@@ -4,8 +4,11 @@
  * archive holds `studies` CT studies of `instances` each (default 6 × 50); appliance A runs with the
  * environment AB_A adds, B with AB_B's. Each study is read cold from both, in alternating order, so both see
  * the same load; then (with warm > 0) `warm` warm reads of each from both. It prints each read's time and
- * the appliance's CPU seconds, and the medians. Orthanc direct is read alongside, for the ratio.
+ * the appliance's CPU seconds, and the medians. Orthanc direct is read alongside, for the ratio, and with
+ * warm reads a bare Node server answering the same number of bytes from memory (the ceiling of any Node
+ * server for this client on this machine).
  */
+import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -62,6 +65,16 @@ async function appliance(name: string, env: string, archiveUrl: string): Promise
   }
 }
 
+/** A bare node:http server in its own process that answers every GET with `bytes` bytes from memory, in 1 MiB writes. */
+async function memoryServer(bytes: number): Promise<{ url: string; stop(): void }> {
+  const code = `const c=Buffer.alloc(1<<20,7);const s=require('node:http').createServer(async(q,r)=>{r.writeHead(200,{'content-length':${bytes}});`
+    + `let n=0;while(n<${bytes}){const k=Math.min(c.length,${bytes}-n);if(!r.write(k===c.length?c:c.subarray(0,k)))await new Promise(d=>r.once('drain',d));n+=k;}r.end();})`
+    + `.listen(0,'127.0.0.1',()=>console.log(s.address().port));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve) => child.stdout.once('data', (c: Buffer) => resolve(c.toString().trim())));
+  return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill() };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -79,6 +92,8 @@ async function main(): Promise<void> {
     const b = await appliance('b', process.env.AB_B ?? '', orthanc.dicomWebUrl);
     const results = { a: { cold: [] as number[], coldCpu: [] as number[], warm: [] as number[], warmCpu: [] as number[] }, b: { cold: [] as number[], coldCpu: [] as number[], warm: [] as number[], warmCpu: [] as number[] } };
     const direct: number[] = [];
+    const ceiling: number[] = [];
+    let memory: { url: string; stop(): void } | undefined;
     try {
       for (const study of studies) {
         await timed(`${orthanc.dicomWebUrl}/studies/${study}`, {}); // Orthanc's caches
@@ -102,6 +117,7 @@ async function main(): Promise<void> {
         console.log(`${line.join('   ')}   direct ${d.ms.toFixed(0).padStart(4)} ms`);
       }
       await new Promise((r) => setTimeout(r, 1000)); // the last commits
+      if (WARM > 0) memory = await memoryServer((await timed(`${orthanc.dicomWebUrl}/studies/${studies[0]}`, {})).bytes);
       for (let w = 0; w < WARM; w++) {
         for (const [i, study] of studies.entries()) {
           const order = (i + w) % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
@@ -112,9 +128,11 @@ async function main(): Promise<void> {
             results[name].warmCpu.push(warm.cpu);
           }
           direct.push((await timed(`${orthanc.dicomWebUrl}/studies/${study}`, {})).ms);
+          ceiling.push((await timed(memory!.url, {})).ms);
         }
       }
     } finally {
+      memory?.stop();
       await a.stop();
       await b.stop();
     }
@@ -125,7 +143,9 @@ async function main(): Promise<void> {
       console.log(`${name}: cold median ${cold.toFixed(0)} ms (cpu ${median(r.coldCpu).toFixed(2)} s), ${(d / cold).toFixed(2)}× direct`
         + (r.warm.length ? `; warm median ${median(r.warm).toFixed(0)} ms (cpu ${median(r.warmCpu).toFixed(3)} s), ${(d / median(r.warm)).toFixed(2)}× direct` : ''));
     }
-    console.log(`direct median ${d.toFixed(0)} ms; load average: ${await loadAverage()}`);
+    console.log(`direct median ${d.toFixed(0)} ms`
+      + (ceiling.length ? `; the same bytes from memory (bare Node server): median ${median(ceiling).toFixed(0)} ms, ${(d / median(ceiling)).toFixed(2)}× direct` : '')
+      + `; load average: ${await loadAverage()}`);
   } finally {
     await orthanc.stop().catch(() => undefined);
   }

@@ -22,6 +22,13 @@ const WORK = join(ROOT, 'bench', '.work', 'profile-cold');
 const COUNT = Number(process.argv[2] ?? 100);
 const WARM_RUNS = Number(process.argv[3] ?? 2);
 
+/** User and system CPU seconds of a process so far (all threads). */
+async function userSystem(pid: number): Promise<[number, number]> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [Number(fields[11]) / 100, Number(fields[12]) / 100];
+}
+
 interface Timeline { ms: number; ttfbMs: number; bytes: number; marks: string }
 
 /** GET with the byte arrival timeline: ms at which each quarter of the body had arrived. */
@@ -120,8 +127,11 @@ async function main(): Promise<void> {
       const perf = process.env.PROFILE_PERF ? spawn('perf', ['record', '-e', 'cpu-clock:u', '-F', '2000', ...(process.env.PROFILE_PERF_G ? ['-g'] : []), '-p', String(appliance.pid), '-o', process.env.PROFILE_PERF], { stdio: 'ignore' }) : undefined;
       if (strace || perf) await new Promise((r) => setTimeout(r, 1000)); // attached
       const cpu0 = await cpuSeconds(appliance.pid);
+      const us0 = await userSystem(appliance.pid);
       const cold = await timedGet(`${appliance.dicomWebUrl}${study}`, AUTH);
+      const us1 = await userSystem(appliance.pid);
       const cpu1 = await cpuSeconds(appliance.pid);
+      console.log(`cold read: appliance user ${(us1[0] - us0[0]).toFixed(2)} s, system ${(us1[1] - us0[1]).toFixed(2)} s`);
       if (perf) {
         await new Promise((r) => setTimeout(r, 500));
         perf.kill('SIGINT');
