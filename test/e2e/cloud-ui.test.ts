@@ -82,12 +82,22 @@ describe('the app with a cloud archive, in Chromium', { timeout: 240_000 }, () =
     await retrieve.waitFor();
     assert.equal(await page.locator('#study-location').getAttribute('data-location'), 'cloud');
     assert.match(await page.locator('#study-location').innerText(), /cloud · 0\/2 here/);
+    const imageStates = () => page.locator('tr[data-sop]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.state));
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-sop]').length === 2);
+    // The series thumbnails may already have fetched an image: each is in the cloud, here or not.
+    for (const state of await imageStates()) assert.ok(state === 'cloud only' || state === 'local + cloud', `image state ${state}`);
     await retrieve.click();
     await page.waitForFunction(() => document.querySelector('#study-location')?.getAttribute('data-location') === 'both'
       && document.querySelector('#study-location')?.textContent === 'local + cloud', undefined, { timeout: 60_000 });
     const sync = (await (await ui.appliance.api(`/api/sync?study=${studyUid}`)).json()) as Array<{ location: string; numLocalInstances: number; numInstances: number }>;
     assert.deepEqual([sync[0]!.location, sync[0]!.numLocalInstances, sync[0]!.numInstances], ['both', 2, 2]);
     assert.equal(await retrieve.isVisible(), false, 'nothing left to retrieve');
+    // Images fetched from the archive are here and in the cloud (never queued, so no upload state): not "local only".
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLElement>('tr[data-sop]')].map((r) => r.dataset.state).join() === 'local + cloud,local + cloud',
+      undefined, { timeout: 30_000 });
+    assert.deepEqual(await page.locator('tr[data-sop] .where').allInnerTexts(), ['local + cloud', 'local + cloud']);
+    const detail = (await (await ui.appliance.api(`/api/studies/${studyUid}/sync`)).json()) as { instances: { items: Array<{ location: string; destinations: unknown[] }> } };
+    assert.deepEqual(detail.instances.items.map((i) => [i.location, i.destinations.length]), [['both', 0], ['both', 0]]);
     await page.getByLabel('Keep local').check();
     await page.waitForFunction(() => (document.querySelector('input[aria-label="Keep local"]') as HTMLInputElement | null)?.checked === true);
     await page.waitForFunction(() => !document.querySelector('.toast'), undefined, { timeout: 10_000 }).catch(() => undefined);

@@ -92,6 +92,25 @@ describe('read-through retrieve from the archive', () => {
     assert.equal(azure.requests.length, 2, 'no further upstream request');
   });
 
+  test('the archive\'s bytes go to the ingest handed over (batches), so the spool keeps each head without a copy', async () => {
+    const studyUid = study[0]!.studyUid;
+    const kinds = new Set<string>();
+    const ingest = archive.ingest.bind(archive);
+    archive.ingest = (source, context) => ingest((async function* seen() {
+      for await (const item of source as AsyncIterable<unknown>) {
+        kinds.add(Array.isArray(item) ? 'batch' : 'chunk');
+        yield item as Buffer;
+      }
+    })(), context);
+    const seen = await collect(readThrough.retrieve({ studyUid }));
+    assert.equal(seen.length, study.length);
+    assert.deepEqual([...kinds], ['batch'], 'every item a batch the spool may keep as it is');
+    for (const instance of seen) {
+      const original = study.find((i) => i.sopInstanceUid === instance.sopInstanceUid)!;
+      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)));
+    }
+  });
+
   /** What a federated search leaves in the index: the study, with the number of instances the archive reported. */
   const foundByQido = (studyUid: string) =>
     archive.cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [studyUid] }, '00201208': { vr: 'IS', Value: [study.length] } }]);

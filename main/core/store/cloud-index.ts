@@ -104,6 +104,42 @@ const STUDY_TEXT = ['patient_name', 'patient_id', 'issuer_of_patient_id', 'patie
   'study_id', 'study_description', 'referring_physician_name', 'specific_character_set'] as const;
 const SERIES_TEXT = ['modality', 'series_description', 'body_part_examined', 'pps_start_date'] as const;
 
+/*
+ * The upserts of cloud rows, built once: a listing of a large study upserts a study, a series and an
+ * instance per instance it lists, and rebuilding these statements' text each time cost more than running them.
+ */
+const STUDY_HAS_LOCAL = 'studies.num_local_instances > 0';
+const UPSERT_STUDY = `
+      INSERT INTO studies (study_uid, ${STUDY_TEXT.join(', ')}, cloud_num_series, cloud_num_instances, cloud_modalities,
+        received_at, updated_at, last_access_at)
+      VALUES (@studyUid, ${STUDY_TEXT.map((c) => `@${c}`).join(', ')}, @cloudSeries, @cloudInstances, @modalities, @now, @now, 0)
+      ON CONFLICT(study_uid) DO UPDATE SET
+        ${STUDY_TEXT.map((c) => keepLocal('studies', c, STUDY_HAS_LOCAL, "''")).join(',\n')},
+        cloud_num_series = COALESCE(excluded.cloud_num_series, studies.cloud_num_series),
+        cloud_num_instances = COALESCE(excluded.cloud_num_instances, studies.cloud_num_instances),
+        cloud_modalities = CASE WHEN excluded.cloud_modalities = '[]' THEN studies.cloud_modalities ELSE excluded.cloud_modalities END`;
+
+const SERIES_HAS_LOCAL = 'series.num_local_instances > 0';
+const UPSERT_SERIES = `
+      INSERT INTO series (series_uid, study_uid, ${SERIES_TEXT.join(', ')}, series_number, cloud_num_instances, received_at)
+      VALUES (@seriesUid, @studyUid, ${SERIES_TEXT.map((c) => `@${c}`).join(', ')}, @series_number, @cloudInstances, @now)
+      ON CONFLICT(series_uid) DO UPDATE SET
+        ${[...SERIES_TEXT.map((c) => keepLocal('series', c, SERIES_HAS_LOCAL, "''")), keepLocal('series', 'series_number', SERIES_HAS_LOCAL, 'NULL')].join(',\n')},
+        cloud_num_instances = COALESCE(excluded.cloud_num_instances, series.cloud_num_instances)`;
+
+const INSTANCE_TEXT = ['sop_class_uid', 'transfer_syntax_uid'] as const;
+const INSTANCE_NUMBERS = ['instance_number', 'number_of_frames', 'rows', 'columns'] as const;
+const INSTANCE_IS_LOCAL = 'instances.local = 1';
+const UPSERT_INSTANCE = `
+      INSERT INTO instances (sop_instance_uid, series_uid, study_uid, ${INSTANCE_TEXT.join(', ')}, ${INSTANCE_NUMBERS.join(', ')},
+        size_bytes, sha256, calling_ae, received_at, path, file_missing, local, in_cloud)
+      VALUES (@sopInstanceUid, @seriesUid, @studyUid, ${INSTANCE_TEXT.map((c) => `@${c}`).join(', ')}, ${INSTANCE_NUMBERS.map((c) => `@${c}`).join(', ')},
+        0, '', '', @now, @path, 1, 0, 1)
+      ON CONFLICT(sop_instance_uid) DO UPDATE SET
+        ${[...INSTANCE_TEXT.map((c) => keepLocal('instances', c, INSTANCE_IS_LOCAL, "''")), ...INSTANCE_NUMBERS.map((c) => keepLocal('instances', c, INSTANCE_IS_LOCAL, 'NULL'))].join(',\n')},
+        in_cloud = 1
+      RETURNING series_uid, study_uid`;
+
 export class CloudIndex {
   private readonly writer: IndexWriter;
   private readonly prepared: (sql: string) => Statement;
@@ -171,7 +207,6 @@ export class CloudIndex {
   }
 
   private upsertStudy(studyUid: string, dataset: ReceivedDicomJson, now: number): void {
-    const local = 'studies.num_local_instances > 0';
     const texts = {
       patient_name: jsonString(dataset, TAG.PatientName), patient_id: jsonString(dataset, TAG.PatientID),
       issuer_of_patient_id: jsonString(dataset, TAG.IssuerOfPatientID),
@@ -183,15 +218,7 @@ export class CloudIndex {
     };
     texts.specific_character_set = characterSetOf(dataset, Object.values(texts));
     const modalities = [...new Set(jsonStrings(dataset, TAG.ModalitiesInStudy))].sort();
-    this.prepared(`
-      INSERT INTO studies (study_uid, ${STUDY_TEXT.join(', ')}, cloud_num_series, cloud_num_instances, cloud_modalities,
-        received_at, updated_at, last_access_at)
-      VALUES (@studyUid, ${STUDY_TEXT.map((c) => `@${c}`).join(', ')}, @cloudSeries, @cloudInstances, @modalities, @now, @now, 0)
-      ON CONFLICT(study_uid) DO UPDATE SET
-        ${STUDY_TEXT.map((c) => keepLocal('studies', c, local, "''")).join(',\n')},
-        cloud_num_series = COALESCE(excluded.cloud_num_series, studies.cloud_num_series),
-        cloud_num_instances = COALESCE(excluded.cloud_num_instances, studies.cloud_num_instances),
-        cloud_modalities = CASE WHEN excluded.cloud_modalities = '[]' THEN studies.cloud_modalities ELSE excluded.cloud_modalities END`)
+    this.prepared(UPSERT_STUDY)
       .run({
         studyUid, ...texts, now, modalities: JSON.stringify(modalities),
         cloudSeries: jsonInteger(dataset, TAG.NumberOfStudyRelatedSeries),
@@ -200,13 +227,7 @@ export class CloudIndex {
   }
 
   private upsertSeries(studyUid: string, seriesUid: string, dataset: ReceivedDicomJson, now: number): void {
-    const local = 'series.num_local_instances > 0';
-    this.prepared(`
-      INSERT INTO series (series_uid, study_uid, ${SERIES_TEXT.join(', ')}, series_number, cloud_num_instances, received_at)
-      VALUES (@seriesUid, @studyUid, ${SERIES_TEXT.map((c) => `@${c}`).join(', ')}, @series_number, @cloudInstances, @now)
-      ON CONFLICT(series_uid) DO UPDATE SET
-        ${[...SERIES_TEXT.map((c) => keepLocal('series', c, local, "''")), keepLocal('series', 'series_number', local, 'NULL')].join(',\n')},
-        cloud_num_instances = COALESCE(excluded.cloud_num_instances, series.cloud_num_instances)`)
+    this.prepared(UPSERT_SERIES)
       .run({
         seriesUid, studyUid, now,
         modality: jsonString(dataset, TAG.Modality), series_description: jsonString(dataset, TAG.SeriesDescription),
@@ -217,18 +238,7 @@ export class CloudIndex {
 
   /** Returns the series and study the instance row belongs to (an existing row keeps its own). */
   private upsertInstance(studyUid: string, seriesUid: string, sopInstanceUid: string, dataset: ReceivedDicomJson, now: number): { seriesUid: string; studyUid: string } {
-    const local = 'instances.local = 1';
-    const columns = ['sop_class_uid', 'transfer_syntax_uid'] as const;
-    const numbers = ['instance_number', 'number_of_frames', 'rows', 'columns'] as const;
-    const row = this.prepared(`
-      INSERT INTO instances (sop_instance_uid, series_uid, study_uid, ${columns.join(', ')}, ${numbers.join(', ')},
-        size_bytes, sha256, calling_ae, received_at, path, file_missing, local, in_cloud)
-      VALUES (@sopInstanceUid, @seriesUid, @studyUid, ${columns.map((c) => `@${c}`).join(', ')}, ${numbers.map((c) => `@${c}`).join(', ')},
-        0, '', '', @now, @path, 1, 0, 1)
-      ON CONFLICT(sop_instance_uid) DO UPDATE SET
-        ${[...columns.map((c) => keepLocal('instances', c, local, "''")), ...numbers.map((c) => keepLocal('instances', c, local, 'NULL'))].join(',\n')},
-        in_cloud = 1
-      RETURNING series_uid, study_uid`)
+    const row = this.prepared(UPSERT_INSTANCE)
       .get({
         sopInstanceUid, seriesUid, studyUid, now, path: this.paths.relativeInstancePath(studyUid, seriesUid, sopInstanceUid),
         sop_class_uid: jsonString(dataset, TAG.SOPClassUID),

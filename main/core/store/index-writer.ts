@@ -113,10 +113,10 @@ export class IndexWriter {
     this.findSeries = db.prepare(`SELECT ${Object.keys(SERIES_COLUMNS).join(', ')} FROM series WHERE series_uid = ?`);
     this.findStudy = db.prepare(`SELECT ${Object.keys(STUDY_COLUMNS).join(', ')} FROM studies WHERE study_uid = ?`);
     this.addToSeries = db.prepare(`
-      UPDATE series SET num_instances = num_instances + 1, num_local_instances = num_local_instances + 1, size_bytes = size_bytes + @size
+      UPDATE series SET num_instances = num_instances + @added, num_local_instances = num_local_instances + 1, size_bytes = size_bytes + @size
       WHERE series_uid = @uid`);
     this.addToStudy = db.prepare(`
-      UPDATE studies SET num_instances = num_instances + 1, num_local_instances = num_local_instances + 1, size_bytes = size_bytes + @size,
+      UPDATE studies SET num_instances = num_instances + @added, num_local_instances = num_local_instances + 1, size_bytes = size_bytes + @size,
         num_series = num_series + @newSeries, updated_at = @now, last_access_at = @now
       WHERE study_uid = @uid RETURNING num_series, num_instances`);
     this.refreshModalities = db.prepare(`
@@ -146,6 +146,9 @@ export class IndexWriter {
     const now = file.receivedAt;
     const inCloud = origin === 'cloud' ? 1 : 0;
     if (!moved) return this.writeNew(header, file, inCloud);
+    if (moved.local === 0 && moved.series_uid === header.seriesInstanceUid && moved.study_uid === header.studyInstanceUid) {
+      return this.writeNew(header, file, inCloud, true);
+    }
     this.upsertStudy.run({ ...header, now });
     this.upsertSeries.run({ ...header, now });
     this.upsertInstance.run({ ...header, ...file, inCloud });
@@ -160,8 +163,11 @@ export class IndexWriter {
    * does not grow with the size of its series and study. The study and series rows are rewritten only
    * when this instance says something new about them: rewriting them rewrites their index entries too,
    * which was about a third of the cost of an instance of a known series.
+   * `listed`: the instance already has a cloud-only row in this series (listed by the archive, or evicted):
+   * it is counted already, and only becomes local. A read-through of a study commits every instance so;
+   * recounting the series and study for each made the cost of a study grow with the square of its size.
    */
-  private writeNew(header: InstanceHeader, file: StoredFile, inCloud: number): { numSeries: number; numInstances: number } {
+  private writeNew(header: InstanceHeader, file: StoredFile, inCloud: number, listed = false): { numSeries: number; numInstances: number } {
     const now = file.receivedAt;
     const series = this.findSeries.get(header.seriesInstanceUid) as Record<string, unknown> | undefined;
     const previousModality = series?.modality as string | undefined;
@@ -171,9 +177,10 @@ export class IndexWriter {
     }
     if (!rowMatches(series, SERIES_COLUMNS, header)) this.upsertSeries.run({ ...header, now });
     this.upsertInstance.run({ ...header, ...file, inCloud });
-    this.addToSeries.run({ uid: header.seriesInstanceUid, size: file.sizeBytes });
+    const added = listed ? 0 : 1;
+    this.addToSeries.run({ uid: header.seriesInstanceUid, size: file.sizeBytes, added });
     const newSeries = previousModality === undefined ? 1 : 0;
-    const counts = this.addToStudy.get({ uid: header.studyInstanceUid, size: file.sizeBytes, newSeries, now }) as {
+    const counts = this.addToStudy.get({ uid: header.studyInstanceUid, size: file.sizeBytes, newSeries, added, now }) as {
       num_series: number;
       num_instances: number;
     };

@@ -182,6 +182,8 @@ export function studyView(context: AppContext, studyUid: string): View {
     renderInstances();
   }
 
+  /** An instance never queued, by where it is. */
+  const PLACE_TEXT: Record<InstanceSync['location'], string> = { local: 'local only', both: 'local + cloud', cloud: 'cloud only' };
   const stateText = (d: Delivery): string => (d.destination === '*' ? 'waiting' : d.state);
   const pillClass = (state: string): string => (state === 'delivered' ? 'done' : state);
 
@@ -189,15 +191,16 @@ export function studyView(context: AppContext, studyUid: string): View {
     instancesNote.textContent = !context.store.configured ? 'No destination is configured: images wait locally until one is added in Settings.' : '';
     instancesBody.replaceChildren(...instances.map((row) => {
       const deliveries = row.destinations;
-      // The row's own state: the worst over its destinations; "local only" when it was never queued.
-      const worst = deliveries.map(stateText).sort((a, b) => STATE_RANK.indexOf(a) - STATE_RANK.indexOf(b))[0] ?? 'local only';
+      // The row's own state: the worst over its destinations; where it is when it was never queued (one fetched
+      // from the archive is never queued, and is in the cloud by definition).
+      const worst = deliveries.map(stateText).sort((a, b) => STATE_RANK.indexOf(a) - STATE_RANK.indexOf(b))[0] ?? PLACE_TEXT[row.location];
       const lines = (render: (d: Delivery) => Node | string) => deliveries.length === 0 ? ['–'] : deliveries.map((d) => h('div', render(d)));
       return h('tr', { dataset: { sop: row.sopInstanceUid, state: worst } },
         h('td', row.instanceNumber === null ? '' : String(row.instanceNumber)),
         h('td.mono', row.sopInstanceUid),
         h('td', ...lines((d) => (d.destination === '*' ? 'no destination yet' : d.destination))),
         h('td', ...(deliveries.length === 0
-          ? [h('span.pill.waiting', 'local only')]
+          ? [h('span.where', { class: row.location, dataset: { location: row.location } }, PLACE_TEXT[row.location])]
           : deliveries.map((d) => h('div', h('span.pill', { class: pillClass(stateText(d)), dataset: { destination: d.destination } }, stateText(d)))))),
         h('td', ...lines((d) => String(d.attempts))),
         h('td.reason', deliveries.map((d) => d.lastError ?? '').filter(Boolean).join('; ')));

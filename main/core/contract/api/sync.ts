@@ -76,7 +76,9 @@ export const instanceSyncSchema = z.object({
   seriesUid: z.string(),
   seriesNumber: z.number().int().nullable(),
   instanceNumber: z.number().int().nullable(),
-  /** One entry per destination; empty when the instance was never queued (local only). */
+  /** Where the instance is: here only, only in the archive, or both (e.g. fetched from the archive). */
+  location: z.enum(STUDY_LOCATIONS),
+  /** One entry per destination; empty when the instance was never queued (here only, or fetched from the archive). */
   destinations: z.array(deliverySchema),
 });
 export type InstanceSync = z.infer<typeof instanceSyncSchema>;

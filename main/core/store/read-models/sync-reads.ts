@@ -59,7 +59,9 @@ export interface InstanceState {
   seriesUid: string;
   seriesNumber: number | null;
   instanceNumber: number | null;
-  /** One entry per destination; empty when the instance was never queued (local only). */
+  /** Where the instance is: here only, only in the archive, or both. */
+  location: StudyLocation;
+  /** One entry per destination; empty when the instance was never queued (here only, or fetched from the archive). */
   destinations: InstanceDelivery[];
 }
 
@@ -95,7 +97,9 @@ export function syncReads(db: Db): SyncReads {
     WHERE study_uid = ? AND state IN ('failed','conflict') ORDER BY updated_at DESC LIMIT 500`);
   const instanceTotal = db.prepare('SELECT COUNT(*) FROM instances WHERE study_uid = ?').pluck();
   const instancePage = db.prepare(`SELECT i.sop_instance_uid AS sopInstanceUid, i.series_uid AS seriesUid, s.series_number AS seriesNumber,
-    i.instance_number AS instanceNumber FROM instances i LEFT JOIN series s ON s.series_uid = i.series_uid
+    i.instance_number AS instanceNumber,
+    CASE WHEN i.local = 0 THEN 'cloud' WHEN i.in_cloud = 1 THEN 'both' ELSE 'local' END AS location
+    FROM instances i LEFT JOIN series s ON s.series_uid = i.series_uid
     WHERE i.study_uid = ?
     ORDER BY EXISTS (SELECT 1 FROM outbox o WHERE o.sop_instance_uid = i.sop_instance_uid AND o.state IN ('failed','conflict')) DESC,
              s.series_number, i.series_uid, i.instance_number, i.sop_instance_uid
