@@ -1,18 +1,28 @@
 // Image work (decode, VOI LUT, resize, JPEG/PNG, conversion to Explicit VR LE) runs in the image worker threads
 // (main/core/web/image-pool.ts), never on the event loop that answers C-STOREs (issue 14, "Event loop").
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { WebService } from '../../main/core/web/web-service.js';
 import { buildMultipartRelated } from '../doubles/multipart-related.js';
 import { startApplianceProcess } from '../support/appliance-process.js';
+import { makeInstance, NATIVE_TRANSFER_SYNTAXES } from '../support/instance.js';
 import { requireTool, run, runOk } from '../support/peers.js';
 import { makeStudy, writeInstances } from '../support/study.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 
 const MS = 1e6;
+
+async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** STOWs Part 10 instances; they are stored as they are, in their own transfer syntax. */
 async function stow(api: WebAppliance['api'], instances: Buffer[]): Promise<void> {
@@ -96,6 +106,83 @@ describe('image work off the event loop', () => {
     // monitorEventLoopDelay is reported, not asserted: it is wall clock, and on a shared 2-core box it measures the
     // other processes too (storescu alone, no thumbnail: max ~100 ms, p99.9 ~50 ms, with busy stalls of 14 ms).
     assert.ok(longestBusyMs <= 20, `the event loop ran ${longestBusyMs.toFixed(1)} ms of CPU without a turn: ${report}`);
+  });
+});
+
+describe('a saturated image pool', () => {
+  let w: WebAppliance;
+  let web: WebService;
+  const study = makeStudy({ series: 1, instancesPerSeries: 2, rows: 64, columns: 64 });
+  const [held, waiting] = study as [typeof study[0], typeof study[0]];
+  const implicitUid = `${held.seriesUid}.9`;
+
+  before(async () => {
+    requireTool('mkfifo', 'coreutils');
+    // One thread, one task waiting: the third task at once is one too many.
+    w = await startWebAppliance({ settings: { http: { imageThreads: 1, imageQueue: 1 } } });
+    web = w.appliance.services.find((s) => s.name === 'http') as WebService;
+    await stow(w.api, [...study.map((i) => i.buffer), makeInstance({
+      studyUid: held.studyUid, seriesUid: held.seriesUid, sopInstanceUid: implicitUid, instanceNumber: 3, rows: 64, columns: 64,
+      transferSyntax: NATIVE_TRANSFER_SYNTAXES.implicitLittle,
+    })]);
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  test('answers 503 with Retry-After for DICOMweb and /wado, changes nothing, then serves again', { timeout: 120_000 }, async () => {
+    const base = `/dicom-web/studies/${held.studyUid}/series/${held.seriesUid}`;
+    const thumbnail = (uid: string) => w.api(`${base}/instances/${uid}/thumbnail`, { headers: { accept: 'image/jpeg' } });
+    const wado = (uid: string, extra: string) => `/wado?requestType=WADO&studyUID=${held.studyUid}&seriesUID=${held.seriesUid}&objectUID=${uid}${extra}`;
+    const refusable: Array<[string, () => Promise<Response>]> = [
+      ['instance thumbnail', () => thumbnail(waiting.sopInstanceUid)],
+      ['instance rendered', () => w.api(`${base}/instances/${waiting.sopInstanceUid}/rendered`, { headers: { accept: 'image/png' } })],
+      ['series rendered (multipart)', () => w.api(`${base}/rendered`, { headers: { accept: 'multipart/related; type="image/jpeg"' } })],
+      ['WADO-RS instance converted to Explicit VR LE', () => w.api(`${base}/instances/${implicitUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } })],
+      ['WADO-URI image', () => w.api(wado(waiting.sopInstanceUid, ''))],
+      ['WADO-URI application/dicom converted', () => w.api(wado(implicitUid, '&contentType=application/dicom'))],
+    ];
+    const index = () => w.appliance.archive.reads.storedInstances({ study: held.studyUid }).map((r) => `${r.sopInstanceUid} ${r.sha256} ${r.path}`);
+    const indexBefore = index();
+
+    // The one thread reads a file that does not end until this test writes it: a named pipe in its place.
+    const row = w.appliance.archive.reads.storedInstances({ study: held.studyUid, series: held.seriesUid, instance: held.sopInstanceUid })[0]!;
+    const path = w.appliance.archive.paths.absolute(row.path);
+    const original = await readFile(path);
+    await rm(path);
+    await runOk('mkfifo', [path]);
+    const first = thumbnail(held.sopInstanceUid);
+    const pipe = await open(path, 'w'); // opens once the worker thread has opened the pipe to read it
+    const second = thumbnail(waiting.sopInstanceUid);
+    await until('the second thumbnail waiting for the thread', () => web.imageLoad.tasks === 2);
+
+    for (const [name, request] of refusable) {
+      const response = await request();
+      const body = await response.text();
+      assert.equal(response.status, 503, `${name}: ${response.status} ${body}`);
+      assert.equal(response.headers.get('retry-after'), '2', name);
+      assert.match((JSON.parse(body) as { error: string }).error, /http\.imageThreads and http\.imageQueue/, name);
+    }
+    assert.equal(web.imageLoad.tasks, 2, 'a refused request takes no place in the queue');
+
+    await pipe.writeFile(original);
+    await pipe.close();
+    for (const [name, answer] of [['the held thumbnail', first], ['the waiting one', second]] as const) {
+      const response = await answer;
+      const body = Buffer.from(await response.arrayBuffer());
+      assert.equal(response.status, 200, `${name}: ${body.toString()}`);
+      assert.deepEqual([...body.subarray(0, 2)], [0xff, 0xd8], `${name}: a JPEG`);
+    }
+    await rm(path);
+    await writeFile(path, original);
+    await until('the queue empty', () => web.imageLoad.tasks === 0);
+
+    assert.deepEqual(index(), indexBefore, 'the index is as it was');
+    for (const [name, request] of refusable) {
+      const response = await request();
+      const body = Buffer.from(await response.arrayBuffer());
+      assert.equal(response.status, 200, `${name} once the queue has room: ${response.status} ${body.toString()}`);
+    }
   });
 });
 
