@@ -208,3 +208,24 @@ describe('the image threads at stop', () => {
     }
   });
 });
+
+test('http.imageThreads and http.imageQueue are validated settings, named when wrong', async () => {
+  const { SettingsFile } = await import('../../main/core/settings/settings-file.js');
+  const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-image-settings-'));
+  try {
+    for (const [http, problem] of [
+      [{ imageQueue: 0 }, /field "http\.imageQueue" has value 0: must be at least 1/],
+      [{ imageQueue: 2.5 }, /field "http\.imageQueue" has value 2\.5: must be a whole number/],
+      [{ imageThreads: -1 }, /field "http\.imageThreads" has value -1: must be 0 \(one fewer than the cores\) or more/],
+      [{ imageThreads: 'many' }, /field "http\.imageThreads" has value "many": must be a number of threads/],
+    ] as const) {
+      await writeFile(join(dir, 'settings.json'), JSON.stringify({ http }));
+      await assert.rejects(SettingsFile.open(dir), problem);
+    }
+    await writeFile(join(dir, 'settings.json'), '{}');
+    const { settings } = await SettingsFile.open(dir);
+    assert.deepEqual([settings.http.imageThreads, settings.http.imageQueue], [0, 32]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
