@@ -77,6 +77,15 @@ module.exports = {
       to: { path: SERVICE_ROOMS, pathNot: '^main/core/(web/|forward/control\\.ts$)' },
     },
     {
+      name: 'image-work-runs-in-the-workers',
+      comment:
+        'Decoding, rendering and conversion (web/image-render.ts, web/explicit-le-convert.ts) block for milliseconds: ' +
+        'only the worker thread entry web/image-worker.ts runs them; the routes go through web/image-pool.ts.',
+      severity: 'error',
+      from: { path: '^main/', pathNot: '^main/core/web/image-worker\\.ts$' },
+      to: { path: '^main/core/web/(image-render|explicit-le-convert)\\.ts$', dependencyTypesNot: ['type-only'] },
+    },
+    {
       name: 'cloud-imports-only-lower-rooms',
       comment:
         "main/core/cloud/ (reading from the archive destination) sits under web/ and dimse/: it builds on store/, " +

@@ -35,8 +35,22 @@ if (existsSync('main/electron/main.ts')) {
     platform: 'node',
     format: 'cjs',
     target: 'node24',
-    external: ['electron', 'better-sqlite3', 'dcmjs-codecs', 'dcmjs-imaging', 'pino', 'pino-roll', 'thread-stream'],
+    external: ['electron', 'better-sqlite3', 'dcmjs-codecs', 'dcmjs-imaging', 'pino', 'pino-roll', 'thread-stream', 'piscina', 'sharp'],
     // The core is ESM and finds its files from import.meta.url, which a CommonJS bundle does not have.
+    define: { 'import.meta.url': '__bundleFileUrl' },
+    banner: { js: "const __bundleFileUrl = require('node:url').pathToFileURL(__filename).href;" },
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+  // The image worker threads load a file of their own; the bundled core finds it beside main.cjs (web/image-pool.ts).
+  await build({
+    entryPoints: ['main/core/web/image-worker.ts'],
+    outfile: 'dist/electron/image-worker.cjs',
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    external: ['dcmjs-codecs', 'dcmjs-imaging', 'piscina', 'sharp'],
     define: { 'import.meta.url': '__bundleFileUrl' },
     banner: { js: "const __bundleFileUrl = require('node:url').pathToFileURL(__filename).href;" },
     sourcemap: true,

@@ -6,6 +6,7 @@ import { spawnDaemon, untilReadyOrExit, type Daemon } from './daemon.js';
 import { freePort } from './net.js';
 
 const CLI = fileURLToPath(new URL('../../main/core/cli.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/dicom-edge.js', import.meta.url));
 
 export interface ApplianceProcess {
   daemon: Daemon;
@@ -28,11 +29,17 @@ export interface ApplianceProcess {
  * Starts `dicom-edge serve` on free loopback ports and waits until it says it is up ("data dir: …").
  * `logFile` (outside any file system a test fills) receives the whole output.
  */
-export async function startApplianceProcess(options: { dataDir: string; logFile: string; token?: string }): Promise<ApplianceProcess> {
+export async function startApplianceProcess(options: {
+  dataDir: string;
+  logFile: string;
+  token?: string;
+  /** bin/dicom-edge.js on plain Node, which runs the compiled core when dist/ holds one (`node scripts/build.mjs`). */
+  bin?: boolean;
+}): Promise<ApplianceProcess> {
   const [dimsePort, httpPort] = [await freePort(), await freePort()];
   const token = options.token ?? `test-token-${Math.random().toString(36).slice(2)}`;
   const daemon = spawnDaemon(process.execPath, [
-    '--import', 'tsx', CLI, 'serve', '--data-dir', options.dataDir,
+    ...(options.bin ? [BIN] : ['--import', 'tsx', CLI]), 'serve', '--data-dir', options.dataDir,
     '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--http-host', '127.0.0.1', '--api-token', token,
   ], { logFile: options.logFile });
   let exitedYet = false;

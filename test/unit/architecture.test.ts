@@ -53,6 +53,11 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
       'multipart-imports-nothing-of-ours', 'main/core/dicom/dictionary.ts');
   });
 
+  test('rendering and conversion run only in the image worker threads, never on the event loop', () => {
+    expectRefused('main/core/web', "import { renderImage } from './image-render.js';\n\nexport const probe = renderImage;\n",
+      'image-work-runs-in-the-workers', 'main/core/web/image-render.ts');
+  });
+
   test('the tree keeps the rules, and each known violation listed in the config still exists', () => {
     const config = createRequire(import.meta.url)('../../.dependency-cruiser.cjs') as { options: { knownViolations: KnownViolation[] } };
     const { status, output } = lintDeps('--output-type', 'json');

@@ -78,6 +78,10 @@ export const httpSchema = z.object({
   requestTimeoutMs: z.number().int().min(1000).max(24 * 3_600_000).default(3_600_000),
   /** A request body that sends nothing for this long is cut (408), so a stalled upload holds nothing. */
   bodyIdleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+  /** Threads for image work (rendered, thumbnails, WADO-URI images, conversion to Explicit VR LE); 0: one fewer than the cores, at least 1. */
+  imageThreads: z.number({ error: 'must be a number of threads' }).int('must be a whole number').min(0, 'must be 0 (one fewer than the cores) or more').max(64, 'must be at most 64').default(0),
+  /** Image tasks that may wait for a thread; a request past that gets 503 with Retry-After. */
+  imageQueue: z.number({ error: 'must be a number of tasks' }).int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').default(32),
 });
 
 export const storageSchema = z.object({

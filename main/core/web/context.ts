@@ -7,6 +7,7 @@ import type { Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import type { ForwardControl } from './forward-port.js';
 import type { HttpsIdentity } from './https-identity.js';
+import type { ImageWork } from './image-pool.js';
 
 /** Everything the HTTP routes use, handed in by the appliance. */
 export interface WebContext {
@@ -26,6 +27,8 @@ export interface WebContext {
   https?(): HttpsIdentity | undefined;
   /** The port the server listens on (settings may say 0). */
   httpPort(): number;
+  /** The image worker threads: every decode, render and conversion goes through them, never the event loop. */
+  images: ImageWork;
   /** True once every service has started. */
   ready(): boolean;
   /** The clinic's archive: QIDO federation and WADO read-through (absent: everything is answered from here). */

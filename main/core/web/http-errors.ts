@@ -3,7 +3,8 @@ import { FrameError, type FrameProblem } from '../dicom/pixel-frames.js';
 
 /** A request we answer with a status and a one-line reason (PS3.18 lets the payload explain the error). */
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  /** `headers` go out with the answer (e.g. Retry-After with a 503). */
+  constructor(readonly status: number, message: string, readonly headers: Readonly<Record<string, string>> = {}) {
     super(message);
     this.name = 'HttpError';
   }

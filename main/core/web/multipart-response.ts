@@ -54,8 +54,12 @@ export async function sendMultipart(
   };
 
   startLoads(READ_AHEAD);
+  // A first part that cannot be had (a file that cannot be read, image workers too busy) still gets a proper error response.
+  let firstBytes: Uint8Array | undefined;
   try {
-    await loads[0]; // a first file that cannot be read still gets a proper error response
+    await loads[0];
+    const first = parts[0];
+    if (first && 'bytes' in first) firstBytes = await first.bytes();
   } catch (error) {
     await cleanUp();
     throw error;
@@ -89,7 +93,7 @@ export async function sendMultipart(
         closeQuietly(first.fd);
       } else {
         await out.write(heads[i]!);
-        await out.write(await part.bytes());
+        await out.write(i === 0 && firstBytes ? firstBytes : await part.bytes());
       }
       if (out.gone) break;
     }

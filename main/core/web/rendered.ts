@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
@@ -8,7 +7,6 @@ import type { InstanceScope, StoredInstance } from '../store/read-models/index-r
 import type { WebContext } from './context.js';
 import { framesParams, instanceParams, renderedQuery, seriesParams, studyParams } from './dicomweb-params.js';
 import { HttpError, withFrameStatus } from './http-errors.js';
-import { renderImage } from './image-render.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { clientGone, instanceHere, representativeHere, warning } from './read-through.js';
 
@@ -65,10 +63,12 @@ async function renderAll(
   const settings = renderSettings(query, 'rendered');
   const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0) throw new HttpError(404, 'no such study or series here');
-  const parts: ResponsePart[] = rows.flatMap((row) => Array.from({ length: row.numberOfFrames ?? 1 }, (_, frame): ResponsePart => ({
-    contentType: format,
-    bytes: async () => renderImage(await readFile(ctx.archive.paths.absolute(row.path)), { ...settings, frame, format }),
-  })));
+  const parts: ResponsePart[] = rows.flatMap((row) => Array.from({ length: row.numberOfFrames ?? 1 }, (_, frame) => ({ row, frame })))
+    .map(({ row, frame }, i): ResponsePart => ({
+      contentType: format,
+      // The first part is made before the status line (a 503 can still be sent); the others continue the answer.
+      bytes: () => ctx.images.render(ctx.archive.paths.absolute(row.path), { ...settings, frame, format }, { continuing: i > 0 }),
+    }));
   if (settings.annotation) reply.header('warning', settings.annotation);
   await sendMultipart(reply, format, parts,
     (error) => ctx.logger.error({ event: 'rendered-failed', ...scope, reason: (error as Error)?.message }, 'rendered response cut short'));
@@ -152,8 +152,7 @@ async function render(
   const frames = withFrameStatus(() => (frameList ? parseFrameList(frameList) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
   const { annotation, ...settings } = renderSettings(query, kind);
-  const file = await readFile(ctx.archive.paths.absolute(row.path));
-  const image = await renderImage(file, { ...settings, frame: frames[0]! - 1, format });
+  const image = await ctx.images.render(ctx.archive.paths.absolute(row.path), { ...settings, frame: frames[0]! - 1, format });
   if (annotation) reply.header('warning', annotation);
   return reply.code(200).type(format).header('cache-control', 'private, max-age=300').send(image);
 }

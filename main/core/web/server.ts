@@ -125,7 +125,7 @@ export async function buildServer(
     if (error instanceof SettingsRejected) return reply.code(400).send({ status: 400, error: 'invalid settings', problems: error.problems });
     if (error instanceof HttpError) {
       if (error.status >= 500) ctx.logger.error({ event: 'http-error', peer: request.ip, url: request.url, reason: error.message }, 'request failed');
-      return reply.code(error.status).send({ status: error.status, error: error.message });
+      return reply.code(error.status).headers(error.headers).send({ status: error.status, error: error.message });
     }
     // A request off its route's schema: the messages name the parameter (see contract/api/common.ts).
     if (hasZodFastifySchemaValidationErrors(error)) {

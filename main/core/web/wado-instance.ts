@@ -15,7 +15,7 @@ import { multipartBody } from '../multipart/writer.js';
 import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
 import { bulkdataParams, framesParams, instanceParams, seriesParams, studyParams } from './dicomweb-params.js';
-import { asExplicitLittleEndian, DECODABLE } from './explicit-le.js';
+import { DECODABLE } from './explicit-le.js';
 import { dicomWebBase, HttpError, withFrameStatus } from './http-errors.js';
 import { sendArchiveMetadata } from './archive-metadata.js';
 import { clientGone, instanceHere, throughArchive } from './read-through.js';
@@ -153,7 +153,7 @@ async function sendFrames(ctx: WebContext, scope: InstanceScope, frameList: stri
   const delivery = frameDelivery(parseAccept(request.headers.accept), row.transferSyntaxUid);
   let frames: Buffer[];
   if (delivery.decode) {
-    const decoded = await asExplicitLittleEndian(await readFile(ctx.archive.paths.absolute(row.path)), row.transferSyntaxUid);
+    const decoded = await ctx.images.explicitLittleEndian(ctx.archive.paths.absolute(row.path), row.transferSyntaxUid);
     frames = withFrameStatus(() => extractFrames(readDicom(decoded).dict, TransferSyntax.ExplicitVRLittleEndian, wanted));
   } else {
     const dict = await loadInstance(ctx, row);

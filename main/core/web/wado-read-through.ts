@@ -8,11 +8,9 @@
  * closing boundary), which a client sees as an incomplete answer, and the next request fetches the rest.
  */
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { InstanceScope, ReadThrough, Retrieved } from '../cloud/read-through.js';
 import type { WebContext } from './context.js';
-import { asExplicitLittleEndian } from './explicit-le.js';
 import { HttpError } from './http-errors.js';
 import type { MediaType } from '../multipart/media-type.js';
 import { newBoundary } from '../multipart/writer.js';
@@ -77,7 +75,8 @@ export async function sendThroughArchive(
         if (!delivery) throw new Error(`instance ${instance.sopInstanceUid} arrived as ${instance.transferSyntaxUid}, which the Accept header does not allow`);
         await write(res, head(delivery.syntax));
         const path = ctx.archive.paths.absolute(instance.path);
-        if (delivery.convert) await write(res, await asExplicitLittleEndian(await readFile(path), instance.transferSyntaxUid));
+        // The status line is out: a conversion here continues the answer.
+        if (delivery.convert) await write(res, await ctx.images.explicitLittleEndian(path, instance.transferSyntaxUid, { continuing: true }));
         else for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) await write(res, chunk as Buffer);
       }
       parts++;

@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { parseAccept, type MediaType } from '../multipart/media-type.js';
 import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
-import { asExplicitLittleEndian, convertibleToExplicitLittleEndian } from './explicit-le.js';
+import { convertibleToExplicitLittleEndian } from './explicit-le.js';
 import { RESOURCE_ROUTES } from './dicomweb-params.js';
 import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
@@ -67,11 +66,11 @@ async function retrieve(ctx: WebContext, scope: InstanceScope, request: FastifyR
   await sendMultipart(
     reply,
     'application/dicom',
-    plan.map(({ row, delivery }): ResponsePart => {
+    plan.map(({ row, delivery }, i): ResponsePart => {
       const contentType = `application/dicom; transfer-syntax=${delivery.syntax}`;
       const path = paths.absolute(row.path);
       return delivery.convert
-        ? { contentType, bytes: async () => asExplicitLittleEndian(await readFile(path), row.transferSyntaxUid) }
+        ? { contentType, bytes: () => ctx.images.explicitLittleEndian(path, row.transferSyntaxUid, { continuing: i > 0 }) }
         : { contentType, file: { path, size: row.sizeBytes } };
     }),
     (error) => ctx.logger.error({ event: 'wado-retrieve-failed', peer: request.ip, ...scope, reason: (error as Error).message }, 'WADO-RS response cut short'),

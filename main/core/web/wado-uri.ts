@@ -11,9 +11,8 @@ import { z } from 'zod';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { uidProblem } from '../dicom/uid.js';
 import type { WebContext } from './context.js';
-import { asExplicitLittleEndian, convertibleToExplicitLittleEndian } from './explicit-le.js';
+import { convertibleToExplicitLittleEndian } from './explicit-le.js';
 import { HttpError } from './http-errors.js';
-import { renderImage } from './image-render.js';
 import { clientGone, instanceHere } from './read-through.js';
 
 const once = (name: string) => z.string({ error: `${name} must be given once` }).optional();
@@ -81,7 +80,7 @@ async function wado(ctx: WebContext, query: WadoUriQuery, reply: FastifyReply): 
     const wanted = query.transferSyntax ?? TransferSyntax.ExplicitVRLittleEndian;
     if (wanted === row.transferSyntaxUid || wanted === '*') return reply.type('application/dicom').send(await readFile(path));
     if (wanted === TransferSyntax.ExplicitVRLittleEndian && convertibleToExplicitLittleEndian(row.transferSyntaxUid)) {
-      return reply.type('application/dicom').send(await asExplicitLittleEndian(await readFile(path), row.transferSyntaxUid));
+      return reply.type('application/dicom').send(await ctx.images.explicitLittleEndian(path, row.transferSyntaxUid));
     }
     const producible = [row.transferSyntaxUid, ...(convertibleToExplicitLittleEndian(row.transferSyntaxUid) ? [TransferSyntax.ExplicitVRLittleEndian] : [])];
     throw new HttpError(406, `object ${row.sopInstanceUid} can be served as transferSyntax ${producible.join(' or ')} only`);
@@ -98,7 +97,7 @@ async function wado(ctx: WebContext, query: WadoUriQuery, reply: FastifyReply): 
   if (center !== undefined && (!Number.isFinite(center) || !Number.isFinite(width) || width! < 1)) {
     throw new HttpError(400, 'windowCenter must be a number and windowWidth a number of at least 1');
   }
-  const image = await renderImage(await readFile(path), {
+  const image = await ctx.images.render(path, {
     frame: frame - 1,
     viewport: rows || columns ? { width: columns ?? 8192, height: rows ?? 8192 } : undefined,
     relativeRegion: parseRegion(query.region),

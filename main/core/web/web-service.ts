@@ -6,9 +6,10 @@ import type { ApplianceService } from '../service.js';
 import { checkBindPolicy, type AccessSettings } from './access.js';
 import type { WebContext } from './context.js';
 import { httpsIdentity, type HttpsIdentity } from './https-identity.js';
+import { ImagePool, imageThreads } from './image-pool.js';
 import { buildServer, type BuiltServer, type RegisteredRoute } from './server.js';
 
-export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version'> & {
+export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version' | 'images'> & {
   staticDir?: string;
   version?: string;
   /** The token from settings or --api-token; '' when the session token was generated. */
@@ -60,6 +61,7 @@ export class WebService implements ApplianceService {
   private server: BuiltServer | undefined;
   private port = 0;
   private identity: HttpsIdentity | undefined;
+  private images: ImagePool | undefined;
 
   constructor(private readonly options: WebServiceContext) {}
 
@@ -71,6 +73,11 @@ export class WebService implements ApplianceService {
   /** The routes the running server answers (none while stopped). */
   get routes(): readonly RegisteredRoute[] {
     return this.server?.routes ?? [];
+  }
+
+  /** The image workers' threads, and their tasks running or waiting (none while stopped). */
+  get imageLoad(): { threads: number; tasks: number } {
+    return this.images?.load ?? { threads: 0, tasks: 0 };
   }
 
   /** The certificate in use while the server speaks HTTPS (a bind beyond loopback). */
@@ -96,8 +103,11 @@ export class WebService implements ApplianceService {
     checkBindPolicy(access);
     // Beyond loopback the server speaks only HTTPS, so basic auth and the session token never cross the LAN in clear.
     this.identity = await httpsIdentity(http, this.options.dataDir);
+    // Threads start with the first image asked for, and end when idle; the pool itself lives as long as the server.
+    this.images = new ImagePool({ threads: imageThreads(http.imageThreads), queue: http.imageQueue, logger: this.options.logger });
     const ctx: WebContext = {
       ...this.options,
+      images: this.images,
       staticDir: this.options.staticDir ?? defaultStaticDir(),
       version: this.options.version ?? appVersion(),
       httpPort: () => this.port,
@@ -120,7 +130,11 @@ export class WebService implements ApplianceService {
 
   /** No new requests; those in flight get STOP_GRACE_MS, then every connection is cut (a stalled upload would hold the stop forever). */
   async stop(): Promise<void> {
-    if (!this.server) return;
+    if (!this.server) {
+      await this.images?.close();
+      this.images = undefined;
+      return;
+    }
     const { app } = this.server;
     this.server.closeStreams();
     const cut = setTimeout(() => {
@@ -131,6 +145,9 @@ export class WebService implements ApplianceService {
       await app.close();
     } finally {
       clearTimeout(cut);
+      // After the requests: a worker thread left running would keep the process alive.
+      await this.images?.close();
+      this.images = undefined;
     }
     this.server = undefined;
   }

@@ -1,0 +1,110 @@
+/**
+ * The image workers: every decode, VOI LUT, resize, JPEG/PNG encoding and conversion to Explicit VR Little
+ * Endian of web/ runs in these threads (image-worker.ts), so a thumbnail never delays a C-STORE answer on
+ * the event loop. Bounded in threads and in tasks waiting: past that, a request gets 503 with Retry-After.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { Piscina } from 'piscina';
+import { HttpError } from './http-errors.js';
+import type { RenderOptions } from './image-render.js';
+import type { ImageTask, ImageTaskResult } from './image-worker.js';
+
+/**
+ * How a task is admitted. `continuing`: a later part of an answer whose status line is out, which a 503 could
+ * only cut short; it waits for a thread however long the queue (an answer makes its parts one at a time).
+ */
+export interface Admission {
+  continuing?: boolean;
+}
+
+/** What the routes ask of the image workers. */
+export interface ImageWork {
+  /** One frame of a stored file as JPEG or PNG. */
+  render(path: string, options: RenderOptions, admission?: Admission): Promise<Buffer>;
+  /** A stored file in Explicit VR Little Endian; `stored` is its syntax, one convertibleToExplicitLittleEndian allows. */
+  explicitLittleEndian(path: string, stored: string, admission?: Admission): Promise<Buffer>;
+}
+
+/** Seconds a client is told to wait when the queue is full: a few thumbnails' time. */
+export const RETRY_AFTER_SECONDS = 2;
+/** A thread with nothing to do for this long ends (its codecs, some 40 MB, with it); the next task starts one. */
+const IDLE_THREAD_MS = 5 * 60_000;
+
+// This module runs as image-pool.ts under tsx (tests, `npm run serve`, bin/dicom-edge.js without a build), as
+// dist/main/core/web/image-pool.js from the build, and inside the desktop bundle dist/electron/main.cjs; the
+// worker sits beside it in each case, with the same extension (scripts/build.mjs bundles image-worker.cjs).
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_FILE = fileURLToPath(new URL(`./image-worker${/\.[cm]?[jt]s$/.exec(import.meta.url)![0]}`, import.meta.url));
+
+/**
+ * A worker thread starts with the process's Node flags. From source it needs tsx's loader: present when the
+ * process was started with `--import tsx`, added here when tsx was registered another way (bin/dicom-edge.js).
+ */
+function workerExecArgv(): string[] | undefined {
+  if (!FROM_SOURCE || process.execArgv.some((arg) => arg.includes('tsx'))) return undefined;
+  return [...process.execArgv, '--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
+}
+
+/** http.imageThreads: 0 means one fewer than the cores, at least one (the event loop keeps a core). */
+export function imageThreads(configured: number): number {
+  return configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
+}
+
+export class ImagePool implements ImageWork {
+  private readonly pool: Piscina<ImageTask, ImageTaskResult>;
+  /** Tasks running or waiting. */
+  private pending = 0;
+  private closed = false;
+
+  constructor(private readonly options: { threads: number; queue: number; logger: Logger }) {
+    this.pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: 0,
+      maxThreads: options.threads,
+      idleTimeout: IDLE_THREAD_MS,
+      execArgv: workerExecArgv(),
+    });
+  }
+
+  render(path: string, options: RenderOptions, admission: Admission = {}): Promise<Buffer> {
+    return this.run({ kind: 'render', path, options }, admission);
+  }
+
+  explicitLittleEndian(path: string, stored: string, admission: Admission = {}): Promise<Buffer> {
+    return this.run({ kind: 'explicit-le', path, stored }, admission);
+  }
+
+  private async run(task: ImageTask, admission: Admission): Promise<Buffer> {
+    const { threads, queue, logger } = this.options;
+    const retry = { 'retry-after': String(RETRY_AFTER_SECONDS) };
+    if (this.closed) throw new HttpError(503, 'the appliance is stopping', retry);
+    if (this.pending >= threads + queue && !admission.continuing) {
+      logger.warn({ event: 'image-queue-full', threads, queue, kind: task.kind }, 'image work refused: every thread busy and the queue full');
+      throw new HttpError(503, `the image workers are busy (${threads} threads, ${queue} waiting, http.imageThreads and http.imageQueue); ` +
+        `retry in ${RETRY_AFTER_SECONDS} s`, retry);
+    }
+    this.pending++;
+    let result: ImageTaskResult;
+    try {
+      result = await this.pool.run(task);
+    } finally {
+      this.pending--;
+    }
+    if (!(result instanceof Uint8Array)) throw new HttpError(result.status, result.error);
+    return Buffer.from(result.buffer, result.byteOffset, result.byteLength);
+  }
+
+  /** Threads alive, and tasks running or waiting. */
+  get load(): { threads: number; tasks: number } {
+    return { threads: this.pool.threads.length, tasks: this.pending };
+  }
+
+  /** Ends every thread; tasks still running or waiting fail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.pool.destroy();
+  }
+}
