@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { WorklistItem, WorklistItemInput } from '../../main/core/contract/api/worklist.js';
 import type { FindAttributes } from '../support/dcmtk-output.js';
 import { newUid } from '../support/uid.js';
-import { findWorklist, WORKLIST_RETURN_KEYS, WORKLIST_STEP_RETURN_KEYS } from '../support/worklist-scu.js';
+import { findWorklist, openWorklistSession, WORKLIST_RETURN_KEYS, WORKLIST_STEP_RETURN_KEYS } from '../support/worklist-scu.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { startWlmscpfs, type WlmscpfsPeer } from '../support/wlmscpfs.js';
 
@@ -80,6 +80,21 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
       assert.deepEqual(projected(ours.responses), projected(theirs.responses));
     });
   }
+
+  test('one held association, every query of the table in a row (dcmjs-dimse SCU): the same matches from both', async () => {
+    for (const [server, port, calledAe] of [['appliance', w.dimsePort, 'DICOMEDGE'], ['wlmscpfs', wlm.port, 'EDGEWL']] as const) {
+      const session = openWorklistSession(port, calledAe);
+      try {
+        for (const [label, keys, expected] of queries) {
+          const answer = await session.find(keys);
+          assert.equal(answer.status, 0, `${server}, ${label}: final status`);
+          assert.deepEqual(answer.responses.map((r) => String(r.AccessionNumber)).sort(), expected, `${server}, ${label}`);
+        }
+      } finally {
+        await session.close();
+      }
+    }
+  });
 
   test('a malformed date range is refused with 0xA900 and the attribute named', async () => {
     const ours = await findscuW(w.dimsePort, 'DICOMEDGE', { ScheduledProcedureStepStartDate: '2026-01-01' });
