@@ -2,7 +2,7 @@
 // it asks with N-ACTION and takes the N-EVENT-REPORT on the same association, or on one the appliance opens
 // to its own little SCP (with the appliance proposing the SCP role).
 import dimse from 'dcmjs-dimse';
-import { holdClientAssociation, type HeldAssociation } from '../../main/core/dimse/dcmjs-dimse-internals.js';
+import { clientSocket, holdClientAssociation, type HeldAssociation } from '../../main/core/dimse/dcmjs-dimse-internals.js';
 import { freePort, waitForPort } from './net.js';
 
 const { Client, Dataset, Server, Scp } = dimse;
@@ -107,6 +107,8 @@ export function askForCommitment(ask: CommitmentAsk): Promise<{ actionStatus: nu
       connectTimeout: 10_000, associationTimeout: 10_000, pduTimeout: 60_000,
     });
     held = holdClientAssociation(client);
+    // As DCMTK's tools do: with Nagle on, the N-ACTION's data set would wait for the SCP's delayed ACK.
+    clientSocket(client).setNoDelay(true);
   });
 }
 

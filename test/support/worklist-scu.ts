@@ -1,7 +1,7 @@
 // DCMTK's findscu -W as the modality asking for its worklist: the return keys a modality asks for, with
 // matching values where given, and the parsed responses; and a persistent dcmjs-dimse SCU asking the same.
 import dimse from 'dcmjs-dimse';
-import { holdClientAssociation, type HeldAssociation } from '../../main/core/dimse/dcmjs-dimse-internals.js';
+import { clientSocket, holdClientAssociation, type HeldAssociation } from '../../main/core/dimse/dcmjs-dimse-internals.js';
 import { parseFindOutput, type FindResult } from './dcmtk-output.js';
 import { requireTool, run } from './peers.js';
 
@@ -92,6 +92,8 @@ export function openWorklistSession(port: number, calledAe: string, callingAe = 
           client.addRequest(request);
           client.send('127.0.0.1', port, callingAe, calledAe, { connectTimeout: 10_000, associationTimeout: 10_000, pduTimeout: 60_000 });
           held = holdClientAssociation(client);
+          // As DCMTK's tools do: with Nagle on, each C-FIND-RQ would wait for the SCP's delayed ACK.
+          clientSocket(client).setNoDelay(true);
         }
       });
     },
