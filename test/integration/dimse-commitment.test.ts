@@ -50,11 +50,12 @@ describe('Storage Commitment, local policy', () => {
     const study = makeStudy({ series: 1, instancesPerSeries: 3, rows: 8, columns: 8 });
     await storeWithStorescu(h, study);
     const transactionUid = newUid();
-    const { actionStatus, report } = await askForCommitment({
+    const { actionStatus, report, timing } = await askForCommitment({
       port: h.port, calledAe: 'EDGE', callingAe: 'MODALITY', transactionUid, items: itemsOf(study), waitForReportMs: 30_000,
     });
     assert.equal(actionStatus, 0);
     assert.ok(report, 'the report came on the association of the request');
+    assert.ok(timing.actionSent! <= timing.actionResponse! && timing.actionResponse! <= timing.report!, 'the steps were timed in order');
     assert.equal(report.eventType, 1);
     assert.equal(report.transactionUid, transactionUid);
     assert.deepEqual(uids(report.committed), uids(study));

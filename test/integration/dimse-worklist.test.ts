@@ -2,17 +2,13 @@
 // /api/worklist and loaded into DCMTK's own worklist SCP (wlmscpfs, .wl files made with dump2dcm); for a
 // table of queries the appliance must answer what wlmscpfs answers.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { WorklistItem, WorklistItemInput } from '../../main/core/contract/api/worklist.js';
-import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
 import type { FindAttributes } from '../support/dcmtk-output.js';
-import { freePort, requireTool, runOk, waitForPort } from '../support/peers.js';
 import { newUid } from '../support/uid.js';
-import { findWorklist, WORKLIST_RETURN_KEYS, WORKLIST_STEP_RETURN_KEYS } from '../support/worklist-scu.js';
+import { findWorklist, openWorklistSession, WORKLIST_RETURN_KEYS, WORKLIST_STEP_RETURN_KEYS } from '../support/worklist-scu.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { startWlmscpfs, type WlmscpfsPeer } from '../support/wlmscpfs.js';
 
 const ITEMS: WorklistItemInput[] = [
   { patientName: 'DOE^JOHN', patientId: 'P1', patientBirthDate: '19700101', patientSex: 'M', accessionNumber: 'ACC1', requestedProcedureId: 'RP1',
@@ -33,37 +29,9 @@ const RETURN_KEYS = WORKLIST_RETURN_KEYS;
 const STEP_RETURN_KEYS = WORKLIST_STEP_RETURN_KEYS;
 const COMPARED = [...RETURN_KEYS, ...STEP_RETURN_KEYS];
 
-/** The .wl file content (dump2dcm's text form) of an item. */
-function dumpOf(item: WorklistItem): string {
-  const line = (tag: string, vr: string, value: string) => `(${tag}) ${vr} [${value}]`;
-  return [
-    line('0008,0050', 'SH', item.accessionNumber),
-    line('0008,0090', 'PN', item.referringPhysicianName),
-    line('0010,0010', 'PN', item.patientName),
-    line('0010,0020', 'LO', item.patientId),
-    line('0010,0030', 'DA', item.patientBirthDate),
-    line('0010,0040', 'CS', item.patientSex),
-    line('0020,000d', 'UI', item.studyInstanceUid),
-    line('0032,1060', 'LO', item.requestedProcedureDescription),
-    '(0040,0100) SQ',
-    '(fffe,e000) -',
-    line('0008,0060', 'CS', item.modality),
-    line('0040,0001', 'AE', item.scheduledStationAeTitle),
-    line('0040,0002', 'DA', item.scheduledStartDate),
-    line('0040,0003', 'TM', item.scheduledStartTime),
-    line('0040,0006', 'PN', item.scheduledPerformingPhysicianName),
-    line('0040,0007', 'LO', item.scheduledProcedureStepDescription),
-    line('0040,0009', 'SH', item.scheduledProcedureStepId),
-    '(fffe,e00d) -',
-    '(fffe,e0dd) -',
-    line('0040,1001', 'SH', item.requestedProcedureId),
-    '',
-  ].join('\n');
-}
-
 describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
   let w: WebAppliance;
-  let wlm: { port: number; daemon: Daemon; dir: string };
+  let wlm: WlmscpfsPeer;
   const scheduled: WorklistItem[] = [];
 
   const findscuW = (port: number, calledAe: string, keys: Record<string, string>) => findWorklist(port, calledAe, keys);
@@ -83,24 +51,11 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
       body: JSON.stringify({ ...ITEMS[0], accessionNumber: 'ACC-X', patientId: 'PX' }) });
     assert.equal((await w.api(`/api/worklist/${((await cancelled.json()) as WorklistItem).id}`, { method: 'DELETE' })).status, 200);
 
-    const dir = await mkdtemp(join(tmpdir(), 'wlm-'));
-    const aeDir = join(dir, 'EDGEWL');
-    await mkdir(aeDir, { recursive: true });
-    await writeFile(join(aeDir, 'lockfile'), '');
-    for (const item of scheduled) {
-      const dump = join(dir, `${item.accessionNumber}.dump`);
-      await writeFile(dump, dumpOf(item));
-      await runOk(requireTool('dump2dcm', 'dcmtk'), [dump, join(aeDir, `${item.accessionNumber}.wl`)]);
-    }
-    const port = await freePort();
-    const daemon = spawnDaemon(requireTool('wlmscpfs', 'dcmtk'), ['-dfp', dir, '-dfr', '--single-process', String(port)]);
-    await untilReadyOrExit(daemon, 'wlmscpfs', waitForPort(port, '127.0.0.1', 10_000));
-    wlm = { port, daemon, dir };
+    wlm = await startWlmscpfs(scheduled, 'EDGEWL');
   });
 
   after(async () => {
-    await wlm?.daemon.stop();
-    if (wlm) await rm(wlm.dir, { recursive: true, force: true });
+    await wlm?.stop();
     await w?.stop();
   });
 
@@ -125,6 +80,21 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
       assert.deepEqual(projected(ours.responses), projected(theirs.responses));
     });
   }
+
+  test('one held association, every query of the table in a row (dcmjs-dimse SCU): the same matches from both', async () => {
+    for (const [server, port, calledAe] of [['appliance', w.dimsePort, 'DICOMEDGE'], ['wlmscpfs', wlm.port, 'EDGEWL']] as const) {
+      const session = openWorklistSession(port, calledAe);
+      try {
+        for (const [label, keys, expected] of queries) {
+          const answer = await session.find(keys);
+          assert.equal(answer.status, 0, `${server}, ${label}: final status`);
+          assert.deepEqual(answer.responses.map((r) => String(r.AccessionNumber)).sort(), expected, `${server}, ${label}`);
+        }
+      } finally {
+        await session.close();
+      }
+    }
+  });
 
   test('a malformed date range is refused with 0xA900 and the attribute named', async () => {
     const ours = await findscuW(w.dimsePort, 'DICOMEDGE', { ScheduledProcedureStepStartDate: '2026-01-01' });

@@ -2,7 +2,7 @@
 // it asks with N-ACTION and takes the N-EVENT-REPORT on the same association, or on one the appliance opens
 // to its own little SCP (with the appliance proposing the SCP role).
 import dimse from 'dcmjs-dimse';
-import { holdClientAssociation, type HeldAssociation } from '../../main/core/dimse/dcmjs-dimse-internals.js';
+import { clientSocket, holdClientAssociation, type HeldAssociation } from '../../main/core/dimse/dcmjs-dimse-internals.js';
 import { freePort, waitForPort } from './net.js';
 
 const { Client, Dataset, Server, Scp } = dimse;
@@ -56,11 +56,20 @@ export interface CommitmentAsk {
   actionTypeId?: number;
 }
 
+/** When (performance.now(), ms) each step of an ask happened on this side; undefined for one that did not. */
+export interface CommitmentTiming {
+  /** The association was accepted: dcmjs-dimse sends the N-ACTION right then. */
+  actionSent: number | undefined;
+  actionResponse: number | undefined;
+  /** The N-EVENT-REPORT arrived on this association. */
+  report: number | undefined;
+}
+
 /**
  * Sends N-ACTION "Request Storage Commitment". Resolves once the association is closed, with the N-ACTION
- * status and the report if it came on this association.
+ * status, the report if it came on this association, and when each came.
  */
-export function askForCommitment(ask: CommitmentAsk): Promise<{ actionStatus: number | undefined; report: CommitmentReport | undefined }> {
+export function askForCommitment(ask: CommitmentAsk): Promise<{ actionStatus: number | undefined; report: CommitmentReport | undefined; timing: CommitmentTiming }> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     const request = new NActionRequest(STORAGE_COMMITMENT_CLASS, STORAGE_COMMITMENT_INSTANCE, ask.actionTypeId ?? 1);
@@ -72,7 +81,10 @@ export function askForCommitment(ask: CommitmentAsk): Promise<{ actionStatus: nu
     let report: CommitmentReport | undefined;
     let held: HeldAssociation | undefined;
     let waiting: NodeJS.Timeout | undefined;
+    const timing: CommitmentTiming = { actionSent: undefined, actionResponse: undefined, report: undefined };
+    client.on('associationAccepted', () => (timing.actionSent = performance.now()));
     request.on('response', (response: { getStatus(): number }) => {
+      timing.actionResponse = performance.now();
       actionStatus = response.getStatus();
       // Released at once, or kept open for the report (our own timer, unref'd, instead of dcmjs-dimse's linger).
       if (ask.waitForReportMs === 0) held?.release();
@@ -80,6 +92,7 @@ export function askForCommitment(ask: CommitmentAsk): Promise<{ actionStatus: nu
     });
     client.addRequest(request);
     client.on('nEventReportRequest', (incoming: InstanceType<typeof dimse.requests.NEventReportRequest>, callback: (r: unknown) => void) => {
+      timing.report = performance.now();
       report = readReport(incoming, ask.calledAe);
       const response = NEventReportResponse.fromRequest(incoming);
       response.setStatus(0);
@@ -89,11 +102,13 @@ export function askForCommitment(ask: CommitmentAsk): Promise<{ actionStatus: nu
       setImmediate(() => held?.release());
     });
     client.on('networkError', (error: Error) => reject(error));
-    client.on('closed', () => resolve({ actionStatus, report }));
+    client.on('closed', () => resolve({ actionStatus, report, timing }));
     client.send('127.0.0.1', ask.port, ask.callingAe, ask.calledAe, {
       connectTimeout: 10_000, associationTimeout: 10_000, pduTimeout: 60_000,
     });
     held = holdClientAssociation(client);
+    // As DCMTK's tools do: with Nagle on, the N-ACTION's data set would wait for the SCP's delayed ACK.
+    clientSocket(client).setNoDelay(true);
   });
 }
 

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import dimse from 'dcmjs-dimse';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  assertInternals, DCMJS_DIMSE_VERSION, generalPathBusy, holdClientAssociation, missingInternals, negotiatedAssociation,
+  assertInternals, clientSocket, DCMJS_DIMSE_VERSION, generalPathBusy, holdClientAssociation, missingInternals, negotiatedAssociation,
 } from '../../main/core/dimse/dcmjs-dimse-internals.js';
 
 const { Scp, Client } = dimse;
@@ -118,6 +118,7 @@ describe("dcmjs-dimse's undocumented members, used by the SCP through one adapte
       client.send('127.0.0.1', (server.address() as AddressInfo).port, 'PROBESCU', 'PROBESCP');
       const held = holdClientAssociation(client);
       assert.equal(await first.status, Status.Success);
+      assert.equal(clientSocket(client).remotePort, (server.address() as AddressInfo).port, 'clientSocket is the one connected to the SCP');
       // dcmjs-dimse alone releases as soon as its queue runs dry; held, the association waits for more.
       await sleep(100);
       const second = echo();

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 
 /**
@@ -111,7 +112,7 @@ type Request = InstanceType<typeof dimse.requests.Request>;
 
 /** What a Client keeps of the association it opened with send(): dcmjs-dimse sets `network` there. */
 interface ClientInternals {
-  network: (Network & { association?: Association; lastPduTime: number | undefined }) | undefined;
+  network: (Network & { association?: Association; lastPduTime: number | undefined; socket?: unknown }) | undefined;
 }
 
 /** An association a Client opened, fed one request at a time by us rather than from the Client's list. */
@@ -144,6 +145,19 @@ export function holdClientAssociation(client: Client): HeldAssociation {
       network.lastPduTime = Date.now();
     },
   };
+}
+
+/**
+ * Right after `client.send()`: the socket a Client connected with. dcmjs-dimse leaves Nagle's algorithm on,
+ * and writes a request's command and data set separately: the second write then waits for the peer's
+ * delayed ACK (40 ms on Linux) unless the caller turns it off with setNoDelay.
+ */
+export function clientSocket(client: Client): Socket {
+  const socket = (client as unknown as ClientInternals).network?.socket;
+  if (!(socket instanceof Socket)) {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION}: Client.network.socket is not a socket after send(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+  return socket;
 }
 
 /**
