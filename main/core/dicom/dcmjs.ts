@@ -37,6 +37,8 @@ interface Dcmjs {
     DicomMetaDictionary: {
       /** Keyword → entry, every standard attribute. */
       nameMap: Readonly<Record<string, DcmjsDictionaryEntry | undefined>>;
+      /** '(gggg,eeee)' → entry, every standard attribute. */
+      dictionary: Readonly<Record<string, DcmjsDictionaryEntry | undefined>>;
       /** Naturalized (keyword → value) to denaturalized (tag → element). */
       denaturalizeDataset(dataset: Record<string, unknown>): DcmjsDataset;
     };

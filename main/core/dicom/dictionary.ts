@@ -57,6 +57,14 @@ export function tagsOf<K extends string>(...keywords: K[]): Readonly<Record<K, s
   return Object.freeze(Object.fromEntries(keywords.map((keyword) => [keyword, tagOf(keyword)])) as Record<K, string>);
 }
 
+/** The keyword of a public tag ('00100010' → 'PatientName'); undefined for private, retired-group or unknown tags. */
+export function keywordOfTag(tag: string): string | undefined {
+  if (!/^[0-9A-Fa-f]{8}$/.test(tag)) return undefined;
+  const upper = tag.toUpperCase();
+  const found = DicomMetaDictionary.dictionary[`(${upper.slice(0, 4)},${upper.slice(4)})`];
+  return found?.name;
+}
+
 /**
  * The tag a query parameter names: a keyword of the dictionary, or a tag as eight hex digits (any case);
  * undefined for anything else.
