@@ -80,7 +80,7 @@ type Json = Record<string, { vr: string; Value?: unknown[]; InlineBinary?: strin
 const COMPONENTS = ['FamilyName', 'GivenName', 'MiddleName', 'NamePrefix', 'NameSuffix'];
 
 function only(parent: XmlElement, names: string[]): void {
-  for (const child of parent.children) if (!names.includes(child.name)) throw new Error(`<${child.name}> not allowed in <${parent.name}>`);
+  for (const child of parent.children) if (!names.includes(child.name)) throw new Error(`<${child.name}> not allowed in <${parent.name} ${JSON.stringify(parent.attributes)}>: ${JSON.stringify(child).slice(0, 400)}`);
 }
 
 function numbered(children: XmlElement[], name: string): XmlElement[] {

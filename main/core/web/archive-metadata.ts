@@ -8,7 +8,9 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import type { InstanceLocation, InstanceScope, ReadThrough } from '../cloud/read-through.js';
+import type { DicomJson } from '../dicom/json-model.js';
 import type { WebContext } from './context.js';
+import { type DicomEncoding, xmlMultipart } from './dicom-media.js';
 import { dicomWebBase, HttpError } from './http-errors.js';
 import { archiveHttpError, clientGone, warning } from './read-through.js';
 
@@ -44,6 +46,7 @@ function withOurBulkData(dataset: ReceivedDicomJson, url: string, path: string[]
 
 export async function sendArchiveMetadata(
   ctx: WebContext, readThrough: ReadThrough, scope: InstanceScope, request: FastifyRequest, reply: FastifyReply,
+  encoding: DicomEncoding,
   describeLocal: (instance: InstanceLocation, url: string) => Promise<JsonDataset | undefined>,
 ): Promise<FastifyReply> {
   const what = describe(scope);
@@ -63,14 +66,23 @@ export async function sendArchiveMetadata(
   if (instances.length === 0) throw new HttpError(404, `${what} is neither here nor in the archive`);
   ctx.logger.debug({ event: 'metadata-through-archive', peer: request.ip, studyUid: scope.studyUid, instances: instances.length,
     fromArchive: instances.filter((i) => !i.local).length }, 'WADO-RS metadata with the archive\'s');
-  async function* generate(): AsyncGenerator<string> {
-    yield '[';
-    let first = true;
+  async function* described(): AsyncGenerator<JsonDataset> {
     for (const instance of instances) {
       const url = instanceUrl(base, instance);
       const remote = fromArchive.get(instance.sopInstanceUid);
       const json = instance.local ? await describeLocal(instance, url) : remote && withOurBulkData(remote, url);
-      if (!json) continue;
+      if (json) yield json;
+    }
+  }
+  if (encoding === 'xml') {
+    const body = xmlMultipart(described() as AsyncIterable<DicomJson>);
+    return reply.code(200).header('content-type', body.contentType).header('cache-control', 'no-cache')
+      .send(Readable.from(body.stream, { objectMode: false }));
+  }
+  async function* generate(): AsyncGenerator<string> {
+    yield '[';
+    let first = true;
+    for await (const json of described()) {
       yield `${first ? '' : ','}${JSON.stringify(json)}`;
       first = false;
     }

@@ -25,8 +25,10 @@ const RENDERED_QUERY = ['window', 'viewport', 'quality', 'annotation', 'accept',
 const RETRIEVE: Method = { name: 'GET', produces: DICOM, query: ['accept', 'charset'] };
 const STOW: Method = { name: 'POST', consumes: DICOM, produces: JSON_MEDIA };
 const REMOVE: Method = { name: 'DELETE', query: ['force'] };
-const SEARCH: Method = { name: 'GET', produces: JSON_MEDIA, query: QIDO_QUERY };
-const METADATA: Method = { name: 'GET', produces: JSON_MEDIA, query: ['accept', 'charset'] };
+/** PS3.18 Table 10.4.4-1: metadata and search results in either encoding, JSON the default. */
+const DATASETS = [...JSON_MEDIA, 'multipart/related; type="application/dicom+xml"'];
+const SEARCH: Method = { name: 'GET', produces: DATASETS, query: QIDO_QUERY };
+const METADATA: Method = { name: 'GET', produces: DATASETS, query: ['accept', 'charset'] };
 const RENDER: Method = { name: 'GET', produces: IMAGES, query: RENDERED_QUERY };
 const RENDER_ALL: Method = { name: 'GET', produces: IMAGES.map((type) => `multipart/related; type="${type}"`), query: RENDERED_QUERY };
 

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -7,9 +8,9 @@ import { withInstanceUrl } from '../dicom/instance-json.js';
 import type { DicomJson } from '../dicom/json-model.js';
 import { attributesUpTo, lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
-import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { WebContext } from './context.js';
+import { dicomEncoding, xmlMultipart } from './dicom-media.js';
 import { noParams, seriesParams, studyParams } from './dicomweb-params.js';
 import { dicomWebBase, HttpError } from './http-errors.js';
 import { MEDIA_PARAMETERS } from './media-parameters.js';
@@ -61,9 +62,7 @@ function parseCount(value: string | undefined, name: string): number | undefined
 }
 
 async function search(ctx: WebContext, route: Route, path: { study?: string; series?: string }, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  if (!parseAccept(request.headers.accept).some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
-    throw new HttpError(406, 'search results are served as application/dicom+json');
-  }
+  const encoding = dicomEncoding(request.headers.accept, 'search results');
   const url = new URL(request.url, 'http://local');
   const keys: Record<string, string> = {};
   const include = new Set<string>();
@@ -145,6 +144,10 @@ async function search(ctx: WebContext, route: Route, path: { study?: string; ser
       ? withStoredAttributes(ctx, json, match, values.RetrieveURL, includeAll ? 'all' : includeStored)
       : json;
   });
+  if (encoding === 'xml') {
+    const xml = xmlMultipart((async function* () { yield* body as DicomJson[]; })());
+    return reply.code(200).header('content-type', xml.contentType).send(Readable.from(xml.stream, { objectMode: false }));
+  }
   return reply.code(200).type('application/dicom+json').send(body);
 }
 

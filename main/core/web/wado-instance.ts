@@ -6,6 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { readDicom, type DcmjsDicomDict } from '../dicom/dcmjs.js';
 import { tagsOf } from '../dicom/dictionary.js';
 import { withInstanceUrl } from '../dicom/instance-json.js';
+import type { DicomJson } from '../dicom/json-model.js';
 import { datasetToJson, elementAtPath } from '../dicom/metadata-json.js';
 import { extractFrames, parseFrameList } from '../dicom/pixel-frames.js';
 import { CONVERTIBLE_TO_EXPLICIT_LE, swapBinaryWords } from '../dicom/transcode.js';
@@ -18,6 +19,7 @@ import { bulkdataParams, framesParams, instanceParams, seriesParams, studyParams
 import { DECODABLE } from './explicit-le.js';
 import { dicomWebBase, HttpError, withFrameStatus } from './http-errors.js';
 import { sendArchiveMetadata } from './archive-metadata.js';
+import { dicomEncoding, xmlMultipart } from './dicom-media.js';
 import { clientGone, instanceHere, throughArchive } from './read-through.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
@@ -62,31 +64,36 @@ async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: Fast
   const through = throughArchive(ctx, scope);
   const rows = ctx.archive.reads.storedInstances(scope);
   if (rows.length === 0 && !through) throw new HttpError(404, 'no such study, series or instance');
-  const accept = parseAccept(request.headers.accept);
-  if (!accept.some((m) => typeMatches(m.type, 'application/dicom+json') || m.type === 'application/json')) {
-    throw new HttpError(406, 'metadata is served as application/dicom+json');
-  }
+  const encoding = dicomEncoding(request.headers.accept, 'metadata');
   if (through) {
-    return sendArchiveMetadata(ctx, through.readThrough, through.scope, request, reply, async (instance, url) => {
+    return sendArchiveMetadata(ctx, through.readThrough, through.scope, request, reply, encoding, async (instance, url) => {
       return JSON.parse(await instanceJson(ctx, instance, url)) as Record<string, unknown>;
     });
   }
-  const etag = `"${createHash('sha256').update('metadata-v2').update(rows.map((r) => `${r.sopInstanceUid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
+  const etag = `"${createHash('sha256').update(`metadata-v2-${encoding}`).update(rows.map((r) => `${r.sopInstanceUid}:${r.sha256}`).join('\n')).digest('base64url')}"`;
   reply.header('etag', etag).header('cache-control', 'no-cache');
   const ifNoneMatch = request.headers['if-none-match'];
   if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.code(304).send();
   const base = dicomWebBase(request);
+  async function* described(): AsyncGenerator<string> {
+    for (const row of rows) {
+      try {
+        yield await instanceJson(ctx, row, instanceUrl(base, row));
+      } catch (error) {
+        ctx.logger.warn({ event: 'metadata-unreadable', sopInstanceUid: row.sopInstanceUid, reason: (error as Error).message }, 'instance file unreadable');
+      }
+    }
+  }
+  if (encoding === 'xml') {
+    const body = xmlMultipart((async function* () {
+      for await (const json of described()) yield JSON.parse(json) as DicomJson;
+    })());
+    return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream, { objectMode: false }));
+  }
   async function* generate(): AsyncGenerator<string> {
     yield '[';
     let first = true;
-    for (const row of rows) {
-      let json: string;
-      try {
-        json = await instanceJson(ctx, row, instanceUrl(base, row));
-      } catch (error) {
-        ctx.logger.warn({ event: 'metadata-unreadable', sopInstanceUid: row.sopInstanceUid, reason: (error as Error).message }, 'instance file unreadable');
-        continue;
-      }
+    for await (const json of described()) {
       yield `${first ? '' : ','}${json}`;
       first = false;
     }
