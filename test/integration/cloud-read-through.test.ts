@@ -2,6 +2,8 @@
 // (its DICOMweb plugin) as the archive, and with the Azure DICOM double where the test counts the upstream's
 // requests, cuts a retrieve mid-instance or watches for STOW. Modalities send with DCMTK storescu.
 import { indexDb } from '../support/index-db.js';
+import type { DicomJson } from '../../main/core/dicom/json-model.js';
+import { asXmlSees, datasetFromXml, xmlParts } from '../support/native-xml.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -319,6 +321,14 @@ describe('the Azure DICOM double as the archive: counted requests, a cut, no STO
     assert.deepEqual(datasets.map((d) => value(d, '00080018')).sort(), study.map((i) => i.sopInstanceUid).sort());
     const upstream = azure.requests.slice(before);
     assert.deepEqual(upstream.map((r) => r.kind), ['metadata'], 'no WADO-RS retrieve upstream');
+    assert.equal(localCount(w, study[0]!.studyUid), 0);
+    // The same answer as DICOM XML (PS3.18 Table 10.4.4-1), one document per instance.
+    const xml = await w.api(`/dicom-web/studies/${study[0]!.studyUid}/metadata`, { headers: { accept: 'multipart/related; type="application/dicom+xml"' } });
+    assert.equal(xml.status, 200);
+    const bySop = new Map(datasets.map((d) => [value(d, '00080018'), d]));
+    const documents = (await xmlParts(xml)).map((d) => datasetFromXml(d));
+    assert.equal(documents.length, study.length);
+    for (const dataset of documents) assert.deepEqual(dataset, asXmlSees(bySop.get(dataset['00080018']!.Value![0])! as DicomJson));
     assert.equal(localCount(w, study[0]!.studyUid), 0);
   });
 
