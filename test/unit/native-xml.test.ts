@@ -49,6 +49,9 @@ describe('Native DICOM Model from DICOM JSON', () => {
     assert.equal(byTag.get('00100010')!.keyword, 'PatientName');
     assert.equal(byTag.get('7FE00010')!.keyword, 'PixelData');
     assert.equal(byTag.get('00091010')!.keyword, undefined);
+    // A retired attribute keeps its PS3.6 keyword (dcmjs prefixes it with RETIRED_).
+    const retired = parseXml(nativeXmlFromJson({ '00080010': { vr: 'SH', Value: ['old'] } }));
+    assert.equal(retired.children[0]!.attributes.keyword, 'RecognitionCode');
   });
 
   test('person name components are separate elements, empty ones left out', () => {

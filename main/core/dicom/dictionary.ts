@@ -62,7 +62,8 @@ export function keywordOfTag(tag: string): string | undefined {
   if (!/^[0-9A-Fa-f]{8}$/.test(tag)) return undefined;
   const upper = tag.toUpperCase();
   const found = DicomMetaDictionary.dictionary[`(${upper.slice(0, 4)},${upper.slice(4)})`];
-  return found?.name;
+  // dcmjs names retired attributes 'RETIRED_<keyword>'; PS3.6 gives them the keyword alone.
+  return found?.name.replace(/^RETIRED_/, '');
 }
 
 /**
