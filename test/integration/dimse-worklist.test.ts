@@ -66,6 +66,13 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
     ['by modality', { Modality: 'CT' }, ['ACC1', 'ACC3', 'ACC5']],
     ['by patient name wildcard', { PatientName: 'DOE^*' }, ['ACC1', 'ACC2']],
     ['by station, modality and date together', { ScheduledStationAETitle: 'CT1', Modality: 'CT', ScheduledProcedureStepStartDate: '20260115' }, ['ACC1']],
+    // Date and time ranges together are one datetime range (PS3.4 C.2.2.2.5; wlmscpfs does the same): from the
+    // first date at the first time to the last date at the last time. ACC1 (15 Jan 08:00) lies inside although
+    // 08:00 is outside 09:00-10:00 taken alone; the second pair's times would even be a backwards range alone.
+    ['by date and time range, combined', { ScheduledProcedureStepStartDate: '20260110-20260120', ScheduledProcedureStepStartTime: '0900-1000' },
+      ['ACC1', 'ACC2']],
+    ['by date and time range, later time first', { ScheduledProcedureStepStartDate: '20260110-20260118', ScheduledProcedureStepStartTime: '1200-0930' },
+      ['ACC1', 'ACC2']],
     ['empty result', { Modality: 'XA' }, []],
     ['everything', {}, ['ACC1', 'ACC2', 'ACC3', 'ACC4', 'ACC5']],
   ];
