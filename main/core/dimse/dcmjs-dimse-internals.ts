@@ -93,8 +93,13 @@ export function useDefaultNameMap(network: Network): void {
   internals(network).datasetNameMap = undefined;
 }
 
-/** useDefaultNameMap for the network a Client opened with send(). */
-export function useDefaultNameMapOnClient(client: Client): void {
+/**
+ * Right after `client.send()` on an association we open: Nagle's algorithm off (dcmjs-dimse writes a
+ * message's command and each data set PDU separately, and with Nagle on the last small write waits for the
+ * peer's delayed ACK, ~40 ms a message on Linux: see clientSocket), and useDefaultNameMap.
+ */
+export function tuneClientForRequests(client: Client): void {
+  clientSocket(client).setNoDelay(true);
   const network = (client as unknown as ClientInternals).network;
   if (!network || !('datasetNameMap' in network)) {
     throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION}: Client.network.datasetNameMap is not set after send(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
