@@ -2,6 +2,7 @@
 // /api/worklist and loaded into DCMTK's own worklist SCP (wlmscpfs, .wl files made with dump2dcm); for a
 // table of queries the appliance must answer what wlmscpfs answers.
 import assert from 'node:assert/strict';
+import dimse from 'dcmjs-dimse';
 import { after, before, describe, test } from 'node:test';
 import type { WorklistItem, WorklistItemInput } from '../../main/core/contract/api/worklist.js';
 import type { FindAttributes } from '../support/dcmtk-output.js';
@@ -66,6 +67,13 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
     ['by modality', { Modality: 'CT' }, ['ACC1', 'ACC3', 'ACC5']],
     ['by patient name wildcard', { PatientName: 'DOE^*' }, ['ACC1', 'ACC2']],
     ['by station, modality and date together', { ScheduledStationAETitle: 'CT1', Modality: 'CT', ScheduledProcedureStepStartDate: '20260115' }, ['ACC1']],
+    // Date and time ranges together are one datetime range (PS3.4 C.2.2.2.5; wlmscpfs does the same): from the
+    // first date at the first time to the last date at the last time. ACC1 (15 Jan 08:00) lies inside although
+    // 08:00 is outside 09:00-10:00 taken alone; the second pair's times would even be a backwards range alone.
+    ['by date and time range, combined', { ScheduledProcedureStepStartDate: '20260110-20260120', ScheduledProcedureStepStartTime: '0900-1000' },
+      ['ACC1', 'ACC2']],
+    ['by date and time range, later time first', { ScheduledProcedureStepStartDate: '20260110-20260118', ScheduledProcedureStepStartTime: '1200-0930' },
+      ['ACC1', 'ACC2']],
     ['empty result', { Modality: 'XA' }, []],
     ['everything', {}, ['ACC1', 'ACC2', 'ACC3', 'ACC4', 'ACC5']],
   ];
@@ -94,6 +102,30 @@ describe('Modality Worklist C-FIND, the appliance beside wlmscpfs', () => {
         await session.close();
       }
     }
+  });
+
+  test('pending responses are written with dcmjs\'s own name map, not a copy of it per data set', async () => {
+    // dcmjs-dimse copies dcmjs's whole name map (~2.5 ms) for every data set it writes when the network's
+    // datasetNameMap is set, and it defaults to {}: that made each match cost ~3 ms on a held association.
+    type Written = { getElement(keyword: string): unknown; getDenaturalizedDataset(options: unknown, nameMap?: unknown): Buffer };
+    const prototype = dimse.Dataset.prototype as unknown as Written;
+    const original = prototype.getDenaturalizedDataset;
+    const nameMaps: unknown[] = [];
+    prototype.getDenaturalizedDataset = function (this: Written, options: unknown, nameMap?: unknown) {
+      // The SCU's request is written in this process too (by an unmodified Client); only answers have an accession.
+      if (this.getElement('AccessionNumber')) nameMaps.push(nameMap);
+      return original.call(this, options, nameMap);
+    };
+    const session = openWorklistSession(w.dimsePort, 'DICOMEDGE');
+    try {
+      const answer = await session.find({ Modality: 'CT' });
+      assert.equal(answer.responses.length, 3);
+    } finally {
+      prototype.getDenaturalizedDataset = original;
+      await session.close();
+    }
+    assert.equal(nameMaps.length, 3, 'one data set written per match');
+    assert.deepEqual(nameMaps.filter((nameMap) => nameMap !== undefined), [], 'no answer was written with a name map to merge');
   });
 
   test('a malformed date range is refused with 0xA900 and the attribute named', async () => {

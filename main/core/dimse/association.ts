@@ -5,7 +5,7 @@ import type { Archive, IngestResult } from '../store/archive.js';
 import { IngestAbortedError, IngestError } from '../store/errors.js';
 import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
 import {
-  countBytesReceived, generalPathBusy, generalProcessPdu, markConnected, negotiatedAssociation, notePeerActivity, resetConnection,
+  countBytesReceived, generalPathBusy, generalProcessPdu, markConnected, negotiatedAssociation, notePeerActivity, resetConnection, useDefaultNameMap,
 } from './dcmjs-dimse-internals.js';
 import { buildFileMeta } from './file-meta.js';
 import { MAX_PDU_LENGTH } from './implementation.js';
@@ -109,6 +109,7 @@ export class EdgeScp extends Scp {
     this.info = { peer, callingAe: '', calledAe: '', logger: env.logger.child({ peer }) };
     // The socket is already connected, so dcmjs-dimse never sees 'connect'; without these its ARTIM never runs.
     markConnected(this);
+    useDefaultNameMap(this);
     this.readPdusOurselves(socket);
     this.on('close', () => this.closed(new IngestAbortedError('the connection closed before the data set was complete')));
     this.on('networkError', (error: Error) => {

@@ -7,7 +7,7 @@ import type { PeerSettings } from '../contract/settings.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE, StorageCommitmentIds, WORKFLOW_SOP_CLASSES } from '../dicom/workflow-sop-classes.js';
 import type { CommitmentDecision } from '../store/commitments.js';
-import { proposeScpRoleOnly } from './dcmjs-dimse-internals.js';
+import { proposeScpRoleOnly, tuneClientForRequests } from './dcmjs-dimse-internals.js';
 
 const { Client, Dataset } = dimse;
 const { NEventReportRequest } = dimse.requests;
@@ -73,5 +73,6 @@ export function sendReportOnNewAssociation(
     });
     client.send(peer.host, peer.port, callingAe, peer.aeTitle, timeouts);
     proposeScpRoleOnly(client, WORKFLOW_SOP_CLASSES.storageCommitmentPushModel);
+    tuneClientForRequests(client);
   });
 }

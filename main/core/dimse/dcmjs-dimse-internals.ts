@@ -16,7 +16,8 @@ type Association = Parameters<Network['associationRequested']>[0];
 /** Methods on dcmjs-dimse's Network prototype that we call. */
 const PROTOTYPE_METHODS = ['_processPdu', '_reset'] as const;
 /** Fields its Network constructor sets, and that we read or set. */
-const CONSTRUCTOR_FIELDS = ['connected', 'connectedTime', 'lastPduTime', 'dimse', 'dimseStream', 'dimseStoreStream', 'statistics'] as const;
+const CONSTRUCTOR_FIELDS = ['connected', 'connectedTime', 'lastPduTime', 'dimse', 'dimseStream', 'dimseStoreStream', 'statistics',
+  'datasetNameMap'] as const;
 
 interface NetworkInternals {
   connected: boolean;
@@ -30,6 +31,8 @@ interface NetworkInternals {
   dimseStream: unknown;
   dimseStoreStream: unknown;
   statistics: { addBytesReceived(bytes: number): void };
+  /** Extra keyword → tag entries for writing data sets; `{}` unless given (see useDefaultNameMap). */
+  datasetNameMap: Record<string, unknown> | undefined;
   _processPdu(pdu: Buffer): Promise<void>;
   _reset(): void;
 }
@@ -78,6 +81,30 @@ export function markConnected(scp: Network): void {
   assertInternals(scp);
   internals(scp).connected = true;
   internals(scp).connectedTime = Date.now();
+}
+
+/**
+ * dcmjs-dimse defaults a network's datasetNameMap to `{}`, which is truthy: then every data set it writes
+ * first copies dcmjs's whole name map (thousands of entries) to merge the empty one in, ~2.5 ms per
+ * message, paid by each C-FIND pending response and each C-STORE sub-operation. Unset, dcmjs's own map is
+ * used as it is; nothing here adds names to it. For an SCP at construction, for a Client right after send().
+ */
+export function useDefaultNameMap(network: Network): void {
+  internals(network).datasetNameMap = undefined;
+}
+
+/**
+ * Right after `client.send()` on an association we open: Nagle's algorithm off (dcmjs-dimse writes a
+ * message's command and each data set PDU separately, and with Nagle on the last small write waits for the
+ * peer's delayed ACK, ~40 ms a message on Linux: see clientSocket), and useDefaultNameMap.
+ */
+export function tuneClientForRequests(client: Client): void {
+  clientSocket(client).setNoDelay(true);
+  const network = (client as unknown as ClientInternals).network;
+  if (!network || !('datasetNameMap' in network)) {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION}: Client.network.datasetNameMap is not set after send(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+  useDefaultNameMap(network);
 }
 
 /** Restarts dcmjs-dimse's idle timer: a PDU arrived, or we are busy on the peer's behalf. */

@@ -6,7 +6,7 @@
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import type { PeerSettings } from '../contract/settings.js';
-import { holdClientAssociation, type HeldAssociation } from './dcmjs-dimse-internals.js';
+import { holdClientAssociation, tuneClientForRequests, type HeldAssociation } from './dcmjs-dimse-internals.js';
 import './implementation.js';
 import { track, type Outcome, type StoreRequest } from './sub-operations.js';
 
@@ -100,6 +100,7 @@ export class PeerStoreSender {
     });
     client.send(this.peer.host, this.peer.port, this.callingAe, destination, this.timeouts);
     this.held = holdClientAssociation(client);
+    tuneClientForRequests(client);
     return tracked.outcome.finally(() => (this.inFlight = undefined));
   }
 

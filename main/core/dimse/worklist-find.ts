@@ -56,9 +56,15 @@ interface Requested {
   field: ItemField | undefined;
 }
 
-/** A worklist query: matching keys on item fields, and the return keys asked for (top level and in the step). */
+/** A matching key and the item value it is matched against. */
+interface ItemKey {
+  key: MatchKey;
+  value(item: WorklistItem): string;
+}
+
+/** A worklist query: matching keys on item values, and the return keys asked for (top level and in the step). */
 export interface WorklistQuery {
-  keys: { field: ItemField; key: MatchKey }[];
+  keys: ItemKey[];
   returned: Requested[];
   /** Undefined when the query has no Scheduled Procedure Step Sequence. */
   stepReturned: Requested[] | undefined;
@@ -78,7 +84,40 @@ function addKey(query: WorklistQuery, keyword: string, field: ItemField | undefi
   if (!field) return;
   const text = toKeyString(value);
   if (text.trim() === '') return;
-  query.keys.push({ field, key: parseMatchKey({ keyword, vr: entryOf(keyword).vr as Vr }, text) });
+  query.keys.push({ key: parseMatchKey({ keyword, vr: entryOf(keyword).vr as Vr }, text), value: (item) => item[field] as string });
+}
+
+const START_DATE = 'ScheduledProcedureStepStartDate';
+const START_TIME = 'ScheduledProcedureStepStartTime';
+
+/** The bounds of a DA or TM range key, each checked as a value of its VR; a time range alone may run backwards. */
+function rangeBounds(keyword: string, text: string): [string | undefined, string | undefined] {
+  const attribute = { keyword, vr: entryOf(keyword).vr as Vr };
+  const parts = text.split('-');
+  if (parts.length !== 2) parseMatchKey(attribute, text); // throws, naming the attribute and the problem
+  const [lower, upper] = parts.map((bound) => bound.trim().replaceAll(':', '') || undefined);
+  if (lower === undefined && upper === undefined) parseMatchKey(attribute, text);
+  for (const bound of [lower, upper]) if (bound !== undefined) parseMatchKey(attribute, bound);
+  return [lower, upper];
+}
+
+/**
+ * Start Date and Start Time ranges given together are one datetime range (PS3.4 C.2.2.2.5, as DCMTK's
+ * wlmscpfs does): 20261201-20261202 with 2200-0600 is from 1 Dec 22:00 to 2 Dec 06:00, not two ranges
+ * matched apart. Returns false when the keys are to be matched one by one.
+ */
+function addCombinedStartKey(query: WorklistQuery, step: Record<string, unknown>): boolean {
+  const dateText = toKeyString(step[START_DATE]).trim();
+  const timeText = toKeyString(step[START_TIME]).trim();
+  if (!dateText.includes('-') || !timeText.includes('-')) return false;
+  const dates = rangeBounds(START_DATE, dateText);
+  const times = rangeBounds(START_TIME, timeText);
+  const bound = (date: string | undefined, time: string | undefined) => (date === undefined ? '' : `${date}${time ?? ''}`);
+  query.keys.push({
+    key: parseMatchKey({ keyword: `${START_DATE} with ${START_TIME}`, vr: 'DT' }, `${bound(dates[0], times[0])}-${bound(dates[1], times[1])}`),
+    value: (item) => (item.scheduledStartDate === '' ? '' : `${item.scheduledStartDate}${item.scheduledStartTime}`),
+  });
+  return true;
 }
 
 /** Reads a worklist identifier; throws WorklistIdentifierError or InvalidMatchKeyError naming the attribute. */
@@ -94,7 +133,11 @@ export function parseWorklistQuery(elements: Record<string, unknown>): WorklistQ
       // A sequence given with no item or an empty item asks for all of its attributes (PS3.4 C.2.2.2.6).
       query.stepReturned = (stepKeywords.length > 0 ? stepKeywords : Object.keys(STEP_KEYS))
         .map((k) => requested(k, STEP_KEYS)).filter((attribute) => attribute.vr !== '');
-      for (const k of stepKeywords) addKey(query, k, Object.hasOwn(STEP_KEYS, k) ? STEP_KEYS[k] : undefined, step[k]);
+      const combined = addCombinedStartKey(query, step);
+      for (const k of stepKeywords) {
+        if (combined && (k === START_DATE || k === START_TIME)) continue;
+        addKey(query, k, Object.hasOwn(STEP_KEYS, k) ? STEP_KEYS[k] : undefined, step[k]);
+      }
       continue;
     }
     const attribute = requested(keyword, ITEM_KEYS);
@@ -106,7 +149,7 @@ export function parseWorklistQuery(elements: Record<string, unknown>): WorklistQ
 }
 
 export function matchesWorklistItem(query: WorklistQuery, item: WorklistItem): boolean {
-  return query.keys.every(({ field, key }) => matches(key, item[field] as string));
+  return query.keys.every(({ key, value }) => matches(key, value(item)));
 }
 
 function naturalized(vr: string, value: string): unknown {
