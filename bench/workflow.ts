@@ -27,6 +27,11 @@ import { findWorklist, openWorklistSession } from '../test/support/worklist-scu.
 import { AUTH, serveAppliance, type ServedAppliance } from './_dicomweb.js';
 import { loadAverage, percentile, pool, table } from './_measure.js';
 
+// Debian's DCMTK tools leave Nagle's algorithm on unless TCP_NODELAY=1 is set, which adds a delayed-ACK wait
+// (about 40 ms) to each small exchange; the appliance turns it off. Every DCMTK process this benchmark starts
+// (wlmscpfs, findscu, storescu) runs with it off, so both servers are compared on their own work.
+process.env.TCP_NODELAY = '1';
+
 const ITEMS = Number(process.env.BENCH_WORKFLOW_ITEMS ?? 1000);
 const RUNS = Number(process.env.BENCH_WORKFLOW_RUNS ?? 200);
 const INSTANCES = Number(process.env.BENCH_WORKFLOW_INSTANCES ?? 500);
