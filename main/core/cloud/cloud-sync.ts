@@ -21,6 +21,7 @@ import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { FEED_START, type ChangeFeedCursor, type ChangeFeedEntry } from './change-feed.js';
 import { daysBefore, decodePosition, dicomDate, encodePosition, type SyncPosition } from './sync-position.js';
+import { RoundLoop } from './round-loop.js';
 
 /** What sync reads of the archive (ArchiveReader, or a test's stand-in). */
 export type ArchiveSyncSource = Pick<ArchiveReader, 'name' | 'changesSince' | 'latestChange' | 'search'>;
@@ -61,10 +62,12 @@ const REQUEST_TIMEOUT_MS = 60_000;
 export class CloudSync implements ApplianceService {
   readonly name = 'cloud-sync';
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = true;
-  private controller = new AbortController();
+  private readonly loop: RoundLoop<SyncRound> = new RoundLoop({
+    round: () => this.round(),
+    tick: () => this.tick(),
+    nextDelay: () => this.nextDelay(),
+    stopReason: 'cloud sync stopped',
+  });
   /** Whether this archive has a change feed, once known (asked again at each start). */
   private feedSupported: boolean | undefined;
   private lastReader: ArchiveSyncSource | undefined;
@@ -77,34 +80,17 @@ export class CloudSync implements ApplianceService {
   }
 
   async start(): Promise<string[]> {
-    this.stopped = false;
-    this.controller = new AbortController();
-    this.schedule(0);
+    this.loop.start();
     return [];
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.controller.abort(new Error('cloud sync stopped'));
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** One round now (or after the one running): the feed until caught up, or one poll. */
   syncOnce(): Promise<SyncRound> {
-    const round = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.round());
-    this.running = round;
-    return round;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.tick().finally(() => this.schedule(this.nextDelay()));
-    }, delayMs);
-    this.timer.unref?.();
+    return this.loop.runOnce();
   }
 
   /** One scheduled round: a failure is logged (once per outage) and counted for the backoff, never thrown. */
@@ -136,7 +122,7 @@ export class CloudSync implements ApplianceService {
   }
 
   private failed(error: unknown): void {
-    if (this.controller.signal.aborted) return; // cut by stop(), not a failure of the archive
+    if (this.loop.signal.aborted) return; // cut by stop(), not a failure of the archive
     this.failures++;
     const reason = (error as Error)?.message ?? String(error);
     const kind = error instanceof ArchiveReadError ? error.kind : 'other';
@@ -169,7 +155,7 @@ export class CloudSync implements ApplianceService {
     const { archive } = this.options;
     const destination = reader.name;
     const log = this.log.child({ destination });
-    const signal = this.controller.signal;
+    const signal = this.loop.signal;
     if (cursor === undefined) {
       const latest = await reader.latestChange({ includeMetadata: false, timeoutMs: REQUEST_TIMEOUT_MS, signal });
       if (!latest.supported) return this.noFeed(reader, latest.status);
@@ -248,7 +234,7 @@ export class CloudSync implements ApplianceService {
     const from = daysBefore(position?.kind === 'qido-date' ? position.polledOn : today, 1);
     const studies = await reader.search({
       level: 'study', match: { StudyDate: `${from}-` }, includeFields: QIDO_STUDY_FIELDS, pageSize: QIDO_PAGE,
-      timeoutMs: REQUEST_TIMEOUT_MS, signal: this.controller.signal,
+      timeoutMs: REQUEST_TIMEOUT_MS, signal: this.loop.signal,
     });
     const newStudies = archive.cloud.transaction(() => {
       const unknown = uniqueStudyUids(studies).filter((uid) => archive.cloud.studyLocation(uid) === undefined);

@@ -17,6 +17,7 @@ import type { CloudWorkitem, CloudWorklistRefresh } from '../store/cloud-worklis
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { worklistItemOf } from './workitems.js';
+import { RoundLoop } from './round-loop.js';
 
 export type WorkitemSource = Pick<ArchiveReader, 'name' | 'searchWorkitems'>;
 
@@ -38,10 +39,12 @@ const SEARCH_TIMEOUT_MS = 60_000;
 export class CloudWorklistService implements ApplianceService {
   readonly name = 'cloud-worklist';
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = true;
-  private controller = new AbortController();
+  private readonly loop: RoundLoop<WorklistRound> = new RoundLoop({
+    round: () => this.round(),
+    tick: () => this.tick(),
+    nextDelay: () => this.nextDelay(),
+    stopReason: 'cloud worklist stopped',
+  });
   private failures = 0;
   private lastProblem: string | undefined;
 
@@ -50,35 +53,18 @@ export class CloudWorklistService implements ApplianceService {
   }
 
   async start(): Promise<string[]> {
-    this.stopped = false;
-    this.controller = new AbortController();
-    this.schedule(0);
+    this.loop.start();
     const settings = this.options.settings();
     return settings.enabled ? [`cloud worklist (UPS-RS) for stations ${settings.stations.join(', ')}`] : [];
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.controller.abort(new Error('cloud worklist stopped'));
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** One refresh now (after the one running); rejects with the reason when the archive's answer cannot be used. */
   refreshOnce(): Promise<WorklistRound> {
-    const round = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.round());
-    this.running = round;
-    return round;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.tick().finally(() => this.schedule(this.nextDelay()));
-    }, delayMs);
-    this.timer.unref?.();
+    return this.loop.runOnce();
   }
 
   /** One scheduled refresh: a failure is logged (once per outage, again when its reason changes), never thrown. */
@@ -90,7 +76,7 @@ export class CloudWorklistService implements ApplianceService {
       this.lastProblem = undefined;
       return round;
     } catch (error) {
-      if (this.controller.signal.aborted) return undefined;
+      if (this.loop.signal.aborted) return undefined;
       this.failures++;
       const reason = (error as Error)?.message ?? String(error);
       if (reason !== this.lastProblem) {
@@ -126,7 +112,7 @@ export class CloudWorklistService implements ApplianceService {
     for (const station of settings.stations) {
       datasets.push(...await reader.searchWorkitems({
         match: { ProcedureStepState: 'SCHEDULED', 'ScheduledStationNameCodeSequence.CodeValue': station },
-        timeoutMs: SEARCH_TIMEOUT_MS, signal: this.controller.signal,
+        timeoutMs: SEARCH_TIMEOUT_MS, signal: this.loop.signal,
       }));
     }
     const workitems = new Map<string, CloudWorkitem>();

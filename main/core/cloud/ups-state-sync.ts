@@ -22,6 +22,7 @@ import type { UpsStateChange } from '../store/ups-state-changes.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { finalStateAttributes, labelUpdate } from './workitems.js';
+import { RoundLoop } from './round-loop.js';
 
 type RequestOptions = { timeoutMs: number; signal: AbortSignal };
 
@@ -56,46 +57,31 @@ const REQUEST_TIMEOUT_MS = 60_000;
 export class UpsStateSync implements ApplianceService {
   readonly name = 'ups-state-sync';
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = true;
-  private controller = new AbortController();
+  private readonly loop: RoundLoop<UpsSyncRound> = new RoundLoop({
+    round: () => this.round(),
+    tick: () => this.sendDue().catch((error: unknown) => {
+      this.log.error({ event: 'ups-state-sync-failed', reason: (error as Error)?.message ?? String(error) }, 'UPS state changes not worked');
+    }),
+    nextDelay: () => this.options.pollMs ?? 1000,
+    stopReason: 'UPS state sync stopped',
+  });
 
   constructor(private readonly options: UpsStateSyncOptions) {
     this.log = options.logger.child({ component: 'ups-state-sync' });
   }
 
   async start(): Promise<string[]> {
-    this.stopped = false;
-    this.controller = new AbortController();
-    this.schedule(0);
+    this.loop.start();
     return [];
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.controller.abort(new Error('UPS state sync stopped'));
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Sends what is due now (after the round running). */
   sendDue(): Promise<UpsSyncRound> {
-    const round = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.round());
-    this.running = round;
-    return round;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.sendDue().catch((error: unknown) => {
-        this.log.error({ event: 'ups-state-sync-failed', reason: (error as Error)?.message ?? String(error) }, 'UPS state changes not worked');
-      }).finally(() => this.schedule(this.options.pollMs ?? 1000));
-    }, delayMs);
-    this.timer.unref?.();
+    return this.loop.runOnce();
   }
 
   private now(): number {
@@ -106,9 +92,9 @@ export class UpsStateSync implements ApplianceService {
     const queue = this.options.archive.upsChanges;
     const round: UpsSyncRound = { done: 0, deferred: 0, failed: 0 };
     // One workitem's next change per pass; a later change of the same workitem is due in the next pass.
-    for (let changes = queue.due(this.now()); changes.length > 0 && !this.stopped; changes = queue.due(this.now())) {
+    for (let changes = queue.due(this.now()); changes.length > 0 && !this.loop.stopped; changes = queue.due(this.now())) {
       for (const change of changes) {
-        if (this.stopped) break;
+        if (this.loop.stopped) break;
         const outcome = await this.send(change);
         round[outcome]++;
       }
@@ -124,14 +110,14 @@ export class UpsStateSync implements ApplianceService {
     if (!reader || reader.name !== change.destination) {
       return this.defer(change, fields, `the workitem's destination ${change.destination} is not the archive destination now`, 'other');
     }
-    const options = { timeoutMs: REQUEST_TIMEOUT_MS, signal: this.controller.signal };
+    const options = { timeoutMs: REQUEST_TIMEOUT_MS, signal: this.loop.signal };
     let updateRefused: string | undefined;
     try {
       if (change.targetState !== 'IN PROGRESS') updateRefused = await this.setFinalStateAttributes(reader, change, options);
       const answer = await reader.changeWorkitemState(change.workitemUid, change.targetState, change.transactionUid, options);
       return this.done(change, fields, answer.warning);
     } catch (error) {
-      if (this.controller.signal.aborted) return 'deferred'; // cut by stop(): still queued, sent after the next start
+      if (this.loop.signal.aborted) return 'deferred'; // cut by stop(): still queued, sent after the next start
       const message = (error as Error)?.message ?? String(error);
       if (error instanceof ArchiveReadError && isRetryable(error)) return this.defer(change, fields, message, error.kind, error.status);
       let reason = updateRefused ? `${message} (the update with the final-state attributes before it was refused too: ${updateRefused})` : message;
