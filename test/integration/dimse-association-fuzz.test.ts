@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDimse, waitFor, type DimseHarness } from '../support/dimse-harness.js';
 import {
-  abortRq, associateRq, cEchoCommand, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, PduType, releaseRq,
+  abortRq, associateRq, cEchoCommand, cStoreCommand, dataSetOf, EXPLICIT_LITTLE_ENDIAN, pDataTf, pdu, PduType, releaseRq,
   UlConnection, VERIFICATION_SOP_CLASS,
 } from '../support/dicom-ul.js';
 import { makeInstance, SOP_CLASS_UIDS } from '../support/instance.js';
@@ -23,13 +23,6 @@ const CONTEXTS = [
   { id: 1, abstractSyntax: CT, transferSyntaxes: [EXPLICIT_LITTLE_ENDIAN] },
   { id: 3, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [EXPLICIT_LITTLE_ENDIAN] },
 ];
-
-function pdu(type: number, body: Buffer): Buffer {
-  const head = Buffer.alloc(6);
-  head[0] = type;
-  head.writeUInt32BE(body.length, 2);
-  return Buffer.concat([head, body]);
-}
 
 describe('random PDU sequences against a running listener', () => {
   let h: DimseHarness;

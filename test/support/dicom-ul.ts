@@ -42,7 +42,8 @@ function item(type: number, value: Buffer): Buffer {
   return Buffer.concat([head, value]);
 }
 
-function pdu(type: number, body: Buffer): Buffer {
+/** A PDU: its type, a reserved byte, the body's length, and the body (PS3.8 9.3). */
+export function pdu(type: number, body: Buffer): Buffer {
   const head = Buffer.alloc(6);
   head[0] = type;
   head.writeUInt32BE(body.length, 2);
