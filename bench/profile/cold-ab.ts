@@ -10,11 +10,10 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { get as httpGet } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOrthanc } from '../../test/support/orthanc.js';
-import { AUTH, serveAppliance, stowFiles, type ServedAppliance } from '../_dicomweb.js';
+import { AUTH, getBytes, serveAppliance, stowFiles, type ServedAppliance } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
 
@@ -23,17 +22,6 @@ const WORK = join(ROOT, 'bench', '.work', 'profile-ab');
 const STUDIES = Number(process.argv[2] ?? 6);
 const COUNT = Number(process.argv[3] ?? 50);
 const WARM = Number(process.argv[4] ?? 0);
-
-function getBytes(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    httpGet(url, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', ...headers } }, (response) => {
-      let bytes = 0;
-      response.on('data', (c: Buffer) => (bytes += c.length));
-      response.on('error', reject);
-      response.on('end', () => (response.statusCode === 200 ? resolve(bytes) : reject(new Error(`${url}: ${response.statusCode}`))));
-    }).on('error', reject);
-  });
-}
 
 async function timed(url: string, headers: Record<string, string>, pid?: number): Promise<{ ms: number; cpu: number; bytes: number }> {
   const c0 = pid === undefined ? 0 : await cpuSeconds(pid);
