@@ -8,6 +8,7 @@ import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import type { NetworkSettings } from '../contract/settings.js';
+import { guardedLookup } from './address-guard.js';
 import { explainEgressError } from './egress-errors.js';
 import { HttpsTunnelAgent, HttpTunnelAgent } from './http-tunnel.js';
 import { proxyFor, proxyRules, type ProxyRoute, type ProxyRules } from './proxy-choice.js';
@@ -60,7 +61,8 @@ export class Egress {
     };
     const connect = { timeout: Math.min(options.timeoutMs, 30_000), ...(this.ca ? { ca: this.ca } : {}) };
     const proxy = this.proxyFor(url);
-    if (!proxy) return new Agent({ ...timeouts, connect });
+    // Through a proxy, the proxy resolves the name; directly, the name must not lead to a forbidden address.
+    if (!proxy) return new Agent({ ...timeouts, connect: { ...connect, lookup: guardedLookup } });
     return new ProxyAgent({
       ...timeouts,
       uri: proxy.origin,
@@ -79,7 +81,8 @@ export class Egress {
     const proxy = this.proxyFor(target);
     const https = target.protocol === 'https:';
     if (proxy) return https ? new HttpsTunnelAgent(proxy, this.ca, options) : new HttpTunnelAgent(proxy, options);
-    return https ? new HttpsAgent({ ...options, ...(this.ca ? { ca: this.ca } : {}) }) : new HttpAgent(options);
+    const direct = { ...options, lookup: guardedLookup };
+    return https ? new HttpsAgent({ ...direct, ...(this.ca ? { ca: this.ca } : {}) }) : new HttpAgent(direct);
   }
 
   /** A failed request's error in terms of the proxy or the CA when either is the cause; others as they are. */
