@@ -175,7 +175,7 @@ export const destinationSchema = z.object({
   /** The clinic's archive of record: queries and retrieves of data not held here go to it (at most one). */
   archive: z.boolean().default(false),
   requestTimeoutMs: z.number().int().min(1000).default(300_000),
-  /** Backoff after failures: full jitter between 0 and min(cap, base·2^n); unset means 1 s and 10 min. */
+  /** Backoff after failures: full jitter between 0 and min(cap, base·2^n); unset means 1 s and 1 min. */
   retryBaseMs: z.number().int().min(10).optional(),
   retryCapMs: z.number().int().min(10).optional(),
   route: z

@@ -5,7 +5,8 @@ export interface BackoffPolicy {
   capMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 10 * 60_000 };
+// The cap bounds how long data waits after the link comes back: one probe a minute costs an offline box nothing.
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 60_000 };
 
 /** A server's Retry-After is honoured up to this long; beyond it we assume a misconfigured upstream. */
 const MAX_RETRY_AFTER_MS = 60 * 60_000;
