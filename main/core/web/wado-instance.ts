@@ -107,7 +107,7 @@ async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: Fast
  * before that (or whose description could not be made then) is described from its file, read up to Pixel
  * Data, and the description kept; if even that fails, the whole file is read as it always was.
  */
-async function instanceJson(
+export async function instanceJson(
   ctx: WebContext, row: Pick<StoredInstance, 'sopInstanceUid' | 'sha256' | 'path' | 'sizeBytes' | 'transferSyntaxUid'>, url: string,
 ): Promise<string> {
   const kept = ctx.archive.reads.instanceMetadata(row.sopInstanceUid, row.sha256);
