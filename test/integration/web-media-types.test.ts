@@ -1,7 +1,7 @@
 // PS3.18 media types of issue 14 defect 6: instances retrieved as bulk data (multipart/related;
 // type="application/octet-stream"), and STOW-RS of metadata (DICOM JSON or Native DICOM Model XML) with bulk data.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +14,7 @@ import { nativeXmlFromJson } from '../../main/core/dicom/native-xml.js';
 import { readMultipartRelated, type Part } from '../doubles/multipart-related.js';
 import { makeInstance, newUid } from '../support/fixtures.js';
 import { indexDb } from '../support/index-db.js';
-import { requireTool, runOk } from '../support/peers.js';
+import { requireTool, runOk, startOrthanc, type OrthancPeer } from '../support/peers.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { installXMLHttpRequest } from '../support/xhr.js';
@@ -271,6 +271,35 @@ describe('PS3.18 media types: bulk data retrieve and STOW-RS of metadata with bu
       assert.equal(status, 409);
       assert.equal(failureReasons(answer).length, 1);
       assert.equal(stored(s.ids.sopInstanceUid), 0);
+    });
+  });
+
+  describe("compared with Orthanc's DICOMweb plugin", () => {
+    // Orthanc (this version) serves a single BulkDataURI (its own form, …/bulk/<tag>) as an octet stream, but
+    // answers a study, series or instance asked for as application/octet-stream with 400, has no …/bulkdata
+    // resources (404), and refuses STOW-RS of application/dicom+json with 415: only the bytes compare.
+    let orthanc: OrthancPeer;
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'dicom-edge-orthanc-bulk-'));
+      orthanc = await startOrthanc({ dir });
+    });
+    after(async () => {
+      await orthanc?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test('the Pixel Data bulk data of the same instance is the same bytes', async () => {
+      const ids = { studyUid: newUid(), seriesUid: newUid(), sopInstanceUid: newUid() };
+      const file = makeInstance({ ...ids, rows: 24, columns: 20 });
+      const toOrthanc = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: file as unknown as BodyInit, headers: { 'content-type': 'application/dicom' } });
+      assert.equal(toOrthanc.status, 200);
+      await client.storeInstances({ datasets: [arrayBufferOf(file)] });
+      const theirClient = new dwc.DICOMwebClient({ url: orthanc.dicomWebUrl, verbose: false } as never) as unknown as typeof client;
+      const metadata = (await theirClient.retrieveInstanceMetadata({ studyInstanceUID: ids.studyUid, seriesInstanceUID: ids.seriesUid, sopInstanceUID: ids.sopInstanceUid })) as DicomJson[];
+      const theirs = (await theirClient.retrieveBulkData({ BulkDataURI: metadata[0]!['7FE00010']!.BulkDataURI })) as ArrayBuffer[];
+      const ours = (await partsOf(await w.api(instancePath(ids), { headers: { accept: OCTETS } }))).find((p) => p.headers['content-location']!.endsWith('/bulkdata/7FE00010'))!;
+      assert.ok(Buffer.from(theirs[0]!).equals(ours.body), 'the same Pixel Data bytes as Orthanc serves');
     });
   });
 });
