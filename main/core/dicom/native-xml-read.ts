@@ -85,8 +85,9 @@ function elementOf(element: Element, vr: string, path: string): DicomJsonElement
   } else {
     values = numbered(element, 'Value', path).map((value) => {
       const text = value.textContent ?? '';
+      // An empty <Value/> is an empty value, null in DICOM JSON.
+      if (text === '' || (NUMBER_VRS.has(vr) && text.trim() === '')) return null;
       if (!NUMBER_VRS.has(vr)) return text;
-      if (text.trim() === '') return null;
       const n = Number(text);
       if (!Number.isFinite(n)) throw new NativeXmlError(`${path}: "${text}" is not a ${vr} number`);
       return n;
@@ -96,6 +97,7 @@ function elementOf(element: Element, vr: string, path: string): DicomJsonElement
 }
 
 function personName(element: Element): DicomJsonValue {
+  if (children(element).length === 0) return null;
   const out: Record<string, string> = {};
   for (const group of NAME_GROUPS) {
     const node = children(element, group)[0];
