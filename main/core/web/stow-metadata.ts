@@ -29,7 +29,8 @@ export async function buildFromMetadataRequest(body: Readable, boundary: string,
     const chunks: Buffer[] = [];
     for await (const chunk of part.body) chunks.push(chunk);
     const bytes = Buffer.concat(chunks);
-    const type = parseMediaType(part.headers['content-type'] ?? '') ?? { type: '', params: {} };
+    // As for Part 10 parts, a part without Content-Type is taken as of the root type, here only the first.
+    const type = parseMediaType(part.headers['content-type'] ?? (index === 0 ? rootType : '')) ?? { type: '', params: {} };
     const location = part.headers['content-location'];
     const isMetadata = type.type === rootType && (rootType === 'application/dicom+xml' || index === 0);
     index++;
