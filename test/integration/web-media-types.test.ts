@@ -222,15 +222,41 @@ describe('PS3.18 media types: bulk data retrieve and STOW-RS of metadata with bu
         { headers: { 'Content-Type': 'application/dicom+json' }, body: JSON.stringify([good.json, noPart.json, noUid.json, jpeg.json]) },
         bulkPart(good.location, good.pixels),
         bulkPart(noUid.location, noUid.pixels),
-        bulkPart(jpeg.location, Buffer.from([0xff, 0xd8, 0xff, 0xd9]), 'image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50'),
+        bulkPart(jpeg.location, Buffer.from([0xff, 0xd8, 0xff, 0xd9]), 'image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.90'),
       ]);
       assert.equal(status, 202);
       assert.deepEqual(failureReasons(answer), [0xc000, 0xa900, 0xc122]);
       assert.match(warning, /names no part of the request/);
       assert.match(warning, /no SOPInstanceUID/);
+      assert.match(warning, /image\/jpeg does not carry transfer-syntax 1\.2\.840\.10008\.1\.2\.4\.90/);
       assert.equal(answer['00081199']?.Value?.length, 1);
       assert.equal(stored(good.ids.sopInstanceUid), 1);
       for (const s of [noPart, noUid, jpeg]) assert.equal(stored(s.ids.sopInstanceUid), 0, 'nothing of a refused data set is stored');
+    });
+
+    test('single-frame Pixel Data as image/jpeg becomes encapsulated Pixel Data in its transfer syntax, the codestream whole', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-web-stow-jpeg-'));
+      const compressed = await makeInstanceInSyntax(dir, 'jpeg-lossless', { rows: 32, columns: 32 });
+      const file = await readFile(compressed.path);
+      const element = dicomParser.parseDicom(file).elements.x7fe00010!;
+      assert.equal(element.fragments?.length, 1, 'DCMTK wrote one fragment');
+      const codestream = file.subarray(element.fragments![0]!.position, element.fragments![0]!.position + element.fragments![0]!.length);
+      const json = jsonOf(file, `urn:uuid:${newUid()}`);
+      const { status, warning } = await stow('application/dicom+json', [
+        { headers: { 'Content-Type': 'application/dicom+json' }, body: JSON.stringify([json]) },
+        bulkPart(json['7FE00010']!.BulkDataURI!, codestream, 'image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70'),
+      ]);
+      assert.equal(status, 200, warning);
+      const asStored = await w.api(instancePath(compressed), { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+      const storedFile = (await partsOf(asStored))[0]!.body;
+      const stored = dicomParser.parseDicom(storedFile);
+      assert.equal(stored.string('x00020010')?.replace(/\0+$/, ''), '1.2.840.10008.1.2.4.70');
+      const fragment = stored.elements.x7fe00010!.fragments![0]!;
+      assert.ok(storedFile.subarray(fragment.position, fragment.position + fragment.length).equals(codestream), 'the codestream byte for byte');
+      assert.deepEqual(jsonOf(storedFile, 'x'), jsonOf(file, 'x'), 'the data set as sent');
+      const reference = join(dir, 'dcmtk.dcm');
+      await runOk(requireTool('dcmdjpeg', 'dcmtk'), ['+te', compressed.path, reference]);
+      assert.ok(pixelsOf(await retrieve(compressed)).pixels.equals(pixelsOf(await readFile(reference)).pixels), 'decodes to what dcmdjpeg gives');
     });
 
     test('Pixel Data shorter than its Rows and Columns need is refused (0xA900)', async () => {

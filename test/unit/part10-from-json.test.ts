@@ -64,4 +64,19 @@ describe('part10FromJson', () => {
     assert.ok(part10FromJson(json, parts, used).ok, 'an Encapsulated Document keeps its own media type');
     assert.deepEqual([...used].sort(), ['blob', 'doc']);
   });
+
+  test('compressed Pixel Data: one frame in its media type\'s syntax; several frames, or a syntax the type does not carry, 0xC122', () => {
+    const image = { ...BASE, '00280010': { vr: 'US', Value: [2] }, '00280011': { vr: 'US', Value: [2] }, '00280100': { vr: 'US', Value: [8] },
+      '7FE00010': { vr: 'OW', BulkDataURI: 'px' } };
+    const jpeg = (params: Record<string, string>) => new Map<string, BulkPart>([['px', { type: 'image/jpeg', params, bytes: Buffer.from([0xff, 0xd8, 0xff, 0xd9, 0x00]) }]]);
+    const built = part10FromJson(image, jpeg({}));
+    assert.ok(built.ok);
+    const parsed = dicomParser.parseDicom(built.bytes);
+    assert.equal(parsed.string('x00020010')?.replace(/\0+$/, ''), '1.2.840.10008.1.2.4.70', 'image/jpeg without transfer-syntax: its default');
+    assert.equal(parsed.elements.x7fe00010!.fragments?.length, 1, 'one fragment');
+    const wrong = part10FromJson(image, jpeg({ 'transfer-syntax': '1.2.840.10008.1.2.5' }));
+    assert.ok(!wrong.ok && wrong.failureReason === 0xc122);
+    const multi = part10FromJson({ ...image, '00280008': { vr: 'IS', Value: [2] } }, jpeg({}));
+    assert.ok(!multi.ok && multi.failureReason === 0xc122 && /2 frames/.test(multi.message));
+  });
 });

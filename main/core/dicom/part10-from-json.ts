@@ -2,8 +2,10 @@
  * A Part 10 instance built from a DICOM JSON data set (PS3.18 F.2) whose bulk data came separately, as STOW-RS
  * metadata requests send it (PS3.18 10.5.1.4): each BulkDataURI names a part of the request by its
  * Content-Location, InlineBinary carries small values in base64. The instance is written in Explicit VR
- * Little Endian, the syntax of uncompressed bulk data (application/octet-stream, PS3.18 Table 8.7.3-4);
- * compressed bulk data is refused (see `BuildFailure`). Everything wrong is a failure naming the element.
+ * Little Endian, the syntax of uncompressed bulk data (application/octet-stream, PS3.18 Table 8.7.3-4),
+ * or, when the Pixel Data of a single-frame image comes in a compressed media type (Table 8.7.3-5), in that
+ * part's transfer syntax, the part's bytes the one fragment of encapsulated Pixel Data. Everything wrong is
+ * a failure naming the element.
  */
 import { DicomDict, type DcmjsDataset, type DcmjsElement } from './dcmjs.js';
 import { tagsOf } from './dictionary.js';
@@ -47,6 +49,15 @@ const TAG_TEXT = /^[0-9A-F]{8}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const OCTET_STREAM = 'application/octet-stream';
 
+/** PS3.18 Table 8.7.3-5: the transfer syntaxes of each compressed media type, its default first. */
+const COMPRESSED_MEDIA: Readonly<Record<string, readonly string[]>> = {
+  'image/jpeg': [TransferSyntax.JpegLosslessSV1, TransferSyntax.JpegBaseline, TransferSyntax.JpegExtended, TransferSyntax.JpegLossless],
+  'image/dicom-rle': [TransferSyntax.Rle],
+  'image/jls': [TransferSyntax.JpegLsLossless, TransferSyntax.JpegLsNearLossless],
+  'image/jp2': [TransferSyntax.Jpeg2000Lossless, TransferSyntax.Jpeg2000],
+  'image/jphc': [TransferSyntax.HtJpeg2000Lossless, TransferSyntax.HtJpeg2000RpclLossless, TransferSyntax.HtJpeg2000],
+};
+
 class Refusal extends Error {
   constructor(readonly failureReason: number, message: string) {
     super(message);
@@ -77,9 +88,10 @@ export function part10FromJson(dataset: unknown, parts: ReadonlyMap<string, Bulk
     return { ok: false, failureReason: FailureReason.DataSetDoesNotMatchSopClass, message: `the data set has no ${missing.join(', ')}`, ...ids };
   }
   try {
-    const state = { parts, used, nonAscii: false };
+    const state: BuildState = { parts, used, nonAscii: false, syntax: TransferSyntax.ExplicitVRLittleEndian };
     const dict = toDcmjs(json, [], state);
-    checkPixelLength(dict);
+    if (state.syntax === TransferSyntax.ExplicitVRLittleEndian) checkPixelLength(dict);
+    else checkEncapsulated(dict, state.syntax);
     if (state.nonAscii) {
       // Text here is Unicode and is written as UTF-8, which only ISO_IR 192 declares.
       dict[TAG.SpecificCharacterSet] = { vr: 'CS', Value: ['ISO_IR 192'] };
@@ -88,12 +100,13 @@ export function part10FromJson(dataset: unknown, parts: ReadonlyMap<string, Bulk
       '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
       '00020002': { vr: 'UI', Value: [sopClassUid] },
       '00020003': { vr: 'UI', Value: [sopInstanceUid] },
-      '00020010': { vr: 'UI', Value: [TransferSyntax.ExplicitVRLittleEndian] },
+      '00020010': { vr: 'UI', Value: [state.syntax] },
       '00020012': { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] },
       '00020013': { vr: 'SH', Value: [IMPLEMENTATION_VERSION_NAME] },
     });
     file.dict = dict;
-    return { ok: true, bytes: Buffer.from(file.write()), sopClassUid: sopClassUid!, sopInstanceUid: sopInstanceUid! };
+    // One fragment per frame: the part's bytes stay whole, as they came.
+    return { ok: true, bytes: Buffer.from(file.write({ fragmentMultiframe: false })), sopClassUid: sopClassUid!, sopInstanceUid: sopInstanceUid! };
   } catch (error) {
     if (error instanceof Refusal) return { ok: false, failureReason: error.failureReason, message: error.message, ...ids };
     return { ok: false, failureReason: FailureReason.CannotUnderstand, message: `the data set cannot be encoded: ${(error as Error).message}`, ...ids };
@@ -110,6 +123,8 @@ interface BuildState {
   parts: ReadonlyMap<string, BulkPart>;
   used: Set<string>;
   nonAscii: boolean;
+  /** Explicit VR Little Endian, or the syntax of compressed Pixel Data. */
+  syntax: string;
 }
 
 function toDcmjs(dataset: DicomJson, path: string[], state: BuildState): DcmjsDataset {
@@ -192,10 +207,19 @@ function bulkBytes(tag: string, uri: unknown, where: string, state: BuildState):
   // An Encapsulated Document travels in its own media type (PS3.18 10.5.1.4); all else is uncompressed.
   if (tag === TAG.EncapsulatedDocument) return part.bytes;
   const syntax = part.params['transfer-syntax'];
+  const compressed = COMPRESSED_MEDIA[part.type];
+  if (compressed && tag === TAG.PixelData && where === TAG.PixelData) {
+    const chosen = syntax ?? compressed[0]!;
+    if (!compressed.includes(chosen)) {
+      throw new Refusal(FailureReason.TransferSyntaxNotSupported, `${where}: ${part.type} does not carry transfer-syntax ${chosen} (PS3.18 Table 8.7.3-5)`);
+    }
+    state.syntax = chosen;
+    return part.bytes;
+  }
   if (part.type !== OCTET_STREAM || (syntax !== undefined && syntax !== TransferSyntax.ExplicitVRLittleEndian)) {
     throw new Refusal(FailureReason.TransferSyntaxNotSupported,
       `${where}: bulk data of type ${part.type}${syntax ? `; transfer-syntax=${syntax}` : ''} is not taken: ` +
-      `only uncompressed bulk data (${OCTET_STREAM}, Explicit VR Little Endian) is`);
+      `only uncompressed bulk data (${OCTET_STREAM}, Explicit VR Little Endian) is, and the Pixel Data of a single frame in a compressed media type`);
   }
   return part.bytes;
 }
@@ -221,6 +245,21 @@ function checkPixelLength(dict: DcmjsDataset): void {
     throw new Refusal(FailureReason.DataSetDoesNotMatchSopClass,
       `Pixel Data has ${pixels.byteLength} bytes where ${rows} rows × ${columns} columns × ${samples} samples × ${frames} frames × ${bits} bits need ${needed}`);
   }
+}
+
+/** Compressed Pixel Data is taken for one frame only: one part cannot be split into frames exactly. */
+function checkEncapsulated(dict: DcmjsDataset, syntax: string): void {
+  const frames = Number(dict[TAG.NumberOfFrames]?.Value?.[0] ?? 1);
+  if (frames > 1) {
+    throw new Refusal(FailureReason.TransferSyntaxNotSupported,
+      `Pixel Data of ${frames} frames in transfer-syntax ${syntax} is not taken: one compressed part cannot be split into frames exactly`);
+  }
+  for (const keyword of ['Rows', 'Columns', 'BitsAllocated'] as const) {
+    if (dict[TAG[keyword]]?.Value?.[0] === undefined) {
+      throw new Refusal(FailureReason.DataSetDoesNotMatchSopClass, `compressed Pixel Data without ${keyword}: the Image Pixel attributes are not read from the codestream`);
+    }
+  }
+  dict[TAG.PixelData] = { ...dict[TAG.PixelData]!, vr: 'OB' };
 }
 
 function toArrayBuffer(bytes: Buffer): ArrayBuffer {
