@@ -2,6 +2,7 @@
 // type="application/octet-stream"), and STOW-RS of metadata (DICOM JSON or Native DICOM Model XML) with bulk data.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -287,6 +288,22 @@ describe('PS3.18 media types: bulk data retrieve and STOW-RS of metadata with bu
         { headers: { 'Content-Type': 'application/dicom+json' }, body: JSON.stringify([s.json]) }, bulkPart(s.location, s.pixels)]);
       assert.deepEqual(failureReasons(inline.answer), [0xc000]);
       assert.equal(stored(s.ids.sopInstanceUid), 0);
+    });
+
+    test('a metadata request over 256 MiB (held in memory) gets 413 before it is read', async () => {
+      const url = new URL(w.baseUrl);
+      const statusFor = (type: string) => new Promise<number>((resolve, reject) => {
+        const request = httpRequest({ host: url.hostname, port: url.port, path: '/dicom-web/studies', method: 'POST', headers: {
+          authorization: `Bearer ${w.token}`, 'content-type': `multipart/related; type="${type}"; boundary=x`, 'content-length': String(300 * 1024 ** 2) } }, (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+          request.destroy();
+        });
+        request.on('error', reject);
+        request.flushHeaders();
+      });
+      assert.equal(await statusFor('application/dicom+json'), 413);
+      assert.equal(await statusFor('application/dicom+xml'), 413);
     });
 
     test('a metadata request to /studies/{study} of another study is refused per instance, as for Part 10', async () => {

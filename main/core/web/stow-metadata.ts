@@ -3,7 +3,7 @@
  * (the first part a JSON array of data sets) or `type="application/dicom+xml"` (one Native DICOM Model
  * document per part), the bulk data in the other parts, named by their Content-Location. The data sets refer
  * to the parts, which may come after them, so the whole request is read first (bounded by
- * http.maxRequestBytes); then each data set becomes a Part 10 instance (dicom/part10-from-json.ts), or a
+ * METADATA_REQUEST_MAX_BYTES); then each data set becomes a Part 10 instance (dicom/part10-from-json.ts), or a
  * failure with its reason.
  */
 import type { Readable } from 'node:stream';
@@ -13,6 +13,11 @@ import { parseMediaType } from '../multipart/media-type.js';
 import { readMultipart } from '../multipart/reader.js';
 
 export const METADATA_TYPES: ReadonlySet<string> = new Set(['application/dicom+json', 'application/dicom+xml']);
+/**
+ * The largest metadata request taken (or http.maxRequestBytes when smaller): it is read whole into memory
+ * before any instance is built. Larger studies go as Part 10 instances, which are streamed to disk.
+ */
+export const METADATA_REQUEST_MAX_BYTES = 256 * 1024 ** 2;
 
 /** What a metadata request made: the instances built or refused, and the bulk parts no data set named. */
 export interface MetadataRequest {

@@ -13,7 +13,7 @@ import type { WebContext } from './context.js';
 import { noParams, studyParams } from './dicomweb-params.js';
 import { dicomWebBase, sendError } from './http-errors.js';
 import { warning } from './read-through.js';
-import { buildFromMetadataRequest, METADATA_TYPES } from './stow-metadata.js';
+import { buildFromMetadataRequest, METADATA_REQUEST_MAX_BYTES, METADATA_TYPES } from './stow-metadata.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
 const TAG = tagsOf('ReferencedSOPClassUID', 'ReferencedSOPInstanceUID', 'RetrieveURL', 'FailureReason', 'FailedSOPSequence', 'ReferencedSOPSequence');
@@ -61,7 +61,10 @@ async function stow(ctx: WebContext, params: { study?: string }, request: Fastif
     discard();
     return sendError(reply, 400, 'multipart/related content type has no boundary parameter');
   }
-  const maxBytes = ctx.settings().http.maxRequestBytes;
+  // A metadata request is held in memory until its data sets are built (stow-metadata.ts), hence its own bound.
+  const maxBytes = METADATA_TYPES.has(partType)
+    ? Math.min(ctx.settings().http.maxRequestBytes, METADATA_REQUEST_MAX_BYTES)
+    : ctx.settings().http.maxRequestBytes;
   const declared = Number(request.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     reply.header('connection', 'close');
