@@ -160,6 +160,10 @@ describe('PS3.18 media types: bulk data retrieve and STOW-RS of metadata with bu
         const reference = join(dir, 'dcmtk.dcm');
         await runOk(requireTool(decoder, 'dcmtk'), ['+te', source.path, reference]);
         assert.ok(pixels.body.equals(pixelsOf(await readFile(reference)).pixels), `pixel values equal ${decoder}'s`);
+        // Its Content-Location, the BulkDataURI of /metadata, gives the same decoded bytes when asked for as an octet stream.
+        const again = (await client.retrieveBulkData({ BulkDataURI: pixels.headers['content-location'] })) as ArrayBuffer[];
+        assert.equal(again.length, 1);
+        assert.ok(Buffer.from(again[0]!).equals(pixels.body), 'the BulkDataURI resource agrees');
       });
     }
   });

@@ -24,27 +24,10 @@ import { instanceParams, seriesParams, studyParams } from './dicomweb-params.js'
 import { DECODABLE } from './explicit-le.js';
 import { dicomWebBase, HttpError } from './http-errors.js';
 import { archiveHttpError, clientGone, throughArchive, type PathScope } from './read-through.js';
+import { OCTET_STREAM } from './bulk-media.js';
 import { instanceJson } from './wado-instance.js';
 
-const OCTET_STREAM = 'application/octet-stream';
 const PART_TYPE = `${OCTET_STREAM}; transfer-syntax=${TransferSyntax.ExplicitVRLittleEndian}`;
-
-/**
- * Whether an Accept header for a study, series or instance asks for its bulk data rather than its Part 10
- * instances: the first range that names either decides, as for every other choice of representation.
- */
-export function wantsBulkdata(accept: MediaType[]): boolean {
-  for (const range of accept) {
-    if (range.type === 'multipart/related') {
-      const partType = (range.params.type ?? 'application/dicom').toLowerCase();
-      if (partType === OCTET_STREAM) return true;
-      if (partType === 'application/dicom') return false;
-    } else if (range.type === 'application/dicom' || range.type === '*/*' || range.type === 'multipart/*') {
-      return false;
-    }
-  }
-  return false;
-}
 
 /** The Study, Series and Instance Bulkdata resources; the octet stream is their default representation. */
 export function registerBulkRetrieve(server: FastifyInstance, ctx: WebContext): void {

@@ -10,7 +10,8 @@ import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { throughArchive } from './read-through.js';
 import { sendThroughArchive } from './wado-read-through.js';
-import { sendBulkdata, wantsBulkdata } from './wado-bulk.js';
+import { wantsBulkdata } from './bulk-media.js';
+import { sendBulkdata } from './wado-bulk.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
 export interface Delivery {
