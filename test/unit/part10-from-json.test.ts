@@ -79,4 +79,14 @@ describe('part10FromJson', () => {
     const multi = part10FromJson({ ...image, '00280008': { vr: 'IS', Value: [2] } }, jpeg({}));
     assert.ok(!multi.ok && multi.failureReason === 0xc122 && /2 frames/.test(multi.message));
   });
+
+  test('uncompressed Pixel Data must fit the Image Pixel attributes (YBR_FULL_422: two samples per pixel), else 0xA900', () => {
+    const image = (photometric: string, bytes: number) => part10FromJson({ ...BASE, '00280010': { vr: 'US', Value: [2] }, '00280011': { vr: 'US', Value: [4] },
+      '00280100': { vr: 'US', Value: [8] }, '00280002': { vr: 'US', Value: [3] }, '00280004': { vr: 'CS', Value: [photometric] },
+      '7FE00010': { vr: 'OB', BulkDataURI: 'px' } }, new Map([['px', { type: 'application/octet-stream', params: {}, bytes: Buffer.alloc(bytes) }]]));
+    assert.ok(image('RGB', 24).ok);
+    assert.ok(image('YBR_FULL_422', 16).ok);
+    const short = image('RGB', 16);
+    assert.ok(!short.ok && short.failureReason === 0xa900 && /16 bytes where .* need 24/.test(short.message));
+  });
 });

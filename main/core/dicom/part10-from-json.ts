@@ -40,7 +40,7 @@ export interface BuildFailure {
 }
 
 const TAG = tagsOf('SOPClassUID', 'SOPInstanceUID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SpecificCharacterSet',
-  'PixelData', 'EncapsulatedDocument', 'Rows', 'Columns', 'SamplesPerPixel', 'BitsAllocated', 'NumberOfFrames');
+  'PixelData', 'EncapsulatedDocument', 'Rows', 'Columns', 'SamplesPerPixel', 'BitsAllocated', 'NumberOfFrames', 'PhotometricInterpretation');
 const REQUIRED_UIDS = ['SOPClassUID', 'SOPInstanceUID', 'StudyInstanceUID', 'SeriesInstanceUID'] as const;
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const NUMBER_VRS = new Set(['US', 'SS', 'UL', 'SL', 'FL', 'FD', 'SV', 'UV', 'DS', 'IS']);
@@ -238,7 +238,9 @@ function checkPixelLength(dict: DcmjsDataset): void {
   if (rows === undefined || columns === undefined || bits === undefined) {
     throw new Refusal(FailureReason.DataSetDoesNotMatchSopClass, 'Pixel Data without Rows, Columns and Bits Allocated');
   }
-  const samples = number(TAG.SamplesPerPixel) ?? 1;
+  // YBR_FULL_422 keeps two luminance values per chrominance pair: two samples' worth per pixel, not three.
+  const subsampled = String(dict[TAG.PhotometricInterpretation]?.Value?.[0] ?? '').trim() === 'YBR_FULL_422';
+  const samples = subsampled ? 2 : number(TAG.SamplesPerPixel) ?? 1;
   const frames = number(TAG.NumberOfFrames) ?? 1;
   const needed = Math.ceil((rows * columns * samples * frames * bits) / 8);
   if (pixels.byteLength < needed || pixels.byteLength > needed + 1) {
