@@ -12,6 +12,7 @@ import { readDicom } from '../../main/core/dicom/dcmjs.js';
 import type { DicomJson } from '../../main/core/dicom/json-model.js';
 import { datasetToJson } from '../../main/core/dicom/metadata-json.js';
 import { nativeXmlFromJson } from '../../main/core/dicom/native-xml.js';
+import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { readMultipartRelated, type Part } from '../doubles/multipart-related.js';
 import { makeInstance, newUid } from '../support/fixtures.js';
 import { indexDb } from '../support/index-db.js';
@@ -348,5 +349,24 @@ describe('PS3.18 media types: bulk data retrieve and STOW-RS of metadata with bu
       const ours = (await partsOf(await w.api(instancePath(ids), { headers: { accept: OCTETS } }))).find((p) => p.headers['content-location']!.endsWith('/bulkdata/7FE00010'))!;
       assert.ok(Buffer.from(theirs[0]!).equals(ours.body), 'the same Pixel Data bytes as Orthanc serves');
     });
+  });
+
+  test('a study only in the clinic\'s archive: fetched into the store, then its bulk data served', async () => {
+    const azure = await AzureDicomDouble.start();
+    const cached = await startWebAppliance({ settings: { destinations: [{ name: 'azure', baseUrl: azure.baseUrl, archive: true, retryBaseMs: 50, retryCapMs: 500 }] } });
+    try {
+      const ids = { studyUid: newUid(), seriesUid: newUid(), sopInstanceUid: newUid() };
+      const file = makeInstance({ ...ids, rows: 16, columns: 16 });
+      azure.seedInstance(file);
+      const response = await cached.api(`/dicom-web/studies/${ids.studyUid}`, { headers: { accept: OCTETS } });
+      assert.equal(response.status, 200, await response.clone().text());
+      const parts = await partsOf(response);
+      assert.equal(parts.length, 1);
+      assert.match(parts[0]!.headers['content-location']!, new RegExp(`/instances/${ids.sopInstanceUid}/bulkdata/7FE00010$`));
+      assert.ok(parts[0]!.body.equals(pixelsOf(file).pixels));
+    } finally {
+      await cached.stop();
+      await azure.stop();
+    }
   });
 });
