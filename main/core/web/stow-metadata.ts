@@ -19,10 +19,14 @@ export const METADATA_TYPES: ReadonlySet<string> = new Set(['application/dicom+j
  */
 export const METADATA_REQUEST_MAX_BYTES = 256 * 1024 ** 2;
 
-/** What a metadata request made: the instances built or refused, and the bulk parts no data set named. */
+/**
+ * What a metadata request makes: its instances, each built or refused as it is asked for (so that only the
+ * instances waiting for ingest are held as Part 10 bytes beside the request), and, once all are built, the
+ * bulk parts no data set named.
+ */
 export interface MetadataRequest {
-  results: BuildResult[];
-  unreferenced: string[];
+  results(): Generator<BuildResult>;
+  unreferenced(): string[];
 }
 
 /** Reads the whole body and builds its instances. The reader's errors (too large, malformed) go to the caller. */
@@ -54,8 +58,12 @@ export async function buildFromMetadataRequest(body: Readable, boundary: string,
     datasets.push({ failure: { ok: false, failureReason: FailureReason.CannotUnderstand, message: `the request holds no ${rootType} part` } });
   }
   const used = new Set<string>();
-  const results = datasets.map((d) => ('failure' in d ? d.failure : part10FromJson(d.dataset, parts, used)));
-  return { results, unreferenced: [...parts.keys()].filter((location) => !used.has(location)) };
+  return {
+    *results() {
+      for (const d of datasets) yield 'failure' in d ? d.failure : part10FromJson(d.dataset, parts, used);
+    },
+    unreferenced: () => [...parts.keys()].filter((location) => !used.has(location)),
+  };
 }
 
 function metadataOf(type: string, bytes: Buffer, index: number): Array<{ dataset: unknown } | { failure: BuildResult }> {

@@ -79,15 +79,16 @@ async function stow(ctx: WebContext, params: { study?: string }, request: Fastif
   let failure: unknown;
   try {
     if (METADATA_TYPES.has(partType)) {
-      const built = await buildFromMetadataRequest(body, boundary, maxBytes, partType);
-      if (built.unreferenced.length > 0) {
-        ctx.logger.warn({ event: 'stow-bulk-unreferenced', peer, locations: built.unreferenced }, 'bulk data parts no data set refers to were ignored');
-      }
-      for (const result of built.results) {
+      const metadata = await buildFromMetadataRequest(body, boundary, maxBytes, partType);
+      for (const result of metadata.results()) {
         const outcome = storeBuilt(ctx, result, { peer, study });
         outcome.catch(() => undefined);
         pending.push(outcome);
         if (pending.length >= MAX_PARTS_IN_FLIGHT) await pending[pending.length - MAX_PARTS_IN_FLIGHT];
+      }
+      const unreferenced = metadata.unreferenced();
+      if (unreferenced.length > 0) {
+        ctx.logger.warn({ event: 'stow-bulk-unreferenced', peer, locations: unreferenced }, 'bulk data parts no data set refers to were ignored');
       }
     } else for await (const part of readMultipart(body, boundary, { maxBytes })) {
       const { consumed, outcome } = storePart(ctx, part, { peer, study });
