@@ -4,10 +4,10 @@
  * Information we write. dcmjs-dimse keeps these in static fields, set here once when the module loads.
  */
 import dimse from 'dcmjs-dimse';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/implementation-uid.js';
 
-/** Ours: a UUID-derived root (PS3.5 B.2), fixed so files from every version can be told apart by name only. */
-export const IMPLEMENTATION_CLASS_UID = '2.25.271936471235240389361726404218383760211';
-export const IMPLEMENTATION_VERSION_NAME = 'DICOM_EDGE_01';
+export { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME };
+
 /** The largest P-DATA-TF PDU we take (conformance statement), also what we announce to a peer that sets no limit. */
 export const MAX_PDU_LENGTH = 262144;
 

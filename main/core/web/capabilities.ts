@@ -22,8 +22,12 @@ const JSON_MEDIA = ['application/dicom+json'];
 const IMAGES = ['image/jpeg', 'image/png'];
 const QIDO_QUERY = ['{attribute}', 'includefield', 'fuzzymatching', 'limit', 'offset', 'includecloud', 'accept', 'charset'];
 const RENDERED_QUERY = ['window', 'viewport', 'quality', 'annotation', 'accept', 'charset'];
-const RETRIEVE: Method = { name: 'GET', produces: DICOM, query: ['accept', 'charset'] };
-const STOW: Method = { name: 'POST', consumes: DICOM, produces: JSON_MEDIA };
+const OCTETS = ['multipart/related; type="application/octet-stream"'];
+/** PS3.18 10.4: the instances as Part 10 files, or their bulk data (10.4.3.3.5). */
+const RETRIEVE: Method = { name: 'GET', produces: [...DICOM, ...OCTETS], query: ['accept', 'charset'] };
+const BULK: Method = { name: 'GET', produces: OCTETS, query: ['accept', 'charset'] };
+/** PS3.18 10.5: Part 10 instances, or metadata (JSON or XML) with its bulk data in the parts after it. */
+const STOW: Method = { name: 'POST', consumes: [...DICOM, 'multipart/related; type="application/dicom+json"', 'multipart/related; type="application/dicom+xml"'], produces: JSON_MEDIA };
 const REMOVE: Method = { name: 'DELETE', query: ['force'] };
 /** PS3.18 Table 10.4.4-1: metadata and search results in either encoding, JSON the default. */
 const DATASETS = [...JSON_MEDIA, 'multipart/related; type="application/dicom+xml"'];
@@ -38,17 +42,20 @@ export const RESOURCES: readonly Resource[] = [
   { path: 'instances', methods: [SEARCH] },
   { path: 'studies/{study}', methods: [RETRIEVE, STOW, REMOVE] },
   { path: 'studies/{study}/metadata', methods: [METADATA] },
+  { path: 'studies/{study}/bulkdata', methods: [BULK] },
   { path: 'studies/{study}/rendered', methods: [RENDER_ALL] },
   { path: 'studies/{study}/thumbnail', methods: [RENDER] },
   { path: 'studies/{study}/series', methods: [SEARCH] },
   { path: 'studies/{study}/instances', methods: [SEARCH] },
   { path: 'studies/{study}/series/{series}', methods: [RETRIEVE, REMOVE] },
   { path: 'studies/{study}/series/{series}/metadata', methods: [METADATA] },
+  { path: 'studies/{study}/series/{series}/bulkdata', methods: [BULK] },
   { path: 'studies/{study}/series/{series}/rendered', methods: [RENDER_ALL] },
   { path: 'studies/{study}/series/{series}/thumbnail', methods: [RENDER] },
   { path: 'studies/{study}/series/{series}/instances', methods: [SEARCH] },
   { path: 'studies/{study}/series/{series}/instances/{instance}', methods: [RETRIEVE, REMOVE] },
   { path: 'studies/{study}/series/{series}/instances/{instance}/metadata', methods: [METADATA] },
+  { path: 'studies/{study}/series/{series}/instances/{instance}/bulkdata', methods: [BULK] },
   { path: 'studies/{study}/series/{series}/instances/{instance}/rendered', methods: [RENDER] },
   { path: 'studies/{study}/series/{series}/instances/{instance}/thumbnail', methods: [RENDER] },
   { path: 'studies/{study}/series/{series}/instances/{instance}/frames/{frames}', methods: [{ name: 'GET', produces: ['multipart/related; type="application/octet-stream"'] }] },

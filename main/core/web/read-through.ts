@@ -91,7 +91,7 @@ export function warning(text: string): string {
 }
 
 /** WADO-RS (and rendered) routes: everything under a study except the QIDO searches of its series and instances. */
-const READ_ROUTE = /^\/dicom-web\/studies\/:study(\/series\/:series(\/instances\/:instance)?)?(\/(metadata|rendered|thumbnail|frames\/:frames(\/rendered|\/thumbnail)?|bulkdata\/\*))?$/;
+const READ_ROUTE = /^\/dicom-web\/studies\/:study(\/series\/:series(\/instances\/:instance)?)?(\/(metadata|rendered|thumbnail|frames\/:frames(\/rendered|\/thumbnail)?|bulkdata(\/\*)?))?$/;
 /** A study read again within this time is not written again. */
 const TOUCH_EVERY_MS = 60_000;
 const MAX_REMEMBERED = 10_000;

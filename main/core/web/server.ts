@@ -22,6 +22,7 @@ import { CONTENT_SECURITY_POLICY, registerStaticUi } from './static-ui.js';
 import { registerStow } from './stow.js';
 import { registerWadoInstance } from './wado-instance.js';
 import { registerWadoRetrieve } from './wado-retrieve.js';
+import { registerBulkRetrieve } from './wado-bulk.js';
 import { registerWadoUri } from './wado-uri.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
@@ -154,6 +155,7 @@ export async function buildServer(
   registerStow(app, ctx);
   registerWadoRetrieve(app, ctx);
   registerWadoInstance(app, ctx);
+  registerBulkRetrieve(app, ctx);
   registerRendered(app, ctx);
   registerWadoUri(app, ctx);
   registerCapabilities(app);

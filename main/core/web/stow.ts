@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { tagsOf } from '../dicom/dictionary.js';
 import { sniffSopUids } from '../dicom/header.js';
 import type { DicomJson } from '../dicom/json-model.js';
+import type { BuildResult } from '../dicom/part10-from-json.js';
 import { parseMediaType } from '../multipart/media-type.js';
 import { BodyTooLargeError, MalformedMultipartError, readMultipart } from '../multipart/reader.js';
 import { CannotUnderstandError, IngestError, OutOfResourcesError } from '../store/errors.js';
@@ -11,6 +12,8 @@ import type { HeldReplacement, IngestResult } from '../store/archive.js';
 import type { WebContext } from './context.js';
 import { noParams, studyParams } from './dicomweb-params.js';
 import { dicomWebBase, sendError } from './http-errors.js';
+import { warning } from './read-through.js';
+import { buildFromMetadataRequest, METADATA_REQUEST_MAX_BYTES, METADATA_TYPES } from './stow-metadata.js';
 
 const FAILURE_CANNOT_UNDERSTAND = 0xc000;
 const TAG = tagsOf('ReferencedSOPClassUID', 'ReferencedSOPInstanceUID', 'RetrieveURL', 'FailureReason', 'FailedSOPSequence', 'ReferencedSOPSequence');
@@ -49,16 +52,19 @@ async function stow(ctx: WebContext, params: { study?: string }, request: Fastif
     return sendError(reply, 415, `expected multipart/related; type="application/dicom", got ${JSON.stringify(request.headers['content-type'] ?? '')}`);
   }
   const partType = (contentType.params.type ?? 'application/dicom').toLowerCase();
-  if (partType !== 'application/dicom') {
+  if (partType !== 'application/dicom' && !METADATA_TYPES.has(partType)) {
     discard();
-    return sendError(reply, 415, `only type="application/dicom" is accepted, got ${JSON.stringify(partType)}`);
+    return sendError(reply, 415, `type="application/dicom", "application/dicom+json" or "application/dicom+xml" is accepted, got ${JSON.stringify(partType)}`);
   }
   const boundary = contentType.params.boundary;
   if (!boundary) {
     discard();
     return sendError(reply, 400, 'multipart/related content type has no boundary parameter');
   }
-  const maxBytes = ctx.settings().http.maxRequestBytes;
+  // A metadata request is held in memory until its data sets are built (stow-metadata.ts), hence its own bound.
+  const maxBytes = METADATA_TYPES.has(partType)
+    ? Math.min(ctx.settings().http.maxRequestBytes, METADATA_REQUEST_MAX_BYTES)
+    : ctx.settings().http.maxRequestBytes;
   const declared = Number(request.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     reply.header('connection', 'close');
@@ -72,7 +78,19 @@ async function stow(ctx: WebContext, params: { study?: string }, request: Fastif
   const pending: Array<Promise<ReadOutcome>> = [];
   let failure: unknown;
   try {
-    for await (const part of readMultipart(body, boundary, { maxBytes })) {
+    if (METADATA_TYPES.has(partType)) {
+      const metadata = await buildFromMetadataRequest(body, boundary, maxBytes, partType);
+      for (const result of metadata.results()) {
+        const outcome = storeBuilt(ctx, result, { peer, study });
+        outcome.catch(() => undefined);
+        pending.push(outcome);
+        if (pending.length >= MAX_PARTS_IN_FLIGHT) await pending[pending.length - MAX_PARTS_IN_FLIGHT];
+      }
+      const unreferenced = metadata.unreferenced();
+      if (unreferenced.length > 0) {
+        ctx.logger.warn({ event: 'stow-bulk-unreferenced', peer, locations: unreferenced }, 'bulk data parts no data set refers to were ignored');
+      }
+    } else for await (const part of readMultipart(body, boundary, { maxBytes })) {
       const { consumed, outcome } = storePart(ctx, part, { peer, study });
       outcome.catch(() => undefined);
       pending.push(outcome);
@@ -115,6 +133,9 @@ async function stow(ctx: WebContext, params: { study?: string }, request: Fastif
     else outcomes.push({ ok: true, result: outcome.result });
   }
 
+  // The Failure Reason codes say little; a Warning (PS3.18 8.3.4.4) per refused instance says why.
+  const refusals = outcomes.flatMap((o) => (o.ok ? [] : [warning(`${o.sopInstanceUid ?? 'instance'}: ${o.message}`.slice(0, 512))]));
+  if (refusals.length > 0) reply.header('warning', refusals.slice(0, 20));
   const base = dicomWebBase(request);
   const response = stowResponse(outcomes, base, study);
   const good = outcomes.filter((o) => o.ok).length;
@@ -219,6 +240,28 @@ function storePart(
     }
   })();
   return { consumed, outcome };
+}
+
+/** An instance built from metadata and bulk data goes through the same durable ingest as a Part 10 part. */
+async function storeBuilt(ctx: WebContext, built: BuildResult, context: { peer: string; study?: string }): Promise<ReadOutcome> {
+  if (!built.ok) {
+    ctx.logger.warn({ event: 'stow-instance-refused', peer: context.peer, sopInstanceUid: built.sopInstanceUid, reason: built.message },
+      'STOW-RS metadata data set refused');
+    return built;
+  }
+  try {
+    const result = await ctx.archive.ingestOrHold((async function* () {
+      yield [built.bytes];
+    })(), { callingAe: 'STOW-RS', peer: context.peer, expect: context.study ? { studyInstanceUid: context.study } : undefined });
+    return { ok: true, result };
+  } catch (error) {
+    const failure = error instanceof IngestError ? error : new OutOfResourcesError(String(error));
+    return {
+      ok: false,
+      failureReason: failure instanceof CannotUnderstandError ? FAILURE_CANNOT_UNDERSTAND : failure.failureReason,
+      message: failure.message, sopClassUid: built.sopClassUid, sopInstanceUid: built.sopInstanceUid,
+    };
+  }
 }
 
 function stowResponse(outcomes: PartOutcome[], base: string, study: string | undefined): DicomJson {

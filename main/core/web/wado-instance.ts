@@ -21,6 +21,7 @@ import { dicomWebBase, HttpError, withFrameStatus } from './http-errors.js';
 import { sendArchiveMetadata } from './archive-metadata.js';
 import { dicomEncoding, xmlMultipart } from './dicom-media.js';
 import { clientGone, instanceHere, throughArchive } from './read-through.js';
+import { wantsBulkdata } from './bulk-media.js';
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const TAG = tagsOf('PixelData', 'NumberOfFrames');
@@ -37,7 +38,7 @@ export function registerWadoInstance(server: FastifyInstance, ctx: WebContext): 
   app.get(`${INSTANCE}/frames/:frames`, { schema: { params: framesParams } }, (request, reply) =>
     sendFrames(ctx, request.params, request.params.frames, request, reply));
   app.get(`${INSTANCE}/bulkdata/*`, { schema: { params: bulkdataParams } }, (request, reply) =>
-    sendBulkdata(ctx, request.params, request.params['*'], reply));
+    sendBulkdata(ctx, request.params, request.params['*'], reply, request));
 }
 
 function instanceUrl(base: string, row: Pick<StoredInstance, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): string {
@@ -107,7 +108,7 @@ async function sendMetadata(ctx: WebContext, scope: InstanceScope, request: Fast
  * before that (or whose description could not be made then) is described from its file, read up to Pixel
  * Data, and the description kept; if even that fails, the whole file is read as it always was.
  */
-async function instanceJson(
+export async function instanceJson(
   ctx: WebContext, row: Pick<StoredInstance, 'sopInstanceUid' | 'sha256' | 'path' | 'sizeBytes' | 'transferSyntaxUid'>, url: string,
 ): Promise<string> {
   const kept = ctx.archive.reads.instanceMetadata(row.sopInstanceUid, row.sha256);
@@ -170,7 +171,7 @@ async function sendFrames(ctx: WebContext, scope: InstanceScope, frameList: stri
   return reply.code(200).header('content-type', body.contentType).send(Readable.from(body.stream(), { objectMode: false }));
 }
 
-async function sendBulkdata(ctx: WebContext, scope: InstanceScope, bulkPath: string, reply: FastifyReply): Promise<FastifyReply> {
+async function sendBulkdata(ctx: WebContext, scope: InstanceScope, bulkPath: string, reply: FastifyReply, request: FastifyRequest): Promise<FastifyReply> {
   const row = await oneInstance(ctx, scope, reply);
   const path = bulkPath.split('/').filter(Boolean);
   if (path.length === 0 || path.length % 2 === 0 || path.some((p, i) => (i % 2 === 0 ? !/^[0-9A-Fa-f]{8}$/.test(p) : !/^[0-9]+$/.test(p)))) {
@@ -181,7 +182,16 @@ async function sendBulkdata(ctx: WebContext, scope: InstanceScope, bulkPath: str
   if (!element || !element.Value || element.Value.length === 0) throw new HttpError(404, `no bulk data at ${path.join('/')}`);
   const isPixels = path.length === 1 && path[0]!.toUpperCase() === TAG.PixelData;
   let parts: Array<{ contentType: string; bytes: Buffer }>;
-  if (isPixels && !(isUncompressed(row.transferSyntaxUid) || row.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian)) {
+  const compressed = !(isUncompressed(row.transferSyntaxUid) || row.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian);
+  const accept = parseAccept(request.headers.accept);
+  if (isPixels && compressed && wantsBulkdata(accept) && !accept.some((r) => r.params['transfer-syntax'] === '*')) {
+    // Asked for as an octet stream: uncompressed, as the study, series and instance bulk data give it (wado-bulk.ts);
+    // transfer-syntax=* still gives the frames as stored.
+    if (!DECODABLE.has(row.transferSyntaxUid)) throw new HttpError(406, `Pixel Data in ${row.transferSyntaxUid} cannot be decoded here; it is served in ${frameMediaType(row.transferSyntaxUid) ?? 'its stored syntax'}`);
+    const decoded = readDicom(await ctx.images.explicitLittleEndian(ctx.archive.paths.absolute(row.path), row.transferSyntaxUid));
+    const bytes = Buffer.concat((decoded.dict[TAG.PixelData]?.Value ?? []).map((v) => Buffer.from(v as ArrayBuffer)));
+    parts = [{ contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitVRLittleEndian}`, bytes }];
+  } else if (isPixels && compressed) {
     const count = Number(dict.dict[TAG.NumberOfFrames]?.Value?.[0] ?? 1) || 1;
     const frames = withFrameStatus(() => extractFrames(dict.dict, row.transferSyntaxUid, Array.from({ length: count }, (_, i) => i + 1)));
     const type = frameMediaType(row.transferSyntaxUid) ?? 'application/octet-stream';

@@ -10,6 +10,8 @@ import { HttpError } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
 import { throughArchive } from './read-through.js';
 import { sendThroughArchive } from './wado-read-through.js';
+import { wantsBulkdata } from './bulk-media.js';
+import { sendBulkdata } from './wado-bulk.js';
 
 /** The syntax a part goes out in, and whether that needs conversion. */
 export interface Delivery {
@@ -47,6 +49,7 @@ export function registerWadoRetrieve(server: FastifyInstance, ctx: WebContext): 
 
 async function retrieve(ctx: WebContext, scope: InstanceScope, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const accept = parseAccept(request.headers.accept);
+  if (wantsBulkdata(accept)) return sendBulkdata(ctx, scope, accept, request, reply);
   const through = throughArchive(ctx, scope);
   if (through) return sendThroughArchive(ctx, through.readThrough, through.scope, accept, negotiateDicom, request, reply);
   const rows = ctx.archive.reads.storedInstances(scope);
