@@ -15,7 +15,8 @@ export interface GateProxy {
   close(): Promise<void>;
 }
 
-export async function startGateProxy(upstream: string): Promise<GateProxy> {
+/** `port`: listen there (0: any free one), e.g. to come back where a closed proxy was. */
+export async function startGateProxy(upstream: string, port = 0): Promise<GateProxy> {
   const target = new URL(upstream);
   let server!: LoopbackServer;
   const proxy: GateProxy = {
@@ -56,7 +57,7 @@ export async function startGateProxy(upstream: string): Promise<GateProxy> {
       res.write(Buffer.alloc(0), () => res.socket?.destroy());
     });
     answer.on('end', () => res.end(seen.subarray(sent)));
-  });
+  }, port);
   Object.assign(proxy, { origin: server.origin });
   return proxy;
 }
