@@ -274,6 +274,7 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [prior.length, 0, 0]);
     for (const p of result.pending) assert.equal((p.remaining ?? 0) + (p.completed ?? 0) + (p.failed ?? 0) + (p.warning ?? 0), prior.length, result.output);
     await assertDelivered(dest.dir, prior);
+    assert.equal(gate.seen.filter((line) => line.includes(studyUid) && /\/instances\?/.test(line)).length, 1, 'the archive is asked for the list once');
     // The durable ingest still happens.
     await waitFor(() => localCount(w, studyUid) === prior.length, () => `${localCount(w, studyUid)} of ${prior.length} committed`);
   });
