@@ -66,23 +66,23 @@ export class Progress {
   warnings = 0;
   failed: string[] = [];
   private expected: Set<string> | undefined;
+  private left = 0;
   private readonly done = new Set<string>();
 
   constructor(expected?: Iterable<string>) {
-    if (expected) this.expected = new Set(expected);
+    if (expected) this.expect(expected);
   }
 
   /** Every instance the retrieve is to send (instances sent that it does not name still count as done). */
   expect(sopInstanceUids: Iterable<string>): void {
     this.expected = new Set(sopInstanceUids);
+    this.left = 0;
+    for (const uid of this.expected) if (!this.done.has(uid)) this.left++;
   }
 
   /** Sub-operations still to come; undefined while the instances to send are not all known. */
   get remaining(): number | undefined {
-    if (!this.expected) return undefined;
-    let remaining = 0;
-    for (const uid of this.expected) if (!this.done.has(uid)) remaining++;
-    return remaining;
+    return this.expected ? this.left : undefined;
   }
 
   /** Whether this instance has had its sub-operation. */
@@ -91,6 +91,7 @@ export class Progress {
   }
 
   add(target: Pick<Target, 'sopInstanceUid'>, outcome: Outcome): void {
+    if (!this.done.has(target.sopInstanceUid) && this.expected?.has(target.sopInstanceUid)) this.left--;
     this.done.add(target.sopInstanceUid);
     if (outcome === 'completed') this.completed++;
     else if (outcome === 'warning') this.warnings++;
