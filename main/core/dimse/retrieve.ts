@@ -62,7 +62,8 @@ export class RetrieveHandlers {
     if (!plan) return;
     info.logger.info({ event: 'c-move', destination: destinationAe, host: destination.host, port: destination.port, known: plan.known.length,
       fromArchive: plan.fromArchive.length }, 'C-MOVE');
-    await initializeCodecs(info.logger);
+    // The codecs load while the archive starts sending: only a conversion needs them.
+    const codecs = initializeCodecs(info.logger);
     const sender = new PeerStoreSender(destination, this.options.aeTitle(), this.options.timeouts(), plan.known, info.logger);
     const signal = scp.workSignal(request.getMessageId());
     const abort = () => sender.abort();
@@ -74,6 +75,7 @@ export class RetrieveHandlers {
         const command = store.getCommandDataset();
         command.setElement('MoveOriginatorApplicationEntityTitle', info.callingAe);
         command.setElement('MoveOriginatorMessageID', request.getMessageId() as never); // a US; dcmjs-dimse types every value as string
+        await codecs;
         const outcome = await sender.send(store);
         return signal.aborted ? 'aborted' : outcome;
       }, () => sender.touch());
@@ -91,8 +93,9 @@ export class RetrieveHandlers {
     const plan = this.plan(scp, info, request, respond);
     if (!plan) return;
     info.logger.info({ event: 'c-get', known: plan.known.length, fromArchive: plan.fromArchive.length }, 'C-GET');
-    await initializeCodecs(info.logger);
+    const codecs = initializeCodecs(info.logger);
     const respondFinal = await this.subOperations(scp, info, request, plan, respond, async (store) => {
+      await codecs;
       if (!negotiatedAssociation(scp)?.getAcceptedPresentationContextFromRequest(store)) {
         // dcmjs-dimse would skip it without a word, and the outcome would never come.
         info.logger.warn({ event: 'c-get-no-context', sopClassUid: store.getAffectedSopClassUid(), sopInstanceUid: store.getAffectedSopInstanceUid() },
