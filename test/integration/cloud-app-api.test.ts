@@ -1,12 +1,13 @@
 // What the app asks of the archive over /api and QIDO-RS, with Orthanc (its DICOMweb plugin) as the archive:
 // a study's location in /api/sync, POST /api/studies/:study/retrieve (202 at once, the study then local),
-// the QIDO vendor parameter includecloud, and the archive block of /api/info.
+// the QIDO vendor parameter includecloud, and the archive block of /api/info (offline and online again as reads find it).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../support/forward-harness.js';
+import { startGateProxy } from '../support/gate-proxy.js';
 import { startOrthanc, type OrthancPeer } from '../support/peers.js';
 import { makeStudy } from '../support/study.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
@@ -64,6 +65,36 @@ describe('the app\'s cloud API with Orthanc as the archive', { timeout: 120_000 
     assert.equal((await json(`/api/sync?study=${studyUid}`)).body[0].location, 'both');
     const again = await json(`/api/studies/${studyUid}/retrieve`, { method: 'POST', body: '{}' });
     assert.deepEqual([again.status, again.body], [200, { studyUid, fetching: false, location: 'both' }]);
+  });
+
+  test('/api/info says the archive is offline when a read cannot reach it, and online when a read gets an answer', async () => {
+    // No forwarding to the archive here: only reads can tell.
+    const upstream = new URL(orthanc.dicomWebUrl);
+    let gate = await startGateProxy(upstream.origin);
+    const port = Number(new URL(gate.origin).port);
+    const reader = await startWebAppliance({ settings: { destinations: [{ name: 'orthanc', baseUrl: `${gate.origin}${upstream.pathname}`, archive: true }] } });
+    const archive = async () => ((await (await reader.api('/api/info')).json()) as { archive: { state: string; lastError: string | null; since: number | null } }).archive;
+    const qido = (query: string) => reader.api(`/dicom-web/studies?${query}&includecloud=true`, { headers: { accept: 'application/dicom+json' } });
+    try {
+      assert.equal((await qido('PatientID=READS-ONLINE')).status, 204);
+      assert.equal((await archive()).state, 'online', 'a read got an answer');
+
+      await gate.close(); // connections refused from now on
+      const missing = await qido('PatientID=READS-OFFLINE');
+      assert.match(missing.headers.get('warning') ?? '', /^299 /, 'the federated answer says the cloud part is missing');
+      const offline = await archive();
+      assert.equal(offline.state, 'offline');
+      assert.match(offline.lastError ?? '', /ECONNREFUSED|unreachable/);
+
+      gate = await startGateProxy(upstream.origin, port);
+      assert.equal((await qido('PatientID=READS-BACK')).status, 204);
+      const back = await archive();
+      assert.deepEqual([back.state, back.lastError], ['online', null]);
+      assert.ok(back.since! >= offline.since!, 'since it came back');
+    } finally {
+      await reader.stop();
+      await gate.close();
+    }
   });
 
   test('/api/info names the archive destination and its state; retrieve without an archive is a 409', async () => {

@@ -16,6 +16,7 @@ import { makeInstance, NATIVE_TRANSFER_SYNTAXES } from '../support/instance.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
+import { holdCommits } from '../support/hold-commits.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
@@ -65,18 +66,6 @@ function sameSet(actual: Buffer[], expected: Buffer[], message: string): void {
 const localCount = (w: WebAppliance, studyUid: string) =>
   (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
 const tempFiles = async (w: WebAppliance) => (await Promise.all(w.appliance.archive.paths.tempShards.map((d) => readdir(d)))).flat();
-
-/** Holds the commit of each instance behind its lock (Archive's private KeyedLock) until the returned release. */
-function holdCommits(w: WebAppliance, sopInstanceUids: string[]): () => Promise<void> {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  const lock = (w.appliance.archive as unknown as { lock: { run(key: string, task: () => Promise<void>): Promise<void> } }).lock;
-  const held = sopInstanceUids.map((uid) => lock.run(uid, () => gate));
-  return async () => {
-    release();
-    await Promise.all(held);
-  };
-}
 
 /** `answer`, or a failure once it has waited a minute (what a reader held up by the held commits would see). */
 async function unheld<T>(answer: Promise<T>): Promise<T> {

@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { IncomingMessage } from 'node:http';
 import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
@@ -13,7 +14,10 @@ import { parseFindOutput, parseRetrieveOutput, type FindResult, type RetrieveRes
 import { waitFor } from '../support/forward-harness.js';
 import { indexDb } from '../support/index-db.js';
 import { freePort, requireTool, run, runOk, startOrthanc, startStorescp, type OrthancPeer, type StorescpPeer } from '../support/peers.js';
+import { SOP_CLASS_UIDS } from '../support/instance.js';
 import { makeStudy, writeInstances, type GeneratedInstance } from '../support/study.js';
+import { startGateProxy, type GateProxy } from '../support/gate-proxy.js';
+import { holdCommits } from '../support/hold-commits.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 
 const small = { rows: 8, columns: 8 } as const;
@@ -45,6 +49,12 @@ async function received(dir: string): Promise<Map<string, Buffer>> {
     out.set(name.replace(/^[A-Z]{2}\./, ''), bytes.subarray(offset));
   }
   return out;
+}
+
+/** How many of the instances the destination has received. */
+async function arrivedAt(dir: string, instances: readonly GeneratedInstance[]): Promise<number> {
+  const files = await received(dir);
+  return instances.filter((i) => files.has(i.sopInstanceUid)).length;
 }
 
 /** Every instance arrived at the destination, its data set byte for byte as the modality made it. */
@@ -82,6 +92,19 @@ async function seedOrthanc(orthanc: OrthancPeer, instances: readonly GeneratedIn
   }
 }
 
+/**
+ * Every pending response counts every sub-operation (remaining + done = all of them), one more done each
+ * time. Pending responses wait until the archive has said how many there are, so the first may come late.
+ */
+function assertPendingCounts(result: RetrieveResult, total: number): void {
+  assert.ok(result.pending.length > 0, `some pending responses:\n${result.output}`);
+  result.pending.forEach((p, i) => {
+    assert.equal((p.remaining ?? NaN) + (p.completed ?? NaN) + (p.failed ?? NaN) + (p.warning ?? NaN), total, `pending response ${i} counts them all`);
+    if (i > 0) assert.equal(p.remaining, result.pending[i - 1]!.remaining! - 1, 'one sub-operation between pending responses');
+  });
+  assert.equal(result.pending.at(-1)!.remaining, 1);
+}
+
 const byKey = <T extends Record<string, string>>(rows: T[], key: string) => Object.fromEntries(rows.map((r) => [r[key], r]));
 
 describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, () => {
@@ -89,6 +112,7 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
   let orthanc: OrthancPeer;
   let dest: StorescpPeer;
   let w: WebAppliance;
+  let gate: GateProxy;
   const evicted = makeStudy({ series: 2, instancesPerSeries: 2, patientName: 'Evicted^Eve', patientId: 'EVICTED-1', studyDate: '20200101', ...small });
   const local = makeStudy({ series: 1, instancesPerSeries: 2, patientName: 'Local^Lou', patientId: 'LOCAL-1', studyDate: '20240101', ...small });
   const evictedUid = evicted[0]!.studyUid;
@@ -97,11 +121,14 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     dir = await mkdtemp(join(tmpdir(), 'dicom-edge-dimse-cloud-'));
     orthanc = await startOrthanc({ dir: join(dir, 'orthanc') });
     dest = await startStorescp({ dir: join(dir, 'dest'), aet: 'DEST' });
+    // Orthanc is reached through a proxy that passes everything on, unless a test makes it hold or cut.
+    const upstream = new URL(orthanc.dicomWebUrl);
+    gate = await startGateProxy(upstream.origin);
     w = await startWebAppliance({
       settings: {
         aeTitle: AE,
         peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port }],
-        destinations: [{ name: 'orthanc', baseUrl: orthanc.dicomWebUrl, archive: true, retryBaseMs: 50, retryCapMs: 500 }],
+        destinations: [{ name: 'orthanc', baseUrl: `${gate.origin}${upstream.pathname}`, archive: true, retryBaseMs: 50, retryCapMs: 500 }],
       },
     });
     await storeDeliverEvict(w, dir, evicted);
@@ -110,6 +137,7 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
   after(async () => {
     await w?.stop();
     await dest?.stop();
+    await gate?.close();
     await orthanc?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -171,7 +199,7 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     assert.equal((await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID=MOVE-PRIOR'])).responses.length, 1);
     const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${priorUid}`]);
     assert.equal(result.final.status, 0x0000, result.output);
-    assert.deepEqual(result.pending.map((p) => p.remaining), [5, 4, 3, 2, 1], 'the first pending response already counts every instance');
+    assertPendingCounts(result, 6);
     assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [6, 0, 0]);
     await assertDelivered(dest.dir, prior);
     assert.equal(localCount(w, priorUid), prior.length, 'fetched through the archive into the cache');
@@ -211,6 +239,122 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     assert.equal(parsed.final.completed, evicted.length);
     await assertDelivered(out, evicted);
   });
+
+  /** A study only Orthanc holds, found by a study-level C-FIND first (as a workstation does). */
+  async function priorInOrthanc(patientId: string, count: number): Promise<GeneratedInstance[]> {
+    const prior = makeStudy({ series: 1, instancesPerSeries: count, patientId, ...small });
+    await seedOrthanc(orthanc, prior);
+    assert.equal((await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', `PatientID=${patientId}`])).responses.length, 1);
+    return prior;
+  }
+  const isListing = (req: IncomingMessage) => req.method === 'GET' && /\/instances\?/.test(req.url ?? '') && !/\/instances\/[^?]/.test(req.url ?? '');
+
+  test('C-MOVE from the archive sends each instance as its bytes arrive: before it is committed here, and before the archive has listed the study', async () => {
+    const prior = await priorInOrthanc('MOVE-LIVE', 4);
+    const studyUid = prior[0]!.studyUid;
+    let openListing!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
+    gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
+    const releaseCommits = holdCommits(w, prior.map((i) => i.sopInstanceUid));
+    let result: RetrieveResult;
+    try {
+      const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+      // Neither the listing nor any commit is in, and the whole study is at the destination.
+      await waitFor(async () => (await arrivedAt(dest.dir, prior)) === prior.length, () => `${dest.log()}`, 60_000);
+      assert.equal(localCount(w, studyUid), 0, 'nothing committed here yet');
+      assert.ok(gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), 'the listing was asked for, and is held');
+      openListing();
+      result = await moving;
+    } finally {
+      openListing();
+      gate.hold = undefined;
+      await releaseCommits();
+    }
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [prior.length, 0, 0]);
+    for (const p of result.pending) assert.equal((p.remaining ?? 0) + (p.completed ?? 0) + (p.failed ?? 0) + (p.warning ?? 0), prior.length, result.output);
+    await assertDelivered(dest.dir, prior);
+    assert.equal(gate.seen.filter((line) => line.includes(studyUid) && /\/instances\?/.test(line)).length, 1, 'the archive is asked for the list once');
+    // The durable ingest still happens.
+    await waitFor(() => localCount(w, studyUid) === prior.length, () => `${localCount(w, studyUid)} of ${prior.length} committed`);
+  });
+
+  test('C-MOVE from the archive before its listing is in: an instance of another SOP class goes over a new association that proposes it', async () => {
+    const ct = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'MOVE-CLASSES', ...small });
+    const studyUid = ct[0]!.studyUid;
+    const sc = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'MOVE-CLASSES', studyUid, sopClassUid: SOP_CLASS_UIDS.secondaryCapture, ...small });
+    const study = [...ct, ...sc];
+    await seedOrthanc(orthanc, study);
+    assert.equal((await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID=MOVE-CLASSES'])).responses.length, 1);
+    let openListing!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
+    gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
+    let result: RetrieveResult;
+    try {
+      const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+      await waitFor(async () => (await arrivedAt(dest.dir, study)) === study.length, () => `${dest.log()}`, 60_000);
+      openListing();
+      result = await moving;
+    } finally {
+      openListing();
+      gate.hold = undefined;
+    }
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual([result.final.completed, result.final.failed], [study.length, 0]);
+    await assertDelivered(dest.dir, study);
+    assert.ok((await logLines(w)).some((l) => l.event === 'c-move-reassociate'), 'a second association');
+  });
+
+  test('C-GET from the archive hands each instance back as its bytes arrive, before it is committed here', async () => {
+    const prior = await priorInOrthanc('GET-LIVE', 3);
+    const studyUid = prior[0]!.studyUid;
+    const out = join(dir, 'get-live');
+    await mkdir(out, { recursive: true });
+    const releaseCommits = holdCommits(w, prior.map((i) => i.sopInstanceUid));
+    let parsed: RetrieveResult;
+    try {
+      const getting = run(requireTool('getscu', 'dcmtk'),
+        ['-d', '-S', '-aec', AE, '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(w.dimsePort)],
+        { timeoutMs: 120_000 });
+      await waitFor(async () => (await arrivedAt(out, prior)) === prior.length, () => 'getscu received the study', 60_000);
+      assert.equal(localCount(w, studyUid), 0, 'nothing committed here yet');
+      const result = await getting;
+      parsed = parseRetrieveOutput(result.stderr + result.stdout);
+    } finally {
+      await releaseCommits();
+    }
+    assert.equal(parsed.final.status, 0x0000, parsed.output);
+    assert.deepEqual([parsed.final.completed, parsed.final.failed], [prior.length, 0]);
+    await assertDelivered(out, prior);
+  });
+
+  test('C-MOVE from the archive with the listing answered first: a pending response after each sub-operation, with the right counts', async () => {
+    const prior = await priorInOrthanc('MOVE-COUNTED', 5);
+    const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${prior[0]!.studyUid}`]);
+    assert.equal(result.final.status, 0x0000, result.output);
+    assertPendingCounts(result, prior.length);
+    assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [prior.length, 0, 0]);
+    await assertDelivered(dest.dir, prior);
+  });
+
+  test('Orthanc cut mid-move: what arrived is delivered, the rest fails with 0xB000 and its UIDs in the Failed SOP Instance UID List', async () => {
+    const prior = await priorInOrthanc('MOVE-CUT', 5);
+    const studyUid = prior[0]!.studyUid;
+    gate.cutAfterParts = (req) => (req.url?.endsWith(`/studies/${studyUid}`) ? 2 : undefined);
+    let result: RetrieveResult;
+    try {
+      result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+    } finally {
+      gate.cutAfterParts = undefined;
+    }
+    assert.equal(result.final.status, 0xb000, result.output);
+    assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [2, 3, 0], result.output);
+    const delivered = new Set((await received(dest.dir)).keys());
+    const missing = prior.filter((i) => !delivered.has(i.sopInstanceUid)).map((i) => i.sopInstanceUid);
+    assert.equal(missing.length, 3);
+    assert.deepEqual([...result.failedUids].sort(), missing.sort(), 'FailedSOPInstanceUIDList names the ones not delivered');
+    assert.equal(localCount(w, studyUid), 2, 'the whole instances that arrived are kept');
+  });
 });
 
 describe('DIMSE retrieve when the archive stalls or fails (the Azure DICOM double)', { timeout: 300_000 }, () => {
@@ -239,10 +383,6 @@ describe('DIMSE retrieve when the archive stalls or fails (the Azure DICOM doubl
   });
 
   const seed = (instances: readonly GeneratedInstance[]) => instances.forEach((i) => azure.seedInstance(i.buffer));
-  const arrivedOf = async (instances: readonly GeneratedInstance[]) => {
-    const files = await received(dest.dir);
-    return instances.filter((i) => files.has(i.sopInstanceUid)).length;
-  };
 
   test('C-MOVE sends each instance on as it arrives: the first ones reach storescp while the archive holds back the rest', async () => {
     const study = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'STREAMED', ...small });
@@ -252,14 +392,14 @@ describe('DIMSE retrieve when the archive stalls or fails (the Azure DICOM doubl
     const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study[0]!.studyUid}`]);
     try {
       // The archive has sent three instances and waits: at least the two whose end it has seen are at the destination.
-      await waitFor(async () => (await arrivedOf(study)) >= 2, () => `${dest.log()}`, 60_000);
-      assert.ok((await arrivedOf(study)) < study.length, 'the rest is still held by the archive');
+      await waitFor(async () => (await arrivedAt(dest.dir, study)) >= 2, () => `${dest.log()}`, 60_000);
+      assert.ok((await arrivedAt(dest.dir, study)) < study.length, 'the rest is still held by the archive');
     } finally {
       release();
     }
     const result = await moving;
     assert.equal(result.final.status, 0x0000, result.output);
-    assert.deepEqual(result.pending.map((p) => p.remaining), [5, 4, 3, 2, 1]);
+    assertPendingCounts(result, study.length);
     assert.equal(result.final.completed, study.length);
     await assertDelivered(dest.dir, study.map((i) => ({ ...i, buffer: Buffer.concat([Buffer.alloc(128), i.buffer.subarray(128)]) })));
   });

@@ -16,6 +16,7 @@ import { Egress } from '../network/egress.js';
 import { trimBase } from '../forward/stow-client.js';
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { ArchiveReadError, httpFailure, networkFailure, timedOut } from './archive-errors.js';
+import type { ReachabilityObserver } from './archive-reachability.js';
 
 export interface ArchiveClientOptions {
   /** The DICOMweb service root, e.g. https://x.dicom.azurehealthcareapis.com/v2 or …/v2/partitions/NAME. */
@@ -26,6 +27,8 @@ export interface ArchiveClientOptions {
   connections?: number;
   /** The proxy and CAs to go through; default: the environment's proxy and the default CAs. */
   egress?: Egress;
+  /** Told of every request whether the archive answered or could not be reached. */
+  reachability?: ReachabilityObserver;
 }
 
 /** A time limit for one operation (one or more requests), and the caller's own cancellation. */
@@ -118,8 +121,10 @@ export class ArchiveClient {
         }
         response = await this.send(method, url, headers, send.body, deadline.signal);
       } catch (error) {
-        throw deadline.failure(this.egress.explain(error, url), what, url);
+        throw this.observed(deadline.failure(this.egress.explain(error, url), what, url));
       }
+      // A 502/503/504 may come from a gateway in front of the archive: it says nothing of the archive itself.
+      if ((response.statusCode ?? 0) < 500) this.options.reachability?.answered();
       const body = Object.assign(response, { dump: () => discard(response) });
       if (response.statusCode === 401 && !refreshed && authorization) {
         // The token may have expired since it was cached: one more try with a new one.
@@ -146,7 +151,7 @@ export class ArchiveClient {
         chunks.push(Buffer.from(chunk));
       }
     } catch (error) {
-      throw deadline.failure(error, what, response.url);
+      throw this.observed(deadline.failure(error, what, response.url));
     }
     return Buffer.concat(chunks).toString('utf8');
   }
@@ -166,6 +171,12 @@ export class ArchiveClient {
 
   async close(): Promise<void> {
     this.agent.destroy();
+  }
+
+  /** A failure that says the archive cannot be reached now is told to the observer; returns the failure. */
+  private observed(failure: unknown): unknown {
+    if (failure instanceof ArchiveReadError && failure.kind === 'offline') this.options.reachability?.unreachable(failure.message);
+    return failure;
   }
 
   /** One request; the socket's silence limit holds for the headers and between body chunks alike. */

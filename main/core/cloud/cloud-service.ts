@@ -12,6 +12,7 @@ import type { ApplianceService } from '../service.js';
 import { archiveDestination, type DestinationSettings, type Settings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
 import type { Egress } from '../network/egress.js';
+import { ArchiveReachability } from './archive-reachability.js';
 import { ArchiveReader } from './archive-reader.js';
 import { FederatedSearch } from './federated-search.js';
 import { ReadThrough } from './read-through.js';
@@ -30,7 +31,7 @@ export class CloudService implements ApplianceService {
   readonly name = 'cloud';
   readonly readThrough: ReadThrough;
   readonly federatedSearch: FederatedSearch;
-  private current: { reader: ArchiveReader; destination: DestinationSettings; egress: Egress | undefined } | undefined;
+  private current: { reader: ArchiveReader; destination: DestinationSettings; egress: Egress | undefined; reachability: ArchiveReachability } | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly log: Logger;
 
@@ -39,6 +40,11 @@ export class CloudService implements ApplianceService {
     const reader = () => this.current?.reader;
     this.readThrough = new ReadThrough({ archive: options.archive, reader, logger: options.logger });
     this.federatedSearch = new FederatedSearch({ archive: options.archive, reader, settings: options.settings, logger: options.logger });
+  }
+
+  /** Whether the archive destination answered the last read (undefined before any, or without an archive). */
+  readReachability() {
+    return this.current?.reachability.state;
   }
 
   /** The archive destination's reader; undefined when no (enabled) destination is the archive. */
@@ -66,7 +72,12 @@ export class CloudService implements ApplianceService {
     const egress = this.options.egress?.();
     if (JSON.stringify(destination) === JSON.stringify(this.current?.destination) && egress === this.current?.egress) return;
     const previous = this.current;
-    this.current = destination ? { destination, egress, reader: this.readerFor(destination, egress) } : undefined;
+    if (destination) {
+      const reachability = this.reachabilityOf(destination);
+      this.current = { destination, egress, reachability, reader: this.readerFor(destination, egress, reachability) };
+    } else {
+      this.current = undefined;
+    }
     // In-flight reads finish on the old pool (undici closes it once they are done).
     if (previous) void previous.reader.close().catch(() => undefined);
     if (!destination) {
@@ -78,11 +89,21 @@ export class CloudService implements ApplianceService {
     this.log.info({ event: 'archive-on', destination: destination.name, baseUrl: destination.baseUrl, markedInCloud: marked }, 'reading from the archive destination');
   }
 
-  private readerFor(destination: DestinationSettings, egress: Egress | undefined): ArchiveReader {
+  private readerFor(destination: DestinationSettings, egress: Egress | undefined, reachability: ArchiveReachability): ArchiveReader {
     const { authFor } = this.options;
     // Asked at each request: forwarding rebuilds its providers when destinations change.
     const auth: AuthProvider = { authorization: (refresh) => authFor(destination).authorization(refresh) };
-    return ArchiveReader.forDestination(destination, auth, egress ? { egress } : {});
+    return ArchiveReader.forDestination(destination, auth, { reachability, ...(egress ? { egress } : {}) });
+  }
+
+  /** What reads learn of the destination, kept while the same one stays the archive (its URL unchanged). */
+  private reachabilityOf(destination: DestinationSettings): ArchiveReachability {
+    const previous = this.current;
+    if (previous && previous.destination.name === destination.name && previous.destination.baseUrl === destination.baseUrl) return previous.reachability;
+    return new ArchiveReachability((now) => {
+      if (now.state === 'offline') this.log.warn({ event: 'archive-read-offline', destination: destination.name, reason: now.lastError }, 'the archive cannot be reached for reads');
+      else this.log.info({ event: 'archive-read-online', destination: destination.name }, 'the archive answers reads');
+    });
   }
 
   async stop(): Promise<void> {

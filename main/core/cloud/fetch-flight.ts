@@ -11,6 +11,12 @@ export class FetchFlight {
   readonly controller = new AbortController();
   /** Settles when the work ends; never rejects (failures are in `failure`). */
   readonly finished: Promise<void>;
+  /**
+   * Settles once the index lists what the archive holds of the scope (the fetch's listing is in, or it
+   * needed none); rejects with the fetch's failure when it ended before that.
+   */
+  readonly listed: Promise<void>;
+  private settleListed!: (error?: unknown) => void;
   private ended = false;
   private error: unknown;
   private waiters = new Set<() => void>();
@@ -20,6 +26,16 @@ export class FetchFlight {
    * work starts, which is on a later tick)
    */
   constructor(readonly scope: InstanceScope, work: (flight: FetchFlight) => Promise<void>, readonly tap?: LiveTap) {
+    let settled = false;
+    this.listed = new Promise<void>((resolve, reject) => {
+      this.settleListed = (error) => {
+        if (settled) return;
+        settled = true;
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+    });
+    this.listed.catch(() => undefined); // awaited only by those who ask for the listing
     this.finished = Promise.resolve()
       .then(() => work(this))
       .catch((error: unknown) => {
@@ -27,6 +43,7 @@ export class FetchFlight {
       })
       .finally(() => {
         this.tap?.release();
+        this.settleListed(this.error);
         this.ended = true;
         this.wake();
       });
@@ -47,6 +64,11 @@ export class FetchFlight {
     if (own.seriesUid !== undefined && own.seriesUid !== scope.seriesUid) return false;
     if (own.sopInstanceUid !== undefined && own.sopInstanceUid !== scope.sopInstanceUid) return false;
     return true;
+  }
+
+  /** The index now lists the scope as the archive holds it (or `error`: the archive could not be asked). */
+  listingDone(error?: unknown): void {
+    this.settleListed(error);
   }
 
   add(instance: InstanceLocation): void {

@@ -257,6 +257,10 @@ export class ReadThrough {
    */
   async list(scope: InstanceScope, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<InstanceLocation[]> {
     const reader = this.options.reader();
+    // A running fetch lists the scope itself: wait for its listing rather than asking the archive twice
+    // (and ask it here after all if that fetch failed before its listing was in).
+    const flight = this.coveringFlight(scope);
+    if (flight) await untilAborted(flight.listed, options.signal).catch(() => undefined);
     if (reader && this.unlisted(scope)) await this.listAtArchive(reader, scope, options.signal, options.timeoutMs);
     return this.locations.inScope(scope);
   }
@@ -341,6 +345,7 @@ export class ReadThrough {
       }
       // Cloud rows first: a file whose commit a crash cuts short is then recovered as the archive's copy.
       if (this.unlisted(scope)) await this.listAtArchive(reader, scope, signal);
+      flight.listingDone();
       const rows = this.locations.inScope(scope);
       const missing = rows.filter(fetchable);
       if (missing.length === 0) {
@@ -372,7 +377,7 @@ export class ReadThrough {
     const started = Date.now();
     const ids = describe(scope);
     const listing = this.listAtArchive(reader, scope, flight.controller.signal);
-    listing.catch(() => undefined); // awaited below, and by each commit
+    listing.then(() => flight.listingDone(), (error: unknown) => flight.listingDone(error)); // also awaited below, and by each commit
     this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: 'unlisted', local: 0, requests: 'one' }, 'fetching from the archive');
     try {
       await this.streamInto(flight, reader, scope, false, flight.tap, listing);

@@ -1,28 +1,44 @@
 /**
- * C-MOVE and C-GET of what is only in the archive destination. Before anything is counted, the index is
- * made to list the archive's instances of what the identifier names (so the first pending response has the
- * right number of remaining sub-operations); then each instance is handed on as soon as it can be sent:
- * those here at once, those in the archive as the read-through commits them, while the rest still arrives.
+ * C-MOVE and C-GET of what is only in the archive destination. The fetch of each scope the archive must
+ * serve starts at once, and each instance is handed on as soon as its bytes are whole (the archive's own
+ * bytes, while the read-through writes them through the durable ingest), or as it commits when another
+ * reader's fetch is already bringing it. Meanwhile the archive is asked for the list of what it holds of
+ * the scopes (joining the fetch's own listing), which gives the count of sub-operations and the UIDs of
+ * those that never arrive.
  */
 import type { Logger } from 'pino';
+import { sniffSopUids } from '../dicom/header.js';
 import type { ReadThrough } from '../cloud/read-through.js';
 import type { QueryLevel } from '../dicom/keywords.js';
 import type { ArchiveReads } from '../store/read-models/archive-reads.js';
 import type { InstanceScope } from '../store/instance-locations.js';
 import type { Target } from './sub-operations.js';
 
-/** What C-MOVE and C-GET need of the archive's read-through: the list of a scope, and its instances as they arrive. */
-export type CloudReads = Pick<ReadThrough, 'list' | 'retrieve'>;
+/** What C-MOVE and C-GET need of the archive's read-through. */
+export type CloudReads = Pick<ReadThrough, 'list' | 'stream' | 'needsArchive'>;
 
-/** A sub-operation's instance, ready to send (with what its file says), or why it cannot be. */
-export type Arrival =
-  | { target: Target; ready: { path: string; sopClassUid: string; transferSyntaxUid: string } }
-  | { target: Target; failure: string };
+/** An instance ready to send: a local file, or its bytes as the archive sent them. */
+export type Ready = Pick<Target, 'sopInstanceUid' | 'sopClassUid' | 'transferSyntaxUid'> & { path?: string; bytes?: Buffer };
+
+/** What the fetches yield: an instance to send, or a scope whose fetch failed (its instances not yet sent fail). */
+export type Arrival = { ready: Ready } | { failed: InstanceScope; reason: string };
 
 /** Scopes fetched at once: a C-MOVE of many instances or studies does not wait on them one by one. */
 const PARALLEL_SCOPES = 4;
+/**
+ * Bytes of whole instances received ahead of the sub-operations, at most: the fetch keeps reading while one
+ * is being sent, and waits beyond this.
+ */
+const MAX_AHEAD_BYTES = 64 * 1024 * 1024;
 
 const uidList = (value: string | undefined): string[] => (value ?? '').split('\\').map((v) => v.trim()).filter((v) => v !== '');
+
+/** An instance is in the scope. */
+export function inScope(scope: InstanceScope, target: Pick<Target, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): boolean {
+  return target.studyUid === scope.studyUid
+    && (scope.seriesUid === undefined || target.seriesUid === scope.seriesUid)
+    && (scope.sopInstanceUid === undefined || target.sopInstanceUid === scope.sopInstanceUid);
+}
 
 /**
  * The studies, series or instances (by the retrieve level) that a retrieve identifier names: those the
@@ -57,8 +73,8 @@ export function retrieveScopes(index: Pick<ArchiveReads, 'query'>, level: QueryL
 
 /**
  * Asks the archive, through the read-through, for the instances of each scope the index does not fully
- * know. Returns why it could not for the scopes it could not (offline, refused); those keep what the index
- * already knew of them.
+ * know (a scope being fetched waits for its fetch's listing). Returns why it could not for the scopes it
+ * could not (offline, refused); those keep what the index already knew of them.
  */
 export async function listAtArchive(
   reads: CloudReads, scopes: readonly InstanceScope[], signal: AbortSignal, logger: Logger,
@@ -78,57 +94,49 @@ export async function listAtArchive(
 }
 
 /**
- * Every target once, as it can be sent: those here first, then those only in the archive as each one
- * arrives. A target the archive does not deliver (its fetch failed, or it no longer has it) comes with
- * the reason. Ends early, without failures, when `signal` aborts.
+ * The instances to send as they can be sent: `local` at once, then every instance of the `fromArchive`
+ * scopes as it arrives (those here first, then the archive's, each as soon as its bytes are whole). The
+ * fetches start now, before the first value is read. A scope whose fetch fails comes as `failed`, after the
+ * instances it did deliver. Ends early, without failures, when `signal` aborts.
  */
-export async function* arrivals(
-  targets: readonly Target[], level: QueryLevel, reads: CloudReads | undefined, absolute: (relative: string) => string,
+export function arrivals(
+  local: readonly Ready[], fromArchive: readonly InstanceScope[], reads: CloudReads | undefined, absolute: (relative: string) => string,
   signal: AbortSignal, logger: Logger,
-): AsyncGenerator<Arrival> {
-  const fromArchive: Target[] = [];
-  for (const target of targets) {
-    if (target.cloudOnly && reads) fromArchive.push(target);
-    else yield { target, ready: { path: target.path ?? '', sopClassUid: target.sopClassUid, transferSyntaxUid: target.transferSyntaxUid } };
+): AsyncIterable<Arrival> {
+  const channel = new Channel<Arrival>(MAX_AHEAD_BYTES, (arrival) => ('ready' in arrival ? arrival.ready.bytes?.length ?? 0 : 0));
+  for (const ready of local) void channel.push({ ready });
+  if (fromArchive.length === 0 || !reads) {
+    channel.end();
+    return channel;
   }
-  if (fromArchive.length === 0 || !reads) return;
-  const groups = fetchGroups(fromArchive, level);
-  const channel = new Channel<Arrival>();
-  void eachLimited([...groups.values()], async ({ scope, wanted }) => {
-    let reason = 'the archive did not send it';
+  void eachLimited(fromArchive, async (scope) => {
     try {
-      for await (const instance of reads.retrieve(scope, { signal })) {
-        const target = wanted.get(instance.sopInstanceUid);
-        if (!target) continue;
-        wanted.delete(instance.sopInstanceUid);
-        channel.push({ target, ready: { path: absolute(instance.path), sopClassUid: instance.sopClassUid, transferSyntaxUid: instance.transferSyntaxUid } });
+      for await (const item of reads.stream(scope, { signal, accepts: () => true })) {
+        if ('instance' in item) {
+          const { instance } = item;
+          await channel.push({ ready: { sopInstanceUid: instance.sopInstanceUid, sopClassUid: instance.sopClassUid,
+            transferSyntaxUid: instance.transferSyntaxUid, path: absolute(instance.path) } });
+          continue;
+        }
+        const chunks: Buffer[] = [];
+        for await (const chunk of item.live.body) chunks.push(chunk);
+        const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        const { sopClassUid, sopInstanceUid } = sniffSopUids(bytes);
+        if (!sopClassUid || !sopInstanceUid) {
+          // The ingest refuses it too; should it be kept after all, the end of the retrieve sends it from here.
+          logger.warn({ event: 'retrieve-archive-part-unreadable', ...scope }, 'a part the archive sent names no SOP instance');
+          continue;
+        }
+        await channel.push({ ready: { sopInstanceUid, sopClassUid, transferSyntaxUid: item.live.transferSyntax, bytes } });
       }
     } catch (error) {
       if (signal.aborted) return;
-      reason = `fetch from the archive failed: ${(error as Error)?.message ?? String(error)}`;
+      const reason = `fetch from the archive failed: ${(error as Error)?.message ?? String(error)}`;
+      logger.warn({ event: 'retrieve-archive-fetch-failed', ...scope, reason }, 'the archive did not deliver all of this');
+      await channel.push({ failed: scope, reason });
     }
-    if (wanted.size > 0) {
-      logger.warn({ event: 'retrieve-archive-fetch-failed', ...scope, instances: wanted.size, reason }, 'instances the archive did not deliver');
-    }
-    for (const target of wanted.values()) channel.push({ target, failure: reason });
   }).finally(() => channel.end());
-  yield* channel;
-}
-
-/** What to fetch: one scope per study, series or instance, as the retrieve asked. */
-function fetchGroups(targets: readonly Target[], level: QueryLevel): Map<string, { scope: InstanceScope; wanted: Map<string, Target> }> {
-  const groups = new Map<string, { scope: InstanceScope; wanted: Map<string, Target> }>();
-  for (const target of targets) {
-    const scope: InstanceScope =
-      level === 'IMAGE' ? { studyUid: target.studyUid, seriesUid: target.seriesUid, sopInstanceUid: target.sopInstanceUid }
-      : level === 'SERIES' ? { studyUid: target.studyUid, seriesUid: target.seriesUid }
-      : { studyUid: target.studyUid };
-    const key = scope.sopInstanceUid ?? scope.seriesUid ?? scope.studyUid;
-    let group = groups.get(key);
-    if (!group) groups.set(key, (group = { scope, wanted: new Map() }));
-    group.wanted.set(target.sopInstanceUid, target);
-  }
-  return groups;
+  return channel;
 }
 
 /** Runs `work` for each item, PARALLEL_SCOPES at a time. */
@@ -140,14 +148,24 @@ async function eachLimited<T>(items: readonly T[], work: (item: T) => Promise<vo
   await Promise.all(Array.from({ length: Math.min(PARALLEL_SCOPES, items.length) }, lane));
 }
 
-/** Items pushed by several producers, read in the order they came by one consumer. */
+/**
+ * Items pushed by several producers, read in the order they came by one consumer. A push resolves once the
+ * items waiting weigh less than `maxWeight` (the first one always goes in), so producers slow down to the
+ * consumer's pace.
+ */
 class Channel<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
+  private weight = 0;
   private ended = false;
   private wake: (() => void) | undefined;
+  private readonly roomWaiters: Array<() => void> = [];
 
-  push(item: T): void {
+  constructor(private readonly maxWeight: number, private readonly weigh: (item: T) => number) {}
+
+  async push(item: T): Promise<void> {
+    while (this.weight > 0 && this.weight >= this.maxWeight && !this.ended) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     this.items.push(item);
+    this.weight += this.weigh(item);
     this.wake?.();
   }
 
@@ -157,11 +175,24 @@ class Channel<T> implements AsyncIterable<T> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<T> {
-    for (;;) {
-      while (this.items.length > 0) yield this.items.shift()!;
-      if (this.ended) return;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
+    try {
+      for (;;) {
+        while (this.items.length > 0) {
+          const item = this.items.shift()!;
+          this.weight -= this.weigh(item);
+          this.roomWaiters.splice(0).forEach((wake) => wake());
+          yield item;
+        }
+        if (this.ended) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+      }
+    } finally {
+      // The consumer left: producers waiting for room go on (and are stopped by the retrieve's signal).
+      this.items.length = 0;
+      this.weight = 0;
+      this.ended = true;
+      this.roomWaiters.splice(0).forEach((wake) => wake());
     }
   }
 }

@@ -28,29 +28,57 @@ export interface ExpectedInstance {
   transferSyntaxUid: string;
 }
 
+/** One association to the destination, as opened. */
+interface Link {
+  client: InstanceType<typeof Client>;
+  held: HeldAssociation;
+  accepted: Promise<boolean>;
+  closedFlag: { closed: boolean };
+  ended: Promise<void>;
+  /** SOP classes it proposed contexts for. */
+  classes: Set<string>;
+  /** Released by us to open one that proposes more (its close is then no failure). */
+  retired: boolean;
+}
+
 export class PeerStoreSender {
-  private client: InstanceType<typeof Client> | undefined;
-  private held: HeldAssociation | undefined;
-  private accepted: Promise<boolean> = Promise.resolve(false);
-  private closed = false;
+  private link: Link | undefined;
+  private broken = false;
   private inFlight: (() => void) | undefined;
+  private readonly expected: ExpectedInstance[];
 
   constructor(
     private readonly peer: Pick<PeerSettings, 'aeTitle' | 'host' | 'port'>,
     private readonly callingAe: string,
     private readonly timeouts: SenderTimeouts,
-    /** Every instance the move may send: the association proposes a context for each SOP class (and syntax). */
-    private readonly expected: readonly ExpectedInstance[],
+    /** The instances known to be sent: the association proposes a context for each SOP class (and syntax). */
+    expected: readonly ExpectedInstance[],
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.expected = [...expected];
+  }
 
-  /** Sends one instance and resolves with its outcome; call again only once it has resolved. */
+  /**
+   * Sends one instance and resolves with its outcome; call again only once it has resolved. An instance of a
+   * SOP class the open association did not propose (one only the archive's answer revealed) goes over a
+   * new association that does (PS3.4 C.4.2.3.1 lets the SCP open a new one for sub-operations).
+   */
   async send(request: StoreRequest): Promise<Outcome> {
-    if (this.closed) return 'failed';
-    if (!this.client) return this.open(request);
-    if (!(await this.accepted) || this.closed) return 'failed';
-    const held = this.held!;
-    if (!held.accepts(request)) {
+    if (this.broken) return 'failed';
+    const sopClassUid = request.getAffectedSopClassUid();
+    this.expected.push({ sopClassUid, transferSyntaxUid: request.getDataset()?.getTransferSyntaxUid() ?? '' });
+    if (this.link && !this.link.classes.has(sopClassUid) && !this.link.closedFlag.closed) {
+      this.logger.info({ event: 'c-move-reassociate', destination: this.peer.aeTitle, sopClassUid }, 'a new association to propose another SOP class');
+      const link = this.link;
+      link.retired = true;
+      link.held.release();
+      await link.ended;
+      this.link = undefined;
+    }
+    if (!this.link) return this.open(request);
+    const link = this.link;
+    if (!(await link.accepted) || link.closedFlag.closed) return 'failed';
+    if (!link.held.accepts(request)) {
       // dcmjs-dimse would skip it without a word, and the outcome would never come.
       this.logger.warn({ event: 'c-move-no-context', destination: this.peer.aeTitle, sopClassUid: request.getAffectedSopClassUid(),
         sopInstanceUid: request.getAffectedSopInstanceUid() }, 'the move destination accepted no presentation context for this instance');
@@ -58,7 +86,7 @@ export class PeerStoreSender {
     }
     const tracked = track(request);
     this.inFlight = tracked.fail;
-    held.send(request);
+    link.held.send(request);
     const outcome = await tracked.outcome;
     this.inFlight = undefined;
     return outcome;
@@ -66,41 +94,48 @@ export class PeerStoreSender {
 
   /** Keeps the association from idling out while the next instance is on its way. */
   touch(): void {
-    if (!this.closed) this.held?.touch();
+    if (this.link && !this.link.closedFlag.closed) this.link.held.touch();
   }
 
   /** Releases the association (after the last instance). */
   release(): void {
-    if (this.held && !this.closed) this.held.release();
+    if (this.link && !this.link.closedFlag.closed) this.link.held.release();
   }
 
   abort(): void {
-    if (this.client && !this.closed) this.client.abort();
+    this.broken = true;
+    if (this.link && !this.link.closedFlag.closed) this.link.client.abort();
   }
 
   private open(first: StoreRequest): Promise<Outcome> {
     const client = new Client();
-    this.client = client;
     client.addRequest(first);
-    for (const context of this.proposedContexts()) client.addAdditionalPresentationContext(context.context, context.addAsNew);
+    const proposed = this.proposedContexts();
+    for (const context of proposed) client.addAdditionalPresentationContext(context.context, context.addAsNew);
     const tracked = track(first);
     this.inFlight = tracked.fail;
     const destination = this.peer.aeTitle;
-    this.accepted = new Promise<boolean>((resolve) => {
+    const closedFlag = { closed: false };
+    const accepted = new Promise<boolean>((resolve) => {
       client.on('associationAccepted', () => resolve(true));
       client.on('closed', () => resolve(false));
     });
+    const ended = new Promise<void>((resolve) => client.on('closed', () => resolve()));
     client.on('networkError', (error: Error) =>
       this.logger.warn({ event: 'c-move-network-error', destination, reason: error.message }, 'C-MOVE destination link failed'));
     client.on('associationRejected', (reject: unknown) =>
       this.logger.warn({ event: 'c-move-rejected', destination, reject }, 'C-MOVE destination rejected the association'));
+    const classes = new Set([first.getAffectedSopClassUid(), ...this.expected.map((e) => e.sopClassUid)]);
+    const link: Link = { client, held: undefined as unknown as HeldAssociation, accepted, closedFlag, ended, classes, retired: false };
     client.on('closed', () => {
-      this.closed = true;
+      closedFlag.closed = true;
+      if (!link.retired) this.broken = true;
       this.inFlight?.();
     });
     client.send(this.peer.host, this.peer.port, this.callingAe, destination, this.timeouts);
-    this.held = holdClientAssociation(client);
+    link.held = holdClientAssociation(client);
     tuneClientForRequests(client);
+    this.link = link;
     return tracked.outcome.finally(() => (this.inFlight = undefined));
   }
 

@@ -3,7 +3,8 @@ import type { QueryLevel } from '../dicom/keywords.js';
 import { InvalidMatchKeyError } from '../dicom/matching.js';
 import type { PeerSettings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
-import { arrivals, listAtArchive, retrieveScopes, type CloudReads } from './archive-retrieve.js';
+import type { InstanceScope } from '../store/instance-locations.js';
+import { arrivals, inScope, listAtArchive, retrieveScopes, type CloudReads, type Ready } from './archive-retrieve.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
 import { negotiatedAssociation } from './dcmjs-dimse-internals.js';
 import { modelOf, receivedIdentifier } from './find.js';
@@ -28,10 +29,19 @@ export interface RetrieveOptions {
   cloud?: () => CloudReads | undefined;
 }
 
-interface FoundTargets {
-  targets: Target[];
+/** What a retrieve identifier names, as far as the index knows it now, and what the archive must serve. */
+interface Plan {
+  keys: Record<string, string>;
   level: QueryLevel;
-  /** Why the archive could not be asked what it holds of some of it, if it could not. */
+  /** The instances the index lists now: here, or known to be in the archive. */
+  known: Target[];
+  /** Scopes the archive must serve (not all here, or not all listed): fetched, each instance sent as it arrives. */
+  fromArchive: InstanceScope[];
+}
+
+/** Every instance to send, once the archive has listed what it holds; `failure` when it could not be asked. */
+interface Listed {
+  targets: Target[];
   failure: string | undefined;
 }
 
@@ -48,24 +58,24 @@ export class RetrieveHandlers {
       respond(DimseStatus.MoveDestinationUnknown, undefined, `move destination ${destinationAe} is not a known peer`);
       return;
     }
-    const found = await this.targets(scp, info, request, respond);
-    if (!found) return;
-    const { targets } = found;
-    info.logger.info({ event: 'c-move', destination: destinationAe, host: destination.host, port: destination.port, instances: targets.length,
-      fromArchive: targets.filter((t) => t.cloudOnly).length }, 'C-MOVE');
-    const progress = new Progress(targets.length);
-    if (targets.length === 0) return this.nothingFound(found, progress, respond);
-    await initializeCodecs(info.logger);
-    const sender = new PeerStoreSender(destination, this.options.aeTitle(), this.options.timeouts(), targets, info.logger);
+    const plan = this.plan(scp, info, request, respond);
+    if (!plan) return;
+    info.logger.info({ event: 'c-move', destination: destinationAe, host: destination.host, port: destination.port, known: plan.known.length,
+      fromArchive: plan.fromArchive.length }, 'C-MOVE');
+    // The codecs load while the archive starts sending: only a conversion needs them.
+    const codecs = initializeCodecs(info.logger);
+    const sender = new PeerStoreSender(destination, this.options.aeTitle(), this.options.timeouts(), plan.known, info.logger);
     const signal = scp.workSignal(request.getMessageId());
     const abort = () => sender.abort();
     signal.addEventListener('abort', abort, { once: true });
+    let respondFinal: () => void = () => undefined;
     try {
-      await this.subOperations(scp, info, request, found, progress, respond, async (store) => {
+      respondFinal = await this.subOperations(scp, info, request, plan, respond, async (store) => {
         // PS3.7 9.3.1.1: a C-STORE on behalf of a C-MOVE names who asked, and which request it serves.
         const command = store.getCommandDataset();
         command.setElement('MoveOriginatorApplicationEntityTitle', info.callingAe);
         command.setElement('MoveOriginatorMessageID', request.getMessageId() as never); // a US; dcmjs-dimse types every value as string
+        await codecs;
         const outcome = await sender.send(store);
         return signal.aborted ? 'aborted' : outcome;
       }, () => sender.touch());
@@ -74,20 +84,18 @@ export class RetrieveHandlers {
       if (signal.aborted) sender.abort();
       else sender.release();
     }
-    finish(scp, request, progress, respond, found.failure);
+    respondFinal();
   }
 
   /** C-GET SCP: C-STORE sub-operations back on the requesting association. */
   async get(scp: EdgeScp, info: AssociationInfo, request: CGetRequest, send: (responses: CGetResponse[]) => void): Promise<void> {
     const respond = responder(scp, request, () => GetResponse.fromRequest(request), send);
-    const found = await this.targets(scp, info, request, respond);
-    if (!found) return;
-    const { targets } = found;
-    info.logger.info({ event: 'c-get', instances: targets.length, fromArchive: targets.filter((t) => t.cloudOnly).length }, 'C-GET');
-    const progress = new Progress(targets.length);
-    if (targets.length === 0) return this.nothingFound(found, progress, respond);
-    await initializeCodecs(info.logger);
-    await this.subOperations(scp, info, request, found, progress, respond, async (store) => {
+    const plan = this.plan(scp, info, request, respond);
+    if (!plan) return;
+    info.logger.info({ event: 'c-get', known: plan.known.length, fromArchive: plan.fromArchive.length }, 'C-GET');
+    const codecs = initializeCodecs(info.logger);
+    const respondFinal = await this.subOperations(scp, info, request, plan, respond, async (store) => {
+      await codecs;
       if (!negotiatedAssociation(scp)?.getAcceptedPresentationContextFromRequest(store)) {
         // dcmjs-dimse would skip it without a word, and the outcome would never come.
         info.logger.warn({ event: 'c-get-no-context', sopClassUid: store.getAffectedSopClassUid(), sopInstanceUid: store.getAffectedSopInstanceUid() },
@@ -102,55 +110,110 @@ export class RetrieveHandlers {
       scp.socket.off('close', onClose);
       return outcome;
     }, () => undefined);
-    finish(scp, request, progress, respond, found.failure);
+    respondFinal();
   }
 
   /**
-   * Sends every target as it becomes available (those here at once, those only in the archive as they
-   * arrive), one at a time, with a pending response after each; stops on C-CANCEL or a closed connection.
+   * Sends every instance as it becomes available (those here at once, those only in the archive as they
+   * arrive), one at a time; resolves with what sends the final response. Pending responses follow each
+   * sub-operation once the number remaining is known (the archive's listing is in); stops on C-CANCEL or a
+   * closed connection.
    */
   private async subOperations(
-    scp: EdgeScp, info: AssociationInfo, request: CMoveRequest | CGetRequest, found: FoundTargets, progress: Progress, respond: Respond,
+    scp: EdgeScp, info: AssociationInfo, request: CMoveRequest | CGetRequest, plan: Plan, respond: Respond,
     sendOne: (store: StoreRequest) => Promise<Outcome | 'aborted'>, keepAlive: () => void,
-  ): Promise<void> {
+  ): Promise<() => void> {
     const signal = scp.workSignal(request.getMessageId());
+    const { archive } = this.options;
+    const cloud = plan.fromArchive.length > 0 ? this.options.cloud?.() : undefined;
+    const inArchiveScope = (target: Target) => plan.fromArchive.some((scope) => inScope(scope, target));
+    const local: Ready[] = plan.known.filter((t) => !t.cloudOnly && !(cloud && inArchiveScope(t)))
+      .map((t) => ({ sopInstanceUid: t.sopInstanceUid, sopClassUid: t.sopClassUid, transferSyntaxUid: t.transferSyntaxUid, path: t.path }));
+    // The fetches start first, so that the listing joins theirs instead of asking the archive twice.
+    const incoming = arrivals(local, cloud ? plan.fromArchive : [], cloud, (path) => archive.paths.absolute(path), signal, info.logger);
+    const progress = new Progress(cloud ? undefined : plan.known.map((t) => t.sopInstanceUid));
+    let listed: Listed | undefined;
+    const listing: Promise<Listed> = cloud
+      ? listAtArchive(cloud, plan.fromArchive, signal, info.logger).then((failures) => {
+        listed = { targets: this.query(plan.keys), failure: failures.length > 0 ? `archive not reachable: ${failures[0]}` : undefined };
+        progress.expect(listed.targets.map((t) => t.sopInstanceUid));
+        return listed;
+      })
+      : Promise.resolve((listed = { targets: plan.known, failure: undefined }));
     // While an instance is on its way from the archive, neither association may idle out.
     const timer = setInterval(() => {
       scp.touch();
       keepAlive();
     }, KEEPALIVE_MS);
-    const { archive } = this.options;
+    const failedScopes: Array<{ scope: InstanceScope; reason: string }> = [];
+    let stopped = false;
+    const subOperation = async (ready: Ready): Promise<boolean> => {
+      if (progress.has(ready.sopInstanceUid)) return true;
+      const store = storeRequest(ready);
+      const outcome = store ? await sendOne(store) : 'failed';
+      if (outcome === 'aborted' || signal.aborted) return false;
+      progress.add(ready, outcome);
+      scp.touch();
+      const remaining = progress.remaining;
+      if (remaining !== undefined && remaining > 0) respond(DimseStatus.Pending, progress);
+      return true;
+    };
     try {
-      for await (const arrival of arrivals(found.targets, found.level, this.options.cloud?.(), (path) => archive.paths.absolute(path), signal, info.logger)) {
+      for await (const arrival of incoming) {
         if (signal.aborted) break;
-        let outcome: Outcome | 'aborted' = 'failed';
-        if ('ready' in arrival) {
-          const store = storeRequest({ ...arrival.target, ...arrival.ready });
-          if (store) outcome = await sendOne(store);
+        if ('failed' in arrival) failedScopes.push({ scope: arrival.failed, reason: arrival.reason });
+        else if (!(await subOperation(arrival.ready))) break;
+      }
+      stopped = signal.aborted;
+      const { targets } = await untilAborted(listing, signal).catch(() => ({ targets: [] as Target[] }));
+      stopped ||= signal.aborted;
+      // What the archive listed and did not deliver: sent from here if it was kept after all, else failed.
+      for (const target of targets) {
+        if (stopped || progress.has(target.sopInstanceUid)) continue;
+        const file = archive.reads.instanceFile(target.sopInstanceUid);
+        if (file !== undefined) {
+          if (!(await subOperation({ ...target, path: archive.paths.absolute(file) }))) stopped = true;
+          continue;
         }
-        if (outcome === 'aborted' || signal.aborted) break;
-        progress.add(arrival.target, outcome);
-        scp.touch();
-        if (progress.remaining > 0) respond(DimseStatus.Pending, progress);
+        const reason = failedScopes.find((f) => inScope(f.scope, target))?.reason ?? 'the archive did not send it';
+        info.logger.warn({ event: 'retrieve-instance-failed', sopInstanceUid: target.sopInstanceUid, reason }, 'an instance could not be sent');
+        progress.add(target, 'failed');
       }
     } finally {
       clearInterval(timer);
     }
+    const failure = listed?.failure;
+    if (progress.completed + progress.warnings + progress.failed.length === 0 && !scp.isCancelled(request.getMessageId())) {
+      // Nothing to send: success, unless the archive could not be asked what it holds (A701).
+      const why = failure ?? failedScopes[0]?.reason;
+      return () => (why !== undefined ? respond(DimseStatus.OutOfResourcesMatches, progress, why) : respond(DimseStatus.Success, progress));
+    }
+    return () => finish(scp, request, progress, respond, failure);
   }
 
-  /** No instance to send: success, unless the archive could not be asked what it holds (A701). */
-  private nothingFound(found: FoundTargets, progress: Progress, respond: Respond): void {
-    if (found.failure) return respond(DimseStatus.OutOfResourcesMatches, progress, found.failure);
-    respond(DimseStatus.Success, progress);
+  /** The instances the index lists for a retrieve's keys (here, or known to be in the archive). */
+  private query(keys: Record<string, string>): Target[] {
+    const { reads, paths } = this.options.archive;
+    return reads.query({ level: 'IMAGE', keys }).map((match): Target => {
+      const sopInstanceUid = String(match.SOPInstanceUID);
+      const file = reads.instanceFile(sopInstanceUid);
+      return {
+        studyUid: String(match.StudyInstanceUID),
+        seriesUid: String(match.SeriesInstanceUID),
+        sopInstanceUid,
+        sopClassUid: String(match.SOPClassUID),
+        transferSyntaxUid: String(match.TransferSyntaxUID),
+        path: file === undefined ? undefined : paths.absolute(file),
+        cloudOnly: match.InstanceAvailability === 'NEARLINE',
+      };
+    });
   }
 
   /**
-   * The instances an identifier names, here or only in the archive (asked for the list first where the
-   * index does not know it all), or undefined after answering a bad identifier.
+   * What an identifier names, as the index knows it now, and the scopes the archive must serve; undefined
+   * after answering a bad identifier.
    */
-  private async targets(
-    scp: EdgeScp, info: AssociationInfo, request: CMoveRequest | CGetRequest, respond: Respond,
-  ): Promise<FoundTargets | undefined> {
+  private plan(scp: EdgeScp, info: AssociationInfo, request: CMoveRequest | CGetRequest, respond: Respond): Plan | undefined {
     const model = modelOf(request.getAffectedSopClassUid());
     const identifier = request.getDataset();
     if (!model || !identifier) {
@@ -161,25 +224,9 @@ export class RetrieveHandlers {
       const parsed = parseIdentifier(identifier.getElements(), model, receivedIdentifier(scp, request));
       const keys = Object.fromEntries(Object.entries(parsed.keys).filter(([, value]) => value !== ''));
       if (Object.keys(keys).length === 0) throw new IdentifierError('a retrieve needs at least one unique key');
-      const { reads, paths } = this.options.archive;
       const cloud = this.options.cloud?.();
-      const scopes = cloud ? retrieveScopes(reads, parsed.level, keys) : [];
-      const unlisted = cloud ? await listAtArchive(cloud, scopes, scp.workSignal(request.getMessageId()), info.logger) : [];
-      const targets = reads.query({ level: 'IMAGE', keys }).map((match): Target => {
-        const sopInstanceUid = String(match.SOPInstanceUID);
-        const file = reads.instanceFile(sopInstanceUid);
-        return {
-          studyUid: String(match.StudyInstanceUID),
-          seriesUid: String(match.SeriesInstanceUID),
-          sopInstanceUid,
-          sopClassUid: String(match.SOPClassUID),
-          transferSyntaxUid: String(match.TransferSyntaxUID),
-          path: file === undefined ? undefined : paths.absolute(file),
-          cloudOnly: match.InstanceAvailability === 'NEARLINE',
-        };
-      });
-      const failure = unlisted.length > 0 ? `archive not reachable: ${unlisted[0]}` : undefined;
-      return { targets, level: parsed.level, failure };
+      const fromArchive = cloud ? retrieveScopes(this.options.archive.reads, parsed.level, keys).filter((scope) => cloud.needsArchive(scope)) : [];
+      return { keys, level: parsed.level, known: this.query(keys), fromArchive };
     } catch (error) {
       if (error instanceof IdentifierError || error instanceof InvalidMatchKeyError) {
         info.logger.warn({ event: 'retrieve-refused', reason: error.message }, 'retrieve identifier refused');
@@ -189,4 +236,14 @@ export class RetrieveHandlers {
       throw error;
     }
   }
+}
+
+/** Waits for `promise`, or rejects once `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }

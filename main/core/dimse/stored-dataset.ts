@@ -9,18 +9,19 @@ const { Dataset } = dimse;
 /**
  * An archived instance as a dcmjs-dimse Dataset for an outgoing C-STORE. When the peer accepted the
  * stored transfer syntax the original data set bytes go out untouched; only when dcmjs-dimse has to
- * transcode does it ask for the elements, and the file is parsed then.
+ * transcode does it ask for the elements, and the file is parsed then. `source` is the Part 10 file's
+ * path, or its bytes (an instance the archive is still sending, passed on before it is stored here).
  */
 export class StoredInstanceDataset extends Dataset {
   private parsed: Record<string, unknown> | undefined;
 
   constructor(
-    private readonly path: string,
+    private readonly source: string | Buffer,
     private readonly sopClassUid: string,
     private readonly sopInstanceUid: string,
-    transferSyntaxUid: string,
+    private readonly storedSyntax: string,
   ) {
-    super({}, transferSyntaxUid);
+    super({}, storedSyntax);
   }
 
   override getElement(tag: string): string | undefined {
@@ -34,12 +35,18 @@ export class StoredInstanceDataset extends Dataset {
     return this.parsed;
   }
 
+  private bytes(): Buffer {
+    return typeof this.source === 'string' ? readFileSync(this.source) : this.source;
+  }
+
   private parse(): Record<string, unknown> {
-    const elements = (Dataset.fromFile(this.path)?.getElements() ?? {}) as Record<string, unknown>;
+    const elements = (typeof this.source === 'string'
+      ? Dataset.fromFile(this.source)?.getElements() ?? {}
+      : new Dataset(this.source.subarray(dataSetOffset(this.source)), this.storedSyntax).getElements()) as Record<string, unknown>;
     if (elements.SpecificCharacterSet !== undefined) {
       // dcmjs re-declares every character set as ISO_IR 192; keep the file's own where that is still true.
       const { SpecificCharacterSet: _rewritten, ...rest } = elements;
-      const declared = declaredCharacterSet(readFileSync(this.path));
+      const declared = declaredCharacterSet(this.bytes());
       elements.SpecificCharacterSet = characterSetAfterDecoding(declared, rest);
     }
     return elements;
@@ -47,7 +54,7 @@ export class StoredInstanceDataset extends Dataset {
 
   override getDenaturalizedDataset(writeOptions?: Record<string, unknown>, nameMap?: Record<string, unknown>): Buffer {
     if (this.parsed) return super.getDenaturalizedDataset(writeOptions, nameMap);
-    const file = readFileSync(this.path);
+    const file = this.bytes();
     return file.subarray(dataSetOffset(file));
   }
 }

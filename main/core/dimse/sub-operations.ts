@@ -55,25 +55,60 @@ export function track(request: StoreRequest): { outcome: Promise<Outcome>; fail:
   return { outcome, fail: () => settle('failed') };
 }
 
+/**
+ * The running counts of a retrieve. The instances to send may not all be known at the start (the archive is
+ * still listing what it holds while the first ones are sent): until `expect` names them, there is no count
+ * of remaining sub-operations, and so no pending response (PS3.4 C.4.2.3.1: pending responses are optional,
+ * and one that is sent carries the number remaining).
+ */
 export class Progress {
   completed = 0;
   warnings = 0;
   failed: string[] = [];
-  constructor(readonly total: number) {}
-  get remaining(): number {
-    return this.total - this.completed - this.warnings - this.failed.length;
+  private expected: Set<string> | undefined;
+  private left = 0;
+  private readonly done = new Set<string>();
+
+  constructor(expected?: Iterable<string>) {
+    if (expected) this.expect(expected);
   }
+
+  /** Every instance the retrieve is to send (instances sent that it does not name still count as done). */
+  expect(sopInstanceUids: Iterable<string>): void {
+    this.expected = new Set(sopInstanceUids);
+    this.left = 0;
+    for (const uid of this.expected) if (!this.done.has(uid)) this.left++;
+  }
+
+  /** Sub-operations still to come; undefined while the instances to send are not all known. */
+  get remaining(): number | undefined {
+    return this.expected ? this.left : undefined;
+  }
+
+  /** Whether this instance has had its sub-operation. */
+  has(sopInstanceUid: string): boolean {
+    return this.done.has(sopInstanceUid);
+  }
+
   add(target: Pick<Target, 'sopInstanceUid'>, outcome: Outcome): void {
+    if (!this.done.has(target.sopInstanceUid) && this.expected?.has(target.sopInstanceUid)) this.left--;
+    this.done.add(target.sopInstanceUid);
     if (outcome === 'completed') this.completed++;
     else if (outcome === 'warning') this.warnings++;
     else this.failed.push(target.sopInstanceUid);
   }
 }
 
-/** A C-STORE request for a local file; undefined when the file is gone (a failed sub-operation, not a broken association). */
-export function storeRequest(target: Pick<Target, 'path' | 'sopClassUid' | 'sopInstanceUid' | 'transferSyntaxUid'>): StoreRequest | undefined {
-  if (!target.path || !existsSync(target.path)) return undefined;
-  return new CStoreRequest(new StoredInstanceDataset(target.path, target.sopClassUid, target.sopInstanceUid, target.transferSyntaxUid));
+/**
+ * A C-STORE request for a local file, or for an instance's bytes as the archive sent them; undefined when the
+ * file is gone (a failed sub-operation, not a broken association).
+ */
+export function storeRequest(
+  target: Pick<Target, 'sopClassUid' | 'sopInstanceUid' | 'transferSyntaxUid'> & { path?: string; bytes?: Buffer },
+): StoreRequest | undefined {
+  const source = target.bytes ?? (target.path && existsSync(target.path) ? target.path : undefined);
+  if (source === undefined) return undefined;
+  return new CStoreRequest(new StoredInstanceDataset(source, target.sopClassUid, target.sopInstanceUid, target.transferSyntaxUid));
 }
 
 /** Builds one response (pending or final) with counts; a final one after failures lists them. */
@@ -86,7 +121,8 @@ export function responder<R extends RetrieveResponse>(
     if (comment) response.setErrorComment(errorComment(comment));
     if (progress) {
       // Pending responses carry every count; final ones leave out Remaining (PS3.4 C.4.2.1.4).
-      if (status === DimseStatus.Pending || status === DimseStatus.Cancel) response.setRemaining(progress.remaining);
+      const remaining = progress.remaining;
+      if ((status === DimseStatus.Pending || status === DimseStatus.Cancel) && remaining !== undefined) response.setRemaining(remaining);
       response.setCompleted(progress.completed);
       response.setFailures(progress.failed.length);
       response.setWarnings(progress.warnings);
@@ -103,7 +139,8 @@ export function responder<R extends RetrieveResponse>(
  * archive could not be asked what it holds (`comment`), so instances there may not have been sent.
  */
 export function finish(scp: EdgeScp, request: { getMessageId(): number }, progress: Progress, respond: Respond, comment?: string): void {
-  if (scp.isCancelled(request.getMessageId()) && progress.remaining > 0) return respond(DimseStatus.Cancel, progress);
+  // Cancelled before the end, or before the archive's listing said how many there were to send.
+  if (scp.isCancelled(request.getMessageId()) && progress.remaining !== 0) return respond(DimseStatus.Cancel, progress);
   // `comment` says what could not be asked of the archive: instances it holds may be missing, so never Success.
   if (progress.failed.length === 0 && progress.warnings === 0 && comment === undefined) return respond(DimseStatus.Success, progress);
   if (progress.completed === 0 && progress.warnings === 0) return respond(DimseStatus.OutOfResourcesSubOperations, progress, comment ?? 'every sub-operation failed');

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { archiveState } from '../cloud/archive-reachability.js';
 import { API_ROUTES as ROUTES } from '../contract/api/routes.js';
 import { describeIssues } from '../contract/settings-problems.js';
 import { archiveDestination, destinationSchema, type DestinationSettings } from '../contract/settings.js';
@@ -215,14 +216,18 @@ export class SettingsRejected extends HttpError {
   }
 }
 
-/** The archive destination as its forward worker last found it (the app says "archive offline" from this). */
+/**
+ * The archive destination as its forward worker or the reads from it last found it, whichever learned
+ * something later (the app says "archive offline" from this).
+ */
 async function archiveStatus(ctx: WebContext) {
   const destination = archiveDestination(ctx.settings());
   if (!destination) return null;
   const live = (await forwardStatus(ctx.forward())).find((s) => s.name === destination.name);
-  return live
-    ? { name: destination.name, state: live.state, since: live.since, lastError: live.lastError }
-    : { name: destination.name, state: 'unknown' as const, since: null, lastError: null };
+  const forwarding = live
+    ? { state: live.state, since: live.since, lastError: live.lastError }
+    : { state: 'unknown' as const, since: null, lastError: null };
+  return { name: destination.name, ...archiveState(forwarding, ctx.cloud?.()?.readReachability()) };
 }
 
 async function forwardStatus(forward: ForwardControl | undefined) {

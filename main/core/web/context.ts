@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ReadReachability } from '../cloud/archive-reachability.js';
 import type { ArchiveReader } from '../cloud/archive-reader.js';
 import type { FederatedSearch } from '../cloud/federated-search.js';
 import type { ReadThrough } from '../cloud/read-through.js';
@@ -32,5 +33,7 @@ export interface WebContext {
   /** True once every service has started. */
   ready(): boolean;
   /** The clinic's archive: QIDO federation and WADO read-through (absent: everything is answered from here). */
-  cloud?(): { readThrough: ReadThrough; federatedSearch: FederatedSearch; reader(): ArchiveReader | undefined } | undefined;
+  cloud?(): {
+    readThrough: ReadThrough; federatedSearch: FederatedSearch; reader(): ArchiveReader | undefined; readReachability(): ReadReachability | undefined;
+  } | undefined;
 }
