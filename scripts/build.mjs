@@ -56,6 +56,20 @@ if (existsSync('main/electron/main.ts')) {
     sourcemap: true,
     logLevel: 'warning',
   });
+  // Likewise the describe thread of the ingest (store/describe-pool.ts).
+  await build({
+    entryPoints: ['main/core/store/describe-worker.ts'],
+    outfile: 'dist/electron/describe-worker.cjs',
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    external: ['piscina'],
+    define: { 'import.meta.url': '__bundleFileUrl' },
+    banner: { js: "const __bundleFileUrl = require('node:url').pathToFileURL(__filename).href;" },
+    sourcemap: true,
+    logLevel: 'warning',
+  });
 }
 if (existsSync('preload/index.ts')) {
   await build({

@@ -33,7 +33,8 @@ import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync, WalSync } from './coalesced-sync.js';
-import { describeFile, InstanceMetadataRows, type StoredMetadata } from './instance-metadata.js';
+import { InstanceMetadataRows, type StoredMetadata } from './instance-metadata.js';
+import { DescribeThread, type Describer } from './describe-pool.js';
 
 export type IngestSource = SpoolSource;
 export type { IngestOrigin };
@@ -102,6 +103,8 @@ export interface ArchiveOptions {
    * tests give a disk of their own.
    */
   disk?: { free: (dir: string) => Promise<number>; maxAgeMs?: number };
+  /** Where each instance's DICOM JSON is made (default: the describe thread); tests give one of their own. */
+  describer?: Describer;
 }
 
 /**
@@ -137,6 +140,7 @@ export class Archive {
   private readonly index: IndexWriter;
   private readonly replacements: Replacements;
   private readonly metadataRows: InstanceMetadataRows;
+  private readonly describer: Describer;
   private backfilling?: Promise<void>;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -159,6 +163,7 @@ export class Archive {
     this.index = new IndexWriter(db);
     this.replacements = new Replacements(db);
     this.metadataRows = new InstanceMetadataRows(db);
+    this.describer = options.describer ?? new DescribeThread();
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
@@ -252,12 +257,12 @@ export class Archive {
         this.freeSpace.wrote(spooled.sizeBytes);
         await context.commitAfter;
         ticket = this.committer.announce();
-        const header = await this.parse(spooled);
+        const { header, head } = await this.parse(spooled);
         checkExpectations(header, context);
         const file = spooled;
         const fileTicket = ticket;
         await this.ensureRoomFor(file, header, context);
-        const metadata = await this.describe(file, header, log);
+        const metadata = await this.describe({ path: file.path, sizeBytes: file.sizeBytes, head }, header, log);
         result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket, metadata));
         spooled = undefined; // renamed, removed, or held
       }
@@ -279,7 +284,7 @@ export class Archive {
     const received = await readWithoutWriting(source);
     let header: InstanceHeader;
     try {
-      header = await this.parse(received);
+      ({ header } = await this.parse(received));
       checkExpectations(header, context);
     } catch {
       throw refusal;
@@ -338,12 +343,15 @@ export class Archive {
     return spoolToTempFile(source, this.paths.nextTempDir(), { syncOnce });
   }
 
-  /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */
-  private async parse(spooled: UnwrittenInstance & { path?: string }): Promise<InstanceHeader> {
+  /**
+   * `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused.
+   * Also returns the first bytes the header was read from (they hold everything before Pixel Data, unless deflated).
+   */
+  private async parse(spooled: UnwrittenInstance & { path?: string }): Promise<{ header: InstanceHeader; head: Buffer }> {
     let header: InstanceHeader;
+    let head: Buffer = Buffer.alloc(0);
     try {
       // Usually the bytes kept while spooling hold the whole header; the file is read only when they do not.
-      let head: Buffer = Buffer.alloc(0);
       let parsed: InstanceHeader | undefined;
       for (head of headPrefixes(spooled.headChunks)) {
         const kept = parseInstanceHeader(head, spooled.sizeBytes, spooled.tail);
@@ -372,7 +380,7 @@ export class Archive {
       const problem = uidProblem(value);
       if (problem) throw new CannotUnderstandError(value ? `${name} ${JSON.stringify(value)} ${problem}` : `missing ${name}`);
     }
-    return header;
+    return { header, head };
   }
 
   /** Why nothing can be received now (not one byte of room, even after eviction), or undefined. */
@@ -666,16 +674,15 @@ export class Archive {
   }
 
   /**
-   * The instance's DICOM JSON for the index, from the bytes kept while receiving (the file is read only when
-   * the attributes before Pixel Data run past them). An instance that cannot be described is stored all the
-   * same: /metadata then reads its file.
+   * The instance's DICOM JSON for the index, made in the describe thread from the first bytes the header was read
+   * from (the file is read only when the attributes before Pixel Data run past them). An instance that cannot
+   * be described, or whose description fails in the thread, is stored all the same: /metadata then reads its
+   * file, and the next start's backfill describes it.
    */
-  private async describe(
-    file: { path: string; sizeBytes: number; headChunks?: readonly Buffer[] }, header: InstanceHeader, log: Logger,
-  ): Promise<StoredMetadata | undefined> {
+  private async describe(file: { path: string; sizeBytes: number; head?: Buffer }, header: InstanceHeader, log: Logger): Promise<StoredMetadata | undefined> {
     try {
-      const head = file.headChunks ? Buffer.concat(file.headChunks) : undefined;
-      return await describeFile({ path: file.path, sizeBytes: file.sizeBytes, head });
+      const { encoding, json } = await this.describer.describe(file);
+      return { encoding, json };
     } catch (error) {
       log.warn({ event: 'metadata-not-described', sopInstanceUid: header.sopInstanceUid, reason: (error as Error).message },
         'instance stored without its DICOM JSON; /metadata reads its file');
@@ -688,9 +695,9 @@ export class Archive {
    * the instance still has these bytes. For instances stored before descriptions were kept. Returns its text.
    */
   async describeStored(instance: { sopInstanceUid: string; sha256: string; path: string; sizeBytes: number }): Promise<string> {
-    const metadata = await describeFile({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes });
+    const { text, ...metadata } = await this.describer.describe({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes }, { withText: true });
     this.keepDescriptions([{ sopInstanceUid: instance.sopInstanceUid, sha256: instance.sha256, metadata }]);
-    return metadata.text;
+    return text!;
   }
 
   /**
@@ -733,7 +740,8 @@ export class Archive {
         after = instance.sopInstanceUid;
         await new Promise<void>((resolve) => setImmediate(resolve));
         try {
-          done.push({ ...instance, metadata: await describeFile({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes }) });
+          const { encoding, json } = await this.describer.describe({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes });
+          done.push({ ...instance, metadata: { encoding, json } });
         } catch (error) {
           unreadable++;
           this.logger.debug({ event: 'metadata-backfill-unreadable', sopInstanceUid: instance.sopInstanceUid, reason: (error as Error).message },
@@ -756,6 +764,7 @@ export class Archive {
     this.closed = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     await this.backfilling;
+    await this.describer.close();
     await this.walSync.close();
     this.db.close();
   }
