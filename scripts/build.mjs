@@ -56,10 +56,10 @@ if (existsSync('main/electron/main.ts')) {
     sourcemap: true,
     logLevel: 'warning',
   });
-  // Likewise the describe thread of the ingest (store/describe-pool.ts).
+  // Likewise the ingest thread (store/ingest-thread.ts).
   await build({
-    entryPoints: ['main/core/store/describe-worker.ts'],
-    outfile: 'dist/electron/describe-worker.cjs',
+    entryPoints: ['main/core/store/ingest-worker.ts'],
+    outfile: 'dist/electron/ingest-worker.cjs',
     bundle: true,
     platform: 'node',
     format: 'cjs',
