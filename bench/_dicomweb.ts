@@ -23,14 +23,16 @@ export interface ServedAppliance {
 
 /**
  * `dicom-edge serve` in its own process, as Orthanc runs in its own: the client does not share its thread.
- * nodeArgs go before the script (e.g. --cpu-prof); BENCH_APPLIANCE_NODE_ARGS adds more.
+ * nodeArgs go before the script (e.g. --cpu-prof); BENCH_APPLIANCE_NODE_ARGS adds more. BENCH_APPLIANCE_ROOT runs the
+ * appliance of another checkout (e.g. a worktree of the code before a change, for cold-ab.ts's A/B).
  */
 export async function serveAppliance(dataDir: string, logFile: string, nodeArgs: string[] = []): Promise<ServedAppliance> {
   const httpPort = await freePort();
   const dimsePort = await freePort();
   const args = [...nodeArgs, ...(process.env.BENCH_APPLIANCE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
-  const daemon = spawnDaemon(process.execPath, [...args, '--import', 'tsx', join(ROOT, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
-    '--http-port', String(httpPort), '--dimse-port', String(dimsePort), '--api-token', TOKEN], { cwd: ROOT, logFile });
+  const root = process.env.BENCH_APPLIANCE_ROOT ?? ROOT;
+  const daemon = spawnDaemon(process.execPath, [...args, '--import', 'tsx', join(root, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
+    '--http-port', String(httpPort), '--dimse-port', String(dimsePort), '--api-token', TOKEN], { cwd: root, logFile });
   const base = `http://127.0.0.1:${httpPort}`;
   await untilReadyOrExit(daemon, 'dicom-edge serve', (async () => {
     for (;;) {

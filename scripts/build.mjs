@@ -56,6 +56,20 @@ if (existsSync('main/electron/main.ts')) {
     sourcemap: true,
     logLevel: 'warning',
   });
+  // Likewise the ingest thread (store/ingest-thread.ts).
+  await build({
+    entryPoints: ['main/core/store/ingest-worker.ts'],
+    outfile: 'dist/electron/ingest-worker.cjs',
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    external: ['piscina'],
+    define: { 'import.meta.url': '__bundleFileUrl' },
+    banner: { js: "const __bundleFileUrl = require('node:url').pathToFileURL(__filename).href;" },
+    sourcemap: true,
+    logLevel: 'warning',
+  });
 }
 if (existsSync('preload/index.ts')) {
   await build({

@@ -6,7 +6,8 @@
  * the same load; then (with warm > 0) `warm` warm reads of each from both. It prints each read's time and
  * the appliance's CPU seconds, and the medians. Orthanc direct is read alongside, for the ratio, and with
  * warm reads a bare Node server answering the same number of bytes from memory (the ceiling of any Node
- * server for this client on this machine).
+ * server for this client on this machine). To compare two versions of the code, give one the other checkout:
+ * `AB_A='BENCH_APPLIANCE_ROOT=/tmp/base-worktree'` (a `git worktree add` of the older commit, with node_modules).
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';

@@ -150,6 +150,102 @@ describe('read-through retrieve from the archive', () => {
     assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
   });
 
+  test('the reader given the bytes live does not wait for the ingest to take them; the ingest follows, exact and durable', async () => {
+    const studyUid = study[0]!.studyUid;
+    // The ingest takes nothing until the reader has the whole answer.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const ingest = archive.ingest.bind(archive);
+    archive.ingest = (source, context) => ingest((async function* held() {
+      await gate;
+      yield* source as AsyncIterable<readonly Buffer[]>;
+    })(), context);
+    try {
+      const received: Buffer[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the reader waited for the ingest')), 60_000)));
+      const streamed = (async () => {
+        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+          assert.ok('live' in item, 'every instance as it arrives');
+          const chunks: Buffer[] = [];
+          for await (const chunk of item.live.body) chunks.push(chunk);
+          received.push(Buffer.concat(chunks));
+          if (received.length === study.length) break;
+        }
+      })();
+      await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+      assert.deepEqual(received.map(afterPreamble).map((b) => b.toString('base64')).sort(),
+        study.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
+      assert.equal(localUids().size, 0, 'nothing committed while the ingest held its bytes');
+    } finally {
+      open();
+    }
+    await waitFor(() => localUids().size === study.length, () => `${localUids().size} of ${study.length} committed`);
+    for (const instance of readThrough.known({ studyUid })) {
+      const original = study.find((i) => i.sopInstanceUid === instance.sopInstanceUid)!;
+      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
+    }
+    assert.deepEqual(await tempFiles(), [], 'no temp file left');
+  });
+
+  test('the bytes read ahead of the ingest stay within the lag budget, and the whole study is kept', async () => {
+    // Instances of 128 KB, so the answer comes in many chunks.
+    const large = makeStudy({ series: 1, instancesPerSeries: 8, patientId: 'LAG', rows: 256, columns: 256 });
+    for (const instance of large) azure.seedInstance(instance.buffer);
+    const studyUid = large[0]!.studyUid;
+    const budget = 2 * large[0]!.buffer.length;
+    await readThrough.close();
+    readThrough = new ReadThrough({ archive, reader: () => reader, logger: silent, ingestLagBytes: budget });
+    // What the fetch has read of the archive's answer, and what the ingests have taken, at every chunk.
+    let pulled = 0;
+    let taken = 0;
+    let worst = 0;
+    const retrieve = reader.retrieve.bind(reader);
+    reader.retrieve = (target, options) => (async function* counted() {
+      for await (const part of retrieve(target, options)) {
+        yield { ...part, body: Readable.from((async function* () {
+          for await (const chunk of part.body) {
+            pulled += (chunk as Buffer).length;
+            worst = Math.max(worst, pulled - taken);
+            yield chunk as Buffer;
+          }
+        })()) };
+      }
+    })();
+    // The ingests take nothing until the reader has stopped getting bytes for a while.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const ingest = archive.ingest.bind(archive);
+    archive.ingest = (source, context) => ingest((async function* held() {
+      await gate;
+      for await (const batch of source as AsyncIterable<readonly Buffer[]>) {
+        for (const chunk of batch) taken += chunk.length;
+        yield batch;
+      }
+    })(), context);
+    const total = large.reduce((sum, i) => sum + i.buffer.length, 0);
+    try {
+      const streamed = (async () => {
+        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+          if ('live' in item) for await (const _ of item.live.body) { /* the reader keeps up */ }
+        }
+      })();
+      // Without a bound the whole answer would be read ahead; with it, reading stops short of the end until the ingests take.
+      await waitFor(() => pulled >= budget, () => `${pulled} bytes read`);
+      const stalled = setTimeout(open, 1000);
+      await streamed;
+      clearTimeout(stalled);
+    } finally {
+      open();
+      reader.retrieve = retrieve;
+    }
+    const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
+    await waitFor(() => kept() === large.length, () => `${kept()} of ${large.length} committed`);
+    // A chunk may pass the budget; the multipart framing is counted too.
+    assert.ok(worst <= budget + 64 * 1024, `read ${worst} bytes ahead of the ingests, budget ${budget}, study ${total}`);
+    assert.ok(worst < total, 'never the whole study ahead');
+  });
+
   test('a study found in the archive but not listed: no instance is renamed into place or indexed before the listing', async () => {
     const studyUid = study[0]!.studyUid;
     foundByQido(studyUid);

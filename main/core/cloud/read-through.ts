@@ -24,6 +24,7 @@ import type { ArchiveReader } from './archive-reader.js';
 import { withScope } from './federated-query.js';
 import { FetchFlight } from './fetch-flight.js';
 import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
+import { IngestFeed, LagBudget } from './ingest-feed.js';
 import { metaTransferSyntax } from '../dicom/header.js';
 import { uidProblem } from '../dicom/uid.js';
 
@@ -40,7 +41,11 @@ export interface ReadThroughOptions {
   logger: Logger;
   /** Instance-level requests at a time when completing a partly local scope; default 4. */
   instanceConcurrency?: number;
+  /** Bytes a fetch reads ahead of its ingests, at most (default 32 MB): the reader given them live goes that far ahead of the disk. */
+  ingestLagBytes?: number;
 }
+
+const DEFAULT_INGEST_LAG_BYTES = 32 * 1024 * 1024;
 
 /** Attributes asked for when listing a scope's instances: the UIDs and what the index keeps of them. */
 const LISTED_FIELDS = [
@@ -429,6 +434,7 @@ export class ReadThrough {
   ): Promise<void> {
     const signal = flight.controller.signal;
     const archive = this.options.archive;
+    const lag = new LagBudget(this.options.ingestLagBytes ?? DEFAULT_INGEST_LAG_BYTES);
     // An instance's commit waits for its fsyncs; the next part is read meanwhile, so one stream's instances
     // share commits as concurrent senders' do, instead of paying one fsync round each in turn.
     const committing: Array<Promise<{ error?: unknown }>> = [];
@@ -439,34 +445,12 @@ export class ReadThrough {
     try {
       for await (const part of reader.retrieve(target, { signal })) {
         let upstreamFailure: unknown;
-        let bodyRead!: () => void;
-        const read = new Promise<void>((resolve) => (bodyRead = resolve));
         const tapped = tap?.listening ? new TappedPart(tap, part.transferSyntax) : undefined;
-        // The ingest reports a broken source as its own error; the archive's classified one is the cause.
-        // Each chunk goes to the ingest as a batch of one, handed over: chunks read from a socket are never
-        // reused, so the spool keeps an instance's first bytes without copying them. Copying up to 256 KB of each
-        // instance added up to half again to what a read allocates outside the heap, and so to V8's full collections.
-        const body = (async function* watched(): AsyncGenerator<readonly Buffer[]> {
-          let whole = false;
-          try {
-            for await (const chunk of part.body) {
-              // The reader and the disk take each chunk at the same time; the next waits for both.
-              const taken = tapped?.write(chunk as Buffer);
-              yield [chunk as Buffer];
-              await taken;
-            }
-            whole = true;
-            tapped?.end();
-          } catch (error) {
-            upstreamFailure = error;
-            tapped?.fail(error);
-            throw error;
-          } finally {
-            if (!whole) tapped?.fail(new Error('the instance could not be written here, and its answer was cut short'));
-            bodyRead();
-          }
-        })();
-        const outcome = archive.ingest(body, {
+        // The ingest takes the part's bytes from a queue, at its own pace: the reader given them live does not wait
+        // for the temp file to open, the hash or the commits, only for the ingests to stay within the lag budget.
+        // Chunks read from a socket are never reused, so they go to the ingest handed over, without a copy.
+        const feed = new IngestFeed(lag);
+        const outcome = archive.ingest(feed.source(), {
           callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter,
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
@@ -488,9 +472,25 @@ export class ReadThrough {
             }
             return { error };
           },
-        );
+        ).finally(() => feed.close()); // an ingest refused before it read anything leaves its queue to drop
         committing.push(outcome);
-        await Promise.race([read, outcome]);
+        try {
+          for await (const chunk of part.body) {
+            // The reader and the ingest's queue take each chunk at the same time; the next waits for both.
+            const taken = tapped?.write(chunk as Buffer);
+            const room = feed.push(chunk as Buffer);
+            if (taken) await taken;
+            if (room) await room;
+          }
+          tapped?.end();
+          feed.end();
+        } catch (error) {
+          // The ingest reports a broken source as its own error; the archive's classified one is the cause.
+          upstreamFailure = error;
+          tapped?.fail(error);
+          feed.fail(error);
+          throw error;
+        }
         while (committing.length >= MAX_COMMITTING) await settle(committing.shift()!);
       }
       // The whole answer is read: the reader given it live is done; the commits finish on their own.

@@ -1,6 +1,4 @@
 import { InstanceLocations } from './instance-locations.js';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -33,7 +31,8 @@ import { readWithoutWriting, type UnwrittenInstance } from './unwritten.js';
 import { evictDelivered } from './eviction.js';
 import { CommitNotDurableError, GroupCommitter, type CommitTicket } from './group-commit.js';
 import { DirectorySync, WalSync } from './coalesced-sync.js';
-import { describeFile, InstanceMetadataRows, type StoredMetadata } from './instance-metadata.js';
+import { InstanceMetadataRows, type StoredMetadata } from './instance-metadata.js';
+import { IngestThread, type IngestWork } from './ingest-thread.js';
 
 export type IngestSource = SpoolSource;
 export type { IngestOrigin };
@@ -102,6 +101,8 @@ export interface ArchiveOptions {
    * tests give a disk of their own.
    */
   disk?: { free: (dir: string) => Promise<number>; maxAgeMs?: number };
+  /** Where each instance's DICOM JSON (and a fetched one's hash) is made (default: the ingest thread); tests give one of their own. */
+  ingestWork?: IngestWork;
 }
 
 /**
@@ -137,6 +138,7 @@ export class Archive {
   private readonly index: IndexWriter;
   private readonly replacements: Replacements;
   private readonly metadataRows: InstanceMetadataRows;
+  private readonly ingestWork: IngestWork;
   private backfilling?: Promise<void>;
   private readonly lock = new KeyedLock();
   private readonly directorySync = new DirectorySync();
@@ -159,6 +161,7 @@ export class Archive {
     this.index = new IndexWriter(db);
     this.replacements = new Replacements(db);
     this.metadataRows = new InstanceMetadataRows(db);
+    this.ingestWork = options.ingestWork ?? new IngestThread();
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);
@@ -189,6 +192,14 @@ export class Archive {
       'the disk is full: the index is open for this process only, until the next start',
     ));
     const archive = new Archive(options, db);
+    try {
+      // The first instance must not wait for the ingest thread to start and load its parser; recovery may need it too.
+      await archive.ingestWork.ready();
+    } catch (error) {
+      await archive.ingestWork.close().catch(() => undefined);
+      db.close();
+      throw error;
+    }
     const recovery = await recoverArchive(
       { paths: archive.paths, db, indexExistingFile: (path, size) => archive.indexExistingFile(path, size) }, options.logger);
     archive.archiveBytes = archive.totalBytes();
@@ -248,16 +259,28 @@ export class Archive {
       if (noRoom) {
         result = await this.duplicateOrRefuse(source, context, noRoom);
       } else {
-        spooled = await this.spool(source, context.origin === 'cloud');
+        // Data from the archive is hashed in the ingest thread, from the file, with its description: the event loop
+        // that streams it on to its reader neither hashes nor parses it. A sender's bytes are hashed as they arrive.
+        const fetched = context.origin === 'cloud';
+        spooled = await this.spool(source, fetched, !fetched);
         this.freeSpace.wrote(spooled.sizeBytes);
+        const digest = fetched ? this.ingestWork.digest(spooled) : undefined;
+        digest?.catch(() => undefined); // awaited below, unless the ingest fails first
         await context.commitAfter;
         ticket = this.committer.announce();
-        const header = await this.parse(spooled);
+        const { header, head } = await this.parse(spooled);
         checkExpectations(header, context);
+        let metadata: StoredMetadata | undefined;
+        if (digest) {
+          const digested = await digest;
+          spooled = { ...spooled, sha256: digested.sha256 };
+          metadata = digested.metadata;
+          if (digested.undescribed !== undefined) logUndescribed(log, header, digested.undescribed);
+        }
         const file = spooled;
         const fileTicket = ticket;
         await this.ensureRoomFor(file, header, context);
-        const metadata = await this.describe(file, header, log);
+        if (!digest) metadata = await this.describe({ path: file.path, sizeBytes: file.sizeBytes, head }, header, log);
         result = await this.lock.run(header.sopInstanceUid, () => settle(file, header, fileTicket, metadata));
         spooled = undefined; // renamed, removed, or held
       }
@@ -279,7 +302,7 @@ export class Archive {
     const received = await readWithoutWriting(source);
     let header: InstanceHeader;
     try {
-      header = await this.parse(received);
+      ({ header } = await this.parse(received));
       checkExpectations(header, context);
     } catch {
       throw refusal;
@@ -334,16 +357,19 @@ export class Archive {
    * Cloud data has no sender waiting on each write, so it is synced once per file (see SpoolOptions);
    * either way the file is durable before it is renamed into place.
    */
-  private spool(source: IngestSource, syncOnce = false): Promise<SpooledFile> {
-    return spoolToTempFile(source, this.paths.nextTempDir(), { syncOnce });
+  private spool(source: IngestSource, syncOnce = false, hash = true): Promise<SpooledFile> {
+    return spoolToTempFile(source, this.paths.nextTempDir(), { syncOnce, hash });
   }
 
-  /** `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused. */
-  private async parse(spooled: UnwrittenInstance & { path?: string }): Promise<InstanceHeader> {
+  /**
+   * `spooled.path` is read only when the kept first bytes do not hold the whole header; without it, such a header is refused.
+   * Also returns the first bytes the header was read from (they hold everything before Pixel Data, unless deflated).
+   */
+  private async parse(spooled: UnwrittenInstance & { path?: string }): Promise<{ header: InstanceHeader; head: Buffer }> {
     let header: InstanceHeader;
+    let head: Buffer = Buffer.alloc(0);
     try {
       // Usually the bytes kept while spooling hold the whole header; the file is read only when they do not.
-      let head: Buffer = Buffer.alloc(0);
       let parsed: InstanceHeader | undefined;
       for (head of headPrefixes(spooled.headChunks)) {
         const kept = parseInstanceHeader(head, spooled.sizeBytes, spooled.tail);
@@ -372,7 +398,7 @@ export class Archive {
       const problem = uidProblem(value);
       if (problem) throw new CannotUnderstandError(value ? `${name} ${JSON.stringify(value)} ${problem}` : `missing ${name}`);
     }
-    return header;
+    return { header, head };
   }
 
   /** Why nothing can be received now (not one byte of room, even after eviction), or undefined. */
@@ -656,29 +682,27 @@ export class Archive {
     const header = await readInstanceHeader(absolutePath, sizeBytes);
     const expectedPath = this.paths.relativeInstancePath(header.studyInstanceUid, header.seriesInstanceUid, header.sopInstanceUid);
     if (expectedPath !== relativePath) throw new CannotUnderstandError(`file's UIDs point to ${expectedPath}`);
-    const { sha256 } = await hashFile(absolutePath);
+    const { sha256, metadata, undescribed } = await this.ingestWork.digest({ path: absolutePath, sizeBytes });
+    if (undescribed !== undefined) logUndescribed(this.logger, header, undescribed);
     const existing = this.index.existing(header.sopInstanceUid);
     const file: StoredFile = { relativePath, sizeBytes, sha256, callingAe: '', receivedAt: Date.now() };
     const origin: IngestOrigin = existing && !existing.local ? 'cloud' : 'local';
-    const metadata = await this.describe({ path: absolutePath, sizeBytes }, header, this.logger);
     this.db.transaction(() => this.writeRows(header, file, existing, origin, metadata))();
     return header;
   }
 
   /**
-   * The instance's DICOM JSON for the index, from the bytes kept while receiving (the file is read only when
-   * the attributes before Pixel Data run past them). An instance that cannot be described is stored all the
-   * same: /metadata then reads its file.
+   * The instance's DICOM JSON for the index, made in the describe thread from the first bytes the header was read
+   * from (the file is read only when the attributes before Pixel Data run past them). An instance that cannot
+   * be described, or whose description fails in the thread, is stored all the same: /metadata then reads its
+   * file, and the next start's backfill describes it.
    */
-  private async describe(
-    file: { path: string; sizeBytes: number; headChunks?: readonly Buffer[] }, header: InstanceHeader, log: Logger,
-  ): Promise<StoredMetadata | undefined> {
+  private async describe(file: { path: string; sizeBytes: number; head?: Buffer }, header: InstanceHeader, log: Logger): Promise<StoredMetadata | undefined> {
     try {
-      const head = file.headChunks ? Buffer.concat(file.headChunks) : undefined;
-      return await describeFile({ path: file.path, sizeBytes: file.sizeBytes, head });
+      const { encoding, json } = await this.ingestWork.describe(file);
+      return { encoding, json };
     } catch (error) {
-      log.warn({ event: 'metadata-not-described', sopInstanceUid: header.sopInstanceUid, reason: (error as Error).message },
-        'instance stored without its DICOM JSON; /metadata reads its file');
+      logUndescribed(log, header, (error as Error).message);
       return undefined;
     }
   }
@@ -688,9 +712,9 @@ export class Archive {
    * the instance still has these bytes. For instances stored before descriptions were kept. Returns its text.
    */
   async describeStored(instance: { sopInstanceUid: string; sha256: string; path: string; sizeBytes: number }): Promise<string> {
-    const metadata = await describeFile({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes });
+    const { text, ...metadata } = await this.ingestWork.describe({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes }, { withText: true });
     this.keepDescriptions([{ sopInstanceUid: instance.sopInstanceUid, sha256: instance.sha256, metadata }]);
-    return metadata.text;
+    return text!;
   }
 
   /**
@@ -733,7 +757,8 @@ export class Archive {
         after = instance.sopInstanceUid;
         await new Promise<void>((resolve) => setImmediate(resolve));
         try {
-          done.push({ ...instance, metadata: await describeFile({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes }) });
+          const { encoding, json } = await this.ingestWork.describe({ path: this.paths.absolute(instance.path), sizeBytes: instance.sizeBytes });
+          done.push({ ...instance, metadata: { encoding, json } });
         } catch (error) {
           unreadable++;
           this.logger.debug({ event: 'metadata-backfill-unreadable', sopInstanceUid: instance.sopInstanceUid, reason: (error as Error).message },
@@ -756,6 +781,7 @@ export class Archive {
     this.closed = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     await this.backfilling;
+    await this.ingestWork.close();
     await this.walSync.close();
     this.db.close();
   }
@@ -822,8 +848,6 @@ function toIngestError(error: unknown): IngestError {
   return new OutOfResourcesError(`storage failure: ${(error as Error)?.message ?? String(error)}`);
 }
 
-async function hashFile(path: string): Promise<{ sha256: string }> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return { sha256: hash.digest('hex') };
+function logUndescribed(log: Logger, header: InstanceHeader, reason: string): void {
+  log.warn({ event: 'metadata-not-described', sopInstanceUid: header.sopInstanceUid, reason }, 'instance stored without its DICOM JSON; /metadata reads its file');
 }

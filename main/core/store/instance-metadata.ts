@@ -22,7 +22,7 @@ export interface StoredMetadata {
 export interface DescribedFile {
   path: string;
   sizeBytes: number;
-  head?: Buffer;
+  head?: Uint8Array;
 }
 
 /**
@@ -30,7 +30,7 @@ export interface DescribedFile {
  * for the index. Throws when the file cannot be described.
  */
 export async function describeFile(file: DescribedFile): Promise<StoredMetadata & { text: string }> {
-  let head = file.head ?? Buffer.alloc(0);
+  let head: Uint8Array = file.head ?? Buffer.alloc(0);
   let want = Math.max(head.length * 2, 64 * 1024);
   for (;;) {
     if (head.length > 0 || file.sizeBytes === 0) {

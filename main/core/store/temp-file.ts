@@ -27,6 +27,11 @@ export interface SpoolOptions {
    * The file is as durable when the spool resolves either way.
    */
   syncOnce?: boolean;
+  /**
+   * Whether to hash the bytes as they arrive (default true). Without, `sha256` is '' and the caller hashes the file
+   * elsewhere (the ingest thread, for data fetched from the archive: hashing is the spool's main cost on the event loop).
+   */
+  hash?: boolean;
 }
 
 /** Chunks, or batches of chunks that the source hands over (never reuses). */
@@ -36,6 +41,7 @@ export type SpoolSource = AsyncIterable<SpoolItem> | Readable;
 export interface SpooledFile {
   path: string;
   sizeBytes: number;
+  /** '' when not hashed (SpoolOptions.hash). */
   sha256: string;
   /** The first bytes of the file (up to 256 KB), as received, so the header can usually be parsed without reading it back. */
   headChunks: readonly Buffer[];
@@ -64,7 +70,7 @@ export async function spoolToTempFile(
   throwIfFailed(source);
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
   const fd = await openFile(path, options.syncOnce ? SYNC_ONCE_FLAGS : TEMP_FILE_FLAGS, 0o600);
-  const hash = createHash('sha256');
+  const hash = options.hash === false ? undefined : createHash('sha256');
   const headChunks: Buffer[] = [];
   let headLength = 0;
   let tail = Buffer.alloc(0);
@@ -93,7 +99,7 @@ export async function spoolToTempFile(
         for (const chunk of handedOver ? (item as readonly Uint8Array[]) : [item as Uint8Array]) {
           const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           if (bytes.length === 0) continue;
-          hash.update(bytes);
+          hash?.update(bytes);
           if (headLength < KEPT_HEAD_BYTES) {
             const kept = bytes.subarray(0, KEPT_HEAD_BYTES - headLength);
             headChunks.push(handedOver ? kept : Buffer.from(kept));
@@ -129,7 +135,7 @@ export async function spoolToTempFile(
   }
   // Closing a file whose data is already on disk does not wait on it: done here, it spares a thread-pool trip.
   closeSync(fd);
-  return { path, sizeBytes, sha256: hash.digest('hex'), headChunks, tail };
+  return { path, sizeBytes, sha256: hash?.digest('hex') ?? '', headChunks, tail };
 }
 
 /** fdatasync; the page cache reports a disk that filled up behind it only now. */
