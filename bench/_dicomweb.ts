@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnDaemon, untilReadyOrExit } from '../test/support/daemon.js';
 import { freePort } from '../test/support/net.js';
 import { runOk } from '../test/support/process.js';
+import { APPLIANCE_NODE_FLAGS } from '../scripts/node-flags.mjs';
 import { percentile } from './_measure.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,14 +43,14 @@ export function compiledCore(): Promise<string> {
 /**
  * `dicom-edge serve` in its own process, as Orthanc runs in its own: the client does not share its thread.
  * nodeArgs go before the script (e.g. --cpu-prof); BENCH_APPLIANCE_NODE_ARGS adds more. `compiled`: the
- * compiled core (compiledCore) instead of the TypeScript source through tsx, whose loader thread and
- * transpiled sources the installed appliance does not carry.
+ * compiled core (compiledCore) with the Node flags the installed appliance runs with (scripts/node-flags.mjs),
+ * instead of the TypeScript source through tsx, whose loader thread and transpiled sources it does not carry.
  */
 export async function serveAppliance(dataDir: string, logFile: string, nodeArgs: string[] = [], options: { compiled?: boolean } = {}): Promise<ServedAppliance> {
   const httpPort = await freePort();
   const dimsePort = await freePort();
   const args = [...nodeArgs, ...(process.env.BENCH_APPLIANCE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
-  const entry = options.compiled ? [await compiledCore()] : ['--import', 'tsx', join(ROOT, 'main/core/cli.ts')];
+  const entry = options.compiled ? [...APPLIANCE_NODE_FLAGS, await compiledCore()] : ['--import', 'tsx', join(ROOT, 'main/core/cli.ts')];
   const daemon = spawnDaemon(process.execPath, [...args, ...entry, 'serve', '--data-dir', dataDir,
     '--http-port', String(httpPort), '--dimse-port', String(dimsePort), '--api-token', TOKEN], { cwd: ROOT, logFile });
   const base = `http://127.0.0.1:${httpPort}`;
