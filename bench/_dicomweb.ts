@@ -1,5 +1,6 @@
 // The DICOMweb side of the benchmarks: the appliance served in its own process, and the plain clients that
 // time QIDO, WADO and STOW against it and against Orthanc alike.
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { get as httpGet, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -7,11 +8,15 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { spawnDaemon, untilReadyOrExit } from '../test/support/daemon.js';
 import { freePort } from '../test/support/net.js';
+import { runOk } from '../test/support/process.js';
+import { APPLIANCE_NODE_FLAGS } from '../scripts/node-flags.mjs';
 import { percentile } from './_measure.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const TOKEN = 'bench-token';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
+/** What a WADO-RS read asks for: every instance as it is stored. */
+export const MULTIPART_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 export interface ServedAppliance {
   base: string;
@@ -21,17 +26,36 @@ export interface ServedAppliance {
   stop(): Promise<void>;
 }
 
+let coreBuild: Promise<string> | undefined;
+
+/**
+ * The core compiled to JavaScript as production runs it (bin/dicom-edge.js and the server package run
+ * dist/main/core, not tsx): built once per bench process, so it is the source as it is now. Returns cli.js.
+ */
+export function compiledCore(): Promise<string> {
+  coreBuild ??= (async () => {
+    await runOk(process.execPath, [join(ROOT, 'scripts/build.mjs'), '--core'], { cwd: ROOT, timeoutMs: 300_000 });
+    return join(ROOT, 'dist/main/core/cli.js');
+  })();
+  return coreBuild;
+}
+
 /**
  * `dicom-edge serve` in its own process, as Orthanc runs in its own: the client does not share its thread.
- * nodeArgs go before the script (e.g. --cpu-prof); BENCH_APPLIANCE_NODE_ARGS adds more. BENCH_APPLIANCE_ROOT runs the
- * appliance of another checkout (e.g. a worktree of the code before a change, for cold-ab.ts's A/B).
+ * nodeArgs go before the script (e.g. --cpu-prof); BENCH_APPLIANCE_NODE_ARGS adds more. `compiled`: the
+ * compiled core (compiledCore) with the Node flags the installed appliance runs with (scripts/node-flags.mjs),
+ * instead of the TypeScript source through tsx, whose loader thread and transpiled sources it does not carry.
+ * BENCH_APPLIANCE_ROOT runs the TypeScript appliance of another checkout (e.g. a worktree of the code before a
+ * change, for cold-ab.ts's A/B).
  */
-export async function serveAppliance(dataDir: string, logFile: string, nodeArgs: string[] = []): Promise<ServedAppliance> {
+export async function serveAppliance(dataDir: string, logFile: string, nodeArgs: string[] = [], options: { compiled?: boolean } = {}): Promise<ServedAppliance> {
   const httpPort = await freePort();
   const dimsePort = await freePort();
   const args = [...nodeArgs, ...(process.env.BENCH_APPLIANCE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
   const root = process.env.BENCH_APPLIANCE_ROOT ?? ROOT;
-  const daemon = spawnDaemon(process.execPath, [...args, '--import', 'tsx', join(root, 'main/core/cli.ts'), 'serve', '--data-dir', dataDir,
+  if (options.compiled && root !== ROOT) throw new Error('BENCH_APPLIANCE_ROOT runs the TypeScript source; it cannot be combined with the compiled core');
+  const entry = options.compiled ? [...APPLIANCE_NODE_FLAGS, await compiledCore()] : ['--import', 'tsx', join(root, 'main/core/cli.ts')];
+  const daemon = spawnDaemon(process.execPath, [...args, ...entry, 'serve', '--data-dir', dataDir,
     '--http-port', String(httpPort), '--dimse-port', String(dimsePort), '--api-token', TOKEN], { cwd: root, logFile });
   const base = `http://127.0.0.1:${httpPort}`;
   await untilReadyOrExit(daemon, 'dicom-edge serve', (async () => {
@@ -68,7 +92,7 @@ export async function timeQuery(url: string, headers: Record<string, string>, ru
 /** GETs url and counts the body bytes; node:http 'data' events, the cheapest client Node has. */
 export function getBytes(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
-    httpGet(url, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', ...headers } }, (response) => {
+    httpGet(url, { headers: { accept: MULTIPART_DICOM, ...headers } }, (response) => {
       let bytes = 0;
       response.on('data', (c: Buffer) => (bytes += c.length));
       response.on('error', reject);
@@ -81,6 +105,23 @@ export async function timeGet(url: string, headers: Record<string, string>): Pro
   const t0 = performance.now();
   const bytes = await getBytes(url, headers);
   return { seconds: (performance.now() - t0) / 1000, bytes };
+}
+
+/**
+ * GETs url with curl (into /dev/null) and returns curl's own count of the body bytes and its total time: a
+ * client in C whose time is the server's, for reads where a Node client would be the slower end.
+ */
+export function curlBytes(url: string, headers: Record<string, string>): Promise<{ seconds: number; bytes: number }> {
+  const all = { accept: MULTIPART_DICOM, ...headers };
+  const args = ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...Object.entries(all).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
+  return new Promise((resolve, reject) => {
+    execFile('curl', args, (error, stdout, stderr) => {
+      if (error) return reject(new Error(`curl ${url}: ${stderr || error.message}`));
+      const [status, bytes, seconds] = stdout.trim().split(' ');
+      if (status !== '200') return reject(new Error(`${url}: ${status}`));
+      resolve({ seconds: Number(seconds), bytes: Number(bytes) });
+    });
+  });
 }
 
 /** POSTs files as one multipart/related STOW-RS request, streamed from disk with a known length. */

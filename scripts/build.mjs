@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds what runs outside tsx: the core as ESM JavaScript (dist/), the Electron main and preload bundles,
-// and the renderer (when present).
+// and the renderer (when present). `--core`: the core only (what the headless server runs; the benchmarks
+// build it so to measure the appliance as production runs it).
 import { build } from 'esbuild';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +28,9 @@ await build({
   logLevel: 'warning',
 });
 
-if (existsSync('main/electron/main.ts')) {
+const coreOnly = process.argv.includes('--core');
+
+if (!coreOnly && existsSync('main/electron/main.ts')) {
   await build({
     entryPoints: ['main/electron/main.ts'],
     outfile: 'dist/electron/main.cjs',
@@ -71,7 +74,7 @@ if (existsSync('main/electron/main.ts')) {
     logLevel: 'warning',
   });
 }
-if (existsSync('preload/index.ts')) {
+if (!coreOnly && existsSync('preload/index.ts')) {
   await build({
     entryPoints: ['preload/index.ts'],
     outfile: 'dist/preload/index.cjs',
@@ -82,7 +85,7 @@ if (existsSync('preload/index.ts')) {
     logLevel: 'warning',
   });
 }
-if (existsSync('renderer/vite.config.ts')) {
+if (!coreOnly && existsSync('renderer/vite.config.ts')) {
   const result = spawnSync(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'renderer/vite.config.ts'], { stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }

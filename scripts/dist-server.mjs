@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { APPLIANCE_NODE_FLAGS } from './node-flags.mjs';
 
 const { values } = parseArgs({ options: { compression: { type: 'string', default: 'xz' } } });
 if (!['xz', 'gzip', 'none'].includes(values.compression)) {
@@ -72,7 +73,8 @@ if (existsSync(nodeLicense)) copyFileSync(nodeLicense, join(lib, 'node', 'LICENS
 
 const binDir = join(stage, 'usr', 'bin');
 mkdirSync(binDir, { recursive: true });
-writeFileSync(join(binDir, 'dicom-edge'), '#!/bin/sh\n# DICOM Edge on the Node runtime that came with it.\nexec /usr/lib/dicom-edge/node/bin/node /usr/lib/dicom-edge/bin/dicom-edge.js "$@"\n', { mode: 0o755 });
+writeFileSync(join(binDir, 'dicom-edge'), '#!/bin/sh\n# DICOM Edge on the Node runtime that came with it, with its flags (scripts/node-flags.mjs).\n'
+  + `exec /usr/lib/dicom-edge/node/bin/node ${APPLIANCE_NODE_FLAGS.join(' ')} /usr/lib/dicom-edge/bin/dicom-edge.js "$@"\n`, { mode: 0o755 });
 
 const unitDir = join(stage, 'usr', 'lib', 'systemd', 'system');
 mkdirSync(unitDir, { recursive: true });
