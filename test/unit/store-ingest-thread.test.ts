@@ -116,9 +116,12 @@ describe('the ingest thread', () => {
   test('an ingest thread that cannot start: the archive does not open, and says why', async () => {
     const failing = join(dir, 'unloadable-worker.mjs');
     await writeFile(failing, "throw new Error('a module of the thread is missing');\n");
-    const thread = new IngestThread({ filename: failing });
+    const heard: Error[] = [];
+    const thread = new IngestThread({ filename: failing, onError: (error) => heard.push(error) });
     await assert.rejects(Archive.open({ dataDir: join(dir, 'unopened'), limits: noLimits, logger: pino({ level: 'silent' }), ingestWork: thread }),
       /^Error: the ingest thread failed: a module of the thread is missing$/);
+    // A thread started again to keep one up fails the same way: heard, not an uncaught exception.
+    for (const error of heard) assert.match(error.message, /a module of the thread is missing/);
   });
 
   test('a thread that fails: the error says the describe thread failed, and why', async () => {

@@ -161,7 +161,9 @@ export class Archive {
     this.index = new IndexWriter(db);
     this.replacements = new Replacements(db);
     this.metadataRows = new InstanceMetadataRows(db);
-    this.ingestWork = options.ingestWork ?? new IngestThread();
+    this.ingestWork = options.ingestWork ?? new IngestThread({
+      onError: (error) => this.logger.error({ event: 'ingest-thread-error', err: error }, 'the ingest thread failed outside a task'),
+    });
     this.cloud = new CloudIndex(db, this.paths);
     this.locations = new InstanceLocations(db);
     this.prefetch = new PrefetchJobs(db);

@@ -42,8 +42,11 @@ function packed(metadata: { encoding: 'gzip' | 'identity'; json: Uint8Array }): 
 export class IngestThread implements IngestWork {
   private readonly pool: Piscina<IngestTask, IngestTaskResult>;
 
-  /** `filename`: the worker file (tests give a failing one). */
-  constructor(options: { filename?: string } = {}) {
+  /**
+   * `filename`: the worker file (tests give a failing one). `onError`: a thread that fails outside a task (at
+   * load, or when piscina starts it again to keep one up); tasks under way fail with their own error.
+   */
+  constructor(options: { filename?: string; onError?: (error: Error) => void } = {}) {
     this.pool = new Piscina({
       filename: options.filename ?? WORKER_FILE,
       // Always up: an instance that arrives after a quiet hour must not wait for a thread to start and load its parser.
@@ -51,6 +54,8 @@ export class IngestThread implements IngestWork {
       maxThreads: 1,
       execArgv: workerExecArgv(),
     });
+    // Unheard, a pool's 'error' event would end the process.
+    this.pool.on('error', (error: Error) => options.onError?.(error));
   }
 
   async ready(): Promise<void> {
