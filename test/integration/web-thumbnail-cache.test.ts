@@ -170,6 +170,38 @@ test('the thumbnail cache stays within http.thumbnailCacheBytes, least recently 
   }
 });
 
+test('thumbnails cached before a restart are served after it, and a write cut short is cleared away', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'dicom-edge-thumbnail-restart-'));
+  const instance = makeStudy({ series: 1, instancesPerSeries: 1, rows: 64, columns: 64 })[0]!;
+  const url = `/dicom-web/studies/${instance.studyUid}/series/${instance.seriesUid}/instances/${instance.sopInstanceUid}/thumbnail`;
+  let w = await startWebAppliance({ dataDir });
+  let first: Buffer;
+  try {
+    await stow(w, [instance.buffer]);
+    first = await get(w, url);
+  } finally {
+    await w.stop();
+  }
+  const [file] = await cacheFiles({ dataDir } as WebAppliance, instance.sopInstanceUid);
+  assert.ok(file);
+  const leftover = `${file}.0000.tmp`;
+  await writeFile(leftover, 'half a thumbnail');
+  w = await startWebAppliance({ dataDir });
+  try {
+    const web = w.appliance.services.find((s) => s.name === 'http') as WebService;
+    // Counted at start (toward http.thumbnailCacheBytes) before anyone asks for it.
+    const size = (await stat(file)).size;
+    await until('the earlier run\'s file counted', () => web.thumbnailCache?.sizeBytes === size);
+    assert.deepEqual(await cacheFiles(w, instance.sopInstanceUid), [file], 'the temp file of a cut-short write removed');
+    const before = web.imageLoad.finished;
+    assert.deepEqual(await get(w, url), first);
+    assert.equal(web.imageLoad.finished, before, 'served from the file of the earlier run');
+  } finally {
+    await w.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
 test('http.thumbnailCacheBytes is a validated setting, named when wrong', async () => {
   const { SettingsFile } = await import('../../main/core/settings/settings-file.js');
   const dir = await mkdtemp(join(tmpdir(), 'dicom-edge-thumbnail-settings-'));
