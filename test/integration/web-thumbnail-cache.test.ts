@@ -85,6 +85,15 @@ describe('the thumbnail cache', () => {
     assert.equal(renders(), before + 6);
   });
 
+  test('the same cold thumbnail asked for 8 times at once is rendered once', async () => {
+    const other = makeStudy({ series: 1, instancesPerSeries: 1, rows: 64, columns: 64 })[0]!;
+    await stow(w, [other.buffer]);
+    const before = renders();
+    const images = await Promise.all(Array.from({ length: 8 }, () => get(w, `${instanceUrl(other)}/thumbnail`)));
+    assert.equal(renders(), before + 1);
+    for (const image of images) assert.deepEqual(image, images[0]);
+  });
+
   test('a truncated or corrupted cache file is not served: it is rendered again and rewritten', async () => {
     const good = await get(w, `${instanceUrl(second)}/thumbnail`);
     const [file] = await cacheFiles(w, second.sopInstanceUid);
@@ -126,7 +135,8 @@ describe('the thumbnail cache', () => {
     await until('the evicted instance\'s thumbnails removed', async () => (await cacheFiles(w, first.sopInstanceUid)).length === 0);
     const response = await w.api(`/dicom-web/studies/${first.studyUid}?force=true`, { method: 'DELETE' });
     assert.ok(response.status < 300, `DELETE: ${response.status} ${await response.text()}`);
-    await until('the deleted study\'s thumbnails removed', async () => (await allCacheFiles(w)).length === 0);
+    await until('the deleted study\'s thumbnails removed',
+      async () => (await Promise.all(study.map((i) => cacheFiles(w, i.sopInstanceUid)))).every((files) => files.length === 0));
   });
 
   test('a disk error in the cache never fails the request', async () => {

@@ -53,6 +53,8 @@ export class ThumbnailCache {
   /** Renderings in progress per instance, and the instances dropped meanwhile: what they make is not kept. */
   private readonly rendering = new Map<string, number>();
   private readonly droppedWhileRendering = new Set<string>();
+  /** Reads and renderings under way, by file: a second request for the same image waits for the first. */
+  private readonly pending = new Map<string, Promise<Buffer>>();
 
   constructor(private readonly options: { dir: string; maxBytes: () => number; logger: Logger }) {}
 
@@ -100,11 +102,24 @@ export class ThumbnailCache {
   async image(instance: CachedInstance, options: RenderOptions, produce: () => Promise<Buffer>): Promise<Buffer> {
     const path = this.options.maxBytes() > 0 && instance.sha256 ? this.pathOf(instance, options) : undefined;
     if (!path) return produce();
-    const hit = await this.read(path, instance.sopInstanceUid);
-    if (hit) return hit;
-    const sop = instance.sopInstanceUid;
+    // Viewers opening a series at once ask for the same thumbnail together: it is read or made once for all.
+    const pending = this.pending.get(path);
+    if (pending) return pending;
+    const work = this.readOrMake(path, instance.sopInstanceUid, produce);
+    this.pending.set(path, work);
+    try {
+      return await work;
+    } finally {
+      this.pending.delete(path);
+    }
+  }
+
+  private async readOrMake(path: string, sop: string, produce: () => Promise<Buffer>): Promise<Buffer> {
+    // Counted from before the read: a drop at any point after it keeps what is made out of the cache.
     this.rendering.set(sop, (this.rendering.get(sop) ?? 0) + 1);
     try {
+      const hit = await this.read(path, sop);
+      if (hit) return hit;
       const bytes = await produce();
       if (!this.droppedWhileRendering.has(sop)) await this.write(path, sop, bytes);
       return bytes;
