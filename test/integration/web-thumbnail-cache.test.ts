@@ -1,7 +1,7 @@
 // Rendered thumbnails are cached on disk, keyed by instance and parameters, and evicted with the study
 // (issue 14, "Heavy work in a worker pool"; main/core/web/thumbnail-cache.ts).
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -196,6 +196,7 @@ test('thumbnails cached before a restart are served after it, and a write cut sh
   assert.ok(file);
   const leftover = `${file}.0000.tmp`;
   await writeFile(leftover, 'half a thumbnail');
+  await utimes(leftover, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
   w = await startWebAppliance({ dataDir });
   try {
     const web = w.appliance.services.find((s) => s.name === 'http') as WebService;

@@ -55,6 +55,7 @@ export class ThumbnailCache {
   private readonly droppedWhileRendering = new Set<string>();
   /** Reads and renderings under way, by file: a second request for the same image waits for the first. */
   private readonly pending = new Map<string, Promise<Buffer>>();
+  private readonly createdAt = Date.now();
 
   constructor(private readonly options: { dir: string; maxBytes: () => number; logger: Logger }) {}
 
@@ -74,12 +75,11 @@ export class ThumbnailCache {
         const folder = join(this.options.dir, sop);
         for (const name of await readdir(folder).catch(() => [] as string[])) {
           const path = join(folder, name);
-          if (!name.endsWith(SUFFIX)) {
-            await rm(path, { force: true });
-            continue;
-          }
           const info = await stat(path).catch(() => undefined);
-          if (info?.isFile()) found.push({ path, entry: { sopInstanceUid: sop, sizeBytes: info.size }, mtimeMs: info.mtimeMs });
+          if (!info?.isFile()) continue;
+          if (name.endsWith(SUFFIX)) found.push({ path, entry: { sopInstanceUid: sop, sizeBytes: info.size }, mtimeMs: info.mtimeMs });
+          // A temp file of a write cut short by a stop; one of this run may still be being written.
+          else if (info.mtimeMs < this.createdAt) await rm(path, { force: true });
         }
       }
     } catch (error) {
