@@ -5,8 +5,11 @@ import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { evictDelivered } from '../../main/core/store/eviction.js';
 import type { WebService } from '../../main/core/web/web-service.js';
 import { buildMultipartRelated } from '../doubles/multipart-related.js';
+import { indexDb } from '../support/index-db.js';
 import { makeInstance } from '../support/instance.js';
 import { makeStudy } from '../support/study.js';
 import { startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
@@ -127,16 +130,29 @@ describe('the thumbnail cache', () => {
     assert.notDeepEqual(fresh, old);
   });
 
-  test('evicting or deleting the study removes its cached thumbnails', async () => {
+  test('evicting the study (delivered, least recently used) removes its cached thumbnails', async () => {
     for (const instance of study) await get(w, `${instanceUrl(instance)}/thumbnail`);
     for (const instance of study) assert.ok((await cacheFiles(w, instance.sopInstanceUid)).length > 0);
-    // The eviction path (store/eviction.ts) drops each instance of the study with evictInstance.
-    await w.appliance.archive.evictInstance(first.sopInstanceUid);
-    await until('the evicted instance\'s thumbnails removed', async () => (await cacheFiles(w, first.sopInstanceUid)).length === 0);
-    const response = await w.api(`/dicom-web/studies/${first.studyUid}?force=true`, { method: 'DELETE' });
+    // Delivered, and the archive destination holds it (as the forwarder and the cloud service would leave it):
+    // eviction keeps its rows as cloud-only and drops the files.
+    const { archive } = w.appliance;
+    indexDb(archive).prepare('DELETE FROM outbox WHERE study_uid = ?').run(first.studyUid);
+    archive.cloud.markInCloud(study.map((i) => i.sopInstanceUid));
+    await evictDelivered(archive, Number.MAX_SAFE_INTEGER, pino({ level: 'silent' }));
+    assert.equal(archive.reads.storedInstances({ study: first.studyUid }).length, 0, 'the study was evicted');
+    await until('the evicted study\'s thumbnails removed',
+      async () => (await Promise.all(study.map((i) => cacheFiles(w, i.sopInstanceUid)))).every((files) => files.length === 0));
+  });
+
+  test('deleting a study removes its cached thumbnails', async () => {
+    const doomed = makeStudy({ series: 1, instancesPerSeries: 2, rows: 64, columns: 64 });
+    await stow(w, doomed.map((i) => i.buffer));
+    for (const instance of doomed) await get(w, `${instanceUrl(instance)}/thumbnail`);
+    for (const instance of doomed) assert.ok((await cacheFiles(w, instance.sopInstanceUid)).length > 0);
+    const response = await w.api(`/dicom-web/studies/${doomed[0]!.studyUid}?force=true`, { method: 'DELETE' });
     assert.ok(response.status < 300, `DELETE: ${response.status} ${await response.text()}`);
     await until('the deleted study\'s thumbnails removed',
-      async () => (await Promise.all(study.map((i) => cacheFiles(w, i.sopInstanceUid)))).every((files) => files.length === 0));
+      async () => (await Promise.all(doomed.map((i) => cacheFiles(w, i.sopInstanceUid)))).every((files) => files.length === 0));
   });
 
   test('a disk error in the cache never fails the request', async () => {
