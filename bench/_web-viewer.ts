@@ -202,18 +202,21 @@ export async function benchViewerTable(work: string): Promise<TableRow[]> {
     const metaOurs = percentile(await timeRuns(`${ours.url}${series}/metadata`, { ...ours.headers, ...json }, METADATA_RUNS), 50);
     const metaTheirs = percentile(await timeRuns(`${theirs.url}${series}/metadata`, json, ORTHANC_METADATA_RUNS), 50);
     rows.push({ measure: `/metadata of a ${CT_COUNT}-instance CT series, p50`, appliance: ms(metaOurs), reference: ms(metaTheirs),
-      ratio: `${(metaTheirs / metaOurs).toFixed(1)}× faster`, target: `≤ 30 ms and ≥ 10× Orthanc: ${metaOurs <= 30 && metaTheirs / metaOurs >= 10 ? 'met' : 'NOT met'}` });
+      ratio: `${(metaTheirs / metaOurs).toFixed(1)}×`, target: `≤ 30 ms and ≥ 10× Orthanc: ${metaOurs <= 30 && metaTheirs / metaOurs >= 10 ? 'met' : 'NOT met'}` });
 
     // Cold thumbnails of every instance, 8 at once; then the same from the appliance's thumbnail cache.
     const jpeg = { accept: 'image/jpeg' };
     const theirPath = await orthancThumbnailPath(orthanc, instanceUrls[0]!);
+    // Both warmed with one image of another size, so "cold" is the rendering, not the appliance's codecs loading.
+    await fetchAll([`${ours.url}${instanceUrls[0]}/rendered?viewport=64,64`], { ...ours.headers, ...jpeg });
+    await fetchAll([`${theirs.url}${instanceUrls[0]}/rendered?viewport=64,64`], jpeg);
     const coldOurs = await fetchAll(instanceUrls.map((u) => `${ours.url}${u}/thumbnail`), { ...ours.headers, ...jpeg });
     const coldTheirs = await fetchAll(instanceUrls.map((u) => `${theirs.url}${u}${theirPath}`), jpeg);
     rows.push({ measure: `cold series thumbnails (${CT_COUNT}, ${THUMBNAIL_CLIENTS} at once)`, appliance: rate(CT_COUNT, coldOurs),
-      reference: `${rate(CT_COUNT, coldTheirs)} (${theirPath})`, ratio: `${(coldTheirs / coldOurs).toFixed(1)}× faster`, target: 'reported' });
+      reference: `${rate(CT_COUNT, coldTheirs)} (${theirPath})`, ratio: `${(coldTheirs / coldOurs).toFixed(1)}×`, target: 'reported' });
     const warmOurs = await fetchAll(instanceUrls.map((u) => `${ours.url}${u}/thumbnail`), { ...ours.headers, ...jpeg });
-    rows.push({ measure: `the same thumbnails again (appliance: from its disk cache)`, appliance: rate(CT_COUNT, warmOurs),
-      reference: '-', ratio: `${(coldOurs / warmOurs).toFixed(1)}× the cold rate`, target: 'reported' });
+    rows.push({ measure: `the same thumbnails again (appliance: from its disk cache)`,
+      appliance: `${rate(CT_COUNT, warmOurs)} (${(coldOurs / warmOurs).toFixed(1)}× the cold rate)`, reference: '-', ratio: '-', target: 'reported' });
 
     // C-STORE acknowledgements alone, and while 8 clients ask for cold thumbnails (the cache emptied, and a
     // quality of its own on each pass, so none is served from it); alternated, twice each.
@@ -247,8 +250,8 @@ export async function benchViewerTable(work: string): Promise<TableRow[]> {
     rows.push({ measure: `C-STORE acknowledgement p99 (256×256 CT, ${alone.length} sent), alone`, appliance: `${ms(p99Alone)} (p50 ${ms(percentile(alone, 50))})`,
       reference: '-', ratio: '-', target: 'baseline' });
     rows.push({ measure: `C-STORE acknowledgement p99 while ${THUMBNAIL_CLIENTS} cold thumbnail requests run (${thumbnailsDuring} rendered)`,
-      appliance: `${ms(p99Loaded)} (p50 ${ms(percentile(loaded, 50))})`, reference: '-', ratio: `${(p99Loaded / p99Alone).toFixed(2)}× alone`,
-      target: `≤ 1.2× alone: ${p99Loaded <= 1.2 * p99Alone ? 'met' : 'NOT met'}` });
+      appliance: `${ms(p99Loaded)} (p50 ${ms(percentile(loaded, 50))})`, reference: '-', ratio: '-',
+      target: `≤ 1.2× alone: ${(p99Loaded / p99Alone).toFixed(2)}×, ${p99Loaded <= 1.2 * p99Alone ? 'met' : 'NOT met'}` });
 
     // WADO-RS of the JPEG 2000 series as Explicit VR Little Endian.
     const j2kSeries = `/studies/${j2k.studyUid}/series/${j2k.seriesUid}`;
@@ -265,7 +268,7 @@ export async function benchViewerTable(work: string): Promise<TableRow[]> {
     rows.push({ measure: `WADO-RS JPEG 2000 → Explicit VR LE (${J2K_COUNT} × 512², median of ${TRANSCODE_RUNS})`, appliance: rate(J2K_COUNT, transcodeOurs.seconds),
       reference: theirsTranscoded ? rate(J2K_COUNT, transcodeTheirs.seconds)
         : `does not transcode (${transcodeTheirs.status}${transcodeTheirs.stillJ2k ? ', JPEG 2000 sent as it is' : ''})`,
-      ratio: theirsTranscoded ? `${(transcodeTheirs.seconds / transcodeOurs.seconds).toFixed(1)}× faster` : '-', target: 'reported' });
+      ratio: theirsTranscoded ? `${(transcodeTheirs.seconds / transcodeOurs.seconds).toFixed(1)}×` : '-', target: 'reported' });
   } finally {
     await served?.stop();
     await orthanc.stop();
