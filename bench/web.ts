@@ -3,9 +3,12 @@
  *  - QIDO-RS: p50/p99 of four queries over an index of STUDIES studies × 10 instances, in both.
  *  - STOW-RS: 500 CT instances (512×512×16) over HTTP into each (5 requests of 100 at once).
  *  - WADO-RS: retrieval of that 500-instance series, original bytes, from each.
+ *  - viewer (issue 14's table, bench/_web-viewer.ts): /metadata p50 of that series, cold (and cached) series
+ *    thumbnails, C-STORE acknowledgement p99 while thumbnails render against it alone, and WADO-RS transcoding
+ *    of a JPEG 2000 series to Explicit VR LE.
  * Orthanc's load is slow, so its storage (and ours) stays under bench/.work/web between runs; a run
  * tops Orthanc up for at most BENCH_WEB_LOAD_SECONDS and then compares both at what Orthanc holds.
- * BENCH_WEB_ONLY=qido,stow,wado runs only those parts (WADO needs the STOW part's load and runs it too);
+ * BENCH_WEB_ONLY=qido,stow,wado,viewer runs only those parts (WADO needs the STOW part's load and runs it too);
  * BENCH_WEB_PROF=DIR writes a CPU profile of the served appliance (the STOW/WADO one) into DIR;
  * BENCH_APPLIANCE_NODE_ARGS adds node flags to the served appliance (e.g. "--trace-gc", into appliance.log);
  * BENCH_KEEP=1 keeps the STOW rounds' files (renamed aside) for back-to-back comparisons.
@@ -21,7 +24,8 @@ import { freePort } from '../test/support/net.js';
 import { startWebAppliance, type WebAppliance } from '../test/support/web-appliance.js';
 import { AUTH, TOKEN, getBytes, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
 import { ctSeriesFiles } from './_instances.js';
-import { median, pool, withCpu } from './_measure.js';
+import { loadAverage, median, pool, table, withCpu } from './_measure.js';
+import { benchViewerTable } from './_web-viewer.js';
 
 const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'web');
 const TARGET_STUDIES = Number(process.env.BENCH_WEB_STUDIES ?? 10_000);
@@ -29,11 +33,14 @@ const LOAD_SECONDS = Number(process.env.BENCH_WEB_LOAD_SECONDS ?? 1200);
 const INSTANCES_PER_STUDY = 10;
 const QUERY_RUNS = Number(process.env.BENCH_WEB_QUERY_RUNS ?? 200);
 const CT_COUNT = 500;
-/** Fresh-server rounds of STOW (then WADO); the order alternates and the medians are reported. */
-const ROUNDS = Number(process.env.BENCH_WEB_ROUNDS ?? 7);
+/**
+ * Fresh-server rounds of STOW (then WADO); the order alternates and the medians are reported. Three keep the
+ * whole web bench near six minutes on a 2-core machine (once Orthanc's QIDO index is loaded).
+ */
+const ROUNDS = Number(process.env.BENCH_WEB_ROUNDS ?? 3);
 /** WADO retrievals per server per round, alternating with the other server's, after one warm-up each. */
 const WADO_RUNS = 5;
-const ONLY = new Set((process.env.BENCH_WEB_ONLY ?? 'qido,stow,wado').split(',').map((s) => s.trim().toLowerCase()));
+const ONLY = new Set((process.env.BENCH_WEB_ONLY ?? 'qido,stow,wado,viewer').split(',').map((s) => s.trim().toLowerCase()));
 
 const LAST = ['Smith', 'Jones', 'Brown', 'Taylor', 'Wilson', 'Davies', 'Evans', 'Thomas', 'Johnson', 'Roberts', 'Walker', 'Wright',
   'Robinson', 'Thompson', 'White', 'Hughes', 'Edwards', 'Green', 'Hall', 'Wood', 'Harris', 'Lewis', 'Martin', 'Jackson', 'Clarke',
@@ -157,11 +164,19 @@ async function clientCeiling(bytes: number): Promise<{ seconds: number; bytes: n
 
 export async function run(): Promise<void> {
   await mkdir(WORK, { recursive: true });
+  const loadAtStart = await loadAverage();
   const results: Record<string, string>[] = [];
 
   if (ONLY.has('qido')) await benchQido(results);
   if (ONLY.has('stow') || ONLY.has('wado')) await benchStowWado(results);
-  console.table(results);
+  if (results.length > 0) console.table(results);
+  if (ONLY.has('viewer')) {
+    const viewer = await benchViewerTable(WORK);
+    console.log('\nissue 14: what a viewer asks (appliance and Orthanc in the same run, both on loopback)');
+    console.log(table([['measure', 'appliance', 'reference (Orthanc)', 'Orthanc ÷ appliance time', 'target'],
+      ...viewer.map((r) => [r.measure, r.appliance, r.reference, r.ratio, r.target])]));
+  }
+  console.log(`\nload average (1, 5, 15 min): ${loadAtStart} at start, ${await loadAverage()} at end`);
 }
 
 async function benchQido(results: Record<string, string>[]): Promise<void> {

@@ -82,6 +82,11 @@ export const httpSchema = z.object({
   imageThreads: z.number({ error: 'must be a number of threads' }).int('must be a whole number').min(0, 'must be 0 (one fewer than the cores) or more').max(64, 'must be at most 64').default(0),
   /** Image tasks that may wait for a thread; a request past that gets 503 with Retry-After. */
   imageQueue: z.number({ error: 'must be a number of tasks' }).int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').default(32),
+  /**
+   * Bytes of rendered thumbnails kept on disk (data dir cache/thumbnails), least recently used out first; 0 keeps
+   * none. Thumbnails of an instance go with it (deleted, evicted, replaced).
+   */
+  thumbnailCacheBytes: byteCount.default(256 * 1024 ** 2),
 });
 
 export const storageSchema = z.object({

@@ -14,6 +14,8 @@ export class ArchivePaths {
   /** Subfolders of `tempDir`; incoming files are spread over them. */
   readonly tempShards: readonly string[];
   readonly databaseFile: string;
+  /** Rendered thumbnails (web/thumbnail-cache.ts): outside `root`, so recovery never takes them for instances. */
+  readonly thumbnailCacheDir: string;
   private nextShard = 0;
 
   constructor(readonly dataDir: string) {
@@ -21,6 +23,7 @@ export class ArchivePaths {
     this.tempDir = join(dataDir, 'archive', '.incoming');
     this.tempShards = Array.from({ length: TEMP_SHARDS }, (_, n) => join(this.tempDir, String(n)));
     this.databaseFile = join(dataDir, 'index.sqlite');
+    this.thumbnailCacheDir = join(dataDir, 'cache', 'thumbnails');
   }
 
   /** The temp folder for the next incoming file, in turn. */

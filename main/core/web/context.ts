@@ -9,6 +9,7 @@ import type { Archive } from '../store/archive.js';
 import type { ForwardControl } from './forward-port.js';
 import type { HttpsIdentity } from './https-identity.js';
 import type { ImageWork } from './image-pool.js';
+import type { ThumbnailCache } from './thumbnail-cache.js';
 
 /** Everything the HTTP routes use, handed in by the appliance. */
 export interface WebContext {
@@ -30,6 +31,8 @@ export interface WebContext {
   httpPort(): number;
   /** The image worker threads: every decode, render and conversion goes through them, never the event loop. */
   images: ImageWork;
+  /** Rendered thumbnails kept on disk (thumbnail-cache.ts); rendered.ts says which requests use it. */
+  thumbnails: Pick<ThumbnailCache, 'image'>;
   /** True once every service has started. */
   ready(): boolean;
   /** The clinic's archive: QIDO federation and WADO read-through (absent: everything is answered from here). */

@@ -57,6 +57,8 @@ export class ImagePool implements ImageWork {
   private readonly pool: Piscina<ImageTask, ImageTaskResult>;
   /** Tasks running or waiting. */
   private pending = 0;
+  /** Tasks finished, either way, since the pool was made. */
+  private finished = 0;
   private closed = false;
 
   constructor(private readonly options: { threads: number; queue: number; logger: Logger }) {
@@ -92,14 +94,15 @@ export class ImagePool implements ImageWork {
       result = await this.pool.run(task);
     } finally {
       this.pending--;
+      this.finished++;
     }
     if (!(result instanceof Uint8Array)) throw new HttpError(result.status, result.error);
     return Buffer.from(result.buffer, result.byteOffset, result.byteLength);
   }
 
-  /** Threads alive, and tasks running or waiting. */
-  get load(): { threads: number; tasks: number } {
-    return { threads: this.pool.threads.length, tasks: this.pending };
+  /** Threads alive, tasks running or waiting, and tasks finished. */
+  get load(): { threads: number; tasks: number; finished: number } {
+    return { threads: this.pool.threads.length, tasks: this.pending, finished: this.finished };
   }
 
   /** Ends every thread; tasks still running or waiting fail. */

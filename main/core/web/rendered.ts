@@ -5,6 +5,8 @@ import { parseFrameList } from '../dicom/pixel-frames.js';
 import { parseAccept, typeMatches } from '../multipart/media-type.js';
 import type { InstanceScope, StoredInstance } from '../store/read-models/index-reads.js';
 import type { WebContext } from './context.js';
+import type { Admission } from './image-pool.js';
+import type { RenderOptions } from './image-render.js';
 import { framesParams, instanceParams, renderedQuery, seriesParams, studyParams } from './dicomweb-params.js';
 import { HttpError, withFrameStatus } from './http-errors.js';
 import { sendMultipart, type ResponsePart } from './multipart-response.js';
@@ -12,6 +14,12 @@ import { clientGone, instanceHere, representativeHere, warning } from './read-th
 
 const INSTANCE = '/dicom-web/studies/:study/series/:series/instances/:instance';
 const THUMBNAIL_SIZE = 128;
+/**
+ * Renderings kept in the thumbnail cache: every /thumbnail, and /rendered (instance, frame, study and series)
+ * whose viewport fits this box, as viewers ask for previews. Full-size renderings are made each time: they
+ * would fill the cache with images a viewer seldom asks for twice.
+ */
+const CACHED_MAX_SIDE = 256;
 
 export function registerRendered(server: FastifyInstance, ctx: WebContext): void {
   const app = server.withTypeProvider<ZodTypeProvider>();
@@ -67,12 +75,20 @@ async function renderAll(
     .map(({ row, frame }, i): ResponsePart => ({
       contentType: format,
       // The first part is made before the status line (a 503 can still be sent); the others continue the answer.
-      bytes: () => ctx.images.render(ctx.archive.paths.absolute(row.path), { ...settings, frame, format }, { continuing: i > 0 }),
+      bytes: () => renderCached(ctx, row, { ...settings, frame, format }, { continuing: i > 0 }),
     }));
   if (settings.annotation) reply.header('warning', settings.annotation);
   await sendMultipart(reply, format, parts,
     (error) => ctx.logger.error({ event: 'rendered-failed', ...scope, reason: (error as Error)?.message }, 'rendered response cut short'));
   return reply;
+}
+
+/** One frame rendered, through the thumbnail cache when it is thumbnail-sized (CACHED_MAX_SIDE). */
+function renderCached(ctx: WebContext, row: StoredInstance, options: RenderOptions, admission?: Admission): Promise<Buffer> {
+  const produce = () => ctx.images.render(ctx.archive.paths.absolute(row.path), options, admission);
+  const box = options.viewport;
+  if (!box || box.width > CACHED_MAX_SIDE || box.height > CACHED_MAX_SIDE) return produce();
+  return ctx.thumbnails.image(row, options, produce);
 }
 
 function chooseFormat(accept: string | undefined): 'image/jpeg' | 'image/png' {
@@ -152,7 +168,7 @@ async function render(
   const frames = withFrameStatus(() => (frameList ? parseFrameList(frameList) : [1]));
   if (frames.length !== 1) throw new HttpError(400, 'render one frame at a time');
   const { annotation, ...settings } = renderSettings(query, kind);
-  const image = await ctx.images.render(ctx.archive.paths.absolute(row.path), { ...settings, frame: frames[0]! - 1, format });
+  const image = await renderCached(ctx, row, { ...settings, frame: frames[0]! - 1, format });
   if (annotation) reply.header('warning', annotation);
   return reply.code(200).type(format).header('cache-control', 'private, max-age=300').send(image);
 }

@@ -7,9 +7,10 @@ import { checkBindPolicy, type AccessSettings } from './access.js';
 import type { WebContext } from './context.js';
 import { httpsIdentity, type HttpsIdentity } from './https-identity.js';
 import { ImagePool, imageThreads } from './image-pool.js';
+import { ThumbnailCache } from './thumbnail-cache.js';
 import { buildServer, type BuiltServer, type RegisteredRoute } from './server.js';
 
-export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version' | 'images'> & {
+export type WebServiceContext = Omit<WebContext, 'httpPort' | 'staticDir' | 'version' | 'images' | 'thumbnails'> & {
   staticDir?: string;
   version?: string;
   /** The token from settings or --api-token; '' when the session token was generated. */
@@ -62,6 +63,8 @@ export class WebService implements ApplianceService {
   private port = 0;
   private identity: HttpsIdentity | undefined;
   private images: ImagePool | undefined;
+  private thumbnails: ThumbnailCache | undefined;
+  private unsubscribe: Array<() => void> = [];
 
   constructor(private readonly options: WebServiceContext) {}
 
@@ -76,8 +79,13 @@ export class WebService implements ApplianceService {
   }
 
   /** The image workers' threads, and their tasks running or waiting (none while stopped). */
-  get imageLoad(): { threads: number; tasks: number } {
-    return this.images?.load ?? { threads: 0, tasks: 0 };
+  get imageLoad(): { threads: number; tasks: number; finished: number } {
+    return this.images?.load ?? { threads: 0, tasks: 0, finished: 0 };
+  }
+
+  /** The rendered thumbnails kept on disk (undefined while stopped). */
+  get thumbnailCache(): ThumbnailCache | undefined {
+    return this.thumbnails;
   }
 
   /** The certificate in use while the server speaks HTTPS (a bind beyond loopback). */
@@ -105,9 +113,11 @@ export class WebService implements ApplianceService {
     this.identity = await httpsIdentity(http, this.options.dataDir);
     // Threads start with the first image asked for, and end when idle; the pool itself lives as long as the server.
     this.images = new ImagePool({ threads: imageThreads(http.imageThreads), queue: http.imageQueue, logger: this.options.logger });
+    this.thumbnails = this.startThumbnailCache();
     const ctx: WebContext = {
       ...this.options,
       images: this.images,
+      thumbnails: this.thumbnails,
       staticDir: this.options.staticDir ?? defaultStaticDir(),
       version: this.options.version ?? appVersion(),
       httpPort: () => this.port,
@@ -128,8 +138,25 @@ export class WebService implements ApplianceService {
     return lines;
   }
 
+  /** The cache, emptied of an instance whenever its file goes or changes; the files of a previous run are counted in the background. */
+  private startThumbnailCache(): ThumbnailCache {
+    const { archive, logger } = this.options;
+    const cache = new ThumbnailCache({ dir: archive.paths.thumbnailCacheDir, maxBytes: () => this.options.settings().http.thumbnailCacheBytes, logger });
+    const drop = ({ sopInstanceUid }: { sopInstanceUid: string }) => void cache.dropInstance(sopInstanceUid);
+    this.unsubscribe = [
+      archive.events.on('instance-deleted', drop),
+      archive.events.on('instance-evicted', drop),
+      archive.events.on('instance-stored', (event) => {
+        if (event.outcome === 'replaced') drop(event);
+      }),
+    ];
+    void cache.load();
+    return cache;
+  }
+
   /** No new requests; those in flight get STOP_GRACE_MS, then every connection is cut (a stalled upload would hold the stop forever). */
   async stop(): Promise<void> {
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
     if (!this.server) {
       await this.images?.close();
       this.images = undefined;
