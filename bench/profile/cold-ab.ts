@@ -9,7 +9,6 @@
  * server for this client on this machine). To compare two versions of the code, give one the other checkout:
  * `AB_A='BENCH_APPLIANCE_ROOT=/tmp/base-worktree'` (a `git worktree add` of the older commit, with node_modules).
  */
-import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +16,7 @@ import { startOrthanc } from '../../test/support/orthanc.js';
 import { AUTH, getBytes, serveAppliance, stowFiles, type ServedAppliance } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
+import { medianOf as median, memoryServer } from './_memory-server.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WORK = join(ROOT, 'bench', '.work', 'profile-ab');
@@ -54,17 +54,6 @@ async function appliance(name: string, env: string, archiveUrl: string): Promise
   }
 }
 
-/** A bare node:http server in its own process that answers every GET with `bytes` bytes from memory, in 1 MiB writes. */
-async function memoryServer(bytes: number): Promise<{ url: string; stop(): void }> {
-  const code = `const c=Buffer.alloc(1<<20,7);const s=require('node:http').createServer(async(q,r)=>{r.writeHead(200,{'content-length':${bytes}});`
-    + `let n=0;while(n<${bytes}){const k=Math.min(c.length,${bytes}-n);if(!r.write(k===c.length?c:c.subarray(0,k)))await new Promise(d=>r.once('drain',d));n+=k;}r.end();})`
-    + `.listen(0,'127.0.0.1',()=>console.log(s.address().port));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<string>((resolve) => child.stdout.once('data', (c: Buffer) => resolve(c.toString().trim())));
-  return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill() };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   console.log(`load average: ${await loadAverage()}  A: ${process.env.AB_A ?? ''}  B: ${process.env.AB_B ?? ''}`);

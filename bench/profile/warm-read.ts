@@ -7,7 +7,6 @@
  * appliance's CPU seconds per warm read, and the ratios to Orthanc per client. PROFILE_COMPILED=1 runs the
  * appliance from the compiled core (as the cache bench does) instead of tsx.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,23 +14,13 @@ import { startOrthanc } from '../../test/support/orthanc.js';
 import { AUTH, curlBytes, getBytes, serveAppliance, stowFiles } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
+import { medianOf as median, memoryServer } from './_memory-server.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WORK = join(ROOT, 'bench', '.work', 'cache');
 const RUNS = Number(process.argv[2] ?? 5);
 const CT_COUNT = 500;
 
-/** A bare node:http server in its own process that answers every GET with `bytes` bytes from memory, in 1 MiB writes. */
-async function memoryServer(bytes: number): Promise<{ url: string; stop(): void }> {
-  const code = `const c=Buffer.alloc(1<<20,7);const s=require('node:http').createServer(async(q,r)=>{r.writeHead(200,{'content-length':${bytes}});`
-    + `let n=0;while(n<${bytes}){const k=Math.min(c.length,${bytes}-n);if(!r.write(k===c.length?c:c.subarray(0,k)))await new Promise(d=>r.once('drain',d));n+=k;}r.end();})`
-    + `.listen(0,'127.0.0.1',()=>console.log(s.address().port));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<string>((resolve) => child.stdout.once('data', (c: Buffer) => resolve(c.toString().trim())));
-  return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill() };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   console.log(`load average: ${await loadAverage()}  node ${process.version}  appliance args: ${process.env.BENCH_APPLIANCE_NODE_ARGS ?? ''}  compiled: ${process.env.PROFILE_COMPILED === '1'}`);
