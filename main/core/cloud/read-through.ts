@@ -41,11 +41,11 @@ export interface ReadThroughOptions {
   logger: Logger;
   /** Instance-level requests at a time when completing a partly local scope; default 4. */
   instanceConcurrency?: number;
-  /** Bytes a fetch reads ahead of its ingests, at most (default 32 MB): the reader given them live goes that far ahead of the disk. */
+  /** Bytes a fetch reads ahead of its ingests, at most (default 8 MB): the reader given them live goes that far ahead of the disk. */
   ingestLagBytes?: number;
 }
 
-const DEFAULT_INGEST_LAG_BYTES = 32 * 1024 * 1024;
+const DEFAULT_INGEST_LAG_BYTES = 8 * 1024 * 1024;
 
 /** Attributes asked for when listing a scope's instances: the UIDs and what the index keeps of them. */
 const LISTED_FIELDS = [
