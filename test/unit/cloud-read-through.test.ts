@@ -67,6 +67,29 @@ describe('read-through retrieve from the archive', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /**
+   * Reads a study's retrieve, every part live, failing with `stuckMessage` if it does not finish in 60 s. Once the
+   * whole study is in, `whole` runs (or, with 'stop', the reading stops there).
+   */
+  async function liveParts(studyUid: string, stuckMessage: string, whole: (() => void) | 'stop'): Promise<Buffer[]> {
+    const received: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(stuckMessage)), 60_000)));
+    const streamed = (async () => {
+      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+        assert.ok('live' in item, 'every instance as it arrives');
+        const chunks: Buffer[] = [];
+        for await (const chunk of item.live.body) chunks.push(chunk);
+        received.push(Buffer.concat(chunks));
+        if (received.length !== study.length) continue;
+        if (whole === 'stop') break;
+        whole();
+      }
+    })();
+    await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+    return received;
+  }
+
   test('a study only in the archive: listed as cloud rows, fetched in one request, each instance handed out once committed, never queued', async () => {
     const studyUid = study[0]!.studyUid;
     assert.equal(readThrough.needsArchive({ studyUid }), true);
@@ -126,20 +149,8 @@ describe('read-through retrieve from the archive', () => {
       return search(query);
     };
     try {
-      const received: Buffer[] = [];
-      let timer: NodeJS.Timeout | undefined;
-      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the retrieve waited for the listing')), 60_000)));
-      const streamed = (async () => {
-        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
-          assert.ok('live' in item, 'every instance as it arrives');
-          const chunks: Buffer[] = [];
-          for await (const chunk of item.live.body) chunks.push(chunk);
-          received.push(Buffer.concat(chunks));
-          // Once the last part is in, the answer is whole while the listing is still held.
-          if (received.length === study.length) listed();
-        }
-      })();
-      await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+      // Once the last part is in, the answer is whole while the listing is still held.
+      const received = await liveParts(studyUid, 'the retrieve waited for the listing', () => listed());
       assert.deepEqual(received.map(afterPreamble).map((b) => b.toString('base64')).sort(),
         study.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
     } finally {
@@ -161,19 +172,7 @@ describe('read-through retrieve from the archive', () => {
       yield* source as AsyncIterable<readonly Buffer[]>;
     })(), context);
     try {
-      const received: Buffer[] = [];
-      let timer: NodeJS.Timeout | undefined;
-      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the reader waited for the ingest')), 60_000)));
-      const streamed = (async () => {
-        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
-          assert.ok('live' in item, 'every instance as it arrives');
-          const chunks: Buffer[] = [];
-          for await (const chunk of item.live.body) chunks.push(chunk);
-          received.push(Buffer.concat(chunks));
-          if (received.length === study.length) break;
-        }
-      })();
-      await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+      const received = await liveParts(studyUid, 'the reader waited for the ingest', 'stop');
       assert.deepEqual(received.map(afterPreamble).map((b) => b.toString('base64')).sort(),
         study.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
       assert.equal(localUids().size, 0, 'nothing committed while the ingest held its bytes');
