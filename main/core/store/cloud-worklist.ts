@@ -5,6 +5,7 @@
  */
 import type { WorklistItemFields } from '../contract/api/worklist.js';
 import { statementCache, type Db } from './database.js';
+import { FIELD_COLUMNS, FIELDS } from './worklist.js';
 
 export interface CloudWorkitem extends WorklistItemFields {
   workitemUid: string;
@@ -20,14 +21,6 @@ export interface CloudWorklistRefresh {
   skipped: Array<{ workitemUid: string; reason: string }>;
 }
 
-const FIELD_COLUMNS: Record<keyof WorklistItemFields, string> = {
-  patientName: 'patient_name', patientId: 'patient_id', patientBirthDate: 'patient_birth_date', patientSex: 'patient_sex',
-  accessionNumber: 'accession_number', referringPhysicianName: 'referring_physician_name', requestedProcedureId: 'requested_procedure_id',
-  requestedProcedureDescription: 'requested_procedure_description', scheduledStationAeTitle: 'station_ae', scheduledStartDate: 'start_date',
-  scheduledStartTime: 'start_time', modality: 'modality', scheduledProcedureStepId: 'step_id',
-  scheduledProcedureStepDescription: 'step_description', scheduledPerformingPhysicianName: 'performing_physician_name',
-};
-const FIELDS = Object.keys(FIELD_COLUMNS) as (keyof WorklistItemFields)[];
 const COLUMNS = FIELDS.map((field) => FIELD_COLUMNS[field]);
 
 export class CloudWorklist {

@@ -14,14 +14,15 @@ const COLUMNS = `id, state, study_uid AS studyInstanceUid, patient_name AS patie
   step_description AS scheduledProcedureStepDescription, performing_physician_name AS scheduledPerformingPhysicianName,
   arrived_study_uid AS arrivedStudyUid, source, COALESCE(workitem_uid, '') AS workitemUid, created_at AS createdAt, updated_at AS updatedAt`;
 
-const FIELD_COLUMNS: Record<keyof WorklistItemFields, string> = {
+/** The worklist_items column of each item field: the one mapping, for local and cloud items alike. */
+export const FIELD_COLUMNS: Readonly<Record<keyof WorklistItemFields, string>> = {
   patientName: 'patient_name', patientId: 'patient_id', patientBirthDate: 'patient_birth_date', patientSex: 'patient_sex',
   accessionNumber: 'accession_number', referringPhysicianName: 'referring_physician_name', requestedProcedureId: 'requested_procedure_id',
   requestedProcedureDescription: 'requested_procedure_description', scheduledStationAeTitle: 'station_ae', scheduledStartDate: 'start_date',
   scheduledStartTime: 'start_time', modality: 'modality', scheduledProcedureStepId: 'step_id',
   scheduledProcedureStepDescription: 'step_description', scheduledPerformingPhysicianName: 'performing_physician_name',
 };
-const FIELDS = Object.keys(FIELD_COLUMNS) as (keyof WorklistItemFields)[];
+export const FIELDS = Object.keys(FIELD_COLUMNS) as (keyof WorklistItemFields)[];
 
 /** A UID under the 2.25 root, from a random UUID (PS3.5 B.2). */
 export function generatedUid(): string {
