@@ -1,7 +1,7 @@
 // The DICOMweb side of the benchmarks: the appliance served in its own process, and the plain clients that
 // time QIDO, WADO and STOW against it and against Orthanc alike.
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -24,6 +24,24 @@ export interface ServedAppliance {
   dimsePort: number;
   pid: number;
   stop(): Promise<void>;
+}
+
+/** The time limit of the archive's part of a federated query, in the appliances freshArchiveDataDir sets up. */
+export const FEDERATION_TIMEOUT_MS = 3000;
+
+/**
+ * An empty data dir whose settings make `archiveUrl` the one destination, marked as the clinic's archive, with
+ * federated queries and no change feed; `more` adds or replaces top-level settings.
+ */
+export async function freshArchiveDataDir(dataDir: string, archiveUrl: string, more: Record<string, unknown> = {}): Promise<void> {
+  await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(join(dataDir, 'settings.json'), JSON.stringify({
+    storage: { minFreeBytes: 0 },
+    destinations: [{ name: 'archive', baseUrl: archiveUrl, archive: true, auth: { kind: 'none' } }],
+    cloud: { federation: { enabled: true, timeoutMs: FEDERATION_TIMEOUT_MS }, changeFeed: { enabled: false } },
+    ...more,
+  }, null, 2));
 }
 
 let coreBuild: Promise<string> | undefined;

@@ -18,14 +18,14 @@
  * BENCH_CACHE_ROUNDS (default 3) sets the rounds of cold/warm reads; BENCH_CACHE_HUGE=0 skips the 2 GB instance.
  */
 import { createReadStream, watch } from 'node:fs';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOrthanc, type OrthancPeer } from '../test/support/orthanc.js';
 import { requireTool, run as runCommand } from '../test/support/process.js';
 import { startStorescp } from '../test/support/storescp.js';
-import { AUTH, curlBytes, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
+import { AUTH, curlBytes, FEDERATION_TIMEOUT_MS, freshArchiveDataDir, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
 import { ctSeriesFiles, writeHugeInstance } from './_instances.js';
 import { loadAverage, median, peakRssMb, pool } from './_measure.js';
 
@@ -33,7 +33,6 @@ const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'cache');
 const CT_COUNT = 500;
 const ROUNDS = Number(process.env.BENCH_CACHE_ROUNDS ?? 3);
 const QUERY_RUNS = 50;
-const FEDERATION_TIMEOUT_MS = 3000;
 const STORESCP_AET = 'BENCHSCP';
 const APPLIANCE_AET = 'DICOMEDGE';
 
@@ -42,16 +41,10 @@ type Row = Record<string, string>;
 /** A fresh appliance whose one destination is Orthanc, marked as the clinic's archive. */
 async function applianceWithArchive(name: string, orthanc: Pick<OrthancPeer, 'dicomWebUrl'>, storescpPort?: number): Promise<ServedAppliance> {
   const dataDir = join(WORK, 'appliances', name);
-  await rm(dataDir, { recursive: true, force: true });
-  await mkdir(dataDir, { recursive: true });
-  const settings = {
+  await freshArchiveDataDir(dataDir, orthanc.dicomWebUrl, {
     aeTitle: APPLIANCE_AET,
     peers: storescpPort ? [{ aeTitle: STORESCP_AET, host: '127.0.0.1', port: storescpPort }] : [],
-    storage: { minFreeBytes: 0 },
-    destinations: [{ name: 'archive', baseUrl: orthanc.dicomWebUrl, archive: true, auth: { kind: 'none' } }],
-    cloud: { federation: { enabled: true, timeoutMs: FEDERATION_TIMEOUT_MS }, changeFeed: { enabled: false } },
-  };
-  await writeFile(join(dataDir, 'settings.json'), JSON.stringify(settings, null, 2));
+  });
   return serveAppliance(dataDir, join(WORK, `appliance-${name}.log`), [], { compiled: true });
 }
 

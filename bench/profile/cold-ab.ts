@@ -9,11 +9,11 @@
  * server for this client on this machine). To compare two versions of the code, give one the other checkout:
  * `AB_A='BENCH_APPLIANCE_ROOT=/tmp/base-worktree'` (a `git worktree add` of the older commit, with node_modules).
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOrthanc } from '../../test/support/orthanc.js';
-import { AUTH, getBytes, serveAppliance, stowFiles, type ServedAppliance } from '../_dicomweb.js';
+import { AUTH, freshArchiveDataDir, getBytes, serveAppliance, stowFiles, type ServedAppliance } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
 import { medianOf as median, memoryServer } from './_memory-server.js';
@@ -34,13 +34,7 @@ async function timed(url: string, headers: Record<string, string>, pid?: number)
 
 async function appliance(name: string, env: string, archiveUrl: string): Promise<ServedAppliance> {
   const dataDir = join(WORK, name);
-  await rm(dataDir, { recursive: true, force: true });
-  await mkdir(dataDir, { recursive: true });
-  await writeFile(join(dataDir, 'settings.json'), JSON.stringify({
-    storage: { minFreeBytes: 0 },
-    destinations: [{ name: 'archive', baseUrl: archiveUrl, archive: true, auth: { kind: 'none' } }],
-    cloud: { federation: { enabled: true, timeoutMs: 3000 }, changeFeed: { enabled: false } },
-  }));
+  await freshArchiveDataDir(dataDir, archiveUrl);
   const saved = { ...process.env };
   for (const pair of env.split(/\s+/).filter(Boolean)) {
     const [key, ...value] = pair.split('=');

@@ -6,14 +6,14 @@
  * (client side), the appliance's CPU seconds over the read, its read-through log lines, and the functions
  * with the most self time in its CPU profile (per file and per function), beside Orthanc direct.
  */
-import { readdir, readFile, rm, mkdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, mkdir } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOrthanc } from '../../test/support/orthanc.js';
-import { AUTH, serveAppliance, stowFiles } from '../_dicomweb.js';
+import { AUTH, freshArchiveDataDir, serveAppliance, stowFiles } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
 
@@ -107,13 +107,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 2; i++) await timedGet(`${orthanc.dicomWebUrl}${study}`, {}); // Orthanc's caches
     const direct = await timedGet(`${orthanc.dicomWebUrl}${study}`, {});
 
-    await rm(dataDir, { recursive: true, force: true });
-    await mkdir(dataDir, { recursive: true });
-    await writeFile(join(dataDir, 'settings.json'), JSON.stringify({
-      storage: { minFreeBytes: 0 },
-      destinations: [{ name: 'archive', baseUrl: orthanc.dicomWebUrl, archive: true, auth: { kind: 'none' } }],
-      cloud: { federation: { enabled: true, timeoutMs: 3000 }, changeFeed: { enabled: false } },
-    }));
+    await freshArchiveDataDir(dataDir, orthanc.dicomWebUrl);
     const logFile = join(WORK, 'appliance.log');
     const appliance = await serveAppliance(dataDir, logFile, ['--cpu-prof', '--cpu-prof-dir', profDir]);
     try {

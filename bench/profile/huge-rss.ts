@@ -9,7 +9,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { streamingArchive } from '../cache.js';
-import { AUTH, serveAppliance, timeGet } from '../_dicomweb.js';
+import { AUTH, freshArchiveDataDir, serveAppliance, timeGet } from '../_dicomweb.js';
 import { HUGE_BYTES, writeHugeInstance } from '../_instances.js';
 import { loadAverage, peakRssMb } from '../_measure.js';
 
@@ -44,13 +44,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < RUNS; run++) {
       for (const mode of run % 2 === 0 ? MODES : [...MODES].reverse()) {
         const dataDir = join(WORK, `appliance-${mode}`);
-        await rm(dataDir, { recursive: true, force: true });
-        await mkdir(dataDir, { recursive: true });
-        await writeFile(join(dataDir, 'settings.json'), JSON.stringify({
-          storage: { minFreeBytes: 0 },
-          destinations: [{ name: 'archive', baseUrl: archive.url, archive: true, auth: { kind: 'none' } }],
-          cloud: { federation: { enabled: true, timeoutMs: 3000 }, changeFeed: { enabled: false } },
-        }));
+        await freshArchiveDataDir(dataDir, archive.url);
         const appliance = await serveAppliance(dataDir, join(WORK, `appliance-${mode}.log`), [], { compiled: mode === 'compiled' });
         try {
           await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${uids.studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });

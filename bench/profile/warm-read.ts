@@ -7,11 +7,10 @@
  * appliance's CPU seconds per warm read, and the ratios to Orthanc per client. PROFILE_COMPILED=1 runs the
  * appliance from the compiled core (as the cache bench does) instead of tsx.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOrthanc } from '../../test/support/orthanc.js';
-import { AUTH, curlBytes, getBytes, serveAppliance, stowFiles } from '../_dicomweb.js';
+import { AUTH, freshArchiveDataDir, curlBytes, getBytes, serveAppliance, stowFiles } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
 import { medianOf as median, memoryServer } from './_memory-server.js';
@@ -32,13 +31,7 @@ async function main(): Promise<void> {
     if (listed.status !== 200 || ((await listed.json()) as unknown[]).length !== CT_COUNT) {
       for (let i = 0; i < ct.paths.length; i += 100) await stowFiles(`${orthanc.dicomWebUrl}/studies`, ct.paths.slice(i, i + 100), {});
     }
-    await rm(dataDir, { recursive: true, force: true });
-    await mkdir(dataDir, { recursive: true });
-    await writeFile(join(dataDir, 'settings.json'), JSON.stringify({
-      storage: { minFreeBytes: 0 },
-      destinations: [{ name: 'archive', baseUrl: orthanc.dicomWebUrl, archive: true, auth: { kind: 'none' } }],
-      cloud: { federation: { enabled: true, timeoutMs: 3000 }, changeFeed: { enabled: false } },
-    }));
+    await freshArchiveDataDir(dataDir, orthanc.dicomWebUrl);
     const appliance = await serveAppliance(dataDir, join(WORK, 'appliance-profile-warm.log'), [], { compiled: process.env.PROFILE_COMPILED === '1' });
     const study = `/studies/${ct.studyUid}`;
     let memory: { url: string; stop(): void } | undefined;
