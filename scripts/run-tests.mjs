@@ -22,7 +22,12 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files],
+  [
+    '--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1',
+    // One test that hangs, or a file whose handles outlive its tests, must fail that test, not stall CI.
+    '--test-timeout=600000', '--test-force-exit',
+    ...files,
+  ],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 process.exit(result.status ?? 1);
