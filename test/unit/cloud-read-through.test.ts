@@ -199,16 +199,19 @@ describe('read-through retrieve from the archive', () => {
     let pulled = 0;
     let taken = 0;
     let worst = 0;
+    let largestChunk = 0;
     const retrieve = reader.retrieve.bind(reader);
     reader.retrieve = (target, options) => (async function* counted() {
       for await (const part of retrieve(target, options)) {
         yield { ...part, body: Readable.from((async function* () {
           for await (const chunk of part.body) {
             pulled += (chunk as Buffer).length;
+            largestChunk = Math.max(largestChunk, (chunk as Buffer).length);
             worst = Math.max(worst, pulled - taken);
             yield chunk as Buffer;
           }
-        })()) };
+        // One chunk buffered ahead, at most: Readable.from's default (16) would read ahead of the fetch itself.
+        })(), { highWaterMark: 1 }) };
       }
     })();
     // The ingests take nothing until the reader has stopped getting bytes for a while.
@@ -240,8 +243,8 @@ describe('read-through retrieve from the archive', () => {
     }
     const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
     await waitFor(() => kept() === large.length, () => `${kept()} of ${large.length} committed`);
-    // A chunk may pass the budget; the multipart framing is counted too.
-    assert.ok(worst <= budget + 64 * 1024, `read ${worst} bytes ahead of the ingests, budget ${budget}, study ${total}`);
+    // A chunk may pass the budget, and this count runs one chunk ahead of the fetch (socket reads are larger under load).
+    assert.ok(worst <= budget + 2 * largestChunk, `read ${worst} bytes ahead of the ingests, budget ${budget}, chunks up to ${largestChunk}, study ${total}`);
     assert.ok(worst < total, 'never the whole study ahead');
   });
 
