@@ -54,11 +54,20 @@ module.exports = {
       to: { path: OURS, pathNot: '^main/core/(settings|dicom|contract)/' },
     },
     {
-      name: 'store-imports-only-dicom-and-contract',
-      comment: 'main/core/store/ (archive, index, outbox) sits under every service; it imports only dicom/ and the wire contract.',
+      name: 'runtime-imports-nothing-of-ours',
+      comment:
+        'main/core/runtime/ is how the process runs (a worker thread started beside its module, from source, build ' +
+        'or desktop bundle); every room may use it, so it uses no other room.',
+      severity: 'error',
+      from: { path: '^main/core/runtime/' },
+      to: { path: OURS, pathNot: '^main/core/runtime/' },
+    },
+    {
+      name: 'store-imports-only-lower-rooms',
+      comment: 'main/core/store/ (archive, index, outbox) sits under every service; it imports only dicom/, the wire contract and runtime/.',
       severity: 'error',
       from: { path: '^main/core/store/' },
-      to: { path: OURS, pathNot: '^main/core/(store|dicom|contract)/' },
+      to: { path: OURS, pathNot: '^main/core/(store|dicom|contract|runtime)/' },
     },
     {
       name: 'services-do-not-import-each-other',

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { IncomingMessage } from 'node:http';
-import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
+import { dataSetOffset } from '../../main/core/dicom/file-meta.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
 import { parseFindOutput, parseRetrieveOutput, type FindResult, type RetrieveResult } from '../support/dcmtk-output.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import dicomParser from 'dicom-parser';
-import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
+import { dataSetOffset } from '../../main/core/dicom/file-meta.js';
 import { spawnDaemon, untilReadyOrExit, type Daemon } from '../support/daemon.js';
 import { parseFindOutput, type FindResult } from '../support/dcmtk-output.js';
 import { startDimse, type DimseHarness } from '../support/dimse-harness.js';

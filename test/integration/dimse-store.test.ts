@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dicomParser from 'dicom-parser';
 import dimse from 'dcmjs-dimse';
-import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
+import { dataSetOffset } from '../../main/core/dicom/file-meta.js';
 import { startDimse, type DimseHarness } from '../support/dimse-harness.js';
 import { makeInstance, makeMultiFrame } from '../support/instance.js';
 import { requireTool, run, runOk, startStorescp, type StorescpPeer } from '../support/peers.js';

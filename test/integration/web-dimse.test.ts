@@ -3,7 +3,7 @@ import { readdir, readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import jpeg from 'jpeg-js';
-import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
+import { dataSetOffset } from '../../main/core/dicom/file-meta.js';
 import { requireTool, runOk, startStorescp, type StorescpPeer } from '../support/peers.js';
 import { writeInstances, makeStudy } from '../support/study.js';
 import { DCMTK_SENDERS, makeInstanceInSyntax, TRANSFER_SYNTAX_UIDS, type SyntaxName } from '../support/transfer-syntax.js';

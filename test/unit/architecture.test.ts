@@ -53,6 +53,11 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
       'multipart-imports-nothing-of-ours', 'main/core/dicom/dictionary.ts');
   });
 
+  test('runtime/, which every room may use, imports no room of ours', () => {
+    expectRefused('main/core/runtime', "import { tagOf } from '../dicom/dictionary.js';\n\nexport const probe = tagOf('PatientName');\n",
+      'runtime-imports-nothing-of-ours', 'main/core/dicom/dictionary.ts');
+  });
+
   test('rendering and conversion run only in the image worker threads, never on the event loop', () => {
     expectRefused('main/core/web', "import { renderImage } from './image-render.js';\n\nexport const probe = renderImage;\n",
       'image-work-runs-in-the-workers', 'main/core/web/image-render.ts');

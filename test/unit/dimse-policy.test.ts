@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import dicomParser from 'dicom-parser';
 import { decideAssociation } from '../../main/core/dimse/association-policy.js';
-import { buildFileMeta, dataSetOffset } from '../../main/core/dimse/file-meta.js';
+import { buildFileMeta, dataSetOffset } from '../../main/core/dicom/file-meta.js';
+import { IMPLEMENTATION_VERSION_NAME } from '../../main/core/dicom/implementation-uid.js';
 import { parseIdentifier, responseIdentifier, toKeyString, uniqueKeys } from '../../main/core/dimse/identifier.js';
 import { decideContext } from '../../main/core/dimse/presentation-contexts.js';
 import { StoreSink } from '../../main/core/dimse/store-sink.js';
@@ -75,6 +76,23 @@ describe('file meta information', () => {
     assert.equal(parsed.string('x00020003'), '1.2.3.45');
     assert.equal(parsed.string('x00020016'), 'CT1');
     assert.equal(dataSetOffset(file), meta.length);
+  });
+
+  test('each element in Explicit VR Little Endian with the dictionary\'s VR, padded to even length; no source AE title, no element', () => {
+    const meta = buildFileMeta({ sopClassUid: CT, sopInstanceUid: '1.2.3.4', transferSyntaxUid: JPEG_LS });
+    const parsed = dicomParser.readPart10Header(meta);
+    assert.deepEqual(Object.keys(parsed.elements), ['x00020000', 'x00020001', 'x00020002', 'x00020003', 'x00020010', 'x00020012', 'x00020013']);
+    assert.deepEqual(Object.values(parsed.elements).map((element) => element.vr), ['UL', 'OB', 'UI', 'UI', 'UI', 'UI', 'SH']);
+    assert.equal(parsed.uint32('x00020000'), meta.length - 132 - 12, 'group length: the bytes after it');
+    assert.deepEqual([...meta.subarray(parsed.elements.x00020001!.dataOffset, parsed.elements.x00020001!.dataOffset + 2)], [0x00, 0x01]);
+    const uid = parsed.elements.x00020003!;
+    assert.equal(meta.toString('latin1', uid.dataOffset, uid.dataOffset + uid.length), '1.2.3.4\0', 'a UID padded with NUL');
+    const version = parsed.elements.x00020013!;
+    assert.equal(version.length % 2, 0);
+    assert.ok(meta.toString('latin1', version.dataOffset, version.dataOffset + version.length).startsWith(IMPLEMENTATION_VERSION_NAME));
+    const withAe = dicomParser.readPart10Header(buildFileMeta({ sopClassUid: CT, sopInstanceUid: '1.2.3.4', transferSyntaxUid: JPEG_LS, sourceAeTitle: ' CT12 ' }));
+    assert.equal(withAe.elements.x00020016!.vr, 'AE');
+    assert.equal(withAe.string('x00020016'), 'CT12');
   });
 });
 

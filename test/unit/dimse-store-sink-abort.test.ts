@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { buildFileMeta } from '../../main/core/dimse/file-meta.js';
+import { buildFileMeta } from '../../main/core/dicom/file-meta.js';
 import { StoreSink } from '../../main/core/dimse/store-sink.js';
 import { Archive, type IngestSource } from '../../main/core/store/archive.js';
 import { IngestAbortedError } from '../../main/core/store/errors.js';

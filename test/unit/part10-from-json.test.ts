@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import dicomParser from 'dicom-parser';
 import { readDicom } from '../../main/core/dicom/dcmjs.js';
+import { buildFileMeta, dataSetOffset } from '../../main/core/dicom/file-meta.js';
 import { IMPLEMENTATION_CLASS_UID } from '../../main/core/dicom/implementation-uid.js';
 import { part10FromJson, type BulkPart } from '../../main/core/dicom/part10-from-json.js';
 
@@ -24,6 +25,18 @@ describe('part10FromJson', () => {
     assert.equal(text('x00020012'), IMPLEMENTATION_CLASS_UID);
     assert.equal(text('x00020002'), '1.2.840.10008.5.1.4.1.1.7');
     assert.equal(text('x00020003'), '1.2.3.4.5');
+  });
+
+  test('file meta: the group every file we write has (dicom/file-meta.ts), naming no source AE title, in each syntax built', () => {
+    const image = { ...BASE, '00280010': { vr: 'US', Value: [2] }, '00280011': { vr: 'US', Value: [2] }, '00280100': { vr: 'US', Value: [8] },
+      '7FE00010': { vr: 'OB', BulkDataURI: 'px' } };
+    const jpeg = new Map<string, BulkPart>([['px', { type: 'image/jpeg', params: {}, bytes: Buffer.from([0xff, 0xd8, 0xff, 0xd9]) }]]);
+    for (const [built, transferSyntaxUid] of [[part10FromJson(BASE, none), '1.2.840.10008.1.2.1'], [part10FromJson(image, jpeg), '1.2.840.10008.1.2.4.70']] as const) {
+      assert.ok(built.ok);
+      const meta = buildFileMeta({ sopClassUid: '1.2.840.10008.5.1.4.1.1.7', sopInstanceUid: '1.2.3.4.5', transferSyntaxUid });
+      assert.ok(built.bytes.subarray(0, dataSetOffset(built.bytes)).equals(meta), transferSyntaxUid);
+      assert.equal(dicomParser.readPart10Header(built.bytes).elements.x00020016, undefined);
+    }
   });
 
   test('AT values are tags (hex), not decimal numbers', () => {

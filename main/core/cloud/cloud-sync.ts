@@ -21,7 +21,7 @@ import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { FEED_START, type ChangeFeedCursor, type ChangeFeedEntry } from './change-feed.js';
 import { daysBefore, decodePosition, dicomDate, encodePosition, type SyncPosition } from './sync-position.js';
-import { RoundLoop } from './round-loop.js';
+import { RoundLoop, type RoundFailure } from './round-loop.js';
 
 /** What sync reads of the archive (ArchiveReader, or a test's stand-in). */
 export type ArchiveSyncSource = Pick<ArchiveReader, 'name' | 'changesSince' | 'latestChange' | 'search'>;
@@ -64,16 +64,18 @@ export class CloudSync implements ApplianceService {
   private readonly log: Logger;
   private readonly loop: RoundLoop<SyncRound> = new RoundLoop({
     round: () => this.round(),
-    tick: () => this.tick(),
+    reports: {
+      failed: (failure) => this.failed(failure),
+      resumed: ({ failures, offlineMs }) => {
+        this.log.info({ event: 'cloud-sync-resumed', failedRounds: failures, offlineMs }, 'sync with the archive resumed');
+      },
+    },
     nextDelay: () => this.nextDelay(),
     stopReason: 'cloud sync stopped',
   });
   /** Whether this archive has a change feed, once known (asked again at each start). */
   private feedSupported: boolean | undefined;
   private lastReader: ArchiveSyncSource | undefined;
-  private failures = 0;
-  private outageSince: number | undefined;
-  private lastProblem: string | undefined;
 
   constructor(private readonly options: CloudSyncOptions) {
     this.log = options.logger.child({ component: 'cloud-sync' });
@@ -94,45 +96,26 @@ export class CloudSync implements ApplianceService {
   }
 
   /** One scheduled round: a failure is logged (once per outage) and counted for the backoff, never thrown. */
-  async tick(): Promise<SyncRound | undefined> {
-    try {
-      const round = await this.syncOnce();
-      this.succeeded();
-      return round;
-    } catch (error) {
-      this.failed(error);
-      return undefined;
-    }
+  tick(): Promise<SyncRound | undefined> {
+    return this.loop.reportedRound();
   }
 
   /** Milliseconds until the next scheduled round: the interval, or longer while the archive fails. */
   nextDelay(): number {
     const interval = this.options.settings().pollIntervalMs;
-    if (this.failures === 0) return interval;
-    return Math.min(interval * 2 ** (this.failures - 1), interval + MAX_BACKOFF_MS);
+    const failures = this.loop.failures;
+    if (failures === 0) return interval;
+    return Math.min(interval * 2 ** (failures - 1), interval + MAX_BACKOFF_MS);
   }
 
-  private succeeded(): void {
-    if (this.outageSince !== undefined) {
-      this.log.info({ event: 'cloud-sync-resumed', failedRounds: this.failures, offlineMs: Date.now() - this.outageSince }, 'sync with the archive resumed');
-    }
-    this.failures = 0;
-    this.outageSince = undefined;
-    this.lastProblem = undefined;
-  }
-
-  private failed(error: unknown): void {
-    if (this.loop.signal.aborted) return; // cut by stop(), not a failure of the archive
-    this.failures++;
-    const reason = (error as Error)?.message ?? String(error);
+  /** Logged at the first failure of an outage, and again for a new reason unless the archive is just offline. */
+  private failed({ error, reason, first, newReason }: RoundFailure): void {
     const kind = error instanceof ArchiveReadError ? error.kind : 'other';
-    if (this.outageSince === undefined) {
-      this.outageSince = Date.now();
+    if (first) {
       this.log.warn({ event: 'cloud-sync-failed', kind, reason, retryInMs: this.nextDelay() }, 'sync with the archive failed; trying again later');
-    } else if (reason !== this.lastProblem && kind !== 'offline') {
+    } else if (newReason && kind !== 'offline') {
       this.log.warn({ event: 'cloud-sync-failed', kind, reason, retryInMs: this.nextDelay() }, 'sync with the archive still failing, for another reason');
     }
-    this.lastProblem = reason;
   }
 
   private async round(): Promise<SyncRound> {

@@ -41,12 +41,19 @@ export class CloudWorklistService implements ApplianceService {
   private readonly log: Logger;
   private readonly loop: RoundLoop<WorklistRound> = new RoundLoop({
     round: () => this.round(),
-    tick: () => this.tick(),
+    reports: {
+      // Logged once per outage, and again when its reason changes.
+      failed: ({ error, reason, newReason }) => {
+        if (!newReason) return;
+        this.log.warn({ event: 'cloud-worklist-refresh-failed', kind: error instanceof ArchiveReadError ? error.kind : 'other',
+          status: error instanceof ArchiveReadError ? error.status : undefined, reason, retryInMs: this.nextDelay() },
+          'cloud worklist not refreshed; the items of the last refresh stay offered');
+      },
+      resumed: ({ failures }) => this.log.info({ event: 'cloud-worklist-resumed', failedRefreshes: failures }, 'cloud worklist refreshed again'),
+    },
     nextDelay: () => this.nextDelay(),
     stopReason: 'cloud worklist stopped',
   });
-  private failures = 0;
-  private lastProblem: string | undefined;
 
   constructor(private readonly options: CloudWorklistOptions) {
     this.log = options.logger.child({ component: 'cloud-worklist' });
@@ -68,32 +75,16 @@ export class CloudWorklistService implements ApplianceService {
   }
 
   /** One scheduled refresh: a failure is logged (once per outage, again when its reason changes), never thrown. */
-  async tick(): Promise<WorklistRound | undefined> {
-    try {
-      const round = await this.refreshOnce();
-      if (this.failures > 0) this.log.info({ event: 'cloud-worklist-resumed', failedRefreshes: this.failures }, 'cloud worklist refreshed again');
-      this.failures = 0;
-      this.lastProblem = undefined;
-      return round;
-    } catch (error) {
-      if (this.loop.signal.aborted) return undefined;
-      this.failures++;
-      const reason = (error as Error)?.message ?? String(error);
-      if (reason !== this.lastProblem) {
-        this.log.warn({ event: 'cloud-worklist-refresh-failed', kind: error instanceof ArchiveReadError ? error.kind : 'other',
-          status: error instanceof ArchiveReadError ? error.status : undefined, reason, retryInMs: this.nextDelay() },
-          'cloud worklist not refreshed; the items of the last refresh stay offered');
-      }
-      this.lastProblem = reason;
-      return undefined;
-    }
+  tick(): Promise<WorklistRound | undefined> {
+    return this.loop.reportedRound();
   }
 
   /** The refresh interval, or sooner after a failure (base·2^n, never beyond the interval). */
   nextDelay(): number {
     const settings = this.options.settings();
-    if (this.failures === 0) return settings.refreshIntervalMs;
-    return Math.min(settings.refreshIntervalMs, settings.retryBaseMs * 2 ** (this.failures - 1), settings.retryCapMs);
+    const failures = this.loop.failures;
+    if (failures === 0) return settings.refreshIntervalMs;
+    return Math.min(settings.refreshIntervalMs, settings.retryBaseMs * 2 ** (failures - 1), settings.retryCapMs);
   }
 
   private async round(): Promise<WorklistRound> {

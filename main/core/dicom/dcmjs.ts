@@ -14,10 +14,20 @@ export interface DcmjsElement {
 }
 export type DcmjsDataset = Record<string, DcmjsElement>;
 
+export interface DcmjsWriteOptions {
+  allowInvalidVRLength?: boolean;
+  /** false: encapsulated Pixel Data keeps one fragment per frame. */
+  fragmentMultiframe?: boolean;
+}
+
 export interface DcmjsDicomDict {
   meta: DcmjsDataset;
   dict: DcmjsDataset;
-  write(options?: { allowInvalidVRLength?: boolean; fragmentMultiframe?: boolean }): ArrayBuffer;
+  write(options?: DcmjsWriteOptions): ArrayBuffer;
+}
+
+interface DcmjsWriteStream {
+  getBuffer(): ArrayBuffer;
 }
 
 /** An entry of dcmjs' data dictionary (PS3.6): tag as '(0010,0010)', keyword as `name`. */
@@ -32,7 +42,10 @@ interface Dcmjs {
   data: {
     DicomMessage: {
       readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string | null; includeUntilTagValue?: boolean }): DcmjsDicomDict;
+      /** Writes the elements of a data set in the transfer syntax `syntax` to `stream`. */
+      write(dataset: DcmjsDataset, stream: DcmjsWriteStream, syntax: string, options?: DcmjsWriteOptions): number;
     };
+    WriteBufferStream: new (defaultSize: number, littleEndian: boolean) => DcmjsWriteStream;
     DicomDict: new (meta: DcmjsDataset) => DcmjsDicomDict;
     DicomMetaDictionary: {
       /** Keyword → entry, every standard attribute. */
@@ -58,4 +71,12 @@ function toArrayBuffer(bytes: Buffer): ArrayBuffer {
 
 export function readDicom(bytes: Buffer): DcmjsDicomDict {
   return dcmjs.data.DicomMessage.readFile(toArrayBuffer(bytes), { ignoreErrors: true, untilTag: null, includeUntilTagValue: false });
+}
+
+/** A data set alone, no preamble or File Meta Information, in the transfer syntax `syntax`. */
+export function writeDataSet(dataset: DcmjsDataset, syntax: string, options: DcmjsWriteOptions = {}): Buffer {
+  // As DicomDict.write writes its data set: a stream that grows, little endian unless the syntax says otherwise.
+  const stream = new dcmjs.data.WriteBufferStream(4096, true);
+  dcmjs.data.DicomMessage.write(dataset, stream, syntax, options);
+  return Buffer.from(stream.getBuffer());
 }

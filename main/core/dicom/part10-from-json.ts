@@ -7,9 +7,9 @@
  * part's transfer syntax, the part's bytes the one fragment of encapsulated Pixel Data. Everything wrong is
  * a failure naming the element.
  */
-import { DicomDict, type DcmjsDataset, type DcmjsElement } from './dcmjs.js';
+import { writeDataSet, type DcmjsDataset, type DcmjsElement } from './dcmjs.js';
 import { tagsOf } from './dictionary.js';
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './implementation-uid.js';
+import { buildFileMeta, isFileMetaTag } from './file-meta.js';
 import type { DicomJson, DicomJsonElement } from './json-model.js';
 import { TransferSyntax } from './transfer-syntax.js';
 
@@ -96,17 +96,10 @@ export function part10FromJson(dataset: unknown, parts: ReadonlyMap<string, Bulk
       // Text here is Unicode and is written as UTF-8, which only ISO_IR 192 declares.
       dict[TAG.SpecificCharacterSet] = { vr: 'CS', Value: ['ISO_IR 192'] };
     }
-    const file = new DicomDict({
-      '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
-      '00020002': { vr: 'UI', Value: [sopClassUid] },
-      '00020003': { vr: 'UI', Value: [sopInstanceUid] },
-      '00020010': { vr: 'UI', Value: [state.syntax] },
-      '00020012': { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] },
-      '00020013': { vr: 'SH', Value: [IMPLEMENTATION_VERSION_NAME] },
-    });
-    file.dict = dict;
+    const meta = buildFileMeta({ sopClassUid: sopClassUid!, sopInstanceUid: sopInstanceUid!, transferSyntaxUid: state.syntax });
     // One fragment per frame: the part's bytes stay whole, as they came.
-    return { ok: true, bytes: Buffer.from(file.write({ fragmentMultiframe: false })), sopClassUid: sopClassUid!, sopInstanceUid: sopInstanceUid! };
+    const bytes = Buffer.concat([meta, writeDataSet(dict, state.syntax, { fragmentMultiframe: false })]);
+    return { ok: true, bytes, sopClassUid: sopClassUid!, sopInstanceUid: sopInstanceUid! };
   } catch (error) {
     if (error instanceof Refusal) return { ok: false, failureReason: error.failureReason, message: error.message, ...ids };
     return { ok: false, failureReason: FailureReason.CannotUnderstand, message: `the data set cannot be encoded: ${(error as Error).message}`, ...ids };
@@ -134,7 +127,7 @@ function toDcmjs(dataset: DicomJson, path: string[], state: BuildState): DcmjsDa
     const where = [...path, tag].join('/');
     if (!TAG_TEXT.test(tag)) throw cannotUnderstand(`${where} is not a tag (8 hexadecimal digits)`);
     // The File Meta Information is ours to write; group lengths follow from the encoding.
-    if (path.length === 0 && tag.startsWith('0002')) continue;
+    if (path.length === 0 && isFileMetaTag(tag)) continue;
     if (tag.endsWith('0000')) continue;
     if (!element || typeof element !== 'object' || typeof element.vr !== 'string' || !VR.test(element.vr)) {
       throw cannotUnderstand(`${where} has no valid vr`);

@@ -1,13 +1,13 @@
 import type { Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
+import { buildFileMeta } from '../dicom/file-meta.js';
 import type { Archive, IngestResult } from '../store/archive.js';
 import { IngestAbortedError, IngestError } from '../store/errors.js';
 import { decideAssociation, type AssociationPolicySettings } from './association-policy.js';
 import {
   countBytesReceived, generalPathBusy, generalProcessPdu, markConnected, negotiatedAssociation, notePeerActivity, resetConnection, useDefaultNameMap,
 } from './dcmjs-dimse-internals.js';
-import { buildFileMeta } from './file-meta.js';
 import { MAX_PDU_LENGTH } from './implementation.js';
 import { cStoreResponsePdu, joinPdvs, PDU_TYPE_P_DATA_TF, readCStoreCommand, splitPdvs, type CStoreCommand, type Pdv } from './pdata.js';
 import { PduReader } from './pdu-reader.js';

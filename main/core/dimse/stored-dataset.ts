@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { characterSetAfterDecoding } from '../dicom/charset.js';
+import { dataSetOffset } from '../dicom/file-meta.js';
 import { declaredCharacterSet } from '../dicom/header.js';
-import { dataSetOffset } from './file-meta.js';
 
 const { Dataset } = dimse;
 

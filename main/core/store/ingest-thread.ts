@@ -4,9 +4,8 @@
  * (ingest-worker.ts, the pattern of web/image-pool.ts), so the event loop that receives instances, streams them to
  * readers and answers senders never runs it. Every way in shares it: DIMSE, STOW-RS, read-through, recovery.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
+import { workerStart } from '../runtime/worker-start.js';
 import type { DescribedFile, StoredMetadata } from './instance-metadata.js';
 import type { IngestTask, IngestTaskResult } from './ingest-worker.js';
 
@@ -24,17 +23,6 @@ export interface IngestWork {
   close(): Promise<void>;
 }
 
-// As web/image-pool.ts: ingest-thread.ts under tsx, dist/main/core/store/ingest-thread.js from the build, and the
-// desktop bundle dist/electron/main.cjs; the worker sits beside it in each case (scripts/build.mjs bundles ingest-worker.cjs).
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_FILE = fileURLToPath(new URL(`./ingest-worker${/\.[cm]?[jt]s$/.exec(import.meta.url)![0]}`, import.meta.url));
-
-/** From source a worker thread needs tsx's loader: present with `--import tsx`, added when tsx was registered another way. */
-function workerExecArgv(): string[] | undefined {
-  if (!FROM_SOURCE || process.execArgv.some((arg) => arg.includes('tsx'))) return undefined;
-  return [...process.execArgv, '--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
-}
-
 function packed(metadata: { encoding: 'gzip' | 'identity'; json: Uint8Array }): StoredMetadata {
   return { encoding: metadata.encoding, json: Buffer.from(metadata.json.buffer, metadata.json.byteOffset, metadata.json.byteLength) };
 }
@@ -47,12 +35,14 @@ export class IngestThread implements IngestWork {
    * load, or when piscina starts it again to keep one up); tasks under way fail with their own error.
    */
   constructor(options: { filename?: string; onError?: (error: Error) => void } = {}) {
+    // scripts/build.mjs bundles ingest-worker.cjs beside the desktop bundle.
+    const worker = workerStart(import.meta.url, 'ingest-worker');
     this.pool = new Piscina({
-      filename: options.filename ?? WORKER_FILE,
+      filename: options.filename ?? worker.filename,
       // Always up: an instance that arrives after a quiet hour must not wait for a thread to start and load its parser.
       minThreads: 1,
       maxThreads: 1,
-      execArgv: workerExecArgv(),
+      execArgv: worker.execArgv,
     });
     // Unheard, a pool's 'error' event would end the process.
     this.pool.on('error', (error: Error) => options.onError?.(error));

@@ -3,11 +3,10 @@
  * Endian of web/ runs in these threads (image-worker.ts), so a thumbnail never delays a C-STORE answer on
  * the event loop. Bounded in threads and in tasks waiting: past that, a request gets 503 with Retry-After.
  */
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { Piscina } from 'piscina';
+import { workerStart } from '../runtime/worker-start.js';
 import { HttpError } from './http-errors.js';
 import type { RenderOptions } from './image-render.js';
 import type { ImageTask, ImageTaskResult } from './image-worker.js';
@@ -33,21 +32,6 @@ export const RETRY_AFTER_SECONDS = 2;
 /** A thread with nothing to do for this long ends (its codecs, some 40 MB, with it); the next task starts one. */
 const IDLE_THREAD_MS = 5 * 60_000;
 
-// This module runs as image-pool.ts under tsx (tests, `npm run serve`, bin/dicom-edge.js without a build), as
-// dist/main/core/web/image-pool.js from the build, and inside the desktop bundle dist/electron/main.cjs; the
-// worker sits beside it in each case, with the same extension (scripts/build.mjs bundles image-worker.cjs).
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_FILE = fileURLToPath(new URL(`./image-worker${/\.[cm]?[jt]s$/.exec(import.meta.url)![0]}`, import.meta.url));
-
-/**
- * A worker thread starts with the process's Node flags. From source it needs tsx's loader: present when the
- * process was started with `--import tsx`, added here when tsx was registered another way (bin/dicom-edge.js).
- */
-function workerExecArgv(): string[] | undefined {
-  if (!FROM_SOURCE || process.execArgv.some((arg) => arg.includes('tsx'))) return undefined;
-  return [...process.execArgv, '--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
-}
-
 /** http.imageThreads: 0 means one fewer than the cores, at least one (the event loop keeps a core). */
 export function imageThreads(configured: number): number {
   return configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
@@ -62,12 +46,14 @@ export class ImagePool implements ImageWork {
   private closed = false;
 
   constructor(private readonly options: { threads: number; queue: number; logger: Logger }) {
+    // scripts/build.mjs bundles image-worker.cjs beside the desktop bundle.
+    const worker = workerStart(import.meta.url, 'image-worker');
     this.pool = new Piscina({
-      filename: WORKER_FILE,
+      filename: worker.filename,
       minThreads: 0,
       maxThreads: options.threads,
       idleTimeout: IDLE_THREAD_MS,
-      execArgv: workerExecArgv(),
+      execArgv: worker.execArgv,
     });
   }
 
