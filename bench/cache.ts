@@ -15,6 +15,9 @@
  * Every appliance runs in its own process with a fresh data dir, from the compiled core as the installed
  * appliance runs (bin/dicom-edge.js, the server package), not from the TypeScript source through tsx, whose
  * loader thread and transpiled sources weigh on its memory; reads alternate between the two servers.
+ * Beside them, two ceilings for this machine and client, read alongside in the same rounds: Orthanc's answer
+ * relayed by a bare Node pass-through (nothing parsed or stored: the most any relay of the archive gives), and
+ * the same number of bytes from memory by a bare Node server (the most any Node server gives).
  * BENCH_CACHE_ROUNDS (default 3) sets the rounds of cold/warm reads; BENCH_CACHE_HUGE=0 skips the 2 GB instance.
  */
 import { createReadStream, watch } from 'node:fs';
@@ -28,6 +31,7 @@ import { startStorescp } from '../test/support/storescp.js';
 import { AUTH, curlBytes, FEDERATION_TIMEOUT_MS, freshArchiveDataDir, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
 import { ctSeriesFiles, writeHugeInstance } from './_instances.js';
 import { loadAverage, median, peakRssMb, pool } from './_measure.js';
+import { memoryServer, passThroughServer } from './profile/_memory-server.js';
 
 const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'cache');
 const CT_COUNT = 500;
@@ -116,27 +120,38 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
   const cold: Array<{ seconds: number; bytes: number }> = [];
   const warm: Array<{ seconds: number; bytes: number }> = [];
   const direct: Array<{ seconds: number; bytes: number }> = [];
-  await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}); // warm-up: Orthanc's page cache and connections
-  for (let round = 0; round < ROUNDS; round++) {
-    const appliance = await applianceWithArchive(`read-${round}`, orthanc);
-    try {
-      // A viewer finds the study first: the federated QIDO makes it known as cloud-only.
-      const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${study.split('/')[2]}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
-      if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
-      if (round % 2 === 0) {
-        cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
-        direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
-      } else {
-        direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
-        cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
+  const relayed: Array<{ seconds: number; bytes: number }> = [];
+  const fromMemory: Array<{ seconds: number; bytes: number }> = [];
+  const answerBytes = (await curlBytes(`${orthanc.dicomWebUrl}${study}`, {})).bytes; // warm-up: Orthanc's page cache and connections
+  const relay = await passThroughServer(orthanc.dicomWebUrl);
+  const memory = await memoryServer(answerBytes);
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const appliance = await applianceWithArchive(`read-${round}`, orthanc);
+      try {
+        // A viewer finds the study first: the federated QIDO makes it known as cloud-only.
+        const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${study.split('/')[2]}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
+        if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+        if (round % 2 === 0) {
+          cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
+          direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
+        } else {
+          direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
+          cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
+        }
+        for (let r = 0; r < 3; r++) {
+          warm.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
+          direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
+          relayed.push(await curlBytes(`${relay.url}${study}`, {}));
+          fromMemory.push(await curlBytes(memory.url, {}));
+        }
+      } finally {
+        await appliance.stop();
       }
-      for (let r = 0; r < 3; r++) {
-        warm.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
-        direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
-      }
-    } finally {
-      await appliance.stop();
     }
+  } finally {
+    relay.stop();
+    memory.stop();
   }
   const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
   const d = median(direct, (x) => x.seconds);
@@ -160,6 +175,20 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
     'DICOM Edge': `${w.seconds.toFixed(2)} s, ${mbps(w)}`,
     'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
     ratio: `${(d.seconds / w.seconds).toFixed(2)}× (target ≥ 5×)`,
+  });
+  const r = median(relayed, (x) => x.seconds);
+  const m = median(fromMemory, (x) => x.seconds);
+  rows.push({
+    benchmark: `ceiling for cold: Orthanc's answer through a bare Node pass-through, nothing parsed or stored (median of ${relayed.length})`,
+    'DICOM Edge': `${r.seconds.toFixed(2)} s, ${mbps(r)}`,
+    'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
+    ratio: `${(d.seconds / r.seconds).toFixed(2)}×`,
+  });
+  rows.push({
+    benchmark: `ceiling for warm: as many bytes from memory by a bare Node server (median of ${fromMemory.length})`,
+    'DICOM Edge': `${m.seconds.toFixed(2)} s, ${mbps(m)}`,
+    'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
+    ratio: `${(d.seconds / m.seconds).toFixed(2)}×`,
   });
 }
 

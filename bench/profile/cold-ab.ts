@@ -4,7 +4,8 @@
  * archive holds `studies` CT studies of `instances` each (default 6 × 50); appliance A runs with the
  * environment AB_A adds, B with AB_B's. Each study is read cold from both, in alternating order, so both see
  * the same load; then (with warm > 0) `warm` warm reads of each from both. It prints each read's time and
- * the appliance's CPU seconds, and the medians. Orthanc direct is read alongside, for the ratio, and with
+ * the appliance's CPU seconds, and the medians. Orthanc direct is read alongside, for the ratio, and so is
+ * Orthanc's answer relayed by a bare Node pass-through (the ceiling of any relay of the archive); with
  * warm reads a bare Node server answering the same number of bytes from memory (the ceiling of any Node
  * server for this client on this machine). To compare two versions of the code, give one the other checkout:
  * `AB_A='BENCH_APPLIANCE_ROOT=/tmp/base-worktree'` (a `git worktree add` of the older commit, with node_modules).
@@ -16,7 +17,7 @@ import { startOrthanc } from '../../test/support/orthanc.js';
 import { AUTH, freshArchiveDataDir, getBytes, serveAppliance, stowFiles, type ServedAppliance } from '../_dicomweb.js';
 import { ctSeriesFiles } from '../_instances.js';
 import { cpuSeconds, loadAverage } from '../_measure.js';
-import { medianOf as median, memoryServer } from './_memory-server.js';
+import { medianOf as median, memoryServer, passThroughServer } from './_memory-server.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WORK = join(ROOT, 'bench', '.work', 'profile-ab');
@@ -65,7 +66,9 @@ async function main(): Promise<void> {
     const results = { a: { cold: [] as number[], coldCpu: [] as number[], warm: [] as number[], warmCpu: [] as number[] }, b: { cold: [] as number[], coldCpu: [] as number[], warm: [] as number[], warmCpu: [] as number[] } };
     const direct: number[] = [];
     const ceiling: number[] = [];
+    const relayed: number[] = [];
     let memory: { url: string; stop(): void } | undefined;
+    const relay = await passThroughServer(orthanc.dicomWebUrl);
     try {
       for (const study of studies) {
         await timed(`${orthanc.dicomWebUrl}/studies/${study}`, {}); // Orthanc's caches
@@ -86,7 +89,9 @@ async function main(): Promise<void> {
         }
         const d = await timed(`${orthanc.dicomWebUrl}/studies/${study}`, {});
         direct.push(d.ms);
-        console.log(`${line.join('   ')}   direct ${d.ms.toFixed(0).padStart(4)} ms`);
+        const p = await timed(`${relay.url}/studies/${study}`, {});
+        relayed.push(p.ms);
+        console.log(`${line.join('   ')}   direct ${d.ms.toFixed(0).padStart(4)} ms   bare pass-through ${p.ms.toFixed(0).padStart(4)} ms`);
       }
       await new Promise((r) => setTimeout(r, 1000)); // the last commits
       if (WARM > 0) memory = await memoryServer((await timed(`${orthanc.dicomWebUrl}/studies/${studies[0]}`, {})).bytes);
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
         }
       }
     } finally {
+      relay.stop();
       memory?.stop();
       await a.stop();
       await b.stop();
@@ -115,7 +121,8 @@ async function main(): Promise<void> {
       console.log(`${name}: cold median ${cold.toFixed(0)} ms (cpu ${median(r.coldCpu).toFixed(2)} s), ${(d / cold).toFixed(2)}× direct`
         + (r.warm.length ? `; warm median ${median(r.warm).toFixed(0)} ms (cpu ${median(r.warmCpu).toFixed(3)} s), ${(d / median(r.warm)).toFixed(2)}× direct` : ''));
     }
-    console.log(`direct median ${d.toFixed(0)} ms`
+    console.log(`direct median ${d.toFixed(0)} ms; the same answer relayed by a bare Node pass-through (nothing parsed or stored): `
+      + `median ${median(relayed).toFixed(0)} ms, ${(d / median(relayed)).toFixed(2)}× direct`
       + (ceiling.length ? `; the same bytes from memory (bare Node server): median ${median(ceiling).toFixed(0)} ms, ${(d / median(ceiling)).toFixed(2)}× direct` : '')
       + `; load average: ${await loadAverage()}`);
   } finally {
