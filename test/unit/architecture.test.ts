@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
+import ts from 'typescript';
 
 // The rooms of docs/architecture.md are checked by `npm run lint:deps` (dependency-cruiser); these tests run
 // that same command, as .ci/run does.
@@ -92,5 +93,32 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
       .filter((file) => file.endsWith('.ts') && !file.startsWith('core/store/'))
       .filter((file) => readFileSync(new URL(file, main), 'utf8').includes('prepare('));
     assert.deepEqual(preparing, []);
+  });
+
+  test('every DICOM tag is named by keyword through dicom/dictionary.ts: no string of main/ spells one in hex', () => {
+    // String literals only, read by TypeScript's parser: a comment may show what a tag looks like.
+    // Files that may still spell tags, each with its reason. A file that no longer does must leave the list.
+    const allowed: Record<string, string> = {
+      'core/contract/dicom-json.ts': "the page's contract cannot load the dictionary; test/unit/dicom-dictionary.test.ts holds it to it",
+      'core/cloud/read-through.ts': 'to be converted',
+    };
+    const main = new URL('main/', root);
+    const spelt = new Map<string, string[]>();
+    for (const file of readdirSync(main, { recursive: true }) as string[]) {
+      if (!file.endsWith('.ts')) continue;
+      const source = ts.createSourceFile(file, readFileSync(new URL(file, main), 'utf8'), ts.ScriptTarget.Latest);
+      const visit = (node: ts.Node): void => {
+        if ((ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) && /^[0-9A-Fa-f]{8}$/.test(node.text)) {
+          const { line } = source.getLineAndCharacterOfPosition(node.getStart(source));
+          spelt.set(file, [...(spelt.get(file) ?? []), `${line + 1}: '${node.text}'`]);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    const offending = [...spelt].filter(([file]) => !(file in allowed)).map(([file, where]) => `main/${file} ${where.join(', ')}`);
+    assert.deepEqual(offending, [], 'name these tags by keyword (tagOf, tagsOf from main/core/dicom/dictionary.ts)');
+    const stale = Object.keys(allowed).filter((file) => !spelt.has(file));
+    assert.deepEqual(stale, [], 'these files spell no tag any more: remove them from the allowed list');
   });
 });

@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { tagOf } from '../dicom/dictionary.js';
 import { uidProblem } from '../dicom/uid.js';
 import type { ApplianceService } from '../service.js';
 import type { CloudSettings } from '../contract/settings.js';
@@ -54,7 +55,9 @@ export interface SyncRound {
 
 /** Beyond the poll interval, a failing archive is tried again at most this much later. */
 const MAX_BACKOFF_MS = 10 * 60_000;
-const QIDO_STUDY_FIELDS = ['00100021', '00080061', '00081030', '00201206', '00201208', '00080050'];
+const QIDO_STUDY_FIELDS = ['IssuerOfPatientID', 'ModalitiesInStudy', 'StudyDescription', 'NumberOfStudyRelatedSeries',
+  'NumberOfStudyRelatedInstances', 'AccessionNumber'].map(tagOf);
+const STUDY_INSTANCE_UID = tagOf('StudyInstanceUID');
 const QIDO_PAGE = 200;
 /** Longest wait for one request of a round; a round that needs more is cut and tried again later. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -232,5 +235,5 @@ export class CloudSync implements ApplianceService {
 }
 
 function uniqueStudyUids(datasets: readonly ReceivedDicomJson[]): string[] {
-  return [...new Set(datasets.map((d) => jsonString(d, '0020000D')).filter((uid) => uid !== ''))];
+  return [...new Set(datasets.map((d) => jsonString(d, STUDY_INSTANCE_UID)).filter((uid) => uid !== ''))];
 }

@@ -4,6 +4,7 @@
  * ready for the index (UIDs a scoped answer leaves out filled in from the scope).
  */
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { tagsOf } from '../dicom/dictionary.js';
 import { lookupAttribute, type QueryLevel } from '../dicom/keywords.js';
 import type { QueryRequest } from '../store/query-types.js';
 import type { QidoLevel, QidoSearch } from './qido.js';
@@ -22,6 +23,8 @@ const STUDY_FIELDS = [
 ];
 const SERIES_FIELDS = [...STUDY_FIELDS, 'SeriesInstanceUID', 'Modality', 'SeriesNumber', 'SeriesDescription', 'BodyPartExamined', 'NumberOfSeriesRelatedInstances'];
 const INSTANCE_FIELDS = [...SERIES_FIELDS, 'SOPInstanceUID', 'SOPClassUID', 'InstanceNumber', 'NumberOfFrames', 'Rows', 'Columns'];
+
+const TAG = tagsOf('StudyInstanceUID', 'SeriesInstanceUID');
 
 /** What the index keeps of each level (and the levels above it), asked for by name. */
 const INCLUDE: Readonly<Record<QidoLevel, readonly string[]>> = { study: STUDY_FIELDS, series: SERIES_FIELDS, instance: INSTANCE_FIELDS };
@@ -68,7 +71,7 @@ export function withScope(search: Pick<QidoSearch, 'studyUid' | 'seriesUid'>, da
   if (search.studyUid === undefined) return [...datasets];
   return datasets.map((dataset) => ({
     ...dataset,
-    '0020000D': dataset['0020000D'] ?? { vr: 'UI', Value: [search.studyUid] },
-    ...(search.seriesUid !== undefined ? { '0020000E': dataset['0020000E'] ?? { vr: 'UI', Value: [search.seriesUid] } } : {}),
+    [TAG.StudyInstanceUID]: dataset[TAG.StudyInstanceUID] ?? { vr: 'UI', Value: [search.studyUid] },
+    ...(search.seriesUid !== undefined ? { [TAG.SeriesInstanceUID]: dataset[TAG.SeriesInstanceUID] ?? { vr: 'UI', Value: [search.seriesUid] } } : {}),
   }));
 }

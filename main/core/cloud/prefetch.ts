@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { tagOf, tagsOf } from '../dicom/dictionary.js';
 import type { ApplianceService } from '../service.js';
 import type { CloudSettings } from '../contract/settings.js';
 import type { Archive } from '../store/archive.js';
@@ -51,8 +52,9 @@ export interface PrefetchOptions {
   recheckMs?: number;
 }
 
-const TAG = { PatientID: '00100020', IssuerOfPatientID: '00100021', StudyInstanceUID: '0020000D' } as const;
-const SEARCH_FIELDS = ['00100021', '00080061', '00080020', '00080030', '00081030', '00201206', '00201208'];
+const TAG = tagsOf('PatientID', 'IssuerOfPatientID', 'StudyInstanceUID');
+const SEARCH_FIELDS = ['IssuerOfPatientID', 'ModalitiesInStudy', 'StudyDate', 'StudyTime', 'StudyDescription',
+  'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances'].map(tagOf);
 const SEARCH_LIMIT = 500;
 const SEARCH_TIMEOUT_MS = 30_000;
 const RETRY_BASE_MS = 30_000;

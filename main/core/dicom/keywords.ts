@@ -15,7 +15,7 @@ export type Vr = (typeof VRS)[number];
 
 export interface AttributeDefinition {
   keyword: string;
-  /** Eight upper-case hex digits, group then element, as in DICOM JSON: '00100010'. */
+  /** Eight upper-case hex digits, group then element, as in DICOM JSON (dictionary.ts's tagOf). */
   tag: string;
   vr: Vr;
   level: QueryLevel | null;
@@ -91,7 +91,7 @@ export function attributeByKeyword(keyword: string): AttributeDefinition | undef
   return byKeyword.get(keyword);
 }
 
-/** Accepts '00100010', '0010,0010', '(0010,0010)' and 'x00100010', in either case. */
+/** Accepts a tag as eight hex digits, bare, with a comma between group and element, in parentheses or after an 'x', in either case. */
 export function attributeByTag(tag: string): AttributeDefinition | undefined {
   const normalised = normaliseTag(tag);
   return normalised ? byTag.get(normalised) : undefined;

@@ -16,6 +16,7 @@
  * (cloud/prefetch.ts fetches an updated pinned study again).
  */
 import type { ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { tagsOf } from '../dicom/dictionary.js';
 import type { Db } from './database.js';
 import { UNROUTED_DESTINATION, type ExistingInstance, type IndexWriter } from './index-writer.js';
 import type { CloudIndex } from './cloud-index.js';
@@ -64,7 +65,7 @@ export function unconfirmedLocalCondition(alias: string): string {
                AND (o.state <> 'delivered' OR o.destination = '${UNROUTED_DESTINATION}'))))`;
 }
 
-const TAG = { StudyInstanceUID: '0020000D', SeriesInstanceUID: '0020000E', SOPInstanceUID: '00080018' } as const;
+const TAG = tagsOf('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID');
 
 /** Works out and writes the rows of a batch; Archive.applyCloudChanges does the file work and the locking. */
 export class CloudChangeRows {

@@ -5,6 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { jsonInteger, jsonString, jsonStrings, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { tagsOf } from '../dicom/dictionary.js';
 import { uidProblem } from '../dicom/uid.js';
 import { statementCache, commitWithoutSync, type Db } from './database.js';
 import { UNROUTED_DESTINATION } from './index-writer.js';
@@ -56,39 +57,14 @@ export interface ChangeFeedCursorRow {
   updatedAt: number;
 }
 
-const TAG = {
-  SpecificCharacterSet: '00080005',
-  StudyDate: '00080020',
-  StudyTime: '00080030',
-  AccessionNumber: '00080050',
-  Modality: '00080060',
-  ModalitiesInStudy: '00080061',
-  ReferringPhysicianName: '00080090',
-  StudyDescription: '00081030',
-  SeriesDescription: '0008103E',
-  PatientName: '00100010',
-  PatientID: '00100020',
-  IssuerOfPatientID: '00100021',
-  PatientBirthDate: '00100030',
-  PatientSex: '00100040',
-  BodyPartExamined: '00180015',
-  StudyInstanceUID: '0020000D',
-  SeriesInstanceUID: '0020000E',
-  StudyID: '00200010',
-  SeriesNumber: '00200011',
-  InstanceNumber: '00200013',
-  NumberOfStudyRelatedSeries: '00201206',
-  NumberOfStudyRelatedInstances: '00201208',
-  NumberOfSeriesRelatedInstances: '00201209',
-  TransferSyntaxUID: '00020010',
-  SOPClassUID: '00080016',
-  SOPInstanceUID: '00080018',
-  AvailableTransferSyntaxUID: '00083002',
-  NumberOfFrames: '00280008',
-  Rows: '00280010',
-  Columns: '00280011',
-  PerformedProcedureStepStartDate: '00400244',
-} as const;
+const TAG = tagsOf(
+  'SpecificCharacterSet', 'StudyDate', 'StudyTime', 'AccessionNumber', 'Modality', 'ModalitiesInStudy',
+  'ReferringPhysicianName', 'StudyDescription', 'SeriesDescription', 'PatientName', 'PatientID', 'IssuerOfPatientID',
+  'PatientBirthDate', 'PatientSex', 'BodyPartExamined', 'StudyInstanceUID', 'SeriesInstanceUID', 'StudyID',
+  'SeriesNumber', 'InstanceNumber', 'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances',
+  'NumberOfSeriesRelatedInstances', 'TransferSyntaxUID', 'SOPClassUID', 'SOPInstanceUID',
+  'AvailableTransferSyntaxUID', 'NumberOfFrames', 'Rows', 'Columns', 'PerformedProcedureStepStartDate',
+);
 
 /**
  * One column's update on conflict: a value the archive leaves empty never blanks a known one, and a row with

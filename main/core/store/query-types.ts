@@ -8,7 +8,7 @@ export interface QueryRequest {
   level: QueryLevel;
   /**
    * Matching keys by DICOM keyword (e.g. PatientName, StudyDate, ModalitiesInStudy, SOPInstanceUID) or tag
-   * ('00100010'), each in its DICOM string form: '' universal, 'DOE*' wildcard, '20260101-20260131' range,
+   * (eight hex digits, as QIDO-RS allows), each in its DICOM string form: '' universal, 'DOE*' wildcard, '20260101-20260131' range,
    * 'uid1\\uid2' UID list. Keys of higher levels constrain lower-level queries; keys of lower levels
    * require a related entity (STUDY with Modality=CT: studies with a CT series). Control attributes
    * (QueryRetrieveLevel, SpecificCharacterSet, RetrieveAETitle, InstanceAvailability) are ignored, and so is

@@ -7,6 +7,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
+import { tagOf } from '../dicom/dictionary.js';
 import type { InstanceLocation, InstanceScope, ReadThrough } from '../cloud/read-through.js';
 import type { DicomJson } from '../dicom/json-model.js';
 import type { WebContext } from './context.js';
@@ -15,6 +16,8 @@ import { dicomWebBase, HttpError } from './http-errors.js';
 import { archiveHttpError, clientGone, warning } from './read-through.js';
 
 type JsonDataset = Record<string, unknown>;
+
+const SOP_INSTANCE_UID = tagOf('SOPInstanceUID');
 
 function describe(scope: InstanceScope): string {
   return scope.sopInstanceUid ? `instance ${scope.sopInstanceUid}` : scope.seriesUid ? `series ${scope.seriesUid}` : `study ${scope.studyUid}`;
@@ -55,7 +58,7 @@ export async function sendArchiveMetadata(
   let fromArchive = new Map<string, ReceivedDicomJson>();
   try {
     const datasets = (await readThrough.archiveMetadata(scope, { signal: clientGone(reply) })) ?? [];
-    fromArchive = new Map(datasets.map((d) => [jsonString(d, '00080018'), d]));
+    fromArchive = new Map(datasets.map((d) => [jsonString(d, SOP_INSTANCE_UID), d]));
   } catch (error) {
     if (hereBefore === 0) throw archiveHttpError(error, what);
     reply.header('warning', warning(`Only the instances held here are described: the archive's metadata is missing (${(error as Error).message})`));
