@@ -17,6 +17,7 @@ import { createAuthProvider } from '../../main/core/forward/auth.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
+import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { waitFor } from '../support/forward-harness.js';
 
 const silent = pino({ level: 'silent' });
@@ -24,6 +25,8 @@ const small = { rows: 8, columns: 8 } as const;
 
 /** The double sanitizes the preamble (as the Azure DICOM service does); everything after it is as stored. */
 const afterPreamble = (bytes: Buffer) => bytes.subarray(128);
+
+const instanceUid = (bytes: Buffer) => readInstanceInfo(bytes).sopUid!;
 
 async function collect(instances: AsyncIterable<InstanceLocation>): Promise<InstanceLocation[]> {
   const out: InstanceLocation[] = [];
@@ -185,6 +188,45 @@ describe('read-through retrieve from the archive', () => {
       assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
     }
     assert.deepEqual(await tempFiles(), [], 'no temp file left');
+  });
+
+  test('a part the reader declines mid-way comes to it again once committed, once; the fetch goes on without it', async () => {
+    // Instances of 128 KB, so each part comes in several chunks and the fetch waits on the reader between them.
+    const large = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'DECLINED', rows: 256, columns: 256 });
+    for (const instance of large) azure.seedInstance(instance.buffer);
+    const studyUid = large[0]!.studyUid;
+    const live: Buffer[] = [];
+    const committed: InstanceLocation[] = [];
+    let declinedOne = false;
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the fetch waited for the reader on a declined part')), 60_000)));
+    const streamed = (async () => {
+      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+        if ('instance' in item) {
+          committed.push(item.instance);
+          continue;
+        }
+        if (!declinedOne) {
+          // The first part: one chunk taken, then declined, its body never read again nor left.
+          declinedOne = true;
+          await item.live.body[Symbol.asyncIterator]().next();
+          item.live.decline();
+          continue;
+        }
+        const chunks: Buffer[] = [];
+        for await (const chunk of item.live.body) chunks.push(chunk);
+        live.push(Buffer.concat(chunks));
+      }
+    })();
+    await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+    assert.equal(live.length, large.length - 1, 'every other part as it arrived');
+    assert.equal(committed.length, 1, 'the declined one, from its commit, once');
+    const uids = [...live.map((bytes) => instanceUid(bytes)), ...committed.map((i) => i.sopInstanceUid)];
+    assert.deepEqual(uids.sort(), large.map((i) => i.sopInstanceUid).sort(), 'each instance once');
+    for (const bytes of live) assert.ok(large.some((i) => afterPreamble(i.buffer).equals(afterPreamble(bytes))), 'a live part is whole');
+    const original = large.find((i) => i.sopInstanceUid === committed[0]!.sopInstanceUid)!;
+    assert.ok(afterPreamble(await readFile(archive.paths.absolute(committed[0]!.path))).equals(afterPreamble(original.buffer)), 'kept whole');
+    assert.equal(retrieves().length, 1, 'one fetch');
   });
 
   test('the bytes read ahead of the ingest stay within the lag budget, and the whole study is kept', async () => {

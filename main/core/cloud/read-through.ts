@@ -96,9 +96,14 @@ class TappedPart {
     if (this.decided) this.lane = tap.offer(named);
   }
 
-  /** Whether the reader was given this part. */
+  /** Whether the reader is taking this part (it was offered and not declined). */
   get given(): boolean {
-    return this.lane !== undefined;
+    return this.lane?.taking === true;
+  }
+
+  /** The part was committed as this instance. */
+  committed(sopInstanceUid: string): void {
+    this.lane?.committed(sopInstanceUid);
   }
 
   write(chunk: Buffer): Promise<void> | undefined {
@@ -455,7 +460,7 @@ export class ReadThrough {
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
           (result): { error?: unknown } => {
-            if (tapped?.given) tap!.delivered(result.header.sopInstanceUid);
+            tapped?.committed(result.header.sopInstanceUid);
             const instance = this.locations.one(result.header.sopInstanceUid);
             if (instance && within(flight.scope, instance)) flight.add(instance);
             return {};
