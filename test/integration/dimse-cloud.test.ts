@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { IncomingMessage } from 'node:http';
+import { archiveRetrieveLimits } from '../../main/core/dimse/archive-retrieve.js';
 import { dataSetOffset } from '../../main/core/dimse/file-meta.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
@@ -326,6 +327,32 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     assert.equal(parsed.final.status, 0x0000, parsed.output);
     assert.deepEqual([parsed.final.completed, parsed.final.failed], [prior.length, 0]);
     await assertDelivered(out, prior);
+  });
+
+  test('C-MOVE from the archive of an instance larger than a retrieve may hold: declined part-way, sent from its file, byte-identical', async () => {
+    const saved = archiveRetrieveLimits.heldInstanceBytes;
+    archiveRetrieveLimits.heldInstanceBytes = 128 * 1024;
+    try {
+      const [small1, small2] = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'MOVE-LARGE', ...small });
+      const studyUid = small1!.studyUid;
+      // 512 × 512 × 16 bits: four times the limit, as a whole-slide image is to the real one.
+      const [large] = makeStudy({ series: 1, instancesPerSeries: 1, patientId: 'MOVE-LARGE', studyUid, rows: 512, columns: 512 });
+      const study = [small1!, large!, small2!];
+      await seedOrthanc(orthanc, study);
+      const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+      assert.equal(result.final.status, 0x0000, result.output);
+      assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [study.length, 0, 0]);
+      await assertDelivered(dest.dir, study);
+      const [{ ID: orthancId }] = (await (await fetch(`${orthanc.httpUrl}/tools/lookup`, { method: 'POST', body: large!.sopInstanceUid })).json()) as [{ ID: string }];
+      const inOrthanc = Buffer.from(await (await fetch(`${orthanc.httpUrl}/instances/${orthancId}/file`)).arrayBuffer());
+      assert.ok((await received(dest.dir)).get(large!.sopInstanceUid)!.equals(inOrthanc.subarray(dataSetOffset(inOrthanc))), 'the data set Orthanc holds, byte for byte');
+      // Sent from its file: the log says so (what the retrieve held of it is the unit test's to count).
+      const declined = async () => (await logLines(w)).filter((l) => l.event === 'retrieve-archive-part-from-file' && l.studyUid === studyUid);
+      await waitFor(async () => (await declined()).length > 0, () => 'no retrieve-archive-part-from-file line');
+      assert.deepEqual((await declined()).map((l) => l.sopInstanceUid), [large!.sopInstanceUid], 'only the large one was declined');
+    } finally {
+      archiveRetrieveLimits.heldInstanceBytes = saved;
+    }
   });
 
   test('C-MOVE from the archive with the listing answered first: a pending response after each sub-operation, with the right counts', async () => {
