@@ -105,7 +105,7 @@ describe('read-through retrieve from the archive', () => {
       seen.push(instance);
     }
     assert.deepEqual(seen.map((i) => i.sopInstanceUid).sort(), study.map((i) => i.sopInstanceUid).sort());
-    assert.deepEqual(azure.requests.map((r) => r.kind), ['search', 'retrieve'], 'one listing, one retrieve of the whole study');
+    assert.deepEqual(azure.requests.map((r) => r.kind).sort(), ['retrieve', 'search'], 'one listing, one retrieve of the whole study');
     assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
     assert.equal(azure.storeRequests().length, 0, 'the archive received no STOW');
     assert.equal(readThrough.needsArchive({ studyUid }), false);
@@ -377,12 +377,14 @@ describe('read-through retrieve from the archive', () => {
   });
 
   test('a study neither here nor in the archive ends empty; without an archive nothing is asked', async () => {
+    // Asked for at once and listed meanwhile: the archive answers 404 and lists nothing.
     assert.deepEqual(await collect(readThrough.retrieve({ studyUid: '1.2.826.0.1.999.1' })), []);
-    assert.deepEqual(azure.requests.map((r) => r.kind), ['search']);
+    assert.deepEqual(azure.requests.map((r) => r.kind).sort(), ['retrieve', 'search']);
+    assert.equal(readThrough.known({ studyUid: '1.2.826.0.1.999.1' }).length, 0);
     const offline = new ReadThrough({ archive, reader: () => undefined, logger: silent });
     assert.equal(offline.needsArchive({ studyUid: study[0]!.studyUid }), false);
     assert.deepEqual(await collect(offline.retrieve({ studyUid: study[0]!.studyUid })), []);
-    assert.equal(azure.requests.length, 1);
+    assert.equal(azure.requests.length, 2);
   });
 
   test('an archive that cannot be reached: the read fails as offline and leaves nothing behind', async () => {

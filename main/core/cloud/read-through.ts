@@ -312,11 +312,14 @@ export class ReadThrough {
   }
 
   /**
-   * A search found the scope in the archive (it reported instances) but the index lists none of them, and
-   * nothing of it is here: what a viewer opens right after finding a study.
+   * The index knows no instance of the scope, here or in the archive: a study a search found (what a viewer
+   * opens right after finding it), or one nothing here has ever named (a C-MOVE or a WADO-RS URL of a prior
+   * study). Nothing of it is here, so all of it is fetched, in one request that need not wait for the listing.
+   * Not an instance named without its series: the request needs the series, which only the listing gives.
    */
-  private foundUnlisted(scope: InstanceScope): boolean {
-    return this.locations.inScope(scope).length === 0 && (this.locations.reportedCount(scope) ?? 0) > 0;
+  private knowsNone(scope: InstanceScope): boolean {
+    if (scope.sopInstanceUid !== undefined && scope.seriesUid === undefined) return false;
+    return this.locations.inScope(scope).length === 0;
   }
 
   private incomplete(scope: InstanceScope): boolean {
@@ -349,7 +352,7 @@ export class ReadThrough {
     const started = Date.now();
     const ids = describe(scope);
     try {
-      if (this.foundUnlisted(scope)) {
+      if (this.knowsNone(scope)) {
         await this.fetchUnlisted(flight, reader);
         return;
       }
@@ -378,9 +381,11 @@ export class ReadThrough {
   }
 
   /**
-   * Found in the archive, nothing of it here or listed: one request for the whole scope, sent while the
-   * archive lists it (a listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into place only once the listing's cloud rows are written, so
-   * a crash between the two still leaves the file recovered as the archive's copy, never as local data.
+   * Nothing of the scope here or listed: one request for the whole scope, sent while the archive lists it (a
+   * listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into
+   * place only once the listing's cloud rows are written, so a crash between the two still leaves the file
+   * recovered as the archive's copy, never as local data. A scope the archive does not hold answers 404 and
+   * lists nothing: the fetch ends empty.
    */
   private async fetchUnlisted(flight: FetchFlight, reader: ArchiveReader): Promise<void> {
     const { scope } = flight;
