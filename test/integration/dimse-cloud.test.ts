@@ -280,6 +280,32 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     await waitFor(() => localCount(w, studyUid) === prior.length, () => `${localCount(w, studyUid)} of ${prior.length} committed`);
   });
 
+  test('C-MOVE of a study nothing here has ever named: the fetch starts at once, and storescp gets it while the archive lists it', async () => {
+    // No C-FIND first: the index knows nothing of the study, not even that the archive holds it.
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'MOVE-NEVER-SEEN', ...small });
+    const studyUid = study[0]!.studyUid;
+    await seedOrthanc(orthanc, study);
+    let openListing!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
+    gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
+    let result: RetrieveResult;
+    try {
+      const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+      await waitFor(async () => (await arrivedAt(dest.dir, study)) === study.length, () => `${dest.log()}`, 60_000);
+      await waitFor(() => gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), () => 'the listing was asked for, and is held');
+      openListing();
+      result = await moving;
+    } finally {
+      openListing();
+      gate.hold = undefined;
+    }
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [study.length, 0, 0]);
+    for (const p of result.pending) assert.equal((p.remaining ?? 0) + (p.completed ?? 0) + (p.failed ?? 0) + (p.warning ?? 0), study.length, result.output);
+    await assertDelivered(dest.dir, study);
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
+  });
+
   test('C-MOVE from the archive before its listing is in: an instance of another SOP class goes over a new association that proposes it', async () => {
     const ct = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'MOVE-CLASSES', ...small });
     const studyUid = ct[0]!.studyUid;
