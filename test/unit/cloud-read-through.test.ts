@@ -250,7 +250,7 @@ describe('read-through retrieve from the archive', () => {
             worst = Math.max(worst, pulled - taken);
             yield chunk as Buffer;
           }
-        })()) };
+        })(), { highWaterMark: 0 }) }; // pulled as the fetch reads, not read ahead by this wrapper
       }
     })();
     // The ingests take nothing until the reader has stopped getting bytes for a while.
