@@ -212,7 +212,8 @@ export class ReadThrough {
    * Like `retrieve`, for a reader that passes the bytes on (WADO-RS): when this call starts the fetch of a
    * scope of which nothing is here, each part of the archive's answer whose syntax `accepts` takes is given
    * as it arrives (`live`), while the same bytes are written through the ingest; the reader does not wait
-   * for their commits. Everything else comes as in `retrieve`, after it is committed. A part given live may
+   * for their commits. Everything else comes as in `retrieve`, after it is committed, and so does a part the
+   * reader declines part-way (`LivePart.decline`, e.g. one too large to hold). A part given live may
    * still fail to commit (logged); the reader then has sent the archive's bytes, as the archive sent them.
    */
   async *stream(scope: InstanceScope, options: { signal?: AbortSignal; accepts: (transferSyntax: string) => boolean }): AsyncGenerator<Retrieved> {

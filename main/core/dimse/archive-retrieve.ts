@@ -2,9 +2,9 @@
  * C-MOVE and C-GET of what is only in the archive destination. The fetch of each scope the archive must
  * serve starts at once, and each instance is handed on as soon as its bytes are whole (the archive's own
  * bytes, while the read-through writes them through the durable ingest), or as it commits when another
- * reader's fetch is already bringing it or when it is too large to hold in memory. Meanwhile the archive is asked for the list of what it holds of
- * the scopes (joining the fetch's own listing), which gives the count of sub-operations and the UIDs of
- * those that never arrive.
+ * reader's fetch is already bringing it or when it is too large to hold in memory. Meanwhile the archive is
+ * asked for the list of what it holds of the scopes (joining the fetch's own listing), which gives the count
+ * of sub-operations and the UIDs of those that never arrive.
  */
 import type { Logger } from 'pino';
 import { sniffSopUids } from '../dicom/header.js';
@@ -132,7 +132,7 @@ export function arrivals(
         }
         const held = await holdWhole(item.live, archiveRetrieveLimits.heldInstanceBytes);
         if ('declined' in held) {
-          logger.info({ event: 'retrieve-archive-part-from-file', ...scope, ...sniffSopUids(held.declined), heldBytes: archiveRetrieveLimits.heldInstanceBytes },
+          logger.info({ event: 'retrieve-archive-part-from-file', ...scope, ...sniffSopUids(held.declined), limitBytes: archiveRetrieveLimits.heldInstanceBytes },
             'an instance too large to hold is sent from its file once committed');
           continue;
         }
