@@ -355,7 +355,7 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     await assertDelivered(out, prior);
   });
 
-  test('C-MOVE from the archive of an instance larger than a retrieve may hold: declined part-way, sent from its file, byte-identical', async () => {
+  test('C-MOVE and C-GET from the archive of an instance larger than a retrieve may hold: declined part-way, sent from its file, byte-identical', async () => {
     const saved = archiveRetrieveLimits.heldInstanceBytes;
     archiveRetrieveLimits.heldInstanceBytes = 128 * 1024;
     try {
@@ -376,6 +376,19 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
       const declined = async () => (await logLines(w)).filter((l) => l.event === 'retrieve-archive-part-from-file' && l.studyUid === studyUid);
       await waitFor(async () => (await declined()).length > 0, () => 'no retrieve-archive-part-from-file line');
       assert.deepEqual((await declined()).map((l) => l.sopInstanceUid), [large!.sopInstanceUid], 'only the large one was declined');
+
+      // C-GET the same way: back on the requesting association, from the file.
+      const [gotLarge] = makeStudy({ series: 1, instancesPerSeries: 1, patientId: 'GET-LARGE', rows: 512, columns: 512 });
+      await seedOrthanc(orthanc, [gotLarge!]);
+      const out = join(dir, 'get-large');
+      await mkdir(out, { recursive: true });
+      const got = await run(requireTool('getscu', 'dcmtk'), ['-d', '-S', '-aec', AE, '-od', out, '-k', 'QueryRetrieveLevel=STUDY',
+        '-k', `StudyInstanceUID=${gotLarge!.studyUid}`, '127.0.0.1', String(w.dimsePort)], { timeoutMs: 120_000 });
+      const parsed = parseRetrieveOutput(got.stderr + got.stdout);
+      assert.deepEqual([parsed.final.status, parsed.final.completed, parsed.final.failed], [0, 1, 0], parsed.output);
+      await assertDelivered(out, [gotLarge!]);
+      await waitFor(async () => (await logLines(w)).some((l) => l.event === 'retrieve-archive-part-from-file' && l.sopInstanceUid === gotLarge!.sopInstanceUid),
+        () => 'the C-GET did not send it from its file');
     } finally {
       archiveRetrieveLimits.heldInstanceBytes = saved;
     }
