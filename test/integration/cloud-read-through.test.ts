@@ -17,6 +17,8 @@ import { makeStudy, writeInstances, type GeneratedInstance } from '../support/st
 import { makeInstanceInSyntax } from '../support/transfer-syntax.js';
 import { logLines, startWebAppliance, type WebAppliance } from '../support/web-appliance.js';
 import { holdCommits } from '../support/hold-commits.js';
+import { startGateProxy, type GateProxy } from '../support/gate-proxy.js';
+import type { IncomingMessage } from 'node:http';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
@@ -67,27 +69,32 @@ const localCount = (w: WebAppliance, studyUid: string) =>
   (indexDb(w.appliance.archive).prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND local = 1').get(studyUid) as { n: number }).n;
 const tempFiles = async (w: WebAppliance) => (await Promise.all(w.appliance.archive.paths.tempShards.map((d) => readdir(d)))).flat();
 
-/** `answer`, or a failure once it has waited a minute (what a reader held up by the held commits would see). */
-async function unheld<T>(answer: Promise<T>): Promise<T> {
+/** `answer`, or a failure once it has waited a minute (what a reader held up by the held commits, or listing, would see). */
+async function unheld<T>(answer: Promise<T>, stuckMessage = 'the answer waited for the commits'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the answer waited for the commits')), 60_000)));
+  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(stuckMessage)), 60_000)));
   return Promise.race([answer, stuck]).finally(() => clearTimeout(timer));
 }
 
 describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
   let dir: string;
   let orthanc: OrthancPeer;
+  let gate: GateProxy;
   let w: WebAppliance;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dicom-edge-read-through-orthanc-'));
     orthanc = await startOrthanc({ dir: join(dir, 'orthanc') });
+    // Orthanc is reached through a proxy that passes everything on, unless a test makes it hold a request.
+    const upstream = new URL(orthanc.dicomWebUrl);
+    gate = await startGateProxy(upstream.origin);
     w = await startWebAppliance({
-      settings: { destinations: [{ name: 'orthanc', baseUrl: orthanc.dicomWebUrl, archive: true, retryBaseMs: 50, retryCapMs: 500 }] },
+      settings: { destinations: [{ name: 'orthanc', baseUrl: `${gate.origin}${upstream.pathname}`, archive: true, retryBaseMs: 50, retryCapMs: 500 }] },
     });
   });
   after(async () => {
     await w?.stop();
+    await gate?.close();
     await orthanc?.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -189,6 +196,30 @@ describe('Orthanc as the clinic\'s archive', { timeout: 180_000 }, () => {
     // The whole study: the three instances here go first, the fourth is fetched by itself; byte-identical.
     sameSet(await parts(await w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } })), study.map((i) => i.buffer), 'byte-identical');
     assert.equal(localCount(w, studyUid), study.length);
+  });
+
+  test('WADO-RS of a study nothing here has ever named streams while the archive lists it', async () => {
+    // No search first: the index knows nothing of the study, not even that the archive holds it.
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'WADO-NEVER-SEEN', ...small });
+    const studyUid = study[0]!.studyUid;
+    for (const instance of study) {
+      const res = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: instance.buffer as unknown as BodyInit, headers: { 'content-type': 'application/dicom' } });
+      assert.equal(res.status, 200, await res.text());
+    }
+    const isListing = (req: IncomingMessage) => req.method === 'GET' && (req.url ?? '').includes(studyUid) && /\/instances\?/.test(req.url ?? '');
+    let openListing!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
+    gate.hold = (req) => (isListing(req) ? listingHeld : undefined);
+    try {
+      // The whole answer comes while the listing is held.
+      const got = await unheld(w.api(`/dicom-web/studies/${studyUid}`, { headers: { accept: ANY_SYNTAX } }).then(parts), 'the answer waited for the listing');
+      sameSet(got, study.map((i) => i.buffer), 'the whole study, byte for byte');
+      assert.ok(gate.seen.some((line) => line.startsWith('GET ') && line.includes(studyUid) && /\/instances\?/.test(line)), 'the listing was asked for, and is held');
+    } finally {
+      openListing();
+      gate.hold = undefined;
+    }
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
   });
 
   test('an instance neither here nor in the archive is 404', async () => {

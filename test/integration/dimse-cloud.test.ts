@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { IncomingMessage } from 'node:http';
 import { dataSetOffset } from '../../main/core/dicom/file-meta.js';
+import { archiveRetrieveLimits } from '../../main/core/dimse/archive-retrieve.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { listenLoopback, type LoopbackServer } from '../doubles/http-server.js';
 import { parseFindOutput, parseRetrieveOutput, type FindResult, type RetrieveResult } from '../support/dcmtk-output.js';
@@ -279,6 +280,32 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     await waitFor(() => localCount(w, studyUid) === prior.length, () => `${localCount(w, studyUid)} of ${prior.length} committed`);
   });
 
+  test('C-MOVE of a study nothing here has ever named: the fetch starts at once, and storescp gets it while the archive lists it', async () => {
+    // No C-FIND first: the index knows nothing of the study, not even that the archive holds it.
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'MOVE-NEVER-SEEN', ...small });
+    const studyUid = study[0]!.studyUid;
+    await seedOrthanc(orthanc, study);
+    let openListing!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
+    gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
+    let result: RetrieveResult;
+    try {
+      const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+      await waitFor(async () => (await arrivedAt(dest.dir, study)) === study.length, () => `${dest.log()}`, 60_000);
+      await waitFor(() => gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), () => 'the listing was asked for, and is held');
+      openListing();
+      result = await moving;
+    } finally {
+      openListing();
+      gate.hold = undefined;
+    }
+    assert.equal(result.final.status, 0x0000, result.output);
+    assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [study.length, 0, 0]);
+    for (const p of result.pending) assert.equal((p.remaining ?? 0) + (p.completed ?? 0) + (p.failed ?? 0) + (p.warning ?? 0), study.length, result.output);
+    await assertDelivered(dest.dir, study);
+    await waitFor(() => localCount(w, studyUid) === study.length, () => `${localCount(w, studyUid)} of ${study.length} committed`);
+  });
+
   test('C-MOVE from the archive before its listing is in: an instance of another SOP class goes over a new association that proposes it', async () => {
     const ct = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'MOVE-CLASSES', ...small });
     const studyUid = ct[0]!.studyUid;
@@ -326,6 +353,45 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     assert.equal(parsed.final.status, 0x0000, parsed.output);
     assert.deepEqual([parsed.final.completed, parsed.final.failed], [prior.length, 0]);
     await assertDelivered(out, prior);
+  });
+
+  test('C-MOVE and C-GET from the archive of an instance larger than a retrieve may hold: declined part-way, sent from its file, byte-identical', async () => {
+    const saved = archiveRetrieveLimits.heldInstanceBytes;
+    archiveRetrieveLimits.heldInstanceBytes = 128 * 1024;
+    try {
+      const [small1, small2] = makeStudy({ series: 1, instancesPerSeries: 2, patientId: 'MOVE-LARGE', ...small });
+      const studyUid = small1!.studyUid;
+      // 512 × 512 × 16 bits: four times the limit, as a whole-slide image is to the real one.
+      const [large] = makeStudy({ series: 1, instancesPerSeries: 1, patientId: 'MOVE-LARGE', studyUid, rows: 512, columns: 512 });
+      const study = [small1!, large!, small2!];
+      await seedOrthanc(orthanc, study);
+      const result = await movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
+      assert.equal(result.final.status, 0x0000, result.output);
+      assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [study.length, 0, 0]);
+      await assertDelivered(dest.dir, study);
+      const [{ ID: orthancId }] = (await (await fetch(`${orthanc.httpUrl}/tools/lookup`, { method: 'POST', body: large!.sopInstanceUid })).json()) as [{ ID: string }];
+      const inOrthanc = Buffer.from(await (await fetch(`${orthanc.httpUrl}/instances/${orthancId}/file`)).arrayBuffer());
+      assert.ok((await received(dest.dir)).get(large!.sopInstanceUid)!.equals(inOrthanc.subarray(dataSetOffset(inOrthanc))), 'the data set Orthanc holds, byte for byte');
+      // Sent from its file: the log says so (what the retrieve held of it is the unit test's to count).
+      const declined = async () => (await logLines(w)).filter((l) => l.event === 'retrieve-archive-part-from-file' && l.studyUid === studyUid);
+      await waitFor(async () => (await declined()).length > 0, () => 'no retrieve-archive-part-from-file line');
+      assert.deepEqual((await declined()).map((l) => l.sopInstanceUid), [large!.sopInstanceUid], 'only the large one was declined');
+
+      // C-GET the same way: back on the requesting association, from the file.
+      const [gotLarge] = makeStudy({ series: 1, instancesPerSeries: 1, patientId: 'GET-LARGE', rows: 512, columns: 512 });
+      await seedOrthanc(orthanc, [gotLarge!]);
+      const out = join(dir, 'get-large');
+      await mkdir(out, { recursive: true });
+      const got = await run(requireTool('getscu', 'dcmtk'), ['-d', '-S', '-aec', AE, '-od', out, '-k', 'QueryRetrieveLevel=STUDY',
+        '-k', `StudyInstanceUID=${gotLarge!.studyUid}`, '127.0.0.1', String(w.dimsePort)], { timeoutMs: 120_000 });
+      const parsed = parseRetrieveOutput(got.stderr + got.stdout);
+      assert.deepEqual([parsed.final.status, parsed.final.completed, parsed.final.failed], [0, 1, 0], parsed.output);
+      await assertDelivered(out, [gotLarge!]);
+      await waitFor(async () => (await logLines(w)).some((l) => l.event === 'retrieve-archive-part-from-file' && l.sopInstanceUid === gotLarge!.sopInstanceUid),
+        () => 'the C-GET did not send it from its file');
+    } finally {
+      archiveRetrieveLimits.heldInstanceBytes = saved;
+    }
   });
 
   test('C-MOVE from the archive with the listing answered first: a pending response after each sub-operation, with the right counts', async () => {

@@ -17,6 +17,7 @@ import { createAuthProvider } from '../../main/core/forward/auth.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
+import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { waitFor } from '../support/forward-harness.js';
 
 const silent = pino({ level: 'silent' });
@@ -24,6 +25,8 @@ const small = { rows: 8, columns: 8 } as const;
 
 /** The double sanitizes the preamble (as the Azure DICOM service does); everything after it is as stored. */
 const afterPreamble = (bytes: Buffer) => bytes.subarray(128);
+
+const instanceUid = (bytes: Buffer) => readInstanceInfo(bytes).sopUid!;
 
 async function collect(instances: AsyncIterable<InstanceLocation>): Promise<InstanceLocation[]> {
   const out: InstanceLocation[] = [];
@@ -102,7 +105,7 @@ describe('read-through retrieve from the archive', () => {
       seen.push(instance);
     }
     assert.deepEqual(seen.map((i) => i.sopInstanceUid).sort(), study.map((i) => i.sopInstanceUid).sort());
-    assert.deepEqual(azure.requests.map((r) => r.kind), ['search', 'retrieve'], 'one listing, one retrieve of the whole study');
+    assert.deepEqual(azure.requests.map((r) => r.kind).sort(), ['retrieve', 'search'], 'one listing, one retrieve of the whole study');
     assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
     assert.equal(azure.storeRequests().length, 0, 'the archive received no STOW');
     assert.equal(readThrough.needsArchive({ studyUid }), false);
@@ -187,6 +190,45 @@ describe('read-through retrieve from the archive', () => {
     assert.deepEqual(await tempFiles(), [], 'no temp file left');
   });
 
+  test('a part the reader declines mid-way comes to it again once committed, once; the fetch goes on without it', async () => {
+    // Instances of 128 KB, so each part comes in several chunks and the fetch waits on the reader between them.
+    const large = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'DECLINED', rows: 256, columns: 256 });
+    for (const instance of large) azure.seedInstance(instance.buffer);
+    const studyUid = large[0]!.studyUid;
+    const live: Buffer[] = [];
+    const committed: InstanceLocation[] = [];
+    let declinedOne = false;
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the fetch waited for the reader on a declined part')), 60_000)));
+    const streamed = (async () => {
+      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+        if ('instance' in item) {
+          committed.push(item.instance);
+          continue;
+        }
+        if (!declinedOne) {
+          // The first part: one chunk taken, then declined, its body never read again nor left.
+          declinedOne = true;
+          await item.live.body[Symbol.asyncIterator]().next();
+          item.live.decline();
+          continue;
+        }
+        const chunks: Buffer[] = [];
+        for await (const chunk of item.live.body) chunks.push(chunk);
+        live.push(Buffer.concat(chunks));
+      }
+    })();
+    await Promise.race([streamed, stuck]).finally(() => clearTimeout(timer));
+    assert.equal(live.length, large.length - 1, 'every other part as it arrived');
+    assert.equal(committed.length, 1, 'the declined one, from its commit, once');
+    const uids = [...live.map((bytes) => instanceUid(bytes)), ...committed.map((i) => i.sopInstanceUid)];
+    assert.deepEqual(uids.sort(), large.map((i) => i.sopInstanceUid).sort(), 'each instance once');
+    for (const bytes of live) assert.ok(large.some((i) => afterPreamble(i.buffer).equals(afterPreamble(bytes))), 'a live part is whole');
+    const original = large.find((i) => i.sopInstanceUid === committed[0]!.sopInstanceUid)!;
+    assert.ok(afterPreamble(await readFile(archive.paths.absolute(committed[0]!.path))).equals(afterPreamble(original.buffer)), 'kept whole');
+    assert.equal(retrieves().length, 1, 'one fetch');
+  });
+
   test('the bytes read ahead of the ingest stay within the lag budget, and the whole study is kept', async () => {
     // Instances of 128 KB, so the answer comes in many chunks.
     const large = makeStudy({ series: 1, instancesPerSeries: 8, patientId: 'LAG', rows: 256, columns: 256 });
@@ -210,8 +252,7 @@ describe('read-through retrieve from the archive', () => {
             worst = Math.max(worst, pulled - taken);
             yield chunk as Buffer;
           }
-        // One chunk buffered ahead, at most: Readable.from's default (16) would read ahead of the fetch itself.
-        })(), { highWaterMark: 1 }) };
+        })(), { highWaterMark: 0 }) }; // pulled as the fetch reads, not read ahead by this wrapper
       }
     })();
     // The ingests take nothing until the reader has stopped getting bytes for a while.
@@ -338,12 +379,14 @@ describe('read-through retrieve from the archive', () => {
   });
 
   test('a study neither here nor in the archive ends empty; without an archive nothing is asked', async () => {
+    // Asked for at once and listed meanwhile: the archive answers 404 and lists nothing.
     assert.deepEqual(await collect(readThrough.retrieve({ studyUid: '1.2.826.0.1.999.1' })), []);
-    assert.deepEqual(azure.requests.map((r) => r.kind), ['search']);
+    assert.deepEqual(azure.requests.map((r) => r.kind).sort(), ['retrieve', 'search']);
+    assert.equal(readThrough.known({ studyUid: '1.2.826.0.1.999.1' }).length, 0);
     const offline = new ReadThrough({ archive, reader: () => undefined, logger: silent });
     assert.equal(offline.needsArchive({ studyUid: study[0]!.studyUid }), false);
     assert.deepEqual(await collect(offline.retrieve({ studyUid: study[0]!.studyUid })), []);
-    assert.equal(azure.requests.length, 1);
+    assert.equal(azure.requests.length, 2);
   });
 
   test('an archive that cannot be reached: the read fails as offline and leaves nothing behind', async () => {

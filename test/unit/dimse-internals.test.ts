@@ -142,7 +142,7 @@ describe("dcmjs-dimse's undocumented members, used by the SCP through one adapte
       assert.throws(() => assertInternals(scp), /dcmjs-dimse \S+ lacks Network\.dimseStoreStream, which main\/core\/dimse\/dcmjs-dimse-internals\.ts relies on/);
       const withoutMethods = { ...scp };
       assert.deepEqual(missingInternals(withoutMethods).filter((name) => name.includes('prototype')),
-        ['Network.prototype._processPdu()', 'Network.prototype._reset()']);
+        ['Network.prototype._processPdu()', 'Network.prototype._reset()', 'Network.prototype._sendPDataTF()']);
     } finally {
       socket.destroy();
     }

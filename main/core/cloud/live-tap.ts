@@ -16,27 +16,144 @@ export interface LivePart {
   transferSyntax: string;
   /** The part's bytes as they arrive; throws when the archive's answer breaks off inside the part. */
   body: AsyncIterable<Buffer>;
+  /**
+   * The reader stops taking this part (e.g. it is too large to hold): what it has not taken is dropped, the
+   * fetch no longer waits for it on this part, and the reader gets the instance from its commit instead (the
+   * tap's end is then 'follow'). Leaving the body before its end declines the part too.
+   */
+  decline(): void;
 }
 
 export type LiveNext = { part: LivePart } | { end: 'complete' | 'follow' };
 
-/** What the fetch does with one part's bytes for the tap; every call is a no-op once the reader has left. */
+/** What the fetch does with one part's bytes for the tap; writes are no-ops once the reader has left or declined the part. */
 export interface LiveLane {
-  /** Resolves once the reader has taken the chunk (its socket accepted it). */
+  /** Resolves once the reader has taken the chunk (its socket accepted it), or declined the part. */
   write(chunk: Buffer): Promise<void>;
   end(): void;
   fail(error: unknown): void;
+  /** Whether the reader is taking the part (it has not declined it). */
+  readonly taking: boolean;
+  /** The part was committed as this instance: a reader that took it whole does not get it again from the commits. */
+  committed(sopInstanceUid: string): void;
 }
 
 /** A chunk handed over, or the end of the part (`error` when it broke off). */
 type Item = { chunk: Buffer; taken: () => void } | { done: true; error?: unknown };
 
+/** What a lane needs of its tap. */
+interface LaneOwner {
+  readonly gone: () => boolean;
+  readonly declined: () => void;
+  /** The lane's part ended or was declined: the fetch waits for nothing more of it. */
+  readonly settled: () => void;
+  readonly deliveredSops: Set<string>;
+}
+
+/** One part on its way to the reader: the fetch writes it, the reader takes it (or declines it). */
+class Lane implements LiveLane {
+  readonly part: LivePart;
+  private readonly items: Item[] = [];
+  private itemWaiter: (() => void) | undefined;
+  /** Chunks handed over and not yet taken: released when the reader declines the part or leaves. */
+  private readonly untaken = new Set<() => void>();
+  private ended = false;
+  private declined = false;
+  private sopInstanceUid: string | undefined;
+
+  constructor(transferSyntax: string, private readonly owner: LaneOwner) {
+    this.part = { transferSyntax, body: this.body(), decline: () => this.decline() };
+  }
+
+  get taking(): boolean {
+    return !this.declined;
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    if (this.ended || this.declined || this.owner.gone()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const taken = () => {
+        this.untaken.delete(taken);
+        resolve();
+      };
+      this.untaken.add(taken);
+      this.push({ chunk, taken });
+    });
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.push({ done: true });
+    this.owner.settled();
+  }
+
+  fail(error: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.push({ done: true, error });
+    this.owner.settled();
+  }
+
+  committed(sopInstanceUid: string): void {
+    this.sopInstanceUid = sopInstanceUid;
+    if (!this.declined) this.owner.deliveredSops.add(sopInstanceUid);
+  }
+
+  /** The fetch stops waiting for the reader on this part. */
+  release(): void {
+    for (const taken of [...this.untaken]) taken();
+  }
+
+  private decline(): void {
+    if (this.declined) return;
+    this.declined = true;
+    this.items.length = 0;
+    this.release();
+    if (this.sopInstanceUid !== undefined) this.owner.deliveredSops.delete(this.sopInstanceUid);
+    this.owner.declined();
+    this.owner.settled();
+    this.itemWaiter?.();
+  }
+
+  private push(item: Item): void {
+    if (this.declined) return;
+    this.items.push(item);
+    this.itemWaiter?.();
+  }
+
+  private async *body(): AsyncGenerator<Buffer> {
+    let whole = false;
+    try {
+      for (;;) {
+        while (this.items.length === 0 && !this.declined) await new Promise<void>((resolve) => (this.itemWaiter = resolve));
+        this.itemWaiter = undefined;
+        if (this.declined) return;
+        const item = this.items.shift()!;
+        if ('done' in item) {
+          whole = true;
+          if (item.error !== undefined) throw item.error;
+          return;
+        }
+        try {
+          yield item.chunk;
+        } finally {
+          item.taken();
+        }
+      }
+    } finally {
+      // A reader that stops before the end does not hold the fetch back on this part, and gets it committed.
+      if (!whole) this.decline();
+    }
+  }
+}
+
 export class LiveTap {
-  /** SOP Instance UIDs of the parts the reader was given that have since been committed. */
+  /** SOP Instance UIDs of the parts the reader took whole that have since been committed. */
   readonly deliveredSops = new Set<string>();
   private readonly parts: LiveNext[] = [];
-  /** Chunks handed over and not yet taken: released when the reader leaves. */
-  private readonly untaken = new Set<() => void>();
+  /** Lanes the fetch may still be waiting on: released when the reader leaves. */
+  private readonly lanes = new Set<Lane>();
   private partWaiter: (() => void) | undefined;
   private closed = false;
   private left = false;
@@ -61,64 +178,20 @@ export class LiveTap {
       this.declined = true;
       return undefined;
     }
-    const items: Item[] = [];
-    let itemWaiter: (() => void) | undefined;
-    const push = (item: Item) => {
-      items.push(item);
-      itemWaiter?.();
-    };
-    const tap = this;
-    async function* body(): AsyncGenerator<Buffer> {
-      for (;;) {
-        while (items.length === 0) await new Promise<void>((resolve) => (itemWaiter = resolve));
-        itemWaiter = undefined;
-        const item = items.shift()!;
-        if ('done' in item) {
-          if (item.error !== undefined) throw item.error;
-          return;
-        }
-        try {
-          yield item.chunk;
-        } finally {
-          item.taken();
-        }
-      }
-    }
-    this.push({ part: { transferSyntax, body: body() } });
-    let ended = false;
-    return {
-      write: (chunk) => {
-        if (ended || tap.left) return Promise.resolve();
-        return new Promise<void>((resolve) => {
-          const taken = () => {
-            tap.untaken.delete(taken);
-            resolve();
-          };
-          tap.untaken.add(taken);
-          push({ chunk, taken });
-        });
-      },
-      end: () => {
-        if (ended) return;
-        ended = true;
-        push({ done: true });
-      },
-      fail: (error) => {
-        if (ended) return;
-        ended = true;
-        push({ done: true, error });
-      },
-    };
+    const lane: Lane = new Lane(transferSyntax, {
+      gone: () => this.left,
+      declined: () => (this.declined = true),
+      settled: () => this.lanes.delete(lane),
+      deliveredSops: this.deliveredSops,
+    });
+    this.lanes.add(lane);
+    this.push({ part: lane.part });
+    return lane;
   }
 
-  /** A part given to the reader was committed as this instance. */
-  delivered(sopInstanceUid: string): void {
-    this.deliveredSops.add(sopInstanceUid);
-  }
-
-  /** The fetch read the archive's whole answer; `complete` when every part went through the tap. */
+  /** The fetch read the archive's whole answer; the end is `complete` if every part went to the reader whole. */
   finish(): void {
-    this.close(this.declined || this.left ? 'follow' : 'complete');
+    this.close('complete');
   }
 
   /** The fetch ended without `finish` (failed, or fetched otherwise): the reader follows its commits. */
@@ -130,13 +203,17 @@ export class LiveTap {
   async next(): Promise<LiveNext> {
     while (this.parts.length === 0) await new Promise<void>((resolve) => (this.partWaiter = resolve));
     this.partWaiter = undefined;
-    return this.parts.shift()!;
+    const next = this.parts.shift()!;
+    // Decided as the reader reaches the end: it may have declined the last part after the fetch finished.
+    if ('end' in next && (this.declined || this.left)) return { end: 'follow' };
+    return next;
   }
 
   /** The reader is gone: nothing more is offered, and the fetch stops waiting for it. */
   leave(): void {
     this.left = true;
-    for (const taken of [...this.untaken]) taken();
+    for (const lane of this.lanes) lane.release();
+    this.lanes.clear();
   }
 
   get hasLeft(): boolean {
@@ -146,6 +223,7 @@ export class LiveTap {
   private close(end: 'complete' | 'follow'): void {
     if (this.closed) return;
     this.closed = true;
+    this.lanes.clear();
     this.push({ end });
   }
 
@@ -154,4 +232,3 @@ export class LiveTap {
     this.partWaiter?.();
   }
 }
-

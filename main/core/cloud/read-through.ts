@@ -96,9 +96,14 @@ class TappedPart {
     if (this.decided) this.lane = tap.offer(named);
   }
 
-  /** Whether the reader was given this part. */
+  /** Whether the reader is taking this part (it was offered and not declined). */
   get given(): boolean {
-    return this.lane !== undefined;
+    return this.lane?.taking === true;
+  }
+
+  /** The part was committed as this instance. */
+  committed(sopInstanceUid: string): void {
+    this.lane?.committed(sopInstanceUid);
   }
 
   write(chunk: Buffer): Promise<void> | undefined {
@@ -207,7 +212,8 @@ export class ReadThrough {
    * Like `retrieve`, for a reader that passes the bytes on (WADO-RS): when this call starts the fetch of a
    * scope of which nothing is here, each part of the archive's answer whose syntax `accepts` takes is given
    * as it arrives (`live`), while the same bytes are written through the ingest; the reader does not wait
-   * for their commits. Everything else comes as in `retrieve`, after it is committed. A part given live may
+   * for their commits. Everything else comes as in `retrieve`, after it is committed, and so does a part the
+   * reader declines part-way (`LivePart.decline`, e.g. one too large to hold). A part given live may
    * still fail to commit (logged); the reader then has sent the archive's bytes, as the archive sent them.
    */
   async *stream(scope: InstanceScope, options: { signal?: AbortSignal; accepts: (transferSyntax: string) => boolean }): AsyncGenerator<Retrieved> {
@@ -307,11 +313,14 @@ export class ReadThrough {
   }
 
   /**
-   * A search found the scope in the archive (it reported instances) but the index lists none of them, and
-   * nothing of it is here: what a viewer opens right after finding a study.
+   * The index knows no instance of the scope, here or in the archive: a study a search found (what a viewer
+   * opens right after finding it), or one nothing here has ever named (a C-MOVE or a WADO-RS URL of a prior
+   * study). Nothing of it is here, so all of it is fetched, in one request that need not wait for the listing.
+   * Not an instance named without its series: the request needs the series, which only the listing gives.
    */
-  private foundUnlisted(scope: InstanceScope): boolean {
-    return this.locations.inScope(scope).length === 0 && (this.locations.reportedCount(scope) ?? 0) > 0;
+  private knowsNone(scope: InstanceScope): boolean {
+    if (scope.sopInstanceUid !== undefined && scope.seriesUid === undefined) return false;
+    return this.locations.inScope(scope).length === 0;
   }
 
   private incomplete(scope: InstanceScope): boolean {
@@ -344,7 +353,7 @@ export class ReadThrough {
     const started = Date.now();
     const ids = describe(scope);
     try {
-      if (this.foundUnlisted(scope)) {
+      if (this.knowsNone(scope)) {
         await this.fetchUnlisted(flight, reader);
         return;
       }
@@ -373,9 +382,11 @@ export class ReadThrough {
   }
 
   /**
-   * Found in the archive, nothing of it here or listed: one request for the whole scope, sent while the
-   * archive lists it (a listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into place only once the listing's cloud rows are written, so
-   * a crash between the two still leaves the file recovered as the archive's copy, never as local data.
+   * Nothing of the scope here or listed: one request for the whole scope, sent while the archive lists it (a
+   * listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into
+   * place only once the listing's cloud rows are written, so a crash between the two still leaves the file
+   * recovered as the archive's copy, never as local data. A scope the archive does not hold answers 404 and
+   * lists nothing: the fetch ends empty.
    */
   private async fetchUnlisted(flight: FetchFlight, reader: ArchiveReader): Promise<void> {
     const { scope } = flight;
@@ -455,7 +466,7 @@ export class ReadThrough {
           expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
         }).then(
           (result): { error?: unknown } => {
-            if (tapped?.given) tap!.delivered(result.header.sopInstanceUid);
+            tapped?.committed(result.header.sopInstanceUid);
             const instance = this.locations.one(result.header.sopInstanceUid);
             if (instance && within(flight.scope, instance)) flight.add(instance);
             return {};

@@ -2,13 +2,13 @@
  * C-MOVE and C-GET of what is only in the archive destination. The fetch of each scope the archive must
  * serve starts at once, and each instance is handed on as soon as its bytes are whole (the archive's own
  * bytes, while the read-through writes them through the durable ingest), or as it commits when another
- * reader's fetch is already bringing it. Meanwhile the archive is asked for the list of what it holds of
- * the scopes (joining the fetch's own listing), which gives the count of sub-operations and the UIDs of
- * those that never arrive.
+ * reader's fetch is already bringing it or when it is too large to hold in memory. Meanwhile the archive is
+ * asked for the list of what it holds of the scopes (joining the fetch's own listing), which gives the count
+ * of sub-operations and the UIDs of those that never arrive.
  */
 import type { Logger } from 'pino';
 import { sniffSopUids } from '../dicom/header.js';
-import type { ReadThrough } from '../cloud/read-through.js';
+import type { LivePart, ReadThrough } from '../cloud/read-through.js';
 import type { QueryLevel } from '../dicom/keywords.js';
 import type { ArchiveReads } from '../store/read-models/archive-reads.js';
 import type { InstanceScope } from '../store/instance-locations.js';
@@ -30,6 +30,17 @@ const PARALLEL_SCOPES = 4;
  * is being sent, and waits beyond this.
  */
 const MAX_AHEAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * What a retrieve from the archive holds of one instance, at most. An instance that arrives no larger is
+ * sent from its bytes as soon as they are whole; a larger one (multi-frame, whole-slide) is declined part-way
+ * and sent from its file once committed, streamed as local instances are, so memory stays bounded whatever
+ * the instance's size. A module option so tests can lower it; not a setting.
+ */
+export const archiveRetrieveLimits = { heldInstanceBytes: 32 * 1024 * 1024 };
+
+/** Bytes of an instance's start read for its UIDs when it is declined. */
+const SNIFF_BYTES = 64 * 1024;
 
 const uidList = (value: string | undefined): string[] => (value ?? '').split('\\').map((v) => v.trim()).filter((v) => v !== '');
 
@@ -95,7 +106,8 @@ export async function listAtArchive(
 
 /**
  * The instances to send as they can be sent: `local` at once, then every instance of the `fromArchive`
- * scopes as it arrives (those here first, then the archive's, each as soon as its bytes are whole). The
+ * scopes as it arrives (those here first, then the archive's, each as soon as its bytes are whole, or once
+ * committed when it is larger than `archiveRetrieveLimits.heldInstanceBytes`). The
  * fetches start now, before the first value is read. A scope whose fetch fails comes as `failed`, after the
  * instances it did deliver. Ends early, without failures, when `signal` aborts.
  */
@@ -118,9 +130,13 @@ export function arrivals(
             transferSyntaxUid: instance.transferSyntaxUid, path: absolute(instance.path) } });
           continue;
         }
-        const chunks: Buffer[] = [];
-        for await (const chunk of item.live.body) chunks.push(chunk);
-        const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        const held = await holdWhole(item.live, archiveRetrieveLimits.heldInstanceBytes);
+        if ('declined' in held) {
+          logger.info({ event: 'retrieve-archive-part-from-file', ...scope, ...sniffSopUids(held.declined), limitBytes: archiveRetrieveLimits.heldInstanceBytes },
+            'an instance too large to hold is sent from its file once committed');
+          continue;
+        }
+        const { bytes } = held;
         const { sopClassUid, sopInstanceUid } = sniffSopUids(bytes);
         if (!sopClassUid || !sopInstanceUid) {
           // The ingest refuses it too; should it be kept after all, the end of the retrieve sends it from here.
@@ -137,6 +153,24 @@ export function arrivals(
     }
   }).finally(() => channel.end());
   return channel;
+}
+
+/**
+ * A live part's bytes, whole; or, once they pass `limit`, the part declined (it comes again committed) and
+ * its first bytes, for the log.
+ */
+async function holdWhole(part: LivePart, limit: number): Promise<{ bytes: Buffer } | { declined: Buffer }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of part.body) {
+    if (size + chunk.length > limit) {
+      part.decline();
+      return { declined: Buffer.concat(chunks, Math.min(size, SNIFF_BYTES)) };
+    }
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  return { bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
 }
 
 /** Runs `work` for each item, PARALLEL_SCOPES at a time. */

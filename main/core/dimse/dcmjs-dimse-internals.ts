@@ -1,6 +1,9 @@
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
+import { promisify } from 'node:util';
 import dimse from 'dcmjs-dimse';
+import { dataSetOffset } from '../dicom/file-meta.js';
 
 /**
  * The one place that touches dcmjs-dimse's undocumented members. The SCP (association.ts) reads PDUs
@@ -9,12 +12,13 @@ import dimse from 'dcmjs-dimse';
  * version without them fails test/unit/dimse-internals.test.ts, and this module at import, by name.
  */
 
-const { Scp } = dimse;
+const { Client, Scp } = dimse;
+const readAsync = promisify(read);
 type Network = InstanceType<typeof Scp>;
 type Association = Parameters<Network['associationRequested']>[0];
 
 /** Methods on dcmjs-dimse's Network prototype that we call. */
-const PROTOTYPE_METHODS = ['_processPdu', '_reset'] as const;
+const PROTOTYPE_METHODS = ['_processPdu', '_reset', '_sendPDataTF'] as const;
 /** Fields its Network constructor sets, and that we read or set. */
 const CONSTRUCTOR_FIELDS = ['connected', 'connectedTime', 'lastPduTime', 'dimse', 'dimseStream', 'dimseStoreStream', 'statistics',
   'datasetNameMap'] as const;
@@ -35,6 +39,8 @@ interface NetworkInternals {
   datasetNameMap: Record<string, unknown> | undefined;
   _processPdu(pdu: Buffer): Promise<void>;
   _reset(): void;
+  /** Writes a message's command and data set as P-DATA-TF PDUs (see sendFileDataSetsStreamed). */
+  _sendPDataTF(command: unknown, presentationContextId: number, maxPduLength: number): void;
 }
 
 export const DCMJS_DIMSE_VERSION = (createRequire(import.meta.url)('dcmjs-dimse/package.json') as { version: string }).version;
@@ -45,8 +51,9 @@ export function missingInternals(scp: object): string[] {
   const record = scp as Record<string, unknown>;
   for (const name of PROTOTYPE_METHODS) if (typeof record[name] !== 'function') missing.push(`Network.prototype.${name}()`);
   for (const name of CONSTRUCTOR_FIELDS) if (!(name in scp)) missing.push(`Network.${name}`);
-  const statistics = record.statistics as { addBytesReceived?: unknown } | undefined;
+  const statistics = record.statistics as { addBytesReceived?: unknown; addBytesSent?: unknown } | undefined;
   if (typeof statistics?.addBytesReceived !== 'function') missing.push('Network.statistics.addBytesReceived()');
+  if (typeof statistics?.addBytesSent !== 'function') missing.push('Network.statistics.addBytesSent()');
   return missing;
 }
 
@@ -254,3 +261,125 @@ transcoding.transcodeDataset = (dataset, transferSyntaxUid, options) => {
   if (Number(elements.SamplesPerPixel ?? 1) === 1) delete elements.PlanarConfiguration;
   return converted;
 };
+
+/** A data set whose bytes are, unchanged, those of a Part 10 file's data set (see StoredInstanceDataset). */
+export interface FileBackedDataset {
+  /** The file's path while its data set goes out as stored; undefined once it must be re-encoded. */
+  streamedFile(): string | undefined;
+}
+
+/** What sending a data set from its file uses of dcmjs-dimse's Network, beyond the members above. */
+interface SendingInternals {
+  socket: Socket | undefined;
+  statistics: { addBytesSent(bytes: number): void };
+  _sendPDataTF(command: SentCommand, presentationContextId: number, maxPduLength: number): void;
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+interface SentCommand {
+  getCommandDataset(): { getDenaturalizedCommandDataset(): Buffer };
+  getDataset(): unknown;
+}
+
+/** dcmjs-dimse's cap on the PDUs it writes, whatever the peer accepts. */
+const MAX_SENT_PDU_LENGTH = 4 * 1024 * 1024;
+/** Bytes read to find where a file's data set starts (its meta header is far shorter). */
+const META_HEAD_BYTES = 64 * 1024;
+
+/**
+ * From now on, a request whose data set is a file's (`FileBackedDataset`) goes out read from the file one PDU at
+ * a time, each written once the socket has taken the one before. dcmjs-dimse's own path takes the whole data
+ * set as one buffer and writes all its PDUs at once, so an instance of gigabytes would sit in memory twice over.
+ * Anything else (a command alone, a data set in memory or re-encoded for the peer) goes dcmjs-dimse's way.
+ * Idempotent; for the SCP's network (C-GET) or, right after `send()`, a Client's.
+ */
+export function sendFileDataSetsStreamed(target: Network | Client): void {
+  const network = (target instanceof Client ? (target as unknown as ClientInternals).network : target) as unknown as SendingInternals & { streamsFiles?: true };
+  if (!network || typeof network._sendPDataTF !== 'function' || typeof network.statistics?.addBytesSent !== 'function') {
+    throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION} lacks Network._sendPDataTF() or statistics.addBytesSent(), which main/core/dimse/dcmjs-dimse-internals.ts relies on`);
+  }
+  if (network.streamsFiles) return;
+  network.streamsFiles = true;
+  const general = network._sendPDataTF.bind(network);
+  network._sendPDataTF = (command, presentationContextId, maxPduLength) => {
+    const dataset = command.getDataset() as Partial<FileBackedDataset> | undefined;
+    const path = typeof dataset?.streamedFile === 'function' ? dataset.streamedFile() : undefined;
+    const socket = network.socket;
+    const opened = path === undefined || !socket ? undefined : openDataSet(path);
+    if (!opened || !socket) return general(command, presentationContextId, maxPduLength);
+    const pduLength = maxPduLength === 0 ? MAX_SENT_PDU_LENGTH : Math.min(maxPduLength, MAX_SENT_PDU_LENGTH);
+    const write = (pdu: Buffer) => {
+      network.statistics.addBytesSent(pdu.length);
+      return socket.write(pdu);
+    };
+    write(pDataPdu(presentationContextId, true, true, command.getCommandDataset().getDenaturalizedCommandDataset()));
+    streamFrom(opened, socket, presentationContextId, pduLength - 6, write)
+      .catch((error: unknown) => {
+        if (socket.destroyed) return;
+        // The message is cut mid-way: the association cannot go on, and the request's outcome is a failure.
+        network.emit('networkError', error);
+        socket.destroy();
+      })
+      .finally(() => closeSync(opened.fd));
+  };
+}
+
+/** The file open, with where its data set starts and ends; undefined when it cannot be read so (dcmjs-dimse's path then reports it). */
+function openDataSet(path: string): { fd: number; offset: number; size: number } | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(size, META_HEAD_BYTES));
+    readSync(fd, head, 0, head.length, 0);
+    return { fd, offset: dataSetOffset(head), size };
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    return undefined;
+  }
+}
+
+/** The data set as PDUs of at most `chunkBytes` each, waiting for the socket to drain whenever it asks to. */
+async function streamFrom(
+  file: { fd: number; offset: number; size: number }, socket: Socket, presentationContextId: number, chunkBytes: number,
+  write: (pdu: Buffer) => boolean,
+): Promise<void> {
+  for (let at = file.offset; at < file.size;) {
+    const length = Math.min(chunkBytes, file.size - at);
+    const pdu = pDataPdu(presentationContextId, false, at + length >= file.size, length);
+    for (let filled = 0; filled < length;) {
+      const { bytesRead } = await readAsync(file.fd, pdu, 12 + filled, length - filled, at + filled);
+      if (bytesRead === 0) throw new Error('the file ended before its data set was sent');
+      filled += bytesRead;
+    }
+    at += length;
+    if (socket.destroyed) return;
+    if (!write(pdu)) await drained(socket);
+  }
+}
+
+/** One P-DATA-TF PDU with one PDV: its value given, or `length` bytes left to fill from offset 12. */
+function pDataPdu(presentationContextId: number, command: boolean, last: boolean, value: Buffer | number): Buffer {
+  const length = typeof value === 'number' ? value : value.length;
+  const pdu = Buffer.allocUnsafe(12 + length);
+  pdu[0] = 0x04; // P-DATA-TF
+  pdu[1] = 0;
+  pdu.writeUInt32BE(6 + length, 2);
+  pdu.writeUInt32BE(2 + length, 6); // the PDV item: context and control header, then the value
+  pdu[10] = presentationContextId;
+  pdu[11] = (command ? 0x01 : 0) | (last ? 0x02 : 0);
+  if (typeof value !== 'number') value.copy(pdu, 12);
+  return pdu;
+}
+
+function drained(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}

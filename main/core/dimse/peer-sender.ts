@@ -6,7 +6,7 @@
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import type { PeerSettings } from '../contract/settings.js';
-import { holdClientAssociation, tuneClientForRequests, type HeldAssociation } from './dcmjs-dimse-internals.js';
+import { holdClientAssociation, sendFileDataSetsStreamed, tuneClientForRequests, type HeldAssociation } from './dcmjs-dimse-internals.js';
 import './implementation.js';
 import { track, type Outcome, type StoreRequest } from './sub-operations.js';
 
@@ -135,6 +135,7 @@ export class PeerStoreSender {
     client.send(this.peer.host, this.peer.port, this.callingAe, destination, this.timeouts);
     link.held = holdClientAssociation(client);
     tuneClientForRequests(client);
+    sendFileDataSetsStreamed(client);
     this.link = link;
     return tracked.outcome.finally(() => (this.inFlight = undefined));
   }

@@ -6,7 +6,7 @@ import type { Archive } from '../store/archive.js';
 import type { InstanceScope } from '../store/instance-locations.js';
 import { arrivals, inScope, listAtArchive, retrieveScopes, type CloudReads, type Ready } from './archive-retrieve.js';
 import type { AssociationInfo, CGetRequest, CGetResponse, CMoveRequest, CMoveResponse, EdgeScp } from './association.js';
-import { negotiatedAssociation } from './dcmjs-dimse-internals.js';
+import { negotiatedAssociation, sendFileDataSetsStreamed } from './dcmjs-dimse-internals.js';
 import { modelOf, receivedIdentifier } from './find.js';
 import { IdentifierError, parseIdentifier } from './identifier.js';
 import { PeerStoreSender } from './peer-sender.js';
@@ -93,6 +93,7 @@ export class RetrieveHandlers {
     const plan = this.plan(scp, info, request, respond);
     if (!plan) return;
     info.logger.info({ event: 'c-get', known: plan.known.length, fromArchive: plan.fromArchive.length }, 'C-GET');
+    sendFileDataSetsStreamed(scp);
     const codecs = initializeCodecs(info.logger);
     const respondFinal = await this.subOperations(scp, info, request, plan, respond, async (store) => {
       await codecs;

@@ -3,6 +3,7 @@ import dimse from 'dcmjs-dimse';
 import { characterSetAfterDecoding } from '../dicom/charset.js';
 import { dataSetOffset } from '../dicom/file-meta.js';
 import { declaredCharacterSet } from '../dicom/header.js';
+import type { FileBackedDataset } from './dcmjs-dimse-internals.js';
 
 const { Dataset } = dimse;
 
@@ -12,7 +13,7 @@ const { Dataset } = dimse;
  * transcode does it ask for the elements, and the file is parsed then. `source` is the Part 10 file's
  * path, or its bytes (an instance the archive is still sending, passed on before it is stored here).
  */
-export class StoredInstanceDataset extends Dataset {
+export class StoredInstanceDataset extends Dataset implements FileBackedDataset {
   private parsed: Record<string, unknown> | undefined;
 
   constructor(
@@ -28,6 +29,11 @@ export class StoredInstanceDataset extends Dataset {
     if (tag === 'SOPClassUID') return this.sopClassUid;
     if (tag === 'SOPInstanceUID') return this.sopInstanceUid;
     return this.getElements()[tag] as string | undefined;
+  }
+
+  /** The file, while its data set goes out untouched (so it can be sent from the file, a PDU at a time). */
+  streamedFile(): string | undefined {
+    return typeof this.source === 'string' && !this.parsed ? this.source : undefined;
   }
 
   override getElements(): Record<string, unknown> {
