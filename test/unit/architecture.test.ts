@@ -100,7 +100,6 @@ describe('the rooms of the house, checked by dependency-cruiser', () => {
     // Files that may still spell tags, each with its reason. A file that no longer does must leave the list.
     const allowed: Record<string, string> = {
       'core/contract/dicom-json.ts': "the page's contract cannot load the dictionary; test/unit/dicom-dictionary.test.ts holds it to it",
-      'core/cloud/read-through.ts': 'to be converted',
     };
     const main = new URL('main/', root);
     const spelt = new Map<string, string[]>();

@@ -27,6 +27,7 @@ import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap
 import { IngestFeed, LagBudget } from './ingest-feed.js';
 import { metaTransferSyntax } from '../dicom/header.js';
 import { uidProblem } from '../dicom/uid.js';
+import { tagsOf } from '../dicom/dictionary.js';
 
 export type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
 export type { LivePart } from './live-tap.js';
@@ -54,6 +55,8 @@ const LISTED_FIELDS = [
 /** The Azure DICOM service answers at most 200 results per QIDO request. */
 const LIST_PAGE_SIZE = 200;
 
+const TAG = tagsOf('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'NumberOfStudyRelatedInstances', 'NumberOfSeriesRelatedInstances');
+
 /** An instance is in the scope. */
 function within(scope: InstanceScope, instance: Pick<InstanceLocation, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): boolean {
   return instance.studyUid === scope.studyUid
@@ -63,7 +66,7 @@ function within(scope: InstanceScope, instance: Pick<InstanceLocation, 'studyUid
 
 /** The UIDs of a DICOM JSON dataset. */
 function identify(dataset: ReceivedDicomJson): Pick<InstanceLocation, 'studyUid' | 'seriesUid' | 'sopInstanceUid'> {
-  return { studyUid: jsonString(dataset, '0020000D'), seriesUid: jsonString(dataset, '0020000E'), sopInstanceUid: jsonString(dataset, '00080018') };
+  return { studyUid: jsonString(dataset, TAG.StudyInstanceUID), seriesUid: jsonString(dataset, TAG.SeriesInstanceUID), sopInstanceUid: jsonString(dataset, TAG.SOPInstanceUID) };
 }
 
 /** Not readable here, and the archive holds it. */
@@ -427,8 +430,9 @@ export class ReadThrough {
     // What the archive holds now replaces an older count, so a stale one does not make every read list again.
     if (scope.sopInstanceUid === undefined && datasets.length > 0) {
       const count = { vr: 'IS', Value: [datasets.length] };
-      if (scope.seriesUid === undefined) cloud.upsert('study', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '00201208': count }]);
-      else cloud.upsert('series', [{ '0020000D': { vr: 'UI', Value: [scope.studyUid] }, '0020000E': { vr: 'UI', Value: [scope.seriesUid] }, '00201209': count }]);
+      const study = { [TAG.StudyInstanceUID]: { vr: 'UI', Value: [scope.studyUid] } };
+      if (scope.seriesUid === undefined) cloud.upsert('study', [{ ...study, [TAG.NumberOfStudyRelatedInstances]: count }]);
+      else cloud.upsert('series', [{ ...study, [TAG.SeriesInstanceUID]: { vr: 'UI', Value: [scope.seriesUid] }, [TAG.NumberOfSeriesRelatedInstances]: count }]);
     }
     return datasets.length;
   }
