@@ -308,9 +308,9 @@ export function sendFileDataSetsStreamed(target: Network | Client): void {
     const opened = path === undefined || !socket ? undefined : openDataSet(path);
     if (!opened || !socket) return general(command, presentationContextId, maxPduLength);
     const pduLength = maxPduLength === 0 ? MAX_SENT_PDU_LENGTH : Math.min(maxPduLength, MAX_SENT_PDU_LENGTH);
-    const write = (pdu: Buffer) => {
-      network.statistics.addBytesSent(pdu.length);
-      return socket.write(pdu);
+    const write = (bytes: Buffer) => {
+      network.statistics.addBytesSent(bytes.length);
+      return socket.write(bytes);
     };
     write(pDataPdu(presentationContextId, true, true, command.getCommandDataset().getDenaturalizedCommandDataset()));
     streamFrom(opened, socket, presentationContextId, pduLength - 6, write)
@@ -339,37 +339,56 @@ function openDataSet(path: string): { fd: number; offset: number; size: number }
   }
 }
 
+/**
+ * Bytes read from the file at a time: several PDUs of a small Maximum PDU Length (storescp's 16 KB) per read, so a
+ * data set costs a few thread-pool round trips rather than one per PDU, and no more than this waits in memory.
+ */
+const READ_BLOCK_BYTES = 256 * 1024;
+
 /** The data set as PDUs of at most `chunkBytes` each, waiting for the socket to drain whenever it asks to. */
 async function streamFrom(
   file: { fd: number; offset: number; size: number }, socket: Socket, presentationContextId: number, chunkBytes: number,
-  write: (pdu: Buffer) => boolean,
+  write: (bytes: Buffer) => boolean,
 ): Promise<void> {
+  const pdusPerRead = Math.max(1, Math.floor(READ_BLOCK_BYTES / chunkBytes));
   for (let at = file.offset; at < file.size;) {
-    const length = Math.min(chunkBytes, file.size - at);
-    const pdu = pDataPdu(presentationContextId, false, at + length >= file.size, length);
-    for (let filled = 0; filled < length;) {
-      const { bytesRead } = await readAsync(file.fd, pdu, 12 + filled, length - filled, at + filled);
+    const blockLength = Math.min(chunkBytes * pdusPerRead, file.size - at);
+    const block = Buffer.allocUnsafe(blockLength);
+    for (let filled = 0; filled < blockLength;) {
+      const { bytesRead } = await readAsync(file.fd, block, filled, blockLength - filled, at + filled);
       if (bytesRead === 0) throw new Error('the file ended before its data set was sent');
       filled += bytesRead;
     }
-    at += length;
     if (socket.destroyed) return;
-    if (!write(pdu)) await drained(socket);
+    // Each PDU's header and its slice of the block leave together, in one write of the block's PDUs.
+    socket.cork();
+    let room = true;
+    for (let from = 0; from < blockLength; from += chunkBytes) {
+      const length = Math.min(chunkBytes, blockLength - from);
+      room = write(pDataHeader(presentationContextId, false, at + from + length >= file.size, length)) && room;
+      room = write(block.subarray(from, from + length)) && room;
+    }
+    socket.uncork();
+    at += blockLength;
+    if (!room) await drained(socket);
   }
 }
 
-/** One P-DATA-TF PDU with one PDV: its value given, or `length` bytes left to fill from offset 12. */
-function pDataPdu(presentationContextId: number, command: boolean, last: boolean, value: Buffer | number): Buffer {
-  const length = typeof value === 'number' ? value : value.length;
-  const pdu = Buffer.allocUnsafe(12 + length);
-  pdu[0] = 0x04; // P-DATA-TF
-  pdu[1] = 0;
-  pdu.writeUInt32BE(6 + length, 2);
-  pdu.writeUInt32BE(2 + length, 6); // the PDV item: context and control header, then the value
-  pdu[10] = presentationContextId;
-  pdu[11] = (command ? 0x01 : 0) | (last ? 0x02 : 0);
-  if (typeof value !== 'number') value.copy(pdu, 12);
-  return pdu;
+/** The first 12 bytes of a P-DATA-TF PDU with one PDV of `length` bytes. */
+function pDataHeader(presentationContextId: number, command: boolean, last: boolean, length: number): Buffer {
+  const header = Buffer.allocUnsafe(12);
+  header[0] = 0x04; // P-DATA-TF
+  header[1] = 0;
+  header.writeUInt32BE(6 + length, 2);
+  header.writeUInt32BE(2 + length, 6); // the PDV item: context and control header, then the value
+  header[10] = presentationContextId;
+  header[11] = (command ? 0x01 : 0) | (last ? 0x02 : 0);
+  return header;
+}
+
+/** One P-DATA-TF PDU with one PDV holding `value`. */
+function pDataPdu(presentationContextId: number, command: boolean, last: boolean, value: Buffer): Buffer {
+  return Buffer.concat([pDataHeader(presentationContextId, command, last, value.length), value]);
 }
 
 function drained(socket: Socket): Promise<void> {
