@@ -229,7 +229,7 @@ describe('read-through retrieve from the archive', () => {
     assert.equal(retrieves().length, 1, 'one fetch');
   });
 
-  test('the bytes read ahead of the ingest stay within the lag budget, and the whole study is kept', async () => {
+  test('with no live reader (a prefetch, C-MOVE followers), the bytes read ahead of the ingest stay within the lag budget, and the whole study is kept', async () => {
     // Instances of 128 KB, so the answer comes in many chunks.
     const large = makeStudy({ series: 1, instancesPerSeries: 8, patientId: 'LAG', rows: 256, columns: 256 });
     for (const instance of large) azure.seedInstance(instance.buffer);
@@ -269,9 +269,7 @@ describe('read-through retrieve from the archive', () => {
     const total = large.reduce((sum, i) => sum + i.buffer.length, 0);
     try {
       const streamed = (async () => {
-        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
-          if ('live' in item) for await (const _ of item.live.body) { /* the reader keeps up */ }
-        }
+        for await (const _ of readThrough.retrieve({ studyUid })) { /* each instance once committed */ }
       })();
       // Without a bound the whole answer would be read ahead; with it, reading stops short of the end until the ingests take.
       await waitFor(() => pulled >= budget, () => `${pulled} bytes read`);
@@ -287,6 +285,90 @@ describe('read-through retrieve from the archive', () => {
     // A chunk may pass the budget, and this count runs one chunk ahead of the fetch (socket reads are larger under load).
     assert.ok(worst <= budget + 2 * largestChunk, `read ${worst} bytes ahead of the ingests, budget ${budget}, chunks up to ${largestChunk}, study ${total}`);
     assert.ok(worst < total, 'never the whole study ahead');
+  });
+
+  test('a live reader gets the whole answer before any part is ingested; the parts are then kept from their spool files, and none is left', async () => {
+    const parts = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'SPOOLED', rows: 128, columns: 128 });
+    for (const instance of parts) azure.seedInstance(instance.buffer);
+    const studyUid = parts[0]!.studyUid;
+    let given = 0;
+    const givenAtFirstIngest: number[] = [];
+    const ingest = archive.ingest.bind(archive);
+    archive.ingest = (source, context) => {
+      givenAtFirstIngest.push(given);
+      return ingest(source, context);
+    };
+    try {
+      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+        assert.ok('live' in item, 'every part given live');
+        for await (const chunk of item.live.body) given += chunk.length;
+      }
+    } finally {
+      archive.ingest = ingest;
+    }
+    const total = parts.reduce((sum, i) => sum + i.buffer.length, 0);
+    assert.equal(given, total, 'the reader got every byte of the archive\'s parts');
+    assert.equal(givenAtFirstIngest[0], total, 'no part was ingested before the reader had the whole answer');
+    const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
+    await waitFor(() => kept() === parts.length, () => `${kept()} of ${parts.length} committed`);
+    for (const original of parts) {
+      const instance = readThrough.known({ studyUid }).find((i) => i.sopInstanceUid === original.sopInstanceUid)!;
+      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
+    }
+    await waitFor(async () => (await tempFiles()).length === 0, () => 'no spool or temp file left');
+  });
+
+  test('past the spool limit, even mid-part, the ingest starts from the spool file and goes on from the queue; every instance is kept exactly', async () => {
+    const parts = makeStudy({ series: 1, instancesPerSeries: 5, patientId: 'SPOOL-LIMIT', rows: 128, columns: 128 });
+    for (const instance of parts) azure.seedInstance(instance.buffer);
+    const studyUid = parts[0]!.studyUid;
+    await readThrough.close();
+    // The limit falls inside the second part.
+    readThrough = new ReadThrough({ archive, reader: () => reader, logger: silent, maxSpooledBytes: Math.floor(parts[0]!.buffer.length * 1.5) });
+    let given = 0;
+    const givenAtIngest: number[] = [];
+    const ingest = archive.ingest.bind(archive);
+    archive.ingest = (source, context) => {
+      givenAtIngest.push(given);
+      return ingest(source, context);
+    };
+    try {
+      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+        assert.ok('live' in item, 'every part given live');
+        for await (const chunk of item.live.body) given += chunk.length;
+      }
+    } finally {
+      archive.ingest = ingest;
+    }
+    const total = parts.reduce((sum, i) => sum + i.buffer.length, 0);
+    assert.equal(given, total);
+    assert.ok(givenAtIngest[0]! < total, `an ingest started before the reader had it all (${givenAtIngest[0]} of ${total} bytes)`);
+    const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
+    await waitFor(() => kept() === parts.length, () => `${kept()} of ${parts.length} committed`);
+    for (const original of parts) {
+      const instance = readThrough.known({ studyUid }).find((i) => i.sopInstanceUid === original.sopInstanceUid)!;
+      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
+    }
+    await waitFor(async () => (await tempFiles()).length === 0, () => 'no spool or temp file left');
+  });
+
+  test('a spool file that cannot be written loses the copy here, never the reader\'s answer', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+    await readThrough.close();
+    readThrough = new ReadThrough({ archive, reader: () => reader, logger });
+    const spoolFile = archive.paths.spoolFile.bind(archive.paths);
+    archive.paths.spoolFile = () => join(dir, 'no-such-folder', 'part.spool.part');
+    let received: Buffer[];
+    try {
+      received = await liveParts(study[0]!.studyUid, 'the reader was held by a spool that failed', () => undefined);
+    } finally {
+      archive.paths.spoolFile = spoolFile;
+    }
+    assert.deepEqual(received.map((bytes) => afterPreamble(bytes)), study.map((i) => afterPreamble(i.buffer)), 'every part, byte for byte');
+    assert.equal(readThrough.known({ studyUid: study[0]!.studyUid }).filter((i) => i.local).length, 0, 'nothing kept here');
+    assert.equal(logs.filter((line) => line.event === 'read-through-streamed-not-kept').length, study.length, 'each part logged as not kept');
+    assert.deepEqual(await tempFiles(), []);
   });
 
   test('a study found in the archive but not listed: no instance is renamed into place or indexed before the listing', async () => {

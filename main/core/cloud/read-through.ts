@@ -9,6 +9,10 @@
  * what is already here is answered from here. A fetch cut mid-way leaves only whole, indexed instances (the
  * ingest spools to a temp file and renames it only once complete), and the next request fetches the rest.
  *
+ * The reader that starts a fetch is given the archive's parts as they arrive (WADO-RS, C-MOVE), and those parts
+ * wait in spool files for their ingest until that reader is done, up to a limit: the reader goes at the
+ * archive's pace while the durable ingest, which costs far more of a small box's cores, runs right after.
+ *
  * What is fetched: when nothing of the scope is here, one WADO-RS request for the whole scope (one round
  * trip, streamed: the cold read). When part of it is here (a fetch that was cut, a study partly evicted),
  * instance-level requests for just the missing instances, a few at a time: a cut at 90% of a large study
@@ -17,7 +21,7 @@
 import type { Logger } from 'pino';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { CannotUnderstandError, MismatchError, StudyMismatchError } from '../store/errors.js';
-import type { Archive } from '../store/archive.js';
+import type { Archive, IngestSource } from '../store/archive.js';
 import type { InstanceLocation, InstanceLocations, InstanceScope } from '../store/instance-locations.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
@@ -25,6 +29,7 @@ import { withScope } from './federated-query.js';
 import { FetchFlight } from './fetch-flight.js';
 import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
 import { IngestFeed, LagBudget } from './ingest-feed.js';
+import { PartSpool } from './part-spool.js';
 import { metaTransferSyntax } from '../dicom/header.js';
 import { uidProblem } from '../dicom/uid.js';
 import { tagsOf } from '../dicom/dictionary.js';
@@ -42,11 +47,18 @@ export interface ReadThroughOptions {
   logger: Logger;
   /** Instance-level requests at a time when completing a partly local scope; default 4. */
   instanceConcurrency?: number;
-  /** Bytes a fetch reads ahead of its ingests, at most (default 8 MB): the reader given them live goes that far ahead of the disk. */
+  /** Bytes a fetch reads ahead of its ingests, at most (default 8 MB), when no reader takes its parts live. */
   ingestLagBytes?: number;
+  /** Bytes of the parts a live reader was given that a fetch keeps on disk for their ingest, at most (default 512 MB). */
+  maxSpooledBytes?: number;
 }
 
 const DEFAULT_INGEST_LAG_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes of the parts a live reader was given that one fetch keeps on disk for their ingest, at most: a study of a few
+ * hundred MB is read at the archive's pace, and a larger one (or a huge instance) costs that much disk, not its size.
+ */
+const DEFAULT_MAX_SPOOLED_BYTES = 512 * 1024 * 1024;
 
 /** Attributes asked for when listing a scope's instances: the UIDs and what the index keeps of them. */
 const LISTED_FIELDS = [
@@ -155,6 +167,12 @@ function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> 
  * bytes, up to 256 KB, until it commits): enough to keep reading while the archive lists a large study.
  */
 const MAX_COMMITTING = 64;
+
+/** A part's first bytes from its spool file, then the rest as the fetch queues it. */
+async function* spooledThenQueued(spool: PartSpool, feed: IngestFeed): AsyncGenerator<Uint8Array | readonly Uint8Array[]> {
+  for await (const chunk of spool.source()) yield chunk as Buffer;
+  yield* feed.source();
+}
 
 export class ReadThrough {
   private readonly locations: InstanceLocations;
@@ -453,66 +471,140 @@ export class ReadThrough {
     // An instance's commit waits for its fsyncs; the next part is read meanwhile, so one stream's instances
     // share commits as concurrent senders' do, instead of paying one fsync round each in turn.
     const committing: Array<Promise<{ error?: unknown }>> = [];
+    // Parts the live reader was given, on disk until that reader is done (or gone), then ingested.
+    const spooled: Array<{ spool: PartSpool; tapped: TappedPart }> = [];
     const settle = async (outcome: Promise<{ error?: unknown }>) => {
       const { error } = await outcome;
       if (error !== undefined) throw error;
     };
+    const ingest = (source: IngestSource, tapped: TappedPart | undefined, upstreamFailure: () => unknown): Promise<{ error?: unknown }> => archive.ingest(source, {
+      callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter,
+      expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
+    }).then(
+      (result): { error?: unknown } => {
+        tapped?.committed(result.header.sopInstanceUid);
+        const instance = this.locations.one(result.header.sopInstanceUid);
+        if (instance && within(flight.scope, instance)) flight.add(instance);
+        return {};
+      },
+      (error: unknown): { error?: unknown } => {
+        if (upstreamFailure() !== undefined) return { error: upstreamFailure() };
+        if (tapped?.given) {
+          this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: (error as Error)?.message },
+            'a part streamed to the reader could not be kept here');
+        }
+        if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
+          this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
+          return {};
+        }
+        return { error };
+      },
+    );
+    // Each spooled part leaves the list as its ingest starts, so a failure part-way leaves the rest listed.
+    const ingestSpooled = async (failFast: boolean) => {
+      while (spooled.length > 0) {
+        if (signal.aborted) {
+          // Stopping: what waits on disk is dropped, not ingested.
+          for (const { spool } of spooled.splice(0)) void spool.discard();
+          signal.throwIfAborted();
+        }
+        const { spool, tapped } = spooled.shift()!;
+        committing.push(ingest(spool.source(), tapped, () => undefined).finally(() => spool.discard()));
+        while (committing.length >= MAX_COMMITTING) {
+          const outcome = committing.shift()!;
+          if (failFast) await settle(outcome);
+          else await outcome;
+        }
+      }
+    };
+    // Bytes this fetch has put on disk to be ingested later; past the limit, it goes at the ingest's pace instead.
+    let spooledBytes = 0;
+    const maxSpooledBytes = this.options.maxSpooledBytes ?? DEFAULT_MAX_SPOOLED_BYTES;
     try {
       for await (const part of reader.retrieve(target, { signal })) {
         let upstreamFailure: unknown;
         const tapped = tap?.listening ? new TappedPart(tap, part.transferSyntax) : undefined;
-        // The ingest takes the part's bytes from a queue, at its own pace: the reader given them live does not wait
-        // for the temp file to open, the hash or the commits, only for the ingests to stay within the lag budget.
-        // Chunks read from a socket are never reused, so they go to the ingest handed over, without a copy.
-        const feed = new IngestFeed(lag);
-        const outcome = archive.ingest(feed.source(), {
-          callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter,
-          expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
-        }).then(
-          (result): { error?: unknown } => {
-            tapped?.committed(result.header.sopInstanceUid);
-            const instance = this.locations.one(result.header.sopInstanceUid);
-            if (instance && within(flight.scope, instance)) flight.add(instance);
-            return {};
-          },
-          (error: unknown): { error?: unknown } => {
-            if (upstreamFailure !== undefined) return { error: upstreamFailure };
-            if (tapped?.given) {
-              this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: (error as Error)?.message },
-                'a part streamed to the reader could not be kept here');
-            }
-            if (error instanceof CannotUnderstandError || error instanceof MismatchError || error instanceof StudyMismatchError) {
-              this.log.error({ event: 'read-through-part-refused', ...describe(target), archive: reader.name, reason: error.message }, 'the archive sent a part that is not an instance of this scope');
-              return {};
-            }
-            return { error };
-          },
-        ).finally(() => feed.close()); // an ingest refused before it read anything leaves its queue to drop
-        committing.push(outcome);
+        // With a reader taking the parts live, each part goes to a spool file and its ingest waits for that reader
+        // to be done: on a small box the durable write, the hash and the commits would take the cores it needs.
+        // Otherwise the ingest takes the part's bytes from a queue as they come, at its own pace, the fetch at most
+        // the lag budget ahead of it. Chunks read from a socket are never reused, so they are handed over, not copied.
+        let spool = tapped && spooledBytes < maxSpooledBytes ? new PartSpool(archive.paths.spoolFile()) : undefined;
+        let feed: IngestFeed | undefined;
+        const feedIngest = (source: IngestSource, onEnd: () => Promise<void> | void) => {
+          // An ingest refused before it read anything leaves its queue to drop.
+          const queue = feed!;
+          committing.push(ingest(source, tapped, () => upstreamFailure).finally(async () => {
+            queue.close();
+            await onEnd();
+          }));
+        };
+        if (!spool) {
+          feed = new IngestFeed(lag);
+          feedIngest(feed.source(), () => undefined);
+        }
         try {
           for await (const chunk of part.body) {
-            // The reader and the ingest's queue take each chunk at the same time; the next waits for both.
+            // The reader and the spool or the ingest's queue take each chunk at the same time; the next waits for both.
             const taken = tapped?.write(chunk as Buffer);
-            const room = feed.push(chunk as Buffer);
+            let room: Promise<void> | undefined;
+            if (spool) {
+              room = spool.write(chunk as Buffer);
+              spooledBytes += (chunk as Buffer).length;
+            } else {
+              room = feed?.push(chunk as Buffer);
+            }
             if (taken) await taken;
             if (room) await room;
+            if (spool && spooledBytes >= maxSpooledBytes) {
+              // This part's ingest starts now, from what is on disk and then from the queue; the whole parts before it
+              // follow once this one is read (started here, their commits could wait ahead of this part's end).
+              const head = spool;
+              spool = undefined;
+              await head.end();
+              if (head.failed) {
+                // The file lacks some of the part's bytes: the rest goes to the reader only, and the part is not kept.
+                this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: head.failed.message },
+                  'a part streamed to the reader could not be kept here');
+                void head.discard();
+              } else {
+                feed = new IngestFeed(lag);
+                feedIngest(spooledThenQueued(head, feed), () => head.discard());
+              }
+            }
           }
           tapped?.end();
-          feed.end();
+          feed?.end();
         } catch (error) {
           // The ingest reports a broken source as its own error; the archive's classified one is the cause.
           upstreamFailure = error;
           tapped?.fail(error);
-          feed.fail(error);
+          feed?.fail(error);
+          if (spool) void spool.discard();
           throw error;
         }
+        if (spool) {
+          await spool.end();
+          if (!spool.failed) spooled.push({ spool, tapped: tapped! });
+          else {
+            this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: spool.failed.message },
+              'a part streamed to the reader could not be kept here');
+            void spool.discard();
+          }
+        }
+        // The reader left, or the fetch has spooled all it may: what waits on disk is ingested now, and the parts
+        // after it go straight to the ingest.
+        if (spooled.length > 0 && (!tap!.listening || spooledBytes >= maxSpooledBytes)) await ingestSpooled(true);
         while (committing.length >= MAX_COMMITTING) await settle(committing.shift()!);
       }
-      // The whole answer is read: the reader given it live is done; the commits finish on their own.
+      // The whole answer is read: the reader given it live is done, and the parts it was given are ingested now.
       tap?.finish();
+      await ingestSpooled(true);
       while (committing.length > 0) await settle(committing.shift()!);
     } catch (error) {
-      // Whole instances already received still commit, so a cut fetch leaves them indexed, and nothing half.
+      // Whole instances already received still commit, spooled ones too, so a cut fetch leaves them indexed and
+      // nothing half; unless the appliance is stopping, when spooled parts are dropped rather than ingested.
+      if (signal.aborted) for (const { spool } of spooled.splice(0)) void spool.discard();
+      else await ingestSpooled(false).catch(() => undefined);
       await Promise.all(committing);
       if (oneOfMany && error instanceof ArchiveReadError && error.kind === 'not-found') {
         this.log.warn({ event: 'read-through-gone', ...describe(target), archive: reader.name }, 'the archive no longer has this instance');

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { assertUid } from '../dicom/uid.js';
+import { TEMP_SUFFIX } from './temp-file.js';
 
 /**
  * How many folders incoming files are spooled into. Creating a file holds its folder's lock while ext4
@@ -30,6 +32,14 @@ export class ArchivePaths {
   nextTempDir(): string {
     this.nextShard = (this.nextShard + 1) % this.tempShards.length;
     return this.tempShards[this.nextShard]!;
+  }
+
+  /**
+   * A new path for bytes kept only until they are ingested (a part of the archive's answer, cloud/part-spool.ts):
+   * a temp file, so recovery removes it should a crash leave it behind.
+   */
+  spoolFile(): string {
+    return join(this.nextTempDir(), `${randomUUID()}.spool${TEMP_SUFFIX}`);
   }
 
   /** Relative to `root`, as stored in the index. */
