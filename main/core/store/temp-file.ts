@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, constants, fdatasync, open, writev } from 'node:fs';
+import { closeSync, constants, createReadStream, fdatasync, fstat, open, read, writev } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -16,6 +16,8 @@ const TEMP_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXC
 /** Without O_DSYNC: the writes land in the page cache and one fdatasync at the end makes them durable. */
 const SYNC_ONCE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 const openFile = promisify(open);
+const readFile = promisify(read);
+const fstatFile = promisify(fstat);
 const writevFile = promisify(writev);
 const fdatasyncFile = promisify(fdatasync);
 
@@ -37,6 +39,19 @@ export interface SpoolOptions {
 /** Chunks, or batches of chunks that the source hands over (never reuses). */
 export type SpoolItem = Uint8Array | readonly Uint8Array[];
 export type SpoolSource = AsyncIterable<SpoolItem> | Readable;
+
+/**
+ * A file already written whole in one of the archive's temp folders (a part of the archive's answer spooled
+ * while its reader read it). spoolToTempFile takes the file itself, synced, instead of copying it; anything
+ * else that reads a source reads it as a stream.
+ */
+export class WrittenTempFile implements AsyncIterable<Uint8Array> {
+  constructor(readonly path: string) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for await (const chunk of createReadStream(this.path)) yield chunk as Buffer;
+  }
+}
 
 export interface SpooledFile {
   path: string;
@@ -67,6 +82,7 @@ export async function spoolToTempFile(
   tempDir: string,
   options: SpoolOptions = {},
 ): Promise<SpooledFile> {
+  if (source instanceof WrittenTempFile) return takeWrittenFile(source, options);
   throwIfFailed(source);
   const path = join(tempDir, `${randomUUID()}${TEMP_SUFFIX}`);
   const fd = await openFile(path, options.syncOnce ? SYNC_ONCE_FLAGS : TEMP_FILE_FLAGS, 0o600);
@@ -136,6 +152,36 @@ export async function spoolToTempFile(
   // Closing a file whose data is already on disk does not wait on it: done here, it spares a thread-pool trip.
   closeSync(fd);
   return { path, sizeBytes, sha256: hash?.digest('hex') ?? '', headChunks, tail };
+}
+
+/** A file written whole, as spoolToTempFile would leave it: its head and tail read, hashed if asked, synced. */
+async function takeWrittenFile(file: WrittenTempFile, options: SpoolOptions): Promise<SpooledFile> {
+  const fd = await openFile(file.path, constants.O_RDONLY);
+  try {
+    const { size } = await fstatFile(fd);
+    const head = await readAt(fd, Math.min(size, KEPT_HEAD_BYTES), 0);
+    const tail = await readAt(fd, Math.min(size, 8), size - Math.min(size, 8));
+    let sha256 = '';
+    if (options.hash ?? true) {
+      const hash = createHash('sha256');
+      for await (const chunk of file) hash.update(chunk);
+      sha256 = hash.digest('hex');
+    }
+    await syncData(fd);
+    return { path: file.path, sizeBytes: size, sha256, headChunks: head.length > 0 ? [head] : [], tail };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function readAt(fd: number, length: number, position: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(length);
+  for (let done = 0; done < length;) {
+    const { bytesRead } = await readFile(fd, bytes, done, length - done, position + done);
+    if (bytesRead === 0) throw new IngestAbortedError(`the spooled file ended before its ${length} bytes at ${position}`);
+    done += bytesRead;
+  }
+  return bytes;
 }
 
 /** fdatasync; the page cache reports a disk that filled up behind it only now. */
