@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { jsonString, type ReceivedDicomJson } from '../dicom/dicom-json-values.js';
 import { CannotUnderstandError, MismatchError, StudyMismatchError } from '../store/errors.js';
 import type { Archive, IngestSource } from '../store/archive.js';
+import { WrittenTempFile } from '../store/temp-file.js';
 import type { InstanceLocation, InstanceLocations, InstanceScope } from '../store/instance-locations.js';
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
@@ -59,6 +60,13 @@ const DEFAULT_INGEST_LAG_BYTES = 8 * 1024 * 1024;
  * hundred MB is read at the archive's pace, and a larger one (or a huge instance) costs that much disk, not its size.
  */
 const DEFAULT_MAX_SPOOLED_BYTES = 512 * 1024 * 1024;
+/**
+ * Bytes of one part kept on disk for its ingest, at most: a larger part (a whole-slide or long multi-frame
+ * instance) is ingested from there on as it arrives, since waiting would only make its ingest read it back.
+ */
+const MAX_SPOOLED_PART_BYTES = 64 * 1024 * 1024;
+/** Spooled parts whose ingests run at once, once their reader is done. */
+const SPOOLED_INGESTS_AT_ONCE = 4;
 
 /** Attributes asked for when listing a scope's instances: the UIDs and what the index keeps of them. */
 const LISTED_FIELDS = [
@@ -509,8 +517,10 @@ export class ReadThrough {
           signal.throwIfAborted();
         }
         const { spool, tapped } = spooled.shift()!;
-        committing.push(ingest(spool.source(), tapped, () => undefined).finally(() => spool.discard()));
-        while (committing.length >= MAX_COMMITTING) {
+        // The ingest takes the spool file itself into place: no second copy of its bytes.
+        committing.push(ingest(new WrittenTempFile(spool.path), tapped, () => undefined).finally(() => spool.discard()));
+        // A few at a time, as parts arriving would come: dozens of ingests reading and writing at once only contend.
+        while (committing.length >= SPOOLED_INGESTS_AT_ONCE) {
           const outcome = committing.shift()!;
           if (failFast) await settle(outcome);
           else await outcome;
@@ -529,6 +539,7 @@ export class ReadThrough {
         // Otherwise the ingest takes the part's bytes from a queue as they come, at its own pace, the fetch at most
         // the lag budget ahead of it. Chunks read from a socket are never reused, so they are handed over, not copied.
         let spool = tapped && spooledBytes < maxSpooledBytes ? new PartSpool(archive.paths.spoolFile()) : undefined;
+        let partSpooledBytes = 0;
         let feed: IngestFeed | undefined;
         const feedIngest = (source: IngestSource, onEnd: () => Promise<void> | void) => {
           // An ingest refused before it read anything leaves its queue to drop.
@@ -550,12 +561,13 @@ export class ReadThrough {
             if (spool) {
               room = spool.write(chunk as Buffer);
               spooledBytes += (chunk as Buffer).length;
+              partSpooledBytes += (chunk as Buffer).length;
             } else {
               room = feed?.push(chunk as Buffer);
             }
             if (taken) await taken;
             if (room) await room;
-            if (spool && spooledBytes >= maxSpooledBytes) {
+            if (spool && (spooledBytes >= maxSpooledBytes || partSpooledBytes >= MAX_SPOOLED_PART_BYTES)) {
               // This part's ingest starts now, from what is on disk and then from the queue; the whole parts before it
               // follow once this one is read (started here, their commits could wait ahead of this part's end).
               const head = spool;
