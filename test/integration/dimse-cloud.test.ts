@@ -250,25 +250,39 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
   }
   const isListing = (req: IncomingMessage) => req.method === 'GET' && /\/instances\?/.test(req.url ?? '') && !/\/instances\/[^?]/.test(req.url ?? '');
 
-  test('C-MOVE from the archive sends each instance as its bytes arrive: before it is committed here, and before the archive has listed the study', async () => {
-    const prior = await priorInOrthanc('MOVE-LIVE', 4);
-    const studyUid = prior[0]!.studyUid;
+  /**
+   * A study-level C-MOVE to DEST while the archive's listing of the study is held: resolves once every instance
+   * of `study` has arrived at storescp and `whileHeld` has run, then lets the listing go and waits for the move.
+   */
+  async function moveWithListingHeld(study: readonly GeneratedInstance[], whileHeld: () => Promise<unknown> = async () => undefined): Promise<RetrieveResult> {
+    const studyUid = study[0]!.studyUid;
     let openListing!: () => void;
     const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
     gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
-    const releaseCommits = holdCommits(w, prior.map((i) => i.sopInstanceUid));
-    let result: RetrieveResult;
     try {
       const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
-      // Neither the listing nor any commit is in, and the whole study is at the destination.
-      await waitFor(async () => (await arrivedAt(dest.dir, prior)) === prior.length, () => `${dest.log()}`, 60_000);
-      assert.equal(localCount(w, studyUid), 0, 'nothing committed here yet');
-      assert.ok(gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), 'the listing was asked for, and is held');
+      await waitFor(async () => (await arrivedAt(dest.dir, study)) === study.length, () => `${dest.log()}`, 60_000);
+      await whileHeld();
       openListing();
-      result = await moving;
+      return await moving;
     } finally {
       openListing();
       gate.hold = undefined;
+    }
+  }
+
+  test('C-MOVE from the archive sends each instance as its bytes arrive: before it is committed here, and before the archive has listed the study', async () => {
+    const prior = await priorInOrthanc('MOVE-LIVE', 4);
+    const studyUid = prior[0]!.studyUid;
+    const releaseCommits = holdCommits(w, prior.map((i) => i.sopInstanceUid));
+    let result: RetrieveResult;
+    try {
+      result = await moveWithListingHeld(prior, async () => {
+        // Neither the listing nor any commit is in, and the whole study is at the destination.
+        assert.equal(localCount(w, studyUid), 0, 'nothing committed here yet');
+        assert.ok(gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), 'the listing was asked for, and is held');
+      });
+    } finally {
       await releaseCommits();
     }
     assert.equal(result.final.status, 0x0000, result.output);
@@ -285,20 +299,8 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'MOVE-NEVER-SEEN', ...small });
     const studyUid = study[0]!.studyUid;
     await seedOrthanc(orthanc, study);
-    let openListing!: () => void;
-    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
-    gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
-    let result: RetrieveResult;
-    try {
-      const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
-      await waitFor(async () => (await arrivedAt(dest.dir, study)) === study.length, () => `${dest.log()}`, 60_000);
-      await waitFor(() => gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), () => 'the listing was asked for, and is held');
-      openListing();
-      result = await moving;
-    } finally {
-      openListing();
-      gate.hold = undefined;
-    }
+    const result = await moveWithListingHeld(study, () =>
+      waitFor(() => gate.seen.some((line) => line.includes(studyUid) && /\/instances\?/.test(line)), () => 'the listing was asked for, and is held'));
     assert.equal(result.final.status, 0x0000, result.output);
     assert.deepEqual([result.final.completed, result.final.failed, result.final.warning], [study.length, 0, 0]);
     for (const p of result.pending) assert.equal((p.remaining ?? 0) + (p.completed ?? 0) + (p.failed ?? 0) + (p.warning ?? 0), study.length, result.output);
@@ -313,19 +315,7 @@ describe('DIMSE with Orthanc as the clinic\'s archive', { timeout: 300_000 }, ()
     const study = [...ct, ...sc];
     await seedOrthanc(orthanc, study);
     assert.equal((await findscu(w, '-S', ['QueryRetrieveLevel=STUDY', 'PatientID=MOVE-CLASSES'])).responses.length, 1);
-    let openListing!: () => void;
-    const listingHeld = new Promise<void>((resolve) => (openListing = resolve));
-    gate.hold = (req) => (isListing(req) && req.url!.includes(studyUid) ? listingHeld : undefined);
-    let result: RetrieveResult;
-    try {
-      const moving = movescu(w, 'DEST', '-S', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studyUid}`]);
-      await waitFor(async () => (await arrivedAt(dest.dir, study)) === study.length, () => `${dest.log()}`, 60_000);
-      openListing();
-      result = await moving;
-    } finally {
-      openListing();
-      gate.hold = undefined;
-    }
+    const result = await moveWithListingHeld(study);
     assert.equal(result.final.status, 0x0000, result.output);
     assert.deepEqual([result.final.completed, result.final.failed], [study.length, 0]);
     await assertDelivered(dest.dir, study);

@@ -93,6 +93,41 @@ describe('read-through retrieve from the archive', () => {
     return received;
   }
 
+  /**
+   * Reads a study's retrieve live to the end, counting its bytes; returns the bytes read, and how many the reader
+   * had when each ingest started.
+   */
+  async function readLiveCountingIngests(studyUid: string): Promise<{ given: number; givenAtIngest: number[] }> {
+    let given = 0;
+    const givenAtIngest: number[] = [];
+    const ingest = archive.ingest.bind(archive);
+    archive.ingest = (source, context) => {
+      givenAtIngest.push(given);
+      return ingest(source, context);
+    };
+    try {
+      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+        assert.ok('live' in item, 'every part given live');
+        for await (const chunk of item.live.body) given += chunk.length;
+      }
+    } finally {
+      archive.ingest = ingest;
+    }
+    return { given, givenAtIngest };
+  }
+
+  /** Waits until every instance of `parts` is kept here, checks each byte for byte, and that no temp file is left. */
+  async function assertAllKept(parts: readonly GeneratedInstance[]): Promise<void> {
+    const studyUid = parts[0]!.studyUid;
+    const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
+    await waitFor(() => kept() === parts.length, () => `${kept()} of ${parts.length} committed`);
+    for (const original of parts) {
+      const instance = readThrough.known({ studyUid }).find((i) => i.sopInstanceUid === original.sopInstanceUid)!;
+      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
+    }
+    await waitFor(async () => (await tempFiles()).length === 0, () => 'no spool or temp file left');
+  }
+
   test('a study only in the archive: listed as cloud rows, fetched in one request, each instance handed out once committed, never queued', async () => {
     const studyUid = study[0]!.studyUid;
     assert.equal(readThrough.needsArchive({ studyUid }), true);
@@ -290,66 +325,24 @@ describe('read-through retrieve from the archive', () => {
   test('a live reader gets the whole answer before any part is ingested; the parts are then kept from their spool files, and none is left', async () => {
     const parts = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'SPOOLED', rows: 128, columns: 128 });
     for (const instance of parts) azure.seedInstance(instance.buffer);
-    const studyUid = parts[0]!.studyUid;
-    let given = 0;
-    const givenAtFirstIngest: number[] = [];
-    const ingest = archive.ingest.bind(archive);
-    archive.ingest = (source, context) => {
-      givenAtFirstIngest.push(given);
-      return ingest(source, context);
-    };
-    try {
-      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
-        assert.ok('live' in item, 'every part given live');
-        for await (const chunk of item.live.body) given += chunk.length;
-      }
-    } finally {
-      archive.ingest = ingest;
-    }
+    const { given, givenAtIngest } = await readLiveCountingIngests(parts[0]!.studyUid);
     const total = parts.reduce((sum, i) => sum + i.buffer.length, 0);
     assert.equal(given, total, 'the reader got every byte of the archive\'s parts');
-    assert.equal(givenAtFirstIngest[0], total, 'no part was ingested before the reader had the whole answer');
-    const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
-    await waitFor(() => kept() === parts.length, () => `${kept()} of ${parts.length} committed`);
-    for (const original of parts) {
-      const instance = readThrough.known({ studyUid }).find((i) => i.sopInstanceUid === original.sopInstanceUid)!;
-      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
-    }
-    await waitFor(async () => (await tempFiles()).length === 0, () => 'no spool or temp file left');
+    assert.equal(givenAtIngest[0], total, 'no part was ingested before the reader had the whole answer');
+    await assertAllKept(parts);
   });
 
   test('past the spool limit, even mid-part, the ingest starts from the spool file and goes on from the queue; every instance is kept exactly', async () => {
     const parts = makeStudy({ series: 1, instancesPerSeries: 5, patientId: 'SPOOL-LIMIT', rows: 128, columns: 128 });
     for (const instance of parts) azure.seedInstance(instance.buffer);
-    const studyUid = parts[0]!.studyUid;
     await readThrough.close();
     // The limit falls inside the second part.
     readThrough = new ReadThrough({ archive, reader: () => reader, logger: silent, maxSpooledBytes: Math.floor(parts[0]!.buffer.length * 1.5) });
-    let given = 0;
-    const givenAtIngest: number[] = [];
-    const ingest = archive.ingest.bind(archive);
-    archive.ingest = (source, context) => {
-      givenAtIngest.push(given);
-      return ingest(source, context);
-    };
-    try {
-      for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
-        assert.ok('live' in item, 'every part given live');
-        for await (const chunk of item.live.body) given += chunk.length;
-      }
-    } finally {
-      archive.ingest = ingest;
-    }
+    const { given, givenAtIngest } = await readLiveCountingIngests(parts[0]!.studyUid);
     const total = parts.reduce((sum, i) => sum + i.buffer.length, 0);
     assert.equal(given, total);
     assert.ok(givenAtIngest[0]! < total, `an ingest started before the reader had it all (${givenAtIngest[0]} of ${total} bytes)`);
-    const kept = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
-    await waitFor(() => kept() === parts.length, () => `${kept()} of ${parts.length} committed`);
-    for (const original of parts) {
-      const instance = readThrough.known({ studyUid }).find((i) => i.sopInstanceUid === original.sopInstanceUid)!;
-      assert.ok(afterPreamble(await readFile(archive.paths.absolute(instance.path))).equals(afterPreamble(original.buffer)), 'stored byte for byte');
-    }
-    await waitFor(async () => (await tempFiles()).length === 0, () => 'no spool or temp file left');
+    await assertAllKept(parts);
   });
 
   test('a spool file that cannot be written loses the copy here, never the reader\'s answer', async () => {
