@@ -1,8 +1,24 @@
 import { createConnection, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort(): Promise<number> {
+/**
+ * Ports this process has handed out: the kernel may give a port that was just closed again at once, and two
+ * listeners of one test (an appliance's DIMSE and HTTP ports) would then collide.
+ */
+const handedOut = new Set<number>();
+
+/** A TCP port that was free on 127.0.0.1 a moment ago, and not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await unusedPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('the kernel kept giving ports this process had already handed out');
+}
+
+function unusedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
