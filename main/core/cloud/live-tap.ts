@@ -28,7 +28,10 @@ export type LiveNext = { part: LivePart } | { end: 'complete' | 'follow' };
 
 /** What the fetch does with one part's bytes for the tap; writes are no-ops once the reader has left or declined the part. */
 export interface LiveLane {
-  /** Resolves once the reader has taken the chunk (its socket accepted it), or declined the part. */
+  /**
+   * Hands a chunk over; resolves once the reader has room for more (at most READ_AHEAD_BYTES handed over and not
+   * yet taken, over every part), or has declined the part or left.
+   */
   write(chunk: Buffer): Promise<void>;
   end(): void;
   fail(error: unknown): void;
@@ -37,6 +40,12 @@ export interface LiveLane {
   /** The part was committed as this instance: a reader that took it whole does not get it again from the commits. */
   committed(sopInstanceUid: string): void;
 }
+
+/**
+ * How far the fetch may run ahead of the reader, in bytes handed over and not yet taken: while the reader's
+ * socket drains, the next chunks are read from the archive instead of each waiting for the one before.
+ */
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 /** A chunk handed over, or the end of the part (`error` when it broke off). */
 type Item = { chunk: Buffer; taken: () => void } | { done: true; error?: unknown };
@@ -48,6 +57,11 @@ interface LaneOwner {
   /** The lane's part ended or was declined: the fetch waits for nothing more of it. */
   readonly settled: () => void;
   readonly deliveredSops: Set<string>;
+  /** Bytes handed over, and bytes taken (or dropped): the read-ahead the fetch may have. */
+  readonly gave: (bytes: number) => void;
+  readonly took: (bytes: number) => void;
+  /** Resolves once the reader has room for more. */
+  readonly room: () => Promise<void>;
 }
 
 /** One part on its way to the reader: the fetch writes it, the reader takes it (or declines it). */
@@ -71,14 +85,13 @@ class Lane implements LiveLane {
 
   write(chunk: Buffer): Promise<void> {
     if (this.ended || this.declined || this.owner.gone()) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const taken = () => {
-        this.untaken.delete(taken);
-        resolve();
-      };
-      this.untaken.add(taken);
-      this.push({ chunk, taken });
-    });
+    const taken = () => {
+      if (this.untaken.delete(taken)) this.owner.took(chunk.length);
+    };
+    this.untaken.add(taken);
+    this.owner.gave(chunk.length);
+    this.push({ chunk, taken });
+    return this.owner.room();
   }
 
   end(): void {
@@ -155,6 +168,10 @@ export class LiveTap {
   /** Lanes the fetch may still be waiting on: released when the reader leaves. */
   private readonly lanes = new Set<Lane>();
   private partWaiter: (() => void) | undefined;
+  private untakenBytes = 0;
+  /** The fetch waiting for room, and whoever waits for the reader to take everything. */
+  private roomWaiters: Array<() => void> = [];
+  private allTakenWaiters: Array<() => void> = [];
   private closed = false;
   private left = false;
   private declined = false;
@@ -183,6 +200,9 @@ export class LiveTap {
       declined: () => (this.declined = true),
       settled: () => this.lanes.delete(lane),
       deliveredSops: this.deliveredSops,
+      gave: (bytes) => (this.untakenBytes += bytes),
+      took: (bytes) => this.took(bytes),
+      room: () => (this.untakenBytes <= READ_AHEAD_BYTES || this.left ? Promise.resolve() : new Promise<void>((resolve) => this.roomWaiters.push(resolve))),
     });
     this.lanes.add(lane);
     this.push({ part: lane.part });
@@ -197,6 +217,12 @@ export class LiveTap {
   /** The fetch ended without `finish` (failed, or fetched otherwise): the reader follows its commits. */
   release(): void {
     this.close('follow');
+  }
+
+  /** Resolves once the reader has taken every byte handed over (or dropped what it declined), or has left. */
+  allTaken(): Promise<void> {
+    if (this.untakenBytes === 0 || this.left) return Promise.resolve();
+    return new Promise<void>((resolve) => this.allTakenWaiters.push(resolve));
   }
 
   /** The next part, or the end. */
@@ -214,6 +240,13 @@ export class LiveTap {
     this.left = true;
     for (const lane of this.lanes) lane.release();
     this.lanes.clear();
+    for (const wake of [...this.roomWaiters.splice(0), ...this.allTakenWaiters.splice(0)]) wake();
+  }
+
+  private took(bytes: number): void {
+    this.untakenBytes -= bytes;
+    if (this.untakenBytes <= READ_AHEAD_BYTES) for (const wake of this.roomWaiters.splice(0)) wake();
+    if (this.untakenBytes === 0) for (const wake of this.allTakenWaiters.splice(0)) wake();
   }
 
   get hasLeft(): boolean {

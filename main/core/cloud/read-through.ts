@@ -608,8 +608,10 @@ export class ReadThrough {
         if (spooled.length > 0 && (!tap!.listening || spooledBytes >= maxSpooledBytes)) await ingestSpooled(true);
         while (committing.length >= MAX_COMMITTING) await settle(committing.shift()!);
       }
-      // The whole answer is read: the reader given it live is done, and the parts it was given are ingested now.
+      // The whole answer is read: once the reader given it live has taken it all (or left), the parts it was given
+      // are ingested.
       tap?.finish();
+      await tap?.allTaken();
       await ingestSpooled(true);
       while (committing.length > 0) await settle(committing.shift()!);
     } catch (error) {

@@ -95,12 +95,18 @@ export async function sendThroughArchive(
 }
 
 /**
+ * What may wait in the response's buffers before a write waits for them to drain: the socket's own mark (16 KB)
+ * is less than one chunk of the archive's answer, and waiting at it would send the answer chunk by chunk.
+ */
+const WRITE_AHEAD_BYTES = 1024 * 1024;
+
+/**
  * res.write with backpressure; rejects once the client is gone. Plain listeners, not events.once with an
  * AbortSignal: this runs for every chunk of a study, and each aborted once() costs a DOMException.
  */
 function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> | void {
   if (res.destroyed) throw new Error('the client went away');
-  if (res.write(bytes)) return;
+  if (res.write(bytes) || res.writableLength <= WRITE_AHEAD_BYTES) return;
   return new Promise<void>((resolve, reject) => {
     const settle = () => {
       res.off('drain', settle);
