@@ -97,13 +97,19 @@ describe('read-through retrieve from the archive', () => {
    * Reads a study's retrieve live to the end, counting its bytes; returns the bytes read, and how many the reader
    * had when each ingest started.
    */
-  async function readLiveCountingIngests(studyUid: string): Promise<{ given: number; givenAtIngest: number[] }> {
+  async function readLiveCountingIngests(studyUid: string): Promise<{ given: number; givenAtIngest: number[]; givenAtListing: number[] }> {
     let given = 0;
     const givenAtIngest: number[] = [];
+    const givenAtListing: number[] = [];
     const ingest = archive.ingest.bind(archive);
     archive.ingest = (source, context) => {
       givenAtIngest.push(given);
       return ingest(source, context);
+    };
+    const search = reader.search.bind(reader);
+    reader.search = (query) => {
+      givenAtListing.push(given);
+      return search(query);
     };
     try {
       for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
@@ -112,8 +118,9 @@ describe('read-through retrieve from the archive', () => {
       }
     } finally {
       archive.ingest = ingest;
+      reader.search = search;
     }
-    return { given, givenAtIngest };
+    return { given, givenAtIngest, givenAtListing };
   }
 
   /** Waits until every instance of `parts` is kept here, checks each byte for byte, and that no temp file is left. */
@@ -330,6 +337,16 @@ describe('read-through retrieve from the archive', () => {
     assert.equal(given, total, 'the reader got every byte of the archive\'s parts');
     assert.equal(givenAtIngest[0], total, 'no part was ingested before the reader had the whole answer');
     await assertAllKept(parts);
+  });
+
+  test('a study nothing here has named, read live: the archive is asked to list it only once the reader has the whole answer', async () => {
+    const parts = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'LIST-AFTER', rows: 128, columns: 128 });
+    for (const instance of parts) azure.seedInstance(instance.buffer);
+    const { given, givenAtListing } = await readLiveCountingIngests(parts[0]!.studyUid);
+    const total = parts.reduce((sum, i) => sum + i.buffer.length, 0);
+    assert.equal(given, total, 'the reader got every byte of the archive\'s parts');
+    await assertAllKept(parts);
+    assert.deepEqual(givenAtListing, [total], 'listed once, after the reader had the whole answer');
   });
 
   test('past the spool limit, even mid-part, the ingest starts from the spool file and goes on from the queue; every instance is kept exactly', async () => {

@@ -17,6 +17,7 @@ export class FetchFlight {
    */
   readonly listed: Promise<void>;
   private settleListed!: (error?: unknown) => void;
+  private listingWanted: (() => void) | undefined;
   private ended = false;
   private error: unknown;
   private waiters = new Set<() => void>();
@@ -64,6 +65,16 @@ export class FetchFlight {
     if (own.seriesUid !== undefined && own.seriesUid !== scope.seriesUid) return false;
     if (own.sopInstanceUid !== undefined && own.sopInstanceUid !== scope.sopInstanceUid) return false;
     return true;
+  }
+
+  /** A fetch whose listing waits until it is needed says how to start it now. */
+  listWhenWanted(start: () => void): void {
+    this.listingWanted = start;
+  }
+
+  /** Someone waits for `listed`: a listing the fetch put off starts now. */
+  wantListing(): void {
+    this.listingWanted?.();
   }
 
   /** The index now lists the scope as the archive holds it (or `error`: the archive could not be asked). */

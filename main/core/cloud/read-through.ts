@@ -159,6 +159,23 @@ class TappedPart {
   }
 }
 
+/** A listing of the archive that starts when first needed; `settled` is its outcome, whenever it starts. */
+class PutOffListing {
+  readonly settled: Promise<number>;
+  private start!: () => void;
+
+  constructor(list: () => Promise<number>) {
+    this.settled = new Promise<void>((resolve) => (this.start = resolve)).then(list);
+    this.settled.catch(() => undefined); // awaited by whoever needs it
+  }
+
+  /** Starts the listing (once); returns its outcome. */
+  need(): Promise<number> {
+    this.start();
+    return this.settled;
+  }
+}
+
 /** Waits for `promise`, or rejects with the signal's reason once it aborts. */
 function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return promise;
@@ -300,6 +317,7 @@ export class ReadThrough {
     // A running fetch lists the scope itself: wait for its listing rather than asking the archive twice
     // (and ask it here after all if that fetch failed before its listing was in).
     const flight = this.coveringFlight(scope);
+    flight?.wantListing();
     if (flight) await untilAborted(flight.listed, options.signal).catch(() => undefined);
     if (reader && this.unlisted(scope)) await this.listAtArchive(reader, scope, options.signal, options.timeoutMs);
     return this.locations.inScope(scope);
@@ -411,29 +429,35 @@ export class ReadThrough {
   }
 
   /**
-   * Nothing of the scope here or listed: one request for the whole scope, sent while the archive lists it (a
-   * listing of a large study takes as long as a good part of its retrieve). Each instance is renamed into
-   * place only once the listing's cloud rows are written, so a crash between the two still leaves the file
-   * recovered as the archive's copy, never as local data. A scope the archive does not hold answers 404 and
-   * lists nothing: the fetch ends empty.
+   * Nothing of the scope here or listed: one request for the whole scope, sent without waiting for the archive
+   * to list it. Each instance is renamed into place only once the listing's cloud rows are written, so a crash
+   * between the two still leaves the file recovered as the archive's copy, never as local data. With a reader
+   * taking the answer live, the listing waits until the first ingest (which that reader's end starts) or until
+   * someone asks for it (a C-MOVE's count): a QIDO of every instance costs the archive about as much as the
+   * retrieve, and on a small box both would take the cores the reader needs. A scope the archive does not hold
+   * answers 404 and lists nothing: the fetch ends empty.
    */
   private async fetchUnlisted(flight: FetchFlight, reader: ArchiveReader): Promise<void> {
     const { scope } = flight;
     const started = Date.now();
     const ids = describe(scope);
-    const listing = this.listAtArchive(reader, scope, flight.controller.signal);
-    listing.then(() => flight.listingDone(), (error: unknown) => flight.listingDone(error)); // also awaited below, and by each commit
+    const listing = new PutOffListing(() => this.listAtArchive(reader, scope, flight.controller.signal));
+    listing.settled.then(() => flight.listingDone(), (error: unknown) => flight.listingDone(error)); // also awaited below, and by each commit
+    flight.listWhenWanted(() => listing.need());
+    if (!flight.tap) listing.need();
     this.log.info({ event: 'read-through-start', ...ids, archive: reader.name, missing: 'unlisted', local: 0, requests: 'one' }, 'fetching from the archive');
     try {
       await this.streamInto(flight, reader, scope, false, flight.tap, listing);
     } catch (error) {
-      if (error instanceof ArchiveReadError && error.kind === 'not-found' && (await listing.catch(() => undefined)) === 0) {
+      listing.need();
+      if (error instanceof ArchiveReadError && error.kind === 'not-found' && (await listing.settled.catch(() => undefined)) === 0) {
         this.log.info({ event: 'read-through-nothing', ...ids, archive: reader.name }, 'the archive holds nothing more of this');
         return;
       }
       throw error;
     }
-    await listing;
+    listing.need();
+    await listing.settled;
     this.log.info({ event: 'read-through-done', ...ids, archive: reader.name, instances: flight.committed.length, ms: Date.now() - started }, 'fetched from the archive');
   }
 
@@ -467,11 +491,11 @@ export class ReadThrough {
    * One WADO-RS request for `target`, every part written through the ingest and announced once committed.
    * An instance the archive no longer has (404 for a single instance) is skipped; a part that is not a
    * valid instance of the scope is logged and skipped; a cut connection fails the fetch. With `tap`, each part
-   * is also handed to the reader that started the fetch as its bytes arrive; with `commitAfter`, no instance
-   * is renamed into place before it has settled (and none at all if it fails).
+   * is also handed to the reader that started the fetch as its bytes arrive; with `listing`, no instance
+   * is renamed into place before it has settled (and none at all if it fails), and the first ingest starts it.
    */
   private async streamInto(
-    flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false, tap?: LiveTap, commitAfter?: Promise<unknown>,
+    flight: FetchFlight, reader: ArchiveReader, target: InstanceScope, oneOfMany = false, tap?: LiveTap, listing?: PutOffListing,
   ): Promise<void> {
     const signal = flight.controller.signal;
     const archive = this.options.archive;
@@ -486,7 +510,7 @@ export class ReadThrough {
       if (error !== undefined) throw error;
     };
     const ingest = (source: IngestSource, tapped: TappedPart | undefined, upstreamFailure: () => unknown): Promise<{ error?: unknown }> => archive.ingest(source, {
-      callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter,
+      callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter: listing?.need(),
       expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
     }).then(
       (result): { error?: unknown } => {
