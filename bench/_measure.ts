@@ -1,5 +1,5 @@
 // What the benchmarks measure a server process by, and how they summarise runs.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** The p-th percentile of ascending values. */
 export function percentile(sorted: number[], p: number): number {
@@ -26,6 +26,19 @@ export async function cpuSeconds(pid: number, thread?: number): Promise<number> 
   const stat = await readFile(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds each thread of a process has used, summed by thread name (e.g. libuv-worker, V8Worker). */
+export async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
+  const byName = new Map<string, number>();
+  for (const thread of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${thread}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue; // the thread ended meanwhile
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return byName;
 }
 
 export async function withCpu<T>(pid: number, work: () => Promise<T>): Promise<{ value: T; cpu: number }> {

@@ -16,9 +16,12 @@
  * Every appliance runs in its own process with a fresh data dir, from the compiled core as the installed
  * appliance runs (bin/dicom-edge.js, the server package), not from the TypeScript source through tsx, whose
  * loader thread and transpiled sources weigh on its memory; reads alternate between the two servers.
- * Beside them, two ceilings for this machine and client, read alongside in the same rounds: Orthanc's answer
- * relayed by a bare Node pass-through (nothing parsed or stored: the most any relay of the archive gives), and
- * the same number of bytes from memory by a bare Node server (the most any Node server gives).
+ * Beside them, ceilings for this machine and client, read alongside in the same rounds: Orthanc's answer
+ * relayed by a bare Node pass-through (nothing parsed or stored: the most a Node relay of the archive gives), and
+ * by a relay that moves it socket to socket in the kernel (splice(2), with python3: the most any relay gives);
+ * and the same number of bytes from memory by a bare Node server (the most any Node server gives). Each read
+ * reports the CPU seconds of Orthanc and of the process between it and curl (the appliance's by thread), since
+ * on two cores what one uses the other cannot.
  * BENCH_CACHE_ROUNDS (default 3) sets the rounds of cold/warm reads; BENCH_CACHE_HUGE=0 skips the 2 GB instance.
  */
 import { createReadStream, watch } from 'node:fs';
@@ -31,8 +34,8 @@ import { requireTool, run as runCommand } from '../test/support/process.js';
 import { startStorescp } from '../test/support/storescp.js';
 import { AUTH, curlBytes, FEDERATION_TIMEOUT_MS, freshArchiveDataDir, serveAppliance, stowFiles, timeGet, timeQuery, type ServedAppliance } from './_dicomweb.js';
 import { ctSeriesFiles, writeHugeInstance } from './_instances.js';
-import { loadAverage, median, peakRssMb, pool } from './_measure.js';
-import { memoryServer, passThroughServer } from './profile/_memory-server.js';
+import { cpuSeconds, loadAverage, median, peakRssMb, pool, threadCpuSeconds } from './_measure.js';
+import { memoryServer, passThroughServer, zeroCopyRelay } from './profile/_memory-server.js';
 
 const WORK = join(dirname(fileURLToPath(import.meta.url)), '.work', 'cache');
 const CT_COUNT = 500;
@@ -120,41 +123,69 @@ export async function run(): Promise<void> {
   console.log(`  load average after: ${await loadAverage()}`);
 }
 
+/** One timed read, with the CPU seconds Orthanc and the process between it and curl used meanwhile. */
+interface TimedRead {
+  seconds: number;
+  bytes: number;
+  orthancCpu: number;
+  betweenCpu: number;
+  /** For the appliance: its CPU seconds by thread name. */
+  threads?: Map<string, number>;
+}
+
+async function timedRead(url: string, headers: Record<string, string>, orthanc: OrthancPeer, between?: number, byThread = false): Promise<TimedRead> {
+  const orthanc0 = await cpuSeconds(orthanc.process.pid!);
+  const between0 = between === undefined ? 0 : await cpuSeconds(between);
+  const threads0 = between !== undefined && byThread ? await threadCpuSeconds(between) : undefined;
+  const read = await curlBytes(url, headers);
+  const orthancCpu = (await cpuSeconds(orthanc.process.pid!)) - orthanc0;
+  const betweenCpu = between === undefined ? 0 : (await cpuSeconds(between)) - between0;
+  let threads: Map<string, number> | undefined;
+  if (threads0) {
+    threads = new Map();
+    for (const [name, cpu] of await threadCpuSeconds(between!)) threads.set(name, cpu - (threads0.get(name) ?? 0));
+  }
+  return { ...read, orthancCpu, betweenCpu, threads };
+}
+
 async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Promise<void> {
-  const cold: Array<{ seconds: number; bytes: number }> = [];
-  const warm: Array<{ seconds: number; bytes: number }> = [];
-  const direct: Array<{ seconds: number; bytes: number }> = [];
-  const relayed: Array<{ seconds: number; bytes: number }> = [];
+  const cold: TimedRead[] = [];
+  const warm: TimedRead[] = [];
+  const direct: TimedRead[] = [];
+  const relayed: TimedRead[] = [];
+  const zeroCopied: TimedRead[] = [];
   const kept: number[] = [];
-  const fromMemory: Array<{ seconds: number; bytes: number }> = [];
+  const fromMemory: TimedRead[] = [];
   const answerBytes = (await curlBytes(`${orthanc.dicomWebUrl}${study}`, {})).bytes; // warm-up: Orthanc's page cache and connections
   const relay = await passThroughServer(orthanc.dicomWebUrl);
+  const zeroCopy = await zeroCopyRelay(orthanc.dicomWebUrl);
   const memory = await memoryServer(answerBytes);
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const name = `read-${round}`;
-    const appliance = await applianceWithArchive(name, orthanc);
+      const appliance = await applianceWithArchive(name, orthanc);
       try {
         // A viewer finds the study first: the federated QIDO makes it known as cloud-only.
         const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${study.split('/')[2]}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
         if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
         const coldRead = async () => {
-          cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
+          cold.push(await timedRead(`${appliance.dicomWebUrl}${study}`, AUTH, orthanc, appliance.pid, true));
           // The cache fills after the reader has the study: warm reads start once every instance is here.
           kept.push(await untilKept(name, study.split('/')[2]!));
         };
         if (round % 2 === 0) {
           await coldRead();
-          direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
+          direct.push(await timedRead(`${orthanc.dicomWebUrl}${study}`, {}, orthanc));
         } else {
-          direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
+          direct.push(await timedRead(`${orthanc.dicomWebUrl}${study}`, {}, orthanc));
           await coldRead();
         }
         for (let r = 0; r < 3; r++) {
-          warm.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
-          direct.push(await curlBytes(`${orthanc.dicomWebUrl}${study}`, {}));
-          relayed.push(await curlBytes(`${relay.url}${study}`, {}));
-          fromMemory.push(await curlBytes(memory.url, {}));
+          warm.push(await timedRead(`${appliance.dicomWebUrl}${study}`, AUTH, orthanc, appliance.pid));
+          direct.push(await timedRead(`${orthanc.dicomWebUrl}${study}`, {}, orthanc));
+          relayed.push(await timedRead(`${relay.url}${study}`, {}, orthanc, relay.pid));
+          if (zeroCopy) zeroCopied.push(await timedRead(`${zeroCopy.url}${study}`, {}, orthanc, zeroCopy.pid));
+          fromMemory.push(await timedRead(memory.url, {}, orthanc, memory.pid));
         }
       } finally {
         await appliance.stop();
@@ -162,6 +193,7 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
     }
   } finally {
     relay.stop();
+    zeroCopy?.stop();
     memory.stop();
   }
   const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
@@ -175,6 +207,10 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
   if (c.bytes !== w.bytes || Math.abs(w.bytes - d.bytes) > 100 * (CT_COUNT + 1)) {
     throw new Error(`answers differ beyond their boundaries: direct ${d.bytes}, cold ${c.bytes}, warm ${w.bytes} bytes`);
   }
+  const cpu = (reads: TimedRead[], between: string) => {
+    const orthancCpu = median(reads, (x) => x.orthancCpu).orthancCpu;
+    return between === '' ? `Orthanc ${orthancCpu.toFixed(2)}` : `Orthanc ${orthancCpu.toFixed(2)} + ${between} ${median(reads, (x) => x.betweenCpu).betweenCpu.toFixed(2)}`;
+  };
   rows.push({
     benchmark: `cold read-through: WADO-RS study of ${CT_COUNT} CT (median of ${cold.length})`,
     'DICOM Edge': `${c.seconds.toFixed(2)} s, ${mbps(c)}`,
@@ -188,20 +224,37 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
     'Orthanc direct': '—',
     ratio: 'reported',
   });
+  // Where the two cores go: the appliance's threads, by the name the runtime gives them.
+  const thread = (name: string) => median(cold, (x) => x.threads?.get(name) ?? 0).threads?.get(name) ?? 0;
+  rows.push({
+    benchmark: 'CPU seconds during one read (median): Orthanc, and what is between it and curl',
+    'DICOM Edge': `cold: ${cpu(cold, 'appliance')} (main thread ${thread('MainThread').toFixed(2)}, file writes ${thread('libuv-worker').toFixed(2)}, GC ${thread('V8Worker').toFixed(2)})`,
+    'Orthanc direct': cpu(direct, ''),
+    ratio: 'reported',
+  });
   rows.push({
     benchmark: `warm read: the same study from the appliance (median of ${warm.length})`,
-    'DICOM Edge': `${w.seconds.toFixed(2)} s, ${mbps(w)}`,
+    'DICOM Edge': `${w.seconds.toFixed(2)} s, ${mbps(w)}, CPU ${median(warm, (x) => x.betweenCpu).betweenCpu.toFixed(2)} s`,
     'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
     ratio: `${(d.seconds / w.seconds).toFixed(2)}× (target ≥ 5×)`,
   });
   const r = median(relayed, (x) => x.seconds);
-  const m = median(fromMemory, (x) => x.seconds);
   rows.push({
     benchmark: `ceiling for cold: Orthanc's answer through a bare Node pass-through, nothing parsed or stored (median of ${relayed.length})`,
-    'DICOM Edge': `${r.seconds.toFixed(2)} s, ${mbps(r)}`,
+    'DICOM Edge': `${r.seconds.toFixed(2)} s, ${mbps(r)}, CPU ${cpu(relayed, 'relay')}`,
     'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
     ratio: `${(d.seconds / r.seconds).toFixed(2)}×`,
   });
+  if (zeroCopied.length > 0) {
+    const z = median(zeroCopied, (x) => x.seconds);
+    rows.push({
+      benchmark: `ceiling for any relay: Orthanc's answer spliced socket to socket in the kernel, nothing copied or stored (median of ${zeroCopied.length})`,
+      'DICOM Edge': `${z.seconds.toFixed(2)} s, ${mbps(z)}, CPU ${cpu(zeroCopied, 'relay')}`,
+      'Orthanc direct': `${d.seconds.toFixed(2)} s, ${mbps(d)}`,
+      ratio: `${(d.seconds / z.seconds).toFixed(2)}×`,
+    });
+  }
+  const m = median(fromMemory, (x) => x.seconds);
   rows.push({
     benchmark: `ceiling for warm: as many bytes from memory by a bare Node server (median of ${fromMemory.length})`,
     'DICOM Edge': `${m.seconds.toFixed(2)} s, ${mbps(m)}`,
