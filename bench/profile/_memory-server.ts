@@ -50,13 +50,14 @@ export async function passThroughServer(upstream: string): Promise<CeilingServer
 
 /**
  * A relay that copies nothing in user space (_zero-copy-relay.py: splice(2) socket to socket, in python3), in its
- * own process: what any relay of `upstream` gives at most here, whatever its language. Undefined without python3.
+ * own process: what any relay of `upstream` gives at most here, whatever its language. With `bytesPerSecond`, it
+ * paces each answer to that rate: `upstream` behind a link of that speed. Undefined without python3.
  */
-export async function zeroCopyRelay(upstream: string): Promise<CeilingServer | undefined> {
+export async function zeroCopyRelay(upstream: string, bytesPerSecond?: number): Promise<CeilingServer | undefined> {
   const base = new URL(upstream);
   const script = join(dirname(fileURLToPath(import.meta.url)), '_zero-copy-relay.py');
   await access(script);
-  const child = spawn('python3', [script, base.hostname, base.port], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('python3', [script, base.hostname, base.port, ...(bytesPerSecond ? [String(bytesPerSecond)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await listening(child).catch(() => undefined);
   if (port === undefined) return undefined;
   return { url: `http://127.0.0.1:${port}${base.pathname.replace(/\/$/, '')}`, pid: child.pid!, stop: () => child.kill() };
