@@ -1,8 +1,12 @@
 /**
- * A part's bytes on their way to the ingest, queued, so that the fetch reads the archive's answer (and the reader
- * given it live gets it) at its own pace while the ingest takes its time: opening the temp file, hashing, the
- * commits. The bytes queued for all of a fetch's ingests are bounded (`LagBudget`): past that, the fetch waits for
- * the ingests to catch up, and memory stays bounded whatever the size of the study or of an instance.
+ * A part's bytes on their way to the ingest, queued, so that the fetch reads the archive's answer at its own pace
+ * while the ingest takes its time: opening the temp file, hashing, the commits. It carries the parts no reader
+ * takes as they arrive (a prefetch, a fetch whose readers wait for each commit, the parts after the live reader
+ * left), and what goes past the spool's limits with a live reader (read-through.ts): a part that reaches its
+ * fetch's or its own limit is ingested from its spool file and then from this queue, and once the fetch's limit
+ * is reached, the parts after it come here too. The bytes queued for all of a fetch's ingests are bounded
+ * (`LagBudget`): past that, the fetch waits for the ingests to catch up, and memory stays bounded whatever the
+ * size of the study or of an instance.
  */
 
 const MAX_BATCH_BYTES = 1024 * 1024;

@@ -1,6 +1,7 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { drainedOrClosed } from '../runtime/drained-or-closed.js';
 
 /**
  * One part of the archive's answer kept in a temp file while the reader given it live still reads, so its
@@ -30,15 +31,7 @@ export class PartSpool {
   write(chunk: Buffer): Promise<void> | undefined {
     if (this.failure) return undefined;
     if (this.file.write(chunk)) return undefined;
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.file.off('drain', done);
-        this.file.off('close', done);
-        resolve();
-      };
-      this.file.on('drain', done);
-      this.file.on('close', done);
-    });
+    return drainedOrClosed(this.file);
   }
 
   /** The part is whole: resolves once every byte is in the file (or the spool was lost: see `failed`). */

@@ -4,6 +4,7 @@ import { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import dimse from 'dcmjs-dimse';
 import { dataSetOffset } from '../dicom/file-meta.js';
+import { drainedOrClosed } from '../runtime/drained-or-closed.js';
 
 /**
  * The one place that touches dcmjs-dimse's undocumented members. The SCP (association.ts) reads PDUs
@@ -370,7 +371,7 @@ async function streamFrom(
     }
     socket.uncork();
     at += blockLength;
-    if (!room) await drained(socket);
+    if (!room) await drainedOrClosed(socket);
   }
 }
 
@@ -389,16 +390,4 @@ function pDataHeader(presentationContextId: number, command: boolean, last: bool
 /** One P-DATA-TF PDU with one PDV holding `value`. */
 function pDataPdu(presentationContextId: number, command: boolean, last: boolean, value: Buffer): Buffer {
   return Buffer.concat([pDataHeader(presentationContextId, command, last, value.length), value]);
-}
-
-function drained(socket: Socket): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
 }

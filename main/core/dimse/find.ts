@@ -4,6 +4,7 @@ import { InvalidMatchKeyError } from '../dicom/matching.js';
 import { readRawDataSet, type RawDataSet } from '../dicom/raw-data-set.js';
 import { QUERY_RETRIEVE_SOP_CLASSES } from '../dicom/storage-sop-classes.js';
 import type { FederatedSearch } from '../cloud/federated-search.js';
+import { drainedOrClosed } from '../runtime/drained-or-closed.js';
 import type { Archive } from '../store/archive.js';
 import type { QueryMatch } from '../store/query-types.js';
 import type { AssociationInfo, CFindRequest, CFindResponse, CGetRequest, CMoveRequest, EdgeScp } from './association.js';
@@ -48,15 +49,7 @@ export function receivedIdentifier(scp: EdgeScp, request: CFindRequest | CMoveRe
 /** Lets the socket drain (or a C-CANCEL in) between pending responses. */
 export async function waitForSocket(scp: EdgeScp): Promise<void> {
   if (scp.socket.writableLength > SOCKET_BACKLOG_BYTES) {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        scp.socket.off('drain', done);
-        scp.socket.off('close', done);
-        resolve();
-      };
-      scp.socket.on('drain', done);
-      scp.socket.on('close', done);
-    });
+    await drainedOrClosed(scp.socket);
   } else {
     await yieldToLoop(); // lets a C-CANCEL in
   }

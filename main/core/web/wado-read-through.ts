@@ -14,6 +14,7 @@ import type { WebContext } from './context.js';
 import { HttpError } from './http-errors.js';
 import type { MediaType } from '../multipart/media-type.js';
 import { newBoundary } from '../multipart/writer.js';
+import { drainedOrClosed } from '../runtime/drained-or-closed.js';
 import { archiveHttpError, clientGone } from './read-through.js';
 
 export type Negotiate = (accept: MediaType[], stored: string) => { syntax: string; convert: boolean } | undefined;
@@ -100,21 +101,11 @@ export async function sendThroughArchive(
  */
 const WRITE_AHEAD_BYTES = 1024 * 1024;
 
-/**
- * res.write with backpressure; rejects once the client is gone. Plain listeners, not events.once with an
- * AbortSignal: this runs for every chunk of a study, and each aborted once() costs a DOMException.
- */
+const clientWentAway = () => new Error('the client went away');
+
+/** res.write with backpressure; rejects once the client is gone. Runs for every chunk of a study: see drainedOrClosed. */
 function write(res: FastifyReply['raw'], bytes: Uint8Array): Promise<void> | void {
-  if (res.destroyed) throw new Error('the client went away');
+  if (res.destroyed) throw clientWentAway();
   if (res.write(bytes) || res.writableLength <= WRITE_AHEAD_BYTES) return;
-  return new Promise<void>((resolve, reject) => {
-    const settle = () => {
-      res.off('drain', settle);
-      res.off('close', settle);
-      if (res.destroyed && !res.writableFinished) reject(new Error('the client went away'));
-      else resolve();
-    };
-    res.on('drain', settle);
-    res.on('close', settle);
-  });
+  return drainedOrClosed(res, clientWentAway);
 }
