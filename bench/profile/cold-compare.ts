@@ -4,7 +4,8 @@
  * must have run `node scripts/build.mjs --core`. Orthanc (the cache bench's, with its 500-instance CT study, from
  * BENCH_CACHE_WORK or this checkout's bench/.work/cache) is the archive; each round reads the study cold through
  * a fresh appliance of each root in alternating order, and Orthanc direct, all timed by curl; each read prints the
- * appliance's CPU seconds by thread.
+ * appliance's CPU seconds by thread. COMPARE_B_FLAGS adds Node flags to B's (e.g. `--max-semi-space-size=1`, to
+ * compare a flag on one checkout given twice).
  */
 import { join } from 'node:path';
 import { startOrthanc } from '../../test/support/orthanc.js';
@@ -21,11 +22,11 @@ const ROUNDS = Number(process.argv[4] ?? 3);
 const ct = await ctSeriesFiles(join(WORK, 'ct500'), 500, '2.25.9200000');
 const orthanc = await startOrthanc({ dir: join(WORK, 'orthanc'), storageDir: join(WORK, 'orthanc', 'storage'), startTimeoutMs: 120_000 });
 
-async function coldRead(root: string, name: string): Promise<{ s: number; cpu: number }> {
+async function coldRead(root: string, name: string, flags: string[] = []): Promise<{ s: number; cpu: number }> {
   const dataDir = join(WORK, 'compare', name);
   await freshArchiveDataDir(dataDir, orthanc.dicomWebUrl);
   const httpPort = await freePort();
-  const daemon = spawnDaemon(process.execPath, [...APPLIANCE_NODE_FLAGS, join(root, 'dist/main/core/cli.js'), 'serve', '--data-dir', dataDir,
+  const daemon = spawnDaemon(process.execPath, [...APPLIANCE_NODE_FLAGS, ...flags, join(root, 'dist/main/core/cli.js'), 'serve', '--data-dir', dataDir,
     '--http-port', String(httpPort), '--dimse-port', String(await freePort()), '--api-token', TOKEN], { cwd: root, logFile: join(WORK, `compare-${name}.log`) });
   const base = `http://127.0.0.1:${httpPort}`;
   try {
@@ -54,7 +55,7 @@ try {
   await curlBytes(study, {});
   const a: Array<{ s: number; cpu: number }> = [], b: Array<{ s: number; cpu: number }> = [], d: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    if (r % 2 === 0) { a.push(await coldRead(rootA, 'a')); b.push(await coldRead(rootB, 'b')); } else { b.push(await coldRead(rootB, 'b')); a.push(await coldRead(rootA, 'a')); }
+    if (r % 2 === 0) { a.push(await coldRead(rootA, 'a')); b.push(await coldRead(rootB, 'b', process.env.COMPARE_B_FLAGS?.split(' ').filter(Boolean))); } else { b.push(await coldRead(rootB, 'b', process.env.COMPARE_B_FLAGS?.split(' ').filter(Boolean))); a.push(await coldRead(rootA, 'a')); }
     d.push((await curlBytes(study, {})).seconds);
     console.log(`round ${r}: A ${a.at(-1)!.s.toFixed(3)} s (cpu ${a.at(-1)!.cpu.toFixed(2)}), B ${b.at(-1)!.s.toFixed(3)} s (cpu ${b.at(-1)!.cpu.toFixed(2)}), direct ${d.at(-1)!.toFixed(3)} s`);
   }
