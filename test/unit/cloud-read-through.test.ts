@@ -341,6 +341,44 @@ describe('read-through retrieve from the archive', () => {
     assert.deepEqual(givenAtListing, [total], 'listed once, after the reader had the whole answer');
   });
 
+  test('a reader that follows a live one gets each part from its spool file, before its commit, each once', async () => {
+    const parts = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'SPOOL-FOLLOW', rows: 128, columns: 128 });
+    for (const instance of parts) azure.seedInstance(instance.buffer);
+    const studyUid = parts[0]!.studyUid;
+    const bytesOf = async (body: AsyncIterable<Buffer>) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk);
+      return Buffer.concat(chunks);
+    };
+    // The first reader takes its first part and stops there: nothing can be ingested or committed meanwhile.
+    const first = readThrough.stream({ studyUid }, { accepts: () => true })[Symbol.asyncIterator]();
+    const firstPart = await first.next();
+    assert.ok(!firstPart.done && 'live' in firstPart.value);
+    const second = readThrough.stream({ studyUid }, { accepts: () => true })[Symbol.asyncIterator]();
+    const fromSecond: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the second reader waited for the commits')), 60_000)));
+    try {
+      while (fromSecond.length < parts.length) {
+        const next = await Promise.race([second.next(), stuck]);
+        assert.ok(!next.done && 'live' in next.value, 'each part from its spool file');
+        fromSecond.push(await bytesOf(next.value.live.body));
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(localUids().size, 0, 'nothing committed yet');
+    assert.deepEqual(fromSecond.map(afterPreamble).map((b) => b.toString('base64')).sort(),
+      parts.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
+    // The first reader reads on; the commits that follow give the second reader nothing again.
+    await bytesOf(firstPart.value.live.body);
+    for (let next = await first.next(); !next.done; next = await first.next()) {
+      if ('live' in next.value) await bytesOf(next.value.live.body);
+    }
+    assert.deepEqual(await second.next(), { done: true, value: undefined }, 'no instance twice');
+    await assertAllKept(parts);
+  });
+
   test('past the spool limit, even mid-part, the ingest starts from the spool file and goes on from the queue; every instance is kept exactly', async () => {
     const parts = makeStudy({ series: 1, instancesPerSeries: 5, patientId: 'SPOOL-LIMIT', rows: 128, columns: 128 });
     for (const instance of parts) azure.seedInstance(instance.buffer);

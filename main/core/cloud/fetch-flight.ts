@@ -5,9 +5,12 @@
  */
 import type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
 import type { LiveTap } from './live-tap.js';
+import type { SpooledPart } from './spooled-part.js';
 
 export class FetchFlight {
   readonly committed: InstanceLocation[] = [];
+  /** Whole parts of the answer waiting on disk for their ingest, in order: followers need not wait for it. */
+  readonly spooled: SpooledPart[] = [];
   readonly controller = new AbortController();
   /** Settles when the work ends; never rejects (failures are in `failure`). */
   readonly finished: Promise<void>;
@@ -87,14 +90,34 @@ export class FetchFlight {
     this.wake();
   }
 
+  /** A whole part is on disk, waiting for its ingest (which marks it `taken`). */
+  addSpooled(part: SpooledPart): void {
+    this.spooled.push(part);
+    this.wake();
+  }
+
   /**
    * Every instance the flight commits, from its first, then the end; rejects with the flight's failure
    * after the instances committed before it. `signal` stops the waiting (not the flight).
    */
   async *follow(signal?: AbortSignal): AsyncGenerator<InstanceLocation> {
+    for await (const item of this.followWithSpooled(signal, false)) if (!('spooled' in item)) yield item.instance;
+  }
+
+  /**
+   * Like `follow`, with each part spooled before its commit as soon as it is whole on disk (and not yet taken by
+   * its ingest when the follower reaches it): the same instance may then come again committed.
+   */
+  async *followWithSpooled(signal?: AbortSignal, withSpooled = true): AsyncGenerator<{ spooled: SpooledPart } | { instance: InstanceLocation }> {
     let next = 0;
+    let nextSpooled = 0;
     for (;;) {
-      while (next < this.committed.length) yield this.committed[next++]!;
+      while (withSpooled && nextSpooled < this.spooled.length) {
+        const part = this.spooled[nextSpooled++]!;
+        if (!part.taken) yield { spooled: part };
+      }
+      while (next < this.committed.length) yield { instance: this.committed[next++]! };
+      if (withSpooled && nextSpooled < this.spooled.length) continue;
       if (this.ended) {
         if (this.error !== undefined) throw this.error;
         return;

@@ -12,6 +12,7 @@
  * The reader that starts a fetch is given the archive's parts as they arrive (WADO-RS, C-MOVE), and those parts
  * wait in spool files for their ingest until that reader is done, up to a limit: the reader goes at the
  * archive's pace while the durable ingest, which costs far more of a small box's cores, runs right after.
+ * Readers that follow such a fetch read the parts from their spool files meanwhile (`spooled-part.ts`).
  *
  * What is fetched: when nothing of the scope is here, one WADO-RS request for the whole scope (one round
  * trip, streamed: the cold read). When part of it is here (a fetch that was cut, a study partly evicted),
@@ -31,6 +32,7 @@ import { FetchFlight } from './fetch-flight.js';
 import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
 import { IngestFeed, LagBudget } from './ingest-feed.js';
 import { PartSpool } from './part-spool.js';
+import { openSpooledPart, type SpooledPart } from './spooled-part.js';
 import { metaTransferSyntax } from '../dicom/header.js';
 import { uidProblem } from '../dicom/uid.js';
 import { tagsOf } from '../dicom/dictionary.js';
@@ -77,6 +79,11 @@ const LIST_PAGE_SIZE = 200;
 
 const TAG = tagsOf('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'NumberOfStudyRelatedInstances', 'NumberOfSeriesRelatedInstances');
 
+/** The two scopes name the same study, series or instance. */
+function sameScope(a: InstanceScope, b: InstanceScope): boolean {
+  return a.studyUid === b.studyUid && a.seriesUid === b.seriesUid && a.sopInstanceUid === b.sopInstanceUid;
+}
+
 /** An instance is in the scope. */
 function within(scope: InstanceScope, instance: Pick<InstanceLocation, 'studyUid' | 'seriesUid' | 'sopInstanceUid'>): boolean {
   return instance.studyUid === scope.studyUid
@@ -114,9 +121,15 @@ class TappedPart {
   private sniffed: Buffer[] = [];
   private sniffedBytes = 0;
 
+  /** The part's transfer syntax, once known (named by the archive, or read from its meta header). */
+  transferSyntax: string | undefined;
+
   constructor(private readonly tap: LiveTap, named: string | undefined) {
     this.decided = named !== undefined && uidProblem(named) === undefined;
-    if (this.decided) this.lane = tap.offer(named);
+    if (this.decided) {
+      this.transferSyntax = named;
+      this.lane = tap.offer(named);
+    }
   }
 
   /** Whether the reader is taking this part (it was offered and not declined). */
@@ -150,6 +163,7 @@ class TappedPart {
 
   private decide(syntax: string | undefined): Promise<void> | undefined {
     this.decided = true;
+    this.transferSyntax = syntax;
     this.lane = this.tap.offer(syntax);
     const kept = this.sniffed;
     this.sniffed = [];
@@ -157,6 +171,12 @@ class TappedPart {
     if (!lane) return undefined;
     return Promise.all(kept.map((bytes) => lane.write(bytes))).then(() => undefined);
   }
+}
+
+/** A spooled part dropped without its ingest: followers no longer read it from there. */
+function dropSpool(spool: PartSpool, published: SpooledPart | undefined): void {
+  if (published) published.taken = true;
+  void spool.discard();
 }
 
 /** A listing of the archive that starts when first needed; `settled` is its outcome, whenever it starts. */
@@ -259,8 +279,10 @@ export class ReadThrough {
    * scope of which nothing is here, each part of the archive's answer whose syntax `accepts` takes is given
    * as it arrives (`live`), while the same bytes are written through the ingest; the reader does not wait
    * for their commits. Everything else comes as in `retrieve`, after it is committed, and so does a part the
-   * reader declines part-way (`LivePart.decline`, e.g. one too large to hold). A part given live may
-   * still fail to commit (logged); the reader then has sent the archive's bytes, as the archive sent them.
+   * reader declines part-way (`LivePart.decline`, e.g. one too large to hold). A reader that follows a fetch of
+   * the same scope is given, the same way, each part that waits whole in its spool file for its ingest. A part
+   * given live may still fail to commit (logged); the reader then has sent the archive's bytes, as the archive
+   * sent them.
    */
   async *stream(scope: InstanceScope, options: { signal?: AbortSignal; accepts: (transferSyntax: string) => boolean }): AsyncGenerator<Retrieved> {
     const tap = new LiveTap(options.accepts);
@@ -290,7 +312,30 @@ export class ReadThrough {
       if (end.end === 'complete') return;
     }
     const skip = (sop: string) => sent.has(sop) || (own && tap.deliveredSops.has(sop));
-    for await (const instance of flight.follow(options.signal)) {
+    // A reader following another's fetch of the same scope reads the parts that wait on disk for their ingest.
+    const fromSpool = !own && sameScope(flight.scope, scope);
+    for await (const item of flight.followWithSpooled(options.signal, fromSpool)) {
+      if ('spooled' in item) {
+        if (!options.accepts(item.spooled.transferSyntax)) continue;
+        const opened = await openSpooledPart(item.spooled);
+        if (!opened) continue;
+        if (skip(opened.sopInstanceUid)) {
+          opened.close();
+          continue;
+        }
+        sent.add(opened.sopInstanceUid);
+        let declined = false;
+        const live: LivePart = { ...opened.live, decline: () => { declined = true; opened.close(); } };
+        try {
+          yield { live };
+        } finally {
+          opened.close();
+        }
+        // Declined (e.g. too large to hold): it comes again committed.
+        if (declined) sent.delete(opened.sopInstanceUid);
+        continue;
+      }
+      const { instance } = item;
       if (!within(scope, instance) || skip(instance.sopInstanceUid)) continue;
       sent.add(instance.sopInstanceUid);
       yield { instance };
@@ -504,7 +549,7 @@ export class ReadThrough {
     // share commits as concurrent senders' do, instead of paying one fsync round each in turn.
     const committing: Array<Promise<{ error?: unknown }>> = [];
     // Parts the live reader was given, on disk until that reader is done (or gone), then ingested.
-    const spooled: Array<{ spool: PartSpool; tapped: TappedPart }> = [];
+    const spooled: Array<{ spool: PartSpool; tapped: TappedPart; published?: SpooledPart }> = [];
     const settle = async (outcome: Promise<{ error?: unknown }>) => {
       const { error } = await outcome;
       if (error !== undefined) throw error;
@@ -537,10 +582,11 @@ export class ReadThrough {
       while (spooled.length > 0) {
         if (signal.aborted) {
           // Stopping: what waits on disk is dropped, not ingested.
-          for (const { spool } of spooled.splice(0)) void spool.discard();
+          for (const { spool, published } of spooled.splice(0)) dropSpool(spool, published);
           signal.throwIfAborted();
         }
-        const { spool, tapped } = spooled.shift()!;
+        const { spool, tapped, published } = spooled.shift()!;
+        if (published) published.taken = true;
         // The ingest takes the spool file itself into place: no second copy of its bytes.
         committing.push(ingest(new WrittenTempFile(spool.path), tapped, () => undefined).finally(() => spool.discard()));
         // A few at a time, as parts arriving would come: dozens of ingests reading and writing at once only contend.
@@ -620,7 +666,12 @@ export class ReadThrough {
         }
         if (spool) {
           await spool.end();
-          if (!spool.failed) spooled.push({ spool, tapped: tapped! });
+          if (!spool.failed) {
+            // Whole on disk: readers following the fetch may read it from here until its ingest takes it.
+            const published = tapped!.transferSyntax !== undefined ? { path: spool.path, transferSyntax: tapped!.transferSyntax, taken: false } : undefined;
+            if (published) flight.addSpooled(published);
+            spooled.push({ spool, tapped: tapped!, published });
+          }
           else {
             this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: spool.failed.message },
               'a part streamed to the reader could not be kept here');
@@ -641,7 +692,7 @@ export class ReadThrough {
     } catch (error) {
       // Whole instances already received still commit, spooled ones too, so a cut fetch leaves them indexed and
       // nothing half; unless the appliance is stopping, when spooled parts are dropped rather than ingested.
-      if (signal.aborted) for (const { spool } of spooled.splice(0)) void spool.discard();
+      if (signal.aborted) for (const { spool, published } of spooled.splice(0)) dropSpool(spool, published);
       else await ingestSpooled(false).catch(() => undefined);
       await Promise.all(committing);
       if (oneOfMany && error instanceof ArchiveReadError && error.kind === 'not-found') {
