@@ -341,10 +341,11 @@ describe('read-through retrieve from the archive', () => {
     assert.deepEqual(givenAtListing, [total], 'listed once, after the reader had the whole answer');
   });
 
-  test('a reader that follows a live one gets each part from its spool file, before its commit, each once', async () => {
+  test('a reader that follows a live one gets each part from its spool file, each once, and is done with the answer, before any commit', async () => {
     const parts = makeStudy({ series: 1, instancesPerSeries: 6, patientId: 'SPOOL-FOLLOW', rows: 128, columns: 128 });
     for (const instance of parts) azure.seedInstance(instance.buffer);
     const studyUid = parts[0]!.studyUid;
+    const committed = () => readThrough.known({ studyUid }).filter((i) => i.local).length;
     const bytesOf = async (body: AsyncIterable<Buffer>) => {
       const chunks: Buffer[] = [];
       for await (const chunk of body) chunks.push(chunk);
@@ -367,15 +368,30 @@ describe('read-through retrieve from the archive', () => {
     } finally {
       clearTimeout(timer);
     }
-    assert.equal(localUids().size, 0, 'nothing committed yet');
+    assert.equal(committed(), 0, 'nothing committed yet');
     assert.deepEqual(fromSecond.map(afterPreamble).map((b) => b.toString('base64')).sort(),
       parts.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
-    // The first reader reads on; the commits that follow give the second reader nothing again.
-    await bytesOf(firstPart.value.live.body);
-    for (let next = await first.next(); !next.done; next = await first.next()) {
-      if ('live' in next.value) await bytesOf(next.value.live.body);
+    // The first reader reads on. The listing at the archive is held, so nothing can commit; the second reader has
+    // every part of the whole answer and is done all the same, with no instance twice.
+    let listed!: () => void;
+    const listingHeld = new Promise<void>((resolve) => (listed = resolve));
+    const search = reader.search.bind(reader);
+    reader.search = async (query) => {
+      await listingHeld;
+      return search(query);
+    };
+    try {
+      await bytesOf(firstPart.value.live.body);
+      for (let next = await first.next(); !next.done; next = await first.next()) {
+        if ('live' in next.value) await bytesOf(next.value.live.body);
+      }
+      const end = await Promise.race([second.next(), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 60_000))]);
+      assert.deepEqual(end, { done: true, value: undefined }, 'the second reader is done before the commits');
+      assert.equal(committed(), 0, 'nothing committed while the listing is held');
+    } finally {
+      listed();
+      reader.search = search;
     }
-    assert.deepEqual(await second.next(), { done: true, value: undefined }, 'no instance twice');
     await assertAllKept(parts);
   });
 

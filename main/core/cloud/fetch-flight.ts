@@ -5,7 +5,22 @@
  */
 import type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
 import type { LiveTap } from './live-tap.js';
-import type { SpooledPart } from './spooled-part.js';
+
+/** One part of the archive's answer, from its first byte until its ingest has committed or refused it. */
+export interface AnswerPart {
+  settled: boolean;
+}
+
+/** A whole part of the answer on disk in its spool file, waiting for its ingest (see spooled-part.ts). */
+export interface SpooledPart {
+  path: string;
+  /** As the archive named it, or as its meta header gives it. */
+  transferSyntax: string;
+  /** Its ingest has taken the file (into place, or dropped it): a follower gets the instance from the commits. */
+  taken: boolean;
+  /** The part of the fetch's answer it is. */
+  answerPart: AnswerPart;
+}
 
 export class FetchFlight {
   readonly committed: InstanceLocation[] = [];
@@ -20,6 +35,9 @@ export class FetchFlight {
    */
   readonly listed: Promise<void>;
   private settleListed!: (error?: unknown) => void;
+  private readonly unsettledParts = new Set<AnswerPart>();
+  private answerRead = false;
+  private partFailed = false;
   private listingWanted: (() => void) | undefined;
   private ended = false;
   private error: unknown;
@@ -90,6 +108,37 @@ export class FetchFlight {
     this.wake();
   }
 
+  /** A part of the archive's answer begins; it is unsettled until `partSettled`. */
+  partStarted(): AnswerPart {
+    const part = { settled: false };
+    this.unsettledParts.add(part);
+    return part;
+  }
+
+  /** The part's ingest committed it, or left it out (`failed`: with an error that fails the fetch). */
+  partSettled(part: AnswerPart, failed: boolean): void {
+    part.settled = true;
+    this.unsettledParts.delete(part);
+    if (failed) this.partFailed = true;
+    this.wake();
+  }
+
+  /** The fetch has read the archive's whole answer for its scope: no part begins after this. */
+  answerWhole(): void {
+    this.answerRead = true;
+    this.wake();
+  }
+
+  /**
+   * Whether a follower that was given the parts in `served` from their spool files now has every instance the
+   * answer gives (the rest committed): it need not wait for the fetch's end.
+   */
+  givenAll(served: ReadonlySet<AnswerPart>): boolean {
+    if (!this.answerRead || this.partFailed) return false;
+    for (const part of this.unsettledParts) if (!served.has(part)) return false;
+    return true;
+  }
+
   /** A whole part is on disk, waiting for its ingest (which marks it `taken`). */
   addSpooled(part: SpooledPart): void {
     this.spooled.push(part);
@@ -106,9 +155,10 @@ export class FetchFlight {
 
   /**
    * Like `follow`, with each part spooled before its commit as soon as it is whole on disk (and not yet taken by
-   * its ingest when the follower reaches it): the same instance may then come again committed.
+   * its ingest when the follower reaches it): the same instance may then come again committed. Ends early once
+   * `givenAll` says the follower has every instance.
    */
-  async *followWithSpooled(signal?: AbortSignal, withSpooled = true): AsyncGenerator<{ spooled: SpooledPart } | { instance: InstanceLocation }> {
+  async *followWithSpooled(signal?: AbortSignal, withSpooled = true, givenAll?: () => boolean): AsyncGenerator<{ spooled: SpooledPart } | { instance: InstanceLocation }> {
     let next = 0;
     let nextSpooled = 0;
     for (;;) {
@@ -118,6 +168,7 @@ export class FetchFlight {
       }
       while (next < this.committed.length) yield { instance: this.committed[next++]! };
       if (withSpooled && nextSpooled < this.spooled.length) continue;
+      if (givenAll?.()) return;
       if (this.ended) {
         if (this.error !== undefined) throw this.error;
         return;

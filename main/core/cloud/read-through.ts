@@ -28,11 +28,11 @@ import type { InstanceLocation, InstanceLocations, InstanceScope } from '../stor
 import { ArchiveReadError } from './archive-errors.js';
 import type { ArchiveReader } from './archive-reader.js';
 import { withScope } from './federated-query.js';
-import { FetchFlight } from './fetch-flight.js';
+import { FetchFlight, type AnswerPart, type SpooledPart } from './fetch-flight.js';
 import { LiveTap, type LiveLane, type LivePart, type LiveNext } from './live-tap.js';
 import { IngestFeed, LagBudget } from './ingest-feed.js';
 import { PartSpool } from './part-spool.js';
-import { openSpooledPart, type SpooledPart } from './spooled-part.js';
+import { openSpooledPart } from './spooled-part.js';
 import { metaTransferSyntax } from '../dicom/header.js';
 import { uidProblem } from '../dicom/uid.js';
 import { tagsOf } from '../dicom/dictionary.js';
@@ -313,17 +313,22 @@ export class ReadThrough {
     }
     const skip = (sop: string) => sent.has(sop) || (own && tap.deliveredSops.has(sop));
     // A reader following another's fetch of the same scope reads the parts that wait on disk for their ingest.
+    // It is done once it has every part of the answer, from a spool file or committed, without waiting for the
+    // fetch's end (the other parts' ingests, the listing).
     const fromSpool = !own && sameScope(flight.scope, scope);
-    for await (const item of flight.followWithSpooled(options.signal, fromSpool)) {
+    const served = new Set<AnswerPart>();
+    for await (const item of flight.followWithSpooled(options.signal, fromSpool, () => flight.givenAll(served))) {
       if ('spooled' in item) {
-        if (!options.accepts(item.spooled.transferSyntax)) continue;
-        const opened = await openSpooledPart(item.spooled);
+        const { spooled } = item;
+        if (!options.accepts(spooled.transferSyntax)) continue;
+        const opened = await openSpooledPart(spooled);
         if (!opened) continue;
         if (skip(opened.sopInstanceUid)) {
           opened.close();
           continue;
         }
         sent.add(opened.sopInstanceUid);
+        served.add(spooled.answerPart);
         let declined = false;
         const live: LivePart = { ...opened.live, decline: () => { declined = true; opened.close(); } };
         try {
@@ -331,8 +336,11 @@ export class ReadThrough {
         } finally {
           opened.close();
         }
-        // Declined (e.g. too large to hold): it comes again committed.
-        if (declined) sent.delete(opened.sopInstanceUid);
+        if (declined) {
+          // Too large to hold, e.g.: it comes again committed.
+          sent.delete(opened.sopInstanceUid);
+          served.delete(spooled.answerPart);
+        }
         continue;
       }
       const { instance } = item;
@@ -549,12 +557,12 @@ export class ReadThrough {
     // share commits as concurrent senders' do, instead of paying one fsync round each in turn.
     const committing: Array<Promise<{ error?: unknown }>> = [];
     // Parts the live reader was given, on disk until that reader is done (or gone), then ingested.
-    const spooled: Array<{ spool: PartSpool; tapped: TappedPart; published?: SpooledPart }> = [];
+    const spooled: Array<{ spool: PartSpool; tapped: TappedPart; answerPart: AnswerPart; published?: SpooledPart }> = [];
     const settle = async (outcome: Promise<{ error?: unknown }>) => {
       const { error } = await outcome;
       if (error !== undefined) throw error;
     };
-    const ingest = (source: IngestSource, tapped: TappedPart | undefined, upstreamFailure: () => unknown): Promise<{ error?: unknown }> => archive.ingest(source, {
+    const ingest = (source: IngestSource, tapped: TappedPart | undefined, upstreamFailure: () => unknown, answerPart: AnswerPart): Promise<{ error?: unknown }> => archive.ingest(source, {
       callingAe: reader.name, peer: reader.baseUrl, origin: 'cloud', commitAfter: listing?.need(),
       expect: { studyInstanceUid: target.studyUid, ...(target.sopInstanceUid !== undefined ? { sopInstanceUid: target.sopInstanceUid } : {}) },
     }).then(
@@ -576,7 +584,10 @@ export class ReadThrough {
         }
         return { error };
       },
-    );
+    ).then((outcome) => {
+      flight.partSettled(answerPart, outcome.error !== undefined);
+      return outcome;
+    });
     // Each spooled part leaves the list as its ingest starts, so a failure part-way leaves the rest listed.
     const ingestSpooled = async (failFast: boolean) => {
       while (spooled.length > 0) {
@@ -585,10 +596,10 @@ export class ReadThrough {
           for (const { spool, published } of spooled.splice(0)) dropSpool(spool, published);
           signal.throwIfAborted();
         }
-        const { spool, tapped, published } = spooled.shift()!;
+        const { spool, tapped, answerPart, published } = spooled.shift()!;
         if (published) published.taken = true;
         // The ingest takes the spool file itself into place: no second copy of its bytes.
-        committing.push(ingest(new WrittenTempFile(spool.path), tapped, () => undefined).finally(() => spool.discard()));
+        committing.push(ingest(new WrittenTempFile(spool.path), tapped, () => undefined, answerPart).finally(() => spool.discard()));
         // A few at a time, as parts arriving would come: dozens of ingests reading and writing at once only contend.
         while (committing.length >= SPOOLED_INGESTS_AT_ONCE) {
           const outcome = committing.shift()!;
@@ -602,6 +613,7 @@ export class ReadThrough {
     const maxSpooledBytes = this.options.maxSpooledBytes ?? DEFAULT_MAX_SPOOLED_BYTES;
     try {
       for await (const part of reader.retrieve(target, { signal })) {
+        const answerPart = flight.partStarted();
         let upstreamFailure: unknown;
         const tapped = tap?.listening ? new TappedPart(tap, part.transferSyntax) : undefined;
         // With a reader taking the parts live, each part goes to a spool file and its ingest waits for that reader
@@ -614,7 +626,7 @@ export class ReadThrough {
         const feedIngest = (source: IngestSource, onEnd: () => Promise<void> | void) => {
           // An ingest refused before it read anything leaves its queue to drop.
           const queue = feed!;
-          committing.push(ingest(source, tapped, () => upstreamFailure).finally(async () => {
+          committing.push(ingest(source, tapped, () => upstreamFailure, answerPart).finally(async () => {
             queue.close();
             await onEnd();
           }));
@@ -647,6 +659,7 @@ export class ReadThrough {
                 // The file lacks some of the part's bytes: the rest goes to the reader only, and the part is not kept.
                 this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: head.failed.message },
                   'a part streamed to the reader could not be kept here');
+                flight.partSettled(answerPart, false);
                 void head.discard();
               } else {
                 feed = new IngestFeed(lag);
@@ -661,6 +674,7 @@ export class ReadThrough {
           upstreamFailure = error;
           tapped?.fail(error);
           feed?.fail(error);
+          flight.partSettled(answerPart, true);
           if (spool) void spool.discard();
           throw error;
         }
@@ -668,13 +682,14 @@ export class ReadThrough {
           await spool.end();
           if (!spool.failed) {
             // Whole on disk: readers following the fetch may read it from here until its ingest takes it.
-            const published = tapped!.transferSyntax !== undefined ? { path: spool.path, transferSyntax: tapped!.transferSyntax, taken: false } : undefined;
+            const published = tapped!.transferSyntax !== undefined
+              ? { path: spool.path, transferSyntax: tapped!.transferSyntax, taken: false, answerPart } : undefined;
             if (published) flight.addSpooled(published);
-            spooled.push({ spool, tapped: tapped!, published });
-          }
-          else {
+            spooled.push({ spool, tapped: tapped!, answerPart, published });
+          } else {
             this.log.warn({ event: 'read-through-streamed-not-kept', ...describe(target), archive: reader.name, reason: spool.failed.message },
               'a part streamed to the reader could not be kept here');
+            flight.partSettled(answerPart, false);
             void spool.discard();
           }
         }
@@ -685,6 +700,7 @@ export class ReadThrough {
       }
       // The whole answer is read: once the reader given it live has taken it all (or left), the parts it was given
       // are ingested.
+      if (!oneOfMany && sameScope(target, flight.scope)) flight.answerWhole();
       tap?.finish();
       await tap?.allTaken();
       await ingestSpooled(true);

@@ -1,19 +1,12 @@
 /**
- * A whole part of the archive's answer on disk in its spool file, waiting for its ingest. The ingest starts only
- * once the reader that started the fetch is done, so a reader that follows the fetch reads the part from there
- * rather than waiting for its commit.
+ * Opening a whole part of the archive's answer in its spool file, where it waits for its ingest. The ingest starts
+ * only once the reader that started the fetch is done, so a reader that follows the fetch reads the part from
+ * there rather than waiting for its commit.
  */
 import { open } from 'node:fs/promises';
 import { sniffSopUids } from '../dicom/header.js';
+import type { SpooledPart } from './fetch-flight.js';
 import type { LivePart } from './live-tap.js';
-
-export interface SpooledPart {
-  path: string;
-  /** As the archive named it, or as its meta header gives it. */
-  transferSyntax: string;
-  /** Its ingest has taken the file (into place, or dropped it): a follower gets the instance from the commits. */
-  taken: boolean;
-}
 
 /** The first bytes read for the part's SOP Instance UID (the header before Pixel Data). */
 const HEAD_BYTES = 64 * 1024;
