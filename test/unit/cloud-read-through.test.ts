@@ -395,6 +395,57 @@ describe('read-through retrieve from the archive', () => {
     await assertAllKept(parts);
   });
 
+  test('the archive cuts a live read: a reader that follows it gets the whole parts, then the same failure', async () => {
+    const parts = makeStudy({ series: 1, instancesPerSeries: 5, patientId: 'SPOOL-CUT', rows: 128, columns: 128 });
+    for (const instance of parts) azure.seedInstance(instance.buffer);
+    const studyUid = parts[0]!.studyUid;
+    // Two whole parts, then the answer breaks off once the test lets it.
+    let cut!: () => void;
+    const cutNow = new Promise<void>((resolve) => (cut = resolve));
+    const retrieve = reader.retrieve.bind(reader);
+    reader.retrieve = async function* cutting(target, options) {
+      let given = 0;
+      for await (const part of retrieve(target, options)) {
+        if (given++ === 2) {
+          await cutNow;
+          throw new ArchiveReadError('offline', 'the connection was cut mid-way (test)', { url: 'test', retryable: true });
+        }
+        yield part;
+      }
+    };
+    try {
+      const first = readThrough.stream({ studyUid }, { accepts: () => true })[Symbol.asyncIterator]();
+      const firstPart = await first.next();
+      assert.ok(!firstPart.done && 'live' in firstPart.value);
+      const firstBody = firstPart.value.live.body;
+      const fromSecond: string[] = [];
+      const second = (async () => {
+        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+          assert.ok('live' in item, 'whole parts from their spool files');
+          const chunks: Buffer[] = [];
+          for await (const chunk of item.live.body) chunks.push(chunk);
+          fromSecond.push(instanceUid(Buffer.concat(chunks)));
+        }
+      })();
+      await waitFor(() => fromSecond.length === 2, () => `${fromSecond.length} of the 2 whole parts reached the second reader`);
+      cut();
+      const offline = (error: unknown) => error instanceof ArchiveReadError && error.kind === 'offline';
+      await assert.rejects(second, offline, 'the second reader is not done without the rest');
+      await assert.rejects((async () => {
+        for await (const _ of firstBody) { /* read on */ }
+        for (let next = await first.next(); !next.done; next = await first.next()) {
+          if ('live' in next.value) for await (const _ of next.value.live.body) { /* read on */ }
+        }
+      })(), offline);
+      assert.deepEqual(fromSecond.sort(), parts.slice(0, 2).map((i) => i.sopInstanceUid).sort(), 'the two whole parts, once each');
+      const committed = readThrough.known({ studyUid }).filter((i) => i.local).map((i) => i.sopInstanceUid);
+      assert.deepEqual(committed.sort(), parts.slice(0, 2).map((i) => i.sopInstanceUid).sort(), 'the whole parts are kept');
+    } finally {
+      cut();
+      reader.retrieve = retrieve;
+    }
+  });
+
   test('past the spool limit, even mid-part, the ingest starts from the spool file and goes on from the queue; every instance is kept exactly', async () => {
     const parts = makeStudy({ series: 1, instancesPerSeries: 5, patientId: 'SPOOL-LIMIT', rows: 128, columns: 128 });
     for (const instance of parts) azure.seedInstance(instance.buffer);
