@@ -6,10 +6,8 @@
 import type { InstanceLocation, InstanceScope } from '../store/instance-locations.js';
 import type { LiveTap } from './live-tap.js';
 
-/** One part of the archive's answer, from its first byte until its ingest has committed or refused it. */
-export interface AnswerPart {
-  settled: boolean;
-}
+/** One part of the archive's answer, known by identity from its first byte until its ingest settles it. */
+export type AnswerPart = object;
 
 /** A whole part of the answer on disk in its spool file, waiting for its ingest (see spooled-part.ts). */
 export interface SpooledPart {
@@ -110,14 +108,13 @@ export class FetchFlight {
 
   /** A part of the archive's answer begins; it is unsettled until `partSettled`. */
   partStarted(): AnswerPart {
-    const part = { settled: false };
+    const part: AnswerPart = {};
     this.unsettledParts.add(part);
     return part;
   }
 
   /** The part's ingest committed it, or left it out (`failed`: with an error that fails the fetch). */
   partSettled(part: AnswerPart, failed: boolean): void {
-    part.settled = true;
     this.unsettledParts.delete(part);
     if (failed) this.partFailed = true;
     this.wake();

@@ -330,7 +330,7 @@ export class ReadThrough {
         sent.add(opened.sopInstanceUid);
         served.add(spooled.answerPart);
         let declined = false;
-        const live: LivePart = { ...opened.live, decline: () => { declined = true; opened.close(); } };
+        const live: LivePart = { transferSyntax: spooled.transferSyntax, body: opened.body, decline: () => { declined = true; opened.close(); } };
         try {
           yield { live };
         } finally {

@@ -6,17 +6,16 @@
 import { open } from 'node:fs/promises';
 import { sniffSopUids } from '../dicom/header.js';
 import type { SpooledPart } from './fetch-flight.js';
-import type { LivePart } from './live-tap.js';
 
 /** The first bytes read for the part's SOP Instance UID (the header before Pixel Data). */
 const HEAD_BYTES = 64 * 1024;
 
 /**
- * The part for a follower to pass on, with its SOP Instance UID; undefined when the ingest has taken it already
- * (the follower gets it committed) or its first bytes name no SOP instance. A file opened here stays readable
- * whatever its ingest does with it meanwhile. `close` releases the file, read to the end or not.
+ * The part's bytes for a follower to pass on, with its SOP Instance UID; undefined when the ingest has taken it
+ * already (the follower gets it committed) or its first bytes name no SOP instance. A file opened here stays
+ * readable whatever its ingest does with it meanwhile. `close` releases the file, read to the end or not.
  */
-export async function openSpooledPart(part: SpooledPart): Promise<{ sopInstanceUid: string; live: LivePart; close(): void } | undefined> {
+export async function openSpooledPart(part: SpooledPart): Promise<{ sopInstanceUid: string; body: AsyncIterable<Buffer>; close(): void } | undefined> {
   if (part.taken) return undefined;
   const handle = await open(part.path, 'r').catch(() => undefined);
   if (!handle) return undefined;
@@ -29,8 +28,7 @@ export async function openSpooledPart(part: SpooledPart): Promise<{ sopInstanceU
       return undefined;
     }
     const file = handle.createReadStream({ start: 0, highWaterMark: 1024 * 1024 });
-    const close = () => void file.destroy();
-    return { sopInstanceUid, close, live: { transferSyntax: part.transferSyntax, body: file as AsyncIterable<Buffer>, decline: close } };
+    return { sopInstanceUid, body: file as AsyncIterable<Buffer>, close: () => void file.destroy() };
   } catch {
     await handle.close().catch(() => undefined);
     return undefined;
