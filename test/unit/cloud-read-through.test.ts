@@ -123,6 +123,24 @@ describe('read-through retrieve from the archive', () => {
     return { given, givenAtIngest, givenAtListing };
   }
 
+  /** Holds the archive's listings (QIDO of a scope's instances) until `release`; `asked` once one was asked for. */
+  function holdListing(): { asked: Promise<void>; release(): void; restore(): void } {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let ask!: () => void;
+    const asked = new Promise<void>((resolve) => (ask = resolve));
+    const search = reader.search.bind(reader);
+    reader.search = async (query) => {
+      ask();
+      await held;
+      return search(query);
+    };
+    return { asked, release, restore: () => {
+      release();
+      reader.search = search;
+    } };
+  }
+
   /** Waits until every instance of `parts` is kept here, checks each byte for byte, and that no temp file is left. */
   async function assertAllKept(parts: readonly GeneratedInstance[]): Promise<void> {
     const studyUid = parts[0]!.studyUid;
@@ -186,21 +204,14 @@ describe('read-through retrieve from the archive', () => {
   test('a study found in the archive but not listed: its bytes stream to the reader while the archive lists it', async () => {
     const studyUid = study[0]!.studyUid;
     foundByQido(studyUid);
-    let listed!: () => void;
-    const listingHeld = new Promise<void>((resolve) => (listed = resolve));
-    const search = reader.search.bind(reader);
-    reader.search = async (query) => {
-      await listingHeld;
-      return search(query);
-    };
+    const listing = holdListing();
     try {
       // Once the last part is in, the answer is whole while the listing is still held.
-      const received = await liveParts(studyUid, 'the retrieve waited for the listing', () => listed());
+      const received = await liveParts(studyUid, 'the retrieve waited for the listing', () => listing.release());
       assert.deepEqual(received.map(afterPreamble).map((b) => b.toString('base64')).sort(),
         study.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
     } finally {
-      listed();
-      reader.search = search;
+      listing.restore();
     }
     await waitFor(() => localUids().size === study.length, () => `${localUids().size} of ${study.length} committed`);
     assert.equal(outboxRows(), 0, 'nothing queued to be sent back');
@@ -373,13 +384,7 @@ describe('read-through retrieve from the archive', () => {
       parts.map((i) => afterPreamble(i.buffer).toString('base64')).sort(), 'every instance, byte for byte');
     // The first reader reads on. The listing at the archive is held, so nothing can commit; the second reader has
     // every part of the whole answer and is done all the same, with no instance twice.
-    let listed!: () => void;
-    const listingHeld = new Promise<void>((resolve) => (listed = resolve));
-    const search = reader.search.bind(reader);
-    reader.search = async (query) => {
-      await listingHeld;
-      return search(query);
-    };
+    const listing = holdListing();
     try {
       await bytesOf(firstPart.value.live.body);
       for (let next = await first.next(); !next.done; next = await first.next()) {
@@ -389,8 +394,7 @@ describe('read-through retrieve from the archive', () => {
       assert.deepEqual(end, { done: true, value: undefined }, 'the second reader is done before the commits');
       assert.equal(committed(), 0, 'nothing committed while the listing is held');
     } finally {
-      listed();
-      reader.search = search;
+      listing.restore();
     }
     await assertAllKept(parts);
   });
@@ -481,29 +485,19 @@ describe('read-through retrieve from the archive', () => {
   test('a study found in the archive but not listed: no instance is renamed into place or indexed before the listing', async () => {
     const studyUid = study[0]!.studyUid;
     foundByQido(studyUid);
-    let listed!: () => void;
-    const listingHeld = new Promise<void>((resolve) => (listed = resolve));
-    const search = reader.search.bind(reader);
-    let searching!: () => void;
-    const searchAsked = new Promise<void>((resolve) => (searching = resolve));
-    reader.search = async (query) => {
-      searching();
-      await listingHeld;
-      return search(query);
-    };
+    const listing = holdListing();
     try {
       const all = collect(readThrough.retrieve({ studyUid }));
-      await searchAsked;
+      await listing.asked;
       // The whole answer arrives and is spooled; the commits wait for the cloud rows.
       await waitFor(async () => (await tempFiles()).length === study.length, () => 'every instance spooled');
       assert.equal(localUids().size, 0, 'nothing indexed as here before the listing');
       const files = (await readdir(archive.paths.root, { recursive: true })).filter((f) => String(f).endsWith('.dcm'));
       assert.deepEqual(files, [], 'no file renamed into place');
-      listed();
+      listing.release();
       assert.equal((await all).length, study.length);
     } finally {
-      listed();
-      reader.search = search;
+      listing.restore();
     }
   });
 
