@@ -65,6 +65,14 @@ async function applianceWithArchive(name: string, orthanc: Pick<OrthancPeer, 'di
 
 const applianceLog = (name: string) => join(WORK, `appliance-${name}.log`);
 
+/** A viewer finds the study first: the federated QIDO makes it known to the appliance as cloud-only. */
+async function findStudy(appliance: ServedAppliance, studyUid: string): Promise<void> {
+  const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
+  if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+}
+
+const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
+
 async function orthancHolds(orthanc: OrthancPeer, studyUid: string): Promise<number> {
   const response = await fetch(`${orthanc.dicomWebUrl}/studies/${studyUid}/instances`, { headers: { accept: 'application/dicom+json' } });
   return response.status === 200 ? ((await response.json()) as unknown[]).length : 0;
@@ -173,9 +181,7 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
       const name = `read-${round}`;
       const appliance = await applianceWithArchive(name, orthanc);
       try {
-        // A viewer finds the study first: the federated QIDO makes it known as cloud-only.
-        const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${study.split('/')[2]}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
-        if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+        await findStudy(appliance, study.split('/')[2]);
         const coldRead = async () => {
           cold.push(await timedRead(`${appliance.dicomWebUrl}${study}`, AUTH, orthanc, appliance.pid, true));
           // The cache fills after the reader has the study: warm reads start once every instance is here.
@@ -204,7 +210,6 @@ async function readThrough(rows: Row[], orthanc: OrthancPeer, study: string): Pr
     zeroCopy?.stop();
     memory.stop();
   }
-  const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
   const d = median(direct, (x) => x.seconds);
   const c = median(cold, (x) => x.seconds);
   const w = median(warm, (x) => x.seconds);
@@ -290,8 +295,7 @@ async function overALink(rows: Row[], orthanc: OrthancPeer, study: string): Prom
       const name = `link-${round}`;
       const appliance = await applianceWithArchive(name, { dicomWebUrl: link.url });
       try {
-        const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
-        if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+        await findStudy(appliance, studyUid);
         const coldRead = async () => {
           cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
           await untilKept(name, studyUid);
@@ -312,7 +316,6 @@ async function overALink(rows: Row[], orthanc: OrthancPeer, study: string): Prom
   }
   const c = median(cold, (x) => x.seconds);
   const d = median(direct, (x) => x.seconds);
-  const mbps = (x: { seconds: number; bytes: number }) => `${(x.bytes / 1e6 / x.seconds).toFixed(0)} MB/s`;
   rows.push({
     benchmark,
     'DICOM Edge': `${c.seconds.toFixed(2)} s, ${mbps(c)}`,
@@ -333,8 +336,7 @@ async function readRightAfter(rows: Row[], orthanc: OrthancPeer, study: string):
     const name = `again-${round}`;
     const appliance = await applianceWithArchive(name, orthanc);
     try {
-      const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
-      if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+      await findStudy(appliance, studyUid);
       cold.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
       again.push(await curlBytes(`${appliance.dicomWebUrl}${study}`, AUTH));
       if (again.at(-1)!.bytes !== cold.at(-1)!.bytes) throw new Error(`the second read gave ${again.at(-1)!.bytes} bytes, the first ${cold.at(-1)!.bytes}`);
@@ -386,8 +388,7 @@ async function cMove(rows: Row[], orthanc: OrthancPeer, storescpDir: string, stu
   };
   const appliance = await applianceWithArchive('move', orthanc, storescpPort);
   try {
-    const found = await fetch(`${appliance.dicomWebUrl}/studies?StudyInstanceUID=${studyUid}`, { headers: { ...AUTH, accept: 'application/dicom+json' } });
-    if (found.status !== 200) throw new Error(`federated QIDO for the study answered ${found.status}`);
+    await findStudy(appliance, studyUid);
     const ours = await timeMove(appliance.dimsePort, APPLIANCE_AET);
     const theirs = await timeMove(orthanc.dicomPort, orthanc.aet);
     rows.push({
