@@ -1,5 +1,26 @@
-import { createConnection, createServer } from 'node:net';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Keeps the client sockets this process opens from now on (node's `net.client.socket` channel), so a test that cuts
+ * a connection on the server side can wait until the client has seen it: once a client socket's 'close' is out, the
+ * HTTP client has ended (destroyed) its response, whatever its reader has read of it. `stop` ends the watch.
+ */
+export function watchClientSockets(): { closed(serverSide: Socket): Promise<void>; stop(): void } {
+  const sockets: Socket[] = [];
+  const onSocket = (message: unknown) => sockets.push((message as { socket: Socket }).socket);
+  subscribe('net.client.socket', onSocket);
+  return {
+    closed(serverSide) {
+      const client = sockets.find((socket) => socket.localPort === serverSide.remotePort);
+      if (!client) return Promise.reject(new Error(`no client socket of this process is at port ${serverSide.remotePort}`));
+      return client.closed ? Promise.resolve() : once(client, 'close').then(() => undefined);
+    },
+    stop: () => void unsubscribe('net.client.socket', onSocket),
+  };
+}
 
 /**
  * Ports this process has handed out: the kernel may give a port that was just closed again at once, and two

@@ -4,6 +4,7 @@
 // ever sent back. Real peers (Orthanc) are in test/integration/cloud-read-through.test.ts.
 import { indexDb } from '../support/index-db.js';
 import assert from 'node:assert/strict';
+import type http from 'node:http';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,9 +17,13 @@ import { ReadThrough, type InstanceLocation } from '../../main/core/cloud/read-t
 import { createAuthProvider } from '../../main/core/forward/auth.js';
 import { Archive } from '../../main/core/store/archive.js';
 import { AzureDicomDouble } from '../doubles/azure-dicom.js';
+import { instanceMetadata } from '../doubles/dicom-metadata.js';
+import { listenLoopback, sendJson, type LoopbackServer } from '../doubles/http-server.js';
+import { buildMultipartRelated } from '../doubles/multipart-related.js';
 import { makeStudy, type GeneratedInstance } from '../support/study.js';
 import { readInstanceInfo } from '../doubles/dicom-instance-info.js';
 import { waitFor } from '../support/forward-harness.js';
+import { watchClientSockets } from '../support/net.js';
 
 const silent = pino({ level: 'silent' });
 const small = { rows: 8, columns: 8 } as const;
@@ -582,5 +587,97 @@ describe('read-through retrieve from the archive', () => {
     }
     assert.equal(readThrough.known({ studyUid: study[0]!.studyUid }).length, 0);
     assert.deepEqual(await tempFiles(), []);
+  });
+});
+
+describe('read-through when the archive closes its answer while the fetch is busy', () => {
+  let dir: string;
+  let archive: Archive;
+  let upstream: LoopbackServer;
+  let reader: ArchiveReader;
+  let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+  before(async () => {
+    upstream = await listenLoopback((req, res) => handler(req, res));
+    reader = new ArchiveReader({ baseUrl: upstream.origin, auth: createAuthProvider({ kind: 'none' }), name: 'scripted' });
+  });
+  after(async () => {
+    await reader?.close();
+    await upstream?.close();
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dicom-edge-read-through-cut-'));
+    ({ archive } = await Archive.open({ dataDir: dir, limits: { maxArchiveBytes: 0, minFreeBytes: 0, evictDelivered: false }, logger: silent, route: () => ['scripted'] }));
+  });
+  afterEach(async () => {
+    await archive.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a part whole before the cut is given live and kept, though its end came while the fetch was busy; then offline', async () => {
+    // As Orthanc answers (parts that name no transfer syntax), the end of the second part and the start of the third
+    // arrive and the connection closes while the fetch is busy between the first part and the next (writing the
+    // first to disk, say, under load): the second part arrived whole before the cut, so it is delivered and kept.
+    const study = makeStudy({ series: 1, instancesPerSeries: 3, patientId: 'CUT-WHILE-BUSY', ...small });
+    const studyUid = study[0]!.studyUid;
+    const parts = study.map((i) => ({ body: i.buffer, contentType: 'application/dicom' }));
+    const { body, contentType, boundary } = buildMultipartRelated(parts);
+    // Bytes of the answer up to the middle of part n (0-based).
+    const intoPart = (n: number) => buildMultipartRelated(parts.slice(0, n), { boundary }).body.length - Buffer.byteLength(`--${boundary}--\r\n`)
+      + Buffer.byteLength(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`) + Math.floor(parts[n]!.body.length / 2);
+    const clients = watchClientSockets();
+    let restThenCut!: () => Promise<void>;
+    handler = (req, res) => {
+      if (req.url!.includes('/instances')) return sendJson(res, 200, study.map((i) => instanceMetadata(i.buffer)));
+      res.writeHead(200, { 'content-type': contentType });
+      res.write(body.subarray(0, intoPart(1)));
+      restThenCut = () => {
+        const closed = clients.closed(req.socket);
+        res.write(body.subarray(intoPart(1), intoPart(2)), () => req.socket.destroy());
+        return closed;
+      };
+    };
+    const retrieve = reader.retrieve.bind(reader);
+    reader.retrieve = async function* busyAfterTheFirstPart(target, options) {
+      const answer = retrieve(target, options);
+      try {
+        const first = await answer.next();
+        if (first.done) return;
+        yield first.value;
+        // The fetch has the first part and asks for the next: the rest and the cut have come and gone meanwhile.
+        await restThenCut();
+        for (let next = await answer.next(); !next.done; next = await answer.next()) yield next.value;
+      } finally {
+        await answer.return(undefined);
+      }
+    };
+    const readThrough = new ReadThrough({ archive, reader: () => reader, logger: silent });
+    const given: Buffer[] = [];
+    const offline = (error: unknown) => error instanceof ArchiveReadError && error.kind === 'offline';
+    try {
+      // Read on past a part that breaks off (the cut one): the retrieve ends with the fetch's failure once every
+      // part it could keep is committed.
+      await assert.rejects((async () => {
+        for await (const item of readThrough.stream({ studyUid }, { accepts: () => true })) {
+          assert.ok('live' in item, 'each part as it arrives');
+          const chunks: Buffer[] = [];
+          try {
+            for await (const chunk of item.live.body) chunks.push(chunk);
+          } catch (error) {
+            assert.ok(offline(error), String(error));
+            continue;
+          }
+          given.push(Buffer.concat(chunks));
+        }
+      })(), offline);
+      assert.equal(given.length, 2, 'the two parts whole before the cut were given');
+      given.forEach((bytes, i) => assert.ok(bytes.equals(study[i]!.buffer), `part ${i + 1} byte for byte`));
+      const kept = readThrough.known({ studyUid }).filter((i) => i.local).map((i) => i.sopInstanceUid);
+      assert.deepEqual(kept.sort(), study.slice(0, 2).map((i) => i.sopInstanceUid).sort(), 'and kept');
+    } finally {
+      clients.stop();
+      reader.retrieve = retrieve;
+      await readThrough.close();
+    }
   });
 });

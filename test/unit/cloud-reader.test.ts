@@ -8,6 +8,7 @@ import { ArchiveReader, ArchiveReadError, decodeCursor, encodeCursor, FEED_START
 import type { AuthProvider } from '../../main/core/forward/auth.js';
 import { SignInRequiredError, TokenError } from '../../main/core/forward/auth.js';
 import { listenLoopback, sendEmpty, sendJson, type LoopbackServer } from '../doubles/http-server.js';
+import { watchClientSockets } from '../support/net.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void | Promise<void>;
 
@@ -240,6 +241,40 @@ describe('archive reader against a scripted upstream', () => {
       res.end('[]');
     };
     await expectFailure(drain(reader.retrieve({ studyUid: '1.2' })), 'other', /expected multipart\/related with a boundary, got "application\/json"/);
+  });
+
+  test('WADO-RS: a part that arrived whole before a cut comes whole, though the cut came while the consumer was busy', async () => {
+    // The end of the second part and the start of a third arrive, then the archive closes, all while the consumer
+    // is busy with the first part (writing it to disk, say): the second part arrived before the cut, and counts.
+    const clients = watchClientSockets();
+    let restThenCut!: () => Promise<void>;
+    handler = (req, res) => {
+      res.writeHead(200, { 'content-type': 'multipart/related; type="application/dicom"; boundary=x' });
+      res.write('--x\r\nContent-Type: application/dicom\r\n\r\nAAAA\r\n--x\r\nContent-Type: application/dicom\r\n\r\nBB');
+      restThenCut = () => {
+        const closed = clients.closed(req.socket);
+        res.write('BB\r\n--x\r\nContent-Type: application/dicom\r\n\r\nCC', () => req.socket.destroy());
+        return closed;
+      };
+    };
+    try {
+      const parts = reader.retrieve({ studyUid: '1.2' });
+      const bytes = async (body: NodeJS.ReadableStream) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of body) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks).toString();
+      };
+      const first = await parts.next();
+      assert.ok(!first.done);
+      assert.equal(await bytes(first.value.body), 'AAAA');
+      await restThenCut(); // the client has closed the answer before the consumer reads on
+      const second = await parts.next();
+      assert.ok(!second.done, 'the second part came');
+      assert.equal(await bytes(second.value.body), 'BBBB', 'the second part, whole');
+      await expectFailure(drain(parts), 'offline', /WADO-RS retrieve of study 1\.2 at .*(cut mid-way|unreachable)/);
+    } finally {
+      clients.stop();
+    }
   });
 
   test('a time limit turns an upstream that never answers into offline; the caller\'s abort stays an abort', async () => {

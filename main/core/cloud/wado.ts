@@ -98,12 +98,18 @@ export async function* retrieveArchive(client: ArchiveClient, target: RetrieveTa
   }
 }
 
-/** The response body, with a connection cut mid-way (or the caller's abort) turned into its classified error. */
+/**
+ * The response body, with a connection cut mid-way (or the caller's abort) turned into its classified error, after
+ * every byte that arrived before the cut.
+ */
 async function* classified(response: ArchiveResponse, what: string, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
   try {
     for await (const chunk of response.body) yield chunk as Uint8Array;
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
+    // The stream's async iterator stops at the close and leaves what the response still buffers unread: bytes that
+    // came while the reader was busy (writing a part to disk) and may end a whole part, which is then kept.
+    for (let rest = response.body.read() as Buffer | null; rest !== null; rest = response.body.read() as Buffer | null) yield rest;
     const failure = networkFailure(error, what, response.url);
     // A body that stops before its end is a cut connection, whatever undici calls it.
     if (failure.kind === 'other' && /aborted|terminated|closed/i.test(failure.message)) {
