@@ -1,5 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -23,36 +24,46 @@ export function watchClientSockets(): { closed(serverSide: Socket): Promise<void
 }
 
 /**
- * Ports this process has handed out: the kernel may give a port that was just closed again at once, and two
- * listeners of one test (an appliance's DIMSE and HTTP ports) would then collide.
+ * Ports this process has handed out: a port just closed may be free again at once, and two listeners of one test
+ * (an appliance's DIMSE and HTTP ports) would then collide.
  */
 const handedOut = new Set<number>();
 
-/** A TCP port that was free on 127.0.0.1 a moment ago, and not handed out before by this process. */
+/**
+ * Where free ports are looked for: below the kernel's ephemeral range, never in it. The kernel takes the local port
+ * of every outgoing connection (of this process, of the appliance, of a peer) from that range, so a port found free
+ * there can be taken by a connection before the peer that was to listen on it binds it (seen as EADDRINUSE).
+ */
+const LISTEN_PORTS = listenPortRange();
+
+function listenPortRange(): { low: number; high: number } {
+  const rangeFile = '/proc/sys/net/ipv4/ip_local_port_range';
+  const [ephemeralLow, ephemeralHigh] = existsSync(rangeFile)
+    ? readFileSync(rangeFile, 'utf8').trim().split(/\s+/).map(Number)
+    : [49152, 65535];
+  const low = 10_000;
+  if (ephemeralLow! - low >= 5_000) return { low, high: ephemeralLow! - 1 };
+  if (65_535 - ephemeralHigh! >= 5_000) return { low: ephemeralHigh! + 1, high: 65_535 };
+  throw new Error(`the ephemeral port range ${ephemeralLow}-${ephemeralHigh} (${rangeFile}) leaves no 5000 ports above 10000 for test listeners`);
+}
+
+/** A TCP port outside the ephemeral range that was free on 127.0.0.1 a moment ago, not handed out before by this process. */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await unusedPort();
-    if (handedOut.has(port)) continue;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = LISTEN_PORTS.low + Math.floor(Math.random() * (LISTEN_PORTS.high - LISTEN_PORTS.low + 1));
+    if (handedOut.has(port) || !(await canListen(port))) continue;
     handedOut.add(port);
     return port;
   }
-  throw new Error('the kernel kept giving ports this process had already handed out');
+  throw new Error(`no free port found in ${LISTEN_PORTS.low}-${LISTEN_PORTS.high} after 200 tries`);
 }
 
-function unusedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('could not read the port of a temporary listener'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 

@@ -211,6 +211,14 @@ describe('process helpers', () => {
     const port = await freePort();
     await assert.rejects(waitForPort(port, '127.0.0.1', 200), /did not accept/);
   });
+
+  it('freePort hands out each port once, never one the kernel may give an outgoing connection', async () => {
+    const [ephemeralLow, ephemeralHigh] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number);
+    const ports = await Promise.all(Array.from({ length: 100 }, () => freePort()));
+    assert.equal(new Set(ports).size, ports.length);
+    const inEphemeralRange = ports.filter((port) => port >= ephemeralLow! && port <= ephemeralHigh!);
+    assert.deepEqual(inEphemeralRange, [], `ephemeral range ${ephemeralLow}-${ephemeralHigh}`);
+  });
 });
 
 describe('Orthanc peer', () => {
