@@ -34,6 +34,10 @@ function collect(path, out) {
   return out;
 }
 
+// Run from inside a test process (the runner's own test), the environment names that process's runner; a file's
+// process reports in its own words only without it.
+const { NODE_TEST_CONTEXT: _parentRunner, ...childEnv } = process.env;
+
 /** Kills a file's process and every process its tests started (its process group). */
 function killGroup(child) {
   try {
@@ -41,6 +45,15 @@ function killGroup(child) {
   } catch {
     // The group is already gone.
   }
+}
+
+/**
+ * Kills a file's process group and stops reading its output: a process it started in a session of its own is out
+ * of the group's reach, and may hold the output open.
+ */
+function stop(child) {
+  killGroup(child);
+  child.stdout.destroy();
 }
 
 /**
@@ -55,7 +68,7 @@ function runFile(file, running) {
         '--import', 'tsx', '--test', '--test-isolation=none', '--test-reporter=spec',
         `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-force-exit', file,
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'], detached: true, env: { ...process.env, NODE_ENV: 'test' } },
+      { stdio: ['ignore', 'pipe', 'inherit'], detached: true, env: { ...childEnv, NODE_ENV: 'test' } },
     );
     running.child = child;
     const counts = {};
@@ -65,7 +78,7 @@ function runFile(file, running) {
     const fileLimit = setTimeout(() => {
       console.log(`✖ ${file}: still running after ${FILE_LIMIT_MS / 60_000} minutes; killed, and counted as failed`);
       summarised = false;
-      killGroup(child);
+      stop(child);
     }, FILE_LIMIT_MS);
 
     createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
@@ -78,9 +91,13 @@ function runFile(file, running) {
       if (summary[1] !== 'duration_ms') return;
       summarised = COUNTS.every((key) => key in counts);
       exitWait = setTimeout(() => {
-        console.log(`⚠ ${file}: its tests finished, but its process did not exit within ${EXIT_GRACE_MS / 1000} s; killed`);
+        // The child may have exited while a process it started still holds its output open.
+        const what = child.exitCode === null && child.signalCode === null
+          ? 'its process did not exit'
+          : 'a process its tests started still held its output';
+        console.log(`⚠ ${file}: its tests finished, but ${what} within ${EXIT_GRACE_MS / 1000} s; killed`);
         killedAfterSummary = true;
-        killGroup(child);
+        stop(child);
       }, EXIT_GRACE_MS);
     });
 
