@@ -30,32 +30,42 @@ export function watchClientSockets(): { closed(serverSide: Socket): Promise<void
 const handedOut = new Set<number>();
 
 /**
- * Where free ports are looked for: below the kernel's ephemeral range, never in it. The kernel takes the local port
- * of every outgoing connection (of this process, of the appliance, of a peer) from that range, so a port found free
- * there can be taken by a connection before the peer that was to listen on it binds it (seen as EADDRINUSE).
+ * Where free ports are looked for: outside the kernel's ephemeral range. The kernel takes the local port of every
+ * outgoing connection (of this process, of the appliance, of a peer) from that range, so a port found free there can
+ * be taken by a connection before the peer that was to listen on it binds it (seen as EADDRINUSE). On a machine whose
+ * ephemeral range leaves too little room, ports come from the kernel as before, and stderr says so once.
  */
-const LISTEN_PORTS = listenPortRange();
+const LISTEN_PORTS = listenPortsOf('/proc/sys/net/ipv4/ip_local_port_range');
 
-function listenPortRange(): { low: number; high: number } {
-  const rangeFile = '/proc/sys/net/ipv4/ip_local_port_range';
-  const [ephemeralLow, ephemeralHigh] = existsSync(rangeFile)
-    ? readFileSync(rangeFile, 'utf8').trim().split(/\s+/).map(Number)
-    : [49152, 65535];
-  const low = 10_000;
-  if (ephemeralLow! - low >= 5_000) return { low, high: ephemeralLow! - 1 };
-  if (65_535 - ephemeralHigh! >= 5_000) return { low: ephemeralHigh! + 1, high: 65_535 };
-  throw new Error(`the ephemeral port range ${ephemeralLow}-${ephemeralHigh} (${rangeFile}) leaves no 5000 ports above 10000 for test listeners`);
+function listenPortsOf(rangeFile: string): { low: number; high: number } | undefined {
+  if (!existsSync(rangeFile)) return listenPortsOutside(49_152, 65_535);
+  const [ephemeralLow, ephemeralHigh] = readFileSync(rangeFile, 'utf8').trim().split(/\s+/).map(Number);
+  const ports = listenPortsOutside(ephemeralLow!, ephemeralHigh!);
+  if (ports === undefined) {
+    process.stderr.write(`test listeners take ports in the ephemeral range ${ephemeralLow}-${ephemeralHigh} (${rangeFile}): ` +
+      'it leaves too few outside it, so an outgoing connection may take one first\n');
+  }
+  return ports;
 }
 
-/** A TCP port outside the ephemeral range that was free on 127.0.0.1 a moment ago, not handed out before by this process. */
+/** The ports from 10000 up, outside the ephemeral range given, that test listeners use; undefined if under 2000. */
+export function listenPortsOutside(ephemeralLow: number, ephemeralHigh: number): { low: number; high: number } | undefined {
+  const below = { low: 10_000, high: ephemeralLow - 1 };
+  const above = { low: Math.max(ephemeralHigh + 1, 10_000), high: 65_535 };
+  return [below, above].find((range) => range.high - range.low + 1 >= 2_000);
+}
+
+/** A TCP port, outside the ephemeral range where it can, that was free on 127.0.0.1 a moment ago, not handed out before by this process. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = LISTEN_PORTS.low + Math.floor(Math.random() * (LISTEN_PORTS.high - LISTEN_PORTS.low + 1));
+    const port = LISTEN_PORTS === undefined
+      ? await kernelPickedPort()
+      : LISTEN_PORTS.low + Math.floor(Math.random() * (LISTEN_PORTS.high - LISTEN_PORTS.low + 1));
     if (handedOut.has(port) || !(await canListen(port))) continue;
     handedOut.add(port);
     return port;
   }
-  throw new Error(`no free port found in ${LISTEN_PORTS.low}-${LISTEN_PORTS.high} after 200 tries`);
+  throw new Error('no free port found after 200 tries');
 }
 
 function canListen(port: number): Promise<boolean> {
@@ -64,6 +74,18 @@ function canListen(port: number): Promise<boolean> {
     server.unref();
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function kernelPickedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
   });
 }
 
